@@ -1,0 +1,366 @@
+//! ニックネーム: the name the portal and its mails greet the member by.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use unicode_normalization::UnicodeNormalization;
+
+use crate::lang::Lang;
+
+/// A nickname: 1–20 code points of any script, after NFKC, trimming and collapsing runs
+/// of spaces into one.
+///
+/// Why these rules:
+/// - **Any script**, kana, kanji, Latin, emoji: it is the member's own greeting name.
+/// - **NFKC** so `ﾀﾛｳ` and `タロウ` are one spelling and full-width spaces become
+///   ordinary ones; **trim and collapse spaces** so a nickname never *looks* empty or
+///   differs from another only by invisible padding.
+/// - **No control, format or invisible characters** (line breaks, tabs, zero-width
+///   space and joiner, bidi overrides such as U+202E, BOM, tag characters, Hangul fillers,
+///   the braille blank, private-use and non-characters): they let a nickname break a
+///   mail's layout, hide text, reverse what is shown, or look blank. One consequence:
+///   emoji built with a zero-width joiner (family emoji) are refused; single emoji,
+///   including ones with a variation selector such as `❤️`, are fine.
+/// - **No `<` or `>`** (nor full-width `＜＞`, which NFKC folds into them): the nickname
+///   is pasted into mails and pages, and while every template must escape it anyway, no
+///   nickname needs angle brackets, and refusing them keeps one forgotten escape from
+///   becoming markup injection. Other punctuation (`&`, quotes) stays allowed.
+/// - **20 code points** fits a greeting line on a phone screen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Nickname(String);
+
+impl Nickname {
+    /// Most code points in a nickname.
+    pub const MAX_CHARS: usize = 20;
+
+    /// Raw inputs longer than this are rejected as too long without normalising.
+    const MAX_RAW_BYTES: usize = 1024;
+
+    /// Parses what the member typed into ニックネーム. Never panics, whatever the input.
+    ///
+    /// # Errors
+    /// [`NicknameError::Empty`] when nothing but spaces was typed;
+    /// [`NicknameError::InvalidChar`] for a control, format or invisible character or an
+    /// angle bracket (checked before the length, as it is the more useful message);
+    /// [`NicknameError::TooLong`] over [`Nickname::MAX_CHARS`] code points.
+    pub fn parse(input: &str) -> Result<Nickname, NicknameError> {
+        if input.len() > Self::MAX_RAW_BYTES {
+            return Err(NicknameError::TooLong);
+        }
+        let normalised: String = input.nfkc().collect();
+        let mut out = String::with_capacity(normalised.len());
+        let mut prev: Option<char> = None;
+        for c in normalised.trim().chars() {
+            if c == ' ' {
+                if prev != Some(' ') {
+                    out.push(' ');
+                }
+            } else if is_variation_selector(c) {
+                // Only right after a visible character, and only one.
+                match prev {
+                    Some(p) if p != ' ' && !is_variation_selector(p) => out.push(c),
+                    _ => return Err(NicknameError::InvalidChar),
+                }
+            } else if is_refused(c) {
+                return Err(NicknameError::InvalidChar);
+            } else {
+                out.push(c);
+            }
+            prev = Some(c);
+        }
+        if out.is_empty() {
+            return Err(NicknameError::Empty);
+        }
+        if out.chars().count() > Self::MAX_CHARS {
+            return Err(NicknameError::TooLong);
+        }
+        Ok(Nickname(out))
+    }
+
+    /// The canonical form, to store and to paste (escaped) into pages and mails.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_variation_selector(c: char) -> bool {
+    matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// Characters a nickname may not contain (after NFKC and space handling).
+fn is_refused(c: char) -> bool {
+    c == '<'
+        || c == '>'
+        // Cc: C0, DEL, C1 (includes tab, CR, LF, NEL).
+        || c.is_control()
+        // Any whitespace other than U+0020: line/paragraph separators, ogham space …
+        || c.is_whitespace()
+        || is_format_char(c)
+        || is_invisible_filler(c)
+        || is_private_use_or_noncharacter(c)
+}
+
+/// Unicode general category Cf (format characters), Unicode 15.1: soft hyphen, Arabic
+/// number signs, zero-width space/joiners, LRM/RLM, bidi embeddings, overrides and
+/// isolates, word joiner and invisible operators, BOM, interlinear annotation, shorthand
+/// format controls, musical format controls, tag characters.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// Characters that are not format characters but render as nothing or as a blank:
+/// combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian free
+/// variation selectors, the braille blank, the Hangul half-width filler.
+fn is_invisible_filler(c: char) -> bool {
+    matches!(
+        c,
+        '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'
+            ..='\u{180D}' | '\u{180F}' | '\u{2800}' | '\u{3164}' | '\u{FFA0}'
+    )
+}
+
+/// Private-use code points (shown differently on every device, or as tofu) and
+/// non-characters.
+fn is_private_use_or_noncharacter(c: char) -> bool {
+    let u = u32::from(c);
+    matches!(c, '\u{E000}'..='\u{F8FF}' | '\u{F0000}'..='\u{10FFFF}' | '\u{FDD0}'..='\u{FDEF}')
+        || (u & 0xFFFE) == 0xFFFE
+}
+
+impl fmt::Display for Nickname {
+    /// The nickname as is. Templates that produce HTML must still escape it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Nickname {
+    type Err = NicknameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Nickname::parse(s)
+    }
+}
+
+impl TryFrom<String> for Nickname {
+    type Error = NicknameError;
+
+    /// Through [`Nickname::parse`], so a stored value is checked again when it is read.
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Nickname::parse(&value)
+    }
+}
+
+impl From<Nickname> for String {
+    fn from(n: Nickname) -> Self {
+        n.0
+    }
+}
+
+impl AsRef<str> for Nickname {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Why a nickname was refused. Never carries the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+#[non_exhaustive]
+pub enum NicknameError {
+    /// Nothing, or only spaces, was typed.
+    #[error("nickname is empty")]
+    Empty,
+    /// More than [`Nickname::MAX_CHARS`] code points.
+    #[error("nickname is longer than 20 characters")]
+    TooLong,
+    /// A control, format or invisible character, or `<` / `>`.
+    #[error("nickname contains a character that is not allowed")]
+    InvalidChar,
+}
+
+impl NicknameError {
+    /// Stable code for hosts, logs and tests.
+    pub fn code(&self) -> &'static str {
+        match self {
+            NicknameError::Empty => "nickname.empty",
+            NicknameError::TooLong => "nickname.too_long",
+            NicknameError::InvalidChar => "nickname.invalid_char",
+        }
+    }
+
+    /// The text shown to the member.
+    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
+        let max = Nickname::MAX_CHARS;
+        match lang {
+            Lang::En => match self {
+                NicknameError::Empty => Cow::Borrowed("Please enter a nickname."),
+                NicknameError::TooLong => Cow::Owned(format!(
+                    "Please enter a nickname of at most {max} characters."
+                )),
+                NicknameError::InvalidChar => Cow::Borrowed(
+                    "The nickname contains characters that cannot be used \
+                     (line breaks, invisible characters, < or >).",
+                ),
+            },
+            _ => match self {
+                NicknameError::Empty => Cow::Borrowed("ニックネームを入力してください。"),
+                NicknameError::TooLong => {
+                    Cow::Owned(format!("ニックネームは{max}文字以内で入力してください。"))
+                }
+                NicknameError::InvalidChar => Cow::Borrowed(
+                    "ニックネームに使用できない文字（改行、見えない文字、「<」「>」など）が含まれています。",
+                ),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashSet;
+
+    // Nickname rules (DESIGN §3): NFKC, trim, collapse spaces, any script.
+    #[test]
+    fn nickname_accepts_any_script_and_canonicalises() {
+        for (input, canonical) in [
+            ("たろう", "たろう"),
+            ("ﾀﾛｳ", "タロウ"),
+            ("  山田　太郎  ", "山田 太郎"),
+            ("山田 \u{3000} 太郎", "山田 太郎"),
+            ("Taro & Hanako", "Taro & Hanako"),
+            ("ＫＥＮＰＯ", "KENPO"),
+            ("🍣", "🍣"),
+            ("❤\u{FE0F}", "❤\u{FE0F}"),
+            ("Zoë", "Zoë"),
+            ("Zoe\u{0308}", "Zoë"),
+            (
+                "あいうえおかきくけこさしすせそたちつてと",
+                "あいうえおかきくけこさしすせそたちつてと",
+            ),
+        ] {
+            let n = Nickname::parse(input).unwrap();
+            assert_eq!(n.as_str(), canonical, "{input:?}");
+            assert_eq!(n.to_string(), canonical);
+        }
+    }
+
+    #[test]
+    fn nickname_rejects_with_reason() {
+        for (input, err) in [
+            ("", NicknameError::Empty),
+            ("   ", NicknameError::Empty),
+            ("\u{3000}", NicknameError::Empty),
+            (
+                "あいうえおかきくけこさしすせそたちつてとな",
+                NicknameError::TooLong,
+            ),
+            ("taro\nhanako", NicknameError::InvalidChar),
+            ("taro\thanako", NicknameError::InvalidChar),
+            ("taro\u{200B}", NicknameError::InvalidChar),
+            ("👨\u{200D}👩\u{200D}👧", NicknameError::InvalidChar),
+            ("\u{202E}olleh", NicknameError::InvalidChar),
+            ("\u{FEFF}taro", NicknameError::InvalidChar),
+            ("taro\u{2028}hanako", NicknameError::InvalidChar),
+            ("\u{3164}", NicknameError::InvalidChar),
+            ("\u{FFA0}\u{FFA0}", NicknameError::InvalidChar),
+            ("\u{2800}", NicknameError::InvalidChar),
+            ("\u{E000}", NicknameError::InvalidChar),
+            ("\u{FE0F}", NicknameError::InvalidChar),
+            ("a\u{FE0F}\u{FE0F}", NicknameError::InvalidChar),
+            ("<b>taro</b>", NicknameError::InvalidChar),
+            ("＜script＞", NicknameError::InvalidChar),
+            ("taro\u{E0041}", NicknameError::InvalidChar),
+            ("taro\u{0000}", NicknameError::InvalidChar),
+        ] {
+            assert_eq!(Nickname::parse(input), Err(err), "{input:?}");
+        }
+        assert_eq!(
+            Nickname::parse(&"あ".repeat(500_000)),
+            Err(NicknameError::TooLong)
+        );
+    }
+
+    #[test]
+    fn nickname_messages_and_codes() {
+        assert_eq!(
+            NicknameError::TooLong.message(Lang::Ja),
+            "ニックネームは20文字以内で入力してください。"
+        );
+        let all = [
+            NicknameError::Empty,
+            NicknameError::TooLong,
+            NicknameError::InvalidChar,
+        ];
+        let codes: HashSet<_> = all.iter().map(|e| e.code()).collect();
+        assert_eq!(codes.len(), all.len());
+        for e in all {
+            assert!(e.code().starts_with("nickname."));
+            assert!(!e.message(Lang::En).is_empty());
+            assert!(!e.message(Lang::Ja).is_empty());
+        }
+    }
+
+    #[test]
+    fn nickname_serde_goes_through_parser() {
+        use serde::de::IntoDeserializer;
+        use serde::de::value::{Error as DeError, StringDeserializer};
+        let from = |s: &str| {
+            let de: StringDeserializer<DeError> = s.to_owned().into_deserializer();
+            Nickname::deserialize(de)
+        };
+        assert_eq!(from(" ﾀﾛｳ ").unwrap().as_str(), "タロウ");
+        assert!(from("<x>").is_err());
+        assert_eq!(String::from(Nickname::parse("たろう").unwrap()), "たろう");
+    }
+
+    proptest! {
+        // Parsers never panic on arbitrary strings, and what they accept is canonical.
+        #[test]
+        fn nickname_parse_never_panics(s in any::<String>()) {
+            if let Ok(n) = Nickname::parse(&s) {
+                let count = n.as_str().chars().count();
+                prop_assert!((1..=Nickname::MAX_CHARS).contains(&count));
+                prop_assert_eq!(Nickname::parse(n.as_str()), Ok(n.clone()));
+            }
+        }
+
+        // The canonical form round-trips: parse(canonical) == same value.
+        #[test]
+        fn nickname_canonical_round_trips(s in "[ 　]{0,2}[a-zA-Zあ-んア-ン一-龠ｱ-ﾝ ]{1,18}[ 　]{0,2}") {
+            if let Ok(n) = Nickname::parse(&s) {
+                prop_assert_eq!(Nickname::parse(n.as_str()), Ok(n.clone()));
+                prop_assert_eq!(Nickname::try_from(String::from(n.clone())), Ok(n.clone()));
+                prop_assert!(!n.as_str().contains("  "));
+                prop_assert_eq!(n.as_str().trim(), n.as_str());
+            }
+        }
+    }
+}

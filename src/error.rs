@@ -1,0 +1,282 @@
+//! Errors: what the member caused ([`Rejection`]) and what the host's side did ([`Error`]).
+
+use std::borrow::Cow;
+
+use time::Duration;
+
+use crate::domain::InputError;
+use crate::lang::Lang;
+
+/// Why a member's request was refused.
+///
+/// Every variant has a stable [`code`](Rejection::code) for logs, tests and UI mapping,
+/// and a [`message`](Rejection::message) in the words members see. No message says which
+/// of login ID / password, or which identity attribute, was wrong (SEC-09, SEC-23).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// Something the member typed could not be read (e-mail, 記号・番号・枝番, password …).
+    #[error("invalid input: {0}")]
+    InvalidInput(#[from] InputError),
+    /// A link or handle is unknown or malformed.
+    #[error("link or handle is not valid")]
+    LinkInvalid,
+    /// A link was already used.
+    #[error("link was already used")]
+    LinkUsed,
+    /// A link, key or step has passed its lifespan.
+    #[error("link or step has expired")]
+    Expired,
+    /// The request does not belong to the step the flow is at (SEC-10).
+    #[error("this step is not available now")]
+    WrongStep,
+    /// The identity attributes did not match the roster (never says which, SEC-09).
+    #[error("identity could not be confirmed")]
+    IdentityNotConfirmed,
+    /// Too many identity checks for this flow or this member (SEC-09).
+    #[error("too many identity attempts")]
+    IdentityAttemptsExhausted,
+    /// The 認証キー was wrong.
+    #[error("authentication key is not correct")]
+    AuthKeyIncorrect,
+    /// The 認証キー is dead after too many wrong entries (SEC-11).
+    #[error("authentication key attempts exhausted")]
+    AuthKeyAttemptsExhausted,
+    /// The address is bound to another family member's account (only said after the
+    /// member's identity is proven).
+    #[error("e-mail address is used by a family member")]
+    FamilyEmailInUse,
+    /// This member already has an account.
+    #[error("member already has an account")]
+    AlreadyRegistered,
+    /// The login ID is taken.
+    #[error("login ID is taken")]
+    LoginIdTaken,
+    /// The chosen login ID identifies the member (e-mail, card numbers, birth date;
+    /// SEC-42).
+    #[error("login ID must not be the e-mail address, card number or birth date")]
+    LoginIdIdentifying,
+    /// 新パスワード and 新パスワード(確認) differ.
+    #[error("password confirmation does not match")]
+    PasswordConfirmationMismatch,
+    /// The new password is the temporary one (SEC-41).
+    #[error("new password equals the temporary password")]
+    PasswordSameAsTemporary,
+    /// Login ID or password wrong, account unknown, locked or disabled: one answer for
+    /// all (SEC-23).
+    #[error("login failed")]
+    LoginFailed,
+    /// The 暗証キー was wrong.
+    #[error("one-time code is not correct")]
+    OtpIncorrect,
+    /// The 暗証キー is no longer valid: expired, used, screen closed, replaced by a
+    /// resend or by a newer login. The member starts again at the login screen.
+    #[error("one-time code is no longer valid")]
+    OtpInvalid,
+    /// Too many wrong 暗証キー entries; the login was aborted (SEC-29).
+    #[error("too many one-time code attempts")]
+    OtpAttemptsExhausted,
+    /// Wait before asking again (resend cooldown and caps, SEC-30).
+    #[error("too many requests; retry after {retry_after}")]
+    TooManyRequests {
+        /// How long to wait.
+        retry_after: Duration,
+    },
+    /// Another request changed the same flow at the same moment; retrying may succeed.
+    #[error("concurrent request; please retry")]
+    Busy,
+}
+
+impl Rejection {
+    /// Stable identifier, e.g. `"otp.invalid"`. Input errors carry their own codes
+    /// (`"card_number.branch_length"`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Rejection::InvalidInput(e) => e.code(),
+            Rejection::LinkInvalid => "link.invalid",
+            Rejection::LinkUsed => "link.used",
+            Rejection::Expired => "expired",
+            Rejection::WrongStep => "flow.wrong_step",
+            Rejection::IdentityNotConfirmed => "identity.not_confirmed",
+            Rejection::IdentityAttemptsExhausted => "identity.attempts_exhausted",
+            Rejection::AuthKeyIncorrect => "auth_key.incorrect",
+            Rejection::AuthKeyAttemptsExhausted => "auth_key.attempts_exhausted",
+            Rejection::FamilyEmailInUse => "email.family_in_use",
+            Rejection::AlreadyRegistered => "account.already_registered",
+            Rejection::LoginIdTaken => "login_id.taken",
+            Rejection::LoginIdIdentifying => "login_id.identifying",
+            Rejection::PasswordConfirmationMismatch => "password.confirmation_mismatch",
+            Rejection::PasswordSameAsTemporary => "password.same_as_temporary",
+            Rejection::LoginFailed => "login.failed",
+            Rejection::OtpIncorrect => "otp.incorrect",
+            Rejection::OtpInvalid => "otp.invalid",
+            Rejection::OtpAttemptsExhausted => "otp.attempts_exhausted",
+            Rejection::TooManyRequests { .. } => "too_many_requests",
+            Rejection::Busy => "busy",
+        }
+    }
+
+    /// The text to show the member.
+    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
+        let en = matches!(lang, Lang::En);
+        let pick = |ja: &'static str, e: &'static str| Cow::Borrowed(if en { e } else { ja });
+        match self {
+            Rejection::InvalidInput(e) => e.message(lang),
+            Rejection::LinkInvalid => pick(
+                "このURLは無効です。メールに記載されたURLをもう一度ご確認ください。",
+                "This link is not valid. Please check the link in the mail.",
+            ),
+            Rejection::LinkUsed => pick(
+                "このURLは既に使用されています。お手数ですが最初から手続きをやり直してください。",
+                "This link has already been used. Please start again.",
+            ),
+            Rejection::Expired => pick(
+                "有効期限が切れています。お手数ですが最初から手続きをやり直してください。",
+                "This link or step has expired. Please start again.",
+            ),
+            Rejection::WrongStep => pick(
+                "この操作は現在行えません。最初から手続きをやり直してください。",
+                "This step is not available now. Please start again.",
+            ),
+            Rejection::IdentityNotConfirmed => pick(
+                "入力された内容では本人確認ができませんでした。記号・番号・枝番と生年月日をご確認ください。",
+                "We could not confirm your identity with what you entered. Please check your 記号・番号・枝番 and date of birth.",
+            ),
+            Rejection::IdentityAttemptsExhausted => pick(
+                "本人確認の試行回数が上限に達しました。しばらく時間をおいて、最初から手続きをやり直してください。",
+                "Too many identity checks. Please wait a while and start again.",
+            ),
+            Rejection::AuthKeyIncorrect => pick(
+                "認証キーが正しくありません。本人確認の画面に表示された認証キーを入力してください。",
+                "The authentication key is not correct. Enter the key shown on the identity-check screen.",
+            ),
+            Rejection::AuthKeyAttemptsExhausted => pick(
+                "認証キーの入力回数が上限に達したため、この認証キーは無効になりました。新規利用登録からやり直してください。",
+                "Too many wrong entries: this authentication key is no longer valid. Please register again from the start.",
+            ),
+            Rejection::FamilyEmailInUse => pick(
+                "ご家族と重複するメールアドレスは使用できません。一人ひとり個別のアドレスが必要です。",
+                "This e-mail address is already used by a family member. Each member needs their own address.",
+            ),
+            Rejection::AlreadyRegistered => pick(
+                "既に利用登録がお済みです。ログイン画面から登録済みのログインIDでログインしてください。",
+                "You are already registered. Please log in with your login ID.",
+            ),
+            Rejection::LoginIdTaken => pick(
+                "このログインIDは使用できません。別のログインIDを入力してください。",
+                "This login ID cannot be used. Please choose another.",
+            ),
+            Rejection::LoginIdIdentifying => pick(
+                "メールアドレス、記号・番号、生年月日をログインIDにすることはできません。",
+                "Your login ID must not be your e-mail address, insurance card number or date of birth.",
+            ),
+            Rejection::PasswordConfirmationMismatch => pick(
+                "新パスワードと新パスワード(確認)が一致しません。",
+                "The new password and its confirmation do not match.",
+            ),
+            Rejection::PasswordSameAsTemporary => pick(
+                "仮パスワードと同じパスワードは設定できません。",
+                "The new password must differ from the temporary password.",
+            ),
+            Rejection::LoginFailed => pick(
+                "ログインIDまたはパスワードが正しくありません。",
+                "The login ID or password is not correct.",
+            ),
+            Rejection::OtpIncorrect => pick(
+                "暗証キーが正しくありません。メールに記載された暗証キーを入力してください。",
+                "The 暗証キー is not correct. Enter the key from the mail.",
+            ),
+            Rejection::OtpInvalid => pick(
+                "この暗証キーは無効になりました。お手数ですがログイン画面から再度ログインしてください。",
+                "This 暗証キー is no longer valid. Please log in again.",
+            ),
+            Rejection::OtpAttemptsExhausted => pick(
+                "暗証キーの入力回数が上限に達しました。しばらく時間をおいてから、ログイン画面から再度ログインしてください。",
+                "Too many wrong 暗証キー entries. Please wait a while and log in again.",
+            ),
+            Rejection::TooManyRequests { retry_after } => {
+                let secs = retry_after.whole_seconds().max(1);
+                if en {
+                    Cow::Owned(format!(
+                        "Too many requests. Please try again in {secs} seconds."
+                    ))
+                } else {
+                    Cow::Owned(format!(
+                        "短時間に操作が繰り返されました。{secs}秒ほど待ってから再度お試しください。"
+                    ))
+                }
+            }
+            Rejection::Busy => pick(
+                "ただいま処理が混み合っています。もう一度お試しください。",
+                "The request collided with another one. Please try again.",
+            ),
+        }
+    }
+
+    /// How long the member should wait before trying again, where a cooldown applies.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Rejection::TooManyRequests { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// A host-side failure that has nothing to do with what the member did.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything a `Portal` call can fail with.
+///
+/// `Rejected` is the member's doing: show its message. The others are the host's side:
+/// log them, show a generic 「ただいまサービスを利用できません」 page, and let the member
+/// retry — a failed step never leaves half-made state behind.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The member's request was refused.
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    /// The store failed.
+    #[error("store failed")]
+    Store(#[source] crate::ports::StoreError),
+    /// Sending a mail failed.
+    #[error("mail delivery failed")]
+    Mail(#[source] crate::ports::MailError),
+    /// The member roster failed.
+    #[error("member directory failed")]
+    Directory(#[source] crate::ports::DirectoryError),
+    /// Hashing a password failed.
+    #[error("password hashing failed")]
+    Hash(#[source] crate::password_hash::HashError),
+}
+
+impl Error {
+    /// The rejection, if the member caused this error.
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match self {
+            Error::Rejected(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl From<crate::ports::StoreError> for Error {
+    fn from(e: crate::ports::StoreError) -> Self {
+        Error::Store(e)
+    }
+}
+impl From<crate::ports::MailError> for Error {
+    fn from(e: crate::ports::MailError) -> Self {
+        Error::Mail(e)
+    }
+}
+impl From<crate::ports::DirectoryError> for Error {
+    fn from(e: crate::ports::DirectoryError) -> Self {
+        Error::Directory(e)
+    }
+}
+impl From<crate::password_hash::HashError> for Error {
+    fn from(e: crate::password_hash::HashError) -> Self {
+        Error::Hash(e)
+    }
+}

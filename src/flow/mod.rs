@@ -1,0 +1,82 @@
+//! The pure core: every journey as a persisted state enum and synchronous transitions.
+//!
+//! Nothing here does IO, reads the clock or owns an RNG. A transition takes the current
+//! state, the member's input, [`Env`] (the instant, the policy, the digest keys) and an
+//! RNG, and returns the next state and what to tell the member — or a
+//! [`Rejection`](crate::Rejection). The [`Portal`](crate::Portal) loads, calls, commits
+//! and mails; the property tests drive these functions directly.
+//!
+//! Each state variant carries its own `expires_at`; a state is expired when
+//! `now >= expires_at`.
+
+pub mod login;
+pub mod registration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::policy::Policy;
+use crate::ports::AccountId;
+use crate::token::{DigestKeyring, TokenDigest};
+
+pub use login::{AwaitingOtp, LoginEnd, LoginEndReason, LoginState, OtpConsumed, OtpVerdict};
+pub use registration::{
+    AwaitingAuthKey, AwaitingCredentials, AwaitingIdentity, AwaitingLinkOpen, Completed, Dead,
+    DeadReason, IdentityClaim, IdentityVerified, LinkStatus, RegistrationProof, RegistrationState,
+    Step,
+};
+
+/// What every transition needs from outside: the instant, the policy and the keys.
+#[derive(Clone, Copy, Debug)]
+pub struct Env<'a> {
+    /// The instant of the member's action.
+    pub now: OffsetDateTime,
+    /// The rules.
+    pub policy: &'a Policy,
+    /// The digest keys.
+    pub keys: &'a DigestKeyring,
+}
+
+/// A persisted flow of any kind.
+///
+/// Store this server-side only: it holds digests of the secrets the member holds, and
+/// the attempt counters that make guessing them hopeless.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum FlowState {
+    /// 新規利用登録 (R1–R5).
+    Registration(RegistrationState),
+    /// A login challenge: password accepted, 暗証キー pending (L1–L4).
+    Login(LoginState),
+}
+
+/// How long a finished flow is kept so that a reused link says "already used" rather
+/// than "unknown" (DOM-23).
+pub const TOMBSTONE_TTL: time::Duration = time::Duration::hours(24);
+
+impl FlowState {
+    /// Every digest this flow can be found by: its live secrets and the spent ones it
+    /// keeps to answer "already used".
+    pub fn lookup_keys(&self) -> Vec<TokenDigest> {
+        match self {
+            FlowState::Registration(s) => s.lookup_keys(),
+            FlowState::Login(s) => s.lookup_keys(),
+        }
+    }
+
+    /// When the store may delete the flow.
+    pub fn purge_after(&self) -> OffsetDateTime {
+        match self {
+            FlowState::Registration(s) => s.purge_after(),
+            FlowState::Login(s) => s.purge_after(),
+        }
+    }
+
+    /// The account the flow belongs to, if any.
+    pub fn account(&self) -> Option<&AccountId> {
+        match self {
+            FlowState::Registration(s) => s.account(),
+            FlowState::Login(s) => Some(s.account()),
+        }
+    }
+}

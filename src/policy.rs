@@ -1,0 +1,800 @@
+//! Every number the journeys run on: lifespans, lengths, attempt budgets, cooldowns and
+//! caps, and the insurer's own profile.
+//!
+//! [`Policy::default()`] is strict: it holds the values of the project's security
+//! checklist (NIST SP 800-63B-4, OWASP ASVS 5.0). [`Policy::seed_portal()`] behaves like
+//! the portals members already know, and every way it is looser than the default is a
+//! named [`Deviation`] with a written reason. [`Policy::validate`] refuses settings
+//! outside the standards' limits unless such a deviation was allowed, and returns the
+//! report of the ones that were (SEC-48).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::Duration;
+
+use crate::domain::{CardNumberFormat, PasswordRules};
+use crate::lang::Lang;
+use crate::password_hash::HashParams;
+
+/// A documented way in which a configuration is looser than the strict default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Deviation {
+    /// Passwords shorter than 15 characters although the only other step is an e-mailed
+    /// code, which NIST SP 800-63B-4 §3.1.3.1 does not recognise as a factor.
+    EmailOtpCountsAsFactor,
+    /// A 暗証キー that lives longer than 10 minutes (SEC-28).
+    LongOtpLifetime,
+    /// A 暗証キー with fewer than 6 digits (SEC-28).
+    ShortOtp,
+    /// Argon2id cheaper than m=19456 KiB, t=2, p=1 (SEC-19).
+    WeakPasswordHashing,
+    /// More than 100 consecutive failures allowed before the hard cap (SEC-24, SEC-29).
+    HighFailureCap,
+    /// Forgotten-password recovery by e-mail alone, without re-checking a roster
+    /// attribute (SECURITY.md conflict 6).
+    RecoveryByEmailAlone,
+}
+
+impl Deviation {
+    /// Stable identifier for logs and configuration files.
+    pub fn code(self) -> &'static str {
+        match self {
+            Deviation::EmailOtpCountsAsFactor => "email_otp_counts_as_factor",
+            Deviation::LongOtpLifetime => "long_otp_lifetime",
+            Deviation::ShortOtp => "short_otp",
+            Deviation::WeakPasswordHashing => "weak_password_hashing",
+            Deviation::HighFailureCap => "high_failure_cap",
+            Deviation::RecoveryByEmailAlone => "recovery_by_email_alone",
+        }
+    }
+
+    /// What the deviation gives up, in plain words.
+    pub fn describe(self, lang: Lang) -> &'static str {
+        match (self, lang) {
+            (Deviation::EmailOtpCountsAsFactor, Lang::En) => {
+                "Passwords may be shorter than 15 characters, counting the e-mailed 暗証キー as a second step. NIST SP 800-63B-4 does not recognise e-mail as an authentication factor, so the login is single-factor (AAL1) with a short password."
+            }
+            (Deviation::EmailOtpCountsAsFactor, _) => {
+                "メールで送る暗証キーを2段階目とみなし、15文字未満のパスワードを認めています。NIST SP 800-63B-4 ではメールは認証要素と認められないため、ログインは短いパスワードによる単要素認証(AAL1)です。"
+            }
+            (Deviation::LongOtpLifetime, Lang::En) => {
+                "The 暗証キー stays valid for more than 10 minutes (SEC-28 allows at most 10)."
+            }
+            (Deviation::LongOtpLifetime, _) => {
+                "暗証キーの有効期限が10分を超えています(上限は10分です)。"
+            }
+            (Deviation::ShortOtp, Lang::En) => {
+                "The 暗証キー has fewer than 6 digits (less than 20 bits)."
+            }
+            (Deviation::ShortOtp, _) => "暗証キーが6桁未満です(20ビット未満)。",
+            (Deviation::WeakPasswordHashing, Lang::En) => {
+                "Password hashing is cheaper than Argon2id m=19456 KiB, t=2, p=1 (OWASP minimum)."
+            }
+            (Deviation::WeakPasswordHashing, _) => {
+                "パスワードのハッシュ計算が Argon2id m=19456 KiB, t=2, p=1 (OWASP の最低値) より弱く設定されています。"
+            }
+            (Deviation::HighFailureCap, Lang::En) => {
+                "More than 100 consecutive failed attempts are allowed (NIST allows at most 100)."
+            }
+            (Deviation::HighFailureCap, _) => {
+                "連続して100回を超える失敗を認めています(NIST の上限は100回です)。"
+            }
+            (Deviation::RecoveryByEmailAlone, Lang::En) => {
+                "A forgotten password can be reset with the e-mailed link alone, without re-checking the insurance card data."
+            }
+            (Deviation::RecoveryByEmailAlone, _) => {
+                "パスワードの再設定を、保険証情報の再確認なしにメールのURLだけで行えます。"
+            }
+        }
+    }
+}
+
+impl fmt::Display for Deviation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A deviation the host allowed, with its reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedDeviation {
+    /// Which deviation.
+    pub deviation: Deviation,
+    /// Why the insurer accepts it (shown in the deviation and assurance reports).
+    pub rationale: Cow<'static, str>,
+}
+
+/// What [`Policy::validate`] found acceptable but looser than the strict default.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeviationReport {
+    /// The deviations in force, each with the host's rationale.
+    pub deviations: Vec<AllowedDeviation>,
+}
+
+impl DeviationReport {
+    /// Whether the configuration is the strict one.
+    pub fn is_strict(&self) -> bool {
+        self.deviations.is_empty()
+    }
+
+    /// The report as plain text, one deviation per paragraph.
+    pub fn render(&self, lang: Lang) -> String {
+        if self.deviations.is_empty() {
+            return match lang {
+                Lang::En => "No deviations from the strict default policy.".to_owned(),
+                _ => "既定の厳格な設定からの逸脱はありません。".to_owned(),
+            };
+        }
+        let mut out = String::new();
+        for d in &self.deviations {
+            let label = match lang {
+                Lang::En => "Reason",
+                _ => "理由",
+            };
+            out.push_str(&format!(
+                "- [{}] {}\n  {}: {}\n",
+                d.deviation.code(),
+                d.deviation.describe(lang),
+                label,
+                d.rationale
+            ));
+        }
+        out
+    }
+}
+
+/// A setting [`Policy::validate`] refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A setting is looser than the standards allow and no deviation permits it.
+    #[error(
+        "policy field `{field}` needs the deviation `{deviation}` to be allowed with a rationale"
+    )]
+    DeviationNotAllowed {
+        /// The field at fault.
+        field: &'static str,
+        /// The deviation that would permit it.
+        deviation: Deviation,
+    },
+    /// A setting is outside a hard limit that no deviation can lift.
+    #[error("policy field `{field}` is out of range: {reason}")]
+    OutOfRange {
+        /// The field at fault.
+        field: &'static str,
+        /// What the limit is.
+        reason: &'static str,
+    },
+    /// A rationale string was empty.
+    #[error("deviation `{0}` was allowed without a rationale")]
+    EmptyRationale(Deviation),
+}
+
+/// The second step after the password.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum SecondFactor {
+    /// The e-mailed 暗証キー. Not recognised as an authentication factor by NIST SP
+    /// 800-63B-4 (§3.1.3.1), which is why the strict policy asks for 15-character
+    /// passwords with it.
+    #[default]
+    EmailOtp,
+}
+
+impl SecondFactor {
+    /// Whether NIST SP 800-63B-4 recognises this as an authentication factor.
+    pub fn nist_recognized(self) -> bool {
+        match self {
+            SecondFactor::EmailOtp => false,
+        }
+    }
+}
+
+/// Every lifespan, length, budget, cooldown and cap of the journeys.
+///
+/// Fields are public so a host can start from a preset and change what it needs; call
+/// [`Policy::validate`] (the `Portal` builder does) to check the result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Policy {
+    /// Link 1 (「利用登録手続きのご案内」): 3 h; hard max 24 h, it is a confirmation code
+    /// (NIST SP 800-63A-4 §3.1.8, SEC-06).
+    pub registration_link_ttl: Duration,
+    /// The identity step (R3) after link 1 was opened.
+    pub identity_step_ttl: Duration,
+    /// Link 2 and the 認証キー: 30 min; hard max 24 h (SEC-11).
+    pub verification_link_ttl: Duration,
+    /// The credentials step (R5) after the 認証キー was accepted: 30 min.
+    pub credentials_step_ttl: Duration,
+    /// Characters in the 認証キー (5 bits each; at least 4 = 20 bits).
+    pub auth_key_len: usize,
+    /// Wrong 認証キー entries before the key is dead (SEC-11).
+    pub auth_key_tries: u32,
+    /// Identity checks per registration flow (SEC-09).
+    pub identity_tries_per_flow: u32,
+    /// Identity checks per roster member within [`Self::identity_member_window`] before
+    /// the member is blocked (SEC-09). Counted across flows, so opening new flows does
+    /// not buy new tries.
+    pub identity_tries_per_member: u32,
+    /// Window of [`Self::identity_tries_per_member`].
+    pub identity_member_window: Duration,
+
+    /// 暗証キー lifetime: 10 min; above 10 min needs [`Deviation::LongOtpLifetime`].
+    pub otp_ttl: Duration,
+    /// 暗証キー digits: 6; fewer needs [`Deviation::ShortOtp`].
+    pub otp_digits: usize,
+    /// Wrong 暗証キー entries per challenge (SEC-29).
+    pub otp_tries_per_challenge: u32,
+    /// Consecutive wrong 暗証キー entries per account, across challenges and resends,
+    /// before the login is aborted and the account cools down (SEC-29).
+    pub otp_failures_per_account: u32,
+    /// Cooldown after [`Self::otp_failures_per_account`].
+    pub otp_account_cooldown: Duration,
+    /// Time between 暗証キー再請求 (SEC-30).
+    pub otp_resend_cooldown: Duration,
+    /// Resends per challenge (SEC-30).
+    pub otp_resends_per_challenge: u32,
+    /// 暗証キー mails per account per hour (SEC-30).
+    pub otp_mails_per_account_per_hour: u32,
+    /// When set, a challenge whose code screen has not reported a heartbeat for this long
+    /// is dead, as if the screen had been closed (L3).
+    pub otp_screen_heartbeat: Option<Duration>,
+
+    /// Password length rules (SEC-14).
+    pub password: PasswordRules,
+    /// Failed passwords per account before delays start (SEC-24).
+    pub password_free_failures: u32,
+    /// First delay after the free failures; doubles with each failure (SEC-24).
+    pub password_delay_start: Duration,
+    /// Longest delay (SEC-24).
+    pub password_delay_max: Duration,
+    /// Consecutive failures after which only a password reset unlocks (SEC-24).
+    pub password_failure_cap: u32,
+    /// Argon2id cost (SEC-19).
+    pub hashing: HashParams,
+    /// The second step after the password.
+    pub second_factor: SecondFactor,
+
+    /// Shortest time between two mails to one address (SEC-13).
+    pub mail_min_interval: Duration,
+    /// Mails to one address per hour (SEC-13).
+    pub mails_per_address_per_hour: u32,
+
+    /// Password-reset link: 30 min, hard max 24 h (SEC-38).
+    pub password_reset_link_ttl: Duration,
+    /// Link confirming a new e-mail address: 30 min (SEC-36).
+    pub email_change_link_ttl: Duration,
+    /// A forgotten-password reset re-checks a roster attribute (SECURITY.md conflict 6).
+    pub recovery_requires_identity: bool,
+    /// Insurer-issued temporary passwords: 21 days (SEC-41).
+    pub temporary_password_ttl: Duration,
+    /// Mail the member when the password was right but the 暗証キー step failed (SEC-31).
+    pub notify_on_otp_abort: bool,
+
+    allowed: Vec<AllowedDeviation>,
+}
+
+/// Hard maximum of a confirmation code's lifespan (links 1 and 2, reset links).
+pub const MAX_CONFIRMATION_TTL: Duration = Duration::hours(24);
+/// Strict maximum of the 暗証キー lifetime.
+pub const MAX_OTP_TTL: Duration = Duration::minutes(10);
+/// NIST's ceiling on consecutive failures (SP 800-63B-4 §3.2.2).
+pub const MAX_CONSECUTIVE_FAILURES: u32 = 100;
+/// Password length when the second step is not a recognised factor (SEC-14).
+pub const STRICT_MIN_PASSWORD_CHARS: usize = 15;
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            registration_link_ttl: Duration::hours(3),
+            identity_step_ttl: Duration::minutes(30),
+            verification_link_ttl: Duration::minutes(30),
+            credentials_step_ttl: Duration::minutes(30),
+            auth_key_len: 8,
+            auth_key_tries: 5,
+            identity_tries_per_flow: 5,
+            identity_tries_per_member: 10,
+            identity_member_window: Duration::hours(24),
+            otp_ttl: Duration::minutes(10),
+            otp_digits: 6,
+            otp_tries_per_challenge: 5,
+            otp_failures_per_account: 10,
+            otp_account_cooldown: Duration::minutes(15),
+            otp_resend_cooldown: Duration::seconds(60),
+            otp_resends_per_challenge: 3,
+            otp_mails_per_account_per_hour: 10,
+            otp_screen_heartbeat: None,
+            password: PasswordRules::default(),
+            password_free_failures: 5,
+            password_delay_start: Duration::seconds(30),
+            password_delay_max: Duration::hours(1),
+            password_failure_cap: 50,
+            hashing: HashParams::DEFAULT,
+            second_factor: SecondFactor::EmailOtp,
+            mail_min_interval: Duration::seconds(60),
+            mails_per_address_per_hour: 5,
+            password_reset_link_ttl: Duration::minutes(30),
+            email_change_link_ttl: Duration::minutes(30),
+            recovery_requires_identity: true,
+            temporary_password_ttl: Duration::days(21),
+            notify_on_otp_abort: true,
+            allowed: Vec::new(),
+        }
+    }
+}
+
+impl Policy {
+    /// The preset that behaves like the seed portal: 8-character passwords with the
+    /// e-mailed 暗証キー counted as the second step, and the seed's lifespans (which are
+    /// the defaults). Its one deviation is declared with its reason.
+    pub fn seed_portal() -> Self {
+        let mut p = Policy::default();
+        p.password.min_chars = 8;
+        p.allow_deviation(
+            Deviation::EmailOtpCountsAsFactor,
+            "加入者が慣れた8文字以上のパスワードと、メールの暗証キーによる2段階のログインを維持するため / \
+             keeps the 8-character password plus e-mailed 暗証キー login members already know",
+        )
+    }
+
+    /// Declares that the insurer accepts `deviation`, and why. The rationale appears in
+    /// the deviation report and in `Portal::assurance_report()`.
+    pub fn allow_deviation(
+        mut self,
+        deviation: Deviation,
+        rationale: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        self.allowed.retain(|a| a.deviation != deviation);
+        self.allowed.push(AllowedDeviation {
+            deviation,
+            rationale: rationale.into(),
+        });
+        self
+    }
+
+    fn allows(&self, d: Deviation) -> bool {
+        self.allowed.iter().any(|a| a.deviation == d)
+    }
+
+    /// Checks every setting against the hard limits and the strict defaults.
+    ///
+    /// Returns the report of the deviations in force (only those the settings actually
+    /// use), or the first setting that is refused.
+    pub fn validate(&self) -> Result<DeviationReport, PolicyError> {
+        for a in &self.allowed {
+            if a.rationale.trim().is_empty() {
+                return Err(PolicyError::EmptyRationale(a.deviation));
+            }
+        }
+        let mut used = Vec::new();
+        let mut need = |cond: bool, field: &'static str, d: Deviation| -> Result<(), PolicyError> {
+            if cond {
+                if !self.allows(d) {
+                    return Err(PolicyError::DeviationNotAllowed {
+                        field,
+                        deviation: d,
+                    });
+                }
+                if !used.contains(&d) {
+                    used.push(d);
+                }
+            }
+            Ok(())
+        };
+        let positive = |v: Duration, field: &'static str| {
+            if v <= Duration::ZERO {
+                Err(PolicyError::OutOfRange {
+                    field,
+                    reason: "must be positive",
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let nonzero = |v: u32, field: &'static str| {
+            if v == 0 {
+                Err(PolicyError::OutOfRange {
+                    field,
+                    reason: "must be at least 1",
+                })
+            } else {
+                Ok(())
+            }
+        };
+
+        for (v, f) in [
+            (self.registration_link_ttl, "registration_link_ttl"),
+            (self.verification_link_ttl, "verification_link_ttl"),
+            (self.password_reset_link_ttl, "password_reset_link_ttl"),
+            (self.email_change_link_ttl, "email_change_link_ttl"),
+        ] {
+            positive(v, f)?;
+            if v > MAX_CONFIRMATION_TTL {
+                return Err(PolicyError::OutOfRange {
+                    field: f,
+                    reason: "a confirmation link lives at most 24 hours",
+                });
+            }
+        }
+        positive(self.identity_step_ttl, "identity_step_ttl")?;
+        positive(self.credentials_step_ttl, "credentials_step_ttl")?;
+        positive(self.identity_member_window, "identity_member_window")?;
+        positive(self.otp_ttl, "otp_ttl")?;
+        positive(self.temporary_password_ttl, "temporary_password_ttl")?;
+        positive(self.mail_min_interval, "mail_min_interval")?;
+        positive(self.password_delay_start, "password_delay_start")?;
+        if self.password_delay_max < self.password_delay_start {
+            return Err(PolicyError::OutOfRange {
+                field: "password_delay_max",
+                reason: "must not be shorter than password_delay_start",
+            });
+        }
+        if let Some(h) = self.otp_screen_heartbeat {
+            positive(h, "otp_screen_heartbeat")?;
+        }
+        for (v, f) in [
+            (self.auth_key_tries, "auth_key_tries"),
+            (self.identity_tries_per_flow, "identity_tries_per_flow"),
+            (self.identity_tries_per_member, "identity_tries_per_member"),
+            (self.otp_tries_per_challenge, "otp_tries_per_challenge"),
+            (self.otp_failures_per_account, "otp_failures_per_account"),
+            (self.password_failure_cap, "password_failure_cap"),
+            (
+                self.mails_per_address_per_hour,
+                "mails_per_address_per_hour",
+            ),
+            (
+                self.otp_mails_per_account_per_hour,
+                "otp_mails_per_account_per_hour",
+            ),
+        ] {
+            nonzero(v, f)?;
+        }
+        if self.auth_key_len < crate::token::AuthKey::MIN_LEN
+            || self.auth_key_len > crate::token::AuthKey::MAX_LEN
+        {
+            return Err(PolicyError::OutOfRange {
+                field: "auth_key_len",
+                reason: "the 認証キー has 4 to 16 characters (at least 20 bits)",
+            });
+        }
+        if self.otp_digits < crate::token::OtpCode::MIN_DIGITS
+            || self.otp_digits > crate::token::OtpCode::MAX_DIGITS
+        {
+            return Err(PolicyError::OutOfRange {
+                field: "otp_digits",
+                reason: "the 暗証キー has 4 to 10 digits",
+            });
+        }
+        if self.password.min_chars < PasswordRules::FLOOR_MIN_CHARS {
+            return Err(PolicyError::OutOfRange {
+                field: "password.min_chars",
+                reason: "passwords have at least 8 characters",
+            });
+        }
+        if self.password.max_chars < PasswordRules::MIN_MAX_CHARS
+            || self.password.max_chars < self.password.min_chars
+        {
+            return Err(PolicyError::OutOfRange {
+                field: "password.max_chars",
+                reason: "at least 64 characters must be accepted",
+            });
+        }
+
+        need(
+            self.password.min_chars < STRICT_MIN_PASSWORD_CHARS
+                && !self.second_factor.nist_recognized(),
+            "password.min_chars",
+            Deviation::EmailOtpCountsAsFactor,
+        )?;
+        need(
+            self.otp_ttl > MAX_OTP_TTL,
+            "otp_ttl",
+            Deviation::LongOtpLifetime,
+        )?;
+        need(self.otp_digits < 6, "otp_digits", Deviation::ShortOtp)?;
+        need(
+            !self.hashing.meets(&HashParams::DEFAULT),
+            "hashing",
+            Deviation::WeakPasswordHashing,
+        )?;
+        need(
+            self.password_failure_cap > MAX_CONSECUTIVE_FAILURES,
+            "password_failure_cap",
+            Deviation::HighFailureCap,
+        )?;
+        need(
+            self.otp_failures_per_account > MAX_CONSECUTIVE_FAILURES,
+            "otp_failures_per_account",
+            Deviation::HighFailureCap,
+        )?;
+        need(
+            !self.recovery_requires_identity,
+            "recovery_requires_identity",
+            Deviation::RecoveryByEmailAlone,
+        )?;
+
+        Ok(DeviationReport {
+            deviations: self
+                .allowed
+                .iter()
+                .filter(|a| used.contains(&a.deviation))
+                .cloned()
+                .collect(),
+        })
+    }
+
+    /// The delay owed after `failures` consecutive wrong passwords (SEC-24): none for the
+    /// free ones, then [`Self::password_delay_start`] doubling up to
+    /// [`Self::password_delay_max`].
+    pub fn password_delay(&self, failures: u32) -> Duration {
+        if failures < self.password_free_failures {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - self.password_free_failures).min(30);
+        let factor = 1i64 << doublings;
+        let start = self.password_delay_start.whole_seconds().max(1);
+        let secs = start.saturating_mul(factor);
+        Duration::seconds(secs).min(self.password_delay_max)
+    }
+}
+
+/// Who the portal belongs to: the insurer's names, addresses and links. Nothing
+/// insurer-specific is hard-coded in the library.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct InsurerProfile {
+    /// The insurer's name as members know it (e.g. 「さくら健康保険組合」), used in mails.
+    pub insurer_name: String,
+    /// The portal's name (e.g. 「さくらけんぽWeb」), used in the 暗証キー mail.
+    pub service_name: String,
+    /// Envelope and `From:` address of the mails; its domain is the one members must
+    /// allow in their carrier's 受信設定.
+    pub sender_address: String,
+    /// Where a member turns when a mail was not theirs (「お心当たりのない場合」).
+    pub support_contact: String,
+    /// The only base every mailed link is built from (SEC-39): never the request's Host.
+    pub base_url: String,
+    /// Language of mails unless a member asks otherwise.
+    pub lang: Lang,
+    /// What 記号・番号 look like at this insurer (DOM-8).
+    pub card_number_format: CardNumberFormat,
+}
+
+/// An [`InsurerProfile`] that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// A required text is empty.
+    #[error("insurer profile field `{0}` is empty")]
+    Empty(&'static str),
+    /// The base URL is not `https://` (plain `http://` is accepted for loopback only).
+    #[error("base_url must be https:// (http:// only for localhost / 127.0.0.1)")]
+    InsecureBaseUrl,
+    /// The base URL carries a query or fragment, which links cannot extend safely.
+    #[error("base_url must not contain '?' or '#'")]
+    BaseUrlWithQuery,
+}
+
+impl InsurerProfile {
+    /// A profile with the given names and base URL; other fields take defaults
+    /// (Japanese, 健保組合 card format).
+    pub fn new(
+        insurer_name: impl Into<String>,
+        service_name: impl Into<String>,
+        sender_address: impl Into<String>,
+        support_contact: impl Into<String>,
+        base_url: impl Into<String>,
+    ) -> Self {
+        InsurerProfile {
+            insurer_name: insurer_name.into(),
+            service_name: service_name.into(),
+            sender_address: sender_address.into(),
+            support_contact: support_contact.into(),
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            lang: Lang::Ja,
+            card_number_format: CardNumberFormat::default(),
+        }
+    }
+
+    /// Checks the profile: names present, base URL HTTPS (SEC-39).
+    pub fn validate(&self) -> Result<(), ProfileError> {
+        for (v, f) in [
+            (&self.insurer_name, "insurer_name"),
+            (&self.service_name, "service_name"),
+            (&self.sender_address, "sender_address"),
+            (&self.support_contact, "support_contact"),
+            (&self.base_url, "base_url"),
+        ] {
+            if v.trim().is_empty() {
+                return Err(ProfileError::Empty(f));
+            }
+        }
+        let url = self.base_url.as_str();
+        if url.contains(['?', '#']) {
+            return Err(ProfileError::BaseUrlWithQuery);
+        }
+        let loopback = ["http://localhost", "http://127.0.0.1", "http://[::1]"]
+            .iter()
+            .any(|p| {
+                url.strip_prefix(p)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
+            });
+        if !url.starts_with("https://") && !loopback {
+            return Err(ProfileError::InsecureBaseUrl);
+        }
+        Ok(())
+    }
+
+    /// The sender's domain, for the 受信設定 advisory.
+    pub fn sender_domain(&self) -> &str {
+        self.sender_address
+            .rsplit_once('@')
+            .map(|(_, d)| d)
+            .unwrap_or("")
+    }
+
+    /// A link under the base URL: `{base_url}{path}?token={token}`.
+    pub fn link(&self, path: &str, token: &str) -> String {
+        format!("{}{}?token={}", self.base_url, path, token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sec_48_default_is_strict_and_valid() {
+        let report = Policy::default().validate().unwrap();
+        assert!(report.is_strict());
+        assert_eq!(Policy::default().password.min_chars, 15);
+    }
+
+    #[test]
+    fn sec_48_seed_portal_declares_its_deviation() {
+        let report = Policy::seed_portal().validate().unwrap();
+        assert_eq!(report.deviations.len(), 1);
+        assert_eq!(
+            report.deviations[0].deviation,
+            Deviation::EmailOtpCountsAsFactor
+        );
+        assert!(report.render(Lang::Ja).contains("AAL1"));
+        assert!(report.render(Lang::En).contains("Reason"));
+    }
+
+    #[test]
+    fn sec_48_each_loosening_needs_an_explicit_deviation() {
+        type Change = Box<dyn Fn(&mut Policy)>;
+        let cases: Vec<(Change, Deviation)> = vec![
+            (
+                Box::new(|p| p.otp_ttl = Duration::minutes(15)),
+                Deviation::LongOtpLifetime,
+            ),
+            (Box::new(|p| p.otp_digits = 5), Deviation::ShortOtp),
+            (
+                Box::new(|p| p.hashing.m_cost_kib = 8 * 1024),
+                Deviation::WeakPasswordHashing,
+            ),
+            (
+                Box::new(|p| p.password_failure_cap = 200),
+                Deviation::HighFailureCap,
+            ),
+            (
+                Box::new(|p| p.password.min_chars = 8),
+                Deviation::EmailOtpCountsAsFactor,
+            ),
+            (
+                Box::new(|p| p.recovery_requires_identity = false),
+                Deviation::RecoveryByEmailAlone,
+            ),
+        ];
+        for (change, deviation) in cases {
+            let mut p = Policy::default();
+            change(&mut p);
+            assert_eq!(
+                p.validate().unwrap_err(),
+                PolicyError::DeviationNotAllowed {
+                    field: match deviation {
+                        Deviation::LongOtpLifetime => "otp_ttl",
+                        Deviation::ShortOtp => "otp_digits",
+                        Deviation::WeakPasswordHashing => "hashing",
+                        Deviation::HighFailureCap => "password_failure_cap",
+                        Deviation::EmailOtpCountsAsFactor => "password.min_chars",
+                        _ => "recovery_requires_identity",
+                    },
+                    deviation
+                }
+            );
+            let p = p.allow_deviation(deviation, "tested");
+            let report = p.validate().unwrap();
+            assert_eq!(report.deviations.len(), 1);
+            assert_eq!(report.deviations[0].deviation, deviation);
+        }
+    }
+
+    #[test]
+    fn sec_06_links_over_24_hours_are_refused_even_with_deviations() {
+        let p = Policy {
+            registration_link_ttl: Duration::hours(25),
+            ..Policy::default()
+        };
+        assert!(matches!(
+            p.validate(),
+            Err(PolicyError::OutOfRange {
+                field: "registration_link_ttl",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn sec_14_password_floor_is_eight_even_with_deviation() {
+        let mut p = Policy::default().allow_deviation(Deviation::EmailOtpCountsAsFactor, "x");
+        p.password.min_chars = 7;
+        assert!(matches!(p.validate(), Err(PolicyError::OutOfRange { .. })));
+    }
+
+    #[test]
+    fn empty_rationale_is_refused() {
+        let p = Policy::seed_portal().allow_deviation(Deviation::EmailOtpCountsAsFactor, " ");
+        assert_eq!(
+            p.validate(),
+            Err(PolicyError::EmptyRationale(
+                Deviation::EmailOtpCountsAsFactor
+            ))
+        );
+    }
+
+    #[test]
+    fn sec_24_delay_schedule_doubles_from_30s_to_one_hour() {
+        let p = Policy::default();
+        let secs: Vec<i64> = (0..14)
+            .map(|n| p.password_delay(n).whole_seconds())
+            .collect();
+        assert_eq!(
+            secs,
+            vec![0, 0, 0, 0, 0, 30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
+        );
+        assert_eq!(p.password_delay(u32::MAX), Duration::hours(1));
+    }
+
+    #[test]
+    fn sec_39_base_url_must_be_https_except_loopback() {
+        let mk = |u: &str| {
+            InsurerProfile::new(
+                "さくら健康保険組合",
+                "さくらけんぽWeb",
+                "no-reply@sakura-kenpo.example.jp",
+                "03-0000-0000",
+                u,
+            )
+        };
+        assert!(
+            mk("https://portal.sakura-kenpo.example.jp")
+                .validate()
+                .is_ok()
+        );
+        assert!(mk("http://127.0.0.1:8080").validate().is_ok());
+        assert!(mk("http://localhost").validate().is_ok());
+        assert_eq!(
+            mk("http://portal.sakura-kenpo.example.jp").validate(),
+            Err(ProfileError::InsecureBaseUrl)
+        );
+        assert_eq!(
+            mk("http://localhost.evil.example").validate(),
+            Err(ProfileError::InsecureBaseUrl)
+        );
+        assert_eq!(
+            mk("https://x.example/?a=1").validate(),
+            Err(ProfileError::BaseUrlWithQuery)
+        );
+        assert_eq!(
+            mk("https://portal.example/").link("/r", "tok"),
+            "https://portal.example/r?token=tok"
+        );
+    }
+}

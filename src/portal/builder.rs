@@ -1,0 +1,226 @@
+//! Configuring a [`Portal`].
+
+use std::sync::Arc;
+
+use super::{Inner, Portal};
+use crate::mail::{DefaultTemplates, MailTemplates};
+use crate::password_hash::{HashError, PasswordHasher, Pepper};
+use crate::policy::{InsurerProfile, Policy, PolicyError, ProfileError};
+use crate::ports::{AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock, TracingAudit};
+use crate::token::{DigestKey, DigestKeyring, WeakKey};
+
+/// Paths (under the profile's base URL) of the pages mailed links land on. The host
+/// serves them; the defaults match the example portal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LinkPaths {
+    /// Login page (mentioned in notices).
+    pub login: String,
+    /// Landing page of link 1 (R2).
+    pub registration: String,
+    /// Landing page of link 2 (R4).
+    pub verification: String,
+    /// Landing page of the password-reset link.
+    pub password_reset: String,
+    /// Landing page of the e-mail-change confirmation link.
+    pub email_change: String,
+}
+
+impl Default for LinkPaths {
+    fn default() -> Self {
+        LinkPaths {
+            login: "/login".to_owned(),
+            registration: "/registration/link".to_owned(),
+            verification: "/registration/verify".to_owned(),
+            password_reset: "/password-reset/link".to_owned(),
+            email_change: "/email-change/confirm".to_owned(),
+        }
+    }
+}
+
+/// A portal configuration that cannot run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required part was not given.
+    #[error("portal builder: `{0}` is required")]
+    Missing(&'static str),
+    /// The policy was refused (SEC-48).
+    #[error("policy refused")]
+    Policy(#[from] PolicyError),
+    /// The insurer profile was refused.
+    #[error("insurer profile refused")]
+    Profile(#[from] ProfileError),
+    /// The digest key is too short.
+    #[error("secret key refused")]
+    Key(#[from] WeakKey),
+    /// The password hasher could not be built.
+    #[error("password hasher refused")]
+    Hasher(#[from] HashError),
+}
+
+/// Builds a [`Portal`]; see [`Portal::builder`].
+///
+/// Required: `store`, `mailer`, `directory`, `insurer`, `secret_key`. Optional: `clock`
+/// (system clock), `audit` (tracing), `policy` (strict default), `templates` (Japanese
+/// defaults), `pepper`, `link_paths`, `max_concurrent_hashes`.
+#[derive(Default)]
+#[must_use]
+pub struct PortalBuilder {
+    store: Option<Arc<dyn Store>>,
+    mailer: Option<Arc<dyn Mailer>>,
+    directory: Option<Arc<dyn MemberDirectory>>,
+    clock: Option<Arc<dyn Clock>>,
+    audit: Option<Arc<dyn AuditSink>>,
+    templates: Option<Arc<dyn MailTemplates>>,
+    policy: Option<Policy>,
+    profile: Option<InsurerProfile>,
+    paths: Option<LinkPaths>,
+    secret_key: Option<Vec<u8>>,
+    previous_keys: Vec<(u8, Vec<u8>)>,
+    key_id: u8,
+    pepper: Option<Pepper>,
+    previous_peppers: Vec<Pepper>,
+    max_concurrent_hashes: Option<usize>,
+}
+
+impl PortalBuilder {
+    /// Where flows, accounts and counters live.
+    pub fn store(mut self, store: impl Store + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// A store already shared elsewhere.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// How mail leaves.
+    pub fn mailer(mut self, mailer: impl Mailer + 'static) -> Self {
+        self.mailer = Some(Arc::new(mailer));
+        self
+    }
+
+    /// A mailer already shared elsewhere (e.g. a `RecordingMailer` a test reads).
+    pub fn shared_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
+        self.mailer = Some(mailer);
+        self
+    }
+
+    /// The insurer roster.
+    pub fn directory(mut self, directory: impl MemberDirectory + 'static) -> Self {
+        self.directory = Some(Arc::new(directory));
+        self
+    }
+
+    /// A roster already shared elsewhere.
+    pub fn shared_directory(mut self, directory: Arc<dyn MemberDirectory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// Where `now` comes from (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Where security events go (default: `tracing`).
+    pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// Mail wording (default: the Japanese and English texts of [`DefaultTemplates`]).
+    pub fn templates(mut self, templates: Arc<dyn MailTemplates>) -> Self {
+        self.templates = Some(templates);
+        self
+    }
+
+    /// The rules (default: [`Policy::default`], the strict one). Validated by `build`.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The insurer's names and base URL.
+    pub fn insurer(mut self, profile: InsurerProfile) -> Self {
+        self.profile = Some(profile);
+        self
+    }
+
+    /// Paths of the pages mailed links land on.
+    pub fn link_paths(mut self, paths: LinkPaths) -> Self {
+        self.paths = Some(paths);
+        self
+    }
+
+    /// The HMAC key for token digests (≥ 32 bytes, from the host's secret store — never
+    /// from the database the digests live in).
+    pub fn secret_key(mut self, id: u8, key: impl Into<Vec<u8>>) -> Self {
+        self.key_id = id;
+        self.secret_key = Some(key.into());
+        self
+    }
+
+    /// A retired digest key still accepted for links already mailed.
+    pub fn previous_secret_key(mut self, id: u8, key: impl Into<Vec<u8>>) -> Self {
+        self.previous_keys.push((id, key.into()));
+        self
+    }
+
+    /// A pepper for password hashes (SEC-21), and retired ones still accepted.
+    pub fn pepper(mut self, pepper: Pepper, previous: Vec<Pepper>) -> Self {
+        self.pepper = Some(pepper);
+        self.previous_peppers = previous;
+        self
+    }
+
+    /// How many Argon2 computations may run at once (SEC-22; default: the number of
+    /// CPUs).
+    pub fn max_concurrent_hashes(mut self, n: usize) -> Self {
+        self.max_concurrent_hashes = Some(n);
+        self
+    }
+
+    /// Checks the configuration and builds the portal.
+    pub fn build(self) -> Result<Portal, ConfigError> {
+        let store = self.store.ok_or(ConfigError::Missing("store"))?;
+        let mailer = self.mailer.ok_or(ConfigError::Missing("mailer"))?;
+        let directory = self.directory.ok_or(ConfigError::Missing("directory"))?;
+        let profile = self.profile.ok_or(ConfigError::Missing("insurer"))?;
+        let secret = self.secret_key.ok_or(ConfigError::Missing("secret_key"))?;
+        profile.validate()?;
+        let policy = self.policy.unwrap_or_default();
+        let report = policy.validate()?;
+        let mut keys = DigestKeyring::new(DigestKey::new(self.key_id, secret)?);
+        for (id, k) in self.previous_keys {
+            keys = keys.with_previous(DigestKey::new(id, k)?);
+        }
+        let hasher = PasswordHasher::new(
+            policy.hashing,
+            self.pepper,
+            self.previous_peppers,
+            self.max_concurrent_hashes
+                .unwrap_or_else(PasswordHasher::default_max_concurrent),
+        )?;
+        Ok(Portal {
+            inner: Arc::new(Inner {
+                store,
+                mailer,
+                directory,
+                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+                audit: self.audit.unwrap_or_else(|| Arc::new(TracingAudit)),
+                templates: self.templates.unwrap_or_else(|| Arc::new(DefaultTemplates)),
+                policy,
+                report,
+                profile,
+                paths: self.paths.unwrap_or_default(),
+                keys,
+                hasher,
+            }),
+        })
+    }
+}

@@ -1,0 +1,718 @@
+//! 新規利用登録 (R1–R5) through the portal.
+
+use time::OffsetDateTime;
+
+use super::{MAX_CAS_RETRIES, Portal, busy, window_hit};
+use crate::domain::{
+    Carrier, EmailAddress, InputError, LoginId, Nickname, Password, PasswordContext,
+    check_new_password,
+};
+use crate::error::{Error, Rejection};
+use crate::flow::registration::{self, LinkStatus};
+use crate::flow::{
+    AwaitingCredentials, Dead, DeadReason, FlowState, IdentityClaim, RegistrationState,
+};
+use crate::mail::{MailLink, MailMessage};
+use crate::password_hash::Verification;
+use crate::ports::{
+    Account, AccountId, AccountLookup, AccountStatus, AccountWrite, AuditEvent, AuditKind, Commit,
+    CommitOutcome, FlowId, FlowRecord, FlowWrite, SecurityStamp, Versioned,
+};
+use crate::token::{AuthKey, FlowHandle, RegistrationLinkToken, VerificationLinkToken};
+
+/// The answer to R1 — the same whether or not the address is known (SEC-07). It depends
+/// only on the address as typed: a carrier advisory for docomo/au/SoftBank/Y!mobile
+/// addresses (DOM-20) and a warning for legacy non-RFC addresses (DOM-21).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrationStarted {
+    /// The carrier, if the address is a carrier address.
+    pub carrier: Option<Carrier>,
+    /// The 受信設定 advisory to show under 送信完了, if any.
+    pub carrier_advisory: Option<String>,
+    /// Whether the address is a legacy docomo/au form some mail servers refuse.
+    pub legacy_address_warning: bool,
+}
+
+/// The answer to R3: the 認証キー to show on screen once (「必ず控えてください」).
+#[derive(Debug)]
+pub struct AuthKeyShown {
+    /// The key. Show it on this screen only.
+    pub auth_key: AuthKey,
+    /// When it and link 2 stop working.
+    pub expires_at: OffsetDateTime,
+}
+
+/// What the member types at R5 (利用者情報入力).
+#[derive(Debug)]
+pub struct NewCredentials {
+    /// 新ログインID.
+    pub login_id: String,
+    /// 新パスワード.
+    pub password: Password,
+    /// 新パスワード(確認).
+    pub password_confirmation: Password,
+    /// ニックネーム (optional).
+    pub nickname: Option<String>,
+}
+
+/// The answer to R5: the account exists (登録完了).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registered {
+    /// The new account.
+    pub account_id: AccountId,
+}
+
+impl Portal {
+    /// R1 (メールアドレス入力 → 送信する): mails link 1, or — when the address already has
+    /// an account — a notice to its owner instead. The answer is the same either way,
+    /// and also when the mail was throttled (SEC-07, SEC-13).
+    pub async fn start_registration(&self, email: &str) -> Result<RegistrationStarted, Error> {
+        let email = EmailAddress::parse(email)
+            .map_err(InputError::from)
+            .map_err(Rejection::from)?;
+        let now = self.now();
+        let answer = RegistrationStarted {
+            carrier: email.carrier(),
+            carrier_advisory: email
+                .carrier()
+                .map(|c| c.advisory(self.inner.profile.sender_domain(), self.inner.profile.lang)),
+            legacy_address_warning: email.is_legacy_non_rfc(),
+        };
+        let registered = self
+            .inner
+            .store
+            .find_account(AccountLookup::Email(email.clone()))
+            .await?
+            .is_some();
+        for _ in 0..MAX_CAS_RETRIES {
+            let Some(counter) = self.mail_allowance(&email, now).await? else {
+                self.audit(AuditEvent::new(AuditKind::MailThrottled, now).email(email.masked()));
+                return Ok(answer);
+            };
+            if registered {
+                let commit = Commit {
+                    counters: vec![counter],
+                    ..Commit::default()
+                };
+                match self.commit(commit).await? {
+                    CommitOutcome::Committed => {}
+                    _ => continue,
+                }
+                self.audit(
+                    AuditEvent::new(AuditKind::RegistrationForRegisteredAddress, now)
+                        .email(email.masked()),
+                );
+                let login_url = self.login_url();
+                self.send_mail(&email, MailMessage::AlreadyRegistered { login_url })
+                    .await;
+                return Ok(answer);
+            }
+            let (state, token) = {
+                let mut rng = Self::rng();
+                let (s, t) = registration::start(email.clone(), self.env(now), &mut rng);
+                (s, t)
+            };
+            let expires_at = state.expires_at;
+            let flow_id = FlowId::generate(&mut Self::rng());
+            let commit = Commit {
+                flows: vec![FlowWrite {
+                    expected: None,
+                    record: FlowRecord {
+                        id: flow_id.clone(),
+                        state: FlowState::Registration(RegistrationState::AwaitingLinkOpen(state)),
+                    },
+                }],
+                counters: vec![counter],
+                ..Commit::default()
+            };
+            match self.commit(commit).await? {
+                CommitOutcome::Committed => {}
+                _ => continue,
+            }
+            self.audit(
+                AuditEvent::new(AuditKind::RegistrationStarted, now)
+                    .flow(&flow_id)
+                    .email(email.masked()),
+            );
+            let url = self
+                .inner
+                .profile
+                .link(&self.inner.paths.registration, token.expose_secret());
+            self.send_mail(
+                &email,
+                MailMessage::RegistrationLink(MailLink {
+                    url,
+                    token,
+                    expires_at,
+                }),
+            )
+            .await;
+            return Ok(answer);
+        }
+        Err(busy())
+    }
+
+    /// R2, GET of link 1: what the link would do, consuming nothing (mail scanners
+    /// follow links).
+    pub async fn inspect_registration_link(&self, token: &str) -> Result<LinkStatus, Error> {
+        let Ok(token) = RegistrationLinkToken::parse(token) else {
+            return Ok(LinkStatus::Invalid);
+        };
+        let now = self.now();
+        let candidates = token.digest_candidates(&self.inner.keys);
+        let Some(found) = self.find_flow(&candidates).await? else {
+            return Ok(LinkStatus::Invalid);
+        };
+        Ok(match &found.value.state {
+            FlowState::Registration(s) => candidates
+                .iter()
+                .map(|d| s.link1_status(d, now))
+                .find(|st| *st != LinkStatus::Invalid)
+                .unwrap_or(LinkStatus::Invalid),
+            _ => LinkStatus::Invalid,
+        })
+    }
+
+    /// R2, POST of 【本人確認ページへ】: consumes link 1 and binds the flow to this
+    /// browser. Keep the returned handle in the browser (cookie or hidden field).
+    pub async fn open_registration_link(&self, token: &str) -> Result<FlowHandle, Error> {
+        let token = RegistrationLinkToken::parse(token).map_err(|_| Rejection::LinkInvalid)?;
+        let candidates = token.digest_candidates(&self.inner.keys);
+        for _ in 0..MAX_CAS_RETRIES {
+            let now = self.now();
+            let Some(found) = self.find_flow(&candidates).await? else {
+                return Err(Rejection::LinkInvalid.into());
+            };
+            let FlowState::Registration(state) = found.value.state.clone() else {
+                return Err(Rejection::LinkInvalid.into());
+            };
+            let digest = matching_digest(&state, &candidates);
+            let (next, handle) = {
+                let mut rng = Self::rng();
+                state.open_link(&digest, self.env(now), &mut rng)?
+            };
+            if self.replace_flow(&found, next).await? {
+                self.audit(
+                    AuditEvent::new(AuditKind::RegistrationLinkOpened, now).flow(&found.value.id),
+                );
+                return Ok(handle);
+            }
+        }
+        Err(busy())
+    }
+
+    /// R3 (本人確認 → 確認): checks 記号・番号・枝番 and 生年月日 against the roster. On
+    /// success returns the 認証キー to show once and mails link 2 to the R1 address.
+    /// Attempts are limited per flow and per member across flows (SEC-09); a failure
+    /// never says which attribute was wrong.
+    pub async fn verify_identity(
+        &self,
+        handle: &str,
+        claim: IdentityClaim,
+    ) -> Result<AuthKeyShown, Error> {
+        let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
+        let candidates = handle.digest_candidates(&self.inner.keys);
+        let record = self.inner.directory.find(&claim.card_number).await?;
+        for _ in 0..MAX_CAS_RETRIES {
+            let now = self.now();
+            let Some(found) = self.find_flow(&candidates).await? else {
+                return Err(Rejection::WrongStep.into());
+            };
+            let FlowState::Registration(state) = found.value.state.clone() else {
+                return Err(Rejection::WrongStep.into());
+            };
+            let digest = matching_digest(&state, &candidates);
+            // SEC-09: count the check against the member before comparing anything.
+            let p = &self.inner.policy;
+            let (member_counter, member_exhausted) = match &record {
+                Some(r) => {
+                    let key = format!("identity:{}", r.member_id.as_str());
+                    let current = self.inner.store.load_counter(&key).await?;
+                    match window_hit(
+                        key,
+                        current,
+                        now,
+                        p.identity_member_window,
+                        p.identity_tries_per_member,
+                        None,
+                    ) {
+                        Ok(w) => (Some(w), false),
+                        Err(_) => (None, true),
+                    }
+                }
+                None => (None, false),
+            };
+            if !matches!(state, RegistrationState::AwaitingIdentity(ref s) if s.handle == digest) {
+                return Err(Rejection::WrongStep.into());
+            }
+            let step = {
+                let mut rng = Self::rng();
+                state.verify_identity(
+                    &digest,
+                    &claim,
+                    record.as_ref(),
+                    member_exhausted,
+                    self.env(now),
+                    &mut rng,
+                )
+            };
+            let mut next_state = step.state;
+            let mut result = step.result;
+            // After identity is proven the member may be told about their own account
+            // or a family member's use of the address.
+            if let Ok(verified) = &result {
+                let member_has_account = self
+                    .inner
+                    .store
+                    .find_account(AccountLookup::Member(verified.member.clone()))
+                    .await?
+                    .is_some();
+                let email = registration_email(&found.value.state);
+                let email_taken = match email {
+                    Some(e) => self
+                        .inner
+                        .store
+                        .find_account(AccountLookup::Email(e.clone()))
+                        .await?
+                        .is_some(),
+                    None => false,
+                };
+                if member_has_account || email_taken {
+                    let reason = if member_has_account {
+                        DeadReason::AlreadyRegistered
+                    } else {
+                        DeadReason::FamilyEmailInUse
+                    };
+                    next_state = RegistrationState::Dead(Dead {
+                        reason,
+                        spent: next_state.lookup_keys(),
+                        at: now,
+                    });
+                    result = Err(if member_has_account {
+                        Rejection::AlreadyRegistered
+                    } else {
+                        Rejection::FamilyEmailInUse
+                    });
+                }
+            }
+            let mut commit = Commit {
+                flows: vec![FlowWrite {
+                    expected: Some(found.version),
+                    record: FlowRecord {
+                        id: found.value.id.clone(),
+                        state: FlowState::Registration(next_state),
+                    },
+                }],
+                ..Commit::default()
+            };
+            if let Some(c) = member_counter {
+                commit.counters.push(c);
+            }
+            match self.commit(commit).await? {
+                CommitOutcome::Committed => {}
+                _ => continue,
+            }
+            let member = record.as_ref().map(|r| r.member_id.clone());
+            return match result {
+                Ok(verified) => {
+                    let mut ev =
+                        AuditEvent::new(AuditKind::IdentityVerified, now).flow(&found.value.id);
+                    if let Some(m) = &member {
+                        ev = ev.member(m);
+                    }
+                    self.audit(ev);
+                    if let Some(email) = registration_email(&found.value.state) {
+                        let url = self.inner.profile.link(
+                            &self.inner.paths.verification,
+                            verified.link.expose_secret(),
+                        );
+                        self.send_mail(
+                            email,
+                            MailMessage::IdentityVerified(MailLink {
+                                url,
+                                token: verified.link,
+                                expires_at: verified.expires_at,
+                            }),
+                        )
+                        .await;
+                    }
+                    Ok(AuthKeyShown {
+                        auth_key: verified.auth_key,
+                        expires_at: verified.expires_at,
+                    })
+                }
+                Err(rejection) => {
+                    let kind = if member_exhausted {
+                        AuditKind::IdentityMemberBlocked
+                    } else if matches!(
+                        rejection,
+                        Rejection::FamilyEmailInUse | Rejection::AlreadyRegistered
+                    ) {
+                        AuditKind::FamilyEmailRefused
+                    } else {
+                        AuditKind::IdentityFailed
+                    };
+                    let mut ev = AuditEvent::new(kind, now)
+                        .flow(&found.value.id)
+                        .detail(rejection.code());
+                    if let Some(m) = &member {
+                        ev = ev.member(m);
+                    }
+                    self.audit(ev);
+                    Err(rejection.into())
+                }
+            };
+        }
+        Err(busy())
+    }
+
+    /// R4, GET of link 2: what the link would do, consuming nothing.
+    pub async fn inspect_verification_link(&self, token: &str) -> Result<LinkStatus, Error> {
+        let Ok(token) = VerificationLinkToken::parse(token) else {
+            return Ok(LinkStatus::Invalid);
+        };
+        let now = self.now();
+        let candidates = token.digest_candidates(&self.inner.keys);
+        let Some(found) = self.find_flow(&candidates).await? else {
+            return Ok(LinkStatus::Invalid);
+        };
+        Ok(match &found.value.state {
+            FlowState::Registration(s) => candidates
+                .iter()
+                .map(|d| s.link2_status(d, now))
+                .find(|st| *st != LinkStatus::Invalid)
+                .unwrap_or(LinkStatus::Invalid),
+            _ => LinkStatus::Invalid,
+        })
+    }
+
+    /// R4, POST of 認証: link 2 together with the 認証キー from the R3 screen. Consumes
+    /// both and binds the flow to this browser (which may be another device than R3's).
+    pub async fn confirm_auth_key(&self, token: &str, auth_key: &str) -> Result<FlowHandle, Error> {
+        let token = VerificationLinkToken::parse(token).map_err(|_| Rejection::LinkInvalid)?;
+        let key = AuthKey::parse(auth_key).map_err(|_| Rejection::AuthKeyIncorrect)?;
+        let candidates = token.digest_candidates(&self.inner.keys);
+        for _ in 0..MAX_CAS_RETRIES {
+            let now = self.now();
+            let Some(found) = self.find_flow(&candidates).await? else {
+                return Err(Rejection::LinkInvalid.into());
+            };
+            let FlowState::Registration(state) = found.value.state.clone() else {
+                return Err(Rejection::LinkInvalid.into());
+            };
+            let digest = matching_digest(&state, &candidates);
+            let step = {
+                let mut rng = Self::rng();
+                state
+                    .clone()
+                    .confirm_auth_key(&digest, &key, self.env(now), &mut rng)
+            };
+            if step.state == state {
+                // Nothing to record (expired, used, exhausted): answer without writing.
+                return step.result.map_err(Error::from);
+            }
+            if !self.replace_flow(&found, step.state).await? {
+                continue;
+            }
+            let kind = if step.result.is_ok() {
+                AuditKind::AuthKeyConfirmed
+            } else {
+                AuditKind::AuthKeyFailed
+            };
+            self.audit(AuditEvent::new(kind, now).flow(&found.value.id));
+            return step.result.map_err(Error::from);
+        }
+        Err(busy())
+    }
+
+    /// R2' (事前登録の方): the insurer-issued login ID and 仮パスワード instead of R3–R4.
+    /// Returns a new handle for R5. The temporary password can never become the
+    /// long-term one (SEC-41); failures count against the account like login failures.
+    pub async fn sign_in_with_temporary_password(
+        &self,
+        handle: &str,
+        login_id: &str,
+        password: &str,
+    ) -> Result<FlowHandle, Error> {
+        let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
+        let candidates = handle.digest_candidates(&self.inner.keys);
+        let now = self.now();
+        let Some(found) = self.find_flow(&candidates).await? else {
+            return Err(Rejection::WrongStep.into());
+        };
+        let FlowState::Registration(state) = found.value.state.clone() else {
+            return Err(Rejection::WrongStep.into());
+        };
+        let digest = matching_digest(&state, &candidates);
+        if !matches!(state, RegistrationState::AwaitingIdentity(ref s) if s.handle == digest && now < s.expires_at)
+        {
+            return Err(Rejection::WrongStep.into());
+        }
+        let account = self.check_password(login_id, password, now, true).await?;
+        let next = {
+            let mut rng = Self::rng();
+            state.accept_temporary_credentials(
+                &digest,
+                account.value.id.clone(),
+                account.value.member.clone(),
+                self.env(now),
+                &mut rng,
+            )?
+        };
+        let (next_state, new_handle) = next;
+        if !self.replace_flow(&found, next_state).await? {
+            return Err(busy());
+        }
+        self.audit(
+            AuditEvent::new(AuditKind::TemporaryCredentialsAccepted, now)
+                .flow(&found.value.id)
+                .account(&account.value.id),
+        );
+        Ok(new_handle)
+    }
+
+    /// R5 (利用者情報入力 → 登録): validates 新ログインID, 新パスワード (+確認) and
+    /// ニックネーム, and creates the account atomically with completing the flow. Login
+    /// ID, address and member are each unique; a family member's address gets its own
+    /// message (「ご家族と重複するメールアドレスは使用できません」).
+    pub async fn complete_registration(
+        &self,
+        handle: &str,
+        credentials: NewCredentials,
+    ) -> Result<Registered, Error> {
+        let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
+        let candidates = handle.digest_candidates(&self.inner.keys);
+        let now = self.now();
+        let Some(found) = self.find_flow(&candidates).await? else {
+            return Err(Rejection::WrongStep.into());
+        };
+        let FlowState::Registration(state) = found.value.state.clone() else {
+            return Err(Rejection::WrongStep.into());
+        };
+        let digest = matching_digest(&state, &candidates);
+        let ready = state.ready_to_complete(&digest, now)?.clone();
+
+        let login_id = LoginId::parse(&credentials.login_id)
+            .map_err(InputError::from)
+            .map_err(Rejection::from)?;
+        let nickname = match credentials.nickname.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(n) => Some(
+                Nickname::parse(n)
+                    .map_err(InputError::from)
+                    .map_err(Rejection::from)?,
+            ),
+        };
+        if credentials.password.expose_secret() != credentials.password_confirmation.expose_secret()
+        {
+            return Err(Rejection::PasswordConfirmationMismatch.into());
+        }
+        let context = self
+            .password_context(&ready, &login_id, nickname.as_ref())
+            .await?;
+        if login_is_identifying(&login_id, &ready.email, &context.1) {
+            return Err(Rejection::LoginIdIdentifying.into());
+        }
+        check_new_password(
+            &credentials.password,
+            &self.inner.policy.password,
+            &context.0,
+        )
+        .map_err(InputError::from)
+        .map_err(Rejection::from)?;
+
+        let provisioned = match ready.proof.provisioned_account() {
+            Some(id) => {
+                let Some(acc) = self
+                    .inner
+                    .store
+                    .find_account(AccountLookup::Id(id.clone()))
+                    .await?
+                else {
+                    return Err(Rejection::WrongStep.into());
+                };
+                // SEC-41: the temporary password cannot become the long-term one.
+                if let Verification::Match { .. } = self
+                    .inner
+                    .hasher
+                    .verify(&credentials.password, &acc.value.password_hash)
+                    .await?
+                {
+                    return Err(Rejection::PasswordSameAsTemporary.into());
+                }
+                Some(acc)
+            }
+            None => None,
+        };
+        let password_hash = self.inner.hasher.hash(&credentials.password).await?;
+        let (account_id, stamp) = {
+            let mut rng = Self::rng();
+            (
+                provisioned
+                    .as_ref()
+                    .map(|a| a.value.id.clone())
+                    .unwrap_or_else(|| AccountId::generate(&mut rng)),
+                SecurityStamp::generate(&mut rng),
+            )
+        };
+        let account = Account {
+            id: account_id.clone(),
+            login_id,
+            email: Some(ready.email.clone()),
+            member: ready.proof.member().clone(),
+            nickname,
+            password_hash,
+            security_stamp: stamp,
+            status: AccountStatus::Active,
+            password_failures: 0,
+            last_password_failure_at: None,
+            otp_failures: 0,
+            otp_cooldown_until: None,
+            created_at: provisioned
+                .as_ref()
+                .map(|a| a.value.created_at)
+                .unwrap_or(now),
+        };
+        let account_write = match &provisioned {
+            Some(acc) => AccountWrite::Update {
+                expected: acc.version,
+                account: account.clone(),
+            },
+            None => AccountWrite::Create(account.clone()),
+        };
+        let commit = Commit {
+            flows: vec![FlowWrite {
+                expected: Some(found.version),
+                record: FlowRecord {
+                    id: found.value.id.clone(),
+                    state: FlowState::Registration(state.complete(account_id.clone(), now)),
+                },
+            }],
+            accounts: vec![account_write],
+            ..Commit::default()
+        };
+        match self.commit(commit).await? {
+            CommitOutcome::Committed => {}
+            CommitOutcome::LoginIdTaken => return Err(Rejection::LoginIdTaken.into()),
+            CommitOutcome::EmailTaken => {
+                self.audit(
+                    AuditEvent::new(AuditKind::FamilyEmailRefused, now)
+                        .flow(&found.value.id)
+                        .member(ready.proof.member()),
+                );
+                return Err(Rejection::FamilyEmailInUse.into());
+            }
+            CommitOutcome::MemberTaken => return Err(Rejection::AlreadyRegistered.into()),
+            // Someone else completed or changed this flow first.
+            _ => return Err(Rejection::WrongStep.into()),
+        }
+        self.audit(
+            AuditEvent::new(AuditKind::RegistrationCompleted, now)
+                .flow(&found.value.id)
+                .account(&account_id)
+                .member(ready.proof.member())
+                .email(ready.email.masked()),
+        );
+        let login_url = self.login_url();
+        self.send_mail(
+            &ready.email,
+            MailMessage::RegistrationCompleted { login_url },
+        )
+        .await;
+        Ok(Registered { account_id })
+    }
+
+    /// The words a new password must not contain (SEC-17), and the identifying strings a
+    /// login ID must not equal (SEC-42).
+    async fn password_context(
+        &self,
+        ready: &AwaitingCredentials,
+        login_id: &LoginId,
+        nickname: Option<&Nickname>,
+    ) -> Result<(PasswordContext, Vec<String>), Error> {
+        let mut ctx = PasswordContext::new();
+        let mut identifying = Vec::new();
+        ctx.add_word(login_id.as_str());
+        ctx.add_word(ready.email.canonical());
+        if let Some((local, _)) = ready.email.canonical().split_once('@') {
+            ctx.add_word(local);
+        }
+        ctx.add_word(&self.inner.profile.insurer_name);
+        if let Some(n) = nickname {
+            ctx.add_word(n.as_str());
+        }
+        if let Some(member) = self.inner.directory.get(ready.proof.member()).await? {
+            let card = &member.card_number;
+            for w in [card.symbol(), card.number()] {
+                ctx.add_word(w);
+            }
+            let compact: String = card.canonical().chars().filter(|c| *c != '-').collect();
+            ctx.add_word(&compact);
+            identifying.push(card.canonical());
+            identifying.push(compact);
+            identifying.push(card.number().to_owned());
+            for w in member.birth_date.context_words() {
+                ctx.add_word(&w);
+                identifying.push(w);
+            }
+        }
+        Ok((ctx, identifying))
+    }
+
+    pub(super) fn login_url(&self) -> String {
+        format!("{}{}", self.inner.profile.base_url, self.inner.paths.login)
+    }
+
+    /// Replaces a flow read at `found.version`; `false` when it changed meanwhile.
+    pub(super) async fn replace_flow(
+        &self,
+        found: &Versioned<FlowRecord>,
+        state: RegistrationState,
+    ) -> Result<bool, Error> {
+        let commit = Commit {
+            flows: vec![FlowWrite {
+                expected: Some(found.version),
+                record: FlowRecord {
+                    id: found.value.id.clone(),
+                    state: FlowState::Registration(state),
+                },
+            }],
+            ..Commit::default()
+        };
+        Ok(self.commit(commit).await? == CommitOutcome::Committed)
+    }
+}
+
+/// Which of a secret's candidate digests (one per accepted key) the flow knows.
+fn matching_digest(
+    state: &RegistrationState,
+    candidates: &[crate::token::TokenDigest],
+) -> crate::token::TokenDigest {
+    let keys = state.lookup_keys();
+    candidates
+        .iter()
+        .find(|c| keys.contains(c))
+        .or(candidates.first())
+        .copied()
+        .unwrap_or_else(|| crate::token::TokenDigest::from_bytes([0; 32]))
+}
+
+fn registration_email(state: &FlowState) -> Option<&EmailAddress> {
+    match state {
+        FlowState::Registration(RegistrationState::AwaitingIdentity(s)) => Some(&s.email),
+        FlowState::Registration(RegistrationState::AwaitingAuthKey(s)) => Some(&s.email),
+        FlowState::Registration(RegistrationState::AwaitingCredentials(s)) => Some(&s.email),
+        FlowState::Registration(RegistrationState::AwaitingLinkOpen(s)) => Some(&s.email),
+        _ => None,
+    }
+}
+
+/// SEC-42: a chosen login ID may not be the e-mail address, the card number or the
+/// birth date.
+fn login_is_identifying(login_id: &LoginId, email: &EmailAddress, identifying: &[String]) -> bool {
+    let id = login_id.as_str();
+    let local = email.canonical().split_once('@').map(|(l, _)| l);
+    id == email.canonical()
+        || local == Some(id)
+        || identifying.iter().any(|w| w.to_ascii_lowercase() == id)
+}

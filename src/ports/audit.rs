@@ -1,0 +1,151 @@
+//! The `AuditSink` port: security events (SEC-44).
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::ports::directory::MemberId;
+use crate::ports::store::{AccountId, FlowId};
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum AuditKind {
+    /// R1: a registration mail was requested (sent or throttled).
+    RegistrationStarted,
+    /// R1 for an address that already has an account: the owner was notified instead.
+    RegistrationForRegisteredAddress,
+    /// A mail was not sent because of a per-address throttle (SEC-13).
+    MailThrottled,
+    /// R2: link 1 was opened.
+    RegistrationLinkOpened,
+    /// R3: the roster check failed.
+    IdentityFailed,
+    /// R3: the member's identity checks hit the per-member limit; the member is blocked
+    /// for the window (SEC-09). Insurers may want to be alerted.
+    IdentityMemberBlocked,
+    /// R3: identity confirmed, 認証キー shown.
+    IdentityVerified,
+    /// R4: wrong 認証キー.
+    AuthKeyFailed,
+    /// R4: 認証キー accepted.
+    AuthKeyConfirmed,
+    /// R2': temporary credentials accepted.
+    TemporaryCredentialsAccepted,
+    /// R2': temporary credentials refused.
+    TemporaryCredentialsFailed,
+    /// R5: the chosen address belongs to a family member.
+    FamilyEmailRefused,
+    /// R5: account created.
+    RegistrationCompleted,
+    /// L1: password accepted, 暗証キー sent.
+    LoginPasswordAccepted,
+    /// L1: login refused (wrong password, unknown ID, locked, disabled — detail says).
+    LoginFailed,
+    /// L1: the account hit the password-failure cap or delay.
+    AccountLocked,
+    /// L2: wrong 暗証キー.
+    OtpFailed,
+    /// L2: too many wrong 暗証キー entries; login aborted.
+    OtpAttemptsExhausted,
+    /// L3: code screen closed or lapsed.
+    OtpScreenClosed,
+    /// L4: 暗証キー resent.
+    OtpResent,
+    /// L2: logged in.
+    LoginSucceeded,
+    /// Password hash upgraded to the current parameters (SEC-20).
+    PasswordRehashed,
+    /// A mail could not be delivered.
+    MailFailed,
+}
+
+/// One security event, with pseudonymous identifiers only: never a secret, a full
+/// address or a card number (SEC-44, SEC-45).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct AuditEvent {
+    /// When (UTC).
+    pub at: OffsetDateTime,
+    /// What.
+    pub kind: AuditKind,
+    /// The account, if known.
+    pub account: Option<AccountId>,
+    /// The flow, if any.
+    pub flow: Option<FlowId>,
+    /// The roster member, if known.
+    pub member: Option<MemberId>,
+    /// The address involved, masked (`t***@example.jp`).
+    pub email_masked: Option<String>,
+    /// A short machine-readable detail (a rejection code, a count).
+    pub detail: Option<String>,
+}
+
+impl AuditEvent {
+    /// An event of `kind` at `at` with no identifiers yet.
+    pub fn new(kind: AuditKind, at: OffsetDateTime) -> Self {
+        AuditEvent {
+            at,
+            kind,
+            account: None,
+            flow: None,
+            member: None,
+            email_masked: None,
+            detail: None,
+        }
+    }
+
+    /// Names the account.
+    pub fn account(mut self, id: &AccountId) -> Self {
+        self.account = Some(id.clone());
+        self
+    }
+
+    /// Names the flow.
+    pub fn flow(mut self, id: &FlowId) -> Self {
+        self.flow = Some(id.clone());
+        self
+    }
+
+    /// Names the member.
+    pub fn member(mut self, id: &MemberId) -> Self {
+        self.member = Some(id.clone());
+        self
+    }
+
+    /// Records the masked address.
+    pub fn email(mut self, masked: String) -> Self {
+        self.email_masked = Some(masked);
+        self
+    }
+
+    /// Adds a detail.
+    pub fn detail(mut self, d: impl Into<String>) -> Self {
+        self.detail = Some(d.into());
+        self
+    }
+}
+
+/// Receives security events. Must not block: hand the event to a queue or a log.
+pub trait AuditSink: Send + Sync {
+    /// Records one event.
+    fn record(&self, event: AuditEvent);
+}
+
+/// Writes events to `tracing` at INFO level (target `kenpo_auth::audit`). The default.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TracingAudit;
+
+impl AuditSink for TracingAudit {
+    fn record(&self, e: AuditEvent) {
+        tracing::info!(
+            target: "kenpo_auth::audit",
+            kind = ?e.kind,
+            account = e.account.as_ref().map(|a| a.as_str()),
+            flow = e.flow.as_ref().map(|f| f.as_str()),
+            member = e.member.as_ref().map(|m| m.as_str()),
+            email = e.email_masked.as_deref(),
+            detail = e.detail.as_deref(),
+            "security event"
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! `MemoryStore`: the reference store. Correct under concurrency (one lock around
+//! every commit), not durable.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::ports::{
+    Account, AccountId, AccountLookup, AccountWrite, Commit, CommitOutcome, Counter, FlowId,
+    FlowRecord, MemberId, Store, StoreError, Version, Versioned,
+};
+use crate::token::TokenDigest;
+
+#[derive(Default)]
+struct Inner {
+    flows: HashMap<FlowId, Versioned<FlowRecord>>,
+    flow_keys: HashMap<TokenDigest, FlowId>,
+    flows_by_account: HashMap<AccountId, Vec<FlowId>>,
+    accounts: HashMap<AccountId, Versioned<Account>>,
+    by_login_id: HashMap<String, AccountId>,
+    by_email: HashMap<String, AccountId>,
+    by_member: HashMap<MemberId, AccountId>,
+    counters: HashMap<String, Versioned<Counter>>,
+}
+
+/// An in-memory [`Store`]: the reference every other store is tested against, and the
+/// store of tests, demos and the walkthrough. All state is lost when it is dropped.
+///
+/// Clones share the same data.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryStore")
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave a half-applied commit (commits
+        // are checked fully before anything is written), so a poisoned lock is safe to
+        // reuse.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of flows held (for tests and memory measurements).
+    pub fn flow_count(&self) -> usize {
+        self.lock().flows.len()
+    }
+
+    /// Every account held, for tests that inspect what was stored.
+    pub fn accounts(&self) -> Vec<Account> {
+        self.lock()
+            .accounts
+            .values()
+            .map(|v| v.value.clone())
+            .collect()
+    }
+
+    /// A JSON-like dump of everything stored, for tests that check no plaintext
+    /// secret reaches the store (SEC-03, SEC-04).
+    pub fn dump(&self) -> String {
+        let inner = self.lock();
+        let mut out = String::new();
+        for f in inner.flows.values() {
+            out.push_str(&format!("{:?}\n", f));
+            for k in f.value.state.lookup_keys() {
+                out.push_str(&k.to_hex());
+                out.push('\n');
+            }
+        }
+        for a in inner.accounts.values() {
+            out.push_str(&format!(
+                "{:?} {} {}\n",
+                a,
+                a.value.password_hash.as_str(),
+                a.value.security_stamp.as_str()
+            ));
+        }
+        for c in inner.counters.values() {
+            out.push_str(&format!("{:?}\n", c));
+        }
+        out
+    }
+}
+
+fn email_key(a: &Account) -> Option<String> {
+    a.email.as_ref().map(|e| e.canonical().to_owned())
+}
+
+impl Inner {
+    /// Checks every write of a commit without changing anything.
+    fn check(&self, commit: &Commit) -> CommitOutcome {
+        for w in &commit.flows {
+            let id = &w.record.id;
+            match (w.expected, self.flows.get(id)) {
+                (None, Some(_)) => return CommitOutcome::Conflict,
+                (None, None) => {
+                    for k in w.record.state.lookup_keys() {
+                        if self.flow_keys.contains_key(&k) {
+                            return CommitOutcome::Conflict;
+                        }
+                    }
+                }
+                (Some(v), Some(cur)) if cur.version == v => {
+                    for k in w.record.state.lookup_keys() {
+                        if self.flow_keys.get(&k).is_some_and(|owner| owner != id) {
+                            return CommitOutcome::Conflict;
+                        }
+                    }
+                }
+                _ => return CommitOutcome::Conflict,
+            }
+        }
+        for w in &commit.counters {
+            let cur = self.counters.get(&w.counter.key).map(|c| c.version);
+            if cur != w.expected {
+                return CommitOutcome::Conflict;
+            }
+        }
+        for w in &commit.accounts {
+            let (account, expected) = match w {
+                AccountWrite::Create(a) => (a, None),
+                AccountWrite::Update { expected, account } => (account, Some(*expected)),
+            };
+            let cur = self.accounts.get(&account.id).map(|a| a.version);
+            if cur != expected {
+                return CommitOutcome::Conflict;
+            }
+            let other = |owner: Option<&AccountId>| owner.is_some_and(|o| *o != account.id);
+            if other(self.by_login_id.get(account.login_id.as_str())) {
+                return CommitOutcome::LoginIdTaken;
+            }
+            if let Some(e) = email_key(account)
+                && other(self.by_email.get(&e))
+            {
+                return CommitOutcome::EmailTaken;
+            }
+            if other(self.by_member.get(&account.member)) {
+                return CommitOutcome::MemberTaken;
+            }
+        }
+        CommitOutcome::Committed
+    }
+
+    fn apply(&mut self, commit: Commit) {
+        for w in commit.flows {
+            let id = w.record.id.clone();
+            let version = w.expected.map(Version::next).unwrap_or(Version::FIRST);
+            if let Some(old) = self.flows.remove(&id) {
+                for k in old.value.state.lookup_keys() {
+                    self.flow_keys.remove(&k);
+                }
+            }
+            for k in w.record.state.lookup_keys() {
+                self.flow_keys.insert(k, id.clone());
+            }
+            if let Some(acc) = w.record.state.account() {
+                let list = self.flows_by_account.entry(acc.clone()).or_default();
+                if !list.contains(&id) {
+                    list.push(id.clone());
+                }
+            }
+            self.flows.insert(
+                id,
+                Versioned {
+                    version,
+                    value: w.record,
+                },
+            );
+        }
+        for w in commit.counters {
+            let version = w.expected.map(Version::next).unwrap_or(Version::FIRST);
+            self.counters.insert(
+                w.counter.key.clone(),
+                Versioned {
+                    version,
+                    value: w.counter,
+                },
+            );
+        }
+        for w in commit.accounts {
+            let (account, version) = match w {
+                AccountWrite::Create(a) => (a, Version::FIRST),
+                AccountWrite::Update { expected, account } => (account, expected.next()),
+            };
+            if let Some(old) = self.accounts.get(&account.id) {
+                let old = old.value.clone();
+                self.by_login_id.remove(old.login_id.as_str());
+                if let Some(e) = email_key(&old) {
+                    self.by_email.remove(&e);
+                }
+                self.by_member.remove(&old.member);
+            }
+            self.by_login_id
+                .insert(account.login_id.as_str().to_owned(), account.id.clone());
+            if let Some(e) = email_key(&account) {
+                self.by_email.insert(e, account.id.clone());
+            }
+            self.by_member
+                .insert(account.member.clone(), account.id.clone());
+            self.accounts.insert(
+                account.id.clone(),
+                Versioned {
+                    version,
+                    value: account,
+                },
+            );
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn find_flow(
+        &self,
+        key: &TokenDigest,
+    ) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .flow_keys
+            .get(key)
+            .and_then(|id| inner.flows.get(id))
+            .cloned())
+    }
+
+    async fn flows_of_account(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
+        let inner = self.lock();
+        Ok(inner
+            .flows_by_account
+            .get(account)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| inner.flows.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn find_account(
+        &self,
+        by: AccountLookup,
+    ) -> Result<Option<Versioned<Account>>, StoreError> {
+        let inner = self.lock();
+        let id = match by {
+            AccountLookup::Id(id) => Some(id),
+            AccountLookup::LoginId(l) => inner.by_login_id.get(l.as_str()).cloned(),
+            AccountLookup::Email(e) => inner.by_email.get(e.canonical()).cloned(),
+            AccountLookup::Member(m) => inner.by_member.get(&m).cloned(),
+        };
+        Ok(id.and_then(|id| inner.accounts.get(&id).cloned()))
+    }
+
+    async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError> {
+        Ok(self.lock().counters.get(key).cloned())
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
+        let mut inner = self.lock();
+        let outcome = inner.check(&commit);
+        if outcome == CommitOutcome::Committed {
+            inner.apply(commit);
+        }
+        Ok(outcome)
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
+        let mut inner = self.lock();
+        let dead_flows: Vec<FlowId> = inner
+            .flows
+            .iter()
+            .filter(|(_, f)| f.value.state.purge_after() <= now)
+            .map(|(id, _)| id.clone())
+            .take(limit)
+            .collect();
+        let mut removed = 0;
+        for id in dead_flows {
+            if let Some(f) = inner.flows.remove(&id) {
+                for k in f.value.state.lookup_keys() {
+                    inner.flow_keys.remove(&k);
+                }
+                if let Some(acc) = f.value.state.account()
+                    && let Some(list) = inner.flows_by_account.get_mut(acc)
+                {
+                    list.retain(|x| *x != id);
+                }
+                removed += 1;
+            }
+        }
+        let dead_counters: Vec<String> = inner
+            .counters
+            .iter()
+            .filter(|(_, c)| c.value.expires_at <= now)
+            .map(|(k, _)| k.clone())
+            .take(limit.saturating_sub(removed))
+            .collect();
+        for k in dead_counters {
+            inner.counters.remove(&k);
+            removed += 1;
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,5 @@
+//! Store adapters.
+
+pub mod memory;
+
+pub use memory::MemoryStore;
