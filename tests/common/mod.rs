@@ -1,0 +1,215 @@
+//! Shared fixture: a portal over MemoryStore, RecordingMailer, MemoryDirectory and a
+//! ManualClock, with a fictional insurer and roster. Links and codes are read from the
+//! typed mails, never from their text.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, KanaName, Password};
+use kenpo_auth::flow::IdentityClaim;
+use kenpo_auth::mail::{MailMessage, RecordingMailer};
+use kenpo_auth::password_hash::HashParams;
+use kenpo_auth::policy::Deviation;
+use kenpo_auth::portal::NewCredentials;
+use kenpo_auth::ports::{MemberId, MemberRecord, Relation};
+use kenpo_auth::store::MemoryStore;
+use kenpo_auth::testkit::{ManualClock, MemoryDirectory, RecordingAudit};
+use kenpo_auth::token::{OtpCode, RegistrationLinkToken, VerificationLinkToken};
+use kenpo_auth::{InsurerProfile, Policy, Portal};
+use time::macros::datetime;
+
+pub const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
+pub const OTHER_PASSWORD: &str = "川沿いの道を自転車で走る朝";
+
+pub struct Fixture {
+    pub portal: Portal,
+    pub store: MemoryStore,
+    pub mailer: RecordingMailer,
+    pub directory: MemoryDirectory,
+    pub clock: ManualClock,
+    pub audit: RecordingAudit,
+}
+
+pub fn profile() -> InsurerProfile {
+    InsurerProfile::new(
+        "さくら健康保険組合",
+        "さくらけんぽWeb",
+        "no-reply@sakura-kenpo.example.jp",
+        "さくら健康保険組合 適用グループ 03-0000-0000",
+        "https://portal.sakura-kenpo.example.jp",
+    )
+}
+
+/// The strict policy, with test-minimum hashing so the tests measure the library.
+pub fn test_policy() -> Policy {
+    let mut p = Policy::default();
+    p.hashing = HashParams::danger_test_minimum();
+    p.allow_deviation(Deviation::WeakPasswordHashing, "tests only")
+}
+
+pub fn member(id: &str, card: &str, birth: &str, kana: &str, relation: Relation) -> MemberRecord {
+    MemberRecord::new(
+        MemberId::new(id),
+        CardNumber::parse(card).unwrap(),
+        BirthDate::parse(birth).unwrap(),
+        Some(KanaName::parse(kana).unwrap()),
+        relation,
+        true,
+    )
+}
+
+pub fn fixture() -> Fixture {
+    fixture_with(test_policy())
+}
+
+pub fn fixture_with(policy: Policy) -> Fixture {
+    let store = MemoryStore::new();
+    let mailer = RecordingMailer::new();
+    let directory = MemoryDirectory::new();
+    directory.insert(member(
+        "M001",
+        "999-123456-00",
+        "1985-04-12",
+        "ヤマダ タロウ",
+        Relation::Insured,
+    ));
+    directory.insert(member(
+        "M002",
+        "999-123456-01",
+        "1987-09-30",
+        "ヤマダ ハナコ",
+        Relation::Dependent,
+    ));
+    directory.insert(member(
+        "M003",
+        "999-654321-00",
+        "1990-01-15",
+        "スズキ イチロウ",
+        Relation::Insured,
+    ));
+    let clock = ManualClock::new(datetime!(2026-11-24 09:00 UTC));
+    let audit = RecordingAudit::new();
+    let portal = Portal::builder()
+        .store(store.clone())
+        .shared_mailer(Arc::new(mailer.clone()))
+        .directory(directory.clone())
+        .clock(Arc::new(clock.clone()))
+        .audit(Arc::new(audit.clone()))
+        .policy(policy)
+        .insurer(profile())
+        .secret_key(1, [7u8; 32])
+        .build()
+        .unwrap();
+    Fixture {
+        portal,
+        store,
+        mailer,
+        directory,
+        clock,
+        audit,
+    }
+}
+
+pub fn claim(card: &str, birth: &str) -> IdentityClaim {
+    IdentityClaim {
+        card_number: CardNumber::parse(card).unwrap(),
+        birth_date: BirthDate::parse(birth).unwrap(),
+        kana_name: None,
+    }
+}
+
+pub fn credentials(login_id: &str, password: &str) -> NewCredentials {
+    NewCredentials {
+        login_id: login_id.to_owned(),
+        password: Password::new(password).unwrap(),
+        password_confirmation: Password::new(password).unwrap(),
+        nickname: Some("たろう".to_owned()),
+    }
+}
+
+pub fn addr(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+impl Fixture {
+    /// Link 1 from the last mail to `to`.
+    pub fn link1(&self, to: &str) -> RegistrationLinkToken {
+        match self.mailer.last_to(&addr(to)).map(|m| m.message) {
+            Some(MailMessage::RegistrationLink(l)) => l.token,
+            other => panic!("expected a registration link mail, got {other:?}"),
+        }
+    }
+
+    /// Link 2 from the last mail to `to`.
+    pub fn link2(&self, to: &str) -> VerificationLinkToken {
+        match self.mailer.last_to(&addr(to)).map(|m| m.message) {
+            Some(MailMessage::IdentityVerified(l)) => l.token,
+            other => panic!("expected an identity-verified mail, got {other:?}"),
+        }
+    }
+
+    /// The 暗証キー from the last mail to `to`.
+    pub fn otp(&self, to: &str) -> OtpCode {
+        match self.mailer.last_to(&addr(to)).map(|m| m.message) {
+            Some(MailMessage::LoginOtp { code, .. }) => code,
+            other => panic!("expected a 暗証キー mail, got {other:?}"),
+        }
+    }
+
+    /// Mails sent to `to`, by kind.
+    pub fn kinds_to(&self, to: &str) -> Vec<&'static str> {
+        let to = addr(to);
+        self.mailer
+            .sent()
+            .iter()
+            .filter(|m| m.to.canonical() == to.canonical())
+            .map(|m| m.message.kind())
+            .collect()
+    }
+
+    /// R1–R5 for a roster member; returns the account ID.
+    pub async fn register(
+        &self,
+        email: &str,
+        card: &str,
+        birth: &str,
+        login_id: &str,
+    ) -> kenpo_auth::ports::AccountId {
+        self.portal.start_registration(email).await.unwrap();
+        let handle = self
+            .portal
+            .open_registration_link(self.link1(email).expose_secret())
+            .await
+            .unwrap();
+        let shown = self
+            .portal
+            .verify_identity(handle.expose_secret(), claim(card, birth))
+            .await
+            .unwrap();
+        let handle = self
+            .portal
+            .confirm_auth_key(
+                self.link2(email).expose_secret(),
+                shown.auth_key.expose_secret(),
+            )
+            .await
+            .unwrap();
+        self.portal
+            .complete_registration(handle.expose_secret(), credentials(login_id, PASSWORD))
+            .await
+            .unwrap()
+            .account_id
+    }
+
+    /// Moves past the per-address mail interval.
+    pub fn after_mail_interval(&self) {
+        self.clock.advance(time::Duration::seconds(61));
+    }
+}
+
+pub fn rejection(e: kenpo_auth::Error) -> kenpo_auth::Rejection {
+    match e {
+        kenpo_auth::Error::Rejected(r) => r,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}

@@ -1,0 +1,984 @@
+//! 新規利用登録 (R1–R5) end to end through `Portal`, in memory. Links and keys come from
+//! the typed mails and screens, never from mail text.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use kenpo_auth::Rejection;
+use kenpo_auth::flow::LinkStatus;
+use kenpo_auth::mail::MailMessage;
+use kenpo_auth::ports::AuditKind;
+use kenpo_auth::token::AuthKey;
+use time::Duration;
+
+const TARO: &str = "taro.yamada@example.jp";
+const CARD: &str = "999-123456-00";
+const BIRTH: &str = "1985-04-12";
+
+#[tokio::test]
+async fn member_registers_through_every_seed_screen() {
+    let f = fixture();
+    // R1: メールアドレス入力 → 送信する
+    let started = f.portal.start_registration(TARO).await.unwrap();
+    assert_eq!(started.carrier, None);
+    let mail = f.mailer.last_to(&addr(TARO)).unwrap();
+    assert_eq!(mail.rendered.subject, "利用登録手続きのご案内");
+    let MailMessage::RegistrationLink(link) = &mail.message else {
+        panic!("link 1 expected")
+    };
+    assert!(
+        link.url
+            .starts_with("https://portal.sakura-kenpo.example.jp/")
+    );
+    assert_eq!(link.expires_at, f.clock_now() + Duration::hours(3));
+
+    // R2: GET shows the page without consuming; POST 【本人確認ページへ】 binds the browser.
+    let token = link.token.expose_secret().to_owned();
+    assert!(matches!(
+        f.portal.inspect_registration_link(&token).await.unwrap(),
+        LinkStatus::Valid { .. }
+    ));
+    let handle = f.portal.open_registration_link(&token).await.unwrap();
+
+    // R3: 記号-番号-枝番 typed the way members type it (full-width, long-vowel hyphen).
+    let shown = f
+        .portal
+        .verify_identity(
+            handle.expose_secret(),
+            claim("９９９ー１２３４５６ー００", "昭和60年4月12日"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown.auth_key.expose_secret().len(), 8);
+    let mail = f.mailer.last_to(&addr(TARO)).unwrap();
+    assert_eq!(mail.rendered.subject, "本人確認完了のご案内");
+    // SEC-11: the 認証キー travels on the screen only, never in the mail.
+    assert!(!mail.rendered.body.contains(shown.auth_key.expose_secret()));
+
+    // R4: link 2 (GET inspects) + the 認証キー typed in lower case and full width.
+    let link2 = f.link2(TARO);
+    assert!(matches!(
+        f.portal
+            .inspect_verification_link(link2.expose_secret())
+            .await
+            .unwrap(),
+        LinkStatus::Valid { .. }
+    ));
+    let typed: String = shown
+        .auth_key
+        .expose_secret()
+        .chars()
+        .map(|c| {
+            char::from_u32(c as u32 + 0xFEE0)
+                .unwrap()
+                .to_lowercase()
+                .next()
+                .unwrap()
+        })
+        .collect();
+    let handle = f
+        .portal
+        .confirm_auth_key(link2.expose_secret(), &typed)
+        .await
+        .unwrap();
+
+    // R5: 新ログインID, 新パスワード (+確認), ニックネーム.
+    let registered = f
+        .portal
+        .complete_registration(handle.expose_secret(), credentials("taro-sakura", PASSWORD))
+        .await
+        .unwrap();
+    let accounts = f.store.accounts();
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(accounts[0].id, registered.account_id);
+    assert_eq!(accounts[0].login_id.as_str(), "taro-sakura");
+    // SEC-43: registration completed notice.
+    assert_eq!(
+        f.kinds_to(TARO),
+        vec![
+            "registration_link",
+            "identity_verified",
+            "registration_completed"
+        ]
+    );
+    assert_eq!(f.audit.count(AuditKind::RegistrationCompleted), 1);
+}
+
+impl Fixture {
+    fn clock_now(&self) -> time::OffsetDateTime {
+        use kenpo_auth::ports::Clock;
+        self.clock.now()
+    }
+}
+
+#[tokio::test]
+async fn sec_07_known_address_gets_the_same_answer_and_a_notice_instead() {
+    let f = fixture();
+    f.register(TARO, CARD, BIRTH, "taro-sakura").await;
+    f.after_mail_interval();
+    let fresh = f
+        .portal
+        .start_registration("new.member@example.jp")
+        .await
+        .unwrap();
+    let known = f.portal.start_registration(TARO).await.unwrap();
+    assert_eq!(fresh, known);
+    assert_eq!(
+        f.mailer.last_to(&addr(TARO)).unwrap().message.kind(),
+        "already_registered"
+    );
+    assert_eq!(
+        f.audit.count(AuditKind::RegistrationForRegisteredAddress),
+        1
+    );
+}
+
+#[tokio::test]
+async fn sec_13_mail_throttle_answers_like_a_sent_mail() {
+    let f = fixture();
+    let first = f.portal.start_registration(TARO).await.unwrap();
+    let second = f.portal.start_registration(TARO).await.unwrap();
+    assert_eq!(first, second);
+    assert_eq!(
+        f.kinds_to(TARO).len(),
+        1,
+        "the second request within 60 s sends nothing"
+    );
+    // ≤ 5 per hour: after 4 more spaced requests the 6th is dropped.
+    for _ in 0..6 {
+        f.after_mail_interval();
+        f.portal.start_registration(TARO).await.unwrap();
+    }
+    assert_eq!(f.kinds_to(TARO).len(), 5);
+    assert!(f.audit.count(AuditKind::MailThrottled) >= 2);
+}
+
+#[tokio::test]
+async fn dom_20_carrier_address_gets_reception_advisory() {
+    let f = fixture();
+    let started = f
+        .portal
+        .start_registration("sakura.taro@docomo.ne.jp")
+        .await
+        .unwrap();
+    let advisory = started.carrier_advisory.unwrap();
+    assert!(advisory.contains("sakura-kenpo.example.jp"));
+    let legacy = f
+        .portal
+        .start_registration("taro..sakura@docomo.ne.jp")
+        .await
+        .unwrap();
+    assert!(legacy.legacy_address_warning);
+}
+
+#[tokio::test]
+async fn invalid_address_is_refused_with_a_japanese_message() {
+    let f = fixture();
+    let r = rejection(
+        f.portal
+            .start_registration("山田 <taro@example.jp>")
+            .await
+            .unwrap_err(),
+    );
+    assert!(r.code().starts_with("email."));
+    assert!(r.message(kenpo_auth::Lang::Ja).contains("メールアドレス"));
+    assert_eq!(f.mailer.count(), 0);
+}
+
+#[tokio::test]
+async fn registration_link_is_consumed_by_post_not_get() {
+    let f = fixture();
+    f.portal.start_registration(TARO).await.unwrap();
+    let token = f.link1(TARO);
+    // Mail scanners GET the link: nothing is consumed.
+    for _ in 0..3 {
+        assert!(matches!(
+            f.portal
+                .inspect_registration_link(token.expose_secret())
+                .await
+                .unwrap(),
+            LinkStatus::Valid { .. }
+        ));
+    }
+    f.portal
+        .open_registration_link(token.expose_secret())
+        .await
+        .unwrap();
+    // DOM-23: a used link says so, distinctly from an expired or unknown one.
+    assert_eq!(
+        f.portal
+            .inspect_registration_link(token.expose_secret())
+            .await
+            .unwrap(),
+        LinkStatus::Used
+    );
+    let r = rejection(
+        f.portal
+            .open_registration_link(token.expose_secret())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::LinkUsed);
+    assert_eq!(
+        f.portal
+            .inspect_registration_link("not-a-token")
+            .await
+            .unwrap(),
+        LinkStatus::Invalid
+    );
+}
+
+#[tokio::test]
+async fn sec_06_registration_link_lives_three_hours() {
+    let f = fixture();
+    f.portal.start_registration(TARO).await.unwrap();
+    let token = f.link1(TARO);
+    f.clock.advance(Duration::hours(3) - Duration::seconds(1));
+    assert!(matches!(
+        f.portal
+            .inspect_registration_link(token.expose_secret())
+            .await
+            .unwrap(),
+        LinkStatus::Valid { .. }
+    ));
+    f.clock.advance(Duration::seconds(1));
+    assert_eq!(
+        f.portal
+            .inspect_registration_link(token.expose_secret())
+            .await
+            .unwrap(),
+        LinkStatus::Expired
+    );
+    let r = rejection(
+        f.portal
+            .open_registration_link(token.expose_secret())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::Expired);
+}
+
+#[tokio::test]
+async fn sec_06_registration_link_accepted_one_second_before_expiry() {
+    let f = fixture();
+    f.portal.start_registration(TARO).await.unwrap();
+    let token = f.link1(TARO);
+    f.clock.advance(Duration::hours(3) - Duration::seconds(1));
+    f.portal
+        .open_registration_link(token.expose_secret())
+        .await
+        .unwrap();
+}
+
+/// Runs R1–R2 and returns the flow handle.
+async fn opened(f: &Fixture, email: &str) -> kenpo_auth::token::FlowHandle {
+    f.portal.start_registration(email).await.unwrap();
+    f.portal
+        .open_registration_link(f.link1(email).expose_secret())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn identity_step_lives_thirty_minutes() {
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    f.clock.advance(Duration::minutes(30));
+    let r = rejection(
+        f.portal
+            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::Expired);
+
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    f.clock
+        .advance(Duration::minutes(30) - Duration::seconds(1));
+    f.portal
+        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sec_11_auth_key_and_link2_live_thirty_minutes() {
+    for (wait, ok) in [
+        (Duration::minutes(30) - Duration::seconds(1), true),
+        (Duration::minutes(30), false),
+    ] {
+        let f = fixture();
+        let handle = opened(&f, TARO).await;
+        let shown = f
+            .portal
+            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .await
+            .unwrap();
+        f.clock.advance(wait);
+        let result = f
+            .portal
+            .confirm_auth_key(
+                f.link2(TARO).expose_secret(),
+                shown.auth_key.expose_secret(),
+            )
+            .await;
+        if ok {
+            result.unwrap();
+        } else {
+            assert_eq!(rejection(result.unwrap_err()), Rejection::Expired);
+        }
+    }
+}
+
+#[tokio::test]
+async fn credentials_step_lives_thirty_minutes() {
+    for (wait, ok) in [
+        (Duration::minutes(30) - Duration::seconds(1), true),
+        (Duration::minutes(30), false),
+    ] {
+        let f = fixture();
+        let handle = opened(&f, TARO).await;
+        let shown = f
+            .portal
+            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .await
+            .unwrap();
+        let handle = f
+            .portal
+            .confirm_auth_key(
+                f.link2(TARO).expose_secret(),
+                shown.auth_key.expose_secret(),
+            )
+            .await
+            .unwrap();
+        f.clock.advance(wait);
+        let result = f
+            .portal
+            .complete_registration(handle.expose_secret(), credentials("taro-sakura", PASSWORD))
+            .await;
+        if ok {
+            result.unwrap();
+        } else {
+            assert_eq!(rejection(result.unwrap_err()), Rejection::Expired);
+            assert!(f.store.accounts().is_empty());
+        }
+    }
+}
+
+#[tokio::test]
+async fn sec_11_five_wrong_auth_keys_kill_the_key() {
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    let shown = f
+        .portal
+        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+        .await
+        .unwrap();
+    let link2 = f.link2(TARO);
+    let wrong = if shown.auth_key.expose_secret() == "AAAAAAAA" {
+        "BBBBBBBB"
+    } else {
+        "AAAAAAAA"
+    };
+    for i in 1..=5 {
+        let r = rejection(
+            f.portal
+                .confirm_auth_key(link2.expose_secret(), wrong)
+                .await
+                .unwrap_err(),
+        );
+        if i < 5 {
+            assert_eq!(r, Rejection::AuthKeyIncorrect, "try {i}");
+        } else {
+            assert_eq!(r, Rejection::AuthKeyAttemptsExhausted);
+        }
+    }
+    // The right key no longer works.
+    let r = rejection(
+        f.portal
+            .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::LinkUsed);
+    assert_eq!(f.audit.count(AuditKind::AuthKeyFailed), 5);
+}
+
+#[tokio::test]
+async fn sec_11_auth_key_of_one_flow_does_not_open_another() {
+    let f = fixture();
+    let a = opened(&f, TARO).await;
+    let key_a = f
+        .portal
+        .verify_identity(a.expose_secret(), claim(CARD, BIRTH))
+        .await
+        .unwrap()
+        .auth_key;
+    let b = opened(&f, "hanako@example.jp").await;
+    let key_b = f
+        .portal
+        .verify_identity(b.expose_secret(), claim("999-123456-01", "1987-09-30"))
+        .await
+        .unwrap()
+        .auth_key;
+    assert_ne!(key_a, key_b);
+    let r = rejection(
+        f.portal
+            .confirm_auth_key(
+                f.link2("hanako@example.jp").expose_secret(),
+                key_a.expose_secret(),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::AuthKeyIncorrect);
+}
+
+#[tokio::test]
+async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
+    let f = fixture();
+    let h1 = opened(&f, TARO).await;
+    // Skip R3–R4: the R2 handle cannot complete registration.
+    let r = rejection(
+        f.portal
+            .complete_registration(h1.expose_secret(), credentials("taro-sakura", PASSWORD))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::WrongStep);
+    let shown = f
+        .portal
+        .verify_identity(h1.expose_secret(), claim(CARD, BIRTH))
+        .await
+        .unwrap();
+    // Replay R3 on the same handle.
+    let r = rejection(
+        f.portal
+            .verify_identity(h1.expose_secret(), claim(CARD, BIRTH))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::WrongStep);
+    // Skip R4: the R2 handle still cannot complete.
+    let r = rejection(
+        f.portal
+            .complete_registration(h1.expose_secret(), credentials("taro-sakura", PASSWORD))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::WrongStep);
+    // Link 1 used as link 2, and link 2 as link 1: different token types never match.
+    let link1 = f
+        .mailer
+        .sent()
+        .iter()
+        .find_map(|m| match &m.message {
+            MailMessage::RegistrationLink(l) => Some(l.token.expose_secret().to_owned()),
+            _ => None,
+        })
+        .unwrap();
+    let link2 = f.link2(TARO);
+    assert_eq!(
+        rejection(
+            f.portal
+                .confirm_auth_key(&link1, shown.auth_key.expose_secret())
+                .await
+                .unwrap_err()
+        ),
+        Rejection::LinkInvalid
+    );
+    assert_eq!(
+        rejection(
+            f.portal
+                .open_registration_link(link2.expose_secret())
+                .await
+                .unwrap_err()
+        ),
+        Rejection::LinkInvalid
+    );
+    // The flow handle is not a link either.
+    assert_eq!(
+        rejection(
+            f.portal
+                .confirm_auth_key(h1.expose_secret(), shown.auth_key.expose_secret())
+                .await
+                .unwrap_err()
+        ),
+        Rejection::LinkInvalid
+    );
+    let h2 = f
+        .portal
+        .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
+        .await
+        .unwrap();
+    // Replay R4.
+    assert_eq!(
+        rejection(
+            f.portal
+                .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
+                .await
+                .unwrap_err()
+        ),
+        Rejection::LinkUsed
+    );
+    // Go back to R3 with the new handle.
+    assert_eq!(
+        rejection(
+            f.portal
+                .verify_identity(h2.expose_secret(), claim(CARD, BIRTH))
+                .await
+                .unwrap_err()
+        ),
+        Rejection::WrongStep
+    );
+    f.portal
+        .complete_registration(h2.expose_secret(), credentials("taro-sakura", PASSWORD))
+        .await
+        .unwrap();
+    // Replay R5.
+    assert_eq!(
+        rejection(
+            f.portal
+                .complete_registration(h2.expose_secret(), credentials("taro-other", PASSWORD))
+                .await
+                .unwrap_err()
+        ),
+        Rejection::WrongStep
+    );
+    assert_eq!(f.store.accounts().len(), 1);
+}
+
+#[tokio::test]
+async fn sec_09_wrong_identity_never_says_which_field() {
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    let mut answers = Vec::new();
+    for (card, birth) in [
+        ("999-123456-00", "1985-04-13"), // wrong birth date
+        ("999-123456-02", "1985-04-12"), // wrong 枝番
+        ("999-000000-00", "1985-04-12"), // unknown card
+        ("998-123456-00", "2000-01-01"), // everything wrong
+    ] {
+        let r = rejection(
+            f.portal
+                .verify_identity(handle.expose_secret(), claim(card, birth))
+                .await
+                .unwrap_err(),
+        );
+        answers.push((r.code(), r.message(kenpo_auth::Lang::Ja)));
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    assert_eq!(answers[0].0, "identity.not_confirmed");
+}
+
+#[tokio::test]
+async fn sec_09_sixth_try_in_one_flow_fails_even_with_correct_data() {
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    for _ in 0..4 {
+        f.portal
+            .verify_identity(handle.expose_secret(), claim(CARD, "1985-04-13"))
+            .await
+            .unwrap_err();
+    }
+    let fifth = rejection(
+        f.portal
+            .verify_identity(handle.expose_secret(), claim(CARD, "1985-04-13"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(fifth, Rejection::IdentityNotConfirmed);
+    let sixth = rejection(
+        f.portal
+            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        sixth,
+        Rejection::WrongStep,
+        "the flow is dead after 5 tries"
+    );
+}
+
+#[tokio::test]
+async fn sec_09_identity_brute_force_across_new_flows_blocks_the_member() {
+    let f = fixture();
+    // An attacker opens new flows (new addresses) to get new tries on one member.
+    let mut n = 0;
+    'outer: for flow in 0..4 {
+        let email = format!("attacker{flow}@example.com");
+        let handle = opened(&f, &email).await;
+        for day in 1..=4 {
+            let r = rejection(
+                f.portal
+                    .verify_identity(
+                        handle.expose_secret(),
+                        claim(CARD, &format!("1985-04-{:02}", 20 + day)),
+                    )
+                    .await
+                    .unwrap_err(),
+            );
+            n += 1;
+            if n == 10 {
+                assert_eq!(r, Rejection::IdentityNotConfirmed);
+                break 'outer;
+            }
+        }
+    }
+    // The per-member counter survives a new flow: even the right data fails now.
+    let handle = opened(&f, "attacker-last@example.com").await;
+    let r = rejection(
+        f.portal
+            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::IdentityAttemptsExhausted);
+    assert_eq!(f.audit.count(AuditKind::IdentityMemberBlocked), 1);
+    // After the 24-hour window the member can register.
+    f.clock.advance(Duration::hours(24));
+    f.register(TARO, CARD, BIRTH, "taro-sakura").await;
+}
+
+#[tokio::test]
+async fn family_members_cannot_share_an_address() {
+    let f = fixture();
+    let shared = "yamada.family@example.jp";
+    // Both start before either finishes, so R1 cannot tell.
+    f.portal.start_registration(shared).await.unwrap();
+    let h_taro = f
+        .portal
+        .open_registration_link(f.link1(shared).expose_secret())
+        .await
+        .unwrap();
+    f.after_mail_interval();
+    f.portal.start_registration(shared).await.unwrap();
+    let h_hanako = f
+        .portal
+        .open_registration_link(f.link1(shared).expose_secret())
+        .await
+        .unwrap();
+    let key_taro = f
+        .portal
+        .verify_identity(h_taro.expose_secret(), claim(CARD, BIRTH))
+        .await
+        .unwrap()
+        .auth_key;
+    let link_taro = f.link2(shared);
+    f.after_mail_interval();
+    let key_hanako = f
+        .portal
+        .verify_identity(
+            h_hanako.expose_secret(),
+            claim("999-123456-01", "1987-09-30"),
+        )
+        .await
+        .unwrap()
+        .auth_key;
+    let link_hanako = f.link2(shared);
+    let h_taro = f
+        .portal
+        .confirm_auth_key(link_taro.expose_secret(), key_taro.expose_secret())
+        .await
+        .unwrap();
+    let h_hanako = f
+        .portal
+        .confirm_auth_key(link_hanako.expose_secret(), key_hanako.expose_secret())
+        .await
+        .unwrap();
+    f.portal
+        .complete_registration(h_taro.expose_secret(), credentials("taro-sakura", PASSWORD))
+        .await
+        .unwrap();
+    let r = rejection(
+        f.portal
+            .complete_registration(
+                h_hanako.expose_secret(),
+                credentials("hanako-sakura", PASSWORD),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::FamilyEmailInUse);
+    assert!(
+        r.message(kenpo_auth::Lang::Ja)
+            .contains("ご家族と重複するメールアドレスは使用できません")
+    );
+    assert_eq!(f.store.accounts().len(), 1);
+}
+
+#[tokio::test]
+async fn family_member_with_own_address_registers() {
+    let f = fixture();
+    f.register(TARO, CARD, BIRTH, "taro-sakura").await;
+    f.register(
+        "hanako@example.jp",
+        "999-123456-01",
+        "1987-09-30",
+        "hanako-sakura",
+    )
+    .await;
+    assert_eq!(f.store.accounts().len(), 2);
+}
+
+#[tokio::test]
+async fn one_account_per_member() {
+    let f = fixture();
+    f.register(TARO, CARD, BIRTH, "taro-sakura").await;
+    let handle = opened(&f, "taro.second@example.jp").await;
+    let r = rejection(
+        f.portal
+            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::AlreadyRegistered);
+    assert_eq!(f.store.accounts().len(), 1);
+}
+
+#[tokio::test]
+async fn r5_refuses_bad_credentials_with_reasons() {
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    let shown = f
+        .portal
+        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+        .await
+        .unwrap();
+    let handle = f
+        .portal
+        .confirm_auth_key(
+            f.link2(TARO).expose_secret(),
+            shown.auth_key.expose_secret(),
+        )
+        .await
+        .unwrap();
+    let h = handle.expose_secret();
+    let mut mismatch = credentials("taro-sakura", PASSWORD);
+    mismatch.password_confirmation = kenpo_auth::domain::Password::new(OTHER_PASSWORD).unwrap();
+    let cases = vec![
+        (mismatch, "password.confirmation_mismatch"),
+        (
+            credentials("taro-sakura", "short-pass"),
+            "password.too_short",
+        ),
+        // SEC-17: context words (login ID, e-mail local part, card number, birth date).
+        (
+            credentials("taro-sakura", "taro-sakura-is-my-password"),
+            "password.contains_context",
+        ),
+        (
+            credentials("taro-sakura", "my card 999123456 password"),
+            "password.contains_context",
+        ),
+        (
+            credentials("taro-sakura", "born on 19850412 in spring"),
+            "password.contains_context",
+        ),
+        // SEC-42: the login ID may not be the e-mail address or the card number.
+        (
+            credentials("taro.yamada@example.jp", PASSWORD),
+            "login_id.identifying",
+        ),
+        (
+            credentials("999-123456-00", PASSWORD),
+            "login_id.identifying",
+        ),
+        (credentials("ab", PASSWORD), "login_id.too_short"),
+    ];
+    for (c, code) in cases {
+        let r = rejection(f.portal.complete_registration(h, c).await.unwrap_err());
+        assert_eq!(r.code(), code);
+        assert!(!r.message(kenpo_auth::Lang::Ja).is_empty());
+    }
+    // The flow is still usable after refusals.
+    f.portal
+        .complete_registration(h, credentials("taro-sakura", PASSWORD))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn login_id_taken_is_said_and_another_can_be_chosen() {
+    let f = fixture();
+    f.register(TARO, CARD, BIRTH, "sakura-member").await;
+    let handle = opened(&f, "hanako@example.jp").await;
+    let shown = f
+        .portal
+        .verify_identity(handle.expose_secret(), claim("999-123456-01", "1987-09-30"))
+        .await
+        .unwrap();
+    let handle = f
+        .portal
+        .confirm_auth_key(
+            f.link2("hanako@example.jp").expose_secret(),
+            shown.auth_key.expose_secret(),
+        )
+        .await
+        .unwrap();
+    let r = rejection(
+        f.portal
+            .complete_registration(
+                handle.expose_secret(),
+                credentials("SAKURA-member", PASSWORD),
+            )
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(r, Rejection::LoginIdTaken);
+    f.portal
+        .complete_registration(
+            handle.expose_secret(),
+            credentials("hanako-sakura", PASSWORD),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sec_44_audit_events_carry_no_address_or_card_number() {
+    let f = fixture();
+    f.register(TARO, CARD, BIRTH, "taro-sakura").await;
+    let events = format!("{:?}", f.audit.events());
+    assert!(!events.contains(TARO));
+    assert!(!events.contains("123456"));
+    assert!(events.contains("t***@example.jp"));
+}
+
+#[tokio::test]
+async fn sec_03_store_holds_no_plaintext_secret() {
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    let link1 = f
+        .mailer
+        .sent()
+        .iter()
+        .find_map(|m| match &m.message {
+            MailMessage::RegistrationLink(l) => Some(l.token.expose_secret().to_owned()),
+            _ => None,
+        })
+        .unwrap();
+    let shown = f
+        .portal
+        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+        .await
+        .unwrap();
+    let dump = f.store.dump();
+    for secret in [
+        link1.as_str(),
+        handle.expose_secret(),
+        shown.auth_key.expose_secret(),
+        f.link2(TARO).expose_secret(),
+    ] {
+        assert!(!dump.contains(secret), "store holds a plaintext secret");
+    }
+    assert!(!dump.contains("123456-00"), "store holds the card number");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sec_46_fifty_tasks_completing_one_flow_make_one_account() {
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    let shown = f
+        .portal
+        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+        .await
+        .unwrap();
+    let handle = f
+        .portal
+        .confirm_auth_key(
+            f.link2(TARO).expose_secret(),
+            shown.auth_key.expose_secret(),
+        )
+        .await
+        .unwrap();
+    let handle = Arc::new(handle.expose_secret().to_owned());
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let portal = f.portal.clone();
+        let handle = handle.clone();
+        tasks.push(tokio::spawn(async move {
+            portal
+                .complete_registration(&handle, credentials(&format!("taro-{i:03}"), PASSWORD))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(rejection(e), Rejection::WrongStep),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(f.store.accounts().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sec_08_fifty_flows_racing_one_address_make_one_account() {
+    // Every member of a big family races to register the same address (in different
+    // case spellings): exactly one account gets it.
+    let f = fixture();
+    let mut handles = Vec::new();
+    for i in 0..50 {
+        let card = format!("777-{:06}-{:02}", 100000 + i, 0);
+        f.directory.insert(member(
+            &format!("F{i:03}"),
+            &card,
+            "1990-01-01",
+            "サクラ ジロウ",
+            kenpo_auth::ports::Relation::Dependent,
+        ));
+        let email = if i % 2 == 0 {
+            "Family@Example.JP"
+        } else {
+            "family@example.jp"
+        };
+        f.clock.advance(Duration::minutes(13)); // stay under the mail throttle
+        let handle = opened(&f, email).await;
+        let shown = f
+            .portal
+            .verify_identity(handle.expose_secret(), claim(&card, "1990-01-01"))
+            .await
+            .unwrap();
+        let h = f
+            .portal
+            .confirm_auth_key(
+                f.link2(email).expose_secret(),
+                shown.auth_key.expose_secret(),
+            )
+            .await
+            .unwrap();
+        handles.push(h.expose_secret().to_owned());
+    }
+    // Keep every credentials step alive: the last one was issued just now, the first
+    // 50 × 13 min ago — so move the clock back for the race (a test-only liberty).
+    f.clock.advance(-Duration::minutes(13 * 50));
+    let mut tasks = Vec::new();
+    for (i, h) in handles.into_iter().enumerate() {
+        let portal = f.portal.clone();
+        tasks.push(tokio::spawn(async move {
+            portal
+                .complete_registration(&h, credentials(&format!("family-{i:03}"), PASSWORD))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(rejection(e), Rejection::FamilyEmailInUse),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(f.store.accounts().len(), 1);
+}
+
+#[test]
+fn auth_key_parse_refuses_confusables() {
+    assert!(AuthKey::parse("ABCD0OI1").is_err());
+}
