@@ -1,0 +1,449 @@
+//! Login (L1–L4) through `Portal`: password, 暗証キー, resend, closed screen, throttles.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use kenpo_auth::Rejection;
+use kenpo_auth::mail::MailMessage;
+use kenpo_auth::password_hash::{HashParams, PasswordHashString};
+use kenpo_auth::policy::Deviation;
+use kenpo_auth::ports::{AuditKind, Clock};
+use kenpo_auth::token::OtpCode;
+use time::Duration;
+
+const TARO: &str = "taro.yamada@example.jp";
+const LOGIN: &str = "taro-sakura";
+
+async fn registered() -> Fixture {
+    let f = fixture();
+    f.register(TARO, "999-123456-00", "1985-04-12", LOGIN).await;
+    f
+}
+
+fn wrong(code: &OtpCode) -> String {
+    let c = code.expose_secret();
+    let last = c.as_bytes()[c.len() - 1];
+    let flipped = if last == b'9' { '0' } else { char::from(last + 1) };
+    format!("{}{}", &c[..c.len() - 1], flipped)
+}
+
+#[tokio::test]
+async fn member_logs_in_with_password_and_otp() {
+    let f = registered().await;
+    let challenge = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    assert_eq!(challenge.masked_email, "t***@example.jp");
+    assert_eq!(challenge.expires_at, f.clock.now() + Duration::minutes(10));
+    let mail = f.mailer.last_to(&addr(TARO)).unwrap();
+    assert_eq!(mail.rendered.subject, "暗証キーのご案内");
+    let code = f.otp(TARO);
+    assert_eq!(code.expose_secret().len(), 6);
+    assert!(mail.rendered.body.contains(code.expose_secret()));
+    let auth = f
+        .portal
+        .verify_otp(challenge.challenge.expose_secret(), code.expose_secret())
+        .await
+        .unwrap();
+    assert!(
+        f.portal
+            .check_security_stamp(&auth.account_id, &auth.security_stamp)
+            .await
+            .unwrap()
+    );
+    assert_eq!(f.audit.count(AuditKind::LoginSucceeded), 1);
+}
+
+#[tokio::test]
+async fn login_id_is_case_and_width_insensitive() {
+    let f = registered().await;
+    f.portal.start_login("ＴＡＲＯ-Sakura", PASSWORD).await.unwrap();
+}
+
+#[tokio::test]
+async fn sec_28_code_accepted_at_9_59_and_rejected_at_10_00() {
+    for (wait, ok) in [
+        (Duration::minutes(10) - Duration::seconds(1), true),
+        (Duration::minutes(10), false),
+    ] {
+        let f = registered().await;
+        let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+        f.clock.advance(wait);
+        let r = f
+            .portal
+            .verify_otp(ch.challenge.expose_secret(), f.otp(TARO).expose_secret())
+            .await;
+        if ok {
+            r.unwrap();
+        } else {
+            assert_eq!(rejection(r.unwrap_err()), Rejection::OtpInvalid);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sec_28_code_works_only_once() {
+    let f = registered().await;
+    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let code = f.otp(TARO);
+    f.portal
+        .verify_otp(ch.challenge.expose_secret(), code.expose_secret())
+        .await
+        .unwrap();
+    let r = f
+        .portal
+        .verify_otp(ch.challenge.expose_secret(), code.expose_secret())
+        .await
+        .unwrap_err();
+    assert_eq!(rejection(r), Rejection::OtpInvalid);
+}
+
+#[tokio::test]
+async fn otp_rejected_after_screen_closed() {
+    let f = registered().await;
+    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    f.portal
+        .close_otp_screen(ch.challenge.expose_secret())
+        .await
+        .unwrap();
+    // Closing twice, or an unknown screen, is harmless.
+    f.portal
+        .close_otp_screen(ch.challenge.expose_secret())
+        .await
+        .unwrap();
+    f.portal.close_otp_screen("nonsense").await.unwrap();
+    let r = f
+        .portal
+        .verify_otp(ch.challenge.expose_secret(), f.otp(TARO).expose_secret())
+        .await
+        .unwrap_err();
+    assert_eq!(rejection(r), Rejection::OtpInvalid);
+    assert_eq!(f.audit.count(AuditKind::OtpScreenClosed), 1);
+    // The member starts again at L1.
+    f.clock.advance(Duration::seconds(1));
+    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    f.portal
+        .verify_otp(ch.challenge.expose_secret(), f.otp(TARO).expose_secret())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn otp_screen_that_stops_reporting_is_dead_under_a_heartbeat_policy() {
+    let mut policy = test_policy();
+    policy.otp_screen_heartbeat = Some(Duration::seconds(30));
+    let f = fixture_with(policy);
+    f.register(TARO, "999-123456-00", "1985-04-12", LOGIN).await;
+    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let id = ch.challenge.expose_secret();
+    for _ in 0..5 {
+        f.clock.advance(Duration::seconds(29));
+        f.portal.heartbeat_otp_screen(id).await.unwrap();
+    }
+    f.clock.advance(Duration::seconds(30));
+    let r = f.portal.heartbeat_otp_screen(id).await.unwrap_err();
+    assert_eq!(rejection(r), Rejection::OtpInvalid);
+    let r = f
+        .portal
+        .verify_otp(id, f.otp(TARO).expose_secret())
+        .await
+        .unwrap_err();
+    assert_eq!(rejection(r), Rejection::OtpInvalid);
+}
+
+#[tokio::test]
+async fn sec_12_resend_kills_old_code_and_keeps_the_attempt_count() {
+    let f = registered().await;
+    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let id = ch.challenge.expose_secret().to_owned();
+    let old = f.otp(TARO);
+    for _ in 0..3 {
+        let r = f.portal.verify_otp(&id, &wrong(&old)).await.unwrap_err();
+        assert_eq!(rejection(r), Rejection::OtpIncorrect);
+    }
+    // SEC-30: resend during the cooldown sends nothing and says when to retry.
+    let mails = f.mailer.count();
+    let r = rejection(f.portal.resend_otp(&id).await.unwrap_err());
+    assert_eq!(r.code(), "too_many_requests");
+    assert_eq!(r.retry_after(), Some(Duration::seconds(60)));
+    assert_eq!(f.mailer.count(), mails);
+    f.clock.advance(Duration::seconds(60));
+    let again = f.portal.resend_otp(&id).await.unwrap();
+    assert_eq!(again.expires_at, f.clock.now() + Duration::minutes(10));
+    let new = f.otp(TARO);
+    assert_ne!(old, new);
+    let r = f.portal.verify_otp(&id, old.expose_secret()).await.unwrap_err();
+    assert_eq!(rejection(r), Rejection::OtpIncorrect);
+    // 3 + 1 wrong so far: the fifth wrong entry ends the challenge although the code is new.
+    let r = f.portal.verify_otp(&id, &wrong(&new)).await.unwrap_err();
+    assert_eq!(rejection(r), Rejection::OtpAttemptsExhausted);
+    let r = f.portal.verify_otp(&id, new.expose_secret()).await.unwrap_err();
+    assert_eq!(rejection(r), Rejection::OtpInvalid);
+}
+
+#[tokio::test]
+async fn sec_30_resends_are_capped_per_challenge() {
+    let f = registered().await;
+    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let id = ch.challenge.expose_secret().to_owned();
+    for _ in 0..3 {
+        f.clock.advance(Duration::seconds(60));
+        f.portal.resend_otp(&id).await.unwrap();
+    }
+    f.clock.advance(Duration::seconds(60));
+    let r = f.portal.resend_otp(&id).await.unwrap_err();
+    assert_eq!(rejection(r), Rejection::OtpInvalid);
+    // The latest code still works.
+    f.portal
+        .verify_otp(&id, f.otp(TARO).expose_secret())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sec_30_otp_mails_are_capped_per_account_per_hour() {
+    let f = registered().await;
+    let mut last = None;
+    for _ in 0..10 {
+        f.clock.advance(Duration::seconds(61));
+        last = Some(f.portal.start_login(LOGIN, PASSWORD).await.unwrap());
+    }
+    f.clock.advance(Duration::seconds(61));
+    let r = rejection(f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err());
+    assert!(matches!(r, Rejection::TooManyRequests { .. }));
+    assert!(r.retry_after().unwrap() > Duration::ZERO);
+    let id = last.unwrap().challenge.expose_secret().to_owned();
+    f.clock.advance(Duration::seconds(60));
+    assert!(matches!(
+        rejection(f.portal.resend_otp(&id).await.unwrap_err()),
+        Rejection::TooManyRequests { .. }
+    ));
+}
+
+#[tokio::test]
+async fn sec_27_code_of_challenge_a_does_not_work_on_challenge_b() {
+    let f = registered().await;
+    f.register("hanako@example.jp", "999-123456-01", "1987-09-30", "hanako-sakura")
+        .await;
+    let a = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let code_a = f.otp(TARO);
+    let b = f.portal.start_login("hanako-sakura", PASSWORD).await.unwrap();
+    let code_b = f.otp("hanako@example.jp");
+    if code_a != code_b {
+        let r = f
+            .portal
+            .verify_otp(b.challenge.expose_secret(), code_a.expose_secret())
+            .await
+            .unwrap_err();
+        assert_eq!(rejection(r), Rejection::OtpIncorrect);
+    }
+    f.portal
+        .verify_otp(a.challenge.expose_secret(), code_a.expose_secret())
+        .await
+        .unwrap();
+    f.portal
+        .verify_otp(b.challenge.expose_secret(), code_b.expose_secret())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn new_login_kills_the_earlier_open_challenge() {
+    let f = registered().await;
+    let first = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let first_code = f.otp(TARO);
+    f.clock.advance(Duration::seconds(5));
+    let second = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let r = f
+        .portal
+        .verify_otp(first.challenge.expose_secret(), first_code.expose_secret())
+        .await
+        .unwrap_err();
+    assert_eq!(rejection(r), Rejection::OtpInvalid);
+    f.portal
+        .verify_otp(second.challenge.expose_secret(), f.otp(TARO).expose_secret())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn sec_29_ten_wrong_codes_across_challenges_abort_and_notify() {
+    let f = registered().await;
+    let mut n = 0;
+    let mut last_rejection = None;
+    while n < 10 {
+        let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+        let code = f.otp(TARO);
+        for _ in 0..4 {
+            let r = f
+                .portal
+                .verify_otp(ch.challenge.expose_secret(), &wrong(&code))
+                .await
+                .unwrap_err();
+            n += 1;
+            last_rejection = Some(rejection(r));
+            if n == 10 {
+                break;
+            }
+        }
+        f.clock.advance(Duration::seconds(61));
+    }
+    assert_eq!(last_rejection, Some(Rejection::OtpAttemptsExhausted));
+    // SEC-31: exactly one abort notice, with no secret in it.
+    let aborts: Vec<_> = f
+        .mailer
+        .sent()
+        .into_iter()
+        .filter(|m| matches!(m.message, MailMessage::LoginOtpAborted { .. }))
+        .collect();
+    assert_eq!(aborts.len(), 1);
+    assert!(!aborts[0].rendered.body.contains(PASSWORD));
+    assert_eq!(f.audit.count(AuditKind::OtpAttemptsExhausted), 1);
+    // The account cools down for 15 minutes: even the right password is refused.
+    let r = f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    assert_eq!(rejection(r), Rejection::LoginFailed);
+    f.clock.advance(Duration::minutes(15));
+    f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sec_46_hundred_tasks_with_the_right_code_make_one_login() {
+    let f = registered().await;
+    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let id = Arc::new(ch.challenge.expose_secret().to_owned());
+    let code = Arc::new(f.otp(TARO).expose_secret().to_owned());
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (portal, id, code) = (f.portal.clone(), id.clone(), code.clone());
+        tasks.push(tokio::spawn(async move { portal.verify_otp(&id, &code).await }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => assert_eq!(rejection(e), Rejection::OtpInvalid),
+        }
+    }
+    assert_eq!(ok, 1);
+    assert_eq!(f.audit.count(AuditKind::LoginSucceeded), 1);
+}
+
+#[tokio::test]
+async fn sec_23_unknown_id_and_wrong_password_give_identical_answers() {
+    let f = registered().await;
+    let unknown = f.portal.start_login("nobody-here", PASSWORD).await.unwrap_err();
+    let wrong_pw = f.portal.start_login(LOGIN, OTHER_PASSWORD).await.unwrap_err();
+    let malformed = f.portal.start_login("x", PASSWORD).await.unwrap_err();
+    let huge = f
+        .portal
+        .start_login(LOGIN, &"あ".repeat(400_000))
+        .await
+        .unwrap_err();
+    let answers: Vec<String> = [unknown, wrong_pw, malformed, huge]
+        .into_iter()
+        .map(|e| {
+            let r = rejection(e);
+            format!("{:?}|{}|{}", r, r.code(), r.message(kenpo_auth::Lang::Ja))
+        })
+        .collect();
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "{answers:?}");
+    assert!(answers[0].contains("login.failed"));
+    // No mail reveals anything to either.
+    assert_eq!(f.kinds_to(TARO).last(), Some(&"registration_completed"));
+}
+
+#[tokio::test]
+async fn sec_24_password_failures_follow_the_throttle_schedule() {
+    let f = registered().await;
+    for _ in 0..5 {
+        f.portal.start_login(LOGIN, OTHER_PASSWORD).await.unwrap_err();
+    }
+    // SEC-43: the account-locked notice goes out once delays start.
+    assert_eq!(f.kinds_to(TARO).last(), Some(&"account_locked"));
+    // Delay 30 s after the 5th failure: the right password is refused, same answer.
+    let r = f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    assert_eq!(rejection(r), Rejection::LoginFailed);
+    f.clock.advance(Duration::seconds(29));
+    f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    f.clock.advance(Duration::seconds(1));
+    // 30 s passed: a wrong password now is failure 6 → delay 60 s.
+    f.portal.start_login(LOGIN, OTHER_PASSWORD).await.unwrap_err();
+    f.clock.advance(Duration::seconds(59));
+    f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    f.clock.advance(Duration::seconds(1));
+    // A success resets the count.
+    f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let acc = &f.store.accounts()[0];
+    assert_eq!(acc.password_failures, 0);
+}
+
+#[tokio::test]
+async fn sec_24_after_the_cap_even_the_right_password_is_refused() {
+    let mut policy = test_policy();
+    policy.password_failure_cap = 7;
+    let f = fixture_with(policy);
+    f.register(TARO, "999-123456-00", "1985-04-12", LOGIN).await;
+    for _ in 0..7 {
+        f.clock.advance(Duration::hours(2));
+        f.portal.start_login(LOGIN, OTHER_PASSWORD).await.unwrap_err();
+    }
+    f.clock.advance(Duration::days(30));
+    let r = f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    assert_eq!(rejection(r), Rejection::LoginFailed);
+    assert_eq!(f.store.accounts()[0].password_failures, 7);
+}
+
+#[tokio::test]
+async fn sec_20_old_hash_is_upgraded_after_a_good_login() {
+    let f = registered().await;
+    let before = f.store.accounts()[0].password_hash.clone();
+    assert!(before.as_str().contains("m=8,"));
+    // The insurer raises the cost: a new portal over the same store.
+    let mut policy = test_policy();
+    policy.hashing = HashParams {
+        m_cost_kib: 64,
+        t_cost: 2,
+        p_cost: 1,
+    };
+    let policy = policy.allow_deviation(Deviation::WeakPasswordHashing, "test");
+    let portal = kenpo_auth::Portal::builder()
+        .store(f.store.clone())
+        .shared_mailer(Arc::new(f.mailer.clone()))
+        .directory(f.directory.clone())
+        .clock(Arc::new(f.clock.clone()))
+        .policy(policy)
+        .insurer(profile())
+        .secret_key(1, [7u8; 32])
+        .build()
+        .unwrap();
+    portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let after: PasswordHashString = f.store.accounts()[0].password_hash.clone();
+    assert!(after.as_str().contains("m=64,t=2,p=1"), "{after:?}");
+    assert_ne!(before, after);
+}
+
+#[tokio::test]
+async fn sec_04_no_otp_reaches_the_store() {
+    let f = registered().await;
+    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let dump = f.store.dump();
+    assert!(!dump.contains(f.otp(TARO).expose_secret()));
+    assert!(!dump.contains(ch.challenge.expose_secret()));
+    assert!(!dump.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn otp_typed_full_width_is_accepted() {
+    let f = registered().await;
+    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let wide: String = f
+        .otp(TARO)
+        .expose_secret()
+        .chars()
+        .map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap())
+        .collect();
+    f.portal
+        .verify_otp(ch.challenge.expose_secret(), &wide)
+        .await
+        .unwrap();
+}
