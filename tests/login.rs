@@ -25,7 +25,11 @@ async fn registered() -> Fixture {
 fn wrong(code: &OtpCode) -> String {
     let c = code.expose_secret();
     let last = c.as_bytes()[c.len() - 1];
-    let flipped = if last == b'9' { '0' } else { char::from(last + 1) };
+    let flipped = if last == b'9' {
+        '0'
+    } else {
+        char::from(last + 1)
+    };
     format!("{}{}", &c[..c.len() - 1], flipped)
 }
 
@@ -57,7 +61,10 @@ async fn member_logs_in_with_password_and_otp() {
 #[tokio::test]
 async fn login_id_is_case_and_width_insensitive() {
     let f = registered().await;
-    f.portal.start_login("ＴＡＲＯ-Sakura", PASSWORD).await.unwrap();
+    f.portal
+        .start_login("ＴＡＲＯ-Sakura", PASSWORD)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -172,12 +179,20 @@ async fn sec_12_resend_kills_old_code_and_keeps_the_attempt_count() {
     assert_eq!(again.expires_at, f.clock.now() + Duration::minutes(10));
     let new = f.otp(TARO);
     assert_ne!(old, new);
-    let r = f.portal.verify_otp(&id, old.expose_secret()).await.unwrap_err();
+    let r = f
+        .portal
+        .verify_otp(&id, old.expose_secret())
+        .await
+        .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpIncorrect);
     // 3 + 1 wrong so far: the fifth wrong entry ends the challenge although the code is new.
     let r = f.portal.verify_otp(&id, &wrong(&new)).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpAttemptsExhausted);
-    let r = f.portal.verify_otp(&id, new.expose_secret()).await.unwrap_err();
+    let r = f
+        .portal
+        .verify_otp(&id, new.expose_secret())
+        .await
+        .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
 }
 
@@ -223,11 +238,20 @@ async fn sec_30_otp_mails_are_capped_per_account_per_hour() {
 #[tokio::test]
 async fn sec_27_code_of_challenge_a_does_not_work_on_challenge_b() {
     let f = registered().await;
-    f.register("hanako@example.jp", "999-123456-01", "1987-09-30", "hanako-sakura")
-        .await;
+    f.register(
+        "hanako@example.jp",
+        "999-123456-01",
+        "1987-09-30",
+        "hanako-sakura",
+    )
+    .await;
     let a = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
     let code_a = f.otp(TARO);
-    let b = f.portal.start_login("hanako-sakura", PASSWORD).await.unwrap();
+    let b = f
+        .portal
+        .start_login("hanako-sakura", PASSWORD)
+        .await
+        .unwrap();
     let code_b = f.otp("hanako@example.jp");
     if code_a != code_b {
         let r = f
@@ -261,7 +285,10 @@ async fn new_login_kills_the_earlier_open_challenge() {
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
     f.portal
-        .verify_otp(second.challenge.expose_secret(), f.otp(TARO).expose_secret())
+        .verify_otp(
+            second.challenge.expose_secret(),
+            f.otp(TARO).expose_secret(),
+        )
         .await
         .unwrap();
 }
@@ -315,7 +342,9 @@ async fn sec_46_hundred_tasks_with_the_right_code_make_one_login() {
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let (portal, id, code) = (f.portal.clone(), id.clone(), code.clone());
-        tasks.push(tokio::spawn(async move { portal.verify_otp(&id, &code).await }));
+        tasks.push(tokio::spawn(
+            async move { portal.verify_otp(&id, &code).await },
+        ));
     }
     let mut ok = 0;
     for t in tasks {
@@ -331,8 +360,16 @@ async fn sec_46_hundred_tasks_with_the_right_code_make_one_login() {
 #[tokio::test]
 async fn sec_23_unknown_id_and_wrong_password_give_identical_answers() {
     let f = registered().await;
-    let unknown = f.portal.start_login("nobody-here", PASSWORD).await.unwrap_err();
-    let wrong_pw = f.portal.start_login(LOGIN, OTHER_PASSWORD).await.unwrap_err();
+    let unknown = f
+        .portal
+        .start_login("nobody-here", PASSWORD)
+        .await
+        .unwrap_err();
+    let wrong_pw = f
+        .portal
+        .start_login(LOGIN, OTHER_PASSWORD)
+        .await
+        .unwrap_err();
     let malformed = f.portal.start_login("x", PASSWORD).await.unwrap_err();
     let huge = f
         .portal
@@ -356,7 +393,10 @@ async fn sec_23_unknown_id_and_wrong_password_give_identical_answers() {
 async fn sec_24_password_failures_follow_the_throttle_schedule() {
     let f = registered().await;
     for _ in 0..5 {
-        f.portal.start_login(LOGIN, OTHER_PASSWORD).await.unwrap_err();
+        f.portal
+            .start_login(LOGIN, OTHER_PASSWORD)
+            .await
+            .unwrap_err();
     }
     // SEC-43: the account-locked notice goes out once delays start.
     assert_eq!(f.kinds_to(TARO).last(), Some(&"account_locked"));
@@ -367,7 +407,10 @@ async fn sec_24_password_failures_follow_the_throttle_schedule() {
     f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
     f.clock.advance(Duration::seconds(1));
     // 30 s passed: a wrong password now is failure 6 → delay 60 s.
-    f.portal.start_login(LOGIN, OTHER_PASSWORD).await.unwrap_err();
+    f.portal
+        .start_login(LOGIN, OTHER_PASSWORD)
+        .await
+        .unwrap_err();
     f.clock.advance(Duration::seconds(59));
     f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
     f.clock.advance(Duration::seconds(1));
@@ -385,7 +428,10 @@ async fn sec_24_after_the_cap_even_the_right_password_is_refused() {
     f.register(TARO, "999-123456-00", "1985-04-12", LOGIN).await;
     for _ in 0..7 {
         f.clock.advance(Duration::hours(2));
-        f.portal.start_login(LOGIN, OTHER_PASSWORD).await.unwrap_err();
+        f.portal
+            .start_login(LOGIN, OTHER_PASSWORD)
+            .await
+            .unwrap_err();
     }
     f.clock.advance(Duration::days(30));
     let r = f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
