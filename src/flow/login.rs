@@ -109,9 +109,13 @@ pub struct OtpVerdict {
     pub outcome: Result<OtpConsumed, Rejection>,
     /// The account's consecutive-failure counter after this submission.
     pub account_failures: u32,
-    /// Whether this submission aborted the login (the SEC-31 notice and the SEC-29
-    /// cooldown follow).
+    /// Whether this submission ended the challenge on its tries: the code is dead and
+    /// the member is told (SEC-31 notice).
     pub aborted: bool,
+    /// Whether the account reached its consecutive-failure limit (SEC-29): it cools down,
+    /// the abort counts as a password failure (SEC-24), and the consecutive count starts
+    /// again after the cooldown.
+    pub account_limit_reached: bool,
 }
 
 /// L1: a new challenge for `account` and its first code.
@@ -167,6 +171,7 @@ impl LoginState {
             outcome: Err(r),
             account_failures,
             aborted: false,
+            account_limit_reached: false,
         };
         let s = match self {
             LoginState::AwaitingOtp(s) if s.challenge == *challenge => s,
@@ -190,18 +195,19 @@ impl LoginState {
                 outcome: Ok(OtpConsumed { account }),
                 account_failures: 0,
                 aborted: false,
+                account_limit_reached: false,
             };
         }
         let attempts = s.attempts + 1;
         let failures = account_failures.saturating_add(1);
-        if attempts >= env.policy.otp_tries_per_challenge
-            || failures >= env.policy.otp_failures_per_account
-        {
+        let account_limit = failures >= env.policy.otp_failures_per_account;
+        if attempts >= env.policy.otp_tries_per_challenge || account_limit {
             return OtpVerdict {
                 state: end(&s, LoginEndReason::AttemptsExhausted, env.now),
                 outcome: Err(Rejection::OtpAttemptsExhausted),
-                account_failures: failures,
+                account_failures: if account_limit { 0 } else { failures },
                 aborted: true,
+                account_limit_reached: account_limit,
             };
         }
         OtpVerdict {
@@ -209,6 +215,7 @@ impl LoginState {
             outcome: Err(Rejection::OtpIncorrect),
             account_failures: failures,
             aborted: false,
+            account_limit_reached: false,
         }
     }
 

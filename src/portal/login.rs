@@ -348,9 +348,9 @@ impl Portal {
             }
             let mut updated = account.value.clone();
             updated.otp_failures = verdict.account_failures;
-            if verdict.aborted {
-                // SEC-29: the abort cools the account down and counts as a password
-                // failure (SEC-24).
+            if verdict.account_limit_reached {
+                // SEC-29: the account limit cools the account down and counts as a
+                // password failure (SEC-24).
                 updated.otp_cooldown_until = Some(now + p.otp_account_cooldown);
                 updated.password_failures = updated.password_failures.saturating_add(1);
                 updated.last_password_failure_at = Some(now);

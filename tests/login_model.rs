@@ -1,0 +1,426 @@
+//! Model-based test of login (L1–L4): random sequences of logins, right/wrong/old/foreign
+//! codes, resends, closed screens, heartbeats and clock ticks, run against the real
+//! `Portal` and a small reference model. Every step's outcome must equal the model's.
+//!
+//! Invariants this proves (SEC-27 … SEC-30): a code works at most once; never after
+//! expiry, close, resend or a newer login; never for another challenge; the attempt
+//! budgets are never exceeded.
+
+mod common;
+
+use common::*;
+use kenpo_auth::Rejection;
+use kenpo_auth::token::OtpCode;
+use proptest::prelude::*;
+use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
+use time::Duration;
+
+const TARO: &str = "taro.yamada@example.jp";
+const LOGIN: &str = "taro-sakura";
+const HEARTBEAT: i64 = 120;
+const OTP_TTL: i64 = 600;
+const TRIES: u32 = 5;
+const ACCOUNT_TRIES: u32 = 10;
+const COOLDOWN: i64 = 900;
+const RESEND_GAP: i64 = 60;
+const RESENDS: u32 = 3;
+const MAILS_PER_HOUR: u32 = 10;
+
+#[derive(Clone, Debug)]
+enum Step {
+    Login,
+    Right(usize),
+    Wrong(usize),
+    Old(usize),
+    Foreign(usize, usize),
+    Resend(usize),
+    Close(usize),
+    Heartbeat(usize),
+    Tick(i64),
+}
+
+#[derive(Clone, Debug)]
+struct Challenge {
+    open: bool,
+    attempts: u32,
+    resends: u32,
+    sent_at: i64,
+    expires_at: i64,
+    last_seen: i64,
+    codes: usize,
+}
+
+/// What the member is told, as a comparable value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    Ok,
+    Code(&'static str),
+}
+
+#[derive(Clone, Debug, Default)]
+struct Model {
+    /// The heartbeat policy of this run (`None`: only an explicit close kills a screen).
+    heartbeat: Option<i64>,
+    now: i64,
+    challenges: Vec<Challenge>,
+    otp_failures: u32,
+    cooldown_until: Option<i64>,
+    password_failures: u32,
+    last_password_failure: Option<i64>,
+    mail_window: Option<(i64, u32)>,
+    last: Option<Outcome>,
+}
+
+fn password_delay(failures: u32) -> i64 {
+    if failures < 5 {
+        0
+    } else {
+        (30i64 << (failures - 5).min(20)).min(3600)
+    }
+}
+
+impl Model {
+    fn lapsed(&self, i: usize) -> bool {
+        self.heartbeat
+            .is_some_and(|hb| self.now >= self.challenges[i].last_seen + hb)
+    }
+
+    fn alive(&self, i: usize) -> bool {
+        self.challenges[i].open && !self.lapsed(i)
+    }
+
+    /// A heartbeat lapse ends the challenge the next time it is touched.
+    fn touch(&mut self, i: usize) {
+        if self.challenges[i].open && self.lapsed(i) {
+            self.challenges[i].open = false;
+        }
+    }
+
+    /// The per-account hourly cap on 暗証キー mails: a fixed window from its first mail.
+    fn mail_allowed(&mut self) -> bool {
+        let (start, count) = match self.mail_window {
+            Some((start, count)) if self.now < start + 3600 => (start, count),
+            _ => (self.now, 0),
+        };
+        if count >= MAILS_PER_HOUR {
+            return false;
+        }
+        self.mail_window = Some((start, count + 1));
+        true
+    }
+
+    fn wrong_code(&mut self, i: usize) -> Outcome {
+        self.touch(i);
+        if !self.challenges[i].open || self.now >= self.challenges[i].expires_at {
+            return Outcome::Code("otp.invalid");
+        }
+        let c = &mut self.challenges[i];
+        c.attempts += 1;
+        self.otp_failures += 1;
+        let account_limit = self.otp_failures >= ACCOUNT_TRIES;
+        if c.attempts >= TRIES || account_limit {
+            c.open = false;
+            if account_limit {
+                self.otp_failures = 0;
+                self.cooldown_until = Some(self.now + COOLDOWN);
+                self.password_failures += 1;
+                self.last_password_failure = Some(self.now);
+            }
+            return Outcome::Code("otp.attempts_exhausted");
+        }
+        Outcome::Code("otp.incorrect")
+    }
+
+    fn step(&mut self, step: &Step) -> Outcome {
+        match *step {
+            Step::Tick(s) => {
+                self.now += s;
+                Outcome::Ok
+            }
+            Step::Login => {
+                let cooling = self.cooldown_until.is_some_and(|u| self.now < u);
+                let delayed = self
+                    .last_password_failure
+                    .is_some_and(|l| self.now < l + password_delay(self.password_failures));
+                if cooling || delayed {
+                    return Outcome::Code("login.failed");
+                }
+                self.password_failures = 0;
+                self.last_password_failure = None;
+                if !self.mail_allowed() {
+                    return Outcome::Code("too_many_requests");
+                }
+                for c in &mut self.challenges {
+                    c.open = false;
+                }
+                self.challenges.push(Challenge {
+                    open: true,
+                    attempts: 0,
+                    resends: 0,
+                    sent_at: self.now,
+                    expires_at: self.now + OTP_TTL,
+                    last_seen: self.now,
+                    codes: 1,
+                });
+                Outcome::Ok
+            }
+            Step::Right(i) => {
+                self.touch(i);
+                let c = &mut self.challenges[i];
+                if !c.open || self.now >= c.expires_at {
+                    return Outcome::Code("otp.invalid");
+                }
+                c.open = false;
+                self.otp_failures = 0;
+                Outcome::Ok
+            }
+            Step::Wrong(i) | Step::Old(i) | Step::Foreign(i, _) => self.wrong_code(i),
+            Step::Resend(i) => {
+                if !self.alive(i) {
+                    return Outcome::Code("otp.invalid");
+                }
+                let c = &self.challenges[i];
+                if self.now < c.sent_at + RESEND_GAP {
+                    return Outcome::Code("too_many_requests");
+                }
+                if c.resends >= RESENDS {
+                    return Outcome::Code("otp.invalid");
+                }
+                if !self.mail_allowed() {
+                    return Outcome::Code("too_many_requests");
+                }
+                let now = self.now;
+                let c = &mut self.challenges[i];
+                c.resends += 1;
+                c.sent_at = now;
+                c.expires_at = now + OTP_TTL;
+                c.last_seen = now;
+                c.codes += 1;
+                Outcome::Ok
+            }
+            Step::Close(i) => {
+                self.challenges[i].open = false;
+                Outcome::Ok
+            }
+            Step::Heartbeat(i) => {
+                self.touch(i);
+                if !self.challenges[i].open {
+                    return Outcome::Code("otp.invalid");
+                }
+                self.challenges[i].last_seen = self.now;
+                Outcome::Ok
+            }
+        }
+    }
+}
+
+struct LoginModel;
+
+impl ReferenceStateMachine for LoginModel {
+    type State = Model;
+    type Transition = Step;
+
+    fn init_state() -> BoxedStrategy<Model> {
+        prop_oneof![Just(None), Just(Some(HEARTBEAT))]
+            .prop_map(|heartbeat| Model {
+                heartbeat,
+                ..Model::default()
+            })
+            .boxed()
+    }
+
+    fn transitions(state: &Model) -> BoxedStrategy<Step> {
+        let n = state.challenges.len();
+        let ticks = prop_oneof![
+            Just(1i64),
+            Just(30),
+            Just(59),
+            Just(61),
+            Just(61),
+            Just(61),
+            Just(119),
+            Just(60),
+            Just(300),
+            Just(599),
+            Just(900),
+            Just(3600),
+        ]
+        .prop_map(Step::Tick);
+        if n == 0 {
+            return prop_oneof![3 => Just(Step::Login), 1 => ticks].boxed();
+        }
+        // Mostly the newest challenge (older ones are usually superseded), sometimes any.
+        let i = prop_oneof![3 => Just(n - 1), 1 => 0..n];
+        prop_oneof![
+            2 => Just(Step::Login),
+            3 => i.clone().prop_map(Step::Right),
+            4 => i.clone().prop_map(Step::Wrong),
+            1 => i.clone().prop_map(Step::Old),
+            1 => (i.clone(), 0..n).prop_map(|(a, b)| Step::Foreign(a, b)),
+            4 => i.clone().prop_map(Step::Resend),
+            1 => i.clone().prop_map(Step::Close),
+            1 => i.prop_map(Step::Heartbeat),
+            3 => ticks,
+        ]
+        .boxed()
+    }
+
+    fn apply(mut state: Model, step: &Step) -> Model {
+        state.last = Some(state.step(step));
+        state
+    }
+
+    fn preconditions(state: &Model, step: &Step) -> bool {
+        let n = state.challenges.len();
+        match *step {
+            Step::Right(i)
+            | Step::Wrong(i)
+            | Step::Old(i)
+            | Step::Resend(i)
+            | Step::Close(i)
+            | Step::Heartbeat(i) => i < n,
+            Step::Foreign(i, j) => i < n && j < n && i != j,
+            Step::Login | Step::Tick(_) => true,
+        }
+    }
+}
+
+struct Sut {
+    rt: tokio::runtime::Runtime,
+    f: Fixture,
+    challenges: Vec<(String, Vec<OtpCode>)>,
+    successes: Vec<usize>,
+}
+
+/// A code that is not `current`.
+fn not(current: &OtpCode, candidate: &OtpCode) -> String {
+    if candidate != current {
+        return candidate.expose_secret().to_owned();
+    }
+    let c = current.expose_secret();
+    let last = c.as_bytes()[c.len() - 1];
+    let flipped = if last == b'9' {
+        '0'
+    } else {
+        char::from(last + 1)
+    };
+    format!("{}{}", &c[..c.len() - 1], flipped)
+}
+
+impl Sut {
+    fn outcome<T>(r: Result<T, kenpo_auth::Error>) -> Outcome {
+        match r {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Code(rejection(e).code()),
+        }
+    }
+
+    fn run(&mut self, step: &Step) -> Outcome {
+        let portal = self.f.portal.clone();
+        match *step {
+            Step::Tick(s) => {
+                self.f.clock.advance(Duration::seconds(s));
+                Outcome::Ok
+            }
+            Step::Login => {
+                let r = self.rt.block_on(portal.start_login(LOGIN, PASSWORD));
+                if let Ok(ch) = &r {
+                    self.challenges.push((
+                        ch.challenge.expose_secret().to_owned(),
+                        vec![self.f.otp(TARO)],
+                    ));
+                }
+                Self::outcome(r)
+            }
+            Step::Right(i) => {
+                let (id, codes) = &self.challenges[i];
+                let code = codes.last().unwrap().expose_secret().to_owned();
+                let r = self.rt.block_on(portal.verify_otp(id, &code));
+                if r.is_ok() {
+                    self.successes.push(i);
+                }
+                Self::outcome(r)
+            }
+            Step::Wrong(i) | Step::Old(i) | Step::Foreign(i, _) => {
+                let (id, codes) = &self.challenges[i];
+                let current = codes.last().unwrap();
+                let candidate = match *step {
+                    Step::Old(_) if codes.len() > 1 => codes[0].clone(),
+                    Step::Foreign(_, j) => self.challenges[j].1.last().unwrap().clone(),
+                    _ => current.clone(),
+                };
+                let code = not(current, &candidate);
+                Self::outcome(self.rt.block_on(portal.verify_otp(id, &code)))
+            }
+            Step::Resend(i) => {
+                let id = self.challenges[i].0.clone();
+                let r = self.rt.block_on(portal.resend_otp(&id));
+                if r.is_ok() {
+                    let code = self.f.otp(TARO);
+                    self.challenges[i].1.push(code);
+                }
+                Self::outcome(r)
+            }
+            Step::Close(i) => Self::outcome(
+                self.rt
+                    .block_on(portal.close_otp_screen(&self.challenges[i].0)),
+            ),
+            Step::Heartbeat(i) => Self::outcome(
+                self.rt
+                    .block_on(portal.heartbeat_otp_screen(&self.challenges[i].0)),
+            ),
+        }
+    }
+}
+
+impl StateMachineTest for LoginModel {
+    type SystemUnderTest = Sut;
+    type Reference = LoginModel;
+
+    fn init_test(model: &Model) -> Sut {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut policy = test_policy();
+        policy.otp_screen_heartbeat = model.heartbeat.map(Duration::seconds);
+        let f = fixture_with(policy);
+        rt.block_on(f.register(TARO, "999-123456-00", "1985-04-12", LOGIN));
+        // Start the model's clock after registration's mails.
+        f.clock.advance(Duration::hours(2));
+        Sut {
+            rt,
+            f,
+            challenges: Vec::new(),
+            successes: Vec::new(),
+        }
+    }
+
+    fn apply(mut sut: Sut, model: &Model, step: Step) -> Sut {
+        let got = sut.run(&step);
+        assert_eq!(Some(&got), model.last.as_ref(), "step {step:?}");
+        sut
+    }
+
+    fn check_invariants(sut: &Sut, model: &Model) {
+        // A challenge is authenticated at most once.
+        let mut seen = sut.successes.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), sut.successes.len(), "a code worked twice");
+        // Attempts never exceed the budget.
+        assert!(model.challenges.iter().all(|c| c.attempts <= TRIES));
+        assert!(model.otp_failures < ACCOUNT_TRIES);
+        let _ = Rejection::OtpInvalid;
+    }
+}
+
+prop_state_machine! {
+    #![proptest_config(ProptestConfig {
+        cases: 256,
+        max_shrink_iters: 2048,
+        .. ProptestConfig::default()
+    })]
+    #[test]
+    fn login_matches_reference_model(sequential 1..60 => LoginModel);
+}
