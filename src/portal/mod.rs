@@ -6,6 +6,8 @@
 //! never acts on stale state.
 
 mod builder;
+#[cfg(test)]
+mod interaction_tests;
 mod login;
 mod registration;
 
