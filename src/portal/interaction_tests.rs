@@ -373,6 +373,21 @@ async fn malformed_link_token_at_r2_touches_no_port() {
     }
 }
 
+/// SEC-09: a forged (well-formed, unknown) flow handle at R3 is refused before the roster
+/// is asked anything, so handles cannot be used to probe card numbers without spending
+/// a flow's identity tries.
+#[tokio::test]
+async fn sec_09_forged_handle_at_r3_never_reaches_the_roster() {
+    let mut store = store_without_commit();
+    store.expect_find_flow().returning(|_| Ok(None));
+    let p = untouched(store);
+    let forged = FlowHandle::generate(&mut rand::rng());
+    assert_eq!(
+        rejection(p.verify_identity(forged.expose_secret(), claim()).await),
+        Rejection::WrongStep
+    );
+}
+
 /// Well-formed but unknown secrets: the store is asked once, by the secret's keyed
 /// digest (never its text), answers "no such flow", and nothing is written.
 #[tokio::test]

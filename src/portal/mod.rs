@@ -140,14 +140,15 @@ impl Portal {
         self.inner.audit.record(event);
     }
 
-    /// Looks a flow up by every digest the keyring accepts for one secret.
+    /// Looks a flow up by every digest the keyring accepts for one secret (current key
+    /// first), and returns it with the digest that found it — the one its state knows.
     async fn find_flow(
         &self,
         candidates: &[TokenDigest],
-    ) -> Result<Option<Versioned<FlowRecord>>, Error> {
+    ) -> Result<Option<(Versioned<FlowRecord>, TokenDigest)>, Error> {
         for d in candidates {
             if let Some(found) = self.inner.store.find_flow(d).await? {
-                return Ok(Some(found));
+                return Ok(Some((found, *d)));
             }
         }
         Ok(None)

@@ -16,7 +16,7 @@ use crate::mail::{MailLink, MailMessage};
 use crate::password_hash::Verification;
 use crate::ports::{
     Account, AccountId, AccountLookup, AccountStatus, AccountWrite, AuditEvent, AuditKind, Commit,
-    CommitOutcome, FlowId, FlowRecord, FlowWrite, SecurityStamp, Versioned,
+    CommitOutcome, FlowId, FlowRecord, FlowWrite, MemberRecord, SecurityStamp, Versioned,
 };
 use crate::token::{AuthKey, FlowHandle, RegistrationLinkToken, VerificationLinkToken};
 
@@ -160,15 +160,11 @@ impl Portal {
         };
         let now = self.now();
         let candidates = token.digest_candidates(&self.inner.keys);
-        let Some(found) = self.find_flow(&candidates).await? else {
+        let Some((found, digest)) = self.find_flow(&candidates).await? else {
             return Ok(LinkStatus::Invalid);
         };
         Ok(match &found.value.state {
-            FlowState::Registration(s) => candidates
-                .iter()
-                .map(|d| s.link1_status(d, now))
-                .find(|st| *st != LinkStatus::Invalid)
-                .unwrap_or(LinkStatus::Invalid),
+            FlowState::Registration(s) => s.link1_status(&digest, now),
             _ => LinkStatus::Invalid,
         })
     }
@@ -180,13 +176,12 @@ impl Portal {
         let candidates = token.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::LinkInvalid.into());
             };
             let FlowState::Registration(state) = found.value.state.clone() else {
                 return Err(Rejection::LinkInvalid.into());
             };
-            let digest = matching_digest(&state, &candidates);
             let (next, handle) = {
                 let mut rng = Self::rng();
                 state.open_link(&digest, self.env(now), &mut rng)?
@@ -212,18 +207,37 @@ impl Portal {
     ) -> Result<AuthKeyShown, Error> {
         let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
         let candidates = handle.digest_candidates(&self.inner.keys);
-        let record = self.inner.directory.find(&claim.card_number).await?;
+        // The roster is asked only once the handle is known to belong to a live flow at
+        // this step, so a forged handle cannot probe card numbers (SEC-09).
+        let mut roster: Option<Option<MemberRecord>> = None;
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::WrongStep.into());
             };
             let FlowState::Registration(state) = found.value.state.clone() else {
                 return Err(Rejection::WrongStep.into());
             };
-            let digest = matching_digest(&state, &candidates);
-            // SEC-09: count the check against the member before comparing anything.
             let p = &self.inner.policy;
+            let at_step = matches!(&state, RegistrationState::AwaitingIdentity(s)
+                if s.handle == digest && now < s.expires_at && s.attempts < p.identity_tries_per_flow);
+            if !at_step {
+                // Wrong step, expired or exhausted: the core says which, nothing changes.
+                let step = {
+                    let mut rng = Self::rng();
+                    state.verify_identity(&digest, &claim, None, false, self.env(now), &mut rng)
+                };
+                return Err(step.result.err().unwrap_or(Rejection::WrongStep).into());
+            }
+            let record = match &roster {
+                Some(r) => r.clone(),
+                None => {
+                    let r = self.inner.directory.find(&claim.card_number).await?;
+                    roster = Some(r.clone());
+                    r
+                }
+            };
+            // SEC-09: count the check against the member before comparing anything.
             let (member_counter, member_exhausted) = match &record {
                 Some(r) => {
                     let key = format!("identity:{}", r.member_id.as_str());
@@ -242,9 +256,6 @@ impl Portal {
                 }
                 None => (None, false),
             };
-            if !matches!(state, RegistrationState::AwaitingIdentity(ref s) if s.handle == digest) {
-                return Err(Rejection::WrongStep.into());
-            }
             let step = {
                 let mut rng = Self::rng();
                 state.verify_identity(
@@ -373,15 +384,11 @@ impl Portal {
         };
         let now = self.now();
         let candidates = token.digest_candidates(&self.inner.keys);
-        let Some(found) = self.find_flow(&candidates).await? else {
+        let Some((found, digest)) = self.find_flow(&candidates).await? else {
             return Ok(LinkStatus::Invalid);
         };
         Ok(match &found.value.state {
-            FlowState::Registration(s) => candidates
-                .iter()
-                .map(|d| s.link2_status(d, now))
-                .find(|st| *st != LinkStatus::Invalid)
-                .unwrap_or(LinkStatus::Invalid),
+            FlowState::Registration(s) => s.link2_status(&digest, now),
             _ => LinkStatus::Invalid,
         })
     }
@@ -394,13 +401,12 @@ impl Portal {
         let candidates = token.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::LinkInvalid.into());
             };
             let FlowState::Registration(state) = found.value.state.clone() else {
                 return Err(Rejection::LinkInvalid.into());
             };
-            let digest = matching_digest(&state, &candidates);
             let step = {
                 let mut rng = Self::rng();
                 state
@@ -437,13 +443,12 @@ impl Portal {
         let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
         let candidates = handle.digest_candidates(&self.inner.keys);
         let now = self.now();
-        let Some(found) = self.find_flow(&candidates).await? else {
+        let Some((found, digest)) = self.find_flow(&candidates).await? else {
             return Err(Rejection::WrongStep.into());
         };
         let FlowState::Registration(state) = found.value.state.clone() else {
             return Err(Rejection::WrongStep.into());
         };
-        let digest = matching_digest(&state, &candidates);
         if !matches!(state, RegistrationState::AwaitingIdentity(ref s) if s.handle == digest && now < s.expires_at)
         {
             return Err(Rejection::WrongStep.into());
@@ -483,13 +488,12 @@ impl Portal {
         let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
         let candidates = handle.digest_candidates(&self.inner.keys);
         let now = self.now();
-        let Some(found) = self.find_flow(&candidates).await? else {
+        let Some((found, digest)) = self.find_flow(&candidates).await? else {
             return Err(Rejection::WrongStep.into());
         };
         let FlowState::Registration(state) = found.value.state.clone() else {
             return Err(Rejection::WrongStep.into());
         };
-        let digest = matching_digest(&state, &candidates);
         let ready = state.ready_to_complete(&digest, now)?.clone();
 
         let login_id = LoginId::parse(&credentials.login_id)
@@ -681,20 +685,6 @@ impl Portal {
         };
         Ok(self.commit(commit).await? == CommitOutcome::Committed)
     }
-}
-
-/// Which of a secret's candidate digests (one per accepted key) the flow knows.
-fn matching_digest(
-    state: &RegistrationState,
-    candidates: &[crate::token::TokenDigest],
-) -> crate::token::TokenDigest {
-    let keys = state.lookup_keys();
-    candidates
-        .iter()
-        .find(|c| keys.contains(c))
-        .or(candidates.first())
-        .copied()
-        .unwrap_or_else(|| crate::token::TokenDigest::from_bytes([0; 32]))
 }
 
 fn registration_email(state: &FlowState) -> Option<&EmailAddress> {
