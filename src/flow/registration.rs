@@ -556,7 +556,7 @@ impl<T> Step<T> {
 /// Whether a claim matches a roster entry: same canonical card number, same birth date,
 /// same kana name when the claim has one, and the member still insured. Each compared
 /// in constant time (SEC-45); the answer never says which part differed (SEC-09).
-fn roster_matches(claim: &IdentityClaim, record: &MemberRecord) -> bool {
+pub(crate) fn roster_matches(claim: &IdentityClaim, record: &MemberRecord) -> bool {
     let card = claim
         .card_number
         .canonical()
