@@ -169,6 +169,31 @@ async fn sec_09_reminder_roster_guesses_are_limited_per_member() {
 }
 
 #[tokio::test]
+async fn sec_09_reminder_guesses_under_other_addresses_do_not_block_the_member() {
+    let (f, _) = registered().await;
+    let p = f.portal.policy().clone();
+    // Someone holding only Taro's card number cannot use the form to use up his
+    // roster budget: with no account behind the address nothing is compared or counted.
+    for i in 0..=p.identity_tries_per_member {
+        f.portal
+            .request_login_id_reminder(
+                &format!("guess{i}@example.jp"),
+                Some(claim(CARD, "2001-01-01")),
+            )
+            .await
+            .unwrap();
+    }
+    f.portal
+        .request_login_id_reminder(TARO, Some(claim(CARD, BIRTH)))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.mailer.last_to(&addr(TARO)).unwrap().message.kind(),
+        "login_id_reminder"
+    );
+}
+
+#[tokio::test]
 async fn sec_13_reminder_mails_are_throttled_per_address() {
     let (f, _) = registered().await;
     let first = f

@@ -72,22 +72,16 @@ impl Portal {
             .find_account(AccountLookup::Email(email.clone()))
             .await?
             .filter(|a| matches!(a.value.status, AccountStatus::Active));
-        // Whom a roster check counts against: the member whose account has this address,
-        // else the member the typed card number names.
+        // A roster check counts against the member whose account has this address
+        // (SEC-09). Without such an account there is nothing to learn, so nothing is
+        // counted — and nobody can use this form to exhaust a member's budget by card
+        // number alone.
         let (member, record) = match (&identity, &target) {
-            (None, _) => (None, None),
             (Some(_), Some(a)) => (
                 Some(a.value.member.clone()),
                 self.inner.directory.get(&a.value.member).await?,
             ),
-            (Some(claim), None) => (
-                self.inner
-                    .directory
-                    .find(&claim.card_number)
-                    .await?
-                    .map(|r| r.member_id),
-                None,
-            ),
+            _ => (None, None),
         };
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
