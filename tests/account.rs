@@ -608,7 +608,7 @@ async fn sec_42_provisioned_login_ids_are_random_not_derived() {
 // ---------------------------------------------------------------- disabling
 
 #[tokio::test]
-async fn disabled_member_cannot_log_in_or_recover_and_gets_the_generic_answer() {
+async fn sec_37_disabled_member_cannot_log_in_or_recover_and_gets_the_generic_answer() {
     let (f, id) = registered().await;
     let session = f.login(LOGIN, PASSWORD, TARO).await;
     f.portal.request_password_reset(LOGIN).await.unwrap();
@@ -683,7 +683,7 @@ async fn disabled_member_cannot_log_in_or_recover_and_gets_the_generic_answer() 
 }
 
 #[tokio::test]
-async fn disabling_a_provisioned_account_stops_its_pending_r5() {
+async fn sec_41_disabling_a_provisioned_account_stops_its_pending_r5() {
     let f = fixture();
     let issued = f
         .portal

@@ -49,7 +49,7 @@ async fn reset(f: &Fixture, login_id: &str, to: &str, card: &str, birth: &str, n
 // ---------------------------------------------------------------- forgot login ID
 
 #[tokio::test]
-async fn login_id_reminder_mails_the_id_to_the_registered_address_only() {
+async fn sec_40_login_id_is_mailed_to_the_registered_address_only() {
     let (f, _) = registered().await;
     let answer = f
         .portal
@@ -214,7 +214,7 @@ async fn sec_13_reminder_mails_are_throttled_per_address() {
 }
 
 #[tokio::test]
-async fn reminder_needs_identity_by_default_and_email_alone_only_by_deviation() {
+async fn sec_40_reminder_needs_identity_by_default_and_email_alone_only_by_deviation() {
     let (f, _) = registered().await;
     let r = f.portal.request_login_id_reminder(TARO, None).await;
     assert_eq!(rejection(r.unwrap_err()), Rejection::IdentityNotConfirmed);
@@ -244,7 +244,7 @@ async fn reminder_needs_identity_by_default_and_email_alone_only_by_deviation() 
 // ---------------------------------------------------------------- forgot password
 
 #[tokio::test]
-async fn password_reset_end_to_end() {
+async fn sec_38_password_reset_end_to_end_does_not_log_in() {
     let (f, id) = registered().await;
     let answer = f.portal.request_password_reset(LOGIN).await.unwrap();
     assert!(answer.message(Lang::Ja).contains("メールを送信しました"));
@@ -676,7 +676,7 @@ async fn sec_17_reset_applies_the_full_password_policy() {
 }
 
 #[tokio::test]
-async fn reset_by_email_alone_only_under_the_declared_deviation() {
+async fn sec_48_reset_by_email_alone_only_under_the_declared_deviation() {
     let mut loose = test_policy();
     loose.recovery_requires_identity = false;
     let loose = loose.allow_deviation(Deviation::RecoveryByEmailAlone, "tests only");
