@@ -29,13 +29,20 @@ pub struct OtpChallenge {
 
 /// The answer to L2: the member is logged in. Start the host's session now, with a new
 /// session ID (SEC-32), and keep the security stamp in it.
+///
+/// Only the library makes one (`non_exhaustive`), so holding one proves a login
+/// (password + 暗証キー) at `authenticated_at`; changing the e-mail address needs one
+/// no older than the policy's re-authentication window (SEC-36).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Authenticated {
     /// Who logged in.
     pub account_id: AccountId,
     /// Compare it with [`Portal::check_security_stamp`] on later requests to end this
     /// session after a password, e-mail or login-ID change (SEC-34).
     pub security_stamp: SecurityStamp,
+    /// When the 暗証キー was accepted.
+    pub authenticated_at: OffsetDateTime,
 }
 
 /// Which accounts a password check accepts.
@@ -388,6 +395,7 @@ impl Portal {
                     Ok(Authenticated {
                         account_id: consumed.account().clone(),
                         security_stamp: updated.security_stamp,
+                        authenticated_at: now,
                     })
                 }
                 Err(rejection) => {

@@ -5,18 +5,27 @@
 //! and answers. A commit that loses a race is retried from a fresh read, so a request
 //! never acts on stale state.
 
+mod account;
 mod builder;
 #[cfg(test)]
 mod interaction_tests;
 mod login;
+mod pathways;
+mod recovery;
 mod registration;
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+pub use account::{
+    CredentialsChanged, DisableOutcome, EmailChangeConfirmed, EmailChangeRequested,
+    ProvisionedAccount,
+};
 pub use builder::{ConfigError, LinkPaths, PortalBuilder};
 pub use login::{Authenticated, OtpChallenge};
+pub use pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
+pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
 
 use crate::domain::EmailAddress;
@@ -120,6 +129,7 @@ impl Portal {
             out.push_str("保証レベル: NIST SP 800-63B-4 はメールを認証要素と認めていないため、このログインは多要素(AAL2)ではなく単要素(AAL1)です。メールの暗証キーはメールボックスの管理を確認し、推測や流出したパスワードの悪用を抑えるものです。\n");
             out.push_str("新規利用登録の本人確認は記号・番号・枝番と生年月日の知識によるもの(NIST SP 800-63A-4 では低い保証)です。保険者が郵送する仮パスワードによる事前登録の方が強い経路です。\n");
         }
+        out.push_str(&self.recovery_assurance(lang));
         out.push_str(&self.inner.report.render(lang));
         out
     }

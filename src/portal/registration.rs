@@ -460,6 +460,7 @@ impl Portal {
                 &digest,
                 account.value.id.clone(),
                 account.value.member.clone(),
+                account.value.security_stamp.clone(),
                 self.env(now),
                 &mut rng,
             )?
@@ -535,6 +536,11 @@ impl Portal {
                 else {
                     return Err(Rejection::WrongStep.into());
                 };
+                // SEC-41: a re-issue (new temporary password) or a disable since R2'
+                // revokes this flow's proof, and so does the temporary password's expiry.
+                if !provisioned_still_valid(&acc.value, ready.proof.provisioned_stamp(), now) {
+                    return Err(Rejection::WrongStep.into());
+                }
                 // SEC-41: the temporary password cannot become the long-term one.
                 if let Verification::Match { .. } = self
                     .inner
@@ -695,6 +701,27 @@ fn registration_email(state: &FlowState) -> Option<&EmailAddress> {
         FlowState::Registration(RegistrationState::AwaitingLinkOpen(s)) => Some(&s.email),
         _ => None,
     }
+}
+
+/// Whether a provisioned account may still be completed by a flow that passed R2'
+/// when the account had `stamp`: still provisioned, temporary password unexpired, and
+/// not re-issued or disabled since (both change the stamp).
+fn provisioned_still_valid(
+    account: &Account,
+    stamp: Option<&SecurityStamp>,
+    now: OffsetDateTime,
+) -> bool {
+    let unexpired = matches!(
+        account.status,
+        AccountStatus::Provisioned { temporary_expires_at } if now < temporary_expires_at
+    );
+    let same_stamp = stamp.is_some_and(|s| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            s.as_str().as_bytes(),
+            account.security_stamp.as_str().as_bytes(),
+        ))
+    });
+    unexpired && same_stamp
 }
 
 /// SEC-42: a chosen login ID may not be the e-mail address, the card number or the
