@@ -28,7 +28,7 @@ use crate::ports::{
     Account, AccountId, AccountLookup, AccountStatus, AccountWrite, AuditEvent, AuditKind, Commit,
     CommitOutcome, FlowId, FlowRecord, FlowWrite, MemberId, SecurityStamp, Versioned,
 };
-use crate::token::{EmailChangeLinkToken, TemporaryPassword, TokenDigest};
+use crate::token::{EmailChangeLinkToken, TemporaryPassword};
 
 /// Flows removed per store call by [`Portal::purge_expired`].
 const PURGE_BATCH: usize = 500;
@@ -387,15 +387,11 @@ impl Portal {
         };
         let now = self.now();
         let candidates = token.digest_candidates(&self.inner.keys);
-        let Some(found) = self.find_flow(&candidates).await? else {
+        let Some((found, digest)) = self.find_flow(&candidates).await? else {
             return Ok(LinkStatus::Invalid);
         };
         Ok(match &found.value.state {
-            FlowState::EmailChange(s) => candidates
-                .iter()
-                .map(|d| s.link_status(d, now))
-                .find(|st| *st != LinkStatus::Invalid)
-                .unwrap_or(LinkStatus::Invalid),
+            FlowState::EmailChange(s) => s.link_status(&digest, now),
             _ => LinkStatus::Invalid,
         })
     }
@@ -411,13 +407,12 @@ impl Portal {
         let candidates = token.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::LinkInvalid.into());
             };
             let FlowState::EmailChange(state) = found.value.state.clone() else {
                 return Err(Rejection::LinkInvalid.into());
             };
-            let digest = matching(&state.lookup_keys(), &candidates);
             let pending = state.ready_to_confirm(&digest, self.env(now))?.clone();
             let Some(account) = self.active_account(&pending.account).await? else {
                 return Err(Rejection::LinkInvalid.into());
@@ -662,14 +657,4 @@ impl Portal {
             .await?
             .filter(|a| matches!(a.value.status, AccountStatus::Active)))
     }
-}
-
-/// Which of a secret's candidate digests (one per accepted key) the flow knows.
-pub(super) fn matching(keys: &[TokenDigest], candidates: &[TokenDigest]) -> TokenDigest {
-    candidates
-        .iter()
-        .find(|c| keys.contains(c))
-        .or(candidates.first())
-        .copied()
-        .unwrap_or_else(|| TokenDigest::from_bytes([0; 32]))
 }

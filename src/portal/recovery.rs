@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-use super::account::{Ends, matching};
+use super::account::Ends;
 use super::{MAX_CAS_RETRIES, Portal, busy, window_hit};
 use crate::domain::{EmailAddress, InputError, LoginId, Password};
 use crate::error::{Error, Rejection};
@@ -232,15 +232,11 @@ impl Portal {
         };
         let now = self.now();
         let candidates = token.digest_candidates(&self.inner.keys);
-        let Some(found) = self.find_flow(&candidates).await? else {
+        let Some((found, digest)) = self.find_flow(&candidates).await? else {
             return Ok(LinkStatus::Invalid);
         };
         Ok(match &found.value.state {
-            FlowState::PasswordReset(s) => candidates
-                .iter()
-                .map(|d| s.link_status(d, now))
-                .find(|st| *st != LinkStatus::Invalid)
-                .unwrap_or(LinkStatus::Invalid),
+            FlowState::PasswordReset(s) => s.link_status(&digest, now),
             _ => LinkStatus::Invalid,
         })
     }
@@ -253,7 +249,7 @@ impl Portal {
         let candidates = token.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::LinkInvalid.into());
             };
             let FlowState::PasswordReset(state) = found.value.state.clone() else {
@@ -262,7 +258,6 @@ impl Portal {
             if self.active_account(state.account()).await?.is_none() {
                 return Err(Rejection::LinkInvalid.into());
             }
-            let digest = matching(&state.lookup_keys(), &candidates);
             let account = state.account().clone();
             let (next, handle) = state.open_link(&digest, self.env(now), &mut Self::rng())?;
             let commit = Commit {
@@ -315,13 +310,12 @@ impl Portal {
         let mut hashed: Option<crate::password_hash::PasswordHashString> = None;
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::WrongStep.into());
             };
             let FlowState::PasswordReset(stored) = found.value.state.clone() else {
                 return Err(Rejection::WrongStep.into());
             };
-            let digest = matching(&stored.lookup_keys(), &candidates);
             let Some(account) = self.active_account(stored.account()).await? else {
                 return Err(Rejection::WrongStep.into());
             };
