@@ -70,7 +70,7 @@ class Sink:
         self.lock = threading.Lock()
 
     def log_attempt(self, code, address):
-        if self.directory is None:
+        if self.directory is None or self.discard:
             return
         with self.lock:
             with open(os.path.join(self.directory, "attempts.log"), "a") as f:
