@@ -20,7 +20,7 @@
 //! A host that must not lose a mail even in a crash implements [`Mailer`] over a table
 //! of its own database (insert the [`OutgoingMail`]'s recipient, subject and body in
 //! `send`, ideally in the same transaction as its other writes) and runs a worker that
-//! reads the table and sends with [`SmtpMailer`](crate::mail::smtp::SmtpMailer),
+//! reads the table and sends with `SmtpMailer` (feature `smtp`),
 //! deleting or marking a row only after the server took the mail. For development,
 //! `OutboxMailer` writes `.eml` files instead.
 //!
@@ -179,7 +179,7 @@ impl Worker {
                 Ok(Ok(())) => return,
                 Ok(Err(MailError::Transient(e))) => (e.to_string(), true),
                 Ok(Err(e)) => (e.to_string(), false),
-                Err(_) => ("mailer panicked".to_owned(), false),
+                Err(_) => ("mailer task panicked or was cancelled".to_owned(), false),
             };
             if transient && attempt < self.config.max_attempts {
                 tokio::time::sleep(self.config.backoff_after(attempt)).await;

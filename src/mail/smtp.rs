@@ -327,29 +327,36 @@ impl SmtpMailer {
         let envelope = message.envelope().clone();
         let bytes = message.formatted();
         let _slot = self.acquire_slot().await?;
-        for _ in 0..2 {
-            let (mut conn, reused) = match self.pool.take() {
-                Some(conn) => (conn, true),
-                None => (self.connector.connect().await?, false),
-            };
-            match tokio::time::timeout(self.timeout, conn.send(&envelope, &bytes)).await {
-                Ok(Ok(_)) => {
+        if let Some(mut conn) = self.pool.take() {
+            match self.send_on(&mut conn, &envelope, &bytes).await {
+                Ok(()) => {
                     self.pool.put(conn);
                     return Ok(());
                 }
-                Ok(Err(e)) => {
-                    let e = SmtpError::from_lettre(e);
-                    if reused && e.may_be_stale_connection() {
-                        // Idle connections of the same age are likely closed too.
-                        drop(self.pool.drain());
-                        continue;
-                    }
-                    return Err(e);
-                }
-                Err(_) => return Err(SmtpError::Timeout),
+                // The server may have closed it while idle; idle connections of the
+                // same age likely are closed too. Go on with a new one.
+                Err(e) if e.may_be_stale_connection() => drop(self.pool.drain()),
+                Err(e) => return Err(e),
             }
         }
-        Err(SmtpError::Timeout)
+        let mut conn = self.connector.connect().await?;
+        self.send_on(&mut conn, &envelope, &bytes).await?;
+        self.pool.put(conn);
+        Ok(())
+    }
+
+    /// One `MAIL`/`RCPT`/`DATA` exchange within the timeout.
+    async fn send_on(
+        &self,
+        conn: &mut lettre::transport::smtp::client::AsyncSmtpConnection,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Result<(), SmtpError> {
+        match tokio::time::timeout(self.timeout, conn.send(envelope, bytes)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(SmtpError::from_lettre(e)),
+            Err(_) => Err(SmtpError::Timeout),
+        }
     }
 }
 

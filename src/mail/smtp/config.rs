@@ -92,8 +92,9 @@ pub struct SmtpConfig {
     pub security: SmtpSecurity,
     /// `AUTH` credentials, if the relay wants them.
     pub credentials: Option<SmtpCredentials>,
-    /// Upper bound for connecting (TCP, TLS, greeting, `EHLO`, `AUTH`) and, separately,
-    /// for each send. A slow server fails the send as transient instead of hanging it.
+    /// Upper bound, each on its own, for waiting for a free connection, for connecting
+    /// (TCP, TLS, greeting, `EHLO`, `AUTH`) and for one send. A slow server fails the
+    /// send as transient instead of hanging it.
     pub timeout: Duration,
     /// How many connections may be open at once; idle ones are kept for reuse.
     pub max_connections: usize,
