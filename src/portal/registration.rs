@@ -89,37 +89,32 @@ impl Portal {
                 self.audit(AuditEvent::new(AuditKind::MailThrottled, now).email(email.masked()));
                 return Ok(answer);
             };
-            if registered {
-                let commit = Commit {
-                    counters: vec![counter],
-                    ..Commit::default()
-                };
-                match self.commit(commit).await? {
-                    CommitOutcome::Committed => {}
-                    _ => continue,
-                }
-                self.audit(
-                    AuditEvent::new(AuditKind::RegistrationForRegisteredAddress, now)
-                        .email(email.masked()),
-                );
-                let login_url = self.login_url();
-                self.send_mail(&email, MailMessage::AlreadyRegistered { login_url })
-                    .await;
-                return Ok(answer);
-            }
+            // SEC-07: both branches do the same work — draw a link, digest it, insert a
+            // flow, count the mail, send one mail — so neither the answer nor its timing
+            // tells whether the address is registered. For a registered address the flow
+            // is stored already dead and its link is never mailed; the owner gets a
+            // notice instead.
             let (state, token) = {
                 let mut rng = Self::rng();
-                let (s, t) = registration::start(email.clone(), self.env(now), &mut rng);
-                (s, t)
+                registration::start(email.clone(), self.env(now), &mut rng)
             };
             let expires_at = state.expires_at;
             let flow_id = FlowId::generate(&mut Self::rng());
+            let stored = if registered {
+                RegistrationState::Dead(Dead {
+                    reason: DeadReason::AlreadyRegistered,
+                    spent: vec![state.link],
+                    at: now,
+                })
+            } else {
+                RegistrationState::AwaitingLinkOpen(state)
+            };
             let commit = Commit {
                 flows: vec![FlowWrite {
                     expected: None,
                     record: FlowRecord {
                         id: flow_id.clone(),
-                        state: FlowState::Registration(RegistrationState::AwaitingLinkOpen(state)),
+                        state: FlowState::Registration(stored),
                     },
                 }],
                 counters: vec![counter],
@@ -129,24 +124,32 @@ impl Portal {
                 CommitOutcome::Committed => {}
                 _ => continue,
             }
+            let kind = if registered {
+                AuditKind::RegistrationForRegisteredAddress
+            } else {
+                AuditKind::RegistrationStarted
+            };
             self.audit(
-                AuditEvent::new(AuditKind::RegistrationStarted, now)
+                AuditEvent::new(kind, now)
                     .flow(&flow_id)
                     .email(email.masked()),
             );
-            let url = self
-                .inner
-                .profile
-                .link(&self.inner.paths.registration, token.expose_secret());
-            self.send_mail(
-                &email,
+            let message = if registered {
+                MailMessage::AlreadyRegistered {
+                    login_url: self.login_url(),
+                }
+            } else {
+                let url = self
+                    .inner
+                    .profile
+                    .link(&self.inner.paths.registration, token.expose_secret());
                 MailMessage::RegistrationLink(MailLink {
                     url,
                     token,
                     expires_at,
-                }),
-            )
-            .await;
+                })
+            };
+            self.send_mail(&email, message).await;
             return Ok(answer);
         }
         Err(busy())
