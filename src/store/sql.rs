@@ -208,7 +208,7 @@ pub(crate) fn unique_outcome(name: &str) -> CommitOutcome {
 }
 
 /// Lower-case hex, for test dumps.
-#[cfg(feature = "testkit")]
+#[cfg(all(feature = "testkit", feature = "sqlite"))]
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

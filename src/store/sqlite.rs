@@ -27,10 +27,11 @@
 //! SQLite runs in-process, so a "round trip" is a hop to sqlx's worker thread (tens of
 //! microseconds), not a network exchange. Each read ([`Store::find_flow`],
 //! [`Store::find_account`], [`Store::load_counter`], [`Store::flows_of_account`]) is one
-//! statement. A commit is `BEGIN IMMEDIATE`, then per flow write two statements plus one
-//! per lookup key (insert or compare-and-set update, delete old keys, insert keys), one
-//! per counter or account write, then `COMMIT`. L2 (`verify_otp`) is thus two reads and
-//! one transaction of four to six statements.
+//! statement. A commit is `BEGIN IMMEDIATE`, then per flow write one statement per lookup
+//! key plus one (insert) or two (compare-and-set update, delete the old keys), one per
+//! counter or account write, then `COMMIT`. L2 (`verify_otp`) is thus two reads and one
+//! transaction of five statements (right code) or six (wrong code: the account's
+//! failure counter too).
 //!
 //! # Schema
 //!
