@@ -29,10 +29,18 @@
 //! [`Store::find_account`], [`Store::load_counter`], [`Store::flows_of_account`]) is
 //! one round trip. A flow write (the row and its lookup keys) is one statement, as is
 //! every counter or account write. A commit of one write is that one statement; a commit
-//! of `n` writes is `BEGIN`, `n` statements, `COMMIT`: `n + 2` round trips. So L2
-//! (`verify_otp`) costs 3 round trips when the code is right and the account had no
-//! earlier wrong codes (find flow, find account, one-statement commit), and 6 when it
-//! also updates the account (wrong code: `BEGIN`, flow, account, `COMMIT`).
+//! of `n` writes is `BEGIN`, `n` statements, `COMMIT`: `n + 2` round trips. So:
+//!
+//! | step | store calls | round trips |
+//! |---|---|---|
+//! | L2 `verify_otp`, right code | find flow, find account, commit (flow) | 3 |
+//! | L2 `verify_otp`, wrong code | find flow, find account, commit (flow + account) | 6 |
+//! | L1 `start_login` | find account, load counter, flows of account, commit (new flow + counter + each superseded challenge) | 7 (+1 per open earlier challenge) |
+//! | R1 `start_registration` | find account, load counter, commit (flow + counter) | 6 |
+//! | R2 `open_registration_link` | find flow, commit (flow) | 2 |
+//!
+//! A lost compare-and-set race repeats the step's reads and commit; during a
+//! digest-key rotation, a link issued under the previous key costs one more lookup.
 //!
 //! Pools made by [`PostgresStore::connect`] do not ping a connection before every use
 //! (sqlx's `test_before_acquire`), which would add a round trip to every read. Instead,

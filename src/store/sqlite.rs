@@ -31,7 +31,8 @@
 //! key plus one (insert) or two (compare-and-set update, delete the old keys), one per
 //! counter or account write, then `COMMIT`. L2 (`verify_otp`) is thus two reads and one
 //! transaction of five statements (right code) or six (wrong code: the account's
-//! failure counter too).
+//! failure counter too). The store calls per portal step are those listed for
+//! [`PostgresStore`](super::PostgresStore) (feature `postgres`).
 //!
 //! # Schema
 //!
