@@ -69,6 +69,42 @@ async fn drop_schema(store: Arc<PostgresStore>) {
     store.pool().close().await;
 }
 
+/// Drops a test's schema when the test ends, passed or failed.
+struct SchemaGuard(String);
+
+impl SchemaGuard {
+    fn new() -> Self {
+        SchemaGuard(random_schema())
+    }
+}
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let schema = self.0.clone();
+        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url())
+                    .await
+                    .expect("connect to drop the test schema");
+                conn.execute(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+                )))
+                .await
+                .expect("drop schema");
+            });
+        })
+        .join();
+        if done.is_err() && !std::thread::panicking() {
+            panic!("could not drop test schema {}", self.0);
+        }
+    }
+}
+
 mod conformance {
     kenpo_auth::store_conformance_tests!(super::fresh(), super::drop_schema);
 }
@@ -258,8 +294,11 @@ async fn challenge_state(store: &PostgresStore, challenge: &str) -> (u64, LoginS
 /// throttles (mail interval, 暗証キー tries) count requests of both servers together.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_portals_share_one_database() {
-    let (schema, url) = (random_schema(), url());
-    let (store_a, store_b) = (store_in(&schema, &url).await, store_in(&schema, &url).await);
+    let (schema, url) = (SchemaGuard::new(), url());
+    let (store_a, store_b) = (
+        store_in(&schema.0, &url).await,
+        store_in(&schema.0, &url).await,
+    );
     let world = World::new();
     let a = world.portal(store_a.clone());
     let b = world.portal(store_b.clone());
@@ -337,8 +376,8 @@ async fn two_portals_share_one_database() {
         "the right code no longer works: {late:?}"
     );
 
+    store_a.pool().close().await;
     store_b.pool().close().await;
-    drop_schema(Arc::new(store_a)).await;
 }
 
 /// Terminates every backend of the pools whose connections carry `application_name`,
@@ -385,9 +424,9 @@ fn url_named(name: &str) -> String {
 /// holds the `sqlx::Error`, nothing is half-written, and the next attempt succeeds.
 #[tokio::test(flavor = "multi_thread")]
 async fn lost_connections_fail_one_step_and_write_nothing() {
-    let schema = random_schema();
-    let url = url_named(&schema);
-    let store = store_in(&schema, &url).await;
+    let schema = SchemaGuard::new();
+    let url = url_named(&schema.0);
+    let store = store_in(&schema.0, &url).await;
     let world = World::new();
     let portal = world.portal(store.clone());
     let handle = world.register_until_credentials(&portal).await;
@@ -400,7 +439,7 @@ async fn lost_connections_fail_one_step_and_write_nothing() {
     let before = challenge_state(&store, challenge.challenge.expose_secret()).await;
 
     // Every backend of the store's pool dies between L1 and L2.
-    assert!(kill_backends(&schema).await >= 1, "the pool had backends");
+    assert!(kill_backends(&schema.0).await >= 1, "the pool had backends");
     let err = portal
         .verify_otp(challenge.challenge.expose_secret(), &code)
         .await
@@ -425,7 +464,7 @@ async fn lost_connections_fail_one_step_and_write_nothing() {
         .expect("find_account")
         .expect("account");
     assert_eq!(ok.account_id, account.value.id);
-    drop_schema(Arc::new(store)).await;
+    store.pool().close().await;
 }
 
 /// The connection dies inside R5's transaction, after the flow row was updated and
@@ -434,9 +473,9 @@ async fn lost_connections_fail_one_step_and_write_nothing() {
 /// same handle creates the account.
 #[tokio::test(flavor = "multi_thread")]
 async fn connection_lost_inside_a_commit_leaves_no_half_made_account() {
-    let schema = random_schema();
-    let url = url_named(&schema);
-    let store = store_in(&schema, &url).await;
+    let schema = SchemaGuard::new();
+    let url = url_named(&schema.0);
+    let store = store_in(&schema.0, &url).await;
     let world = World::new();
     let portal = world.portal(store.clone());
     let handle = world.register_until_credentials(&portal).await;
@@ -503,13 +542,14 @@ async fn connection_lost_inside_a_commit_leaves_no_half_made_account() {
         )),
         "the registration flow completed with the account"
     );
-    drop_schema(Arc::new(store)).await;
+    store.pool().close().await;
 }
 
 /// `connect` (without a schema) reaches the server, and `migrate` is idempotent.
 #[tokio::test(flavor = "multi_thread")]
 async fn migrate_is_idempotent() {
-    let store = fresh().await;
+    let schema = SchemaGuard::new();
+    let store = store_in(&schema.0, &url()).await;
     store.migrate().await.expect("second migrate is a no-op");
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM kenpo_auth_migrations")
         .fetch_one(store.pool())
@@ -518,5 +558,5 @@ async fn migrate_is_idempotent() {
     assert_eq!(n, 1);
     let plain = PostgresStore::connect(&url()).await.expect("connect");
     plain.pool().close().await;
-    drop_schema(Arc::new(store)).await;
+    store.pool().close().await;
 }
