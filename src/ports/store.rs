@@ -287,8 +287,10 @@ pub enum CommitOutcome {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// The backend failed (connection lost, disk full …). Nothing was committed; the
-    /// member can retry.
+    /// The backend failed (connection lost, disk full …). The member can retry: when
+    /// the failure came before `COMMIT`, nothing was written; when the connection was
+    /// lost during `COMMIT`, the outcome is unknown, and a retry is still safe because it
+    /// re-reads and compares versions again.
     #[error("store backend failed")]
     Backend(#[source] BoxError),
     /// A stored record could not be read back (corruption or an incompatible version).
@@ -317,6 +319,9 @@ pub enum StoreError {
 ///   names; the store never sees a plaintext secret.
 /// - **Bounded purge.** [`purge_expired`](Store::purge_expired) removes at most `limit`
 ///   dead flows and counters per call.
+/// - **One write per record.** A [`Commit`] names each flow, account and counter at most
+///   once (the portal never does otherwise); what several writes to one record in one
+///   commit mean is unspecified.
 ///
 /// Attempt counters live inside the records, so "increment the counter before
 /// comparing the secret" is the portal's job: it commits the incremented counter and
@@ -350,7 +355,7 @@ pub trait Store: Send + Sync {
     /// Applies every write of `commit` atomically, or none (see the trait docs).
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError>;
 
-    /// Removes up to `limit` flows and counters whose `expires_at` is at or before
-    /// `now`; returns how many were removed.
+    /// Removes up to `limit` flows whose [`FlowState::purge_after`] and counters whose
+    /// `expires_at` is at or before `now`; returns how many were removed.
     async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError>;
 }

@@ -3,6 +3,11 @@
 //!
 //! They are small and dependency-free, so they are always compiled; nothing in them is
 //! meant for production.
+//!
+//! With the `testkit` feature, [`conformance`] holds the store conformance suite.
+
+#[cfg(feature = "testkit")]
+pub mod conformance;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,0 +1,277 @@
+//! L2 (`Portal::verify_otp`) through each store, in one run: MemoryStore, SqliteStore
+//! (a file in a temporary directory, WAL, synchronous=NORMAL) and PostgresStore (a fresh
+//! schema on `KENPO_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`;
+//! once as deployed and once with `synchronous_commit = off`).
+//!
+//! Each iteration gets a fresh challenge (issued and stored outside the timed part), so
+//! every timed call does the real work of the step:
+//! - `right_code`: find flow, find account, commit the ended challenge (one write);
+//! - `wrong_code`: find flow, find account, commit the challenge and the account's
+//!   failure counter together (two writes).
+//!
+//! `cargo bench --bench store_verify_otp --features sqlite,postgres`
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use kenpo_auth::domain::{BirthDate, CardNumber, KanaName, Password};
+use kenpo_auth::flow::{Env, FlowState, IdentityClaim, LoginState, login};
+use kenpo_auth::mail::{MailMessage, OutgoingMail};
+use kenpo_auth::password_hash::HashParams;
+use kenpo_auth::policy::Deviation;
+use kenpo_auth::portal::NewCredentials;
+use kenpo_auth::ports::{
+    AccountId, Commit, CommitOutcome, FlowId, FlowRecord, FlowWrite, MailError, Mailer, MemberId,
+    MemberRecord, Relation, Store,
+};
+use kenpo_auth::store::{MemoryStore, PostgresStore, SqliteStore};
+use kenpo_auth::testkit::{ManualClock, MemoryDirectory};
+use kenpo_auth::token::{DigestKey, DigestKeyring};
+use kenpo_auth::{InsurerProfile, Policy, Portal};
+use sqlx::Executor;
+use time::macros::datetime;
+
+const EMAIL: &str = "taro.yamada@example.jp";
+const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
+
+#[derive(Clone, Default)]
+struct Inbox(Arc<Mutex<Vec<MailMessage>>>);
+
+#[async_trait]
+impl Mailer for Inbox {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(mail.message.clone());
+        Ok(())
+    }
+}
+
+impl Inbox {
+    fn last(&self) -> MailMessage {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .last()
+            .cloned()
+            .expect("a mail")
+    }
+}
+
+/// A portal over `store` with one registered member.
+struct Fixture {
+    portal: Portal,
+    store: Arc<dyn Store>,
+    account: AccountId,
+    keys: DigestKeyring,
+}
+
+fn policy() -> Policy {
+    let mut p = Policy::default();
+    p.hashing = HashParams::danger_test_minimum();
+    p.allow_deviation(Deviation::WeakPasswordHashing, "benchmark")
+}
+
+async fn fixture(store: Arc<dyn Store>) -> Fixture {
+    let directory = MemoryDirectory::new();
+    directory.insert(MemberRecord::new(
+        MemberId::new("M001"),
+        CardNumber::parse("999-123456-00").expect("card"),
+        BirthDate::parse("1985-04-12").expect("birth date"),
+        Some(KanaName::parse("ヤマダ タロウ").expect("kana")),
+        Relation::Insured,
+        true,
+    ));
+    let inbox = Inbox::default();
+    let portal = Portal::builder()
+        .shared_store(store.clone())
+        .shared_mailer(Arc::new(inbox.clone()))
+        .directory(directory)
+        .clock(Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC))))
+        .policy(policy())
+        .insurer(InsurerProfile::new(
+            "さくら健康保険組合",
+            "さくらけんぽWeb",
+            "no-reply@sakura-kenpo.example.jp",
+            "さくら健康保険組合 適用グループ 03-0000-0000",
+            "https://portal.sakura-kenpo.example.jp",
+        ))
+        .secret_key(1, [7u8; 32])
+        .build()
+        .expect("portal");
+    portal.start_registration(EMAIL).await.expect("R1");
+    let MailMessage::RegistrationLink(link1) = inbox.last() else {
+        panic!("link 1 expected");
+    };
+    let handle = portal
+        .open_registration_link(link1.token.expose_secret())
+        .await
+        .expect("R2");
+    let shown = portal
+        .verify_identity(
+            handle.expose_secret(),
+            IdentityClaim {
+                card_number: CardNumber::parse("999-123456-00").expect("card"),
+                birth_date: BirthDate::parse("1985-04-12").expect("birth date"),
+                kana_name: None,
+            },
+        )
+        .await
+        .expect("R3");
+    let MailMessage::IdentityVerified(link2) = inbox.last() else {
+        panic!("link 2 expected");
+    };
+    let handle = portal
+        .confirm_auth_key(link2.token.expose_secret(), shown.auth_key.expose_secret())
+        .await
+        .expect("R4");
+    let registered = portal
+        .complete_registration(
+            handle.expose_secret(),
+            NewCredentials {
+                login_id: "yamada-portal".to_owned(),
+                password: Password::new(PASSWORD).expect("password"),
+                password_confirmation: Password::new(PASSWORD).expect("password"),
+                nickname: None,
+            },
+        )
+        .await
+        .expect("R5");
+    Fixture {
+        portal,
+        store,
+        account: registered.account_id,
+        keys: DigestKeyring::new(DigestKey::new(1, [7u8; 32]).expect("key")),
+    }
+}
+
+impl Fixture {
+    /// A fresh open challenge for the member, stored as L1 would store it; returns the
+    /// challenge handle and the right code. First purges the challenges earlier
+    /// iterations ended, so every store works at the same small steady size.
+    async fn challenge(&self) -> (String, String) {
+        self.store
+            .purge_expired(datetime!(2026-11-24 11:00 UTC), 100_000)
+            .await
+            .expect("purge");
+        let policy = self.portal.policy().clone();
+        let (state, challenge, code) = {
+            let env = Env {
+                now: datetime!(2026-11-24 09:00 UTC),
+                policy: &policy,
+                keys: &self.keys,
+            };
+            login::issue(self.account.clone(), env, &mut rand::rng())
+        };
+        let commit = Commit {
+            flows: vec![FlowWrite {
+                expected: None,
+                record: FlowRecord {
+                    id: FlowId::generate(&mut rand::rng()),
+                    state: FlowState::Login(LoginState::AwaitingOtp(state)),
+                },
+            }],
+            ..Commit::default()
+        };
+        assert_eq!(
+            self.store.commit(commit).await.expect("commit"),
+            CommitOutcome::Committed
+        );
+        (
+            challenge.expose_secret().to_owned(),
+            code.expose_secret().to_owned(),
+        )
+    }
+}
+
+fn bench_store(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, f: &Fixture) {
+    let mut group = c.benchmark_group(format!("verify_otp/{name}"));
+    group.sample_size(40);
+    group.bench_function("right_code", |b| {
+        b.iter_batched(
+            || rt.block_on(f.challenge()),
+            |(challenge, code)| {
+                rt.block_on(f.portal.verify_otp(&challenge, &code))
+                    .expect("right code accepted");
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.bench_function("wrong_code", |b| {
+        b.iter_batched(
+            || rt.block_on(f.challenge()),
+            |(challenge, code)| {
+                let wrong = if code == "000000" { "111111" } else { "000000" };
+                let r = rt.block_on(f.portal.verify_otp(&challenge, wrong));
+                assert!(r.is_err(), "wrong code refused");
+            },
+            BatchSize::SmallInput,
+        );
+    });
+    group.finish();
+}
+
+fn verify_otp(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+
+    let memory = rt.block_on(fixture(Arc::new(MemoryStore::new())));
+    bench_store(c, &rt, "memory", &memory);
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let sqlite = rt.block_on(async {
+        let store = SqliteStore::open(dir.path().join("bench.db").to_str().expect("path"))
+            .await
+            .expect("sqlite");
+        fixture(Arc::new(store)).await
+    });
+    bench_store(c, &rt, "sqlite_file", &sqlite);
+
+    let url = std::env::var("KENPO_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let mut b = [0u8; 8];
+    rand::fill(&mut b);
+    let schema = format!(
+        "kenpo_bench_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    );
+    // As deployed (synchronous_commit = on: every commit waits for the WAL flush), and
+    // with synchronous_commit = off, which shows the store's own cost without the
+    // disk's flush latency.
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let async_commit = format!("{url}{sep}options=-c%20synchronous_commit%3Doff");
+    for (name, url) in [("postgres", &url), ("postgres_async_commit", &async_commit)] {
+        let (store, f) = rt.block_on(async {
+            let store = PostgresStore::connect_with_schema(url, &schema)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {url}: {e:?}"));
+            store.migrate().await.expect("migrate");
+            store
+                .pool()
+                .execute("TRUNCATE kenpo_flows, kenpo_flow_keys, kenpo_accounts, kenpo_counters")
+                .await
+                .expect("truncate");
+            (store.clone(), fixture(Arc::new(store)).await)
+        });
+        bench_store(c, &rt, name, &f);
+        rt.block_on(store.pool().close());
+    }
+    rt.block_on(async {
+        let store = PostgresStore::connect(&url).await.expect("connect");
+        store
+            .pool()
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA \"{schema}\" CASCADE"
+            )))
+            .await
+            .expect("drop schema");
+        store.pool().close().await;
+    });
+}
+
+criterion_group!(benches, verify_otp);
+criterion_main!(benches);

@@ -1,0 +1,643 @@
+//! `PostgresStore`: the store for hosts that run several web servers over one
+//! PostgreSQL database (feature `postgres`).
+//!
+//! # How the guarantees are kept
+//!
+//! Everything is decided by the database, so any number of web servers (and pools) can
+//! share one database:
+//!
+//! - **Compare-and-set.** Every change is `UPDATE … SET version = version + 1 WHERE id =
+//!   $1 AND version = $2`; a row count other than one rolls the commit back and answers
+//!   [`CommitOutcome::Conflict`]. Under `READ COMMITTED`, a racing writer waits for the
+//!   first one and then finds the version changed, so exactly one of them wins.
+//! - **Atomic commits.** A commit of several writes is one transaction; a commit of one
+//!   write is one statement (atomic by itself). A lost connection before `COMMIT`
+//!   means PostgreSQL rolls the transaction back: never half an account.
+//! - **Uniqueness by constraint.** `kenpo_accounts_login_id_key`,
+//!   `kenpo_accounts_email_key` and `kenpo_accounts_member_key` (canonical forms; e-mail
+//!   nullable); a violation inside the transaction is mapped by constraint name to
+//!   `LoginIdTaken`, `EmailTaken` or `MemberTaken`. Deadlocks and serialization failures
+//!   (which roll the transaction back) are reported as `Conflict`.
+//! - **Lookups by digest only.** `kenpo_flow_keys` maps each 32-byte digest (its primary
+//!   key) to one flow; the JSON of a flow holds digests, never secrets.
+//! - **Bounded purge.** `DELETE … USING (SELECT … LIMIT $n FOR UPDATE SKIP LOCKED)`, so
+//!   several servers can purge at once without waiting on each other.
+//!
+//! # Round trips per portal step
+//!
+//! Each read ([`Store::find_flow`] — one join over the key table —,
+//! [`Store::find_account`], [`Store::load_counter`], [`Store::flows_of_account`]) is
+//! one round trip. A flow write (the row and its lookup keys) is one statement, as is
+//! every counter or account write. A commit of one write is that one statement; a commit
+//! of `n` writes is `BEGIN`, `n` statements, `COMMIT`: `n + 2` round trips. So:
+//!
+//! | step | store calls | round trips |
+//! |---|---|---|
+//! | L2 `verify_otp`, right code | find flow, find account, commit (flow) | 3 |
+//! | L2 `verify_otp`, wrong code | find flow, find account, commit (flow + account) | 6 |
+//! | L1 `start_login` | find account, load counter, flows of account, commit (new flow + counter + each superseded challenge) | 7 (+1 per open earlier challenge) |
+//! | R1 `start_registration` | find account, load counter, commit (flow + counter) | 6 |
+//! | R2 `open_registration_link` | find flow, commit (flow) | 2 |
+//!
+//! A lost compare-and-set race repeats the step's reads and commit; during a
+//! digest-key rotation, a link issued under the previous key costs one more lookup.
+//!
+//! Pools made by [`PostgresStore::connect`] do not ping a connection before every use
+//! (sqlx's `test_before_acquire`), which would add a round trip to every read. Instead,
+//! once a request has failed because its connection was lost (server restart,
+//! failover, `pg_terminate_backend`), every connection opened before that moment is
+//! pinged before its next use and replaced if dead. So a lost connection costs the one
+//! request that found it an [`StoreError::Backend`] — nothing written, the member can
+//! retry — and the next request gets a working connection. sqlx itself also pings a
+//! connection when it is released to the pool, off the request's path.
+//!
+//! # Schema
+//!
+//! `migrations/postgres/*.sql` in the crate, embedded and applied by
+//! [`PostgresStore::migrate`] (recorded in the table `kenpo_auth_migrations` of the
+//! current schema; sqlx takes an advisory lock, so several servers may call it at
+//! start-up). Tables are prefixed `kenpo_`.
+
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, Executor};
+use time::OffsetDateTime;
+
+use super::sql::{self, Refused, Rows, from_json, version_from_db};
+use crate::ports::{
+    Account, AccountId, AccountLookup, Commit, CommitOutcome, Counter, FlowId, FlowRecord, Store,
+    StoreError, Versioned,
+};
+use crate::token::TokenDigest;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "kenpo_auth_init",
+    include_str!("../../migrations/postgres/0001_kenpo_auth_init.sql"),
+)];
+
+/// When this store last saw a connection die, so that older connections are checked
+/// before their next use.
+#[derive(Debug, Default)]
+struct Health {
+    lost_at: Mutex<Option<Instant>>,
+}
+
+impl Health {
+    fn lost(&self) {
+        *self.lost_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// Whether a connection of this age was opened before the last loss.
+    fn suspect(&self, age: Duration) -> bool {
+        let lost_at = *self.lost_at.lock().unwrap_or_else(|p| p.into_inner());
+        match (lost_at, Instant::now().checked_sub(age)) {
+            (None, _) => false,
+            (Some(lost), Some(opened)) => opened <= lost,
+            (Some(_), None) => true,
+        }
+    }
+
+    /// Wraps a sqlx error, noting a lost connection.
+    fn backend(&self, e: sqlx::Error) -> StoreError {
+        if is_connection_loss(&e) {
+            self.lost();
+        }
+        sql::backend(e)
+    }
+}
+
+/// Whether `e` means the connection (or the server) is gone rather than that the
+/// statement was refused.
+fn is_connection_loss(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed => true,
+        // Class 08: connection exception; 57P01–57P03: admin/crash shutdown, cannot
+        // connect now.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        _ => false,
+    }
+}
+
+/// A [`Store`] in a PostgreSQL database, shared by any number of web servers.
+///
+/// Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    health: Arc<Health>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("connections", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` (e.g. `postgres://portal@db.internal/portal`) with a pool of up
+    /// to 10 connections. Does not migrate: call [`PostgresStore::migrate`] (or apply
+    /// `migrations/postgres/*.sql` with the host's own tool) before use.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] (source: `sqlx::Error`) if the URL is malformed or the
+    /// server cannot be reached.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(sql::backend)?;
+        Self::connect_with(options).await
+    }
+
+    /// Like [`PostgresStore::connect`], but in the schema `schema`, which is created if
+    /// missing; every connection of the pool has it as its `search_path`. For test
+    /// isolation (one schema per test) and for hosts that keep the store's tables apart.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] (source: `sqlx::Error`) if the server cannot be reached or
+    /// the schema cannot be created.
+    pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url).map_err(sql::backend)?;
+        let ident = quote_ident(schema);
+        let mut conn = PgConnection::connect_with(&options)
+            .await
+            .map_err(sql::backend)?;
+        conn.execute(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {ident}"
+        )))
+        .await
+        .map_err(sql::backend)?;
+        conn.close().await.map_err(sql::backend)?;
+        // A startup parameter rather than a `SET` after connecting: no extra round trip.
+        Self::connect_with(options.options([("search_path", ident)])).await
+    }
+
+    async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+        let health = Arc::new(Health::default());
+        let check = health.clone();
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .test_before_acquire(false)
+            .before_acquire(move |conn, meta| {
+                let suspect = check.suspect(meta.age);
+                Box::pin(async move {
+                    if suspect {
+                        // An error closes the connection; the pool opens another.
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(sql::backend)?;
+        Ok(PostgresStore { pool, health })
+    }
+
+    /// A store over a pool the host configured itself (size, timeouts, TLS). Such a pool
+    /// keeps its own `test_before_acquire` setting (sqlx's default pings every
+    /// connection before use). Does not migrate.
+    pub fn from_pool(pool: PgPool) -> Self {
+        PostgresStore {
+            pool,
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    /// Applies the embedded migrations that are not applied yet (idempotent; safe to
+    /// call from several servers at once).
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] with the `sqlx::migrate::MigrateError` as source.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sql::migrator(MIGRATIONS)
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Backend(Box::new(e)))
+    }
+
+    /// The connection pool, for hosts that keep their own tables in the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Every row of every table of the current schema as text (`bytea` as hex), for
+    /// tests that check no plaintext secret reaches the database (SEC-03, SEC-04).
+    #[cfg(feature = "testkit")]
+    pub async fn dump_text(&self) -> Result<String, StoreError> {
+        let tables: Vec<(String,)> = sqlx::query_as(
+            "SELECT table_name::text FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' \
+             ORDER BY table_name",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.health.backend(e))?;
+        let mut out = String::new();
+        for (table,) in tables {
+            let rows: Vec<(String,)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT t::text FROM {} t",
+                quote_ident(&table)
+            )))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.health.backend(e))?;
+            out.push_str(&format!("-- {table}\n"));
+            for (row,) in rows {
+                out.push_str(&row);
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `t` rounded up to PostgreSQL's microsecond, so a stored expiry is never earlier
+/// than the real one (a record is never purged early).
+fn ceil_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let rem = t.nanosecond() % 1_000;
+    if rem == 0 {
+        t
+    } else {
+        t + time::Duration::nanoseconds(i64::from(1_000 - rem))
+    }
+}
+
+/// `t` rounded down to the microsecond.
+fn floor_micros(t: OffsetDateTime) -> OffsetDateTime {
+    t - time::Duration::nanoseconds(i64::from(t.nanosecond() % 1_000))
+}
+
+const CONFLICT: Refused = Refused::Outcome(CommitOutcome::Conflict);
+
+/// Applies every row of a commit on `conn` (inside the caller's transaction when there
+/// is more than one statement).
+async fn apply(conn: &mut PgConnection, rows: &Rows, health: &Health) -> Result<(), Refused> {
+    let refused = |e: sqlx::Error| -> Refused {
+        match sql::refused(e, |db| match db.code().as_deref() {
+            Some("23505") => Some(sql::unique_outcome(db.constraint().unwrap_or(""))),
+            // The transaction was rolled back to break a deadlock or a serialization
+            // failure: nothing was written; reload and decide again.
+            Some("40001" | "40P01") => Some(CommitOutcome::Conflict),
+            _ => None,
+        }) {
+            Refused::Failed(StoreError::Backend(e)) => {
+                if e.downcast_ref::<sqlx::Error>()
+                    .is_some_and(is_connection_loss)
+                {
+                    health.lost();
+                }
+                Refused::Failed(StoreError::Backend(e))
+            }
+            other => other,
+        }
+    };
+    for f in &rows.flows {
+        let keys: Vec<&[u8]> = f.keys.iter().map(|k| k.as_slice()).collect();
+        let (written,): (i64,) = match f.expected {
+            // The flow row and its keys in one statement: a key another flow holds
+            // violates `kenpo_flow_keys_pkey` and undoes the whole statement.
+            None => sqlx::query_as(
+                "WITH f AS ( \
+                   INSERT INTO kenpo_flows (id, version, account_id, purge_after, state) \
+                   VALUES ($1, 1, $2, $3, $4::jsonb) ON CONFLICT (id) DO NOTHING RETURNING id \
+                 ), k AS ( \
+                   INSERT INTO kenpo_flow_keys (digest, flow_id) \
+                   SELECT d, f.id FROM f, unnest($5::bytea[]) AS d \
+                 ) SELECT count(*) FROM f",
+            )
+            .bind(&f.id)
+            .bind(&f.account_id)
+            .bind(ceil_micros(f.purge_after))
+            .bind(&f.state)
+            .bind(&keys)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(refused)?,
+            // Compare-and-set the row, drop the keys the new state no longer names, add
+            // the new ones.
+            Some(expected) => sqlx::query_as(
+                "WITH f AS ( \
+                   UPDATE kenpo_flows SET version = version + 1, account_id = $3, \
+                   purge_after = $4, state = $5::jsonb \
+                   WHERE id = $1 AND version = $2 RETURNING id \
+                 ), gone AS ( \
+                   DELETE FROM kenpo_flow_keys k USING f \
+                   WHERE k.flow_id = f.id AND NOT (k.digest = ANY ($6::bytea[])) \
+                 ), added AS ( \
+                   INSERT INTO kenpo_flow_keys (digest, flow_id) \
+                   SELECT d, f.id FROM f, unnest($6::bytea[]) AS d \
+                   WHERE NOT EXISTS (SELECT 1 FROM kenpo_flow_keys k \
+                                     WHERE k.digest = d AND k.flow_id = f.id) \
+                 ) SELECT count(*) FROM f",
+            )
+            .bind(&f.id)
+            .bind(expected)
+            .bind(&f.account_id)
+            .bind(ceil_micros(f.purge_after))
+            .bind(&f.state)
+            .bind(&keys)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(refused)?,
+        };
+        if written != 1 {
+            return Err(CONFLICT);
+        }
+    }
+    for c in &rows.counters {
+        let done = match c.expected {
+            None => sqlx::query(
+                "INSERT INTO kenpo_counters (key, version, expires_at, data) \
+                 VALUES ($1, 1, $2, $3::jsonb) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(&c.key)
+            .bind(ceil_micros(c.expires_at))
+            .bind(&c.data)
+            .execute(&mut *conn)
+            .await
+            .map_err(refused)?,
+            Some(expected) => sqlx::query(
+                "UPDATE kenpo_counters SET version = version + 1, expires_at = $3, \
+                 data = $4::jsonb WHERE key = $1 AND version = $2",
+            )
+            .bind(&c.key)
+            .bind(expected)
+            .bind(ceil_micros(c.expires_at))
+            .bind(&c.data)
+            .execute(&mut *conn)
+            .await
+            .map_err(refused)?,
+        };
+        if done.rows_affected() != 1 {
+            return Err(CONFLICT);
+        }
+    }
+    for a in &rows.accounts {
+        let done = match a.expected {
+            None => sqlx::query(
+                "INSERT INTO kenpo_accounts (id, version, login_id, email, member, data) \
+                 VALUES ($1, 1, $2, $3, $4, $5::jsonb)",
+            )
+            .bind(&a.id)
+            .bind(&a.login_id)
+            .bind(&a.email)
+            .bind(&a.member)
+            .bind(&a.data)
+            .execute(&mut *conn)
+            .await
+            .map_err(refused)?,
+            Some(expected) => sqlx::query(
+                "UPDATE kenpo_accounts SET version = version + 1, login_id = $3, email = $4, \
+                 member = $5, data = $6::jsonb WHERE id = $1 AND version = $2",
+            )
+            .bind(&a.id)
+            .bind(expected)
+            .bind(&a.login_id)
+            .bind(&a.email)
+            .bind(&a.member)
+            .bind(&a.data)
+            .execute(&mut *conn)
+            .await
+            .map_err(refused)?,
+        };
+        if done.rows_affected() != 1 {
+            return Err(CONFLICT);
+        }
+    }
+    Ok(())
+}
+
+fn flow(id: String, version: i64, state: &str) -> Result<Versioned<FlowRecord>, StoreError> {
+    Ok(Versioned {
+        version: version_from_db(version)?,
+        value: FlowRecord {
+            id: FlowId::from_stored(id),
+            state: from_json(state)?,
+        },
+    })
+}
+
+fn outcome(result: Result<(), Refused>) -> Result<CommitOutcome, StoreError> {
+    match result {
+        Ok(()) => Ok(CommitOutcome::Committed),
+        Err(Refused::Outcome(o)) => Ok(o),
+        Err(Refused::Failed(e)) => Err(e),
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn find_flow(
+        &self,
+        key: &TokenDigest,
+    ) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
+        let row: Option<(String, i64, String)> = sqlx::query_as(
+            "SELECT f.id, f.version, f.state::text FROM kenpo_flow_keys k \
+             JOIN kenpo_flows f ON f.id = k.flow_id WHERE k.digest = $1",
+        )
+        .bind(key.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.health.backend(e))?;
+        row.map(|(id, version, state)| flow(id, version, &state))
+            .transpose()
+    }
+
+    async fn flows_of_account(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT id, version, state::text FROM kenpo_flows \
+             WHERE account_id = $1 ORDER BY seq",
+        )
+        .bind(account.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.health.backend(e))?;
+        rows.into_iter()
+            .map(|(id, version, state)| flow(id, version, &state))
+            .collect()
+    }
+
+    async fn find_account(
+        &self,
+        by: AccountLookup,
+    ) -> Result<Option<Versioned<Account>>, StoreError> {
+        let (sql, value): (&'static str, String) = match by {
+            AccountLookup::Id(id) => (
+                "SELECT version, data::text FROM kenpo_accounts WHERE id = $1",
+                id.as_str().to_owned(),
+            ),
+            AccountLookup::LoginId(l) => (
+                "SELECT version, data::text FROM kenpo_accounts WHERE login_id = $1",
+                l.as_str().to_owned(),
+            ),
+            AccountLookup::Email(e) => (
+                "SELECT version, data::text FROM kenpo_accounts WHERE email = $1",
+                e.canonical().to_owned(),
+            ),
+            AccountLookup::Member(m) => (
+                "SELECT version, data::text FROM kenpo_accounts WHERE member = $1",
+                m.as_str().to_owned(),
+            ),
+        };
+        let row: Option<(i64, String)> = sqlx::query_as(sql)
+            .bind(value)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.health.backend(e))?;
+        row.map(|(version, data)| {
+            Ok(Versioned {
+                version: version_from_db(version)?,
+                value: from_json(&data)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT version, data::text FROM kenpo_counters WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.health.backend(e))?;
+        row.map(|(version, data)| {
+            Ok(Versioned {
+                version: version_from_db(version)?,
+                value: from_json(&data)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
+        if commit.is_empty() {
+            return Ok(CommitOutcome::Committed);
+        }
+        let Some(rows) = Rows::new(&commit)? else {
+            return Ok(CommitOutcome::Conflict);
+        };
+        let statements = rows.flows.len() + rows.counters.len() + rows.accounts.len();
+        if statements == 1 {
+            // One statement is atomic by itself: no BEGIN/COMMIT round trips.
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|e| self.health.backend(e))?;
+            return outcome(apply(&mut conn, &rows, &self.health).await);
+        }
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| self.health.backend(e))?;
+        match apply(&mut tx, &rows, &self.health).await {
+            Ok(()) => {
+                // A connection lost during COMMIT leaves the outcome unknown to us; the
+                // member's retry is safe either way, because it re-reads and
+                // compares-and-sets again.
+                tx.commit().await.map_err(|e| self.health.backend(e))?;
+                Ok(CommitOutcome::Committed)
+            }
+            Err(refusal) => {
+                // If the rollback fails, the server rolls back when the connection
+                // closes.
+                let _ = tx.rollback().await;
+                outcome(Err(refusal))
+            }
+        }
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        if limit == 0 {
+            return Ok(0);
+        }
+        let now = floor_micros(now);
+        // Lookup keys go with their flow (ON DELETE CASCADE). Each statement commits on
+        // its own: a purge need not be atomic, only bounded.
+        let flows = sqlx::query(
+            "WITH dead AS ( \
+               SELECT id FROM kenpo_flows WHERE purge_after <= $1 \
+               ORDER BY purge_after LIMIT $2 FOR UPDATE SKIP LOCKED \
+             ) DELETE FROM kenpo_flows f USING dead WHERE f.id = dead.id",
+        )
+        .bind(now)
+        .bind(limit)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.health.backend(e))?
+        .rows_affected();
+        let left = limit.saturating_sub(i64::try_from(flows).unwrap_or(i64::MAX));
+        let counters = if left > 0 {
+            sqlx::query(
+                "WITH dead AS ( \
+                   SELECT key FROM kenpo_counters WHERE expires_at <= $1 \
+                   ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED \
+                 ) DELETE FROM kenpo_counters c USING dead WHERE c.key = dead.key",
+            )
+            .bind(now)
+            .bind(left)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.health.backend(e))?
+            .rows_affected()
+        } else {
+            0
+        };
+        Ok(usize::try_from(flows + counters).unwrap_or(usize::MAX))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    // Stored expiries round up and `now` rounds down, so nothing is purged early.
+    #[test]
+    fn expiry_rounding_never_purges_early() {
+        let t = datetime!(2026-11-24 09:00:00.000_000_500 UTC);
+        assert_eq!(ceil_micros(t), datetime!(2026-11-24 09:00:00.000_001 UTC));
+        assert_eq!(floor_micros(t), datetime!(2026-11-24 09:00:00 UTC));
+        let whole = datetime!(2026-11-24 09:00:00.000_001 UTC);
+        assert_eq!(ceil_micros(whole), whole);
+        assert_eq!(floor_micros(whole), whole);
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("kenpo_test"), "\"kenpo_test\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+    }
+
+    // Connections opened before a loss are suspect; later ones are not.
+    #[test]
+    fn connections_older_than_a_loss_are_checked() {
+        let h = Health::default();
+        assert!(!h.suspect(Duration::from_secs(3600)));
+        std::thread::sleep(Duration::from_millis(5));
+        h.lost();
+        assert!(h.suspect(Duration::from_secs(1)));
+        assert!(!h.suspect(Duration::ZERO));
+    }
+}
