@@ -1,0 +1,152 @@
+//! さくらけんぽWeb — an example member portal on kenpo-auth, with axum: the Japanese
+//! screens of 新規利用登録 and ログイン (with the e-mailed 暗証キー), and a home page with
+//! SAMPLE 資格情報のお知らせ / 医療費のお知らせ. The insurer and its members are fictional.
+//!
+//! ```text
+//! cargo run --example portal
+//! # then open http://127.0.0.1:8080 and register as 999-123456-00, born 1985-04-12
+//! ```
+//!
+//! No set-up: flows and accounts live in memory (`MemoryStore`, gone at restart), mails
+//! are written to `./outbox/*.eml`, the roster is `examples/portal/roster.csv`.
+//!
+//! Settings (environment):
+//! - `PORT` (default 8080), `BIND` (default 127.0.0.1)
+//! - `BASE_URL` — the base of mailed links (default `http://127.0.0.1:$PORT`); must be
+//!   `https://` unless it is loopback (SEC-39)
+//! - `OUTBOX_DIR` (default `./outbox`)
+//! - `KENPO_SECRET_KEY` — 64 hex digits; default: a fresh random key per start
+//! - `KENPO_SECURE_COOKIES=1` (or `--secure-cookies`) — behind HTTPS: `__Host-` cookie
+//!   with `Secure`, and HSTS
+//! - `DATABASE_URL`, `SMTP_URL` — reserved for the SQLite/PostgreSQL stores and the SMTP
+//!   mailer; this build refuses to start when they are set rather than ignore them
+//!
+//! Flags:
+//! - `--dev-log-secrets` / `--no-dev-log-secrets` — DEVELOPMENT ONLY: print each mailed
+//!   link and 暗証キー on the console as well. On by default when `BASE_URL` is loopback,
+//!   off otherwise. SEC-39 forbids tokens in logs; never use it in production.
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kenpo_auth::Lang;
+use kenpo_auth::ports::SystemClock;
+
+mod app;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_key(hex: &str) -> Result<[u8; 32], String> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("KENPO_SECRET_KEY must be 64 hex digits (32 bytes)".to_owned());
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        let pair = hex.get(i * 2..i * 2 + 2).unwrap_or("00");
+        *byte = u8::from_str_radix(pair, 16).map_err(|e| e.to_string())?;
+    }
+    Ok(key)
+}
+
+fn is_loopback(url: &str) -> bool {
+    ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| url.starts_with(p))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false)
+        .init();
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for a in &args {
+        if !matches!(
+            a.as_str(),
+            "--dev-log-secrets" | "--no-dev-log-secrets" | "--secure-cookies"
+        ) {
+            return Err(format!(
+                "unknown argument {a:?}; known: --dev-log-secrets, --no-dev-log-secrets, --secure-cookies"
+            )
+            .into());
+        }
+    }
+    for reserved in ["DATABASE_URL", "SMTP_URL"] {
+        if env(reserved).is_some() {
+            return Err(format!(
+                "{reserved} is set, but this build of the example has no adapter for it yet \
+                 (it uses MemoryStore and the outbox folder). Unset it to run the demo."
+            )
+            .into());
+        }
+    }
+
+    let port: u16 = match env("PORT") {
+        Some(p) => p.parse().map_err(|_| format!("PORT {p:?} is not a port"))?,
+        None => 8080,
+    };
+    let bind = env("BIND").unwrap_or_else(|| "127.0.0.1".to_owned());
+    let base_url = env("BASE_URL").unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+    let outbox = env("OUTBOX_DIR").unwrap_or_else(|| "./outbox".to_owned());
+    let dev_log_secrets = if args.iter().any(|a| a == "--no-dev-log-secrets") {
+        false
+    } else {
+        args.iter().any(|a| a == "--dev-log-secrets") || is_loopback(&base_url)
+    };
+    let secure_cookies = args.iter().any(|a| a == "--secure-cookies")
+        || env("KENPO_SECURE_COOKIES").is_some_and(|v| v == "1" || v == "true");
+
+    let mut config = app::AppConfig::new(base_url.clone(), outbox.clone());
+    config.dev_log_secrets = dev_log_secrets;
+    config.secure_cookies = secure_cookies;
+    config.clock = Arc::new(SystemClock);
+    if let Some(k) = env("KENPO_SECRET_KEY") {
+        config.secret_key = parse_key(&k)?;
+    }
+    let clock = config.clock.clone();
+    let app = app::build(config)?;
+
+    println!(
+        "さくらけんぽWeb — kenpo-auth example portal (fictional insurer: {})",
+        app::INSURER_NAME
+    );
+    println!("  store:  MemoryStore (in memory; accounts are gone when the server stops)");
+    println!("  mails:  written to {outbox}/*.eml");
+    println!(
+        "  roster: examples/portal/roster.csv ({} members)",
+        app.roster.member_count()
+    );
+    println!(
+        "  demo member: 999-123456-00, born 1985-04-12 (family: 999-123456-01, born 1987-09-30)"
+    );
+    println!();
+    println!("── assurance report ──────────────────────────────────────────────");
+    print!("{}", app.portal.assurance_report(Lang::Ja));
+    println!("──────────────────────────────────────────────────────────────────");
+    if dev_log_secrets {
+        println!();
+        println!("################################################################");
+        println!("## DEV-ONLY: every mailed link and 暗証キー is ALSO printed on");
+        println!("## this console (--dev-log-secrets). Never in production: SEC-39");
+        println!("## forbids tokens in logs. Turn it off with --no-dev-log-secrets.");
+        println!("################################################################");
+    }
+    println!();
+
+    let addr: SocketAddr = format!("{bind}:{port}").parse()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("Open {base_url}/ in your browser (listening on {addr}). Ctrl-C stops.");
+    app::spawn_housekeeping(&app, clock);
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
