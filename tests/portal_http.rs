@@ -544,11 +544,17 @@ async fn otp_page_close_beacon_and_heartbeat_need_the_page_token() {
             ],
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.location(), "/login", "post-redirect-get");
+    let login = f.client.get("/login").await;
     assert!(
-        r.body.contains("この暗証キーは無効になりました"),
+        login.body.contains("この暗証キーは無効になりました"),
         "{}",
-        r.body
+        login.body
+    );
+    let again = f.client.get("/login").await;
+    assert!(
+        !again.body.contains("この暗証キーは無効になりました"),
+        "shown once"
     );
     assert_eq!(f.client.get("/home").await.status, StatusCode::SEE_OTHER);
 }
@@ -585,10 +591,12 @@ async fn otp_heartbeat_lapse_after_60_seconds_kills_the_code() {
             &[("csrf", &csrf), ("page_token", &token), ("code", &code)],
         )
         .await;
+    assert_eq!(r.location(), "/login");
+    let login = f.client.get("/login").await;
     assert!(
-        r.body.contains("この暗証キーは無効になりました"),
+        login.body.contains("この暗証キーは無効になりました"),
         "{}",
-        r.body
+        login.body
     );
 }
 

@@ -137,8 +137,12 @@ pub(crate) async fn login_page(
     } else {
         reason_text(q.reason.as_deref())
     };
+    let mut flash = None;
+    session.update(|d| flash = d.flash_error.take());
     LoginPage {
-        layout: Layout::new("ログイン", session.csrf()).notice(notice),
+        layout: Layout::new("ログイン", session.csrf())
+            .notice(notice)
+            .error(flash),
         login_id: String::new(),
     }
     .into_response()
@@ -216,17 +220,16 @@ pub(crate) struct OtpForm {
     page_token: String,
 }
 
-/// The login page after the 暗証キー step ended for good (invalid, exhausted): the
-/// member starts again at L1.
+/// Back to the login page after the 暗証キー step ended for good (invalid, exhausted):
+/// the member starts again at L1. Redirects (303), carrying the rejection's message in
+/// the session, so the address bar shows /login and a reload posts nothing.
 fn back_to_login(session: &Session, r: &Rejection) -> Response {
-    session.update(|d| d.otp = None);
-    with_status(
-        r,
-        LoginPage {
-            layout: Layout::new("ログイン", session.csrf()).error(ja(r)),
-            login_id: String::new(),
-        },
-    )
+    let message = ja(r);
+    session.update(|d| {
+        d.otp = None;
+        d.flash_error = message;
+    });
+    see_other("/login")
 }
 
 pub(crate) async fn otp_submit(

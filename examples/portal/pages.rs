@@ -22,13 +22,7 @@ pub(crate) mod step {
     pub(crate) const DONE: u8 = 5;
 }
 
-const STEP_LABELS: [&str; 5] = [
-    "メールアドレス入力",
-    "本人確認",
-    "認証キー入力",
-    "利用者情報入力",
-    "登録完了",
-];
+const STEP_LABELS: [&str; 5] = ["メール入力", "本人確認", "認証キー", "利用者情報", "完了"];
 
 /// One entry of the steps bar.
 pub(crate) struct StepView {

@@ -57,6 +57,8 @@ pub struct SessionData {
     pub otp: Option<OtpScreen>,
     /// Set once the 暗証キー was accepted (in a rotated session).
     pub signed_in: Option<SignedIn>,
+    /// A message for the next page (post-redirect-get), shown once.
+    pub flash_error: Option<String>,
 }
 
 /// The 暗証キー screen's state.
