@@ -85,6 +85,17 @@ pub enum Rejection {
     /// Another request changed the same flow at the same moment; retrying may succeed.
     #[error("concurrent request; please retry")]
     Busy,
+    /// A logged-in member's 現在のパスワード was wrong, or the account's password
+    /// throttle (SEC-18, SEC-24) refuses checks for now. Counted like a login failure.
+    #[error("current password is not correct")]
+    CurrentPasswordIncorrect,
+    /// The change needs a fresh login (password + 暗証キー) within the re-authentication
+    /// window (SEC-36).
+    #[error("fresh re-authentication required")]
+    ReauthenticationRequired,
+    /// Insurer side: no eligible roster member with this identifier (事前登録).
+    #[error("no eligible roster member")]
+    UnknownMember,
 }
 
 impl Rejection {
@@ -113,6 +124,9 @@ impl Rejection {
             Rejection::OtpAttemptsExhausted => "otp.attempts_exhausted",
             Rejection::TooManyRequests { .. } => "too_many_requests",
             Rejection::Busy => "busy",
+            Rejection::CurrentPasswordIncorrect => "password.current_incorrect",
+            Rejection::ReauthenticationRequired => "auth.reauthentication_required",
+            Rejection::UnknownMember => "member.unknown",
         }
     }
 
@@ -209,6 +223,18 @@ impl Rejection {
             Rejection::Busy => pick(
                 "ただいま処理が混み合っています。もう一度お試しください。",
                 "The request collided with another one. Please try again.",
+            ),
+            Rejection::CurrentPasswordIncorrect => pick(
+                "現在のパスワードが正しくありません。",
+                "The current password is not correct.",
+            ),
+            Rejection::ReauthenticationRequired => pick(
+                "セキュリティ保護のため、もう一度ログインしてからお手続きください。",
+                "For your security, please log in again before making this change.",
+            ),
+            Rejection::UnknownMember => pick(
+                "加入者名簿に、資格のある該当の加入者が見つかりません。",
+                "No eligible member with this identifier is on the roster.",
             ),
         }
     }

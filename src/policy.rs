@@ -273,6 +273,9 @@ pub struct Policy {
     pub temporary_password_ttl: Duration,
     /// Mail the member when the password was right but the 暗証キー step failed (SEC-31).
     pub notify_on_otp_abort: bool,
+    /// How recent a login (password + 暗証キー) must be to change the e-mail address:
+    /// 5 min (SEC-36).
+    pub reauth_window: Duration,
 
     allowed: Vec<AllowedDeviation>,
 }
@@ -321,6 +324,7 @@ impl Default for Policy {
             recovery_requires_identity: true,
             temporary_password_ttl: Duration::days(21),
             notify_on_otp_abort: true,
+            reauth_window: Duration::minutes(5),
             allowed: Vec::new(),
         }
     }
@@ -424,6 +428,7 @@ impl Policy {
         positive(self.identity_member_window, "identity_member_window")?;
         positive(self.otp_ttl, "otp_ttl")?;
         positive(self.temporary_password_ttl, "temporary_password_ttl")?;
+        positive(self.reauth_window, "reauth_window")?;
         positive(self.mail_min_interval, "mail_min_interval")?;
         positive(self.password_delay_start, "password_delay_start")?;
         if self.password_delay_max < self.password_delay_start {

@@ -224,9 +224,16 @@ async fn sec_30_otp_mails_are_capped_per_account_per_hour() {
         last = Some(f.portal.start_login(LOGIN, PASSWORD).await.unwrap());
     }
     f.clock.advance(Duration::seconds(61));
-    let r = rejection(f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err());
-    assert!(matches!(r, Rejection::TooManyRequests { .. }));
-    assert!(r.retry_after().unwrap() > Duration::ZERO);
+    // SEC-23: at L1 the cap answers like a wrong password, so it cannot confirm one.
+    let capped = rejection(f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err());
+    let wrong = rejection(
+        f.portal
+            .start_login(LOGIN, OTHER_PASSWORD)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(capped, Rejection::LoginFailed);
+    assert_eq!(capped, wrong);
     let id = last.unwrap().challenge.expose_secret().to_owned();
     f.clock.advance(Duration::seconds(60));
     assert!(matches!(

@@ -148,7 +148,7 @@ impl Model {
                 self.password_failures = 0;
                 self.last_password_failure = None;
                 if !self.mail_allowed() {
-                    return Outcome::Code("too_many_requests");
+                    return Outcome::Code("login.failed");
                 }
                 for c in &mut self.challenges {
                     c.open = false;

@@ -118,13 +118,23 @@ async fn sec_07_known_address_gets_the_same_answer_and_a_notice_instead() {
     let f = fixture();
     f.register(TARO, CARD, BIRTH, "taro-sakura").await;
     f.after_mail_interval();
+    let flows = f.store.flow_count();
+    let mails = f.mailer.count();
     let fresh = f
         .portal
         .start_registration("new.member@example.jp")
         .await
         .unwrap();
+    let after_fresh = (f.store.flow_count(), f.mailer.count());
     let known = f.portal.start_registration(TARO).await.unwrap();
     assert_eq!(fresh, known);
+    // Both paths do the same work: one flow written (dead for the known address, whose
+    // link is never mailed) and one mail sent.
+    assert_eq!(after_fresh, (flows + 1, mails + 1));
+    assert_eq!(
+        (f.store.flow_count(), f.mailer.count()),
+        (flows + 2, mails + 2)
+    );
     assert_eq!(
         f.mailer.last_to(&addr(TARO)).unwrap().message.kind(),
         "already_registered"

@@ -9,7 +9,9 @@
 //! Each state variant carries its own `expires_at`; a state is expired when
 //! `now >= expires_at`.
 
+pub mod account;
 pub mod login;
+pub mod recovery;
 pub mod registration;
 
 use serde::{Deserialize, Serialize};
@@ -19,7 +21,13 @@ use crate::policy::Policy;
 use crate::ports::AccountId;
 use crate::token::{DigestKeyring, TokenDigest};
 
+pub use account::{
+    AwaitingEmailConfirmation, EmailChangeEnd, EmailChangeEndReason, EmailChangeState,
+};
 pub use login::{AwaitingOtp, LoginEnd, LoginEndReason, LoginState, OtpConsumed, OtpVerdict};
+pub use recovery::{
+    AwaitingNewPassword, AwaitingResetLink, ResetEnd, ResetEndReason, ResetState, ResetStep,
+};
 pub use registration::{
     AwaitingAuthKey, AwaitingCredentials, AwaitingIdentity, AwaitingLinkOpen, Completed, Dead,
     DeadReason, IdentityClaim, IdentityVerified, LinkStatus, RegistrationProof, RegistrationState,
@@ -48,6 +56,10 @@ pub enum FlowState {
     Registration(RegistrationState),
     /// A login challenge: password accepted, 暗証キー pending (L1–L4).
     Login(LoginState),
+    /// パスワードを忘れた方: a mailed reset link and its new-password step.
+    PasswordReset(ResetState),
+    /// メールアドレス変更: a confirmation link mailed to the new address.
+    EmailChange(EmailChangeState),
 }
 
 /// How long a finished flow is kept so that a reused link says "already used" rather
@@ -61,6 +73,8 @@ impl FlowState {
         match self {
             FlowState::Registration(s) => s.lookup_keys(),
             FlowState::Login(s) => s.lookup_keys(),
+            FlowState::PasswordReset(s) => s.lookup_keys(),
+            FlowState::EmailChange(s) => s.lookup_keys(),
         }
     }
 
@@ -69,6 +83,8 @@ impl FlowState {
         match self {
             FlowState::Registration(s) => s.purge_after(),
             FlowState::Login(s) => s.purge_after(),
+            FlowState::PasswordReset(s) => s.purge_after(),
+            FlowState::EmailChange(s) => s.purge_after(),
         }
     }
 
@@ -77,6 +93,8 @@ impl FlowState {
         match self {
             FlowState::Registration(s) => s.account(),
             FlowState::Login(s) => Some(s.account()),
+            FlowState::PasswordReset(s) => Some(s.account()),
+            FlowState::EmailChange(s) => Some(s.account()),
         }
     }
 }

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use super::{Env, TOMBSTONE_TTL};
 use crate::domain::{BirthDate, CardNumber, EmailAddress, KanaName};
 use crate::error::Rejection;
-use crate::ports::{AccountId, MemberId, MemberRecord};
+use crate::ports::{AccountId, MemberId, MemberRecord, SecurityStamp};
 use crate::token::{
     AuthKey, FlowHandle, RegistrationLinkToken, TokenDigest, VerificationLinkToken,
 };
@@ -52,6 +52,10 @@ enum ProofKind {
     TemporaryCredentials {
         account: AccountId,
         member: MemberId,
+        /// The provisioned account's security stamp when R2' passed: a re-issue or a
+        /// disable changes it, and R5 then refuses to complete (SEC-41).
+        #[serde(default)]
+        stamp: Option<SecurityStamp>,
     },
 }
 
@@ -61,6 +65,15 @@ impl RegistrationProof {
         match &self.0 {
             ProofKind::IdentityVerified { member } => member,
             ProofKind::TemporaryCredentials { member, .. } => member,
+        }
+    }
+
+    /// The provisioned account's security stamp when R2' passed: R5 completes the
+    /// account only while it is unchanged (a re-issue or a disable revokes the proof).
+    pub fn provisioned_stamp(&self) -> Option<&SecurityStamp> {
+        match &self.0 {
+            ProofKind::IdentityVerified { .. } => None,
+            ProofKind::TemporaryCredentials { stamp, .. } => stamp.as_ref(),
         }
     }
 
@@ -371,6 +384,7 @@ impl RegistrationState {
         handle: &TokenDigest,
         account: AccountId,
         member: MemberId,
+        stamp: SecurityStamp,
         env: Env<'_>,
         rng: &mut R,
     ) -> Result<(RegistrationState, FlowHandle), Rejection> {
@@ -384,7 +398,11 @@ impl RegistrationState {
         let new_handle = FlowHandle::generate(rng);
         let next = AwaitingCredentials {
             email: s.email,
-            proof: RegistrationProof(ProofKind::TemporaryCredentials { account, member }),
+            proof: RegistrationProof(ProofKind::TemporaryCredentials {
+                account,
+                member,
+                stamp: Some(stamp),
+            }),
             spent: vec![s.link, s.handle],
             handle: new_handle.digest(env.keys),
             expires_at: env.now + env.policy.credentials_step_ttl,
@@ -556,7 +574,7 @@ impl<T> Step<T> {
 /// Whether a claim matches a roster entry: same canonical card number, same birth date,
 /// same kana name when the claim has one, and the member still insured. Each compared
 /// in constant time (SEC-45); the answer never says which part differed (SEC-09).
-fn roster_matches(claim: &IdentityClaim, record: &MemberRecord) -> bool {
+pub(crate) fn roster_matches(claim: &IdentityClaim, record: &MemberRecord) -> bool {
     let card = claim
         .card_number
         .canonical()

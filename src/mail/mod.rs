@@ -1,11 +1,20 @@
-//! Mail: typed messages, their Japanese and English wording, and development mailers.
+//! Mail: typed messages, their Japanese and English wording, and the mailers: development
+//! ones (outbox, recording), SMTP (feature `smtp`) and a background queue (feature `queue`).
 
 pub mod message;
 pub mod outbox;
+#[cfg(feature = "queue")]
+pub mod queue;
 pub mod recording;
 pub mod render;
+#[cfg(feature = "smtp")]
+pub mod smtp;
 
 pub use message::*;
 pub use outbox::OutboxMailer;
+#[cfg(feature = "queue")]
+pub use queue::{QueueConfig, QueueError, QueuedMailer};
 pub use recording::{RecordingMailer, SimulatedMailFailure};
 pub use render::{DefaultTemplates, MailTemplates};
+#[cfg(feature = "smtp")]
+pub use smtp::{SmtpConfig, SmtpConfigError, SmtpCredentials, SmtpError, SmtpMailer, SmtpSecurity};

@@ -29,13 +29,20 @@ pub struct OtpChallenge {
 
 /// The answer to L2: the member is logged in. Start the host's session now, with a new
 /// session ID (SEC-32), and keep the security stamp in it.
+///
+/// Only the library makes one (`non_exhaustive`), so holding one proves a login
+/// (password + 暗証キー) at `authenticated_at`; changing the e-mail address needs one
+/// no older than the policy's re-authentication window (SEC-36).
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Authenticated {
     /// Who logged in.
     pub account_id: AccountId,
     /// Compare it with [`Portal::check_security_stamp`] on later requests to end this
     /// session after a password, e-mail or login-ID change (SEC-34).
     pub security_stamp: SecurityStamp,
+    /// When the 暗証キー was accepted.
+    pub authenticated_at: OffsetDateTime,
 }
 
 /// Which accounts a password check accepts.
@@ -231,15 +238,23 @@ impl Portal {
         for _ in 0..MAX_CAS_RETRIES {
             let key = format!("otp-mail:{}", account.value.id.as_str());
             let current = self.inner.store.load_counter(&key).await?;
-            let counter = window_hit(
+            let Ok(counter) = window_hit(
                 key,
                 current,
                 now,
                 time::Duration::hours(1),
                 p.otp_mails_per_account_per_hour,
                 None,
-            )
-            .map_err(|retry_after| Rejection::TooManyRequests { retry_after })?;
+            ) else {
+                // SEC-23: the password was right, but saying "too many" here would tell a
+                // guesser so. The hourly 暗証キー cap answers like every other failure.
+                self.audit(
+                    AuditEvent::new(AuditKind::LoginFailed, now)
+                        .account(&account.value.id)
+                        .detail("otp_mail_cap"),
+                );
+                return Err(Rejection::LoginFailed.into());
+            };
             let (state, challenge, code) = {
                 let mut rng = Self::rng();
                 login::issue(account.value.id.clone(), self.env(now), &mut rng)
@@ -315,17 +330,12 @@ impl Portal {
         let p = &self.inner.policy;
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::OtpInvalid.into());
             };
             let FlowState::Login(state) = found.value.state.clone() else {
                 return Err(Rejection::OtpInvalid.into());
             };
-            let digest = candidates
-                .iter()
-                .copied()
-                .find(|c| state.lookup_keys().contains(c))
-                .unwrap_or(candidates[0]);
             let Some(account) = self
                 .inner
                 .store
@@ -385,6 +395,7 @@ impl Portal {
                     Ok(Authenticated {
                         account_id: consumed.account().clone(),
                         security_stamp: updated.security_stamp,
+                        authenticated_at: now,
                     })
                 }
                 Err(rejection) => {
@@ -422,17 +433,12 @@ impl Portal {
         let p = &self.inner.policy;
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::OtpInvalid.into());
             };
             let FlowState::Login(state) = found.value.state.clone() else {
                 return Err(Rejection::OtpInvalid.into());
             };
-            let digest = candidates
-                .iter()
-                .copied()
-                .find(|c| state.lookup_keys().contains(c))
-                .unwrap_or(candidates[0]);
             let account_id = state.account().clone();
             let (next, code) = {
                 let mut rng = Self::rng();
@@ -505,17 +511,12 @@ impl Portal {
         let candidates = challenge.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Ok(());
             };
             let FlowState::Login(state) = found.value.state.clone() else {
                 return Ok(());
             };
-            let digest = candidates
-                .iter()
-                .copied()
-                .find(|c| state.lookup_keys().contains(c))
-                .unwrap_or(candidates[0]);
             let account = state.account().clone();
             let Some(next) = state.close(&digest, now) else {
                 return Ok(());
@@ -550,17 +551,12 @@ impl Portal {
         let candidates = challenge.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::OtpInvalid.into());
             };
             let FlowState::Login(state) = found.value.state.clone() else {
                 return Err(Rejection::OtpInvalid.into());
             };
-            let digest = candidates
-                .iter()
-                .copied()
-                .find(|c| state.lookup_keys().contains(c))
-                .unwrap_or(candidates[0]);
             let (next, alive) = state.clone().heartbeat(&digest, self.env(now));
             if next == state {
                 return if alive {

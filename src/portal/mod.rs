@@ -5,16 +5,27 @@
 //! and answers. A commit that loses a race is retried from a fresh read, so a request
 //! never acts on stale state.
 
+mod account;
 mod builder;
+#[cfg(test)]
+mod interaction_tests;
 mod login;
+mod pathways;
+mod recovery;
 mod registration;
 
 use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+pub use account::{
+    CredentialsChanged, DisableOutcome, EmailChangeConfirmed, EmailChangeRequested,
+    ProvisionedAccount,
+};
 pub use builder::{ConfigError, LinkPaths, PortalBuilder};
 pub use login::{Authenticated, OtpChallenge};
+pub use pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
+pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
 
 use crate::domain::EmailAddress;
@@ -118,6 +129,7 @@ impl Portal {
             out.push_str("保証レベル: NIST SP 800-63B-4 はメールを認証要素と認めていないため、このログインは多要素(AAL2)ではなく単要素(AAL1)です。メールの暗証キーはメールボックスの管理を確認し、推測や流出したパスワードの悪用を抑えるものです。\n");
             out.push_str("新規利用登録の本人確認は記号・番号・枝番と生年月日の知識によるもの(NIST SP 800-63A-4 では低い保証)です。保険者が郵送する仮パスワードによる事前登録の方が強い経路です。\n");
         }
+        out.push_str(&self.recovery_assurance(lang));
         out.push_str(&self.inner.report.render(lang));
         out
     }
@@ -138,14 +150,15 @@ impl Portal {
         self.inner.audit.record(event);
     }
 
-    /// Looks a flow up by every digest the keyring accepts for one secret.
+    /// Looks a flow up by every digest the keyring accepts for one secret (current key
+    /// first), and returns it with the digest that found it — the one its state knows.
     async fn find_flow(
         &self,
         candidates: &[TokenDigest],
-    ) -> Result<Option<Versioned<FlowRecord>>, Error> {
+    ) -> Result<Option<(Versioned<FlowRecord>, TokenDigest)>, Error> {
         for d in candidates {
             if let Some(found) = self.inner.store.find_flow(d).await? {
-                return Ok(Some(found));
+                return Ok(Some((found, *d)));
             }
         }
         Ok(None)

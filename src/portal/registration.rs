@@ -16,7 +16,7 @@ use crate::mail::{MailLink, MailMessage};
 use crate::password_hash::Verification;
 use crate::ports::{
     Account, AccountId, AccountLookup, AccountStatus, AccountWrite, AuditEvent, AuditKind, Commit,
-    CommitOutcome, FlowId, FlowRecord, FlowWrite, SecurityStamp, Versioned,
+    CommitOutcome, FlowId, FlowRecord, FlowWrite, MemberRecord, SecurityStamp, Versioned,
 };
 use crate::token::{AuthKey, FlowHandle, RegistrationLinkToken, VerificationLinkToken};
 
@@ -89,37 +89,32 @@ impl Portal {
                 self.audit(AuditEvent::new(AuditKind::MailThrottled, now).email(email.masked()));
                 return Ok(answer);
             };
-            if registered {
-                let commit = Commit {
-                    counters: vec![counter],
-                    ..Commit::default()
-                };
-                match self.commit(commit).await? {
-                    CommitOutcome::Committed => {}
-                    _ => continue,
-                }
-                self.audit(
-                    AuditEvent::new(AuditKind::RegistrationForRegisteredAddress, now)
-                        .email(email.masked()),
-                );
-                let login_url = self.login_url();
-                self.send_mail(&email, MailMessage::AlreadyRegistered { login_url })
-                    .await;
-                return Ok(answer);
-            }
+            // SEC-07: both branches do the same work — draw a link, digest it, insert a
+            // flow, count the mail, send one mail — so neither the answer nor its timing
+            // tells whether the address is registered. For a registered address the flow
+            // is stored already dead and its link is never mailed; the owner gets a
+            // notice instead.
             let (state, token) = {
                 let mut rng = Self::rng();
-                let (s, t) = registration::start(email.clone(), self.env(now), &mut rng);
-                (s, t)
+                registration::start(email.clone(), self.env(now), &mut rng)
             };
             let expires_at = state.expires_at;
             let flow_id = FlowId::generate(&mut Self::rng());
+            let stored = if registered {
+                RegistrationState::Dead(Dead {
+                    reason: DeadReason::AlreadyRegistered,
+                    spent: vec![state.link],
+                    at: now,
+                })
+            } else {
+                RegistrationState::AwaitingLinkOpen(state)
+            };
             let commit = Commit {
                 flows: vec![FlowWrite {
                     expected: None,
                     record: FlowRecord {
                         id: flow_id.clone(),
-                        state: FlowState::Registration(RegistrationState::AwaitingLinkOpen(state)),
+                        state: FlowState::Registration(stored),
                     },
                 }],
                 counters: vec![counter],
@@ -129,24 +124,32 @@ impl Portal {
                 CommitOutcome::Committed => {}
                 _ => continue,
             }
+            let kind = if registered {
+                AuditKind::RegistrationForRegisteredAddress
+            } else {
+                AuditKind::RegistrationStarted
+            };
             self.audit(
-                AuditEvent::new(AuditKind::RegistrationStarted, now)
+                AuditEvent::new(kind, now)
                     .flow(&flow_id)
                     .email(email.masked()),
             );
-            let url = self
-                .inner
-                .profile
-                .link(&self.inner.paths.registration, token.expose_secret());
-            self.send_mail(
-                &email,
+            let message = if registered {
+                MailMessage::AlreadyRegistered {
+                    login_url: self.login_url(),
+                }
+            } else {
+                let url = self
+                    .inner
+                    .profile
+                    .link(&self.inner.paths.registration, token.expose_secret());
                 MailMessage::RegistrationLink(MailLink {
                     url,
                     token,
                     expires_at,
-                }),
-            )
-            .await;
+                })
+            };
+            self.send_mail(&email, message).await;
             return Ok(answer);
         }
         Err(busy())
@@ -160,15 +163,11 @@ impl Portal {
         };
         let now = self.now();
         let candidates = token.digest_candidates(&self.inner.keys);
-        let Some(found) = self.find_flow(&candidates).await? else {
+        let Some((found, digest)) = self.find_flow(&candidates).await? else {
             return Ok(LinkStatus::Invalid);
         };
         Ok(match &found.value.state {
-            FlowState::Registration(s) => candidates
-                .iter()
-                .map(|d| s.link1_status(d, now))
-                .find(|st| *st != LinkStatus::Invalid)
-                .unwrap_or(LinkStatus::Invalid),
+            FlowState::Registration(s) => s.link1_status(&digest, now),
             _ => LinkStatus::Invalid,
         })
     }
@@ -180,13 +179,12 @@ impl Portal {
         let candidates = token.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::LinkInvalid.into());
             };
             let FlowState::Registration(state) = found.value.state.clone() else {
                 return Err(Rejection::LinkInvalid.into());
             };
-            let digest = matching_digest(&state, &candidates);
             let (next, handle) = {
                 let mut rng = Self::rng();
                 state.open_link(&digest, self.env(now), &mut rng)?
@@ -212,18 +210,37 @@ impl Portal {
     ) -> Result<AuthKeyShown, Error> {
         let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
         let candidates = handle.digest_candidates(&self.inner.keys);
-        let record = self.inner.directory.find(&claim.card_number).await?;
+        // The roster is asked only once the handle is known to belong to a live flow at
+        // this step, so a forged handle cannot probe card numbers (SEC-09).
+        let mut roster: Option<Option<MemberRecord>> = None;
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::WrongStep.into());
             };
             let FlowState::Registration(state) = found.value.state.clone() else {
                 return Err(Rejection::WrongStep.into());
             };
-            let digest = matching_digest(&state, &candidates);
-            // SEC-09: count the check against the member before comparing anything.
             let p = &self.inner.policy;
+            let at_step = matches!(&state, RegistrationState::AwaitingIdentity(s)
+                if s.handle == digest && now < s.expires_at && s.attempts < p.identity_tries_per_flow);
+            if !at_step {
+                // Wrong step, expired or exhausted: the core says which, nothing changes.
+                let step = {
+                    let mut rng = Self::rng();
+                    state.verify_identity(&digest, &claim, None, false, self.env(now), &mut rng)
+                };
+                return Err(step.result.err().unwrap_or(Rejection::WrongStep).into());
+            }
+            let record = match &roster {
+                Some(r) => r.clone(),
+                None => {
+                    let r = self.inner.directory.find(&claim.card_number).await?;
+                    roster = Some(r.clone());
+                    r
+                }
+            };
+            // SEC-09: count the check against the member before comparing anything.
             let (member_counter, member_exhausted) = match &record {
                 Some(r) => {
                     let key = format!("identity:{}", r.member_id.as_str());
@@ -242,9 +259,6 @@ impl Portal {
                 }
                 None => (None, false),
             };
-            if !matches!(state, RegistrationState::AwaitingIdentity(ref s) if s.handle == digest) {
-                return Err(Rejection::WrongStep.into());
-            }
             let step = {
                 let mut rng = Self::rng();
                 state.verify_identity(
@@ -373,15 +387,11 @@ impl Portal {
         };
         let now = self.now();
         let candidates = token.digest_candidates(&self.inner.keys);
-        let Some(found) = self.find_flow(&candidates).await? else {
+        let Some((found, digest)) = self.find_flow(&candidates).await? else {
             return Ok(LinkStatus::Invalid);
         };
         Ok(match &found.value.state {
-            FlowState::Registration(s) => candidates
-                .iter()
-                .map(|d| s.link2_status(d, now))
-                .find(|st| *st != LinkStatus::Invalid)
-                .unwrap_or(LinkStatus::Invalid),
+            FlowState::Registration(s) => s.link2_status(&digest, now),
             _ => LinkStatus::Invalid,
         })
     }
@@ -394,13 +404,12 @@ impl Portal {
         let candidates = token.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let Some(found) = self.find_flow(&candidates).await? else {
+            let Some((found, digest)) = self.find_flow(&candidates).await? else {
                 return Err(Rejection::LinkInvalid.into());
             };
             let FlowState::Registration(state) = found.value.state.clone() else {
                 return Err(Rejection::LinkInvalid.into());
             };
-            let digest = matching_digest(&state, &candidates);
             let step = {
                 let mut rng = Self::rng();
                 state
@@ -437,13 +446,12 @@ impl Portal {
         let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
         let candidates = handle.digest_candidates(&self.inner.keys);
         let now = self.now();
-        let Some(found) = self.find_flow(&candidates).await? else {
+        let Some((found, digest)) = self.find_flow(&candidates).await? else {
             return Err(Rejection::WrongStep.into());
         };
         let FlowState::Registration(state) = found.value.state.clone() else {
             return Err(Rejection::WrongStep.into());
         };
-        let digest = matching_digest(&state, &candidates);
         if !matches!(state, RegistrationState::AwaitingIdentity(ref s) if s.handle == digest && now < s.expires_at)
         {
             return Err(Rejection::WrongStep.into());
@@ -455,6 +463,7 @@ impl Portal {
                 &digest,
                 account.value.id.clone(),
                 account.value.member.clone(),
+                account.value.security_stamp.clone(),
                 self.env(now),
                 &mut rng,
             )?
@@ -483,13 +492,12 @@ impl Portal {
         let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
         let candidates = handle.digest_candidates(&self.inner.keys);
         let now = self.now();
-        let Some(found) = self.find_flow(&candidates).await? else {
+        let Some((found, digest)) = self.find_flow(&candidates).await? else {
             return Err(Rejection::WrongStep.into());
         };
         let FlowState::Registration(state) = found.value.state.clone() else {
             return Err(Rejection::WrongStep.into());
         };
-        let digest = matching_digest(&state, &candidates);
         let ready = state.ready_to_complete(&digest, now)?.clone();
 
         let login_id = LoginId::parse(&credentials.login_id)
@@ -531,6 +539,11 @@ impl Portal {
                 else {
                     return Err(Rejection::WrongStep.into());
                 };
+                // SEC-41: a re-issue (new temporary password) or a disable since R2'
+                // revokes this flow's proof, and so does the temporary password's expiry.
+                if !provisioned_still_valid(&acc.value, ready.proof.provisioned_stamp(), now) {
+                    return Err(Rejection::WrongStep.into());
+                }
                 // SEC-41: the temporary password cannot become the long-term one.
                 if let Verification::Match { .. } = self
                     .inner
@@ -683,20 +696,6 @@ impl Portal {
     }
 }
 
-/// Which of a secret's candidate digests (one per accepted key) the flow knows.
-fn matching_digest(
-    state: &RegistrationState,
-    candidates: &[crate::token::TokenDigest],
-) -> crate::token::TokenDigest {
-    let keys = state.lookup_keys();
-    candidates
-        .iter()
-        .find(|c| keys.contains(c))
-        .or(candidates.first())
-        .copied()
-        .unwrap_or_else(|| crate::token::TokenDigest::from_bytes([0; 32]))
-}
-
 fn registration_email(state: &FlowState) -> Option<&EmailAddress> {
     match state {
         FlowState::Registration(RegistrationState::AwaitingIdentity(s)) => Some(&s.email),
@@ -705,6 +704,27 @@ fn registration_email(state: &FlowState) -> Option<&EmailAddress> {
         FlowState::Registration(RegistrationState::AwaitingLinkOpen(s)) => Some(&s.email),
         _ => None,
     }
+}
+
+/// Whether a provisioned account may still be completed by a flow that passed R2'
+/// when the account had `stamp`: still provisioned, temporary password unexpired, and
+/// not re-issued or disabled since (both change the stamp).
+fn provisioned_still_valid(
+    account: &Account,
+    stamp: Option<&SecurityStamp>,
+    now: OffsetDateTime,
+) -> bool {
+    let unexpired = matches!(
+        account.status,
+        AccountStatus::Provisioned { temporary_expires_at } if now < temporary_expires_at
+    );
+    let same_stamp = stamp.is_some_and(|s| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            s.as_str().as_bytes(),
+            account.security_stamp.as_str().as_bytes(),
+        ))
+    });
+    unexpired && same_stamp
 }
 
 /// SEC-42: a chosen login ID may not be the e-mail address, the card number or the

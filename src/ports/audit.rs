@@ -57,6 +57,24 @@ pub enum AuditKind {
     PasswordRehashed,
     /// A mail could not be delivered.
     MailFailed,
+    /// ログインIDを忘れた方: a reminder was asked for (detail: sent, no_match, throttled).
+    LoginIdReminderRequested,
+    /// パスワードを忘れた方: a reset was asked for (detail: sent, no_account, throttled).
+    PasswordResetRequested,
+    /// A reset link was opened (consumed).
+    PasswordResetLinkOpened,
+    /// A password reset completed; the lockout was cleared (SEC-25).
+    PasswordResetCompleted,
+    /// A logged-in member changed their password (SEC-18).
+    PasswordChanged,
+    /// A logged-in member asked to change their address; link mailed to the new one.
+    EmailChangeRequested,
+    /// The new address was confirmed and is now the account's (SEC-36).
+    EmailChanged,
+    /// The insurer provisioned (or re-issued) an account with a temporary password.
+    AccountProvisioned,
+    /// The insurer disabled an account (資格喪失).
+    AccountDisabled,
 }
 
 /// One security event, with pseudonymous identifiers only: never a secret, a full

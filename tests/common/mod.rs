@@ -213,3 +213,76 @@ pub fn rejection(e: kenpo_auth::Error) -> kenpo_auth::Rejection {
         other => panic!("expected a rejection, got {other:?}"),
     }
 }
+
+// ---- recovery and account-life helpers ----
+
+pub fn pw(s: &str) -> Password {
+    Password::new(s).unwrap()
+}
+
+impl Fixture {
+    /// The reset link from the last mail to `to`.
+    pub fn reset_link(&self, to: &str) -> kenpo_auth::token::PasswordResetLinkToken {
+        match self.mailer.last_to(&addr(to)).map(|m| m.message) {
+            Some(MailMessage::PasswordResetLink(l)) => l.token,
+            other => panic!("expected a password-reset mail, got {other:?}"),
+        }
+    }
+
+    /// The address-confirmation link from the last mail to `to`.
+    pub fn email_change_link(&self, to: &str) -> kenpo_auth::token::EmailChangeLinkToken {
+        match self.mailer.last_to(&addr(to)).map(|m| m.message) {
+            Some(MailMessage::EmailChangeLink(l)) => l.token,
+            other => panic!("expected an e-mail-change mail, got {other:?}"),
+        }
+    }
+
+    /// L1–L2 with the 暗証キー mailed to `email`.
+    pub async fn login(
+        &self,
+        login_id: &str,
+        password: &str,
+        email: &str,
+    ) -> kenpo_auth::portal::Authenticated {
+        let challenge = self.portal.start_login(login_id, password).await.unwrap();
+        self.portal
+            .verify_otp(
+                challenge.challenge.expose_secret(),
+                self.otp(email).expose_secret(),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// The stored account with this ID.
+    pub fn account(&self, id: &kenpo_auth::ports::AccountId) -> kenpo_auth::ports::Account {
+        self.store
+            .accounts()
+            .into_iter()
+            .find(|a| a.id == *id)
+            .expect("account stored")
+    }
+
+    pub fn now(&self) -> time::OffsetDateTime {
+        use kenpo_auth::ports::Clock;
+        self.clock.now()
+    }
+
+    /// Wrong passwords until the account reaches the hard cap (SEC-24), waiting out each
+    /// delay with the manual clock.
+    pub async fn lock_by_wrong_passwords(&self, id: &kenpo_auth::ports::AccountId, login_id: &str) {
+        let p = self.portal.policy().clone();
+        loop {
+            let failures = self.account(id).password_failures;
+            if failures >= p.password_failure_cap {
+                break;
+            }
+            self.clock
+                .advance(p.password_delay(failures) + time::Duration::seconds(1));
+            let _ = self
+                .portal
+                .start_login(login_id, "まちがったパスワードです")
+                .await;
+        }
+    }
+}

@@ -1,0 +1,550 @@
+//! `QueuedMailer`: delivery off the request path (feature `queue`, implied by `smtp`).
+//!
+//! The portal awaits [`Mailer::send`] inside the member's request. Wrapped in a
+//! [`QueuedMailer`], that call only puts the mail in a bounded in-memory queue and
+//! returns; background workers hand it to the real mailer, retry transient failures with
+//! exponential backoff, and report the ones that finally fail to the [`AuditSink`]
+//! (`AuditKind::MailFailed`, masked address, kind of mail — never its content).
+//!
+//! # What a crash loses
+//!
+//! The queue lives in memory. Mail still queued (or waiting for a retry) when the
+//! process dies is lost. Nothing else is: the portal commits the member's state before
+//! it mails, so the member asks again — 暗証キー再送 ([`Portal::resend_otp`]) or the
+//! step that sent the mail (registration R1 can be repeated, links have their own
+//! lifetime) — and a new mail goes out. Call [`QueuedMailer::shutdown`] on a graceful
+//! stop so that nothing queued is dropped then.
+//!
+//! # A durable outbox
+//!
+//! A host that must not lose a mail even in a crash implements [`Mailer`] over a table
+//! of its own database (insert the [`OutgoingMail`]'s recipient, subject and body in
+//! `send`, ideally in the same transaction as its other writes) and runs a worker that
+//! reads the table and sends with `SmtpMailer` (feature `smtp`),
+//! deleting or marking a row only after the server took the mail. For development,
+//! `OutboxMailer` writes `.eml` files instead.
+//!
+//! [`Portal::resend_otp`]: crate::Portal::resend_otp
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::mail::OutgoingMail;
+use crate::ports::{AuditEvent, AuditKind, AuditSink, Clock, MailError, Mailer};
+
+/// How big the queue is, how many workers drain it and how failures are retried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueConfig {
+    /// Mails that may wait at once. When full, `send` fails at once with
+    /// [`MailError::Transient`] (the portal audits it; the member can resend) instead of
+    /// making the member's request wait.
+    pub capacity: usize,
+    /// Background workers, i.e. mails in flight at once.
+    pub workers: usize,
+    /// Tries per mail, the first included (at least 1).
+    pub max_attempts: u32,
+    /// Wait after the first transient failure; doubled after each further one.
+    pub initial_backoff: Duration,
+    /// The longest wait between two tries.
+    pub max_backoff: Duration,
+}
+
+impl Default for QueueConfig {
+    /// 1000 mails, 2 workers, 5 tries waiting 1 s, 2 s, 4 s, 8 s (at most 60 s).
+    fn default() -> Self {
+        QueueConfig {
+            capacity: 1000,
+            workers: 2,
+            max_attempts: 5,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+impl QueueConfig {
+    /// Sets [`Self::capacity`] (at least 1).
+    #[must_use]
+    pub fn capacity(mut self, n: usize) -> Self {
+        self.capacity = n.max(1);
+        self
+    }
+
+    /// Sets [`Self::workers`] (at least 1).
+    #[must_use]
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n.max(1);
+        self
+    }
+
+    /// Sets [`Self::max_attempts`] (at least 1).
+    #[must_use]
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// Sets the first and the longest wait between tries.
+    #[must_use]
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// The wait after the `failures`-th consecutive transient failure (1-based).
+    pub fn backoff_after(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(31);
+        self.initial_backoff
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_backoff)
+    }
+}
+
+/// Why a [`QueuedMailer`] refused a mail or could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The queue is full: the mail was not taken.
+    #[error("mail queue is full")]
+    Full,
+    /// The queue was shut down.
+    #[error("mail queue is shut down")]
+    Closed,
+    /// [`QueuedMailer::start`] was called outside a tokio runtime.
+    #[error("QueuedMailer::start needs a tokio runtime")]
+    NoRuntime,
+}
+
+impl QueueError {
+    /// Stable code for logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            QueueError::Full => "mail_queue.full",
+            QueueError::Closed => "mail_queue.closed",
+            QueueError::NoRuntime => "mail_queue.no_runtime",
+        }
+    }
+
+    /// A text for operators (members never see mail errors).
+    pub fn message(&self, lang: crate::lang::Lang) -> std::borrow::Cow<'static, str> {
+        match lang {
+            crate::lang::Lang::En => self.to_string().into(),
+            _ => match self {
+                QueueError::Full => "メール送信待ちの列が満杯です。".into(),
+                QueueError::Closed => "メール送信待ちの列は停止しています。".into(),
+                QueueError::NoRuntime => "tokio ランタイムの外では開始できません。".into(),
+            },
+        }
+    }
+}
+
+/// What the workers share.
+struct Worker {
+    mailer: Arc<dyn Mailer>,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<dyn Clock>,
+    config: QueueConfig,
+    /// Mails taken and not yet finished (queued, being sent or waiting for a retry).
+    pending: watch::Sender<usize>,
+}
+
+impl Worker {
+    async fn run(self: Arc<Self>, rx: Arc<tokio::sync::Mutex<mpsc::Receiver<OutgoingMail>>>) {
+        loop {
+            let next = rx.lock().await.recv().await;
+            let Some(mail) = next else { break };
+            self.deliver(mail).await;
+            self.pending.send_modify(|n| *n = n.saturating_sub(1));
+        }
+    }
+
+    /// Tries until the mail is taken, refused for good, or out of attempts.
+    async fn deliver(&self, mail: OutgoingMail) {
+        let mail = Arc::new(mail);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            // Each try runs as its own task, so a panicking mailer fails this mail only,
+            // not the worker (which would stall `flush` forever).
+            let (mailer, m) = (Arc::clone(&self.mailer), Arc::clone(&mail));
+            let outcome = tokio::spawn(async move { mailer.send(&m).await }).await;
+            let (error, transient) = match outcome {
+                Ok(Ok(())) => return,
+                Ok(Err(MailError::Transient(e))) => (e.to_string(), true),
+                Ok(Err(e)) => (e.to_string(), false),
+                Err(_) => ("mailer task panicked or was cancelled".to_owned(), false),
+            };
+            if transient && attempt < self.config.max_attempts {
+                tokio::time::sleep(self.config.backoff_after(attempt)).await;
+                continue;
+            }
+            let kind = mail.message.kind();
+            let to = mail.to.masked();
+            tracing::warn!(
+                target: "kenpo_auth::mail",
+                kind,
+                to = %to,
+                attempts = attempt,
+                transient,
+                error = %error,
+                "mail not delivered"
+            );
+            self.audit.record(
+                AuditEvent::new(AuditKind::MailFailed, self.clock.now())
+                    .email(to)
+                    .detail(kind),
+            );
+            return;
+        }
+    }
+}
+
+/// A [`Mailer`] that queues and returns at once; background workers deliver through the
+/// wrapped mailer. See the [module docs](self) for what a crash loses.
+///
+/// Cheap to clone; clones share the queue.
+#[derive(Clone)]
+pub struct QueuedMailer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    sender: Mutex<Option<mpsc::Sender<OutgoingMail>>>,
+    pending: watch::Sender<usize>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for QueuedMailer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueuedMailer")
+            .field("pending", &self.pending())
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueuedMailer {
+    /// Starts the workers on the current tokio runtime. `clock` dates the audit events.
+    pub fn start(
+        mailer: Arc<dyn Mailer>,
+        audit: Arc<dyn AuditSink>,
+        clock: Arc<dyn Clock>,
+        config: QueueConfig,
+    ) -> Result<Self, QueueError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| QueueError::NoRuntime)?;
+        let config = QueueConfig {
+            capacity: config.capacity.max(1),
+            workers: config.workers.max(1),
+            max_attempts: config.max_attempts.max(1),
+            ..config
+        };
+        let (tx, rx) = mpsc::channel(config.capacity);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let (pending, _) = watch::channel(0usize);
+        let worker = Arc::new(Worker {
+            mailer,
+            audit,
+            clock,
+            config: config.clone(),
+            pending: pending.clone(),
+        });
+        let workers = (0..config.workers)
+            .map(|_| runtime.spawn(Arc::clone(&worker).run(Arc::clone(&rx))))
+            .collect();
+        Ok(QueuedMailer {
+            shared: Arc::new(Shared {
+                sender: Mutex::new(Some(tx)),
+                pending,
+                workers: Mutex::new(workers),
+            }),
+        })
+    }
+
+    /// Mails taken and not yet finished (queued, in flight or waiting for a retry).
+    pub fn pending(&self) -> usize {
+        *self.shared.pending.borrow()
+    }
+
+    /// Waits until every mail taken so far is finished: delivered, or given up on and
+    /// audited. Mail keeps being accepted meanwhile.
+    pub async fn flush(&self) {
+        let mut rx = self.shared.pending.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    /// Stops taking mail ([`QueueError::Closed`]), then waits until the workers have
+    /// finished everything already queued, retries included. Wrap it in
+    /// `tokio::time::timeout` to bound a stop.
+    pub async fn shutdown(&self) {
+        let sender = self
+            .shared
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(sender);
+        let workers: Vec<_> = self
+            .shared
+            .workers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+            .collect();
+        for w in workers {
+            let _ = w.await;
+        }
+    }
+}
+
+#[async_trait]
+impl Mailer for QueuedMailer {
+    /// Queues a copy of the mail. Never waits: a full or stopped queue is
+    /// [`MailError::Transient`] at once.
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
+        let guard = self.shared.sender.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(tx) = guard.as_ref() else {
+            return Err(MailError::Transient(Box::new(QueueError::Closed)));
+        };
+        self.shared.pending.send_modify(|n| *n += 1);
+        match tx.try_send(mail.clone()) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.shared
+                    .pending
+                    .send_modify(|n| *n = n.saturating_sub(1));
+                let reason = match e {
+                    mpsc::error::TrySendError::Full(_) => QueueError::Full,
+                    mpsc::error::TrySendError::Closed(_) => QueueError::Closed,
+                };
+                Err(MailError::Transient(Box::new(reason)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EmailAddress;
+    use crate::lang::Lang;
+    use crate::mail::{MailMessage, RenderedMail};
+    use crate::ports::SystemClock;
+    use crate::testkit::RecordingAudit;
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Answers with the scripted outcomes in order (then Ok), counting calls.
+    #[derive(Default)]
+    struct Scripted {
+        outcomes: Mutex<VecDeque<Option<bool>>>, // None = ok, Some(true) = transient
+        calls: AtomicUsize,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+    }
+
+    impl Scripted {
+        fn new(outcomes: &[Option<bool>]) -> Self {
+            Scripted {
+                outcomes: Mutex::new(outcomes.iter().copied().collect()),
+                ..Default::default()
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Mailer for Scripted {
+        async fn send(&self, _mail: &OutgoingMail) -> Result<(), MailError> {
+            if let Some(g) = &self.gate {
+                let _permit = g.acquire().await.unwrap();
+            }
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let next = self.outcomes.lock().unwrap().pop_front().flatten();
+            match next {
+                None => Ok(()),
+                Some(true) => Err(MailError::Transient("451".into())),
+                Some(false) => Err(MailError::Permanent("550".into())),
+            }
+        }
+    }
+
+    fn mail() -> OutgoingMail {
+        OutgoingMail {
+            to: EmailAddress::parse("taro@example.jp").unwrap(),
+            lang: Lang::Ja,
+            message: MailMessage::PasswordChanged {
+                at: time::OffsetDateTime::UNIX_EPOCH,
+            },
+            rendered: RenderedMail {
+                subject: "件名".into(),
+                body: "本文 secret-body".into(),
+            },
+        }
+    }
+
+    fn fast() -> QueueConfig {
+        QueueConfig::default()
+            .max_attempts(3)
+            .backoff(Duration::from_millis(1), Duration::from_millis(4))
+    }
+
+    fn start(m: Arc<Scripted>, audit: &RecordingAudit, c: QueueConfig) -> QueuedMailer {
+        QueuedMailer::start(m, Arc::new(audit.clone()), Arc::new(SystemClock), c).unwrap()
+    }
+
+    // Transient failures are retried up to max_attempts, then audited exactly once with
+    // the masked address and kind, never the content.
+    #[tokio::test]
+    async fn queue_retries_transient_then_audits_once() {
+        let m = Arc::new(Scripted::new(&[
+            Some(true),
+            Some(true),
+            Some(true),
+            Some(true),
+        ]));
+        let audit = RecordingAudit::new();
+        let q = start(Arc::clone(&m), &audit, fast());
+        q.send(&mail()).await.unwrap();
+        q.flush().await;
+        assert_eq!(m.calls.load(Ordering::SeqCst), 3);
+        let events = audit.events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].kind, AuditKind::MailFailed);
+        assert_eq!(
+            events[0].email_masked.as_deref(),
+            Some(&*mail().to.masked())
+        );
+        assert_eq!(events[0].detail.as_deref(), Some("password_changed"));
+        let shown = format!("{events:?}");
+        assert!(!shown.contains("secret-body") && !shown.contains("taro@"));
+    }
+
+    // A transient failure followed by success is delivered, not audited.
+    #[tokio::test]
+    async fn queue_recovers_after_a_transient_failure() {
+        let m = Arc::new(Scripted::new(&[Some(true), None]));
+        let audit = RecordingAudit::new();
+        let q = start(Arc::clone(&m), &audit, fast());
+        q.send(&mail()).await.unwrap();
+        q.flush().await;
+        assert_eq!(m.calls.load(Ordering::SeqCst), 2);
+        assert!(audit.events().is_empty());
+    }
+
+    // A permanent failure is not retried.
+    #[tokio::test]
+    async fn queue_does_not_retry_permanent_failures() {
+        let m = Arc::new(Scripted::new(&[Some(false)]));
+        let audit = RecordingAudit::new();
+        let q = start(Arc::clone(&m), &audit, fast());
+        q.send(&mail()).await.unwrap();
+        q.flush().await;
+        assert_eq!(m.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(audit.count(AuditKind::MailFailed), 1);
+    }
+
+    // A full queue answers Transient at once: the member's request never waits.
+    #[tokio::test]
+    async fn queue_full_is_transient_immediately() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let m = Arc::new(Scripted {
+            gate: Some(Arc::clone(&gate)),
+            ..Default::default()
+        });
+        let audit = RecordingAudit::new();
+        let q = start(Arc::clone(&m), &audit, fast().capacity(2).workers(1));
+        // One in the worker's hands (blocked on the gate), two in the queue.
+        q.send(&mail()).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while q.shared.sender.lock().unwrap().as_ref().unwrap().capacity() < 2 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
+        q.send(&mail()).await.unwrap();
+        q.send(&mail()).await.unwrap();
+        let started = std::time::Instant::now();
+        let full = q.send(&mail()).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert!(matches!(full, MailError::Transient(_)));
+        assert_eq!(q.pending(), 3);
+        gate.add_permits(100);
+        q.flush().await;
+        assert_eq!(m.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(q.pending(), 0);
+    }
+
+    // Shutdown drains what was queued, then refuses new mail.
+    #[tokio::test]
+    async fn queue_shutdown_drains_then_refuses() {
+        let m = Arc::new(Scripted::new(&[Some(true)]));
+        let audit = RecordingAudit::new();
+        let q = start(Arc::clone(&m), &audit, fast());
+        for _ in 0..5 {
+            q.send(&mail()).await.unwrap();
+        }
+        q.shutdown().await;
+        assert_eq!(m.calls.load(Ordering::SeqCst), 6);
+        assert_eq!(q.pending(), 0);
+        assert!(matches!(
+            q.send(&mail()).await,
+            Err(MailError::Transient(_))
+        ));
+        assert!(audit.events().is_empty());
+    }
+
+    // A mailer that panics fails that mail (audited), and the worker lives on.
+    #[tokio::test]
+    async fn queue_survives_a_panicking_mailer() {
+        struct Panics(AtomicUsize);
+        #[async_trait]
+        impl Mailer for Panics {
+            async fn send(&self, _: &OutgoingMail) -> Result<(), MailError> {
+                if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("boom");
+                }
+                Ok(())
+            }
+        }
+        let audit = RecordingAudit::new();
+        let q = QueuedMailer::start(
+            Arc::new(Panics(AtomicUsize::new(0))),
+            Arc::new(audit.clone()),
+            Arc::new(SystemClock),
+            fast().workers(1),
+        )
+        .unwrap();
+        q.send(&mail()).await.unwrap();
+        q.send(&mail()).await.unwrap();
+        q.flush().await;
+        assert_eq!(audit.count(AuditKind::MailFailed), 1);
+    }
+
+    // Backoff doubles from the initial wait and stops at the maximum.
+    #[test]
+    fn queue_backoff_doubles_up_to_the_cap() {
+        let c = QueueConfig::default().backoff(Duration::from_secs(1), Duration::from_secs(10));
+        let waits: Vec<u64> = (1..=6).map(|n| c.backoff_after(n).as_secs()).collect();
+        assert_eq!(waits, vec![1, 2, 4, 8, 10, 10]);
+        assert_eq!(c.backoff_after(u32::MAX), Duration::from_secs(10));
+    }
+
+    // Starting outside a runtime is an error, not a panic.
+    #[test]
+    fn queue_start_outside_runtime_is_an_error() {
+        let e = QueuedMailer::start(
+            Arc::new(Scripted::default()),
+            Arc::new(RecordingAudit::new()),
+            Arc::new(SystemClock),
+            QueueConfig::default(),
+        )
+        .unwrap_err();
+        assert_eq!(e, QueueError::NoRuntime);
+    }
+}

@@ -1,0 +1,1006 @@
+//! Interaction tests with `mockall` (DESIGN §7): what the [`Portal`] does to its ports,
+//! not only what it answers.
+//!
+//! - **One mail per step.** Each member action sends exactly the mails it should — one
+//!   at R1, R3, R5, L1 and L4; none at R2, R4, L2, L3 or a refused login — checked with a
+//!   `MockMailer` re-armed before every step.
+//! - **A rejection touches nothing.** Malformed or unknown input is refused without a
+//!   `Store::commit`; where the input cannot even be read, without any store, roster or
+//!   mail call at all (mocks with no expectations panic on any call).
+//! - **Only digests reach the store** (SEC-03, SEC-04, SEC-45). Every `Commit` of a whole
+//!   journey is captured and taken apart through its `serde` form — the form a real
+//!   store persists — and searched for every secret the member held.
+//!
+//! Why `serde` and not `Debug` for the last one: `Debug` of the stored types redacts
+//! secrets and truncates digests to 8 hex characters by design, so a `Debug` snapshot
+//! would pass even if a plaintext secret sat in a field whose `Debug` hides it, and it
+//! could not show that lookups hit the digests stored. The crate has no JSON dependency,
+//! so a small serializer below collects every leaf value instead.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::Serialize;
+use time::Duration;
+use time::macros::datetime;
+
+use crate::domain::{BirthDate, CardNumber, EmailAddress, Password};
+use crate::error::{Error, Rejection};
+use crate::flow::{IdentityClaim, LinkStatus};
+use crate::mail::{MailMessage, OutgoingMail, RecordingMailer};
+use crate::password_hash::HashParams;
+use crate::policy::{Deviation, InsurerProfile, Policy};
+use crate::portal::{NewCredentials, Portal};
+use crate::ports::directory::MockMemberDirectory;
+use crate::ports::mailer::MockMailer;
+use crate::ports::store::MockStore;
+use crate::ports::{
+    Account, AccountId, AccountLookup, AccountWrite, Commit, CommitOutcome, Counter, FlowRecord,
+    MailError, Mailer, MemberDirectory, MemberId, MemberRecord, Relation, Store, StoreError,
+    Versioned,
+};
+use crate::store::MemoryStore;
+use crate::testkit::{ManualClock, MemoryDirectory, RecordingAudit};
+use crate::token::{
+    DigestKey, DigestKeyring, FlowHandle, OtpChallengeId, RegistrationLinkToken, TokenDigest,
+    VerificationLinkToken,
+};
+
+const KEY: [u8; 32] = [7; 32];
+const EMAIL: &str = "taro.yamada@example.jp";
+const CARD: &str = "999-123456-00";
+const BIRTH: &str = "1985-04-12";
+const LOGIN_ID: &str = "yamada-t2026";
+/// 15 characters: the strict policy's minimum.
+const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
+const WRONG_PASSWORD: &str = "さくらの花が咲く秋の午後に散歩";
+
+// ── Fixture ──────────────────────────────────────────────────────────────────────────
+
+/// The strict policy with the cheapest hashing, so the tests measure the portal.
+fn policy() -> Policy {
+    let mut p = Policy::default();
+    p.hashing = HashParams::danger_test_minimum();
+    p.allow_deviation(Deviation::WeakPasswordHashing, "test")
+}
+
+fn profile() -> InsurerProfile {
+    InsurerProfile::new(
+        "さくら健康保険組合",
+        "さくらけんぽWeb",
+        "no-reply@sakura-kenpo.example.jp",
+        "さくら健康保険組合 適用グループ 03-0000-0000",
+        "https://portal.sakura-kenpo.example.jp",
+    )
+}
+
+fn keys() -> DigestKeyring {
+    DigestKeyring::new(DigestKey::new(1, KEY.to_vec()).unwrap())
+}
+
+fn roster() -> MemoryDirectory {
+    let directory = MemoryDirectory::new();
+    for (id, card, birth, relation) in [
+        ("M001", CARD, BIRTH, Relation::Insured),
+        ("M002", "999-123456-01", "1987-09-30", Relation::Dependent),
+    ] {
+        directory.insert(MemberRecord::new(
+            MemberId::new(id),
+            CardNumber::parse(card).unwrap(),
+            BirthDate::parse(birth).unwrap(),
+            None,
+            relation,
+            true,
+        ));
+    }
+    directory
+}
+
+fn clock() -> ManualClock {
+    ManualClock::new(datetime!(2026-11-24 09:00 UTC))
+}
+
+fn portal(
+    store: impl Store + 'static,
+    mailer: impl Mailer + 'static,
+    directory: impl MemberDirectory + 'static,
+    clock: &ManualClock,
+) -> Portal {
+    Portal::builder()
+        .store(store)
+        .mailer(mailer)
+        .directory(directory)
+        .clock(Arc::new(clock.clone()))
+        .audit(Arc::new(RecordingAudit::new()))
+        .policy(policy())
+        .insurer(profile())
+        .secret_key(1, KEY)
+        .build()
+        .unwrap()
+}
+
+fn claim() -> IdentityClaim {
+    IdentityClaim {
+        card_number: CardNumber::parse(CARD).unwrap(),
+        birth_date: BirthDate::parse(BIRTH).unwrap(),
+        kana_name: None,
+    }
+}
+
+fn credentials() -> NewCredentials {
+    NewCredentials {
+        login_id: LOGIN_ID.to_owned(),
+        password: Password::new(PASSWORD).unwrap(),
+        password_confirmation: Password::new(PASSWORD).unwrap(),
+        nickname: Some("たろう".to_owned()),
+    }
+}
+
+fn rejection<T: fmt::Debug>(r: Result<T, Error>) -> Rejection {
+    match r {
+        Err(Error::Rejected(r)) => r,
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+/// A code that differs from `code` in its first digit.
+fn wrong_code(code: &str) -> String {
+    let mut chars: Vec<char> = code.chars().collect();
+    chars[0] = if chars[0] == '9' { '0' } else { '9' };
+    chars.into_iter().collect()
+}
+
+fn link1_of(m: &MailMessage) -> RegistrationLinkToken {
+    match m {
+        MailMessage::RegistrationLink(l) => l.token.clone(),
+        other => panic!("expected link 1, got {}", other.kind()),
+    }
+}
+
+fn link2_of(m: &MailMessage) -> VerificationLinkToken {
+    match m {
+        MailMessage::IdentityVerified(l) => l.token.clone(),
+        other => panic!("expected link 2, got {}", other.kind()),
+    }
+}
+
+fn otp_of(m: &MailMessage) -> String {
+    match m {
+        MailMessage::LoginOtp { code, .. } => code.expose_secret().to_owned(),
+        other => panic!("expected a 暗証キー, got {}", other.kind()),
+    }
+}
+
+// ── (a) One mail per step ────────────────────────────────────────────────────────────
+
+/// The portal's mailer: forwards every send to a `MockMailer` that the test re-arms
+/// before each step, and keeps what the mock accepted so the journey can go on.
+#[derive(Clone, Default)]
+struct ArmedMailer {
+    mock: Arc<tokio::sync::Mutex<MockMailer>>,
+    accepted: Arc<Mutex<Vec<OutgoingMail>>>,
+}
+
+impl ArmedMailer {
+    /// Checks the previous step's expectation, then expects exactly `n` mails of `kind`
+    /// to the member for the next step (and nothing else: any other send panics).
+    async fn next_step_sends(&self, n: usize, kind: &'static str) {
+        let mut mock = self.mock.lock().await;
+        mock.checkpoint();
+        let accepted = Arc::clone(&self.accepted);
+        mock.expect_send()
+            .withf(move |m| m.message.kind() == kind && m.to.canonical() == EMAIL)
+            .times(n)
+            .returning(move |m| {
+                accepted.lock().unwrap().push(m.clone());
+                Ok(())
+            });
+    }
+
+    async fn next_step_sends_none(&self) {
+        let mut mock = self.mock.lock().await;
+        mock.checkpoint();
+        mock.expect_send().times(0);
+    }
+
+    async fn finish(&self) {
+        self.mock.lock().await.checkpoint();
+    }
+
+    fn last(&self) -> MailMessage {
+        self.accepted
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .message
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Mailer for ArmedMailer {
+    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
+        self.mock.lock().await.send(mail).await
+    }
+}
+
+/// DESIGN §7 "mail sent exactly once per step": R1, R3, R5, L1 and L4 each send one mail
+/// of their own kind to the member; R2, R4, a refused password, a wrong 暗証キー, the
+/// right 暗証キー and closing the code screen send none.
+#[tokio::test]
+async fn each_step_sends_exactly_its_own_mail() {
+    let clock = clock();
+    let mailer = ArmedMailer::default();
+    let p = portal(MemoryStore::new(), mailer.clone(), roster(), &clock);
+
+    mailer.next_step_sends(1, "registration_link").await;
+    p.start_registration(EMAIL).await.unwrap();
+    let link1 = link1_of(&mailer.last());
+
+    mailer.next_step_sends_none().await;
+    let handle = p
+        .open_registration_link(link1.expose_secret())
+        .await
+        .unwrap();
+
+    mailer.next_step_sends(1, "identity_verified").await;
+    let shown = p
+        .verify_identity(handle.expose_secret(), claim())
+        .await
+        .unwrap();
+    let link2 = link2_of(&mailer.last());
+
+    mailer.next_step_sends_none().await;
+    let handle = p
+        .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
+        .await
+        .unwrap();
+
+    mailer.next_step_sends(1, "registration_completed").await;
+    p.complete_registration(handle.expose_secret(), credentials())
+        .await
+        .unwrap();
+
+    mailer.next_step_sends_none().await;
+    assert_eq!(
+        rejection(p.start_login(LOGIN_ID, WRONG_PASSWORD).await),
+        Rejection::LoginFailed
+    );
+
+    mailer.next_step_sends(1, "login_otp").await;
+    let challenge = p.start_login(LOGIN_ID, PASSWORD).await.unwrap();
+    let code = otp_of(&mailer.last());
+
+    mailer.next_step_sends_none().await;
+    assert_eq!(
+        rejection(
+            p.verify_otp(challenge.challenge.expose_secret(), &wrong_code(&code))
+                .await
+        ),
+        Rejection::OtpIncorrect
+    );
+
+    clock.advance(Duration::seconds(61));
+    mailer.next_step_sends(1, "login_otp").await;
+    p.resend_otp(challenge.challenge.expose_secret())
+        .await
+        .unwrap();
+    let code = otp_of(&mailer.last());
+
+    mailer.next_step_sends_none().await;
+    p.verify_otp(challenge.challenge.expose_secret(), &code)
+        .await
+        .unwrap();
+
+    mailer.next_step_sends(1, "login_otp").await;
+    let challenge = p.start_login(LOGIN_ID, PASSWORD).await.unwrap();
+
+    mailer.next_step_sends_none().await;
+    p.close_otp_screen(challenge.challenge.expose_secret())
+        .await
+        .unwrap();
+
+    mailer.finish().await;
+}
+
+// ── (b) A rejection touches nothing ──────────────────────────────────────────────────
+
+/// A store that may not commit. With no other expectation, any read panics too.
+fn store_without_commit() -> MockStore {
+    let mut store = MockStore::new();
+    store.expect_commit().times(0);
+    store
+}
+
+/// A portal whose store may not commit and whose mailer and roster may not be called.
+fn untouched(store: MockStore) -> Portal {
+    portal(
+        store,
+        MockMailer::new(),
+        MockMemberDirectory::new(),
+        &clock(),
+    )
+}
+
+/// R1 with an address that cannot be read: refused with an `email.*` code before any
+/// store, roster or mail call.
+#[tokio::test]
+async fn malformed_email_at_r1_touches_no_port() {
+    for typed in [
+        "",
+        "山田 <taro.yamada@example.jp>",
+        "taro yamada@example.jp",
+        "taro.yamada@",
+        "taro.yamada@localhost",
+        "@example.jp",
+    ] {
+        let p = untouched(store_without_commit());
+        let r = rejection(p.start_registration(typed).await);
+        assert!(
+            r.code().starts_with("email."),
+            "{typed:?} gave {}",
+            r.code()
+        );
+    }
+}
+
+/// R2 with a link token that is not one of ours by shape: GET says Invalid, POST says
+/// LinkInvalid, and neither looks anything up.
+#[tokio::test]
+async fn malformed_link_token_at_r2_touches_no_port() {
+    for typed in [
+        "",
+        "not-a-token",
+        &"A".repeat(42),
+        &"A".repeat(44),
+        &format!("{}!", "A".repeat(42)),
+        &"\u{FF21}".repeat(43),
+    ] {
+        let p = untouched(store_without_commit());
+        assert_eq!(
+            p.inspect_registration_link(typed).await.unwrap(),
+            LinkStatus::Invalid
+        );
+        assert_eq!(
+            rejection(p.open_registration_link(typed).await),
+            Rejection::LinkInvalid,
+            "{typed:?}"
+        );
+    }
+}
+
+/// SEC-09: a forged (well-formed, unknown) flow handle at R3 is refused before the roster
+/// is asked anything, so handles cannot be used to probe card numbers without spending
+/// a flow's identity tries.
+#[tokio::test]
+async fn sec_09_forged_handle_at_r3_never_reaches_the_roster() {
+    let mut store = store_without_commit();
+    store.expect_find_flow().returning(|_| Ok(None));
+    let p = untouched(store);
+    let forged = FlowHandle::generate(&mut rand::rng());
+    assert_eq!(
+        rejection(p.verify_identity(forged.expose_secret(), claim()).await),
+        Rejection::WrongStep
+    );
+}
+
+/// Well-formed but unknown secrets: the store is asked once, by the secret's keyed
+/// digest (never its text), answers "no such flow", and nothing is written.
+#[tokio::test]
+async fn unknown_link_or_challenge_is_looked_up_by_digest_and_writes_nothing() {
+    let mut rng = rand::rng();
+    let link1 = RegistrationLinkToken::generate(&mut rng);
+    let link2 = VerificationLinkToken::generate(&mut rng);
+    let challenge = OtpChallengeId::generate(&mut rng);
+    let cases: Vec<(TokenDigest, Rejection)> = vec![
+        (link1.digest(&keys()), Rejection::LinkInvalid),
+        (link2.digest(&keys()), Rejection::LinkInvalid),
+        (challenge.digest(&keys()), Rejection::OtpInvalid),
+    ];
+    for (i, (digest, expected)) in cases.into_iter().enumerate() {
+        let mut store = store_without_commit();
+        store
+            .expect_find_flow()
+            .withf(move |k| *k == digest)
+            .times(1)
+            .returning(|_| Ok(None));
+        let p = untouched(store);
+        let got = match i {
+            0 => rejection(p.open_registration_link(link1.expose_secret()).await),
+            1 => rejection(p.confirm_auth_key(link2.expose_secret(), "ABCDEFGH").await),
+            _ => rejection(p.verify_otp(challenge.expose_secret(), "123456").await),
+        };
+        assert_eq!(got, expected);
+    }
+}
+
+/// Login with a password over the 1 024-byte cap: the same generic answer as any
+/// failed login, given before the account is even looked up (SEC-22 refuses it before
+/// hashing; here: before any port is called).
+#[tokio::test]
+async fn over_long_password_at_login_touches_no_port() {
+    for typed in ["a".repeat(1025), "あ".repeat(400), "x".repeat(1_000_000)] {
+        let p = untouched(store_without_commit());
+        assert_eq!(
+            rejection(p.start_login(LOGIN_ID, &typed).await),
+            Rejection::LoginFailed
+        );
+    }
+}
+
+/// A store frozen at one flow: answers `find_flow` for `digest` with `record`, and may
+/// not commit.
+fn frozen(digest: TokenDigest, record: Versioned<FlowRecord>) -> MockStore {
+    let mut store = store_without_commit();
+    store
+        .expect_find_flow()
+        .withf(move |k| *k == digest)
+        .returning(move |_| Ok(Some(record.clone())));
+    store
+}
+
+/// R2: the GET of link 1 (mail scanners follow links) only inspects — before and after
+/// the POST — and a second POST of a used link is refused, all without a commit.
+#[tokio::test]
+async fn link_1_get_and_reuse_write_nothing() {
+    let clock = clock();
+    let memory = MemoryStore::new();
+    let mailer = RecordingMailer::new();
+    let real = portal(memory.clone(), mailer.clone(), roster(), &clock);
+    real.start_registration(EMAIL).await.unwrap();
+    let link1 = link1_of(
+        &mailer
+            .last_to(&EmailAddress::parse(EMAIL).unwrap())
+            .unwrap()
+            .message,
+    );
+    let digest = link1.digest(&keys());
+
+    let fresh = memory.find_flow(&digest).await.unwrap().unwrap();
+    let p = portal(
+        frozen(digest, fresh),
+        MockMailer::new(),
+        MockMemberDirectory::new(),
+        &clock,
+    );
+    assert!(matches!(
+        p.inspect_registration_link(link1.expose_secret())
+            .await
+            .unwrap(),
+        LinkStatus::Valid { .. }
+    ));
+
+    real.open_registration_link(link1.expose_secret())
+        .await
+        .unwrap();
+    let used = memory.find_flow(&digest).await.unwrap().unwrap();
+    let p = portal(
+        frozen(digest, used),
+        MockMailer::new(),
+        MockMemberDirectory::new(),
+        &clock,
+    );
+    assert_eq!(
+        p.inspect_registration_link(link1.expose_secret())
+            .await
+            .unwrap(),
+        LinkStatus::Used
+    );
+    assert_eq!(
+        rejection(p.open_registration_link(link1.expose_secret()).await),
+        Rejection::LinkUsed
+    );
+}
+
+// ── (c) Only digests reach the store ─────────────────────────────────────────────────
+
+/// A [`MemoryStore`] that keeps every commit and every `find_flow` key it is given.
+#[derive(Clone, Default)]
+struct RecordingStore {
+    inner: MemoryStore,
+    commits: Arc<Mutex<Vec<Commit>>>,
+    lookups: Arc<Mutex<Vec<TokenDigest>>>,
+}
+
+#[async_trait]
+impl Store for RecordingStore {
+    async fn find_flow(
+        &self,
+        key: &TokenDigest,
+    ) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
+        self.lookups.lock().unwrap().push(*key);
+        self.inner.find_flow(key).await
+    }
+
+    async fn flows_of_account(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
+        self.inner.flows_of_account(account).await
+    }
+
+    async fn find_account(
+        &self,
+        by: AccountLookup,
+    ) -> Result<Option<Versioned<Account>>, StoreError> {
+        self.inner.find_account(by).await
+    }
+
+    async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError> {
+        self.inner.load_counter(key).await
+    }
+
+    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
+        self.commits.lock().unwrap().push(commit.clone());
+        self.inner.commit(commit).await
+    }
+
+    async fn purge_expired(
+        &self,
+        now: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        self.inner.purge_expired(now, limit).await
+    }
+}
+
+/// What a whole journey handed to the store, and the secrets the member held.
+struct Recorded {
+    /// Every leaf value of every committed flow, account and counter, in `serde` form.
+    leaves: Vec<String>,
+    /// `Debug` of every commit.
+    debug: Vec<String>,
+    /// Every `find_flow` key.
+    lookups: Vec<TokenDigest>,
+    /// Every flow lookup key the commits stored.
+    stored_keys: Vec<TokenDigest>,
+    /// Bearer tokens and handles (URL-safe base64), with the digest a lookup should use.
+    tokens: Vec<(&'static str, String, TokenDigest)>,
+    /// Other secrets: 認証キー (shown and mistyped), passwords (right and wrong).
+    secrets: Vec<(&'static str, String)>,
+    /// 暗証キー codes (mailed and mistyped).
+    codes: Vec<String>,
+    /// Password hashes stored.
+    password_hashes: Vec<String>,
+}
+
+impl Recorded {
+    /// Every leaf but the hex digests and IDs, where a run of decimal digits (a 暗証キー,
+    /// a 番号) can occur by chance.
+    fn readable_leaves(&self) -> Vec<&String> {
+        self.leaves
+            .iter()
+            .filter(|l| !(l.len() >= 32 && l.bytes().all(|b| b.is_ascii_hexdigit())))
+            .collect()
+    }
+}
+
+/// R1–R5 with a mistyped 認証キー, then a login with a wrong password, a wrong 暗証キー,
+/// a resend and the right 暗証キー, over a recording store.
+async fn recorded_journey() -> Recorded {
+    let clock = clock();
+    let store = RecordingStore::default();
+    let mailer = RecordingMailer::new();
+    let p = portal(store.clone(), mailer.clone(), roster(), &clock);
+    let to = EmailAddress::parse(EMAIL).unwrap();
+    let last = || mailer.last_to(&to).unwrap().message;
+    let k = keys();
+    let mut tokens = Vec::new();
+    let mut secrets = Vec::new();
+    let mut codes = Vec::new();
+
+    p.start_registration(EMAIL).await.unwrap();
+    let link1 = link1_of(&last());
+    tokens.push(("link 1", link1.expose_secret().to_owned(), link1.digest(&k)));
+    let handle1 = p
+        .open_registration_link(link1.expose_secret())
+        .await
+        .unwrap();
+    tokens.push((
+        "R2 handle",
+        handle1.expose_secret().to_owned(),
+        handle1.digest(&k),
+    ));
+    let shown = p
+        .verify_identity(handle1.expose_secret(), claim())
+        .await
+        .unwrap();
+    let key = shown.auth_key.expose_secret().to_owned();
+    let link2 = link2_of(&last());
+    tokens.push(("link 2", link2.expose_secret().to_owned(), link2.digest(&k)));
+    let mistyped_key: String = key.chars().rev().collect();
+    if mistyped_key != key {
+        assert_eq!(
+            rejection(
+                p.confirm_auth_key(link2.expose_secret(), &mistyped_key)
+                    .await
+            ),
+            Rejection::AuthKeyIncorrect
+        );
+        secrets.push(("mistyped 認証キー", mistyped_key));
+    }
+    secrets.push(("認証キー", key.clone()));
+    let handle2: FlowHandle = p
+        .confirm_auth_key(link2.expose_secret(), &key)
+        .await
+        .unwrap();
+    tokens.push((
+        "R4 handle",
+        handle2.expose_secret().to_owned(),
+        handle2.digest(&k),
+    ));
+    p.complete_registration(handle2.expose_secret(), credentials())
+        .await
+        .unwrap();
+    secrets.push(("password", PASSWORD.to_owned()));
+
+    rejection(p.start_login(LOGIN_ID, WRONG_PASSWORD).await);
+    secrets.push(("wrong password", WRONG_PASSWORD.to_owned()));
+    let challenge = p.start_login(LOGIN_ID, PASSWORD).await.unwrap();
+    let c = &challenge.challenge;
+    tokens.push(("challenge", c.expose_secret().to_owned(), c.digest(&k)));
+    let first = otp_of(&last());
+    let mistyped = wrong_code(&first);
+    rejection(p.verify_otp(c.expose_secret(), &mistyped).await);
+    clock.advance(Duration::seconds(61));
+    p.resend_otp(c.expose_secret()).await.unwrap();
+    let second = otp_of(&last());
+    p.verify_otp(c.expose_secret(), &second).await.unwrap();
+    codes.extend([first, mistyped, second]);
+
+    let commits = store.commits.lock().unwrap().clone();
+    let mut leaves = Vec::new();
+    let mut stored_keys = Vec::new();
+    let mut password_hashes = Vec::new();
+    for commit in &commits {
+        for w in &commit.flows {
+            leaves.extend(leaves_of(&w.record));
+            stored_keys.extend(w.record.state.lookup_keys());
+        }
+        for w in &commit.accounts {
+            let account = match w {
+                AccountWrite::Create(a) => a,
+                AccountWrite::Update { account, .. } => account,
+            };
+            leaves.extend(leaves_of(account));
+            password_hashes.push(account.password_hash.as_str().to_owned());
+        }
+        for w in &commit.counters {
+            leaves.extend(leaves_of(&w.counter));
+        }
+    }
+    let lookups = store.lookups.lock().unwrap().clone();
+    Recorded {
+        leaves,
+        debug: commits.iter().map(|c| format!("{c:?}")).collect(),
+        lookups,
+        stored_keys,
+        tokens,
+        secrets,
+        codes,
+        password_hashes,
+    }
+}
+
+/// SEC-03 (link tokens and handles stored and looked up only as keyed digests) and
+/// SEC-04 (認証キー and 暗証キー stored only as keyed digests, never in `Debug`): after
+/// a whole journey, no committed record holds a secret the member held — as text, as
+/// its decoded bytes or as their base64/hex — and every `find_flow` used the secret's
+/// keyed digest, which the store had been given.
+#[tokio::test]
+async fn sec_03_sec_04_only_digests_reach_the_store() {
+    let r = recorded_journey().await;
+    assert!(r.leaves.len() > 50, "the serializer saw the commits");
+    let text = r.leaves.join("\n");
+    let debug = r.debug.join("\n");
+
+    // The store was given digests, and found flows by them.
+    let stored_hex: Vec<String> = r.stored_keys.iter().map(TokenDigest::to_hex).collect();
+    for hex in &stored_hex {
+        assert!(
+            r.leaves.contains(hex),
+            "lookup key {hex} is in the stored form"
+        );
+    }
+    assert!(!r.lookups.is_empty());
+    for lookup in &r.lookups {
+        assert!(
+            r.stored_keys.contains(lookup),
+            "every lookup is a digest the store was given"
+        );
+    }
+
+    for (name, token, digest) in &r.tokens {
+        let raw = URL_SAFE_NO_PAD.decode(token).unwrap();
+        let raw_hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        for form in [token.clone(), raw_hex.clone(), STANDARD.encode(&raw)] {
+            assert!(!text.contains(&form), "{name} reached the store");
+            assert!(!debug.contains(&form), "{name} is in a commit's Debug");
+        }
+        // Looked up by its keyed digest, which is neither the token nor its bytes.
+        assert!(
+            r.lookups.contains(digest),
+            "{name} was looked up by its digest"
+        );
+        assert_ne!(digest.to_hex(), raw_hex);
+        assert_ne!(digest.as_bytes().as_slice(), raw.as_slice());
+        assert_ne!(&digest.to_hex(), token);
+    }
+    for (name, secret) in &r.secrets {
+        assert!(!text.contains(secret.as_str()), "{name} reached the store");
+        assert!(
+            !debug.contains(secret.as_str()),
+            "{name} is in a commit's Debug"
+        );
+    }
+    // 6-digit codes: searched in every leaf but the hex digests and IDs, where six
+    // decimal digits in a row can occur by chance.
+    let readable = r.readable_leaves();
+    for code in &r.codes {
+        assert!(
+            readable.iter().all(|l| !l.contains(code.as_str())),
+            "a 暗証キー reached the store"
+        );
+    }
+    // No secret type at all inside a commit (their Debug says "[redacted]").
+    assert!(
+        !debug.contains("redacted"),
+        "a secret type is inside a commit"
+    );
+    // The password is stored as an Argon2id PHC string only.
+    assert!(!r.password_hashes.is_empty());
+    for h in &r.password_hashes {
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(!h.contains(PASSWORD) && !h.contains(WRONG_PASSWORD));
+    }
+}
+
+/// SEC-45: the 記号・番号・枝番 and the birth date typed at R3 are matched against the
+/// roster and never written to the store (the flow keeps only the roster's member ID).
+#[tokio::test]
+async fn sec_45_card_number_and_birth_date_never_reach_the_store() {
+    let r = recorded_journey().await;
+    let readable = r.readable_leaves();
+    let debug = r.debug.join("\n");
+    for sensitive in [
+        CARD,
+        "99912345600",
+        "123456",
+        BIRTH,
+        "19850412",
+        "1985/04/12",
+    ] {
+        assert!(
+            readable.iter().all(|l| !l.contains(sensitive)),
+            "{sensitive} reached the store"
+        );
+    }
+    // Hyphenated forms cannot occur by chance in the hex IDs `Debug` prints in full.
+    for sensitive in [CARD, BIRTH, "1985/04/12"] {
+        assert!(
+            !debug.contains(sensitive),
+            "{sensitive} is in a commit's Debug"
+        );
+    }
+    assert!(
+        r.leaves.iter().any(|l| l == "M001"),
+        "the member ID is what is kept"
+    );
+}
+
+// ── A serializer that keeps every leaf value ─────────────────────────────────────────
+
+fn leaves_of(value: &impl Serialize) -> Vec<String> {
+    let mut leaves = Leaves(Vec::new());
+    value.serialize(&mut leaves).unwrap();
+    leaves.0
+}
+
+/// Collects every scalar, string and byte string a value serializes to (field names and
+/// variant names too), in order.
+struct Leaves(Vec<String>);
+
+#[derive(Debug)]
+struct LeafError(String);
+
+impl fmt::Display for LeafError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for LeafError {}
+
+impl serde::ser::Error for LeafError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        LeafError(msg.to_string())
+    }
+}
+
+macro_rules! scalar_leaves {
+    ($($method:ident: $ty:ty),* $(,)?) => {
+        $(fn $method(self, v: $ty) -> Result<(), LeafError> {
+            self.0.push(v.to_string());
+            Ok(())
+        })*
+    };
+}
+
+impl serde::Serializer for &mut Leaves {
+    type Ok = ();
+    type Error = LeafError;
+    type SerializeSeq = Self;
+    type SerializeTuple = Self;
+    type SerializeTupleStruct = Self;
+    type SerializeTupleVariant = Self;
+    type SerializeMap = Self;
+    type SerializeStruct = Self;
+    type SerializeStructVariant = Self;
+
+    scalar_leaves!(
+        serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
+        serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
+        serialize_u32: u32, serialize_u64: u64, serialize_u128: u128, serialize_f32: f32,
+        serialize_f64: f64, serialize_char: char, serialize_str: &str,
+    );
+
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), LeafError> {
+        self.0.push(v.iter().map(|b| format!("{b:02x}")).collect());
+        self.0.push(String::from_utf8_lossy(v).into_owned());
+        Ok(())
+    }
+    fn serialize_none(self) -> Result<(), LeafError> {
+        Ok(())
+    }
+    fn serialize_some<T: ?Sized + Serialize>(self, v: &T) -> Result<(), LeafError> {
+        v.serialize(self)
+    }
+    fn serialize_unit(self) -> Result<(), LeafError> {
+        Ok(())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), LeafError> {
+        Ok(())
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+    ) -> Result<(), LeafError> {
+        self.0.push(variant.to_owned());
+        Ok(())
+    }
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        v: &T,
+    ) -> Result<(), LeafError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        v: &T,
+    ) -> Result<(), LeafError> {
+        self.0.push(variant.to_owned());
+        v.serialize(self)
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self, LeafError> {
+        Ok(self)
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self, LeafError> {
+        Ok(self)
+    }
+    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, LeafError> {
+        Ok(self)
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Self, LeafError> {
+        self.0.push(variant.to_owned());
+        Ok(self)
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self, LeafError> {
+        Ok(self)
+    }
+    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, LeafError> {
+        Ok(self)
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        variant: &'static str,
+        _: usize,
+    ) -> Result<Self, LeafError> {
+        self.0.push(variant.to_owned());
+        Ok(self)
+    }
+}
+
+macro_rules! compound_leaves {
+    ($($trait:ident :: $method:ident),* $(,)?) => {
+        $(impl serde::ser::$trait for &mut Leaves {
+            type Ok = ();
+            type Error = LeafError;
+            fn $method<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), LeafError> {
+                v.serialize(&mut **self)
+            }
+            fn end(self) -> Result<(), LeafError> {
+                Ok(())
+            }
+        })*
+    };
+}
+
+compound_leaves!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+);
+
+impl serde::ser::SerializeMap for &mut Leaves {
+    type Ok = ();
+    type Error = LeafError;
+    fn serialize_key<T: ?Sized + Serialize>(&mut self, k: &T) -> Result<(), LeafError> {
+        k.serialize(&mut **self)
+    }
+    fn serialize_value<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), LeafError> {
+        v.serialize(&mut **self)
+    }
+    fn end(self) -> Result<(), LeafError> {
+        Ok(())
+    }
+}
+
+macro_rules! struct_leaves {
+    ($($trait:ident),* $(,)?) => {
+        $(impl serde::ser::$trait for &mut Leaves {
+            type Ok = ();
+            type Error = LeafError;
+            fn serialize_field<T: ?Sized + Serialize>(
+                &mut self,
+                name: &'static str,
+                v: &T,
+            ) -> Result<(), LeafError> {
+                self.0.push(name.to_owned());
+                v.serialize(&mut **self)
+            }
+            fn end(self) -> Result<(), LeafError> {
+                Ok(())
+            }
+        })*
+    };
+}
+
+struct_leaves!(SerializeStruct, SerializeStructVariant);
+
+#[test]
+fn leaves_sees_nested_values() {
+    // The collector itself must not miss what it is meant to search.
+    #[derive(Serialize)]
+    enum E {
+        V {
+            secret: Option<String>,
+            list: Vec<(u8, String)>,
+        },
+    }
+    let l = leaves_of(&E::V {
+        secret: Some("needle".to_owned()),
+        list: vec![(7, "deep".to_owned())],
+    });
+    for want in ["V", "secret", "needle", "7", "deep"] {
+        assert!(l.iter().any(|x| x == want), "{want} in {l:?}");
+    }
+}

@@ -1,0 +1,282 @@
+//! SEC-47: every way into an account, with the controls on each.
+//!
+//! [`Portal::pathways`] lists every public `Portal` entry point with the pathway it
+//! belongs to, who calls it, and the throttles that bound it. The inventory test
+//! (`tests/account.rs`) compares this table with the methods the source actually
+//! defines, so a new entry point cannot ship without being inventoried.
+//!
+//! There are no default accounts: every account comes from a member's own registration
+//! or from [`Portal::provision_account`]. No entry point lets the insurer or the host set
+//! or read a member's password; the insurer can only issue a temporary password that
+//! the member must replace at first use (SEC-41), or let a member's reset mail go out
+//! ([`Portal::request_password_reset`] — the admin-initiated reset is that same call).
+
+use super::Portal;
+
+/// A way to reach, recover or change an account (SEC-47).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthPathway {
+    /// 新規利用登録 R1–R5: e-mail link, roster check, on-screen 認証キー with link 2,
+    /// own login ID and password.
+    SelfRegistration,
+    /// 事前登録 first use (R2'): the insurer-issued login ID and temporary password lead
+    /// only to R5, where the member chooses their own (SEC-41).
+    TemporaryCredentials,
+    /// ログイン L1–L4: password, then the mailed 暗証キー.
+    NormalLogin,
+    /// ログインIDを忘れた方: the ID is mailed to the registered address only (SEC-40).
+    LoginIdReminder,
+    /// パスワードを忘れた方: mailed single-use link, roster re-check, new password
+    /// (SEC-37, SEC-38). Also the admin-initiated reset: staff trigger the same mail.
+    PasswordReset,
+    /// パスワード変更 by a logged-in member, with the current password (SEC-18).
+    PasswordChange,
+    /// メールアドレス変更 by a freshly re-authenticated member, confirmed from the new
+    /// address (SEC-36).
+    EmailChange,
+    /// The insurer issues (or re-issues) an account with a temporary password (SEC-41,
+    /// SEC-42).
+    InsurerProvisioning,
+    /// The insurer disables an account on 資格喪失.
+    InsurerDisabling,
+    /// The host checks that a session's security stamp is current (SEC-34).
+    SessionCheck,
+    /// The host's periodic purge of dead flows and counters.
+    Housekeeping,
+}
+
+/// A control that bounds how often, how long or how many times an entry point can be
+/// used — what makes guessing or flooding through it hopeless.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Throttle {
+    /// Mails to one address: at least 60 s apart, at most 5 per hour; a throttled
+    /// request answers like a sent one (SEC-13).
+    MailPerAddress,
+    /// Roster checks per flow (SEC-09).
+    IdentityPerFlow,
+    /// Roster checks per roster member across flows, registration and recovery alike
+    /// (SEC-09).
+    IdentityPerMember,
+    /// Wrong 認証キー entries per key (SEC-11).
+    AuthKeyTries,
+    /// Wrong passwords per account: free tries, doubling delays, hard cap until a reset
+    /// (SEC-24).
+    PasswordFailures,
+    /// Wrong 暗証キー entries per challenge (SEC-29).
+    OtpPerChallenge,
+    /// Consecutive wrong 暗証キー entries per account, then a cooldown (SEC-29).
+    OtpPerAccount,
+    /// 暗証キー再請求: cooldown and per-challenge cap (SEC-30).
+    OtpResendCooldown,
+    /// 暗証キー mails per account per hour (SEC-30).
+    OtpMailsPerAccount,
+    /// The link or handle works once, before its expiry (SEC-02, SEC-06, SEC-38).
+    SingleUseLink,
+    /// Only within minutes of a full login (SEC-36).
+    ReauthWindow,
+    /// Bounded store batches.
+    BoundedBatch,
+}
+
+impl Throttle {
+    /// The rule of the security checklist the throttle implements.
+    pub fn rule(self) -> &'static str {
+        match self {
+            Throttle::MailPerAddress => "SEC-13",
+            Throttle::IdentityPerFlow | Throttle::IdentityPerMember => "SEC-09",
+            Throttle::AuthKeyTries => "SEC-11",
+            Throttle::PasswordFailures => "SEC-24",
+            Throttle::OtpPerChallenge | Throttle::OtpPerAccount => "SEC-29",
+            Throttle::OtpResendCooldown | Throttle::OtpMailsPerAccount => "SEC-30",
+            Throttle::SingleUseLink => "SEC-38",
+            Throttle::ReauthWindow => "SEC-36",
+            Throttle::BoundedBatch => "DESIGN §4",
+        }
+    }
+}
+
+/// Who calls an entry point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Caller {
+    /// A member's browser, through the host's pages.
+    Member,
+    /// The insurer's staff or back office (the admin API).
+    Insurer,
+    /// The host itself (session checks, jobs).
+    Host,
+}
+
+/// One public `Portal` entry point in the SEC-47 inventory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EntryPoint {
+    /// The method's name.
+    pub method: &'static str,
+    /// The pathway it belongs to.
+    pub pathway: AuthPathway,
+    /// Who calls it.
+    pub caller: Caller,
+    /// What bounds it. Empty for calls that reveal nothing and spend nothing (a link's
+    /// GET, closing a code screen, a stamp check) and for the insurer's calls, which the
+    /// host must put behind its own staff authentication.
+    pub throttles: &'static [Throttle],
+}
+
+const fn ep(
+    method: &'static str,
+    pathway: AuthPathway,
+    caller: Caller,
+    throttles: &'static [Throttle],
+) -> EntryPoint {
+    EntryPoint {
+        method,
+        pathway,
+        caller,
+        throttles,
+    }
+}
+
+use AuthPathway as P;
+use Caller as C;
+use Throttle as T;
+
+/// The SEC-47 inventory: every public `Portal` entry point.
+pub const ENTRY_POINTS: &[EntryPoint] = &[
+    ep(
+        "start_registration",
+        P::SelfRegistration,
+        C::Member,
+        &[T::MailPerAddress],
+    ),
+    ep(
+        "inspect_registration_link",
+        P::SelfRegistration,
+        C::Member,
+        &[],
+    ),
+    ep(
+        "open_registration_link",
+        P::SelfRegistration,
+        C::Member,
+        &[T::SingleUseLink],
+    ),
+    ep(
+        "verify_identity",
+        P::SelfRegistration,
+        C::Member,
+        &[T::IdentityPerFlow, T::IdentityPerMember],
+    ),
+    ep(
+        "inspect_verification_link",
+        P::SelfRegistration,
+        C::Member,
+        &[],
+    ),
+    ep(
+        "confirm_auth_key",
+        P::SelfRegistration,
+        C::Member,
+        &[T::SingleUseLink, T::AuthKeyTries],
+    ),
+    ep(
+        "sign_in_with_temporary_password",
+        P::TemporaryCredentials,
+        C::Member,
+        &[T::PasswordFailures],
+    ),
+    ep(
+        "complete_registration",
+        P::SelfRegistration,
+        C::Member,
+        &[T::SingleUseLink],
+    ),
+    ep(
+        "start_login",
+        P::NormalLogin,
+        C::Member,
+        &[T::PasswordFailures, T::OtpMailsPerAccount],
+    ),
+    ep(
+        "verify_otp",
+        P::NormalLogin,
+        C::Member,
+        &[T::OtpPerChallenge, T::OtpPerAccount],
+    ),
+    ep(
+        "resend_otp",
+        P::NormalLogin,
+        C::Member,
+        &[T::OtpResendCooldown, T::OtpMailsPerAccount],
+    ),
+    ep("close_otp_screen", P::NormalLogin, C::Member, &[]),
+    ep("heartbeat_otp_screen", P::NormalLogin, C::Member, &[]),
+    ep("check_security_stamp", P::SessionCheck, C::Host, &[]),
+    ep(
+        "request_login_id_reminder",
+        P::LoginIdReminder,
+        C::Member,
+        &[T::MailPerAddress, T::IdentityPerMember],
+    ),
+    ep(
+        "request_password_reset",
+        P::PasswordReset,
+        C::Member,
+        &[T::MailPerAddress],
+    ),
+    ep(
+        "inspect_password_reset_link",
+        P::PasswordReset,
+        C::Member,
+        &[],
+    ),
+    ep(
+        "open_password_reset_link",
+        P::PasswordReset,
+        C::Member,
+        &[T::SingleUseLink],
+    ),
+    ep(
+        "complete_password_reset",
+        P::PasswordReset,
+        C::Member,
+        &[T::IdentityPerFlow, T::IdentityPerMember],
+    ),
+    ep(
+        "change_password",
+        P::PasswordChange,
+        C::Member,
+        &[T::PasswordFailures],
+    ),
+    ep(
+        "change_email",
+        P::EmailChange,
+        C::Member,
+        &[T::ReauthWindow, T::MailPerAddress],
+    ),
+    ep("inspect_email_change_link", P::EmailChange, C::Member, &[]),
+    ep(
+        "confirm_email_change",
+        P::EmailChange,
+        C::Member,
+        &[T::SingleUseLink],
+    ),
+    ep("provision_account", P::InsurerProvisioning, C::Insurer, &[]),
+    ep("disable_account", P::InsurerDisabling, C::Insurer, &[]),
+    ep(
+        "purge_expired",
+        P::Housekeeping,
+        C::Host,
+        &[T::BoundedBatch],
+    ),
+];
+
+impl Portal {
+    /// The SEC-47 inventory: every public entry point, its pathway, caller and
+    /// throttles. Print it in the host's security documentation.
+    pub fn pathways() -> &'static [EntryPoint] {
+        ENTRY_POINTS
+    }
+}
