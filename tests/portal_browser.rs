@@ -454,11 +454,75 @@ async fn registration_journey(s: &Server, c: &Client) -> Outcome {
     on_path(c, "/login").await?;
     shoot(c, "12-logged-out").await?;
 
-    // The other screens: 準備中 for recovery, and the 503 page's look is covered by the
-    // HTTP tests.
-    c.goto(&format!("{}/recovery", s.base)).await?;
-    page_contains(c, "準備中").await?;
+    // ログインID・パスワードを忘れた方 (the journeys themselves: tests/portal_http.rs).
+    click(c, "#forgot").await?;
+    on_path(c, "/recovery").await?;
+    page_contains(c, "ログインIDを忘れた方").await?;
+    page_contains(c, "パスワードを忘れた方").await?;
+    shoot(c, "14-recovery").await?;
     Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preissued_member_registers_with_the_temporary_password() {
+    let server = start_portal().await;
+    let letter = server
+        .app_portal
+        .provision_account(&kenpo_auth::ports::MemberId::new("SAKURA-0004"))
+        .await
+        .expect("provision the demo member");
+    let browser = start_browser().await;
+    run(
+        "temporary-password",
+        &browser,
+        temporary_password_journey(
+            &server,
+            &browser.client,
+            letter.login_id.as_str(),
+            letter.temporary_password.expose_secret(),
+        ),
+    )
+    .await;
+    browser.client.clone().close().await.ok();
+}
+
+/// R1 → link 1 → 事前登録 (login ID + 仮パスワード, R2') → R5 → login.
+async fn temporary_password_journey(s: &Server, c: &Client, id: &str, temp: &str) -> Outcome {
+    c.goto(&format!("{}/register", s.base)).await?;
+    fill(c, "#email", "ichiro.suzuki@example.jp").await?;
+    click(c, "#register-submit").await?;
+    text_of(c, "#sent").await?;
+    c.goto(&s.outbox.next("registration_link").link()).await?;
+    on_path(c, "/registration/link").await?;
+    // A wrong 仮パスワード first: the one generic login message.
+    fill(c, "#temp_login_id", id).await?;
+    fill(c, "#temp_password", "not-the-letter").await?;
+    click(c, "#temporary-submit").await?;
+    let error = text_of(c, "#error").await?;
+    ensure(
+        error.contains("ログインIDまたはパスワードが正しくありません。"),
+        format!("temporary error: {error}"),
+    )?;
+    fill(c, "#temp_login_id", id).await?;
+    fill(c, "#temp_password", temp).await?;
+    shoot(c, "04b-temporary-password").await?;
+    click(c, "#temporary-submit").await?;
+    on_path(c, "/registration/credentials").await?;
+    fill(c, "#login_id", "suzuki-ichiro").await?;
+    fill(c, "#password", PASSWORD).await?;
+    fill(c, "#password_confirmation", PASSWORD).await?;
+    click(c, "#credentials-submit").await?;
+    on_path(c, "/registration/done").await?;
+    click(c, "#to-login").await?;
+    fill(c, "#login_id", "suzuki-ichiro").await?;
+    fill(c, "#password", PASSWORD).await?;
+    click(c, "#login-submit").await?;
+    on_path(c, "/login/otp").await?;
+    fill(c, "#code", &s.outbox.next("login_otp").otp()).await?;
+    click(c, "#otp-submit").await?;
+    on_path(c, "/home").await?;
+    page_contains(c, "鈴木 一郎さん、ようこそ。").await?;
+    page_contains(c, "999-****21-00").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -711,6 +711,12 @@ async fn member_errors_never_answer_5xx() {
         ),
         ("/registration/verify", &[("auth_key", "ABCD")]),
         ("/registration/credentials", &[("login_id", "a")]),
+        (
+            "/recovery/login-id",
+            &[("email", "x"), ("card_number", "1")],
+        ),
+        ("/recovery/password", &[("login_id", "")]),
+        ("/password-reset/link", &[("password", "x")]),
         ("/logout", &[]),
     ];
     for (path, fields) in posts {
@@ -736,6 +742,8 @@ async fn member_errors_never_answer_5xx() {
         "/login/otp",
         "/home",
         "/recovery",
+        "/password-reset/link?token=nope",
+        "/password-reset/link",
         "/does-not-exist",
     ] {
         let r = f.client.get(path).await;
@@ -744,7 +752,7 @@ async fn member_errors_never_answer_5xx() {
     let r = f.client.get("/registration/link").await;
     assert!(r.body.contains("このURLは無効です"), "{}", r.body);
     let r = f.client.get("/recovery").await;
-    assert!(r.body.contains("準備中"));
+    assert!(r.body.contains("ログインIDを忘れた方"));
     // Invalid input comes back with the library's Japanese message, never the input.
     let csrf = f.client.get("/register").await.csrf();
     let r = f
@@ -894,4 +902,153 @@ fn demo_roster_loads_and_bad_rows_name_the_line_not_the_value() {
     let e = app::roster::Roster::from_csv(bad).unwrap_err();
     assert_eq!(e.line, 2);
     assert!(!e.to_string().contains("12345X"));
+}
+
+#[tokio::test]
+async fn sec_40_forgot_login_id_mails_it_and_never_shows_it() {
+    let mut f = fixture();
+    f.register().await;
+    // Mails to one address are ≥ 60 s apart (SEC-13): let the registration's pass.
+    f.clock.advance(Duration::seconds(61));
+    let csrf = f.client.get("/recovery").await.csrf();
+    let known = f
+        .client
+        .post(
+            "/recovery/login-id",
+            &[
+                ("csrf", &csrf),
+                ("email", EMAIL),
+                ("card_number", CARD),
+                ("birth_date", BIRTH),
+            ],
+        )
+        .await;
+    assert_eq!(known.status, StatusCode::OK);
+    assert!(known.body.contains("ご登録がある場合は"));
+    assert!(!known.body.contains(LOGIN_ID), "never on screen");
+    let mail = f.outbox.next("login_id_reminder");
+    assert!(mail.body.contains(LOGIN_ID));
+    // An unknown address gets the very same page.
+    let unknown = f
+        .client
+        .post(
+            "/recovery/login-id",
+            &[
+                ("csrf", &csrf),
+                ("email", "nobody@example.jp"),
+                ("card_number", CARD),
+                ("birth_date", BIRTH),
+            ],
+        )
+        .await;
+    assert_eq!(unknown.body, known.body, "SEC-40: identical answers");
+}
+
+#[tokio::test]
+async fn sec_37_forgot_password_reset_link_then_new_password() {
+    let mut f = fixture();
+    f.register().await;
+    f.clock.advance(Duration::seconds(61));
+    let csrf = f.client.get("/recovery").await.csrf();
+    let known = f
+        .client
+        .post(
+            "/recovery/password",
+            &[("csrf", &csrf), ("login_id", LOGIN_ID)],
+        )
+        .await;
+    let unknown = f
+        .client
+        .post(
+            "/recovery/password",
+            &[("csrf", &csrf), ("login_id", "nobody-here")],
+        )
+        .await;
+    assert_eq!(known.status, StatusCode::OK);
+    assert_eq!(known.body, unknown.body, "SEC-37: identical answers");
+    let mail = f.outbox.next("password_reset_link");
+    assert!(mail.link().contains("/password-reset/link?token="));
+
+    let r = f.client.get(&mail.link_path()).await;
+    assert_eq!(
+        r.location(),
+        "/password-reset/link",
+        "SEC-39: token leaves the URL"
+    );
+    let page = f.client.get("/password-reset/link").await;
+    assert!(page.body.contains("新パスワード"));
+    let new_password = "kawazoi-Sanpo-42";
+    let wrong = f
+        .client
+        .post(
+            "/password-reset/link",
+            &[
+                ("csrf", &page.csrf()),
+                ("card_number", CARD),
+                ("birth_date", "1985-04-13"),
+                ("password", new_password),
+                ("password_confirmation", new_password),
+            ],
+        )
+        .await;
+    assert!(
+        wrong.body.contains("本人確認ができませんでした"),
+        "{}",
+        wrong.body
+    );
+    let done = f
+        .client
+        .post(
+            "/password-reset/link",
+            &[
+                ("csrf", &page.csrf()),
+                ("card_number", CARD),
+                ("birth_date", BIRTH),
+                ("password", new_password),
+                ("password_confirmation", new_password),
+            ],
+        )
+        .await;
+    assert!(
+        done.body.contains("パスワードを再設定しました"),
+        "{}",
+        done.body
+    );
+    // The link is spent; the old password is dead, the new one works (with a 暗証キー).
+    let mut other = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
+    other.get(&mail.link_path()).await;
+    let spent = other.get("/password-reset/link").await;
+    assert!(
+        spent.body.contains("このURLは既に使用されています"),
+        "{}",
+        spent.body
+    );
+    let csrf = f.client.get("/login").await.csrf();
+    let old = f
+        .client
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(
+        old.body
+            .contains("ログインIDまたはパスワードが正しくありません。")
+    );
+    let new = f
+        .client
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("login_id", LOGIN_ID),
+                ("password", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(new.location(), "/login/otp");
 }

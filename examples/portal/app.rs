@@ -265,6 +265,12 @@ fn routes(state: AppState, https: bool) -> Router {
         )
         .route("/registration/done", get(h::registration_done))
         .route("/recovery", get(h::recovery_page))
+        .route("/recovery/login-id", post(h::forgot_login_id))
+        .route("/recovery/password", post(h::forgot_password))
+        .route(
+            "/password-reset/link",
+            get(h::reset_landing).post(h::reset_submit),
+        )
         .route("/home", get(h::home))
         .route("/logout", post(h::logout))
         .route("/static/portal.css", get(h::stylesheet))

@@ -11,7 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, LoginId, Password};
 use kenpo_auth::flow::{FlowState, IdentityClaim, LinkStatus, RegistrationState};
-use kenpo_auth::portal::NewCredentials;
+use kenpo_auth::portal::{NewCredentials, RecoveryRequested};
 use kenpo_auth::ports::AccountLookup;
 use kenpo_auth::token::FlowHandle;
 use kenpo_auth::{Error, Lang, Rejection};
@@ -21,8 +21,8 @@ use super::AppState;
 use super::notices;
 use super::pages::{
     self, AuthKeyPage, CredentialsPage, DonePage, HomePage, IdentityPage, Layout, Link1Page,
-    LoginPage, MedicalRowView, MessagePage, OtpPage, RegisterPage, RegisterSentPage, VerifyPage,
-    step, until,
+    LoginPage, MedicalRowView, MessagePage, OtpPage, RecoveryPage, RegisterPage, RegisterSentPage,
+    ResetPage, VerifyPage, step, until,
 };
 use super::session::{OtpScreen, Session, SessionData, SignedIn, tokens_match};
 
@@ -842,16 +842,249 @@ pub(crate) async fn registration_done(Extension(session): Extension<Session>) ->
     .into_response()
 }
 
+// ───────────────────────── ログインID・パスワードを忘れた方 ─────────────────────────
+
 pub(crate) async fn recovery_page(Extension(session): Extension<Session>) -> Response {
+    RecoveryPage {
+        layout: Layout::new("ログインID・パスワードを忘れた方", session.csrf()),
+    }
+    .into_response()
+}
+
+fn recovery_form_error(session: &Session, message: String) -> Response {
+    RecoveryPage {
+        layout: Layout::new("ログインID・パスワードを忘れた方", session.csrf())
+            .error(Some(message)),
+    }
+    .into_response()
+}
+
+/// The one answer of both recovery forms (SEC-37, SEC-40): the same page whatever
+/// matched.
+fn recovery_sent(session: &Session, answer: RecoveryRequested) -> Response {
     MessagePage::new(
         Layout::new("ログインID・パスワードを忘れた方", session.csrf()),
         format!(
-            "この機能は準備中です。お急ぎの方は {} までお問い合わせください。",
-            super::SUPPORT
+            "{} しばらく経ってもメールが届かない場合は、入力内容をご確認のうえ、もう一度お試しください。",
+            answer.message(Lang::Ja)
         ),
     )
     .link("/login", "ログイン画面へ")
     .into_response()
+}
+
+/// 記号・番号・枝番 and 生年月日 from a form; `Ok(None)` when both are empty.
+fn identity_claim(card: &str, birth: &str) -> Result<Option<IdentityClaim>, String> {
+    if card.trim().is_empty() && birth.trim().is_empty() {
+        return Ok(None);
+    }
+    let card_number = CardNumber::parse(card).map_err(|e| e.message(Lang::Ja).into_owned())?;
+    let birth_date = BirthDate::parse(birth).map_err(|e| e.message(Lang::Ja).into_owned())?;
+    Ok(Some(IdentityClaim {
+        card_number,
+        birth_date,
+        kana_name: None,
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct ForgotIdForm {
+    email: String,
+    card_number: String,
+    birth_date: String,
+}
+
+/// ログインIDを忘れた方: the ID goes to the registered address only, never on screen.
+pub(crate) async fn forgot_login_id(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(f): Form<ForgotIdForm>,
+) -> Page {
+    let claim = match identity_claim(&f.card_number, &f.birth_date) {
+        Ok(c) => c,
+        Err(message) => return Ok(recovery_form_error(&session, message)),
+    };
+    match split(
+        state
+            .portal
+            .request_login_id_reminder(&f.email, claim)
+            .await,
+    )? {
+        Ok(answer) => Ok(recovery_sent(&session, answer)),
+        Err(r) => Ok(with_status(
+            &r,
+            RecoveryPage {
+                layout: Layout::new("ログインID・パスワードを忘れた方", session.csrf())
+                    .error(ja(&r)),
+            },
+        )),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct ForgotPasswordForm {
+    login_id: String,
+}
+
+/// パスワードを忘れた方: a reset link to the registered address, same answer always.
+pub(crate) async fn forgot_password(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(f): Form<ForgotPasswordForm>,
+) -> Page {
+    match split(state.portal.request_password_reset(&f.login_id).await)? {
+        Ok(answer) => Ok(recovery_sent(&session, answer)),
+        Err(r) => Ok(with_status(
+            &r,
+            RecoveryPage {
+                layout: Layout::new("ログインID・パスワードを忘れた方", session.csrf())
+                    .error(ja(&r)),
+            },
+        )),
+    }
+}
+
+fn reset_form(
+    state: &AppState,
+    session: &Session,
+    expires: Option<String>,
+    error: Option<String>,
+) -> ResetPage {
+    ResetPage {
+        layout: Layout::new("パスワード再設定", session.csrf()).error(error),
+        expires,
+        ask_identity: state.portal.policy().recovery_requires_identity,
+        pw_min: state.portal.policy().password.min_chars,
+    }
+}
+
+/// GET of the reset link: the same swap-and-redirect as the registration links
+/// (SEC-39), then the form (the link is not consumed by looking at it).
+pub(crate) async fn reset_landing(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Query(q): Query<TokenQuery>,
+) -> Page {
+    if let Some(token) = q.token {
+        session.update(|d| {
+            d.reset_link = (token.len() <= MAX_TOKEN_CHARS).then_some(token);
+            d.reset_handle = None;
+        });
+        return Ok(see_other("/password-reset/link"));
+    }
+    let data = session.data();
+    if data.reset_handle.is_some() {
+        return Ok(reset_form(&state, &session, None, None).into_response());
+    }
+    let Some(token) = data.reset_link else {
+        return Ok(dead_end(
+            &session,
+            "パスワード再設定",
+            &Rejection::LinkInvalid,
+        ));
+    };
+    Ok(
+        match split(state.portal.inspect_password_reset_link(&token).await)? {
+            Ok(LinkStatus::Valid { expires_at }) => {
+                reset_form(&state, &session, Some(until(expires_at)), None).into_response()
+            }
+            Ok(other) => {
+                let r = link_status_rejection(other).unwrap_or(Rejection::LinkInvalid);
+                session.update(|d| d.reset_link = None);
+                dead_end(&session, "パスワード再設定", &r)
+            }
+            Err(r) => dead_end(&session, "パスワード再設定", &r),
+        },
+    )
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct ResetForm {
+    card_number: String,
+    birth_date: String,
+    password: String,
+    password_confirmation: String,
+}
+
+/// POST of the reset form: opens the link on first use (consuming it, binding the
+/// reset to this browser), then checks the roster attributes and sets the password.
+/// The member is not logged in afterwards (SEC-38).
+pub(crate) async fn reset_submit(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(f): Form<ResetForm>,
+) -> Page {
+    let data = session.data();
+    let handle = match (data.reset_handle, data.reset_link) {
+        (Some(h), _) => h,
+        (None, Some(token)) => match split(state.portal.open_password_reset_link(&token).await)? {
+            Ok(h) => {
+                let h = h.expose_secret().to_owned();
+                let kept = h.clone();
+                session.update(|d| {
+                    d.reset_link = None;
+                    d.reset_handle = Some(kept);
+                });
+                h
+            }
+            Err(r) => {
+                session.update(|d| d.reset_link = None);
+                return Ok(dead_end(&session, "パスワード再設定", &r));
+            }
+        },
+        (None, None) => {
+            return Ok(dead_end(
+                &session,
+                "パスワード再設定",
+                &Rejection::LinkInvalid,
+            ));
+        }
+    };
+    let claim = match identity_claim(&f.card_number, &f.birth_date) {
+        Ok(c) => c,
+        Err(message) => {
+            return Ok(reset_form(&state, &session, None, Some(message)).into_response());
+        }
+    };
+    let passwords = Password::new(f.password)
+        .and_then(|p| Password::new(f.password_confirmation).map(|c| (p, c)));
+    let (password, confirmation) = match passwords {
+        Ok(p) => p,
+        Err(e) => {
+            let message = Some(e.message(Lang::Ja).into_owned());
+            return Ok(reset_form(&state, &session, None, message).into_response());
+        }
+    };
+    match split(
+        state
+            .portal
+            .complete_password_reset(&handle, claim, password, confirmation)
+            .await,
+    )? {
+        Ok(()) => {
+            session.update(|d| d.reset_handle = None);
+            Ok(MessagePage::new(
+                Layout::new("パスワード再設定完了", session.csrf()),
+                "パスワードを再設定しました。新しいパスワードでログインしてください(ログイン時には暗証キーをお送りします)。",
+            )
+            .link("/login", "ログイン画面へ")
+            .into_response())
+        }
+        Err(
+            r @ (Rejection::IdentityNotConfirmed
+            | Rejection::InvalidInput(_)
+            | Rejection::PasswordConfirmationMismatch
+            | Rejection::Busy
+            | Rejection::TooManyRequests { .. }),
+        ) => Ok(with_status(&r, reset_form(&state, &session, None, ja(&r)))),
+        Err(r) => {
+            session.update(|d| d.reset_handle = None);
+            Ok(dead_end(&session, "パスワード再設定", &r))
+        }
+    }
 }
 
 // ───────────────────────────── ログイン後 ─────────────────────────────

@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use kenpo_auth::Lang;
-use kenpo_auth::ports::SystemClock;
+use kenpo_auth::ports::{MemberId, SystemClock};
 
 mod app;
 
@@ -136,6 +136,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!("## this console (--dev-log-secrets). Never in production: SEC-39");
         println!("## forbids tokens in logs. Turn it off with --no-dev-log-secrets.");
         println!("################################################################");
+        // 事前登録: the insurer issues a login ID and 仮パスワード by post; here the
+        // "letter" is printed, since it holds a credential.
+        match app
+            .portal
+            .provision_account(&MemberId::new("SAKURA-0004"))
+            .await
+        {
+            Ok(letter) => println!(
+                "DEV-ONLY 事前登録 letter for 鈴木 一郎 (999-654321-00): ログインID {} / 仮パスワード {} — \
+                 register with any address, open link 1 and use 「事前登録がお済みの方」.",
+                letter.login_id.as_str(),
+                letter.temporary_password.expose_secret()
+            ),
+            Err(e) => eprintln!("provisioning the demo account failed: {e}"),
+        }
     }
     println!();
 

@@ -181,6 +181,21 @@ pub(crate) struct CredentialsPage {
 }
 
 #[derive(Template, WebTemplate)]
+#[template(path = "recovery.html", config = "examples/portal/askama.toml")]
+pub(crate) struct RecoveryPage {
+    pub(crate) layout: Layout,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "reset.html", config = "examples/portal/askama.toml")]
+pub(crate) struct ResetPage {
+    pub(crate) layout: Layout,
+    pub(crate) expires: Option<String>,
+    pub(crate) ask_identity: bool,
+    pub(crate) pw_min: usize,
+}
+
+#[derive(Template, WebTemplate)]
 #[template(path = "done.html", config = "examples/portal/askama.toml")]
 pub(crate) struct DonePage {
     pub(crate) layout: Layout,

@@ -53,6 +53,10 @@ pub struct SessionData {
     pub flow_handle: Option<String>,
     /// Link 2 as it arrived, swapped out of the URL; consumed with the 認証キー.
     pub verification_link: Option<String>,
+    /// The password-reset link as it arrived, swapped out of the URL.
+    pub reset_link: Option<String>,
+    /// The password-reset handle, once the link was opened (POST).
+    pub reset_handle: Option<String>,
     /// The open 暗証キー screen.
     pub otp: Option<OtpScreen>,
     /// Set once the 暗証キー was accepted (in a rotated session).
