@@ -7,6 +7,9 @@
 #[path = "../examples/portal/app.rs"]
 mod app;
 mod portal_support;
+#[cfg(feature = "smtp")]
+#[path = "support/sink.rs"]
+mod sink;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -1051,4 +1054,43 @@ async fn sec_37_forgot_password_reset_link_then_new_password() {
         )
         .await;
     assert_eq!(new.location(), "/login/otp");
+}
+
+/// `SMTP_URL`: the portal sends through a real SMTP server (aiosmtpd on loopback) via
+/// `SmtpMailer` behind a `QueuedMailer`.
+#[cfg(feature = "smtp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_url_sends_through_a_real_smtp_server() {
+    let sink = sink::Sink::plain();
+    let url = format!("smtp://127.0.0.1:{}", sink.port);
+    let mut f = fixture_with(|c| c.smtp_url = Some(url));
+    let csrf = f.client.get("/register").await.csrf();
+    let r = f
+        .client
+        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let mails = sink.wait_for(1);
+    assert_eq!(mails[0].header("Subject"), Some("利用登録手続きのご案内"));
+    assert!(
+        mails[0]
+            .body
+            .contains("http://127.0.0.1:8080/registration/link?token=")
+    );
+    assert!(f.outbox.mails().is_empty(), "nothing in the outbox");
+}
+
+#[test]
+fn smtp_url_problems_are_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = app::AppConfig::new("http://127.0.0.1:8080", dir.path().join("outbox"));
+    config.smtp_url = Some("smtp://mail.example.jp:587?tls=starttls".to_owned());
+    let built = if cfg!(feature = "smtp") {
+        // With the feature, a bad URL is refused instead.
+        config.smtp_url = Some("smtp://mail.example.jp:587?tls=bogus".to_owned());
+        app::build(config)
+    } else {
+        app::build(config)
+    };
+    assert!(matches!(built, Err(app::BuildError::Smtp(_))));
 }

@@ -20,7 +20,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use kenpo_auth::mail::OutboxMailer;
-use kenpo_auth::ports::{AuditSink, Clock, MemberDirectory, Store, SystemClock};
+use kenpo_auth::ports::{
+    AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock, TracingAudit,
+};
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::token::{DigestKey, DigestKeyring};
 use kenpo_auth::{InsurerProfile, Policy, Portal};
@@ -89,6 +91,10 @@ pub struct AppConfig {
     pub rate_limit: RateLimit,
     /// The store; `None` builds a fresh `MemoryStore`.
     pub store: Option<Arc<dyn Store>>,
+    /// A real mail server (`smtp://host:port?tls=starttls`, `smtps://user:pass@host`;
+    /// feature `smtp`) instead of the outbox folder. Mails then leave through a
+    /// `QueuedMailer`, off the request path.
+    pub smtp_url: Option<String>,
 }
 
 impl AppConfig {
@@ -115,6 +121,7 @@ impl AppConfig {
             session_absolute: Duration::hours(8),
             rate_limit: RateLimit::default(),
             store: None,
+            smtp_url: None,
         }
     }
 }
@@ -128,6 +135,8 @@ pub enum BuildError {
     Outbox(std::io::Error),
     /// The portal refused the configuration.
     Portal(kenpo_auth::portal::ConfigError),
+    /// The SMTP server could not be configured (or the `smtp` feature is off).
+    Smtp(String),
 }
 
 impl std::fmt::Display for BuildError {
@@ -136,6 +145,7 @@ impl std::fmt::Display for BuildError {
             BuildError::Roster(e) => write!(f, "roster: {e}"),
             BuildError::Outbox(e) => write!(f, "outbox folder: {e}"),
             BuildError::Portal(e) => write!(f, "portal configuration: {e}"),
+            BuildError::Smtp(e) => write!(f, "SMTP_URL: {e}"),
         }
     }
 }
@@ -190,10 +200,23 @@ pub fn build(config: AppConfig) -> Result<App, BuildError> {
         SUPPORT,
         config.base_url.clone(),
     );
-    let outbox = OutboxMailer::new(&config.outbox_dir, profile.clone())
-        .map_err(BuildError::Outbox)?
-        .with_clock(config.clock.clone());
-    let mailer = dev_mailer::DevConsoleMailer::new(outbox, config.dev_log_secrets);
+    let delivery: Arc<dyn Mailer> = match config.smtp_url.as_deref() {
+        None => Arc::new(
+            OutboxMailer::new(&config.outbox_dir, profile.clone())
+                .map_err(BuildError::Outbox)?
+                .with_clock(config.clock.clone()),
+        ),
+        Some(url) => smtp_delivery(
+            url,
+            &profile,
+            config
+                .audit
+                .clone()
+                .unwrap_or_else(|| Arc::new(TracingAudit)),
+            config.clock.clone(),
+        )?,
+    };
+    let mailer = dev_mailer::DevConsoleMailer::new(delivery, config.dev_log_secrets);
     // Switch to SqliteStore / PostgresStore here once those adapters exist.
     let store: Arc<dyn Store> = config.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
     let mut builder = Portal::builder()
@@ -234,6 +257,33 @@ pub fn build(config: AppConfig) -> Result<App, BuildError> {
         sessions,
         roster,
     })
+}
+
+/// SmtpMailer behind a QueuedMailer: a member's request never waits on SMTP.
+#[cfg(feature = "smtp")]
+fn smtp_delivery(
+    url: &str,
+    profile: &InsurerProfile,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Mailer>, BuildError> {
+    use kenpo_auth::mail::{QueueConfig, QueuedMailer, SmtpMailer};
+    let smtp = SmtpMailer::from_url(url, profile).map_err(|e| BuildError::Smtp(e.to_string()))?;
+    let queued = QueuedMailer::start(Arc::new(smtp), audit, clock, QueueConfig::default())
+        .map_err(|e| BuildError::Smtp(e.to_string()))?;
+    Ok(Arc::new(queued))
+}
+
+#[cfg(not(feature = "smtp"))]
+fn smtp_delivery(
+    _url: &str,
+    _profile: &InsurerProfile,
+    _audit: Arc<dyn AuditSink>,
+    _clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Mailer>, BuildError> {
+    Err(BuildError::Smtp(
+        "this build has no SMTP support: run with `--features smtp`".to_owned(),
+    ))
 }
 
 fn routes(state: AppState, https: bool) -> Router {

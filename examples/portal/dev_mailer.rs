@@ -1,6 +1,6 @@
-//! The example's mailer: every mail goes to the outbox folder as an `.eml` file, and —
-//! in development only — its link or code is also printed on the console, so a developer
-//! can click through without opening the files.
+//! The example's mailer: every mail goes to the outbox folder as an `.eml` file (or to
+//! the SMTP server of `SMTP_URL`), and — in development only — its link or code is also
+//! printed on the console, so a developer can click through without opening the files.
 //!
 //! SEC-39 forbids tokens in logs. The echo is therefore a switch of this example
 //! (`--dev-log-secrets`, on by default only for a loopback base URL), announced by a
@@ -8,22 +8,23 @@
 //! `tracing`, so no log pipeline ever collects it. A production host uses an SMTP mailer
 //! and never echoes.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use kenpo_auth::mail::{MailMessage, OutboxMailer, OutgoingMail};
+use kenpo_auth::mail::{MailMessage, OutgoingMail};
 use kenpo_auth::ports::{MailError, Mailer};
 
-/// Outbox plus the optional DEV-ONLY console echo.
-#[derive(Debug)]
+/// The real delivery (outbox or SMTP) plus the optional DEV-ONLY console echo.
 pub struct DevConsoleMailer {
-    outbox: OutboxMailer,
+    delivery: Arc<dyn Mailer>,
     echo_secrets: bool,
 }
 
 impl DevConsoleMailer {
-    /// Writes to `outbox`; echoes links and codes when `echo_secrets` is set.
-    pub fn new(outbox: OutboxMailer, echo_secrets: bool) -> Self {
+    /// Sends through `delivery`; echoes links and codes when `echo_secrets` is set.
+    pub fn new(delivery: Arc<dyn Mailer>, echo_secrets: bool) -> Self {
         DevConsoleMailer {
-            outbox,
+            delivery,
             echo_secrets,
         }
     }
@@ -49,7 +50,7 @@ pub fn dev_echo_line(mail: &OutgoingMail) -> Option<String> {
 #[async_trait]
 impl Mailer for DevConsoleMailer {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
-        self.outbox.send(mail).await?;
+        self.delivery.send(mail).await?;
         if self.echo_secrets
             && let Some(line) = dev_echo_line(mail)
         {

@@ -18,8 +18,11 @@
 //! - `KENPO_SECRET_KEY` — 64 hex digits; default: a fresh random key per start
 //! - `KENPO_SECURE_COOKIES=1` (or `--secure-cookies`) — behind HTTPS: `__Host-` cookie
 //!   with `Secure`, and HSTS
-//! - `DATABASE_URL`, `SMTP_URL` — reserved for the SQLite/PostgreSQL stores and the SMTP
-//!   mailer; this build refuses to start when they are set rather than ignore them
+//! - `SMTP_URL` — send through a real server instead of the outbox (needs
+//!   `--features smtp`): `smtp://127.0.0.1:2525` (plain, loopback only),
+//!   `smtp://mail.example.jp:587?tls=starttls`, `smtps://user:password@mail.example.jp`
+//! - `DATABASE_URL` — reserved for the SQLite/PostgreSQL stores; this build refuses to
+//!   start when it is set rather than ignore it
 //!
 //! Flags:
 //! - `--dev-log-secrets` / `--no-dev-log-secrets` — DEVELOPMENT ONLY: print each mailed
@@ -77,14 +80,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .into());
         }
     }
-    for reserved in ["DATABASE_URL", "SMTP_URL"] {
-        if env(reserved).is_some() {
-            return Err(format!(
-                "{reserved} is set, but this build of the example has no adapter for it yet \
-                 (it uses MemoryStore and the outbox folder). Unset it to run the demo."
-            )
-            .into());
-        }
+    if env("DATABASE_URL").is_some() {
+        return Err(
+            "DATABASE_URL is set, but this build of the example has no database \
+                    store yet (it uses MemoryStore). Unset it to run the demo."
+                .into(),
+        );
     }
 
     let port: u16 = match env("PORT") {
@@ -109,6 +110,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if let Some(k) = env("KENPO_SECRET_KEY") {
         config.secret_key = parse_key(&k)?;
     }
+    config.smtp_url = env("SMTP_URL");
+    let mails_to = if config.smtp_url.is_some() {
+        "the SMTP server of SMTP_URL (queued, with retries)".to_owned()
+    } else {
+        format!("{outbox}/*.eml")
+    };
     let clock = config.clock.clone();
     let app = app::build(config)?;
 
@@ -117,7 +124,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         app::INSURER_NAME
     );
     println!("  store:  MemoryStore (in memory; accounts are gone when the server stops)");
-    println!("  mails:  written to {outbox}/*.eml");
+    println!("  mails:  {mails_to}");
     println!(
         "  roster: examples/portal/roster.csv ({} members)",
         app.roster.member_count()
