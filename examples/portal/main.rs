@@ -116,7 +116,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     } else {
         format!("{outbox}/*.eml")
     };
-    let clock = config.clock.clone();
     let app = app::build(config)?;
 
     println!(
@@ -164,7 +163,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let addr: SocketAddr = format!("{bind}:{port}").parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("Open {base_url}/ in your browser (listening on {addr}). Ctrl-C stops.");
-    app::spawn_housekeeping(&app, clock);
+    app::spawn_housekeeping(&app);
     axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
