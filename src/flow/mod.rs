@@ -67,6 +67,18 @@ pub enum FlowState {
 pub const TOMBSTONE_TTL: time::Duration = time::Duration::hours(24);
 
 impl FlowState {
+    /// What a mailed link with this digest would do now (the GET of a link landing),
+    /// whatever kind of flow it belongs to. Digests are separated by purpose, so a link
+    /// of one kind never matches another kind's digest.
+    pub fn link_status(&self, link: &TokenDigest, now: OffsetDateTime) -> LinkStatus {
+        match self {
+            FlowState::Registration(s) => s.link_status(link, now),
+            FlowState::PasswordReset(s) => s.link_status(link, now),
+            FlowState::EmailChange(s) => s.link_status(link, now),
+            FlowState::Login(_) => LinkStatus::Invalid,
+        }
+    }
+
     /// Every digest this flow can be found by: its live secrets and the spent ones it
     /// keeps to answer "already used".
     pub fn lookup_keys(&self) -> Vec<TokenDigest> {

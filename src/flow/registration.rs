@@ -238,37 +238,47 @@ pub enum LinkStatus {
 }
 
 impl RegistrationState {
-    /// The R2 GET: what link 1 would do if posted now.
-    pub fn link1_status(&self, link: &TokenDigest, now: OffsetDateTime) -> LinkStatus {
-        match self {
-            RegistrationState::AwaitingLinkOpen(s) if s.link == *link => {
-                if expired(now, s.expires_at) {
-                    LinkStatus::Expired
-                } else {
-                    LinkStatus::Valid {
-                        expires_at: s.expires_at,
-                    }
-                }
-            }
-            _ if self.lookup_keys().contains(link) => LinkStatus::Used,
-            _ => LinkStatus::Invalid,
-        }
+    /// What a mailed link (1 or 2) with this digest would do now: the GET of its landing.
+    pub fn link_status(&self, link: &TokenDigest, now: OffsetDateTime) -> LinkStatus {
+        let live = match self {
+            RegistrationState::AwaitingLinkOpen(s) if s.link == *link => Some(s.expires_at),
+            RegistrationState::AwaitingAuthKey(s) if s.link == *link => Some(s.expires_at),
+            _ => None,
+        };
+        self.status(live, link, now)
     }
 
-    /// The R4 GET: what link 2 would do if posted now with the right key.
+    /// What link 1 would do if posted now.
+    pub fn link1_status(&self, link: &TokenDigest, now: OffsetDateTime) -> LinkStatus {
+        let live = match self {
+            RegistrationState::AwaitingLinkOpen(s) if s.link == *link => Some(s.expires_at),
+            _ => None,
+        };
+        self.status(live, link, now)
+    }
+
+    /// What link 2 would do if posted now with the right key.
     pub fn link2_status(&self, link: &TokenDigest, now: OffsetDateTime) -> LinkStatus {
-        match self {
-            RegistrationState::AwaitingAuthKey(s) if s.link == *link => {
-                if expired(now, s.expires_at) {
-                    LinkStatus::Expired
-                } else {
-                    LinkStatus::Valid {
-                        expires_at: s.expires_at,
-                    }
-                }
-            }
-            _ if self.lookup_keys().contains(link) => LinkStatus::Used,
-            _ => LinkStatus::Invalid,
+        let live = match self {
+            RegistrationState::AwaitingAuthKey(s) if s.link == *link => Some(s.expires_at),
+            _ => None,
+        };
+        self.status(live, link, now)
+    }
+
+    /// Valid or expired when the link is the one the current step waits for; used when
+    /// the flow spent it; otherwise not ours.
+    fn status(
+        &self,
+        live: Option<OffsetDateTime>,
+        link: &TokenDigest,
+        now: OffsetDateTime,
+    ) -> LinkStatus {
+        match live {
+            Some(expires_at) if expired(now, expires_at) => LinkStatus::Expired,
+            Some(expires_at) => LinkStatus::Valid { expires_at },
+            None if self.lookup_keys().contains(link) => LinkStatus::Used,
+            None => LinkStatus::Invalid,
         }
     }
 

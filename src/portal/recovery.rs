@@ -227,18 +227,13 @@ impl Portal {
     /// GET of the reset link: what it would do, consuming nothing (mail scanners follow
     /// links).
     pub async fn inspect_password_reset_link(&self, token: &str) -> Result<LinkStatus, Error> {
-        let Ok(token) = PasswordResetLinkToken::parse(token) else {
-            return Ok(LinkStatus::Invalid);
-        };
-        let now = self.now();
-        let candidates = token.digest_candidates(&self.inner.keys);
-        let Some((found, digest)) = self.find_flow(&candidates).await? else {
-            return Ok(LinkStatus::Invalid);
-        };
-        Ok(match &found.value.state {
-            FlowState::PasswordReset(s) => s.link_status(&digest, now),
-            _ => LinkStatus::Invalid,
-        })
+        match PasswordResetLinkToken::parse(token) {
+            Ok(token) => {
+                self.link_status(&token.digest_candidates(&self.inner.keys))
+                    .await
+            }
+            Err(_) => Ok(LinkStatus::Invalid),
+        }
     }
 
     /// POST of the reset link: consumes it (single use, SEC-38) and binds the reset to

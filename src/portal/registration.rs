@@ -158,18 +158,13 @@ impl Portal {
     /// R2, GET of link 1: what the link would do, consuming nothing (mail scanners
     /// follow links).
     pub async fn inspect_registration_link(&self, token: &str) -> Result<LinkStatus, Error> {
-        let Ok(token) = RegistrationLinkToken::parse(token) else {
-            return Ok(LinkStatus::Invalid);
-        };
-        let now = self.now();
-        let candidates = token.digest_candidates(&self.inner.keys);
-        let Some((found, digest)) = self.find_flow(&candidates).await? else {
-            return Ok(LinkStatus::Invalid);
-        };
-        Ok(match &found.value.state {
-            FlowState::Registration(s) => s.link1_status(&digest, now),
-            _ => LinkStatus::Invalid,
-        })
+        match RegistrationLinkToken::parse(token) {
+            Ok(token) => {
+                self.link_status(&token.digest_candidates(&self.inner.keys))
+                    .await
+            }
+            Err(_) => Ok(LinkStatus::Invalid),
+        }
     }
 
     /// R2, POST of 【本人確認ページへ】: consumes link 1 and binds the flow to this
@@ -382,18 +377,13 @@ impl Portal {
 
     /// R4, GET of link 2: what the link would do, consuming nothing.
     pub async fn inspect_verification_link(&self, token: &str) -> Result<LinkStatus, Error> {
-        let Ok(token) = VerificationLinkToken::parse(token) else {
-            return Ok(LinkStatus::Invalid);
-        };
-        let now = self.now();
-        let candidates = token.digest_candidates(&self.inner.keys);
-        let Some((found, digest)) = self.find_flow(&candidates).await? else {
-            return Ok(LinkStatus::Invalid);
-        };
-        Ok(match &found.value.state {
-            FlowState::Registration(s) => s.link2_status(&digest, now),
-            _ => LinkStatus::Invalid,
-        })
+        match VerificationLinkToken::parse(token) {
+            Ok(token) => {
+                self.link_status(&token.digest_candidates(&self.inner.keys))
+                    .await
+            }
+            Err(_) => Ok(LinkStatus::Invalid),
+        }
     }
 
     /// R4, POST of 認証: link 2 together with the 認証キー from the R3 screen. Consumes
