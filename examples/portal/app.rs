@@ -1,0 +1,361 @@
+//! The example portal as a module that both `main.rs` and the tests build: configuration,
+//! the [`Portal`], and the axum router with its sessions, CSRF tokens, security headers
+//! and rate limits.
+//!
+//! Everything web-specific lives here, in the example — the library sets no cookies and
+//! knows nothing of HTTP (DESIGN.md §2). What the example adds on top of the library:
+//!
+//! - server-side sessions keyed by a random 256-bit id, stored as its SHA-256, rotated at
+//!   login, with idle (30 min) and absolute (8 h) timeouts (SEC-32, SEC-33, SEC-35);
+//! - a synchronizer CSRF token on every form and beacon, compared in constant time;
+//! - mailed links swapped for session state and redirected away (SEC-39);
+//! - a strict CSP with scripts and styles in static files, `nosniff`, `no-referrer`;
+//! - a token bucket per client IP;
+//! - the security-stamp check on every protected page (SEC-34).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use kenpo_auth::mail::OutboxMailer;
+use kenpo_auth::ports::{
+    AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock, TracingAudit,
+};
+use kenpo_auth::store::MemoryStore;
+use kenpo_auth::token::{DigestKey, DigestKeyring};
+use kenpo_auth::{InsurerProfile, Policy, Portal};
+use time::Duration;
+
+#[path = "dev_mailer.rs"]
+pub mod dev_mailer;
+#[path = "handlers.rs"]
+mod handlers;
+#[path = "notices.rs"]
+pub mod notices;
+#[path = "pages.rs"]
+mod pages;
+#[path = "roster.rs"]
+pub mod roster;
+#[path = "security.rs"]
+pub mod security;
+#[path = "session.rs"]
+pub mod session;
+
+use roster::Roster;
+use security::{RateLimit, RateLimiter};
+use session::Sessions;
+
+/// The fictional insurer of the demo.
+pub const INSURER_NAME: &str = "さくら健康保険組合";
+/// The portal's name.
+pub const SERVICE_NAME: &str = "さくらけんぽWeb";
+/// The sender members must allow in their 迷惑メール settings.
+pub const SENDER: &str = "no-reply@sakura-kenpo.example.jp";
+/// Where members turn when a mail was not theirs.
+pub const SUPPORT: &str = "さくら健康保険組合 適用グループ 03-0000-0000";
+/// The demo roster shipped with the example.
+pub const DEMO_ROSTER: &str = include_str!("roster.csv");
+
+/// How the app is set up. [`AppConfig::new`] gives the defaults of `cargo run --example
+/// portal`; tests change what they need.
+pub struct AppConfig {
+    /// The only base mailed links are built from (SEC-39), e.g. `http://127.0.0.1:8080`.
+    pub base_url: String,
+    /// Where mails are written as `.eml` files.
+    pub outbox_dir: PathBuf,
+    /// DEVELOPMENT ONLY: also print mailed links and codes on the console. SEC-39 forbids
+    /// this in production; the example turns it on only for a loopback base URL unless
+    /// told otherwise.
+    pub dev_log_secrets: bool,
+    /// Serve the session cookie as `__Host-kenpo_sid` with `Secure` (behind HTTPS).
+    pub secure_cookies: bool,
+    /// The roster CSV text (see `roster.csv`).
+    pub roster_csv: String,
+    /// Where `now` comes from, for the portal and the sessions.
+    pub clock: Arc<dyn Clock>,
+    /// Where the portal's security events go (default: `tracing`).
+    pub audit: Option<Arc<dyn AuditSink>>,
+    /// The HMAC key of the token digests. A real host loads it from its secret store.
+    pub secret_key: [u8; 32],
+    /// The rules: the seed portal's, with the code-screen heartbeat on.
+    pub policy: Policy,
+    /// How often the 暗証キー page reports that it is still open.
+    pub heartbeat_every: Duration,
+    /// Idle session timeout (SEC-33).
+    pub session_idle: Duration,
+    /// Absolute session timeout (SEC-33).
+    pub session_absolute: Duration,
+    /// Requests per client IP (all requests) and form posts per client IP.
+    pub rate_limit: RateLimit,
+    /// The store; `None` builds a fresh `MemoryStore`.
+    pub store: Option<Arc<dyn Store>>,
+    /// A real mail server (`smtp://host:port?tls=starttls`, `smtps://user:pass@host`;
+    /// feature `smtp`) instead of the outbox folder. Mails then leave through a
+    /// `QueuedMailer`, off the request path.
+    pub smtp_url: Option<String>,
+}
+
+impl AppConfig {
+    /// The defaults: seed-portal policy (8-character passwords, members know them) with
+    /// a 60 s code-screen heartbeat and 15 s heartbeats, system clock, a fresh random
+    /// key, the shipped roster, plain-http cookies.
+    pub fn new(base_url: impl Into<String>, outbox_dir: impl Into<PathBuf>) -> Self {
+        let mut secret_key = [0u8; 32];
+        rand::fill(&mut secret_key);
+        let mut policy = Policy::seed_portal();
+        policy.otp_screen_heartbeat = Some(Duration::seconds(60));
+        AppConfig {
+            base_url: base_url.into(),
+            outbox_dir: outbox_dir.into(),
+            dev_log_secrets: false,
+            secure_cookies: false,
+            roster_csv: DEMO_ROSTER.to_owned(),
+            clock: Arc::new(SystemClock),
+            audit: None,
+            secret_key,
+            policy,
+            heartbeat_every: Duration::seconds(15),
+            session_idle: Duration::minutes(30),
+            session_absolute: Duration::hours(8),
+            rate_limit: RateLimit::default(),
+            store: None,
+            smtp_url: None,
+        }
+    }
+}
+
+/// Why the app could not be built.
+#[derive(Debug)]
+pub enum BuildError {
+    /// The roster CSV could not be read.
+    Roster(roster::RosterError),
+    /// The outbox folder could not be created.
+    Outbox(std::io::Error),
+    /// The portal refused the configuration.
+    Portal(kenpo_auth::portal::ConfigError),
+    /// The SMTP server could not be configured (or the `smtp` feature is off).
+    Smtp(String),
+}
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BuildError::Roster(e) => write!(f, "roster: {e}"),
+            BuildError::Outbox(e) => write!(f, "outbox folder: {e}"),
+            BuildError::Portal(e) => write!(f, "portal configuration: {e}"),
+            BuildError::Smtp(e) => write!(f, "SMTP_URL: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// The built app: the router to serve, and the parts a test (or `main`) looks into.
+pub struct App {
+    /// The routes, with every middleware applied.
+    pub router: Router,
+    /// The library's front door.
+    pub portal: Portal,
+    /// Where accounts and flows live (the host owns it; the home page reads accounts).
+    /// `main` does not need it; the tests look into it.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub store: Arc<dyn Store>,
+    /// The web sessions.
+    pub sessions: Arc<Sessions>,
+    /// The roster.
+    pub roster: Arc<Roster>,
+}
+
+impl App {
+    /// The router as a service that knows each client's address (for the rate limit).
+    pub fn into_make_service(
+        self,
+    ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
+        self.router
+            .into_make_service_with_connect_info::<SocketAddr>()
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) portal: Portal,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) roster: Arc<Roster>,
+    pub(crate) sessions: Arc<Sessions>,
+    pub(crate) limiter: Arc<RateLimiter>,
+    /// The same key the portal digests handles with: only to read the R5 address (see
+    /// `handlers::registration_email`).
+    pub(crate) keys: Arc<DigestKeyring>,
+    pub(crate) heartbeat_every: Duration,
+}
+
+/// Builds the portal and the router.
+pub fn build(config: AppConfig) -> Result<App, BuildError> {
+    let roster = Arc::new(Roster::from_csv(&config.roster_csv).map_err(BuildError::Roster)?);
+    let profile = InsurerProfile::new(
+        INSURER_NAME,
+        SERVICE_NAME,
+        SENDER,
+        SUPPORT,
+        config.base_url.clone(),
+    );
+    let delivery: Arc<dyn Mailer> = match config.smtp_url.as_deref() {
+        None => Arc::new(
+            OutboxMailer::new(&config.outbox_dir, profile.clone())
+                .map_err(BuildError::Outbox)?
+                .with_clock(config.clock.clone()),
+        ),
+        Some(url) => smtp_delivery(
+            url,
+            &profile,
+            config
+                .audit
+                .clone()
+                .unwrap_or_else(|| Arc::new(TracingAudit)),
+            config.clock.clone(),
+        )?,
+    };
+    let mailer = dev_mailer::DevConsoleMailer::new(delivery, config.dev_log_secrets);
+    // Switch to SqliteStore / PostgresStore here once those adapters exist.
+    let store: Arc<dyn Store> = config.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+    let mut builder = Portal::builder()
+        .shared_store(store.clone())
+        .mailer(mailer)
+        .shared_directory(roster.clone() as Arc<dyn MemberDirectory>)
+        .clock(config.clock.clone())
+        .policy(config.policy)
+        .insurer(profile)
+        .secret_key(1, config.secret_key);
+    if let Some(audit) = config.audit {
+        builder = builder.audit(audit);
+    }
+    let portal = builder.build().map_err(BuildError::Portal)?;
+    let keys = DigestKey::new(1, config.secret_key)
+        .map(DigestKeyring::new)
+        .map_err(|e| BuildError::Portal(e.into()))?;
+    let sessions = Arc::new(Sessions::new(
+        config.clock.clone(),
+        config.session_idle,
+        config.session_absolute,
+        config.secure_cookies,
+    ));
+    let state = AppState {
+        portal: portal.clone(),
+        store: store.clone(),
+        roster: roster.clone(),
+        sessions: sessions.clone(),
+        limiter: Arc::new(RateLimiter::new(config.rate_limit)),
+        keys: Arc::new(keys),
+        heartbeat_every: config.heartbeat_every,
+    };
+    let router = routes(state, config.secure_cookies);
+    Ok(App {
+        router,
+        portal,
+        store,
+        sessions,
+        roster,
+    })
+}
+
+/// SmtpMailer behind a QueuedMailer: a member's request never waits on SMTP.
+#[cfg(feature = "smtp")]
+fn smtp_delivery(
+    url: &str,
+    profile: &InsurerProfile,
+    audit: Arc<dyn AuditSink>,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Mailer>, BuildError> {
+    use kenpo_auth::mail::{QueueConfig, QueuedMailer, SmtpMailer};
+    let smtp = SmtpMailer::from_url(url, profile).map_err(|e| BuildError::Smtp(e.to_string()))?;
+    let queued = QueuedMailer::start(Arc::new(smtp), audit, clock, QueueConfig::default())
+        .map_err(|e| BuildError::Smtp(e.to_string()))?;
+    Ok(Arc::new(queued))
+}
+
+#[cfg(not(feature = "smtp"))]
+fn smtp_delivery(
+    _url: &str,
+    _profile: &InsurerProfile,
+    _audit: Arc<dyn AuditSink>,
+    _clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Mailer>, BuildError> {
+    Err(BuildError::Smtp(
+        "this build has no SMTP support: run with `--features smtp`".to_owned(),
+    ))
+}
+
+fn routes(state: AppState, https: bool) -> Router {
+    use handlers as h;
+    Router::new()
+        .route("/", get(h::root))
+        .route("/login", get(h::login_page).post(h::login_submit))
+        .route("/login/otp", get(h::otp_page_get).post(h::otp_submit))
+        .route("/login/otp/resend", post(h::otp_resend))
+        .route("/login/otp/close", post(h::otp_close))
+        .route("/login/otp/heartbeat", post(h::otp_heartbeat))
+        .route("/register", get(h::register_page).post(h::register_submit))
+        .route(
+            "/registration/link",
+            get(h::link1_landing).post(h::link1_open),
+        )
+        .route("/registration/temporary", post(h::temporary_sign_in))
+        .route(
+            "/registration/identity",
+            get(h::identity_page).post(h::identity_submit),
+        )
+        .route(
+            "/registration/verify",
+            get(h::link2_landing).post(h::link2_confirm),
+        )
+        .route(
+            "/registration/credentials",
+            get(h::credentials_page).post(h::credentials_submit),
+        )
+        .route("/registration/done", get(h::registration_done))
+        .route("/recovery", get(h::recovery_page))
+        .route("/recovery/login-id", post(h::forgot_login_id))
+        .route("/recovery/password", post(h::forgot_password))
+        .route(
+            "/password-reset/link",
+            get(h::reset_landing).post(h::reset_submit),
+        )
+        .route("/home", get(h::home))
+        .route("/logout", post(h::logout))
+        .route("/static/portal.css", get(h::stylesheet))
+        .route("/static/portal.js", get(h::script))
+        .route("/favicon.ico", get(h::favicon))
+        .fallback(h::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::session_layer,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::rate_limit,
+        ))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            security::headers(https, req, next)
+        }))
+        .with_state(state)
+}
+
+/// Removes dead flows, counters and sessions every five minutes (the library leaves the
+/// schedule to the host). Runs until the runtime stops.
+pub fn spawn_housekeeping(app: &App) {
+    let portal = app.portal.clone();
+    let sessions = app.sessions.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            sessions.purge_expired();
+            if let Err(e) = portal.purge_expired(10_000).await {
+                tracing::warn!(error = %e, "purge of expired flows failed");
+            }
+        }
+    });
+}

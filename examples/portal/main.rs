@@ -1,0 +1,206 @@
+//! さくらけんぽWeb — an example member portal on kenpo-auth, with axum: the Japanese
+//! screens of 新規利用登録 and ログイン (with the e-mailed 暗証キー), and a home page with
+//! SAMPLE 資格情報のお知らせ / 医療費のお知らせ. The insurer and its members are fictional.
+//!
+//! ```text
+//! cargo run --example portal --features sqlite
+//! # then open http://127.0.0.1:8080 and register as 999-123456-00, born 1985-04-12
+//! ```
+//!
+//! No set-up: flows and accounts live in the SQLite file `./kenpo-portal.db` (built
+//! without `--features sqlite`, in memory), mails are written to `./outbox/*.eml`, the
+//! roster is `examples/portal/roster.csv`.
+//!
+//! Settings (environment):
+//! - `PORT` (default 8080), `BIND` (default 127.0.0.1)
+//! - `BASE_URL` — the base of mailed links (default `http://127.0.0.1:$PORT`); must be
+//!   `https://` unless it is loopback (SEC-39)
+//! - `OUTBOX_DIR` (default `./outbox`)
+//! - `KENPO_SECRET_KEY` — 64 hex digits; default: a fresh random key per start
+//! - `KENPO_SECURE_COOKIES=1` (or `--secure-cookies`) — behind HTTPS: `__Host-` cookie
+//!   with `Secure`, and HSTS
+//! - `SMTP_URL` — send through a real server instead of the outbox (needs
+//!   `--features smtp`): `smtp://127.0.0.1:2525` (plain, loopback only),
+//!   `smtp://mail.example.jp:587?tls=starttls`, `smtps://user:password@mail.example.jp`
+//! - `DATABASE_URL` — `postgres://…` (needs `--features postgres`) or a SQLite path /
+//!   `sqlite://…` URL (needs `--features sqlite`); default `./kenpo-portal.db`
+//! - note: without `KENPO_SECRET_KEY` the digest key is new at every start, so links
+//!   and challenges issued before a restart stop working (accounts stay)
+//!
+//! Flags:
+//! - `--dev-log-secrets` / `--no-dev-log-secrets` — DEVELOPMENT ONLY: print each mailed
+//!   link and 暗証キー on the console as well. On by default when `BASE_URL` is loopback,
+//!   off otherwise. SEC-39 forbids tokens in logs; never use it in production.
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use kenpo_auth::Lang;
+use kenpo_auth::ports::{MemberId, SystemClock};
+
+mod app;
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn parse_key(hex: &str) -> Result<[u8; 32], String> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("KENPO_SECRET_KEY must be 64 hex digits (32 bytes)".to_owned());
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        let pair = hex.get(i * 2..i * 2 + 2).unwrap_or("00");
+        *byte = u8::from_str_radix(pair, 16).map_err(|e| e.to_string())?;
+    }
+    Ok(key)
+}
+
+fn is_loopback(url: &str) -> bool {
+    ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+        .iter()
+        .any(|p| url.starts_with(p))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_target(false)
+        .init();
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for a in &args {
+        if !matches!(
+            a.as_str(),
+            "--dev-log-secrets" | "--no-dev-log-secrets" | "--secure-cookies"
+        ) {
+            return Err(format!(
+                "unknown argument {a:?}; known: --dev-log-secrets, --no-dev-log-secrets, --secure-cookies"
+            )
+            .into());
+        }
+    }
+    let port: u16 = match env("PORT") {
+        Some(p) => p.parse().map_err(|_| format!("PORT {p:?} is not a port"))?,
+        None => 8080,
+    };
+    let bind = env("BIND").unwrap_or_else(|| "127.0.0.1".to_owned());
+    let base_url = env("BASE_URL").unwrap_or_else(|| format!("http://127.0.0.1:{port}"));
+    let outbox = env("OUTBOX_DIR").unwrap_or_else(|| "./outbox".to_owned());
+    let dev_log_secrets = if args.iter().any(|a| a == "--no-dev-log-secrets") {
+        false
+    } else {
+        args.iter().any(|a| a == "--dev-log-secrets") || is_loopback(&base_url)
+    };
+    let secure_cookies = args.iter().any(|a| a == "--secure-cookies")
+        || env("KENPO_SECURE_COOKIES").is_some_and(|v| v == "1" || v == "true");
+
+    let mut config = app::AppConfig::new(base_url.clone(), outbox.clone());
+    config.dev_log_secrets = dev_log_secrets;
+    config.secure_cookies = secure_cookies;
+    config.clock = Arc::new(SystemClock);
+    if let Some(k) = env("KENPO_SECRET_KEY") {
+        config.secret_key = parse_key(&k)?;
+    }
+    config.smtp_url = env("SMTP_URL");
+    let mails_to = if config.smtp_url.is_some() {
+        "the SMTP server of SMTP_URL (queued, with retries)".to_owned()
+    } else {
+        format!("{outbox}/*.eml")
+    };
+    let (store, store_label) = open_store().await?;
+    config.store = Some(store);
+    let app = app::build(config)?;
+
+    println!(
+        "さくらけんぽWeb — kenpo-auth example portal (fictional insurer: {})",
+        app::INSURER_NAME
+    );
+    println!("  store:  {store_label}");
+    println!("  mails:  {mails_to}");
+    println!(
+        "  roster: examples/portal/roster.csv ({} members)",
+        app.roster.member_count()
+    );
+    println!(
+        "  demo member: 999-123456-00, born 1985-04-12 (family: 999-123456-01, born 1987-09-30)"
+    );
+    println!();
+    println!("── assurance report ──────────────────────────────────────────────");
+    print!("{}", app.portal.assurance_report(Lang::Ja));
+    println!("──────────────────────────────────────────────────────────────────");
+    if dev_log_secrets {
+        println!();
+        println!("################################################################");
+        println!("## DEV-ONLY: every mailed link and 暗証キー is ALSO printed on");
+        println!("## this console (--dev-log-secrets). Never in production: SEC-39");
+        println!("## forbids tokens in logs. Turn it off with --no-dev-log-secrets.");
+        println!("################################################################");
+        // 事前登録: the insurer issues a login ID and 仮パスワード by post; here the
+        // "letter" is printed, since it holds a credential.
+        match app
+            .portal
+            .provision_account(&MemberId::new("SAKURA-0004"))
+            .await
+        {
+            Ok(letter) => println!(
+                "DEV-ONLY 事前登録 letter for 鈴木 一郎 (999-654321-00): ログインID {} / 仮パスワード {} — \
+                 register with any address, open link 1 and use 「事前登録がお済みの方」.",
+                letter.login_id.as_str(),
+                letter.temporary_password.expose_secret()
+            ),
+            Err(e) => eprintln!("provisioning the demo account failed: {e}"),
+        }
+    }
+    println!();
+
+    let addr: SocketAddr = format!("{bind}:{port}").parse()?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    println!("Open {base_url}/ in your browser (listening on {addr}). Ctrl-C stops.");
+    app::spawn_housekeeping(&app);
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+/// The store: `DATABASE_URL` (`postgres://…` with the `postgres` feature, `sqlite://…` or a
+/// path with the `sqlite` feature); otherwise the embedded SQLite file
+/// `./kenpo-portal.db` when built with `--features sqlite`, and memory without it.
+async fn open_store() -> Result<(Arc<dyn kenpo_auth::ports::Store>, String), Box<dyn Error>> {
+    let url = env("DATABASE_URL");
+    if let Some(url) = url.as_deref()
+        && (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+    {
+        #[cfg(feature = "postgres")]
+        {
+            let store = kenpo_auth::store::PostgresStore::connect(url).await?;
+            store.migrate().await?;
+            return Ok((Arc::new(store), "PostgreSQL (DATABASE_URL)".to_owned()));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err("DATABASE_URL is a PostgreSQL URL: run with --features postgres".into());
+    }
+    #[cfg(feature = "sqlite")]
+    {
+        let path = url.unwrap_or_else(|| "./kenpo-portal.db".to_owned());
+        let store = kenpo_auth::store::SqliteStore::open(&path).await?;
+        Ok((Arc::new(store), format!("SQLite file {path}")))
+    }
+    #[cfg(not(feature = "sqlite"))]
+    {
+        if url.is_some() {
+            return Err("DATABASE_URL needs --features sqlite or --features postgres".into());
+        }
+        Ok((
+            Arc::new(kenpo_auth::store::MemoryStore::new()),
+            "MemoryStore (built without --features sqlite: accounts are gone when the server stops)"
+                .to_owned(),
+        ))
+    }
+}

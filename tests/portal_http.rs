@@ -1,0 +1,1096 @@
+//! The example portal's web hygiene, over its router in-process (no browser, no network):
+//! cookies (SEC-35), session rotation (SEC-32), timeouts (SEC-33), logout and the
+//! security stamp (SEC-34), link landings (SEC-39), CSRF, headers, the rate limit, and
+//! that member errors never become 5xx while host errors become the 503 page.
+
+#[allow(dead_code)]
+#[path = "../examples/portal/app.rs"]
+mod app;
+mod portal_support;
+#[cfg(feature = "smtp")]
+#[path = "support/sink.rs"]
+mod sink;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use axum::http::StatusCode;
+use kenpo_auth::ports::{
+    AccountId, AccountLookup, AccountWrite, Commit, CommitOutcome, Counter, FlowRecord,
+    SecurityStamp, Store, StoreError, Versioned,
+};
+use kenpo_auth::store::MemoryStore;
+use kenpo_auth::testkit::ManualClock;
+use kenpo_auth::token::TokenDigest;
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+use app::security::{Bucket, RateLimit};
+use portal_support::{Client, Outbox};
+
+const EMAIL: &str = "taro.yamada@example.jp";
+const CARD: &str = "999-123456-00";
+const BIRTH: &str = "1985-04-12";
+const LOGIN_ID: &str = "yamada-taro";
+const PASSWORD: &str = "sakura-hanami-2026";
+
+struct Fixture {
+    app: app::App,
+    client: Client,
+    outbox: Outbox,
+    clock: ManualClock,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture_with(edit: impl FnOnce(&mut app::AppConfig)) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(datetime!(2026-11-24 09:00 UTC));
+    let mut config = app::AppConfig::new("http://127.0.0.1:8080", dir.path().join("outbox"));
+    config.clock = Arc::new(clock.clone());
+    edit(&mut config);
+    let app = app::build(config).unwrap();
+    let client = Client::new(app.router.clone(), app.sessions.cookie_name());
+    Fixture {
+        outbox: Outbox::new(dir.path().join("outbox")),
+        app,
+        client,
+        clock,
+        _dir: dir,
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+impl Fixture {
+    async fn register(&self) {
+        portal_support::register_via_library(
+            &self.app.portal,
+            &self.outbox,
+            EMAIL,
+            CARD,
+            BIRTH,
+            LOGIN_ID,
+            PASSWORD,
+        )
+        .await;
+    }
+
+    /// L1 through the pages; returns the 暗証キー page.
+    async fn start_login(&mut self) -> portal_support::Answer {
+        let page = self.client.get("/login").await;
+        let csrf = page.csrf();
+        let r = self
+            .client
+            .post(
+                "/login",
+                &[
+                    ("csrf", &csrf),
+                    ("login_id", LOGIN_ID),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(r.location(), "/login/otp");
+        let otp_page = self.client.get("/login/otp").await;
+        assert!(otp_page.body.contains("暗証キー入力"));
+        otp_page
+    }
+
+    /// L1 + L2 through the pages; ends on /home.
+    async fn login(&mut self) {
+        let page = self.start_login().await;
+        let code = self.outbox.next("login_otp").otp();
+        let r = self
+            .client
+            .post(
+                "/login/otp",
+                &[
+                    ("csrf", &page.csrf()),
+                    ("page_token", &page.page_token()),
+                    ("code", &code),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        assert_eq!(r.location(), "/home");
+    }
+}
+
+#[tokio::test]
+async fn sec_35_cookie_is_httponly_lax_and_host_prefixed_behind_https() {
+    // Plain-http localhost: no `Secure`, so no `__Host-` prefix (browsers refuse it).
+    let mut f = fixture();
+    let r = f.client.get("/login").await;
+    let cookie = r.header("set-cookie");
+    let value = f.client.cookie.clone().unwrap();
+    assert_eq!(
+        cookie,
+        format!("kenpo_sid={value}; Path=/; HttpOnly; SameSite=Lax")
+    );
+    assert_eq!(value.len(), 43, "256-bit id, base64url");
+
+    // Behind HTTPS: `__Host-kenpo_sid` with `Secure`, and HSTS.
+    let mut f = fixture_with(|c| c.secure_cookies = true);
+    let r = f.client.get("/login").await;
+    let value = f.client.cookie.clone().unwrap();
+    assert_eq!(
+        r.header("set-cookie"),
+        format!("__Host-kenpo_sid={value}; Path=/; HttpOnly; SameSite=Lax; Secure")
+    );
+    assert_eq!(r.header("strict-transport-security"), "max-age=31536000");
+}
+
+#[tokio::test]
+async fn security_headers_on_pages_and_static_files() {
+    let mut f = fixture();
+    for path in ["/login", "/register", "/static/portal.js", "/nope"] {
+        let r = f.client.get(path).await;
+        assert_eq!(
+            r.header("content-security-policy"),
+            app::security::CSP,
+            "{path}"
+        );
+        assert!(
+            r.header("content-security-policy")
+                .contains("default-src 'self'; script-src 'self'; style-src 'self'")
+        );
+        assert!(
+            r.header("content-security-policy")
+                .contains("frame-ancestors 'none'")
+        );
+        assert!(
+            r.header("content-security-policy")
+                .contains("form-action 'self'")
+        );
+        assert_eq!(r.header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(r.header("referrer-policy"), "no-referrer", "{path}");
+    }
+    let page = f.client.get("/login").await;
+    assert_eq!(page.header("cache-control"), "no-store");
+    // No inline script or style anywhere: the CSP would block it.
+    assert!(!page.body.contains("<script>") && !page.body.contains("style="));
+    let js = f.client.get("/static/portal.js").await;
+    assert!(js.header("content-type").starts_with("text/javascript"));
+}
+
+#[tokio::test]
+async fn csrf_token_is_required_on_every_post() {
+    let mut f = fixture();
+    let page = f.client.get("/login").await;
+    let good = page.csrf();
+    let missing = f
+        .client
+        .post("/login", &[("login_id", LOGIN_ID), ("password", PASSWORD)])
+        .await;
+    assert_eq!(missing.status, StatusCode::FORBIDDEN);
+    assert!(missing.body.contains("画面の有効期限が切れました"));
+    let wrong = f
+        .client
+        .post(
+            "/login",
+            &[("csrf", "x".repeat(43).as_str()), ("login_id", LOGIN_ID)],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::FORBIDDEN);
+    // Another session's token does not work either.
+    let mut other = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
+    let other_token = other.get("/login").await.csrf();
+    let foreign = f
+        .client
+        .post("/register", &[("csrf", &other_token), ("email", EMAIL)])
+        .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    // Beacons and heartbeats are posts too.
+    let beacon = f
+        .client
+        .post("/login/otp/close", &[("page_token", "x")])
+        .await;
+    assert_eq!(beacon.status, StatusCode::FORBIDDEN);
+    let ok = f
+        .client
+        .post(
+            "/login",
+            &[("csrf", &good), ("login_id", LOGIN_ID), ("password", "x")],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(
+        ok.body
+            .contains("ログインIDまたはパスワードが正しくありません。")
+    );
+}
+
+#[tokio::test]
+async fn sec_39_link_landing_swaps_the_token_for_session_state_and_redirects() {
+    let mut f = fixture();
+    let page = f.client.get("/register").await;
+    let r = f
+        .client
+        .post("/register", &[("csrf", &page.csrf()), ("email", EMAIL)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("利用登録手続きのご案内"));
+    assert!(
+        r.body
+            .contains("★ご家族と重複するメールアドレスは使用できません。")
+    );
+    let mail = f.outbox.next("registration_link");
+    let link = mail.link();
+    assert!(
+        link.starts_with("http://127.0.0.1:8080/registration/link?token="),
+        "built from the configured base URL only: {link}"
+    );
+
+    let landing = f.client.get(&mail.link_path()).await;
+    assert_eq!(landing.status, StatusCode::SEE_OTHER);
+    assert_eq!(landing.location(), "/registration/link", "token-free URL");
+    assert_eq!(landing.header("referrer-policy"), "no-referrer");
+
+    // GET only inspects: twice is fine, nothing is consumed, the token is not echoed.
+    for _ in 0..2 {
+        let page = f.client.get("/registration/link").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("本人確認ページへ"));
+        assert!(page.body.contains("仮パスワード"));
+        assert!(!page.body.contains(&mail.token()), "token never in a page");
+    }
+    let csrf = f.client.get("/registration/link").await.csrf();
+    let open = f
+        .client
+        .post("/registration/link", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(open.status, StatusCode::SEE_OTHER);
+    assert_eq!(open.location(), "/registration/identity");
+
+    // The link is spent: another browser opening it is told so, in Japanese.
+    let mut other = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
+    other.get(&mail.link_path()).await;
+    let spent = other.get("/registration/link").await;
+    assert!(
+        spent.body.contains("このURLは既に使用されています。"),
+        "{}",
+        spent.body
+    );
+}
+
+#[tokio::test]
+async fn registration_through_the_pages_then_sec_32_session_rotates_at_login() {
+    let mut f = fixture();
+    // R1
+    let csrf = f.client.get("/register").await.csrf();
+    f.client
+        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    let link1 = f.outbox.next("registration_link");
+    // R2
+    f.client.get(&link1.link_path()).await;
+    let csrf = f.client.get("/registration/link").await.csrf();
+    f.client
+        .post("/registration/link", &[("csrf", &csrf)])
+        .await;
+    // R3: a wrong birth date first (generic message), then the right one, typed in
+    // full-width the way members often do.
+    let page = f.client.get("/registration/identity").await;
+    assert!(page.body.contains("すべて半角文字で入力してください"));
+    assert!(page.body.contains("マイナポータル"));
+    let wrong = f
+        .client
+        .post(
+            "/registration/identity",
+            &[
+                ("csrf", &page.csrf()),
+                ("card_number", CARD),
+                ("birth_date", "1985-04-13"),
+            ],
+        )
+        .await;
+    assert!(
+        wrong.body.contains("本人確認ができませんでした"),
+        "{}",
+        wrong.body
+    );
+    let shown = f
+        .client
+        .post(
+            "/registration/identity",
+            &[
+                ("csrf", &page.csrf()),
+                ("card_number", "９９９－１２３４５６－００"),
+                ("birth_date", "昭和60年4月12日"),
+            ],
+        )
+        .await;
+    assert!(shown.body.contains("必ず控えてください"), "{}", shown.body);
+    let key = portal_support::element_text(&shown.body, "auth-key").unwrap();
+    assert_eq!(key.len(), 8);
+    // R4, as if on another device.
+    let link2 = f.outbox.next("identity_verified");
+    let mut phone = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
+    let r = phone.get(&link2.link_path()).await;
+    assert_eq!(r.location(), "/registration/verify");
+    let page = phone.get("/registration/verify").await;
+    let r = phone
+        .post(
+            "/registration/verify",
+            &[("csrf", &page.csrf()), ("auth_key", &key)],
+        )
+        .await;
+    assert_eq!(r.location(), "/registration/credentials");
+    // R5
+    let page = phone.get("/registration/credentials").await;
+    assert!(page.body.contains(EMAIL), "メールアドレス shown read-only");
+    let mismatch = phone
+        .post(
+            "/registration/credentials",
+            &[
+                ("csrf", &page.csrf()),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+                ("password_confirmation", "something-else-1"),
+                ("nickname", "たろう"),
+            ],
+        )
+        .await;
+    assert!(mismatch.body.contains("一致しません"));
+    let done = phone
+        .post(
+            "/registration/credentials",
+            &[
+                ("csrf", &page.csrf()),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+                ("password_confirmation", PASSWORD),
+                ("nickname", "たろう"),
+            ],
+        )
+        .await;
+    assert_eq!(done.location(), "/registration/done");
+
+    // Login. SEC-32: the id before the 暗証キー is not the id after.
+    f.start_login().await;
+    let pre_auth = f.client.cookie.clone().unwrap();
+    let mut attacker = f.client.clone(); // a fixated copy of the pre-auth cookie
+    let code = f.outbox.next("login_otp").otp();
+    let page = f.client.get("/login/otp").await;
+    let r = f
+        .client
+        .post(
+            "/login/otp",
+            &[
+                ("csrf", &page.csrf()),
+                ("page_token", &page.page_token()),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(r.location(), "/home");
+    let post_auth = f.client.cookie.clone().unwrap();
+    assert_ne!(pre_auth, post_auth, "new session id at authentication");
+    assert!(
+        !f.app.sessions.contains(&pre_auth),
+        "pre-auth session destroyed"
+    );
+    assert!(f.app.sessions.contains(&post_auth));
+    assert!(
+        !f.app.sessions.stores_plain_id(&post_auth),
+        "stored as SHA-256"
+    );
+
+    let home = f.client.get("/home").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("たろうさん、ようこそ。"));
+    assert!(home.body.contains("資格情報のお知らせ"));
+    assert!(home.body.contains("医療費のお知らせ"));
+    assert!(home.body.contains("サンプル"));
+    assert!(home.body.contains("999-****56-00"), "card number masked");
+    let stolen = attacker.get("/home").await;
+    assert_eq!(
+        stolen.status,
+        StatusCode::SEE_OTHER,
+        "pre-auth id is worthless"
+    );
+    assert_eq!(stolen.location(), "/login?reason=login_required");
+}
+
+#[tokio::test]
+async fn sec_33_idle_timeout_30_minutes_and_absolute_timeout_8_hours() {
+    let mut f = fixture();
+    f.register().await;
+    f.login().await;
+    // Idle: 29:59 after the last request is fine, 30:00 is not.
+    f.clock
+        .advance(Duration::minutes(30) - Duration::seconds(1));
+    assert_eq!(f.client.get("/home").await.status, StatusCode::OK);
+    f.clock.advance(Duration::minutes(30));
+    let r = f.client.get("/home").await;
+    assert_eq!(r.location(), "/login?reason=timeout");
+
+    // Absolute: active every 20 minutes, still ended at 8 h.
+    f.clock.advance(Duration::minutes(30));
+    f.login().await;
+    let mut elapsed = Duration::ZERO;
+    while elapsed + Duration::minutes(20) < Duration::hours(8) {
+        f.clock.advance(Duration::minutes(20));
+        elapsed += Duration::minutes(20);
+        assert_eq!(
+            f.client.get("/home").await.status,
+            StatusCode::OK,
+            "{elapsed}"
+        );
+    }
+    f.clock.advance(Duration::hours(8) - elapsed);
+    let r = f.client.get("/home").await;
+    assert_eq!(r.location(), "/login?reason=timeout");
+    let login = f.client.get("/login").await;
+    assert!(login.body.contains("ログイン"));
+}
+
+#[tokio::test]
+async fn sec_34_logout_destroys_the_session_and_a_changed_stamp_ends_it() {
+    let mut f = fixture();
+    f.register().await;
+    f.login().await;
+    let id = f.client.cookie.clone().unwrap();
+    let mut copy = f.client.clone();
+    let csrf = f.client.get("/home").await.csrf();
+    let r = f.client.post("/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(r.location(), "/login?reason=logged_out");
+    assert!(r.header("set-cookie").contains("Max-Age=0"));
+    assert!(!f.app.sessions.contains(&id), "gone on the server");
+    assert_eq!(copy.get("/home").await.status, StatusCode::SEE_OTHER);
+
+    // A password / e-mail change elsewhere changes the account's stamp: simulated by
+    // writing a new stamp, the next protected request ends the session.
+    f.login().await;
+    assert_eq!(f.client.get("/home").await.status, StatusCode::OK);
+    let account = f
+        .app
+        .store
+        .find_account(AccountLookup::LoginId(
+            kenpo_auth::domain::LoginId::parse(LOGIN_ID).unwrap(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut changed = account.value.clone();
+    changed.security_stamp = SecurityStamp::generate(&mut rand::rng());
+    let outcome = f
+        .app
+        .store
+        .commit(Commit {
+            accounts: vec![AccountWrite::Update {
+                expected: account.version,
+                account: changed,
+            }],
+            ..Commit::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome, CommitOutcome::Committed);
+    let r = f.client.get("/home").await;
+    assert_eq!(r.location(), "/login?reason=signed_out");
+}
+
+#[tokio::test]
+async fn otp_page_close_beacon_and_heartbeat_need_the_page_token() {
+    let mut f = fixture();
+    f.register().await;
+    let page = f.start_login().await;
+    let code = f.outbox.next("login_otp").otp();
+    let csrf = page.csrf();
+    // A beacon with another page's token closes nothing.
+    let r = f
+        .client
+        .post(
+            "/login/otp/close",
+            &[("csrf", &csrf), ("page_token", "stale")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let hb = f
+        .client
+        .post(
+            "/login/otp/heartbeat",
+            &[("csrf", &csrf), ("page_token", &page.page_token())],
+        )
+        .await;
+    assert_eq!(hb.status, StatusCode::NO_CONTENT, "alive");
+    // The real beacon closes the screen: the code is refused afterwards.
+    let r = f
+        .client
+        .post(
+            "/login/otp/close",
+            &[("csrf", &csrf), ("page_token", &page.page_token())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let hb = f
+        .client
+        .post(
+            "/login/otp/heartbeat",
+            &[("csrf", &csrf), ("page_token", &page.page_token())],
+        )
+        .await;
+    assert_eq!(hb.status, StatusCode::GONE);
+    let r = f
+        .client
+        .post(
+            "/login/otp",
+            &[
+                ("csrf", &csrf),
+                ("page_token", &page.page_token()),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(r.location(), "/login", "post-redirect-get");
+    let login = f.client.get("/login").await;
+    assert!(
+        login.body.contains("この暗証キーは無効になりました"),
+        "{}",
+        login.body
+    );
+    let again = f.client.get("/login").await;
+    assert!(
+        !again.body.contains("この暗証キーは無効になりました"),
+        "shown once"
+    );
+    assert_eq!(f.client.get("/home").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn otp_heartbeat_lapse_after_60_seconds_kills_the_code() {
+    let mut f = fixture();
+    f.register().await;
+    let page = f.start_login().await;
+    let code = f.outbox.next("login_otp").otp();
+    let (csrf, token) = (page.csrf(), page.page_token());
+    f.clock.advance(Duration::seconds(45));
+    let hb = f
+        .client
+        .post(
+            "/login/otp/heartbeat",
+            &[("csrf", &csrf), ("page_token", &token)],
+        )
+        .await;
+    assert_eq!(hb.status, StatusCode::NO_CONTENT);
+    f.clock.advance(Duration::seconds(61));
+    let hb = f
+        .client
+        .post(
+            "/login/otp/heartbeat",
+            &[("csrf", &csrf), ("page_token", &token)],
+        )
+        .await;
+    assert_eq!(hb.status, StatusCode::GONE);
+    let r = f
+        .client
+        .post(
+            "/login/otp",
+            &[("csrf", &csrf), ("page_token", &token), ("code", &code)],
+        )
+        .await;
+    assert_eq!(r.location(), "/login");
+    let login = f.client.get("/login").await;
+    assert!(
+        login.body.contains("この暗証キーは無効になりました"),
+        "{}",
+        login.body
+    );
+}
+
+#[tokio::test]
+async fn otp_resend_kills_the_old_code_and_wrong_codes_are_shown_in_japanese() {
+    let mut f = fixture();
+    f.register().await;
+    let page = f.start_login().await;
+    let old = f.outbox.next("login_otp").otp();
+    let (csrf, token) = (page.csrf(), page.page_token());
+    let wrong = if old == "000000" { "111111" } else { "000000" };
+    let r = f
+        .client
+        .post(
+            "/login/otp",
+            &[("csrf", &csrf), ("page_token", &token), ("code", wrong)],
+        )
+        .await;
+    assert!(r.body.contains("暗証キーが正しくありません"));
+    // Resend during the 60 s cooldown: 429 with the library's message, no mail.
+    let r = f
+        .client
+        .post(
+            "/login/otp/resend",
+            &[("csrf", &csrf), ("page_token", &token)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.body.contains("秒ほど待ってから"));
+    f.clock.advance(Duration::seconds(61));
+    let hb = f
+        .client
+        .post(
+            "/login/otp/heartbeat",
+            &[("csrf", &csrf), ("page_token", &token)],
+        )
+        .await;
+    assert_eq!(hb.status, StatusCode::GONE, "no heartbeat for 61 s: closed");
+
+    // Again, with heartbeats this time.
+    let page = f.start_login().await;
+    let (csrf, token) = (page.csrf(), page.page_token());
+    let old = f.outbox.next("login_otp").otp();
+    for _ in 0..5 {
+        f.clock.advance(Duration::seconds(15));
+        f.client
+            .post(
+                "/login/otp/heartbeat",
+                &[("csrf", &csrf), ("page_token", &token)],
+            )
+            .await;
+    }
+    let r = f
+        .client
+        .post(
+            "/login/otp/resend",
+            &[("csrf", &csrf), ("page_token", &token)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("暗証キーを再送信しました"));
+    let new = f.outbox.next("login_otp").otp();
+    if old != new {
+        let r = f
+            .client
+            .post(
+                "/login/otp",
+                &[("csrf", &csrf), ("page_token", &token), ("code", &old)],
+            )
+            .await;
+        assert!(
+            r.body.contains("暗証キーが正しくありません"),
+            "old code dead"
+        );
+    }
+    let r = f
+        .client
+        .post(
+            "/login/otp",
+            &[("csrf", &csrf), ("page_token", &token), ("code", &new)],
+        )
+        .await;
+    assert_eq!(r.location(), "/home");
+}
+
+#[tokio::test]
+async fn member_errors_never_answer_5xx() {
+    let mut f = fixture();
+    f.register().await;
+    let csrf = f.client.get("/login").await.csrf();
+    let long = "a".repeat(2000);
+    let posts: &[(&str, &[(&str, &str)])] = &[
+        ("/login", &[("login_id", "x"), ("password", "")]),
+        (
+            "/login",
+            &[("login_id", "<script>"), ("password", long.as_str())],
+        ),
+        ("/login/otp", &[("code", "123456")]),
+        ("/login/otp/resend", &[]),
+        ("/login/otp/heartbeat", &[]),
+        ("/login/otp/close", &[]),
+        ("/register", &[("email", "not an address")]),
+        ("/register", &[("email", "")]),
+        ("/registration/link", &[]),
+        (
+            "/registration/temporary",
+            &[("login_id", "a"), ("password", "b")],
+        ),
+        (
+            "/registration/identity",
+            &[("card_number", "①②③"), ("birth_date", "x")],
+        ),
+        ("/registration/verify", &[("auth_key", "ABCD")]),
+        ("/registration/credentials", &[("login_id", "a")]),
+        (
+            "/recovery/login-id",
+            &[("email", "x"), ("card_number", "1")],
+        ),
+        ("/recovery/password", &[("login_id", "")]),
+        ("/password-reset/link", &[("password", "x")]),
+        ("/logout", &[]),
+    ];
+    for (path, fields) in posts {
+        let mut all = vec![("csrf", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let r = f.client.post(path, &all).await;
+        assert!(r.status.as_u16() < 500, "{path}: {}", r.status);
+        if *path != "/logout" {
+            let csrf_now = f.client.get("/login").await.csrf();
+            assert_eq!(
+                csrf_now, csrf,
+                "same session: the post was not refused by CSRF"
+            );
+        }
+    }
+    for path in [
+        "/registration/link?token=nope",
+        "/registration/link",
+        "/registration/verify?token=nope",
+        "/registration/verify",
+        "/registration/identity",
+        "/registration/credentials",
+        "/login/otp",
+        "/home",
+        "/recovery",
+        "/password-reset/link?token=nope",
+        "/password-reset/link",
+        "/does-not-exist",
+    ] {
+        let r = f.client.get(path).await;
+        assert!(r.status.as_u16() < 500, "{path}: {}", r.status);
+    }
+    let r = f.client.get("/registration/link").await;
+    assert!(r.body.contains("このURLは無効です"), "{}", r.body);
+    let r = f.client.get("/recovery").await;
+    assert!(r.body.contains("ログインIDを忘れた方"));
+    // Invalid input comes back with the library's Japanese message, never the input.
+    let csrf = f.client.get("/register").await.csrf();
+    let r = f
+        .client
+        .post("/register", &[("csrf", &csrf), ("email", "taro@@example")])
+        .await;
+    assert!(r.body.contains("class=\"alert error\""), "{}", r.body);
+}
+
+/// A store whose backend can be switched off, to show what a host failure looks like.
+struct FlakyStore {
+    inner: MemoryStore,
+    down: Arc<AtomicBool>,
+}
+
+impl FlakyStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            Err(StoreError::Backend(
+                "database unreachable (simulated)".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Store for FlakyStore {
+    async fn find_flow(
+        &self,
+        key: &TokenDigest,
+    ) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
+        self.check()?;
+        self.inner.find_flow(key).await
+    }
+    async fn flows_of_account(
+        &self,
+        account: &AccountId,
+    ) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
+        self.check()?;
+        self.inner.flows_of_account(account).await
+    }
+    async fn find_account(
+        &self,
+        lookup: AccountLookup,
+    ) -> Result<Option<Versioned<kenpo_auth::ports::Account>>, StoreError> {
+        self.check()?;
+        self.inner.find_account(lookup).await
+    }
+    async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError> {
+        self.check()?;
+        self.inner.load_counter(key).await
+    }
+    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
+        self.check()?;
+        self.inner.commit(commit).await
+    }
+    async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
+        self.check()?;
+        self.inner.purge_expired(now, limit).await
+    }
+}
+
+#[tokio::test]
+async fn host_errors_answer_the_generic_503_page() {
+    let down = Arc::new(AtomicBool::new(true));
+    let store = FlakyStore {
+        inner: MemoryStore::new(),
+        down: down.clone(),
+    };
+    let mut f = fixture_with(|c| c.store = Some(Arc::new(store)));
+    let csrf = f.client.get("/login").await.csrf();
+    let r = f
+        .client
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.body.contains("ただいまサービスを利用できません"));
+    assert!(!r.body.contains("simulated"), "no internals on the page");
+    let r = f
+        .client
+        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    down.store(false, Ordering::SeqCst);
+    let r = f
+        .client
+        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "the member can retry");
+}
+
+#[tokio::test]
+async fn rate_limit_answers_429_with_retry_after() {
+    let mut f = fixture_with(|c| {
+        c.rate_limit = RateLimit {
+            all: Bucket {
+                burst: 100.0,
+                per_second: 1.0,
+            },
+            posts: Bucket {
+                burst: 3.0,
+                per_second: 0.01,
+            },
+        }
+    });
+    let csrf = f.client.get("/login").await.csrf();
+    for _ in 0..3 {
+        let r = f
+            .client
+            .post(
+                "/login",
+                &[("csrf", &csrf), ("login_id", "nobody1"), ("password", "x")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let r = f
+        .client
+        .post(
+            "/login",
+            &[("csrf", &csrf), ("login_id", "nobody1"), ("password", "x")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.header("retry-after").parse::<u64>().unwrap() >= 1);
+    assert!(r.body.contains("短時間に操作が繰り返されました"));
+    assert_eq!(r.header("content-security-policy"), app::security::CSP);
+    // Pages still load (the page bucket is separate).
+    assert_eq!(f.client.get("/login").await.status, StatusCode::OK);
+}
+
+#[test]
+fn demo_roster_loads_and_bad_rows_name_the_line_not_the_value() {
+    let roster = app::roster::Roster::from_csv(app::DEMO_ROSTER).unwrap();
+    assert_eq!(roster.member_count(), 6);
+    let bad = "member_id,card_number,birth_date,kana_name,relation,eligible,display_name,acquired_on\n\
+               X,999-12345X-00,1985-04-12,,本人,true,名前,2010-04-01\n";
+    let e = app::roster::Roster::from_csv(bad).unwrap_err();
+    assert_eq!(e.line, 2);
+    assert!(!e.to_string().contains("12345X"));
+}
+
+#[tokio::test]
+async fn sec_40_forgot_login_id_mails_it_and_never_shows_it() {
+    let mut f = fixture();
+    f.register().await;
+    // Mails to one address are ≥ 60 s apart (SEC-13): let the registration's pass.
+    f.clock.advance(Duration::seconds(61));
+    let csrf = f.client.get("/recovery").await.csrf();
+    let known = f
+        .client
+        .post(
+            "/recovery/login-id",
+            &[
+                ("csrf", &csrf),
+                ("email", EMAIL),
+                ("card_number", CARD),
+                ("birth_date", BIRTH),
+            ],
+        )
+        .await;
+    assert_eq!(known.status, StatusCode::OK);
+    assert!(known.body.contains("ご登録がある場合は"));
+    assert!(!known.body.contains(LOGIN_ID), "never on screen");
+    let mail = f.outbox.next("login_id_reminder");
+    assert!(mail.body.contains(LOGIN_ID));
+    // An unknown address gets the very same page.
+    let unknown = f
+        .client
+        .post(
+            "/recovery/login-id",
+            &[
+                ("csrf", &csrf),
+                ("email", "nobody@example.jp"),
+                ("card_number", CARD),
+                ("birth_date", BIRTH),
+            ],
+        )
+        .await;
+    assert_eq!(unknown.body, known.body, "SEC-40: identical answers");
+}
+
+#[tokio::test]
+async fn sec_37_forgot_password_reset_link_then_new_password() {
+    let mut f = fixture();
+    f.register().await;
+    f.clock.advance(Duration::seconds(61));
+    let csrf = f.client.get("/recovery").await.csrf();
+    let known = f
+        .client
+        .post(
+            "/recovery/password",
+            &[("csrf", &csrf), ("login_id", LOGIN_ID)],
+        )
+        .await;
+    let unknown = f
+        .client
+        .post(
+            "/recovery/password",
+            &[("csrf", &csrf), ("login_id", "nobody-here")],
+        )
+        .await;
+    assert_eq!(known.status, StatusCode::OK);
+    assert_eq!(known.body, unknown.body, "SEC-37: identical answers");
+    let mail = f.outbox.next("password_reset_link");
+    assert!(mail.link().contains("/password-reset/link?token="));
+
+    let r = f.client.get(&mail.link_path()).await;
+    assert_eq!(
+        r.location(),
+        "/password-reset/link",
+        "SEC-39: token leaves the URL"
+    );
+    let page = f.client.get("/password-reset/link").await;
+    assert!(page.body.contains("新パスワード"));
+    let new_password = "kawazoi-Sanpo-42";
+    let wrong = f
+        .client
+        .post(
+            "/password-reset/link",
+            &[
+                ("csrf", &page.csrf()),
+                ("card_number", CARD),
+                ("birth_date", "1985-04-13"),
+                ("password", new_password),
+                ("password_confirmation", new_password),
+            ],
+        )
+        .await;
+    assert!(
+        wrong.body.contains("本人確認ができませんでした"),
+        "{}",
+        wrong.body
+    );
+    let done = f
+        .client
+        .post(
+            "/password-reset/link",
+            &[
+                ("csrf", &page.csrf()),
+                ("card_number", CARD),
+                ("birth_date", BIRTH),
+                ("password", new_password),
+                ("password_confirmation", new_password),
+            ],
+        )
+        .await;
+    assert!(
+        done.body.contains("パスワードを再設定しました"),
+        "{}",
+        done.body
+    );
+    // The link is spent; the old password is dead, the new one works (with a 暗証キー).
+    let mut other = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
+    other.get(&mail.link_path()).await;
+    let spent = other.get("/password-reset/link").await;
+    assert!(
+        spent.body.contains("このURLは既に使用されています"),
+        "{}",
+        spent.body
+    );
+    let csrf = f.client.get("/login").await.csrf();
+    let old = f
+        .client
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(
+        old.body
+            .contains("ログインIDまたはパスワードが正しくありません。")
+    );
+    let new = f
+        .client
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("login_id", LOGIN_ID),
+                ("password", new_password),
+            ],
+        )
+        .await;
+    assert_eq!(new.location(), "/login/otp");
+}
+
+/// `SMTP_URL`: the portal sends through a real SMTP server (aiosmtpd on loopback) via
+/// `SmtpMailer` behind a `QueuedMailer`.
+#[cfg(feature = "smtp")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_url_sends_through_a_real_smtp_server() {
+    let sink = sink::Sink::plain();
+    let url = format!("smtp://127.0.0.1:{}", sink.port);
+    let mut f = fixture_with(|c| c.smtp_url = Some(url));
+    let csrf = f.client.get("/register").await.csrf();
+    let r = f
+        .client
+        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let mails = sink.wait_for(1);
+    assert_eq!(mails[0].header("Subject"), Some("利用登録手続きのご案内"));
+    assert!(
+        mails[0]
+            .body
+            .contains("http://127.0.0.1:8080/registration/link?token=")
+    );
+    assert!(f.outbox.mails().is_empty(), "nothing in the outbox");
+}
+
+#[test]
+fn smtp_url_problems_are_refused_at_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = app::AppConfig::new("http://127.0.0.1:8080", dir.path().join("outbox"));
+    config.smtp_url = Some("smtp://mail.example.jp:587?tls=starttls".to_owned());
+    let built = if cfg!(feature = "smtp") {
+        // With the feature, a bad URL is refused instead.
+        config.smtp_url = Some("smtp://mail.example.jp:587?tls=bogus".to_owned());
+        app::build(config)
+    } else {
+        app::build(config)
+    };
+    assert!(matches!(built, Err(app::BuildError::Smtp(_))));
+}
