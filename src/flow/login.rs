@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::{Env, TOMBSTONE_TTL};
+use super::{Env, TOMBSTONE_TTL, deadline};
 use crate::error::Rejection;
 use crate::ports::AccountId;
 use crate::token::{OtpChallengeId, OtpCode, TokenDigest};
@@ -134,7 +134,7 @@ pub fn issue<R: rand::CryptoRng + ?Sized>(
         attempts: 0,
         resends: 0,
         sent_at: env.now,
-        expires_at: env.now + env.policy.otp_ttl,
+        expires_at: deadline(env.now, env.policy.otp_ttl),
         last_seen_at: env.now,
     };
     (state, challenge, code)
@@ -224,7 +224,7 @@ impl LoginState {
     /// challenge).
     fn check_live(s: &AwaitingOtp, env: Env<'_>) -> Result<(), Option<LoginEndReason>> {
         if let Some(hb) = env.policy.otp_screen_heartbeat
-            && env.now >= s.last_seen_at + hb
+            && env.now >= deadline(s.last_seen_at, hb)
         {
             return Err(Some(LoginEndReason::HeartbeatLapsed));
         }
@@ -253,7 +253,7 @@ impl LoginState {
         if s.attempts >= env.policy.otp_tries_per_challenge {
             return Err(Rejection::OtpAttemptsExhausted);
         }
-        let ready_at = s.sent_at + env.policy.otp_resend_cooldown;
+        let ready_at = deadline(s.sent_at, env.policy.otp_resend_cooldown);
         if env.now < ready_at {
             return Err(Rejection::TooManyRequests {
                 retry_after: ready_at - env.now,
@@ -268,7 +268,7 @@ impl LoginState {
             code: code.digest(env.keys, &s.challenge),
             resends: s.resends + 1,
             sent_at: env.now,
-            expires_at: env.now + env.policy.otp_ttl,
+            expires_at: deadline(env.now, env.policy.otp_ttl),
             last_seen_at: env.now,
             ..s
         };
@@ -324,8 +324,8 @@ impl LoginState {
 
     pub(crate) fn purge_after(&self) -> OffsetDateTime {
         match self {
-            LoginState::AwaitingOtp(s) => s.expires_at + TOMBSTONE_TTL,
-            LoginState::Ended(s) => s.at + Duration::hours(1),
+            LoginState::AwaitingOtp(s) => deadline(s.expires_at, TOMBSTONE_TTL),
+            LoginState::Ended(s) => deadline(s.at, Duration::hours(1)),
         }
     }
 }

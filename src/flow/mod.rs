@@ -15,7 +15,7 @@ pub mod recovery;
 pub mod registration;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 
 use crate::policy::Policy;
 use crate::ports::AccountId;
@@ -43,6 +43,19 @@ pub struct Env<'a> {
     pub policy: &'a Policy,
     /// The digest keys.
     pub keys: &'a DigestKeyring,
+}
+
+/// `at + span`, saturating at the first or last instant `time` can represent instead of
+/// panicking on overflow.
+///
+/// Every deadline of the core goes through here: a clock near the end of `time`'s range,
+/// or a lifespan the policy accepts but that does not fit (`identity_step_ttl` and
+/// `otp_resend_cooldown` have no upper bound), must never bring a request down. A
+/// deadline that saturates to year 9999 is "not in this system's lifetime"; one that
+/// saturates to year -9999 has passed. Either way `now >= expires_at` still decides
+/// expiry, so nothing lives longer than asked within the representable range.
+pub(crate) fn deadline(at: OffsetDateTime, span: Duration) -> OffsetDateTime {
+    at.saturating_add(span)
 }
 
 /// A persisted flow of any kind.

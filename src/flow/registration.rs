@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use super::{Env, TOMBSTONE_TTL};
+use super::{Env, TOMBSTONE_TTL, deadline};
 use crate::domain::{BirthDate, CardNumber, EmailAddress, KanaName};
 use crate::error::Rejection;
 use crate::ports::{AccountId, MemberId, MemberRecord, SecurityStamp};
@@ -215,7 +215,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     let state = AwaitingLinkOpen {
         email,
         link: token.digest(env.keys),
-        expires_at: env.now + env.policy.registration_link_ttl,
+        expires_at: deadline(env.now, env.policy.registration_link_ttl),
     };
     (state, token)
 }
@@ -304,7 +304,7 @@ impl RegistrationState {
             link: s.link,
             handle: handle.digest(env.keys),
             attempts: 0,
-            expires_at: env.now + env.policy.identity_step_ttl,
+            expires_at: deadline(env.now, env.policy.identity_step_ttl),
         };
         Ok((RegistrationState::AwaitingIdentity(next), handle))
     }
@@ -344,7 +344,7 @@ impl RegistrationState {
                 let link = VerificationLinkToken::generate(rng);
                 let link_digest = link.digest(env.keys);
                 let key = AuthKey::generate(rng, env.policy.auth_key_len);
-                let expires_at = env.now + env.policy.verification_link_ttl;
+                let expires_at = deadline(env.now, env.policy.verification_link_ttl);
                 let next = AwaitingAuthKey {
                     email: s.email,
                     member: r.member_id.clone(),
@@ -415,7 +415,7 @@ impl RegistrationState {
             }),
             spent: vec![s.link, s.handle],
             handle: new_handle.digest(env.keys),
-            expires_at: env.now + env.policy.credentials_step_ttl,
+            expires_at: deadline(env.now, env.policy.credentials_step_ttl),
         };
         Ok((RegistrationState::AwaitingCredentials(next), new_handle))
     }
@@ -453,7 +453,7 @@ impl RegistrationState {
                 proof: RegistrationProof(ProofKind::IdentityVerified { member: s.member }),
                 spent,
                 handle: handle.digest(env.keys),
-                expires_at: env.now + env.policy.credentials_step_ttl,
+                expires_at: deadline(env.now, env.policy.credentials_step_ttl),
             };
             return Step {
                 state: RegistrationState::AwaitingCredentials(next),
@@ -532,12 +532,12 @@ impl RegistrationState {
         match self {
             // Keep a flow whose link is still live, then a day more so a reused link is
             // told "already used" or "expired" rather than "unknown".
-            RegistrationState::AwaitingLinkOpen(s) => s.expires_at + TOMBSTONE_TTL,
-            RegistrationState::AwaitingIdentity(s) => s.expires_at + TOMBSTONE_TTL,
-            RegistrationState::AwaitingAuthKey(s) => s.expires_at + TOMBSTONE_TTL,
-            RegistrationState::AwaitingCredentials(s) => s.expires_at + TOMBSTONE_TTL,
-            RegistrationState::Completed(s) => s.at + TOMBSTONE_TTL,
-            RegistrationState::Dead(s) => s.at + TOMBSTONE_TTL,
+            RegistrationState::AwaitingLinkOpen(s) => deadline(s.expires_at, TOMBSTONE_TTL),
+            RegistrationState::AwaitingIdentity(s) => deadline(s.expires_at, TOMBSTONE_TTL),
+            RegistrationState::AwaitingAuthKey(s) => deadline(s.expires_at, TOMBSTONE_TTL),
+            RegistrationState::AwaitingCredentials(s) => deadline(s.expires_at, TOMBSTONE_TTL),
+            RegistrationState::Completed(s) => deadline(s.at, TOMBSTONE_TTL),
+            RegistrationState::Dead(s) => deadline(s.at, TOMBSTONE_TTL),
         }
     }
 
