@@ -12,7 +12,7 @@ use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, KanaName};
 use kenpo_auth::flow::login::{self, LoginState};
 use kenpo_auth::flow::registration::{self, LinkStatus, RegistrationState};
 use kenpo_auth::flow::{Env, FlowState, IdentityClaim};
-use kenpo_auth::ports::{AccountId, MemberId, MemberRecord, Relation};
+use kenpo_auth::ports::{AccountId, MemberId, MemberRecord, Relation, SecurityStamp};
 use kenpo_auth::token::{DigestKey, DigestKeyring};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -116,6 +116,7 @@ fn fuzz_r2_temporary_credentials_at_end_of_time_saturate_credentials_deadline() 
             &handle,
             account.clone(),
             MemberId::new("member-provisioned"),
+            SecurityStamp::generate(&mut rng),
             env(LAST_SECOND, &policy, &keys),
             &mut rng,
         )

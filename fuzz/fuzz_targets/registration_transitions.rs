@@ -19,7 +19,7 @@ use arbitrary::Arbitrary;
 use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, KanaName};
 use kenpo_auth::flow::registration::{self, DeadReason, LinkStatus, RegistrationState};
 use kenpo_auth::flow::{Env, FlowState, IdentityClaim};
-use kenpo_auth::ports::{AccountId, MemberId, MemberRecord, Relation};
+use kenpo_auth::ports::{AccountId, MemberId, MemberRecord, Relation, SecurityStamp};
 use kenpo_auth::token::{
     AuthKey, DigestKeyring, FlowHandle, RegistrationLinkToken, TokenDigest, VerificationLinkToken,
 };
@@ -536,6 +536,7 @@ impl Harness {
             &d,
             account.clone(),
             member.clone(),
+            SecurityStamp::generate(&mut self.rng),
             env!(self),
             &mut self.rng,
         ) {
