@@ -239,6 +239,27 @@ impl Rejection {
         }
     }
 
+    /// Whether the member must start the journey again (from the login screen, or from
+    /// 新規利用登録 / the reset request) rather than correct something on the same
+    /// screen. Frameworks use it to choose between showing the form again with the
+    /// message and showing a dead end with a link back to the start.
+    pub fn starts_over(&self) -> bool {
+        matches!(
+            self,
+            Rejection::LinkInvalid
+                | Rejection::LinkUsed
+                | Rejection::Expired
+                | Rejection::WrongStep
+                | Rejection::IdentityAttemptsExhausted
+                | Rejection::AuthKeyAttemptsExhausted
+                | Rejection::FamilyEmailInUse
+                | Rejection::AlreadyRegistered
+                | Rejection::OtpInvalid
+                | Rejection::OtpAttemptsExhausted
+                | Rejection::ReauthenticationRequired
+        )
+    }
+
     /// How long the member should wait before trying again, where a cooldown applies.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -247,6 +268,27 @@ impl Rejection {
         }
     }
 }
+
+macro_rules! rejection_from_input {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Rejection {
+            fn from(e: $t) -> Self {
+                Rejection::InvalidInput(InputError::from(e))
+            }
+        }
+    )*};
+}
+
+rejection_from_input!(
+    crate::domain::EmailError,
+    crate::domain::CardNumberError,
+    crate::domain::InsurerNumberError,
+    crate::domain::BirthDateError,
+    crate::domain::KanaNameError,
+    crate::domain::LoginIdError,
+    crate::domain::NicknameError,
+    crate::domain::PasswordError
+);
 
 /// A host-side failure that has nothing to do with what the member did.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -423,14 +423,81 @@ impl Policy {
                 });
             }
         }
-        positive(self.identity_step_ttl, "identity_step_ttl")?;
-        positive(self.credentials_step_ttl, "credentials_step_ttl")?;
-        positive(self.identity_member_window, "identity_member_window")?;
-        positive(self.otp_ttl, "otp_ttl")?;
-        positive(self.temporary_password_ttl, "temporary_password_ttl")?;
-        positive(self.reauth_window, "reauth_window")?;
-        positive(self.mail_min_interval, "mail_min_interval")?;
-        positive(self.password_delay_start, "password_delay_start")?;
+        // Every other duration is positive and bounded: a value outside these ranges is
+        // a configuration mistake, never a deviation.
+        for (v, max, f, reason) in [
+            (
+                self.identity_step_ttl,
+                Duration::hours(24),
+                "identity_step_ttl",
+                "a step lives at most 24 hours",
+            ),
+            (
+                self.credentials_step_ttl,
+                Duration::hours(24),
+                "credentials_step_ttl",
+                "a step lives at most 24 hours",
+            ),
+            (
+                self.identity_member_window,
+                Duration::days(30),
+                "identity_member_window",
+                "at most 30 days",
+            ),
+            (
+                self.otp_ttl,
+                Duration::hours(24),
+                "otp_ttl",
+                "at most 24 hours even as a deviation",
+            ),
+            (
+                self.otp_account_cooldown,
+                Duration::hours(24),
+                "otp_account_cooldown",
+                "at most 24 hours",
+            ),
+            (
+                self.otp_resend_cooldown,
+                Duration::hours(1),
+                "otp_resend_cooldown",
+                "at most 1 hour",
+            ),
+            (
+                self.temporary_password_ttl,
+                Duration::days(90),
+                "temporary_password_ttl",
+                "at most 90 days",
+            ),
+            (
+                self.reauth_window,
+                Duration::hours(1),
+                "reauth_window",
+                "at most 1 hour",
+            ),
+            (
+                self.mail_min_interval,
+                Duration::hours(1),
+                "mail_min_interval",
+                "at most 1 hour",
+            ),
+            (
+                self.password_delay_start,
+                Duration::hours(1),
+                "password_delay_start",
+                "at most 1 hour",
+            ),
+            (
+                self.password_delay_max,
+                Duration::hours(24),
+                "password_delay_max",
+                "at most 24 hours",
+            ),
+        ] {
+            positive(v, f)?;
+            if v > max {
+                return Err(PolicyError::OutOfRange { field: f, reason });
+            }
+        }
         if self.password_delay_max < self.password_delay_start {
             return Err(PolicyError::OutOfRange {
                 field: "password_delay_max",
@@ -439,6 +506,12 @@ impl Policy {
         }
         if let Some(h) = self.otp_screen_heartbeat {
             positive(h, "otp_screen_heartbeat")?;
+            if h > Duration::hours(1) {
+                return Err(PolicyError::OutOfRange {
+                    field: "otp_screen_heartbeat",
+                    reason: "at most 1 hour",
+                });
+            }
         }
         for (v, f) in [
             (self.auth_key_tries, "auth_key_tries"),
@@ -741,6 +814,73 @@ mod tests {
         let mut p = Policy::default().allow_deviation(Deviation::EmailOtpCountsAsFactor, "x");
         p.password.min_chars = 7;
         assert!(matches!(p.validate(), Err(PolicyError::OutOfRange { .. })));
+    }
+
+    #[test]
+    fn every_duration_is_positive_and_bounded() {
+        type Change = Box<dyn Fn(&mut Policy, Duration)>;
+        let fields: Vec<(&str, Change, Duration)> = vec![
+            (
+                "otp_account_cooldown",
+                Box::new(|p, d| p.otp_account_cooldown = d),
+                Duration::days(2),
+            ),
+            (
+                "otp_resend_cooldown",
+                Box::new(|p, d| p.otp_resend_cooldown = d),
+                Duration::hours(2),
+            ),
+            (
+                "identity_step_ttl",
+                Box::new(|p, d| p.identity_step_ttl = d),
+                Duration::days(2),
+            ),
+            (
+                "credentials_step_ttl",
+                Box::new(|p, d| p.credentials_step_ttl = d),
+                Duration::days(2),
+            ),
+            (
+                "identity_member_window",
+                Box::new(|p, d| p.identity_member_window = d),
+                Duration::days(31),
+            ),
+            (
+                "temporary_password_ttl",
+                Box::new(|p, d| p.temporary_password_ttl = d),
+                Duration::days(91),
+            ),
+            (
+                "reauth_window",
+                Box::new(|p, d| p.reauth_window = d),
+                Duration::hours(2),
+            ),
+            (
+                "password_delay_max",
+                Box::new(|p, d| p.password_delay_max = d),
+                Duration::days(2),
+            ),
+        ];
+        for (field, set, too_long) in fields {
+            for bad in [
+                Duration::ZERO,
+                Duration::seconds(-1),
+                too_long,
+                Duration::MAX,
+            ] {
+                let mut p = Policy::default();
+                set(&mut p, bad);
+                assert!(
+                    matches!(p.validate(), Err(PolicyError::OutOfRange { field: f, .. }) if f == field),
+                    "{field} = {bad}"
+                );
+            }
+        }
+        let p = Policy {
+            otp_screen_heartbeat: Some(Duration::hours(2)),
+            ..Policy::default()
+        };
+        assert!(p.validate().is_err());
     }
 
     #[test]

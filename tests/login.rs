@@ -500,3 +500,26 @@ async fn otp_typed_full_width_is_accepted() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn logged_in_pages_read_the_account_summary() {
+    let f = registered().await;
+    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let auth = f
+        .portal
+        .verify_otp(ch.challenge.expose_secret(), f.otp(TARO).expose_secret())
+        .await
+        .unwrap();
+    let summary = f
+        .portal
+        .account_summary(&auth.account_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(summary.login_id.as_str(), LOGIN);
+    assert_eq!(summary.member.as_str(), "M001");
+    assert_eq!(summary.email.unwrap().for_sending(), TARO);
+    assert_eq!(summary.nickname.unwrap().as_str(), "たろう");
+    let unknown = kenpo_auth::ports::AccountId::from_stored("no-such-account");
+    assert_eq!(f.portal.account_summary(&unknown).await.unwrap(), None);
+}

@@ -992,3 +992,115 @@ async fn sec_08_fifty_flows_racing_one_address_make_one_account() {
 fn auth_key_parse_refuses_confusables() {
     assert!(AuthKey::parse("ABCD0OI1").is_err());
 }
+
+#[tokio::test]
+async fn r5_screen_shows_the_address_the_account_will_get() {
+    let f = fixture();
+    let h1 = opened(&f, TARO).await;
+    // Before R4 the address is not readable: the R2 handle is at another step.
+    assert_eq!(
+        rejection(
+            f.portal
+                .registration_email(h1.expose_secret())
+                .await
+                .unwrap_err()
+        ),
+        Rejection::WrongStep
+    );
+    let shown = f
+        .portal
+        .verify_identity(h1.expose_secret(), claim(CARD, BIRTH))
+        .await
+        .unwrap();
+    let h2 = f
+        .portal
+        .confirm_auth_key(
+            f.link2(TARO).expose_secret(),
+            shown.auth_key.expose_secret(),
+        )
+        .await
+        .unwrap();
+    let email = f
+        .portal
+        .registration_email(h2.expose_secret())
+        .await
+        .unwrap();
+    assert_eq!(email.for_sending(), TARO);
+    f.clock.advance(Duration::minutes(30));
+    assert_eq!(
+        rejection(
+            f.portal
+                .registration_email(h2.expose_secret())
+                .await
+                .unwrap_err()
+        ),
+        Rejection::Expired
+    );
+}
+
+#[tokio::test]
+async fn dom_08_identity_claim_uses_the_insurers_card_format() {
+    let f = fixture();
+    let claim = f
+        .portal
+        .identity_claim("９９９－１２３４５６－００", "1985/04/12", Some("ﾔﾏﾀﾞ ﾀﾛｳ"))
+        .unwrap();
+    assert_eq!(claim.card_number.canonical(), "999-123456-00");
+    assert_eq!(claim.kana_name.unwrap().as_str(), "ヤマダタロウ");
+    // The default 健保組合 format takes digits only: a kana 記号 is refused, in Japanese.
+    let r = f
+        .portal
+        .identity_claim("あいう-1234-01", "1985-04-12", None)
+        .unwrap_err();
+    assert!(r.code().starts_with("card_number."));
+    assert!(
+        !r.starts_over(),
+        "the member corrects the field on the same screen"
+    );
+    assert!(
+        f.portal
+            .identity_claim(CARD, "1985-02-30", None)
+            .unwrap_err()
+            .code()
+            .starts_with("birth_date.")
+    );
+}
+
+#[tokio::test]
+async fn dom_21_legacy_carrier_address_gets_advice_text() {
+    let f = fixture();
+    let started = f
+        .portal
+        .start_registration("taro..sakura@docomo.ne.jp")
+        .await
+        .unwrap();
+    assert!(started.legacy_address_warning);
+    assert!(started.legacy_address_advice.is_some());
+    let plain = f.portal.start_registration(TARO).await.unwrap();
+    assert_eq!(plain.legacy_address_advice, None);
+}
+
+#[test]
+fn rejections_say_whether_the_member_starts_over() {
+    for r in [
+        Rejection::LinkUsed,
+        Rejection::Expired,
+        Rejection::WrongStep,
+        Rejection::OtpInvalid,
+        Rejection::AuthKeyAttemptsExhausted,
+        Rejection::FamilyEmailInUse,
+    ] {
+        assert!(r.starts_over(), "{r:?}");
+    }
+    for r in [
+        Rejection::AuthKeyIncorrect,
+        Rejection::IdentityNotConfirmed,
+        Rejection::OtpIncorrect,
+        Rejection::LoginFailed,
+        Rejection::LoginIdTaken,
+        Rejection::PasswordConfirmationMismatch,
+        Rejection::Busy,
+    ] {
+        assert!(!r.starts_over(), "{r:?}");
+    }
+}

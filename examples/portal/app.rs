@@ -24,7 +24,6 @@ use kenpo_auth::ports::{
     AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock, TracingAudit,
 };
 use kenpo_auth::store::MemoryStore;
-use kenpo_auth::token::{DigestKey, DigestKeyring};
 use kenpo_auth::{InsurerProfile, Policy, Portal};
 use time::Duration;
 
@@ -186,9 +185,6 @@ pub(crate) struct AppState {
     pub(crate) roster: Arc<Roster>,
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) limiter: Arc<RateLimiter>,
-    /// The same key the portal digests handles with: only to read the R5 address (see
-    /// `handlers::registration_email`).
-    pub(crate) keys: Arc<DigestKeyring>,
     pub(crate) heartbeat_every: Duration,
 }
 
@@ -233,9 +229,6 @@ pub fn build(config: AppConfig) -> Result<App, BuildError> {
         builder = builder.audit(audit);
     }
     let portal = builder.build().map_err(BuildError::Portal)?;
-    let keys = DigestKey::new(1, config.secret_key)
-        .map(DigestKeyring::new)
-        .map_err(|e| BuildError::Portal(e.into()))?;
     let sessions = Arc::new(Sessions::new(
         config.clock.clone(),
         config.session_idle,
@@ -248,7 +241,6 @@ pub fn build(config: AppConfig) -> Result<App, BuildError> {
         roster: roster.clone(),
         sessions: sessions.clone(),
         limiter: Arc::new(RateLimiter::new(config.rate_limit)),
-        keys: Arc::new(keys),
         heartbeat_every: config.heartbeat_every,
     };
     let router = routes(state, config.secure_cookies);

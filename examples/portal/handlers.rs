@@ -9,11 +9,10 @@ use axum::Extension;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, LoginId, Password};
-use kenpo_auth::flow::{FlowState, IdentityClaim, LinkStatus, RegistrationState};
+use kenpo_auth::domain::{EmailAddress, LoginId, Password};
+use kenpo_auth::flow::{IdentityClaim, LinkStatus};
 use kenpo_auth::portal::{NewCredentials, RecoveryRequested};
 use kenpo_auth::ports::AccountLookup;
-use kenpo_auth::token::FlowHandle;
 use kenpo_auth::{Error, Lang, Rejection};
 use serde::Deserialize;
 
@@ -591,26 +590,13 @@ pub(crate) async fn identity_submit(
     let Some(handle) = session.data().flow_handle else {
         return Ok(dead_end(&session, "本人確認", &Rejection::WrongStep));
     };
-    let card = match CardNumber::parse(&f.card_number) {
-        Ok(c) => c,
-        Err(e) => {
-            return Ok(
-                identity_form(&session, Some(e.message(Lang::Ja).into_owned())).into_response(),
-            );
-        }
-    };
-    let birth = match BirthDate::parse(&f.birth_date) {
-        Ok(b) => b,
-        Err(e) => {
-            return Ok(
-                identity_form(&session, Some(e.message(Lang::Ja).into_owned())).into_response(),
-            );
-        }
-    };
-    let claim = IdentityClaim {
-        card_number: card,
-        birth_date: birth,
-        kana_name: None,
+    // The library reads the numbers with the insurer's own format (DOM-8).
+    let claim = match state
+        .portal
+        .identity_claim(&f.card_number, &f.birth_date, None)
+    {
+        Ok(claim) => claim,
+        Err(r) => return Ok(identity_form(&session, ja(&r)).into_response()),
     };
     match split(state.portal.verify_identity(&handle, claim).await)? {
         Ok(shown) => {
@@ -712,23 +698,12 @@ pub(crate) async fn link2_confirm(
 }
 
 /// The address the account will get, for 利用者情報入力's read-only メールアドレス.
-///
-/// The library has no call for it (`complete_registration` knows it, the host does
-/// not), so the example reads the flow from the store it owns, by the handle's digest —
-/// the same digest the portal computes.
 async fn registration_email(state: &AppState, handle: &str) -> Result<Option<String>, Error> {
-    let Ok(handle) = FlowHandle::parse(handle) else {
-        return Ok(None);
-    };
-    for digest in handle.digest_candidates(&state.keys) {
-        if let Some(found) = state.store.find_flow(&digest).await?
-            && let FlowState::Registration(RegistrationState::AwaitingCredentials(s)) =
-                found.value.state
-        {
-            return Ok(Some(s.email.for_sending().to_owned()));
-        }
+    match state.portal.registration_email(handle).await {
+        Ok(email) => Ok(Some(email.for_sending().to_owned())),
+        Err(Error::Rejected(_)) => Ok(None),
+        Err(e) => Err(e),
     }
-    Ok(None)
 }
 
 async fn credentials_form(
@@ -874,17 +849,19 @@ fn recovery_sent(session: &Session, answer: RecoveryRequested) -> Response {
 }
 
 /// 記号・番号・枝番 and 生年月日 from a form; `Ok(None)` when both are empty.
-fn identity_claim(card: &str, birth: &str) -> Result<Option<IdentityClaim>, String> {
+fn identity_claim(
+    state: &AppState,
+    card: &str,
+    birth: &str,
+) -> Result<Option<IdentityClaim>, String> {
     if card.trim().is_empty() && birth.trim().is_empty() {
         return Ok(None);
     }
-    let card_number = CardNumber::parse(card).map_err(|e| e.message(Lang::Ja).into_owned())?;
-    let birth_date = BirthDate::parse(birth).map_err(|e| e.message(Lang::Ja).into_owned())?;
-    Ok(Some(IdentityClaim {
-        card_number,
-        birth_date,
-        kana_name: None,
-    }))
+    state
+        .portal
+        .identity_claim(card, birth, None)
+        .map(Some)
+        .map_err(|r| r.message(Lang::Ja).into_owned())
 }
 
 #[derive(Deserialize, Default)]
@@ -901,7 +878,7 @@ pub(crate) async fn forgot_login_id(
     Extension(session): Extension<Session>,
     Form(f): Form<ForgotIdForm>,
 ) -> Page {
-    let claim = match identity_claim(&f.card_number, &f.birth_date) {
+    let claim = match identity_claim(&state, &f.card_number, &f.birth_date) {
         Ok(c) => c,
         Err(message) => return Ok(recovery_form_error(&session, message)),
     };
@@ -1043,7 +1020,7 @@ pub(crate) async fn reset_submit(
             ));
         }
     };
-    let claim = match identity_claim(&f.card_number, &f.birth_date) {
+    let claim = match identity_claim(&state, &f.card_number, &f.birth_date) {
         Ok(c) => c,
         Err(message) => {
             return Ok(reset_form(&state, &session, None, Some(message)).into_response());

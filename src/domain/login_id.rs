@@ -80,6 +80,10 @@ impl LoginId {
         if trimmed.len() > Self::MAX_CHARS {
             return Err(LoginIdError::TooLong);
         }
+        // `------` or `._._._` would be a login ID nobody can read back over the phone.
+        if !trimmed.bytes().any(|b| b.is_ascii_alphanumeric()) {
+            return Err(LoginIdError::NoLetterOrDigit);
+        }
         Ok(LoginId(trimmed.to_ascii_lowercase()))
     }
 
@@ -219,6 +223,9 @@ pub enum LoginIdError {
     /// A character other than ASCII letters, digits and `. _ - @`.
     #[error("login ID contains a character that is not allowed")]
     InvalidChar,
+    /// Made only of `. _ - @`, without a letter or digit.
+    #[error("login ID has no letter or digit")]
+    NoLetterOrDigit,
     /// The ID equals the member's e-mail address, card number or birth date (SEC-42).
     #[error("login ID equals identifying data")]
     Identifying,
@@ -231,6 +238,7 @@ impl LoginIdError {
             LoginIdError::TooShort => "login_id.too_short",
             LoginIdError::TooLong => "login_id.too_long",
             LoginIdError::InvalidChar => "login_id.invalid_char",
+            LoginIdError::NoLetterOrDigit => "login_id.no_letter_or_digit",
             LoginIdError::Identifying => "login_id.identifying",
         }
     }
@@ -246,6 +254,9 @@ impl LoginIdError {
                 LoginIdError::InvalidChar => Cow::Borrowed(
                     "The login ID may only contain half-width letters, digits and . _ - @.",
                 ),
+                LoginIdError::NoLetterOrDigit => {
+                    Cow::Borrowed("The login ID needs at least one half-width letter or digit.")
+                }
                 LoginIdError::Identifying => Cow::Borrowed(
                     "Your e-mail address, insurance card symbol/number or date of birth \
                      cannot be used as a login ID.",
@@ -258,6 +269,9 @@ impl LoginIdError {
                 LoginIdError::InvalidChar => Cow::Borrowed(
                     "ログインIDに使用できない文字が含まれています。半角英数字と記号（. _ - @）で入力してください。",
                 ),
+                LoginIdError::NoLetterOrDigit => {
+                    Cow::Borrowed("ログインIDには半角英字または数字を1文字以上含めてください。")
+                }
                 LoginIdError::Identifying => Cow::Borrowed(
                     "メールアドレス、記号・番号、生年月日はログインIDに使用できません。",
                 ),
@@ -309,6 +323,8 @@ mod tests {
             ("taro<kenpo>", LoginIdError::InvalidChar),
             ("taro/kenpo", LoginIdError::InvalidChar),
             ("taro%20kenpo", LoginIdError::InvalidChar),
+            ("------", LoginIdError::NoLetterOrDigit),
+            ("._@_._", LoginIdError::NoLetterOrDigit),
             ("taro\u{200B}kenpo", LoginIdError::InvalidChar),
             ("tarö_kenpo", LoginIdError::InvalidChar),
             ("taro\nkenpo", LoginIdError::InvalidChar),

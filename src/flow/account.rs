@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::registration::LinkStatus;
-use super::{Env, TOMBSTONE_TTL};
+use super::{Env, TOMBSTONE_TTL, deadline};
 use crate::domain::EmailAddress;
 use crate::error::Rejection;
 use crate::ports::AccountId;
@@ -79,7 +79,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
         account,
         new_email,
         link: token.digest(env.keys),
-        expires_at: env.now + env.policy.email_change_link_ttl,
+        expires_at: deadline(env.now, env.policy.email_change_link_ttl),
     };
     (state, token)
 }
@@ -164,8 +164,8 @@ impl EmailChangeState {
 
     pub(crate) fn purge_after(&self) -> OffsetDateTime {
         match self {
-            EmailChangeState::AwaitingConfirmation(s) => s.expires_at + TOMBSTONE_TTL,
-            EmailChangeState::Ended(s) => s.at + TOMBSTONE_TTL,
+            EmailChangeState::AwaitingConfirmation(s) => deadline(s.expires_at, TOMBSTONE_TTL),
+            EmailChangeState::Ended(s) => deadline(s.at, TOMBSTONE_TTL),
         }
     }
 }

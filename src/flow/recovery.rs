@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::registration::{IdentityClaim, LinkStatus, roster_matches};
-use super::{Env, TOMBSTONE_TTL};
+use super::{Env, TOMBSTONE_TTL, deadline};
 use crate::error::Rejection;
 use crate::ports::{AccountId, MemberRecord};
 use crate::token::{FlowHandle, PasswordResetLinkToken, TokenDigest};
@@ -115,7 +115,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     let state = AwaitingResetLink {
         account,
         link: token.digest(env.keys),
-        expires_at: env.now + env.policy.password_reset_link_ttl,
+        expires_at: deadline(env.now, env.policy.password_reset_link_ttl),
     };
     (state, token)
 }
@@ -170,7 +170,7 @@ impl ResetState {
             handle: handle.digest(env.keys),
             attempts: 0,
             identity_confirmed: false,
-            expires_at: env.now + env.policy.credentials_step_ttl,
+            expires_at: deadline(env.now, env.policy.credentials_step_ttl),
         };
         Ok((ResetState::AwaitingNewPassword(next), handle))
     }
@@ -301,9 +301,9 @@ impl ResetState {
 
     pub(crate) fn purge_after(&self) -> OffsetDateTime {
         match self {
-            ResetState::AwaitingLinkOpen(s) => s.expires_at + TOMBSTONE_TTL,
-            ResetState::AwaitingNewPassword(s) => s.expires_at + TOMBSTONE_TTL,
-            ResetState::Ended(s) => s.at + TOMBSTONE_TTL,
+            ResetState::AwaitingLinkOpen(s) => deadline(s.expires_at, TOMBSTONE_TTL),
+            ResetState::AwaitingNewPassword(s) => deadline(s.expires_at, TOMBSTONE_TTL),
+            ResetState::Ended(s) => deadline(s.at, TOMBSTONE_TTL),
         }
     }
 }

@@ -501,7 +501,7 @@ impl Portal {
         let password_hash = self.inner.hasher.hash(&as_password).await?;
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
-            let expires_at = now + self.inner.policy.temporary_password_ttl;
+            let expires_at = now.saturating_add(self.inner.policy.temporary_password_ttl);
             let status = AccountStatus::Provisioned {
                 temporary_expires_at: expires_at,
             };

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::{MAX_CAS_RETRIES, Portal, busy, window_hit};
-use crate::domain::{LoginId, Password};
+use crate::domain::{EmailAddress, LoginId, Nickname, Password};
 use crate::error::{Error, Rejection};
 use crate::flow::login::{self, LoginEndReason};
 use crate::flow::{FlowState, LoginState};
@@ -11,7 +11,7 @@ use crate::mail::MailMessage;
 use crate::password_hash::Verification;
 use crate::ports::{
     Account, AccountId, AccountLookup, AccountStatus, AccountWrite, AuditEvent, AuditKind, Commit,
-    CommitOutcome, FlowId, FlowRecord, FlowWrite, SecurityStamp, Versioned,
+    CommitOutcome, FlowId, FlowRecord, FlowWrite, MemberId, SecurityStamp, Versioned,
 };
 use crate::token::{OtpChallengeId, OtpCode};
 
@@ -43,6 +43,22 @@ pub struct Authenticated {
     pub security_stamp: SecurityStamp,
     /// When the 暗証キー was accepted.
     pub authenticated_at: OffsetDateTime,
+}
+
+/// What a logged-in member's pages show about their account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccountSummary {
+    /// The account.
+    pub account_id: AccountId,
+    /// Its login ID.
+    pub login_id: LoginId,
+    /// Its registered address.
+    pub email: Option<EmailAddress>,
+    /// Its nickname (ニックネーム).
+    pub nickname: Option<Nickname>,
+    /// The roster member it belongs to.
+    pub member: MemberId,
 }
 
 /// Which accounts a password check accepts.
@@ -99,7 +115,7 @@ impl Portal {
         let capped = a.password_failures >= p.password_failure_cap;
         let delayed = a
             .last_password_failure_at
-            .is_some_and(|last| now < last + p.password_delay(a.password_failures));
+            .is_some_and(|last| now < last.saturating_add(p.password_delay(a.password_failures)));
         let cooling = a.otp_cooldown_until.is_some_and(|until| now < until);
         let verification = self
             .inner
@@ -361,7 +377,7 @@ impl Portal {
             if verdict.account_limit_reached {
                 // SEC-29: the account limit cools the account down and counts as a
                 // password failure (SEC-24).
-                updated.otp_cooldown_until = Some(now + p.otp_account_cooldown);
+                updated.otp_cooldown_until = Some(now.saturating_add(p.otp_account_cooldown));
                 updated.password_failures = updated.password_failures.saturating_add(1);
                 updated.last_password_failure_at = Some(now);
             }
@@ -584,6 +600,29 @@ impl Portal {
             }
         }
         Err(busy())
+    }
+
+    /// What a logged-in member's pages show about their account: login ID, address,
+    /// nickname and roster member (for the host's 資格情報 / 医療費 pages). `None` for an
+    /// unknown or disabled account. Hosts call it after [`Portal::check_security_stamp`].
+    pub async fn account_summary(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<AccountSummary>, Error> {
+        let found = self
+            .inner
+            .store
+            .find_account(AccountLookup::Id(account.clone()))
+            .await?;
+        Ok(found
+            .filter(|a| matches!(a.value.status, AccountStatus::Active))
+            .map(|a| AccountSummary {
+                account_id: a.value.id,
+                login_id: a.value.login_id,
+                email: a.value.email,
+                nickname: a.value.nickname,
+                member: a.value.member,
+            }))
     }
 
     /// Whether a session's security stamp is still current. `false` after a password,

@@ -23,7 +23,7 @@ pub use account::{
     ProvisionedAccount,
 };
 pub use builder::{ConfigError, LinkPaths, PortalBuilder};
-pub use login::{Authenticated, OtpChallenge};
+pub use login::{AccountSummary, Authenticated, OtpChallenge};
 pub use pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
@@ -253,7 +253,7 @@ pub(crate) fn window_hit(
     min_interval: Option<time::Duration>,
 ) -> Result<CounterWrite, time::Duration> {
     let (expected, counter) = match current {
-        Some(v) if now < v.value.window_start + window => (Some(v.version), v.value),
+        Some(v) if now < v.value.window_start.saturating_add(window) => (Some(v.version), v.value),
         Some(v) => (
             Some(v.version),
             Counter {
@@ -261,7 +261,7 @@ pub(crate) fn window_hit(
                 window_start: now,
                 count: 0,
                 last_at: v.value.last_at,
-                expires_at: now + window,
+                expires_at: now.saturating_add(window),
             },
         ),
         None => (
@@ -270,19 +270,19 @@ pub(crate) fn window_hit(
                 key: key.clone(),
                 window_start: now,
                 count: 0,
-                last_at: now - window,
-                expires_at: now + window,
+                last_at: now.saturating_sub(window),
+                expires_at: now.saturating_add(window),
             },
         ),
     };
     if let Some(gap) = min_interval {
-        let ready = counter.last_at + gap;
+        let ready = counter.last_at.saturating_add(gap);
         if counter.count > 0 && now < ready {
             return Err(ready - now);
         }
     }
     if counter.count >= cap {
-        return Err(counter.window_start + window - now);
+        return Err(counter.window_start.saturating_add(window) - now);
     }
     Ok(CounterWrite {
         expected,

@@ -214,6 +214,8 @@ pub const ENTRY_POINTS: &[EntryPoint] = &[
     ep("close_otp_screen", P::NormalLogin, C::Member, &[]),
     ep("heartbeat_otp_screen", P::NormalLogin, C::Member, &[]),
     ep("check_security_stamp", P::SessionCheck, C::Host, &[]),
+    ep("account_summary", P::SessionCheck, C::Host, &[]),
+    ep("registration_email", P::SelfRegistration, C::Member, &[]),
     ep(
         "request_login_id_reminder",
         P::LoginIdReminder,

@@ -4,8 +4,8 @@ use time::OffsetDateTime;
 
 use super::{MAX_CAS_RETRIES, Portal, busy, window_hit};
 use crate::domain::{
-    Carrier, EmailAddress, InputError, LoginId, Nickname, Password, PasswordContext,
-    check_new_password,
+    BirthDate, CardNumber, Carrier, EmailAddress, InputError, KanaName, LoginId, Nickname,
+    Password, PasswordContext, check_new_password,
 };
 use crate::error::{Error, Rejection};
 use crate::flow::registration::{self, LinkStatus};
@@ -24,6 +24,7 @@ use crate::token::{AuthKey, FlowHandle, RegistrationLinkToken, VerificationLinkT
 /// only on the address as typed: a carrier advisory for docomo/au/SoftBank/Y!mobile
 /// addresses (DOM-20) and a warning for legacy non-RFC addresses (DOM-21).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RegistrationStarted {
     /// The carrier, if the address is a carrier address.
     pub carrier: Option<Carrier>,
@@ -31,6 +32,8 @@ pub struct RegistrationStarted {
     pub carrier_advisory: Option<String>,
     /// Whether the address is a legacy docomo/au form some mail servers refuse.
     pub legacy_address_warning: bool,
+    /// The text to show for such an address (DOM-21), in the insurer's language.
+    pub legacy_address_advice: Option<String>,
 }
 
 /// The answer to R3: the 認証キー to show on screen once (「必ず控えてください」).
@@ -77,6 +80,9 @@ impl Portal {
                 .carrier()
                 .map(|c| c.advisory(self.inner.profile.sender_domain(), self.inner.profile.lang)),
             legacy_address_warning: email.is_legacy_non_rfc(),
+            legacy_address_advice: email
+                .legacy_warning(self.inner.profile.lang)
+                .map(str::to_owned),
         };
         let registered = self
             .inner
@@ -192,6 +198,29 @@ impl Portal {
             }
         }
         Err(busy())
+    }
+
+    /// Reads what the member typed on 本人確認 into an [`IdentityClaim`], with the
+    /// insurer's own 記号・番号 format (DOM-8): full-width digits and hyphen look-alikes
+    /// are folded, and anything unreadable is a [`Rejection`] with its Japanese message.
+    pub fn identity_claim(
+        &self,
+        card_number: &str,
+        birth_date: &str,
+        kana_name: Option<&str>,
+    ) -> Result<IdentityClaim, Rejection> {
+        let card_number =
+            CardNumber::parse_with(card_number, &self.inner.profile.card_number_format)?;
+        let birth_date = BirthDate::parse(birth_date)?;
+        let kana_name = match kana_name.map(str::trim) {
+            None | Some("") => None,
+            Some(k) => Some(KanaName::parse(k)?),
+        };
+        Ok(IdentityClaim {
+            card_number,
+            birth_date,
+            kana_name,
+        })
     }
 
     /// R3 (本人確認 → 確認): checks 記号・番号・枝番 and 生年月日 against the roster. On
@@ -468,6 +497,22 @@ impl Portal {
                 .account(&account.value.id),
         );
         Ok(new_handle)
+    }
+
+    /// The address the account will get, to show read-only on 利用者情報入力 (R5). Only
+    /// a handle at that step (after R4 or R2') can read it; any other handle is
+    /// [`Rejection::WrongStep`], an expired step [`Rejection::Expired`].
+    pub async fn registration_email(&self, handle: &str) -> Result<EmailAddress, Error> {
+        let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
+        let candidates = handle.digest_candidates(&self.inner.keys);
+        let now = self.now();
+        let Some((found, digest)) = self.find_flow(&candidates).await? else {
+            return Err(Rejection::WrongStep.into());
+        };
+        let FlowState::Registration(state) = &found.value.state else {
+            return Err(Rejection::WrongStep.into());
+        };
+        Ok(state.ready_to_complete(&digest, now)?.email.clone())
     }
 
     /// R5 (利用者情報入力 → 登録): validates 新ログインID, 新パスワード (+確認) and
