@@ -25,15 +25,16 @@ use std::collections::HashSet;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::password_hash as ph;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, KeyId, Params, ParamsBuilder, Version};
+use argon2::password_hash::PasswordHasher as _;
+use argon2::{Algorithm, Argon2, Block, KeyId, Params, ParamsBuilder, Version};
 use rand::rngs::{SysError, SysRng};
 use rand_core::TryRng;
 use secrecy::{ExposeSecret, SecretBox};
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -328,6 +329,8 @@ impl HashError {
 /// What this module needs from a parsed stored hash.
 struct Parsed {
     phc: ph::phc::PasswordHash,
+    algorithm: Algorithm,
+    version: Version,
     /// Argon2id with version 0x13 (19) — the only combination new hashes use.
     is_current_variant: bool,
     params: HashParams,
@@ -379,6 +382,9 @@ impl Parsed {
         };
         Ok(Self {
             phc,
+            algorithm,
+            // Read as argon2's own verify reads it: no `v=` means its default (0x13).
+            version: version.unwrap_or_default(),
             is_current_variant: algorithm == Algorithm::Argon2id && version == Some(Version::V0x13),
             params,
             key_id,
@@ -410,6 +416,11 @@ struct Inner {
     max_concurrent: usize,
     /// A hash of a random, discarded password, made with the current params and pepper.
     dummy: PasswordHashString,
+    /// Argon2 working memory kept between verifications: at most `max_concurrent`
+    /// buffers, none larger than the current `params` need (see [`Inner::with_memory`]).
+    memory: Mutex<Vec<Vec<Block>>>,
+    /// The block count of the current `params`: the largest buffer kept.
+    memory_blocks: usize,
     #[cfg(test)]
     probe: probe::Probe,
 }
@@ -438,9 +449,10 @@ impl PasswordHasher {
     /// - `previous_peppers`: retired peppers that old hashes may still name; they verify,
     ///   and report `needs_rehash` so they move to the current pepper on the next login.
     /// - `max_concurrent`: how many Argon2 computations the `async` methods run at once, so
-    ///   peak memory stays ≤ `max_concurrent × m` under a login flood (SEC-22). Use
-    ///   [`PasswordHasher::default_max_concurrent`] (the number of CPU cores) unless you
-    ///   know better.
+    ///   peak memory stays ≤ `max_concurrent × m` under a login flood (SEC-22). Up to
+    ///   that much working memory is kept between verifications and reused, so a login
+    ///   does not pay for fresh pages. Use [`PasswordHasher::default_max_concurrent`] (the
+    ///   number of CPU cores) unless you know better.
     ///
     /// # Errors
     /// [`HashError::InvalidParams`] if argon2 rejects `params`,
@@ -478,6 +490,7 @@ impl PasswordHasher {
             .map_err(HashError::Rng)?;
         let dummy = hash_with(&argon2_params, pepper.as_ref(), dummy_password.as_ref())?;
 
+        let memory_blocks = argon2_params.block_count();
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
@@ -487,6 +500,8 @@ impl PasswordHasher {
                 permits: Arc::new(Semaphore::new(max_concurrent)),
                 max_concurrent,
                 dummy,
+                memory: Mutex::new(Vec::new()),
+                memory_blocks,
                 #[cfg(test)]
                 probe: probe::Probe::default(),
             }),
@@ -613,17 +628,64 @@ impl Inner {
                     .ok_or(HashError::UnknownPepperId { id })?,
             ),
         };
-        // Variant, version and parameters come from the stored hash; the instance only
-        // supplies the secret.
-        let argon2 = argon2_with(pepper, Params::DEFAULT)?;
-        let outcome = self.argon2_section(|| argon2.verify_password(password, &parsed.phc));
-        match outcome {
-            Ok(()) => Ok(Verification::Match {
+        // Variant, version and parameters (output length included) come from the stored
+        // hash; the pepper supplies the secret. This is argon2's `verify_password`, except
+        // that the working memory is reused (see `with_memory`).
+        let params = Params::try_from(&parsed.phc).map_err(HashError::MalformedStoredHash)?;
+        let (Some(salt), Some(expected)) = (&parsed.phc.salt, &parsed.phc.hash) else {
+            return Err(HashError::MalformedStoredHash(ph::Error::OutputSize));
+        };
+        let argon2 = argon2_with(pepper, parsed.algorithm, parsed.version, params)?;
+        let mut computed = Zeroizing::new([0u8; ph::phc::Output::MAX_LENGTH]);
+        let out = computed
+            .get_mut(..expected.len())
+            .ok_or(HashError::MalformedStoredHash(ph::Error::OutputSize))?;
+        self.argon2_section(|| {
+            self.with_memory(argon2.params().block_count(), |blocks| {
+                argon2.hash_password_into_with_memory(password, salt, out, blocks)
+            })
+        })
+        .map_err(|e| HashError::Argon2(e.into()))?;
+        // Constant time, as argon2's own comparison of `Output`s.
+        if bool::from(out.ct_eq(expected.as_bytes())) {
+            Ok(Verification::Match {
                 needs_rehash: self.needs_rehash(&parsed),
-            }),
-            Err(ph::Error::PasswordInvalid) => Ok(Verification::Mismatch),
-            Err(e) => Err(HashError::Argon2(e)),
+            })
+        } else {
+            Ok(Verification::Mismatch)
         }
+    }
+
+    /// Runs `f` on Argon2 working memory of at least `blocks` blocks, reusing a buffer an
+    /// earlier computation left.
+    ///
+    /// argon2's own `verify_password` allocates its 19 MiB (at the default cost) on every
+    /// call, and glibc's allocator may hand it back to the kernel in between: on the
+    /// example portal each login then page-faulted ~1 200 times while zeroing it, 1–4 ms
+    /// on top of a 14 ms verify (see BENCHMARKS.md). Reuse is safe because Argon2 writes every
+    /// block before it reads it (the first pass overwrites, it never XORs into, what the
+    /// memory held). Memory stays within SEC-22's bound: at most `max_concurrent`
+    /// buffers are kept (the permits bound how many run at once), none larger than the
+    /// current parameters need; a stored hash with a larger `m` gets a buffer of its own,
+    /// freed afterwards.
+    fn with_memory<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+        let pooled = self
+            .memory
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut buffer = pooled.unwrap_or_default();
+        if buffer.len() < blocks {
+            buffer.resize(blocks, Block::default());
+        }
+        let out = f(&mut buffer);
+        if buffer.len() <= self.memory_blocks {
+            let mut pool = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
+            if pool.len() < self.max_concurrent {
+                pool.push(buffer);
+            }
+        }
+        out
     }
 
     fn needs_rehash(&self, stored: &Parsed) -> bool {
@@ -649,16 +711,16 @@ impl Inner {
     }
 }
 
-fn argon2_with(pepper: Option<&Pepper>, params: Params) -> Result<Argon2<'_>, HashError> {
+fn argon2_with(
+    pepper: Option<&Pepper>,
+    algorithm: Algorithm,
+    version: Version,
+    params: Params,
+) -> Result<Argon2<'_>, HashError> {
     match pepper {
-        Some(p) => Argon2::new_with_secret(
-            p.key.expose_secret(),
-            Algorithm::Argon2id,
-            Version::V0x13,
-            params,
-        )
-        .map_err(HashError::InvalidParams),
-        None => Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params)),
+        Some(p) => Argon2::new_with_secret(p.key.expose_secret(), algorithm, version, params)
+            .map_err(HashError::InvalidParams),
+        None => Ok(Argon2::new(algorithm, version, params)),
     }
 }
 
@@ -669,7 +731,7 @@ fn hash_with(
 ) -> Result<PasswordHashString, HashError> {
     let mut salt = [0u8; SALT_LEN];
     SysRng.try_fill_bytes(&mut salt).map_err(HashError::Rng)?;
-    let phc = argon2_with(pepper, params.clone())?
+    let phc = argon2_with(pepper, Algorithm::Argon2id, Version::V0x13, params.clone())?
         .hash_password_with_salt(password, &salt)
         .map_err(HashError::Argon2)?;
     Ok(PasswordHashString(phc.to_string()))
@@ -708,6 +770,7 @@ mod probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use argon2::password_hash::PasswordVerifier as _;
     use proptest::prelude::*;
     use serde::de::IntoDeserializer;
     use std::sync::atomic::Ordering;
@@ -1071,6 +1134,84 @@ mod tests {
         assert!(peak_in_flight(8, 8).await > 2);
     }
 
+    /// The pool's state: how many buffers, and the largest.
+    fn pooled(h: &PasswordHasher) -> (usize, usize) {
+        let pool = h.inner.memory.lock().unwrap();
+        (pool.len(), pool.iter().map(Vec::len).max().unwrap_or(0))
+    }
+
+    // SEC-22: reused Argon2 memory stays within the bound — at most `max_concurrent`
+    // buffers, none larger than the configured parameters need; a stored hash with a
+    // larger `m` verifies on a buffer of its own that is not kept.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sec_22_reused_memory_is_bounded() {
+        let configured = HashParams {
+            m_cost_kib: 64,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        let h = PasswordHasher::new(configured, None, vec![], 2).unwrap();
+        assert_eq!(
+            pooled(&h),
+            (0, 0),
+            "nothing allocated before the first verify"
+        );
+        let password = pw("メモリを使い回すパスワード");
+        let larger = hasher(
+            HashParams {
+                m_cost_kib: 256,
+                ..configured
+            },
+            None,
+            vec![],
+        )
+        .hash(&password)
+        .await
+        .unwrap();
+        assert!(matches!(
+            h.verify(&password, &larger).await.unwrap(),
+            Verification::Match {
+                needs_rehash: false
+            }
+        ));
+        assert_eq!(
+            pooled(&h),
+            (0, 0),
+            "a buffer above the configured m is freed"
+        );
+
+        let own = h.hash(&password).await.unwrap();
+        let mut joins = Vec::new();
+        for i in 0..12 {
+            let (h, own) = (h.clone(), own.clone());
+            let guess = if i % 2 == 0 {
+                "メモリを使い回すパスワード"
+            } else {
+                "wrong"
+            };
+            joins.push(tokio::spawn(async move {
+                h.verify(&pw(guess), &own).await.unwrap()
+            }));
+        }
+        for (i, j) in joins.into_iter().enumerate() {
+            let expected = if i % 2 == 0 {
+                Verification::Match {
+                    needs_rehash: false,
+                }
+            } else {
+                Verification::Mismatch
+            };
+            assert_eq!(j.await.unwrap(), expected);
+        }
+        let (buffers, largest) = pooled(&h);
+        assert!((1..=2).contains(&buffers), "{buffers} buffers kept");
+        assert_eq!(
+            largest, h.inner.memory_blocks,
+            "one configured-size buffer each"
+        );
+        assert_eq!(largest, 64, "64 KiB = 64 blocks of 1 KiB");
+    }
+
     #[tokio::test]
     async fn wrong_password_is_mismatch() {
         let h = hasher(MIN, None, vec![]);
@@ -1360,6 +1501,69 @@ mod tests {
         ) {
             let s = format!("${alg}$v={v}${params}${salt}${out}");
             let _ = PasswordHashString::parse(&s);
+        }
+
+        // Verifying on reused memory gives argon2's own answer, for any variant,
+        // version, cost, salt and output length, with or without a pepper, right or
+        // wrong password — even when the buffer was left dirty by a computation with
+        // other parameters (each case runs three verifications on one hasher).
+        #[test]
+        fn verify_on_reused_memory_agrees_with_argon2(
+            cases in proptest::collection::vec(
+                (
+                    0usize..3,
+                    any::<bool>(),
+                    8u32..96,
+                    1u32..3,
+                    1u32..3,
+                    16usize..48,
+                    proptest::collection::vec(any::<u8>(), 8..24),
+                    any::<bool>(),
+                    "\\PC{1,16}",
+                    any::<bool>(),
+                ),
+                3,
+            ),
+        ) {
+            let key = [9u8; 32];
+            let h = PasswordHasher::new(
+                HashParams { m_cost_kib: 64, t_cost: 1, p_cost: 1 },
+                Some(Pepper::new(7, key)),
+                vec![],
+                1,
+            )
+            .unwrap();
+            for (alg, v13, m, t, p, out_len, salt, peppered, password, right) in cases {
+                let algorithm = [Algorithm::Argon2id, Algorithm::Argon2i, Algorithm::Argon2d][alg];
+                let version = if v13 { Version::V0x13 } else { Version::V0x10 };
+                let mut b = ParamsBuilder::new();
+                b.m_cost(m.max(8 * p)).t_cost(t).p_cost(p).output_len(out_len);
+                if peppered {
+                    b.keyid(KeyId::new(&[7]).unwrap());
+                }
+                let params = b.build().unwrap();
+                let argon2 = if peppered {
+                    Argon2::new_with_secret(&key, algorithm, version, params).unwrap()
+                } else {
+                    Argon2::new(algorithm, version, params)
+                };
+                let password = pw(&password);
+                let stored = argon2
+                    .hash_password_with_salt(password.expose_secret().as_bytes(), &salt)
+                    .unwrap()
+                    .to_string();
+                let guess = if right { password } else { pw("ちがうパスワード-x") };
+                let theirs = argon2
+                    .verify_password(
+                        guess.expose_secret().as_bytes(),
+                        &ph::phc::PasswordHash::new(&stored).unwrap(),
+                    )
+                    .is_ok();
+                let ours = h
+                    .verify_blocking(&guess, &PasswordHashString::parse(&stored).unwrap())
+                    .unwrap();
+                prop_assert_eq!(matches!(ours, Verification::Match { .. }), theirs, "{}", stored);
+            }
         }
 
         // Canonical form round-trips: parse(as_str) gives the same string, and it verifies.

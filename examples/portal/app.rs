@@ -94,6 +94,10 @@ pub struct AppConfig {
     /// feature `smtp`) instead of the outbox folder. Mails then leave through a
     /// `QueuedMailer`, off the request path.
     pub smtp_url: Option<String>,
+    /// The delivery itself, instead of the outbox folder or `smtp_url`: for a load
+    /// generator or a test that reads each 暗証キー from memory rather than from `.eml`
+    /// files. `None` (the default) builds the outbox or SMTP mailer.
+    pub mailer: Option<Arc<dyn Mailer>>,
 }
 
 impl AppConfig {
@@ -121,6 +125,7 @@ impl AppConfig {
             rate_limit: RateLimit::default(),
             store: None,
             smtp_url: None,
+            mailer: None,
         }
     }
 }
@@ -198,13 +203,14 @@ pub fn build(config: AppConfig) -> Result<App, BuildError> {
         SUPPORT,
         config.base_url.clone(),
     );
-    let delivery: Arc<dyn Mailer> = match config.smtp_url.as_deref() {
-        None => Arc::new(
+    let delivery: Arc<dyn Mailer> = match (config.mailer, config.smtp_url.as_deref()) {
+        (Some(mailer), _) => mailer,
+        (None, None) => Arc::new(
             OutboxMailer::new(&config.outbox_dir, profile.clone())
                 .map_err(BuildError::Outbox)?
                 .with_clock(config.clock.clone()),
         ),
-        Some(url) => smtp_delivery(
+        (None, Some(url)) => smtp_delivery(
             url,
             &profile,
             config

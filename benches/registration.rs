@@ -1,0 +1,220 @@
+//! The registration journey R1–R5 through `Portal`, with `MemoryStore` and test-minimum
+//! Argon2 (`HashParams::danger_test_minimum()`, allowed by `Deviation::WeakPasswordHashing`),
+//! so the figures show the library's own cost rather than the hash's.
+//!
+//! Every journey registers a new member with a new address, as in production (one account
+//! per member and per address). The roster is a `HashMap` behind `MemberDirectory`, so a
+//! growing roster costs nothing here (the testkit's `MemoryDirectory` scans a `Vec`).
+//! `journey` times R1–R5 together; `R1` … `R5` run the same journey and time one step.
+//! The store keeps every earlier iteration's flows, counters and accounts, as a host
+//! does between purges.
+//!
+//! Run: `cargo bench --bench registration`
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use criterion::{Criterion, criterion_group, criterion_main};
+use kenpo_auth::domain::{BirthDate, CardNumber, Password};
+use kenpo_auth::flow::IdentityClaim;
+use kenpo_auth::mail::{MailMessage, RecordingMailer};
+use kenpo_auth::password_hash::HashParams;
+use kenpo_auth::policy::Deviation;
+use kenpo_auth::portal::NewCredentials;
+use kenpo_auth::ports::{DirectoryError, MemberDirectory, MemberId, MemberRecord, Relation};
+use kenpo_auth::store::MemoryStore;
+use kenpo_auth::testkit::ManualClock;
+use kenpo_auth::{InsurerProfile, Policy, Portal};
+use time::macros::datetime;
+
+const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
+const BIRTH: &str = "1985-04-12";
+
+/// A roster keyed by card number.
+#[derive(Clone, Default)]
+struct Roster(Arc<Mutex<HashMap<String, MemberRecord>>>);
+
+#[async_trait]
+impl MemberDirectory for Roster {
+    async fn find(&self, card: &CardNumber) -> Result<Option<MemberRecord>, DirectoryError> {
+        Ok(self.0.lock().unwrap().get(&card.canonical()).cloned())
+    }
+
+    async fn get(&self, id: &MemberId) -> Result<Option<MemberRecord>, DirectoryError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .values()
+            .find(|r| r.member_id == *id)
+            .cloned())
+    }
+}
+
+fn card(i: u64) -> String {
+    format!("{}-{:06}-00", 1000 + i / 1_000_000, i % 1_000_000)
+}
+
+struct Bench {
+    portal: Portal,
+    mailer: RecordingMailer,
+    roster: Roster,
+    next: u64,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let mut policy = Policy::default();
+        policy.hashing = HashParams::danger_test_minimum();
+        let policy = policy.allow_deviation(Deviation::WeakPasswordHashing, "benchmark");
+        let mailer = RecordingMailer::new();
+        let roster = Roster::default();
+        let portal = Portal::builder()
+            .store(MemoryStore::new())
+            .shared_mailer(Arc::new(mailer.clone()))
+            .directory(roster.clone())
+            .clock(Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC))))
+            .policy(policy)
+            .insurer(InsurerProfile::new(
+                "さくら健康保険組合",
+                "さくらけんぽWeb",
+                "no-reply@sakura-kenpo.example.jp",
+                "さくら健康保険組合 適用グループ 03-0000-0000",
+                "https://portal.sakura-kenpo.example.jp",
+            ))
+            .secret_key(1, [7u8; 32])
+            .build()
+            .unwrap();
+        Bench {
+            portal,
+            mailer,
+            roster,
+            next: 0,
+        }
+    }
+
+    /// Adds the next member to the roster (untimed) and returns its number.
+    fn new_member(&mut self) -> u64 {
+        let i = self.next;
+        self.next += 1;
+        let card_number = CardNumber::parse(&card(i)).unwrap();
+        self.roster.0.lock().unwrap().insert(
+            card_number.canonical(),
+            MemberRecord::new(
+                MemberId::new(format!("M{i:08}")),
+                card_number,
+                BirthDate::parse(BIRTH).unwrap(),
+                None,
+                Relation::Insured,
+                true,
+            ),
+        );
+        i
+    }
+
+    fn last_mail(&self) -> MailMessage {
+        self.mailer.take().pop().unwrap().message
+    }
+
+    /// One journey R1–R5 for member `i`; the time each step took.
+    async fn journey(&self, i: u64) -> [Duration; 5] {
+        let mut t = [Duration::ZERO; 5];
+        let email = format!("member{i}@example.jp");
+
+        let s = Instant::now();
+        self.portal.start_registration(&email).await.unwrap();
+        t[0] = s.elapsed();
+        let MailMessage::RegistrationLink(link1) = self.last_mail() else {
+            panic!("link 1 expected")
+        };
+
+        let s = Instant::now();
+        let handle = self
+            .portal
+            .open_registration_link(link1.token.expose_secret())
+            .await
+            .unwrap();
+        t[1] = s.elapsed();
+
+        let claim = IdentityClaim {
+            card_number: CardNumber::parse(&card(i)).unwrap(),
+            birth_date: BirthDate::parse(BIRTH).unwrap(),
+            kana_name: None,
+        };
+        let s = Instant::now();
+        let shown = self
+            .portal
+            .verify_identity(handle.expose_secret(), claim)
+            .await
+            .unwrap();
+        t[2] = s.elapsed();
+        let MailMessage::IdentityVerified(link2) = self.last_mail() else {
+            panic!("link 2 expected")
+        };
+
+        let s = Instant::now();
+        let handle = self
+            .portal
+            .confirm_auth_key(link2.token.expose_secret(), shown.auth_key.expose_secret())
+            .await
+            .unwrap();
+        t[3] = s.elapsed();
+
+        let credentials = NewCredentials {
+            login_id: format!("member-{i}"),
+            password: Password::new(PASSWORD).unwrap(),
+            password_confirmation: Password::new(PASSWORD).unwrap(),
+            nickname: None,
+        };
+        let s = Instant::now();
+        self.portal
+            .complete_registration(handle.expose_secret(), credentials)
+            .await
+            .unwrap();
+        t[4] = s.elapsed();
+        self.mailer.take();
+        t
+    }
+}
+
+fn registration(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut bench = Bench::new();
+    let mut g = c.benchmark_group("registration");
+    g.sample_size(50);
+    // `None`: the whole journey; `Some(k)`: step R(k+1) only.
+    let cases: [(&str, Option<usize>); 6] = [
+        ("journey R1-R5", None),
+        ("R1 start_registration", Some(0)),
+        ("R2 open_registration_link", Some(1)),
+        ("R3 verify_identity", Some(2)),
+        ("R4 confirm_auth_key", Some(3)),
+        ("R5 complete_registration", Some(4)),
+    ];
+    for (name, step) in cases {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let i = bench.new_member();
+                    let t = rt.block_on(bench.journey(i));
+                    total += match step {
+                        None => t.iter().sum(),
+                        Some(k) => t[k],
+                    };
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, registration);
+criterion_main!(benches);
