@@ -546,19 +546,24 @@ fn main() {
             println!("floor: Argon2id verify, {k} thread(s): {r:.1}/s   (load {l})");
         }
         let floor = floors.last().map(|f| f.1).unwrap_or(0.0);
+        // The strictest reading: the best floor measured for this run (on 2 cores,
+        // 2 threads usually beat 4).
+        let best = floors.iter().map(|f| f.1).fold(0.0, f64::max);
         // Each run logs in every account once (warm-up accounts excluded); an account's
         // second login supersedes nothing (its earlier challenge ended) and stays far
         // under the hourly 暗証キー cap.
         let r = client_rt.block_on(run(&http, &tap, warmup..accounts, c));
         let ratio = r.cycles_per_s / floor;
+        let strict = r.cycles_per_s / best;
         println!(
-            "HTTP c={c}: {:.1} cycles/s, p50 {:.1} ms, p99 {:.1} ms; {:.2} × floor ({}) \
-             [target ≥ 0.85: {}]   (load {})",
+            "HTTP c={c}: {:.1} cycles/s, p50 {:.1} ms, p99 {:.1} ms; {:.2} × floor at {} \
+             thread(s), {:.2} × best floor [target ≥ 0.85: {}]   (load {})",
             r.cycles_per_s,
             ms(r.p50),
             ms(r.p99),
             ratio,
             floor_threads.last().unwrap(),
+            strict,
             if ratio >= 0.85 { "met" } else { "MISSED" },
             loadavg()
         );
@@ -569,19 +574,21 @@ fn main() {
             ms(r.steps[2]),
             ms(r.steps[3])
         );
-        rows.push((c, r, floors, ratio));
+        rows.push((c, r, floors, ratio, strict));
     }
     println!();
-    println!("| concurrency | cycles/s | p50 | p99 | Argon2id floor | ratio (target ≥ 0.85) |");
-    println!("|---|---|---|---|---|---|");
-    for (c, r, floors, ratio) in rows {
+    println!(
+        "| concurrency | cycles/s | p50 | p99 | Argon2id floor | ratio (target ≥ 0.85) | vs best floor |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (c, r, floors, ratio, strict) in rows {
         let floor = floors
             .iter()
             .map(|(k, f, _)| format!("{f:.1}/s ({k} thr)"))
             .collect::<Vec<_>>()
             .join(", ");
         println!(
-            "| {c} | {:.1} | {:.1} ms | {:.1} ms | {floor} | {ratio:.2} |",
+            "| {c} | {:.1} | {:.1} ms | {:.1} ms | {floor} | {ratio:.2} | {strict:.2} |",
             r.cycles_per_s,
             ms(r.p50),
             ms(r.p99)

@@ -32,24 +32,30 @@ use time::macros::datetime;
 const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
 const BIRTH: &str = "1985-04-12";
 
-/// A roster keyed by card number.
+/// A roster keyed by card number and by member ID (R3 finds by card, R5 gets by ID).
 #[derive(Clone, Default)]
-struct Roster(Arc<Mutex<HashMap<String, MemberRecord>>>);
+struct Roster(Arc<Mutex<RosterMaps>>);
+
+#[derive(Default)]
+struct RosterMaps {
+    by_card: HashMap<String, MemberRecord>,
+    by_id: HashMap<MemberId, MemberRecord>,
+}
 
 #[async_trait]
 impl MemberDirectory for Roster {
     async fn find(&self, card: &CardNumber) -> Result<Option<MemberRecord>, DirectoryError> {
-        Ok(self.0.lock().unwrap().get(&card.canonical()).cloned())
-    }
-
-    async fn get(&self, id: &MemberId) -> Result<Option<MemberRecord>, DirectoryError> {
         Ok(self
             .0
             .lock()
             .unwrap()
-            .values()
-            .find(|r| r.member_id == *id)
+            .by_card
+            .get(&card.canonical())
             .cloned())
+    }
+
+    async fn get(&self, id: &MemberId) -> Result<Option<MemberRecord>, DirectoryError> {
+        Ok(self.0.lock().unwrap().by_id.get(id).cloned())
     }
 }
 
@@ -100,17 +106,19 @@ impl Bench {
         let i = self.next;
         self.next += 1;
         let card_number = CardNumber::parse(&card(i)).unwrap();
-        self.roster.0.lock().unwrap().insert(
-            card_number.canonical(),
-            MemberRecord::new(
-                MemberId::new(format!("M{i:08}")),
-                card_number,
-                BirthDate::parse(BIRTH).unwrap(),
-                None,
-                Relation::Insured,
-                true,
-            ),
+        let record = MemberRecord::new(
+            MemberId::new(format!("M{i:08}")),
+            card_number.clone(),
+            BirthDate::parse(BIRTH).unwrap(),
+            None,
+            Relation::Insured,
+            true,
         );
+        let mut roster = self.roster.0.lock().unwrap();
+        roster
+            .by_id
+            .insert(record.member_id.clone(), record.clone());
+        roster.by_card.insert(card_number.canonical(), record);
         i
     }
 
