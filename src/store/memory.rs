@@ -1,7 +1,7 @@
 //! `MemoryStore`: the reference store. Correct under concurrency (one lock around
 //! every commit), not durable.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -17,7 +17,7 @@ use crate::token::TokenDigest;
 struct Inner {
     flows: HashMap<FlowId, Versioned<FlowRecord>>,
     flow_keys: HashMap<TokenDigest, FlowId>,
-    flows_by_account: HashMap<AccountId, Vec<FlowId>>,
+    flows_by_account: HashMap<AccountId, BTreeSet<FlowId>>,
     accounts: HashMap<AccountId, Versioned<Account>>,
     by_login_id: HashMap<String, AccountId>,
     by_email: HashMap<String, AccountId>,
@@ -161,15 +161,20 @@ impl Inner {
                 for k in old.value.state.lookup_keys() {
                     self.flow_keys.remove(&k);
                 }
+                if let Some(acc) = old.value.state.account()
+                    && let Some(set) = self.flows_by_account.get_mut(acc)
+                {
+                    set.remove(&id);
+                }
             }
             for k in w.record.state.lookup_keys() {
                 self.flow_keys.insert(k, id.clone());
             }
             if let Some(acc) = w.record.state.account() {
-                let list = self.flows_by_account.entry(acc.clone()).or_default();
-                if !list.contains(&id) {
-                    list.push(id.clone());
-                }
+                self.flows_by_account
+                    .entry(acc.clone())
+                    .or_default()
+                    .insert(id.clone());
             }
             self.flows.insert(
                 id,
@@ -293,9 +298,9 @@ impl Store for MemoryStore {
                     inner.flow_keys.remove(&k);
                 }
                 if let Some(acc) = f.value.state.account()
-                    && let Some(list) = inner.flows_by_account.get_mut(acc)
+                    && let Some(set) = inner.flows_by_account.get_mut(acc)
                 {
-                    list.retain(|x| *x != id);
+                    set.remove(&id);
                 }
                 removed += 1;
             }
