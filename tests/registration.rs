@@ -291,6 +291,28 @@ async fn opened(f: &Fixture, email: &str) -> kenpo_auth::token::FlowHandle {
         .unwrap()
 }
 
+/// Runs R1–R4 and returns the handle of the credentials step (R5).
+async fn at_credentials(
+    f: &Fixture,
+    email: &str,
+    card: &str,
+    birth: &str,
+) -> kenpo_auth::token::FlowHandle {
+    let handle = opened(f, email).await;
+    let shown = f
+        .portal
+        .verify_identity(handle.expose_secret(), claim(card, birth))
+        .await
+        .unwrap();
+    f.portal
+        .confirm_auth_key(
+            f.link2(email).expose_secret(),
+            shown.auth_key.expose_secret(),
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn identity_step_lives_thirty_minutes() {
     let f = fixture();
@@ -753,20 +775,7 @@ async fn one_account_per_member() {
 #[tokio::test]
 async fn r5_refuses_bad_credentials_with_reasons() {
     let f = fixture();
-    let handle = opened(&f, TARO).await;
-    let shown = f
-        .portal
-        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
-        .await
-        .unwrap();
-    let handle = f
-        .portal
-        .confirm_auth_key(
-            f.link2(TARO).expose_secret(),
-            shown.auth_key.expose_secret(),
-        )
-        .await
-        .unwrap();
+    let handle = at_credentials(&f, TARO, CARD, BIRTH).await;
     let h = handle.expose_secret();
     let mut mismatch = credentials("taro-sakura", PASSWORD);
     mismatch.password_confirmation = kenpo_auth::domain::Password::new(OTHER_PASSWORD).unwrap();
@@ -892,20 +901,7 @@ async fn sec_03_store_holds_no_plaintext_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sec_46_fifty_tasks_completing_one_flow_make_one_account() {
     let f = fixture();
-    let handle = opened(&f, TARO).await;
-    let shown = f
-        .portal
-        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
-        .await
-        .unwrap();
-    let handle = f
-        .portal
-        .confirm_auth_key(
-            f.link2(TARO).expose_secret(),
-            shown.auth_key.expose_secret(),
-        )
-        .await
-        .unwrap();
+    let handle = at_credentials(&f, TARO, CARD, BIRTH).await;
     let handle = Arc::new(handle.expose_secret().to_owned());
     let mut tasks = Vec::new();
     for i in 0..50 {
