@@ -798,6 +798,15 @@ async fn r5_refuses_bad_credentials_with_reasons() {
             credentials("taro-sakura", "born on 19850412 in spring"),
             "password.contains_context",
         ),
+        // SEC-17: the birth date in 和暦 and month-day forms too.
+        (
+            credentials("taro-sakura", "生まれは4月12日の春です散歩道"),
+            "password.contains_context",
+        ),
+        (
+            credentials("taro-sakura", "my era birthday S60.4.12 ok"),
+            "password.contains_context",
+        ),
         // SEC-42: the login ID may not be the e-mail address or the card number.
         (
             credentials("taro.yamada@example.jp", PASSWORD),

@@ -259,10 +259,15 @@ impl PasswordContext {
     /// Adds a birth date in every format members write it, see [`birth_date_forms`].
     #[must_use]
     pub fn with_birth_date(mut self, date: Date) -> Self {
+        self.add_birth_date(date);
+        self
+    }
+
+    /// Adds every form of a birth date (see [`birth_date_forms`]), in place.
+    pub fn add_birth_date(&mut self, date: Date) {
         for form in birth_date_forms(date) {
             self.add_word(form);
         }
-        self
     }
 
     /// How many words will be checked (after dropping short and duplicate ones).

@@ -173,9 +173,8 @@ impl Portal {
             ctx.add_word(card.number());
             let compact: String = card.canonical().chars().filter(|c| *c != '-').collect();
             ctx.add_word(&compact);
-            for w in member.birth_date.context_words() {
-                ctx.add_word(&w);
-            }
+            // SEC-17: every spelling of the birth date, 西暦 and 和暦.
+            ctx.add_birth_date(member.birth_date.date());
         }
         Ok(ctx)
     }

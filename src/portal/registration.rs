@@ -699,10 +699,9 @@ impl Portal {
             identifying.push(card.canonical());
             identifying.push(compact);
             identifying.push(card.number().to_owned());
-            for w in member.birth_date.context_words() {
-                ctx.add_word(&w);
-                identifying.push(w);
-            }
+            // SEC-17: every spelling of the birth date, 西暦 and 和暦.
+            ctx.add_birth_date(member.birth_date.date());
+            identifying.extend(member.birth_date.context_words());
         }
         Ok((ctx, identifying))
     }
