@@ -48,6 +48,7 @@ pub mod error;
 pub mod flow;
 pub mod lang;
 pub mod mail;
+pub mod model;
 pub mod password_hash;
 pub mod policy;
 pub mod portal;

@@ -16,7 +16,7 @@ use super::registration::LinkStatus;
 use super::{Env, TOMBSTONE_TTL, deadline};
 use crate::domain::EmailAddress;
 use crate::error::Rejection;
-use crate::ports::AccountId;
+use crate::model::AccountId;
 use crate::token::{EmailChangeLinkToken, TokenDigest};
 
 /// The confirmation link was mailed to the new address; waiting for it to come back.

@@ -17,7 +17,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{Env, TOMBSTONE_TTL, deadline};
 use crate::error::Rejection;
-use crate::ports::AccountId;
+use crate::model::AccountId;
 use crate::token::{OtpChallengeId, OtpCode, TokenDigest};
 
 /// Password accepted, 暗証キー mailed; waiting for the member to type it.

@@ -17,8 +17,8 @@ pub mod registration;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+use crate::model::AccountId;
 use crate::policy::Policy;
-use crate::ports::AccountId;
 use crate::token::{DigestKeyring, TokenDigest};
 
 pub use account::{

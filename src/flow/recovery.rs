@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use super::registration::{IdentityClaim, LinkStatus, roster_matches};
 use super::{Env, TOMBSTONE_TTL, deadline};
 use crate::error::Rejection;
-use crate::ports::{AccountId, MemberRecord};
+use crate::model::{AccountId, MemberRecord};
 use crate::token::{FlowHandle, PasswordResetLinkToken, TokenDigest};
 
 /// The reset link was mailed; waiting for the member to open it and press the button.
@@ -312,8 +312,8 @@ impl ResetState {
 mod tests {
     use super::*;
     use crate::domain::{BirthDate, CardNumber};
+    use crate::model::{MemberId, Relation};
     use crate::policy::Policy;
-    use crate::ports::{MemberId, Relation};
     use crate::token::{DigestKey, DigestKeyring};
     use time::Duration;
     use time::macros::datetime;

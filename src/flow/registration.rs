@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use super::{Env, TOMBSTONE_TTL, deadline};
 use crate::domain::{BirthDate, CardNumber, EmailAddress, KanaName};
 use crate::error::Rejection;
-use crate::ports::{AccountId, MemberId, MemberRecord, SecurityStamp};
+use crate::model::{AccountId, MemberId, MemberRecord, SecurityStamp};
 use crate::token::{
     AuthKey, FlowHandle, RegistrationLinkToken, TokenDigest, VerificationLinkToken,
 };

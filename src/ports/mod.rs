@@ -8,12 +8,17 @@ pub mod directory;
 pub mod mailer;
 pub mod store;
 
-pub use audit::{AuditEvent, AuditKind, AuditSink, TracingAudit};
+pub use audit::{AuditSink, TracingAudit};
 pub use clock::{Clock, SystemClock};
-pub use directory::{DirectoryError, MemberDirectory, MemberId, MemberRecord, Relation};
+pub use directory::{DirectoryError, MemberDirectory};
 pub use mailer::{MailError, Mailer};
 pub use store::{
-    Account, AccountId, AccountLookup, AccountStatus, AccountWrite, Commit, CommitOutcome, Counter,
-    CounterWrite, FlowId, FlowRecord, FlowWrite, SecurityStamp, Store, StoreError, Version,
-    Versioned,
+    AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowRecord, FlowWrite, Store,
+    StoreError,
+};
+
+// The shared vocabulary, under the paths hosts already use.
+pub use crate::model::{
+    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, FlowId, MemberId,
+    MemberRecord, Relation, SecurityStamp, Version, Versioned,
 };

@@ -1,177 +1,14 @@
 //! The `Store` port: where flows, accounts and throttle counters live.
 
-use std::fmt;
-
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::domain::{EmailAddress, LoginId, Nickname};
+use crate::domain::{EmailAddress, LoginId};
 use crate::error::BoxError;
 use crate::flow::FlowState;
-use crate::password_hash::PasswordHashString;
-use crate::ports::directory::MemberId;
+use crate::model::{Account, AccountId, Counter, FlowId, MemberId, Version, Versioned};
 use crate::token::TokenDigest;
-
-/// Version of a stored record, for compare-and-set. A new record has version 1; every
-/// committed change adds one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Version(pub u64);
-
-impl Version {
-    /// The version a record gets when it is first written.
-    pub const FIRST: Version = Version(1);
-
-    /// The version after one more change.
-    pub fn next(self) -> Version {
-        Version(self.0 + 1)
-    }
-}
-
-/// A record together with the version it was read at.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Versioned<T> {
-    /// Version the record had when read; pass it back to [`Store::commit`].
-    pub version: Version,
-    /// The record.
-    pub value: T,
-}
-
-macro_rules! opaque_id {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// A fresh random identifier (128 bits, hex).
-            pub fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
-                let mut b = [0u8; 16];
-                rng.fill_bytes(&mut b);
-                $name(b.iter().map(|x| format!("{x:02x}")).collect())
-            }
-
-            /// Rebuilds an identifier read back from storage.
-            pub fn from_stored(s: impl Into<String>) -> Self {
-                $name(s.into())
-            }
-
-            /// The identifier's text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!(stringify!($name), "({})"), self.0)
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-opaque_id!(
-    /// Pseudonymous account identifier: random, carries no member data, safe for logs
-    /// and audit events (SEC-44).
-    AccountId
-);
-opaque_id!(
-    /// Identifier of one flow (a registration, a login challenge, a reset). Internal to
-    /// the store; members only ever hold tokens and handles.
-    FlowId
-);
-
-/// Changes whenever the password, e-mail address or login ID changes. Hosts keep it in
-/// their session and compare it ([`crate::Portal::check_security_stamp`]) to end other
-/// sessions after such a change (SEC-34).
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SecurityStamp(String);
-
-impl SecurityStamp {
-    /// A fresh random stamp.
-    pub fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
-        let mut b = [0u8; 16];
-        rng.fill_bytes(&mut b);
-        SecurityStamp(b.iter().map(|x| format!("{x:02x}")).collect())
-    }
-
-    /// The stamp's text, to keep in the host's session.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// Rebuilds a stamp from the host's session.
-    pub fn from_session(s: impl Into<String>) -> Self {
-        SecurityStamp(s.into())
-    }
-}
-
-impl fmt::Debug for SecurityStamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecurityStamp(…)")
-    }
-}
-
-/// Where an account is in its life.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum AccountStatus {
-    /// Registered and usable.
-    Active,
-    /// Issued by the insurer (事前登録) with a temporary password that can only be used
-    /// at R2' to choose the member's own credentials (SEC-41).
-    Provisioned {
-        /// When the temporary password stops working.
-        temporary_expires_at: OffsetDateTime,
-    },
-    /// The member left the insurer (資格喪失): no login, no recovery.
-    Disabled {
-        /// When it was disabled.
-        at: OffsetDateTime,
-    },
-}
-
-/// One member's account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct Account {
-    /// Pseudonymous identifier.
-    pub id: AccountId,
-    /// The login ID (unique, compared in canonical form).
-    pub login_id: LoginId,
-    /// The registered address (unique on its canonical form, SEC-08). `None` only for a
-    /// provisioned account that has not bound an address yet.
-    pub email: Option<EmailAddress>,
-    /// The roster member this account belongs to (unique: one account per member).
-    pub member: MemberId,
-    /// The nickname shown in the portal.
-    pub nickname: Option<Nickname>,
-    /// Argon2id PHC string of the password (or of the temporary password while
-    /// provisioned).
-    pub password_hash: PasswordHashString,
-    /// See [`SecurityStamp`].
-    pub security_stamp: SecurityStamp,
-    /// Life-cycle state.
-    pub status: AccountStatus,
-    /// Consecutive wrong passwords (SEC-24).
-    pub password_failures: u32,
-    /// When the last wrong password was given.
-    pub last_password_failure_at: Option<OffsetDateTime>,
-    /// Consecutive wrong 暗証キー entries across challenges (SEC-29).
-    pub otp_failures: u32,
-    /// No new login until then, after too many wrong 暗証キー entries (SEC-29).
-    pub otp_cooldown_until: Option<OffsetDateTime>,
-    /// When the account was created.
-    pub created_at: OffsetDateTime,
-}
 
 /// How to find an account.
 #[derive(Clone, Debug)]
@@ -195,22 +32,6 @@ pub struct FlowRecord {
     pub id: FlowId,
     /// Where the flow is.
     pub state: FlowState,
-}
-
-/// A throttle counter: how many events in the current window, and when the last one
-/// was. Keys are built by the portal from digests, never from plaintext addresses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counter {
-    /// Key, e.g. `mail:<digest>` or `identity:<member>`.
-    pub key: String,
-    /// Start of the current window.
-    pub window_start: OffsetDateTime,
-    /// Events in the window.
-    pub count: u32,
-    /// When the last event happened.
-    pub last_at: OffsetDateTime,
-    /// When the counter may be purged.
-    pub expires_at: OffsetDateTime,
 }
 
 /// A write to one flow inside a [`Commit`].

@@ -1,0 +1,18 @@
+//! The vocabulary every layer shares: identifiers, the account record, roster entries,
+//! versions and counters, and audit events.
+//!
+//! The pure core ([`crate::flow`]) and the ports ([`crate::ports`]) both build on this
+//! module and on nothing of each other's: the core decides over these values, the ports
+//! load and keep them. Each type is re-exported from [`crate::ports`] under its old path.
+
+mod account;
+mod audit;
+mod ids;
+mod member;
+mod record;
+
+pub use account::{Account, AccountStatus};
+pub use audit::{AuditEvent, AuditKind};
+pub use ids::{AccountId, FlowId, SecurityStamp};
+pub use member::{MemberId, MemberRecord, Relation};
+pub use record::{Counter, Version, Versioned};
