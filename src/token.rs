@@ -23,6 +23,8 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::error::Rejection;
+
 /// Random bytes in every link token and bearer handle: 256 bits (SEC-02 asks ≥ 128).
 pub const TOKEN_BYTES: usize = 32;
 
@@ -52,10 +54,16 @@ fn uniform_index<R: CryptoRng + ?Sized>(rng: &mut R, n: usize) -> usize {
 }
 
 /// Draws `len` symbols uniformly from `alphabet`.
-fn random_string<R: CryptoRng + ?Sized>(rng: &mut R, alphabet: &[u8], len: usize) -> String {
-    (0..len)
-        .map(|_| char::from(alphabet[uniform_index(rng, alphabet.len())]))
-        .collect()
+fn random_string<R: CryptoRng + ?Sized>(
+    rng: &mut R,
+    alphabet: &[u8],
+    len: usize,
+) -> Zeroizing<String> {
+    let mut out = Zeroizing::new(String::with_capacity(len));
+    for _ in 0..len {
+        out.push(char::from(alphabet[uniform_index(rng, alphabet.len())]));
+    }
+    out
 }
 
 /// What a secret is for. Mixed into its digest, so the digest of a registration token
@@ -303,18 +311,79 @@ impl DigestKeyring {
 #[error("not a well-formed token")]
 pub struct MalformedToken;
 
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A link mailed to a member (registration links 1 and 2, password reset, e-mail
+/// change): a bearer token whose digest finds its flow. Sealed; one type per purpose,
+/// so a link of one journey cannot be handed to another's step:
+///
+/// ```compile_fail
+/// # async fn f(portal: &kenpo_auth::Portal, reset: &kenpo_auth::token::PasswordResetLinkToken) {
+/// // A password-reset link where link 1 of registration is wanted does not compile.
+/// portal.open_registration_link(reset).await;
+/// # }
+/// ```
+pub trait MailedLink: sealed::Sealed {
+    /// Digests under every accepted key, for lookups during key rotation.
+    fn digest_candidates(&self, keys: &DigestKeyring) -> Vec<TokenDigest>;
+}
+
+macro_rules! mailed_link {
+    ($($name:ident),*) => {$(
+        impl MailedLink for $name {
+            fn digest_candidates(&self, keys: &DigestKeyring) -> Vec<TokenDigest> {
+                $name::digest_candidates(self, keys)
+            }
+        }
+    )*};
+}
+
+/// Equality of two secrets' text in time that depends only on their lengths.
+fn ct_eq(a: &str, b: &str) -> bool {
+    bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
+}
+
+macro_rules! secret_text_impls {
+    ($name:ident, $rejection:expr) => {
+        impl PartialEq for $name {
+            /// Constant-time in the contents (SEC-02).
+            fn eq(&self, other: &Self) -> bool {
+                ct_eq(&self.0, &other.0)
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl std::str::FromStr for $name {
+            type Err = crate::error::Rejection;
+            /// Parses what came back from the member, with the error a host answers
+            #[doc = concat!("when it is malformed: [`", stringify!($rejection), "`](crate::error::", stringify!($rejection), ").")]
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s).map_err(|_| $rejection)
+            }
+        }
+    };
+}
+
 macro_rules! bearer_token {
-    ($(#[$doc:meta])* $name:ident, $purpose:expr) => {
+    ($(#[$doc:meta])* $name:ident, $purpose:expr, $rejection:expr) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq)]
-        pub struct $name(String);
+        ///
+        /// The text is wiped from memory when the value is dropped; equality is
+        /// constant-time.
+        #[derive(Clone)]
+        pub struct $name(Zeroizing<String>);
+
+        secret_text_impls!($name, $rejection);
 
         impl $name {
             /// Draws a fresh token: 256 bits from `rng`, URL-safe base64 without padding.
             pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
                 let mut bytes = Zeroizing::new([0u8; TOKEN_BYTES]);
                 rng.fill_bytes(bytes.as_mut_slice());
-                $name(URL_SAFE_NO_PAD.encode(bytes.as_slice()))
+                $name(Zeroizing::new(URL_SAFE_NO_PAD.encode(bytes.as_slice())))
             }
 
             /// Accepts a token as it came back from a URL, form field or cookie. Only
@@ -325,7 +394,7 @@ macro_rules! bearer_token {
                     return Err(MalformedToken);
                 }
                 match URL_SAFE_NO_PAD.decode(s) {
-                    Ok(bytes) if bytes.len() == TOKEN_BYTES => Ok($name(s.to_owned())),
+                    Ok(bytes) if bytes.len() == TOKEN_BYTES => Ok($name(Zeroizing::new(s.to_owned()))),
                     _ => Err(MalformedToken),
                 }
             }
@@ -358,12 +427,8 @@ macro_rules! bearer_token {
             }
         }
 
-        impl std::str::FromStr for $name {
-            type Err = MalformedToken;
-            fn from_str(s: &str) -> Result<Self, MalformedToken> {
-                Self::parse(s)
-            }
-        }
+        impl sealed::Sealed for $name {}
+
     };
 }
 
@@ -371,43 +436,58 @@ bearer_token!(
     /// Link 1 of registration, mailed in 「利用登録手続きのご案内」 (R1); valid 3 h by
     /// default, single use, consumed by the POST of 【本人確認ページへ】.
     RegistrationLinkToken,
-    Purpose::RegistrationLink
+    Purpose::RegistrationLink,
+    Rejection::LinkInvalid
 );
 bearer_token!(
     /// Link 2 of registration, mailed in 「本人確認完了のご案内」 (R3); valid 30 min, opened
     /// together with the on-screen 認証キー.
     VerificationLinkToken,
-    Purpose::VerificationLink
+    Purpose::VerificationLink,
+    Rejection::LinkInvalid
 );
 bearer_token!(
     /// The password-reset link (30 min, single use).
     PasswordResetLinkToken,
-    Purpose::PasswordResetLink
+    Purpose::PasswordResetLink,
+    Rejection::LinkInvalid
 );
 bearer_token!(
     /// The link that confirms a new e-mail address (30 min, single use).
     EmailChangeLinkToken,
-    Purpose::EmailChangeLink
+    Purpose::EmailChangeLink,
+    Rejection::LinkInvalid
 );
 bearer_token!(
     /// Binds a registration or recovery flow to one browser. The host keeps it in a
     /// cookie or hidden field and hands it back on each step; the store keeps its digest.
     FlowHandle,
-    Purpose::FlowHandle
+    Purpose::FlowHandle,
+    Rejection::WrongStep
 );
 bearer_token!(
     /// Names one 暗証キー challenge — one code screen. The 暗証キー is bound to it, so a
     /// code mailed for one login attempt cannot finish another (SEC-27).
     OtpChallengeId,
-    Purpose::OtpChallenge
+    Purpose::OtpChallenge,
+    Rejection::OtpInvalid
+);
+
+mailed_link!(
+    RegistrationLinkToken,
+    VerificationLinkToken,
+    PasswordResetLinkToken,
+    EmailChangeLinkToken
 );
 
 /// The 認証キー shown on screen once at R3 and typed back at R4 with link 2 (SEC-11).
 ///
 /// Its characters come from a confusable-free alphabet; parsing folds case and
 /// full-width forms, because members retype it by hand.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AuthKey(String);
+#[derive(Clone)]
+pub struct AuthKey(Zeroizing<String>);
+
+secret_text_impls!(AuthKey, Rejection::AuthKeyIncorrect);
 
 impl AuthKey {
     /// Fewest characters a policy may ask for: 4 × 5 bits = 20 bits (SEC-11).
@@ -439,7 +519,7 @@ impl AuthKey {
         {
             return Err(MalformedToken);
         }
-        Ok(AuthKey(folded))
+        Ok(AuthKey(Zeroizing::new(folded)))
     }
 
     /// The key's text, to show once on the R3 screen.
@@ -471,8 +551,10 @@ impl fmt::Debug for AuthKey {
 }
 
 /// The 暗証キー mailed at L1 and typed at L2: decimal digits, 6 by default (SEC-28).
-#[derive(Clone, PartialEq, Eq)]
-pub struct OtpCode(String);
+#[derive(Clone)]
+pub struct OtpCode(Zeroizing<String>);
+
+secret_text_impls!(OtpCode, Rejection::OtpIncorrect);
 
 impl OtpCode {
     /// Fewest digits any policy may ask for. The strict policy asks for 6 (20 bits,
@@ -504,7 +586,7 @@ impl OtpCode {
         {
             return Err(MalformedToken);
         }
-        Ok(OtpCode(folded))
+        Ok(OtpCode(Zeroizing::new(folded)))
     }
 
     /// The code's digits, for the 「暗証キーのご案内」 mail.
@@ -548,8 +630,17 @@ impl fmt::Debug for OtpCode {
 /// A temporary password an insurer issues for 事前登録 (SEC-41): 16 characters from the
 /// confusable-free alphabet (80 bits), never derived from member data. Stored as an
 /// Argon2id hash like any password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TemporaryPassword(String);
+#[derive(Clone)]
+pub struct TemporaryPassword(Zeroizing<String>);
+
+impl PartialEq for TemporaryPassword {
+    /// Constant-time in the contents (SEC-02).
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TemporaryPassword {}
 
 impl TemporaryPassword {
     /// Characters in a temporary password.

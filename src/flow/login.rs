@@ -15,9 +15,16 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::{Env, TOMBSTONE_TTL, deadline};
+use super::gate::{self, Gate, Opened, PasswordCheck};
+use super::step::Step;
+use super::throttle::{self, Window};
+use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, deadline};
 use crate::error::Rejection;
-use crate::model::AccountId;
+use crate::mail::MailMessage;
+use crate::model::{
+    Account, AccountId, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId, SecurityStamp,
+    Versioned,
+};
 use crate::token::{OtpChallengeId, OtpCode, TokenDigest};
 
 /// Password accepted, 暗証キー mailed; waiting for the member to type it.
@@ -87,15 +94,36 @@ pub enum LoginState {
 
 /// Proof that a 暗証キー was accepted and consumed. Only this module makes one, and the
 /// portal's `Authenticated` outcome cannot be built without it.
+///
+/// Not `Clone`, not `Deserialize`, no public constructor: the only way to hold one is to
+/// have had a code accepted by [`LoginState::verify`].
+///
+/// ```compile_fail
+/// // A proof cannot be made up outside the core…
+/// let forged = kenpo_auth::flow::OtpConsumed { account: todo!(), at: todo!() };
+/// ```
+///
+/// ```compile_fail
+/// // …nor read back from storage or a request.
+/// fn forge(json: &str) -> kenpo_auth::flow::OtpConsumed {
+///     serde_json::from_str(json).unwrap()
+/// }
+/// ```
 #[derive(Debug)]
 pub struct OtpConsumed {
     account: AccountId,
+    at: OffsetDateTime,
 }
 
 impl OtpConsumed {
     /// The account that logged in.
     pub fn account(&self) -> &AccountId {
         &self.account
+    }
+
+    /// When the code was accepted.
+    pub fn at(&self) -> OffsetDateTime {
+        self.at
     }
 }
 
@@ -192,7 +220,10 @@ impl LoginState {
             let account = s.account.clone();
             return OtpVerdict {
                 state: end(&s, LoginEndReason::Authenticated, env.now),
-                outcome: Ok(OtpConsumed { account }),
+                outcome: Ok(OtpConsumed {
+                    account,
+                    at: env.now,
+                }),
                 account_failures: 0,
                 aborted: false,
                 account_limit_reached: false,
@@ -337,4 +368,288 @@ fn end(s: &AwaitingOtp, reason: LoginEndReason, now: OffsetDateTime) -> LoginSta
         reason,
         at: now,
     })
+}
+
+// ── The journey: what each login step decides from what the driver loaded ──────────
+
+/// The answer to L1 and L4: the 暗証キー was mailed; show the 暗証キー入力 screen.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Issued {
+    /// The code screen's handle.
+    pub challenge: OtpChallengeId,
+    /// When the current code stops working.
+    pub expires_at: OffsetDateTime,
+    /// The registered address, masked, to show 「…へ送信しました」.
+    pub masked_email: String,
+}
+
+/// A loaded login challenge: the record, its version, and the digest that found it.
+pub type Found<'a> = (&'a Versioned<FlowRecord>, &'a TokenDigest);
+
+fn otp_mail_window(env: Env<'_>) -> Window {
+    Window {
+        span: Duration::hours(1),
+        cap: env.policy.otp_mails_per_account_per_hour,
+        min_interval: None,
+    }
+}
+
+/// L1 (ログイン): the password gate, then a new challenge that supersedes the account's
+/// open ones, the hourly 暗証キー-mail cap (answered like every other failure, SEC-23)
+/// and the mail. The account write is conditional on the version read (SEC-34).
+pub fn start<R: rand::CryptoRng + ?Sized>(
+    account: Option<&Versioned<Account>>,
+    password: PasswordCheck,
+    otp_mails: Option<&Versioned<Counter>>,
+    open_flows: &[Versioned<FlowRecord>],
+    env: Env<'_>,
+    rng: &mut R,
+) -> Step<Issued> {
+    let opened = match gate::check(Gate::Login, account, password, env) {
+        Ok(opened) => opened,
+        Err(refused) => return refused,
+    };
+    let now = env.now;
+    let Opened {
+        account,
+        expect,
+        audit,
+    } = opened;
+    let Some(email) = account.email.clone() else {
+        return Step::reject(Rejection::LoginFailed);
+    };
+    let key = CounterKey::OtpMails(account.id.clone());
+    let Ok(hit) = throttle::hit(&key, otp_mails, now, otp_mail_window(env)) else {
+        // SEC-23: the password was right, but saying "too many" here would tell a
+        // guesser so. The hourly 暗証キー cap answers like every other failure.
+        return Step::reject(Rejection::LoginFailed).audit(
+            AuditEvent::new(AuditKind::LoginFailed, now)
+                .account(&account.id)
+                .detail("otp_mail_cap"),
+        );
+    };
+    let (state, challenge, code) = issue(account.id.clone(), env, rng);
+    let expires_at = state.expires_at;
+    let flow_id = FlowId::generate(rng);
+    let mut step = Step::answer(Issued {
+        challenge,
+        expires_at,
+        masked_email: email.masked(),
+    });
+    for f in open_flows {
+        if let FlowState::Login(s) = &f.value.state
+            && let Some(ended) = s.clone().end_for(LoginEndReason::Superseded, now)
+        {
+            step = step.flow(
+                Expect::At(f.version),
+                f.value.id.clone(),
+                FlowState::Login(ended),
+            );
+        }
+    }
+    step = step
+        .flow(
+            Expect::Absent,
+            flow_id.clone(),
+            FlowState::Login(LoginState::AwaitingOtp(state)),
+        )
+        .counter(hit)
+        .audit(
+            AuditEvent::new(AuditKind::LoginPasswordAccepted, now)
+                .account(&account.id)
+                .flow(&flow_id),
+        )
+        .mail(email, MailMessage::LoginOtp { code, expires_at });
+    for ev in audit {
+        step = step.audit(ev);
+    }
+    step.account(expect, account)
+}
+
+/// L2 (暗証キー入力 → ログイン): the attempt is counted on the challenge and the account
+/// (SEC-29) in the same commit that answers; a code works once, on its own challenge.
+/// Answers the proof and the account's security stamp.
+pub fn verify(
+    found: Option<Found<'_>>,
+    account: Option<&Versioned<Account>>,
+    code: &OtpCode,
+    env: Env<'_>,
+) -> Step<(OtpConsumed, SecurityStamp)> {
+    let (Some((record, digest)), Some(account)) = (found, account) else {
+        return Step::reject(Rejection::OtpInvalid);
+    };
+    let FlowState::Login(state) = &record.value.state else {
+        return Step::reject(Rejection::OtpInvalid);
+    };
+    if state.account() != &account.value.id {
+        return Step::reject(Rejection::OtpInvalid);
+    }
+    let now = env.now;
+    let p = env.policy;
+    let verdict = state
+        .clone()
+        .verify(digest, code, account.value.otp_failures, env);
+    let mut updated = account.value.clone();
+    updated.otp_failures = verdict.account_failures;
+    if verdict.account_limit_reached {
+        // SEC-29: the account limit cools the account down and counts as a password
+        // failure (SEC-24).
+        updated.otp_cooldown_until = Some(now.saturating_add(p.otp_account_cooldown));
+        updated.password_failures = updated.password_failures.saturating_add(1);
+        updated.last_password_failure_at = Some(now);
+    }
+    let state_changed = verdict.state != *state;
+    let account_changed = updated != account.value;
+    let flow_id = &record.value.id;
+    let mut step = match verdict.outcome {
+        Ok(consumed) => Step::answer((consumed, updated.security_stamp.clone())).audit(
+            AuditEvent::new(AuditKind::LoginSucceeded, now)
+                .account(&updated.id)
+                .flow(flow_id),
+        ),
+        // Nothing to record (finished, expired or exhausted challenge): answer without
+        // writing. (Success always changes the state.)
+        Err(rejection) if !state_changed && !account_changed => return Step::reject(rejection),
+        Err(rejection) => {
+            let kind = if verdict.aborted {
+                AuditKind::OtpAttemptsExhausted
+            } else {
+                AuditKind::OtpFailed
+            };
+            let mut step = Step::reject(rejection.clone()).audit(
+                AuditEvent::new(kind, now)
+                    .account(&updated.id)
+                    .flow(flow_id)
+                    .detail(rejection.code()),
+            );
+            if verdict.aborted
+                && p.notify_on_otp_abort
+                && let Some(email) = &updated.email
+            {
+                step = step.mail(email.clone(), MailMessage::LoginOtpAborted { at: now });
+            }
+            step
+        }
+    };
+    step = step.flow(
+        Expect::At(record.version),
+        flow_id.clone(),
+        FlowState::Login(verdict.state),
+    );
+    if account_changed {
+        step = step.account(Expect::At(account.version), updated);
+    }
+    step
+}
+
+/// The answer to L4: a new code went to the same screen.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Resent {
+    /// When the new code stops working.
+    pub expires_at: OffsetDateTime,
+    /// The registered address, masked.
+    pub masked_email: String,
+}
+
+/// L4 (暗証キー再請求): a new code for the same screen, within the challenge's resend
+/// rules and the account's hourly mail cap (SEC-30).
+pub fn resend<R: rand::CryptoRng + ?Sized>(
+    found: Option<Found<'_>>,
+    account: Option<&Versioned<Account>>,
+    otp_mails: Option<&Versioned<Counter>>,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Step<Resent> {
+    let Some((record, digest)) = found else {
+        return Step::reject(Rejection::OtpInvalid);
+    };
+    let FlowState::Login(state) = &record.value.state else {
+        return Step::reject(Rejection::OtpInvalid);
+    };
+    let (next, code) = match state.clone().resend(digest, env, rng) {
+        Ok(x) => x,
+        Err(r) => return Step::reject(r),
+    };
+    let key = CounterKey::OtpMails(state.account().clone());
+    let hit = match throttle::hit(&key, otp_mails, env.now, otp_mail_window(env)) {
+        Ok(hit) => hit,
+        Err(retry_after) => return Step::reject(Rejection::TooManyRequests { retry_after }),
+    };
+    let (LoginState::AwaitingOtp(awaiting), Some(account)) = (&next, account) else {
+        return Step::reject(Rejection::OtpInvalid);
+    };
+    let Some(email) = account.value.email.clone() else {
+        return Step::reject(Rejection::OtpInvalid);
+    };
+    let expires_at = awaiting.expires_at;
+    let challenge_id = record.value.id.clone();
+    Step::answer(expires_at)
+        .flow(
+            Expect::At(record.version),
+            challenge_id.clone(),
+            FlowState::Login(next),
+        )
+        .counter(hit)
+        .audit(
+            AuditEvent::new(AuditKind::OtpResent, env.now)
+                .account(&account.value.id)
+                .flow(&challenge_id),
+        )
+        .mail(email.clone(), MailMessage::LoginOtp { code, expires_at })
+        .map(|expires_at| Resent {
+            expires_at,
+            masked_email: email.masked(),
+        })
+}
+
+/// L3: the code screen was closed. Silent about unknown or finished challenges.
+pub fn close(found: Option<Found<'_>>, env: Env<'_>) -> Step<()> {
+    let Some((record, digest)) = found else {
+        return Step::answer(());
+    };
+    let FlowState::Login(state) = &record.value.state else {
+        return Step::answer(());
+    };
+    let account = state.account().clone();
+    match state.clone().close(digest, env.now) {
+        None => Step::answer(()),
+        Some(next) => Step::answer(())
+            .flow(
+                Expect::At(record.version),
+                record.value.id.clone(),
+                FlowState::Login(next),
+            )
+            .audit(
+                AuditEvent::new(AuditKind::OtpScreenClosed, env.now)
+                    .account(&account)
+                    .flow(&record.value.id),
+            ),
+    }
+}
+
+/// L3 with a heartbeat policy: the screen is still open. A lapsed challenge is ended and
+/// answered [`Rejection::OtpInvalid`].
+pub fn heartbeat(found: Option<Found<'_>>, env: Env<'_>) -> Step<()> {
+    let Some((record, digest)) = found else {
+        return Step::reject(Rejection::OtpInvalid);
+    };
+    let FlowState::Login(state) = &record.value.state else {
+        return Step::reject(Rejection::OtpInvalid);
+    };
+    let (next, alive) = state.clone().heartbeat(digest, env);
+    let step = if alive {
+        Step::answer(())
+    } else {
+        Step::reject(Rejection::OtpInvalid)
+    };
+    if next == *state {
+        return step;
+    }
+    step.flow(
+        Expect::At(record.version),
+        record.value.id.clone(),
+        FlowState::Login(next),
+    )
 }

@@ -10,14 +10,17 @@
 //! `now >= expires_at`.
 
 pub mod account;
+pub mod gate;
 pub mod login;
 pub mod recovery;
 pub mod registration;
+pub mod step;
+pub mod throttle;
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::model::AccountId;
+use crate::model::{AccountId, FlowId};
 use crate::policy::Policy;
 use crate::token::{DigestKeyring, TokenDigest};
 
@@ -33,6 +36,7 @@ pub use registration::{
     DeadReason, IdentityClaim, IdentityVerified, LinkStatus, RegistrationProof, RegistrationState,
     Step,
 };
+pub use step::{Mail, Step as Decision, Write};
 
 /// What every transition needs from outside: the instant, the policy and the keys.
 #[derive(Clone, Copy, Debug)]
@@ -73,6 +77,16 @@ pub enum FlowState {
     PasswordReset(ResetState),
     /// メールアドレス変更: a confirmation link mailed to the new address.
     EmailChange(EmailChangeState),
+}
+
+/// A stored flow: its identifier and state. The state names the digests it can be
+/// found by ([`FlowState::lookup_keys`]) and when it may be purged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowRecord {
+    /// Identifier.
+    pub id: FlowId,
+    /// Where the flow is.
+    pub state: FlowState,
 }
 
 /// How long a finished flow is kept so that a reused link says "already used" rather

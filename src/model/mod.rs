@@ -15,4 +15,4 @@ pub use account::{Account, AccountStatus};
 pub use audit::{AuditEvent, AuditKind};
 pub use ids::{AccountId, FlowId, SecurityStamp};
 pub use member::{MemberId, MemberRecord, Relation};
-pub use record::{Counter, Version, Versioned};
+pub use record::{Counter, CounterKey, Expect, Version, Versioned};

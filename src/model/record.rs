@@ -42,3 +42,59 @@ pub struct Counter {
     /// When the counter may be purged.
     pub expires_at: OffsetDateTime,
 }
+
+/// What a write expects to find: the one compare-and-set vocabulary of every write in a
+/// commit (object_store's `PutMode::Create` / `UpdateVersion`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Expect {
+    /// The record must not exist yet (an insert).
+    Absent,
+    /// The record must still be at this version (a replace).
+    At(Version),
+}
+
+impl Expect {
+    /// `Absent` for `None`, `At(v)` for `Some(v)`: the expectation of a record read as
+    /// `current`.
+    pub fn of<T>(current: Option<&Versioned<T>>) -> Expect {
+        current.map_or(Expect::Absent, |v| Expect::At(v.version))
+    }
+
+    /// The version to compare, `None` for an insert.
+    pub fn version(self) -> Option<Version> {
+        match self {
+            Expect::Absent => None,
+            Expect::At(v) => Some(v),
+        }
+    }
+}
+
+/// What a throttle counter counts, and whose. The one place counter keys are spelled:
+/// stores see only [`CounterKey::render`]'s text, which holds no address or card number
+/// (digests and pseudonymous identifiers only, SEC-45).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CounterKey {
+    /// Mails to one address (SEC-13); the address's keyed digest, hex.
+    MailsToAddress(String),
+    /// 暗証キー mails to one account per hour (SEC-30).
+    OtpMails(super::AccountId),
+    /// Identity checks of one roster member across flows (SEC-09).
+    IdentityChecks(super::MemberId),
+}
+
+impl CounterKey {
+    /// [`CounterKey::OtpMails`] of `account`.
+    pub fn otp_mails(account: &super::AccountId) -> Self {
+        CounterKey::OtpMails(account.clone())
+    }
+
+    /// The key as stored.
+    pub fn render(&self) -> String {
+        match self {
+            CounterKey::MailsToAddress(digest) => format!("mail:{digest}"),
+            CounterKey::OtpMails(account) => format!("otp-mail:{}", account.as_str()),
+            CounterKey::IdentityChecks(member) => format!("identity:{}", member.as_str()),
+        }
+    }
+}

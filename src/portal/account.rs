@@ -12,7 +12,7 @@
 
 use time::OffsetDateTime;
 
-use super::login::{Authenticated, PasswordCheck};
+use super::login::Authenticated;
 use super::{MAX_CAS_RETRIES, Portal, busy};
 use crate::domain::{
     EmailAddress, InputError, LoginId, Password, PasswordContext, check_confirmation,
@@ -20,6 +20,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Rejection};
 use crate::flow::account::{self as email_flow, EmailChangeEndReason, EmailChangeState};
+use crate::flow::gate::Gate;
 use crate::flow::login::LoginEndReason;
 use crate::flow::recovery::ResetEndReason;
 use crate::flow::{FlowState, LinkStatus};
@@ -223,12 +224,7 @@ impl Portal {
         self.check_account_password(&account.value, &new, &confirmation)
             .await?;
         let verified = self
-            .check_password_kind(
-                account.value.login_id.as_str(),
-                current.expose_secret(),
-                now,
-                PasswordCheck::Login,
-            )
+            .check_password_kind(account.value.login_id.as_str(), &current, Gate::Login)
             .await
             .map_err(|e| match e {
                 Error::Rejected(Rejection::LoginFailed) => refused(),
@@ -380,14 +376,11 @@ impl Portal {
 
     /// GET of the address-confirmation link: what it would do, consuming nothing (mail
     /// scanners follow links).
-    pub async fn inspect_email_change_link(&self, token: &str) -> Result<LinkStatus, Error> {
-        match EmailChangeLinkToken::parse(token) {
-            Ok(token) => {
-                self.link_status(&token.digest_candidates(&self.inner.keys))
-                    .await
-            }
-            Err(_) => Ok(LinkStatus::Invalid),
-        }
+    pub async fn inspect_email_change_link(
+        &self,
+        token: &EmailChangeLinkToken,
+    ) -> Result<LinkStatus, Error> {
+        self.inspect_link(token).await
     }
 
     /// POST of the address-confirmation link: the new address becomes the account's.
@@ -396,8 +389,10 @@ impl Portal {
     /// whoever holds the link, i.e. controls that mailbox. The stamp changes, open
     /// challenges, reset links and other address changes end (SEC-34), and
     /// 「メールアドレス変更のお知らせ」 goes to the old and the new address (SEC-43).
-    pub async fn confirm_email_change(&self, token: &str) -> Result<EmailChangeConfirmed, Error> {
-        let token = EmailChangeLinkToken::parse(token).map_err(|_| Rejection::LinkInvalid)?;
+    pub async fn confirm_email_change(
+        &self,
+        token: &EmailChangeLinkToken,
+    ) -> Result<EmailChangeConfirmed, Error> {
         let candidates = token.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();

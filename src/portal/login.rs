@@ -2,16 +2,18 @@
 
 use time::OffsetDateTime;
 
-use super::{MAX_CAS_RETRIES, Portal, busy, window_hit};
+use super::driver::{AccountRead, Load, Loaded};
+use super::{Portal, busy};
 use crate::domain::{EmailAddress, LoginId, Nickname, Password};
-use crate::error::{Error, Rejection};
-use crate::flow::login::{self, LoginEndReason};
-use crate::flow::{FlowState, LoginState};
-use crate::mail::MailMessage;
-use crate::password_hash::Verification;
+use crate::error::Error;
+use crate::flow::gate::{self, Gate, PasswordCheck};
+use crate::flow::login::{self, LoginEndReason, OtpConsumed};
+use crate::flow::step::Step;
+use crate::flow::{Env, FlowRecord, FlowState};
+use crate::model::{Counter, CounterKey};
+use crate::password_hash::{PasswordHashString, Verification};
 use crate::ports::{
-    Account, AccountId, AccountLookup, AccountStatus, AccountWrite, AuditEvent, AuditKind, Commit,
-    CommitOutcome, FlowId, FlowRecord, FlowWrite, MemberId, SecurityStamp, Versioned,
+    Account, AccountId, AccountLookup, AccountStatus, FlowWrite, MemberId, SecurityStamp, Versioned,
 };
 use crate::token::{OtpChallengeId, OtpCode};
 
@@ -30,9 +32,20 @@ pub struct OtpChallenge {
 /// The answer to L2: the member is logged in. Start the host's session now, with a new
 /// session ID (SEC-32), and keep the security stamp in it.
 ///
-/// Only the library makes one (`non_exhaustive`), so holding one proves a login
-/// (password + 暗証キー) at `authenticated_at`; changing the e-mail address needs one
-/// no older than the policy's re-authentication window (SEC-36).
+/// Only the library makes one, from the core's [`OtpConsumed`], so holding one proves a
+/// login (password + 暗証キー) at `authenticated_at`; changing the e-mail address needs
+/// one no older than the policy's re-authentication window (SEC-36).
+///
+/// ```compile_fail
+/// // A host cannot make one up: there is no `Authenticated` without a consumed code.
+/// # use kenpo_auth::portal::Authenticated;
+/// # use kenpo_auth::ports::{AccountId, SecurityStamp};
+/// let forged = Authenticated {
+///     account_id: AccountId::from_stored("a"),
+///     security_stamp: SecurityStamp::from_session("s"),
+///     authenticated_at: time::OffsetDateTime::now_utc(),
+/// };
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Authenticated {
@@ -43,6 +56,30 @@ pub struct Authenticated {
     pub security_stamp: SecurityStamp,
     /// When the 暗証キー was accepted.
     pub authenticated_at: OffsetDateTime,
+    /// The consumed code this login stands on.
+    proof: OtpConsumed,
+}
+
+impl Authenticated {
+    /// The only way to make one: from the core's proof that a 暗証キー was consumed.
+    pub(super) fn from_consumed(proof: OtpConsumed, security_stamp: SecurityStamp) -> Self {
+        Authenticated {
+            account_id: proof.account().clone(),
+            security_stamp,
+            authenticated_at: proof.at(),
+            proof,
+        }
+    }
+
+    /// The proof of the consumed 暗証キー.
+    pub fn proof(&self) -> &OtpConsumed {
+        &self.proof
+    }
+}
+
+/// The hourly 暗証キー-mail counter of the loaded account.
+fn otp_mails(loaded: &Loaded) -> Option<&Versioned<Counter>> {
+    loaded.account_counters.first().and_then(Option::as_ref)
 }
 
 /// What a logged-in member's pages show about their account.
@@ -61,255 +98,147 @@ pub struct AccountSummary {
     pub member: MemberId,
 }
 
-/// Which accounts a password check accepts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum PasswordCheck {
-    /// L1: active accounts with their own password.
-    Login,
-    /// R2': provisioned accounts with an unexpired temporary password.
-    Temporary,
-}
-
 impl Portal {
-    /// Verifies a login ID and password with the SEC-23/SEC-24 rules: one answer for an
-    /// unknown ID, a wrong password, a locked, disabled or wrong-kind account; the same
-    /// Argon2 work on every path; failures counted on the account.
+    /// Runs Argon2 for a login ID and password: against the account's hash, or the dummy
+    /// hash when there is no account, so both paths cost the same (SEC-23); and hashes
+    /// the password again when the stored hash is below the current parameters (SEC-20).
+    /// `cache` keeps the outcome across compare-and-set retries of one request, so a
+    /// lost race does not pay for Argon2 twice unless the hash itself changed.
+    pub(super) async fn check_password_hash(
+        &self,
+        account: Option<&Versioned<Account>>,
+        password: &Password,
+        cache: &mut Option<(Option<PasswordHashString>, PasswordCheck)>,
+    ) -> Result<PasswordCheck, Error> {
+        let stored = account.map(|a| a.value.password_hash.clone());
+        if let Some((hash, check)) = cache.as_ref()
+            && *hash == stored
+        {
+            return Ok(check.clone());
+        }
+        let hasher = &self.inner.hasher;
+        let verification = match &stored {
+            Some(hash) => hasher.verify(password, hash).await?,
+            None => hasher.verify_dummy(password).await?,
+        };
+        let rehashed = match verification {
+            Verification::Match { needs_rehash: true } => Some(hasher.hash(password).await?),
+            _ => None,
+        };
+        let check = PasswordCheck {
+            verification,
+            rehashed,
+        };
+        *cache = Some((stored, check.clone()));
+        Ok(check)
+    }
+
+    /// The password gate on its own (R2', the current password of a change): checks a
+    /// login ID and password with the SEC-23/SEC-24 rules and commits what the core
+    /// decides — the failure count on a wrong password, the cleared count (and
+    /// upgraded hash) on a right one. Every refusal is [`Rejection::LoginFailed`](crate::Rejection::LoginFailed).
     pub(super) async fn check_password_kind(
         &self,
         login_id: &str,
-        password: &str,
-        now: OffsetDateTime,
-        kind: PasswordCheck,
+        password: &Password,
+        gate: Gate,
     ) -> Result<Versioned<Account>, Error> {
-        let failed = || Error::Rejected(Rejection::LoginFailed);
-        // SEC-22: over-long input is refused before any hashing, with the same answer.
-        let Ok(password) = Password::new(password) else {
-            return Err(failed());
+        let load = Load {
+            account: LoginId::parse(login_id)
+                .ok()
+                .map(|id| AccountRead::By(AccountLookup::LoginId(id))),
+            ..Load::default()
         };
-        let account = match LoginId::parse(login_id) {
-            Ok(id) => {
-                self.inner
-                    .store
-                    .find_account(AccountLookup::LoginId(id.clone()))
-                    .await?
-            }
-            Err(_) => None,
-        };
-        let Some(account) = account else {
-            let _ = self.inner.hasher.verify_dummy(&password).await?;
-            self.audit(AuditEvent::new(AuditKind::LoginFailed, now).detail("unknown_login_id"));
-            return Err(failed());
-        };
-        let a = &account.value;
-        let p = &self.inner.policy;
-        let kind_ok = match (&a.status, kind) {
-            (AccountStatus::Active, PasswordCheck::Login) => true,
-            (
-                AccountStatus::Provisioned {
-                    temporary_expires_at,
-                },
-                PasswordCheck::Temporary,
-            ) => now < *temporary_expires_at,
-            _ => false,
-        };
-        let capped = a.password_failures >= p.password_failure_cap;
-        let delayed = a
-            .last_password_failure_at
-            .is_some_and(|last| now < last.saturating_add(p.password_delay(a.password_failures)));
-        let cooling = a.otp_cooldown_until.is_some_and(|until| now < until);
-        let verification = self
-            .inner
-            .hasher
-            .verify(&password, &a.password_hash)
-            .await?;
-        if !kind_ok || capped || delayed || cooling {
-            let detail = if !kind_ok {
-                "account_not_usable"
-            } else if capped {
-                "failure_cap"
-            } else if delayed {
-                "delay"
-            } else {
-                "otp_cooldown"
-            };
-            self.audit(
-                AuditEvent::new(AuditKind::LoginFailed, now)
-                    .account(&a.id)
-                    .detail(detail),
-            );
-            return Err(failed());
-        }
-        match verification {
-            Verification::Match { needs_rehash } => {
-                let mut updated = a.clone();
-                updated.password_failures = 0;
-                updated.last_password_failure_at = None;
-                if needs_rehash {
-                    // SEC-20: upgrade the stored hash after a good password.
-                    updated.password_hash = self.inner.hasher.hash(&password).await?;
-                    self.audit(AuditEvent::new(AuditKind::PasswordRehashed, now).account(&a.id));
-                }
-                if updated != *a {
-                    let commit = Commit {
-                        accounts: vec![AccountWrite::Update {
-                            expected: account.version,
-                            account: updated.clone(),
-                        }],
-                        ..Commit::default()
+        let mut cache = None;
+        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+            let account = loaded.account.as_ref();
+            let check = self
+                .check_password_hash(account, password, &mut cache)
+                .await?;
+            Ok(match gate::check(gate, account, check, env) {
+                Err(refused) => refused,
+                Ok(opened) => {
+                    let version = match account {
+                        Some(a) if a.value == opened.account => a.version,
+                        Some(a) => a.version.next(),
+                        None => return Err(busy()),
                     };
-                    if self.commit(commit).await? != CommitOutcome::Committed {
-                        return Err(busy());
-                    }
-                    return Ok(Versioned {
-                        version: account.version.next(),
-                        value: updated,
+                    let unchanged = account.is_some_and(|a| a.value == opened.account);
+                    let mut step = Step::answer(Versioned {
+                        version,
+                        value: opened.account.clone(),
                     });
-                }
-                Ok(account)
-            }
-            Verification::Mismatch => {
-                self.record_password_failure(account, now).await?;
-                Err(failed())
-            }
-        }
-    }
-
-    /// Counts one wrong password on the account (SEC-24), retrying on races; mails the
-    /// lock notice when the failure reaches the point where delays begin or the cap.
-    async fn record_password_failure(
-        &self,
-        mut account: Versioned<Account>,
-        now: OffsetDateTime,
-    ) -> Result<(), Error> {
-        let p = &self.inner.policy;
-        for _ in 0..MAX_CAS_RETRIES {
-            let mut updated = account.value.clone();
-            updated.password_failures = updated.password_failures.saturating_add(1);
-            updated.last_password_failure_at = Some(now);
-            let commit = Commit {
-                accounts: vec![AccountWrite::Update {
-                    expected: account.version,
-                    account: updated.clone(),
-                }],
-                ..Commit::default()
-            };
-            if self.commit(commit).await? == CommitOutcome::Committed {
-                self.audit(
-                    AuditEvent::new(AuditKind::LoginFailed, now)
-                        .account(&updated.id)
-                        .detail("wrong_password"),
-                );
-                let n = updated.password_failures;
-                if n == p.password_free_failures || n == p.password_failure_cap {
-                    self.audit(
-                        AuditEvent::new(AuditKind::AccountLocked, now)
-                            .account(&updated.id)
-                            .detail(format!("failures={n}")),
-                    );
-                    if let Some(email) = &updated.email {
-                        self.send_mail(email, MailMessage::AccountLocked { at: now })
-                            .await;
+                    for ev in opened.audit {
+                        step = step.audit(ev);
+                    }
+                    if unchanged {
+                        step
+                    } else {
+                        step.account(opened.expect, opened.account)
                     }
                 }
-                return Ok(());
-            }
-            match self
-                .inner
-                .store
-                .find_account(AccountLookup::Id(account.value.id.clone()))
-                .await?
-            {
-                Some(fresh) => account = fresh,
-                None => return Ok(()),
-            }
-        }
-        Err(busy())
+            })
+        })
+        .await
     }
 
     pub(super) async fn check_password(
         &self,
         login_id: &str,
-        password: &str,
-        now: OffsetDateTime,
+        password: &Password,
         temporary: bool,
     ) -> Result<Versioned<Account>, Error> {
-        let kind = if temporary {
-            PasswordCheck::Temporary
+        let gate = if temporary {
+            Gate::Temporary
         } else {
-            PasswordCheck::Login
+            Gate::Login
         };
-        self.check_password_kind(login_id, password, now, kind)
-            .await
+        self.check_password_kind(login_id, password, gate).await
     }
 
     /// L1 (ログイン): checks the login ID and password and mails a 暗証キー. Every
     /// failure — unknown ID, wrong password, locked, disabled — is the same
-    /// [`Rejection::LoginFailed`] after the same Argon2 work (SEC-23). A new login ends
+    /// [`Rejection::LoginFailed`](crate::Rejection::LoginFailed) after the same Argon2 work (SEC-23). A new login ends
     /// the account's earlier open challenges.
-    pub async fn start_login(&self, login_id: &str, password: &str) -> Result<OtpChallenge, Error> {
-        let now = self.now();
-        let account = self.check_password(login_id, password, now, false).await?;
-        let email = account.value.email.clone().ok_or(Rejection::LoginFailed)?;
-        let p = &self.inner.policy;
-        for _ in 0..MAX_CAS_RETRIES {
-            let key = format!("otp-mail:{}", account.value.id.as_str());
-            let current = self.inner.store.load_counter(&key).await?;
-            let Ok(counter) = window_hit(
-                key,
-                current,
-                now,
-                time::Duration::hours(1),
-                p.otp_mails_per_account_per_hour,
-                None,
-            ) else {
-                // SEC-23: the password was right, but saying "too many" here would tell a
-                // guesser so. The hourly 暗証キー cap answers like every other failure.
-                self.audit(
-                    AuditEvent::new(AuditKind::LoginFailed, now)
-                        .account(&account.value.id)
-                        .detail("otp_mail_cap"),
-                );
-                return Err(Rejection::LoginFailed.into());
-            };
-            let (state, challenge, code) = {
+    ///
+    /// Build the [`Password`] with [`Password::new`]; at login, answer any error it gives
+    /// with [`Rejection::LoginFailed`](crate::Rejection::LoginFailed) too (SEC-22).
+    pub async fn start_login(
+        &self,
+        login_id: &str,
+        password: &Password,
+    ) -> Result<OtpChallenge, Error> {
+        let load = Load {
+            account: LoginId::parse(login_id)
+                .ok()
+                .map(|id| AccountRead::By(AccountLookup::LoginId(id))),
+            account_flows: true,
+            account_counters: vec![CounterKey::otp_mails],
+            ..Load::default()
+        };
+        let mut cache = None;
+        let issued = self
+            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+                let account = loaded.account.as_ref();
+                let check = self
+                    .check_password_hash(account, password, &mut cache)
+                    .await?;
                 let mut rng = Self::rng();
-                login::issue(account.value.id.clone(), self.env(now), &mut rng)
-            };
-            let expires_at = state.expires_at;
-            let mut flows = self
-                .end_open_challenges(&account.value.id, LoginEndReason::Superseded, now)
-                .await?;
-            let flow_id = FlowId::generate(&mut Self::rng());
-            flows.push(FlowWrite {
-                expected: None,
-                record: FlowRecord {
-                    id: flow_id.clone(),
-                    state: FlowState::Login(LoginState::AwaitingOtp(state)),
-                },
-            });
-            let commit = Commit {
-                flows,
-                counters: vec![counter],
-                ..Commit::default()
-            };
-            match self.commit(commit).await? {
-                CommitOutcome::Committed => {}
-                _ => continue,
-            }
-            self.audit(
-                AuditEvent::new(AuditKind::LoginPasswordAccepted, now)
-                    .account(&account.value.id)
-                    .flow(&flow_id),
-            );
-            self.send_mail(&email, MailMessage::LoginOtp { code, expires_at })
-                .await;
-            return Ok(OtpChallenge {
-                challenge,
-                expires_at,
-                masked_email: email.masked(),
-            });
-        }
-        Err(busy())
+                Ok(login::start(
+                    account,
+                    check,
+                    otp_mails(loaded),
+                    &loaded.account_flows,
+                    env,
+                    &mut rng,
+                ))
+            })
+            .await?;
+        Ok(OtpChallenge {
+            challenge: issued.challenge,
+            expires_at: issued.expires_at,
+            masked_email: issued.masked_email,
+        })
     }
 
     /// Writes that end every open challenge of `account`.
@@ -336,270 +265,85 @@ impl Portal {
         Ok(writes)
     }
 
+    fn challenge_load(&self, challenge: &OtpChallengeId, account: bool) -> Load {
+        Load {
+            flow: challenge.digest_candidates(&self.inner.keys),
+            account: account.then_some(AccountRead::OfFlow),
+            account_counters: if account {
+                vec![CounterKey::otp_mails]
+            } else {
+                Vec::new()
+            },
+            ..Load::default()
+        }
+    }
+
     /// L2 (暗証キー入力 → ログイン): accepts the code once (SEC-28), only on its own
     /// challenge (SEC-27), within its tries (SEC-29). The attempt is recorded before the
     /// member is told anything.
-    pub async fn verify_otp(&self, challenge: &str, code: &str) -> Result<Authenticated, Error> {
-        let challenge = OtpChallengeId::parse(challenge).map_err(|_| Rejection::OtpInvalid)?;
-        let code = OtpCode::parse(code).map_err(|_| Rejection::OtpIncorrect)?;
-        let candidates = challenge.digest_candidates(&self.inner.keys);
-        let p = &self.inner.policy;
-        for _ in 0..MAX_CAS_RETRIES {
-            let now = self.now();
-            let Some((found, digest)) = self.find_flow(&candidates).await? else {
-                return Err(Rejection::OtpInvalid.into());
-            };
-            let FlowState::Login(state) = found.value.state.clone() else {
-                return Err(Rejection::OtpInvalid.into());
-            };
-            let Some(account) = self
-                .inner
-                .store
-                .find_account(AccountLookup::Id(state.account().clone()))
-                .await?
-            else {
-                return Err(Rejection::OtpInvalid.into());
-            };
-            let verdict =
-                state
-                    .clone()
-                    .verify(&digest, &code, account.value.otp_failures, self.env(now));
-            if verdict.state == state && verdict.account_failures == account.value.otp_failures {
-                // Nothing to record (finished, expired or exhausted challenge): a
-                // rejection can be answered without writing. (Success always changes
-                // the state, so it never takes this branch.)
-                if let Err(r) = &verdict.outcome {
-                    return Err(r.clone().into());
-                }
-            }
-            let mut updated = account.value.clone();
-            updated.otp_failures = verdict.account_failures;
-            if verdict.account_limit_reached {
-                // SEC-29: the account limit cools the account down and counts as a
-                // password failure (SEC-24).
-                updated.otp_cooldown_until = Some(now.saturating_add(p.otp_account_cooldown));
-                updated.password_failures = updated.password_failures.saturating_add(1);
-                updated.last_password_failure_at = Some(now);
-            }
-            let mut commit = Commit {
-                flows: vec![FlowWrite {
-                    expected: Some(found.version),
-                    record: FlowRecord {
-                        id: found.value.id.clone(),
-                        state: FlowState::Login(verdict.state),
-                    },
-                }],
-                ..Commit::default()
-            };
-            if updated != account.value {
-                commit.accounts.push(AccountWrite::Update {
-                    expected: account.version,
-                    account: updated.clone(),
-                });
-            }
-            match self.commit(commit).await? {
-                CommitOutcome::Committed => {}
-                _ => continue,
-            }
-            return match verdict.outcome {
-                Ok(consumed) => {
-                    self.audit(
-                        AuditEvent::new(AuditKind::LoginSucceeded, now)
-                            .account(consumed.account())
-                            .flow(&found.value.id),
-                    );
-                    Ok(Authenticated {
-                        account_id: consumed.account().clone(),
-                        security_stamp: updated.security_stamp,
-                        authenticated_at: now,
-                    })
-                }
-                Err(rejection) => {
-                    let kind = if verdict.aborted {
-                        AuditKind::OtpAttemptsExhausted
-                    } else {
-                        AuditKind::OtpFailed
-                    };
-                    self.audit(
-                        AuditEvent::new(kind, now)
-                            .account(&updated.id)
-                            .flow(&found.value.id)
-                            .detail(rejection.code()),
-                    );
-                    if verdict.aborted
-                        && p.notify_on_otp_abort
-                        && let Some(email) = &updated.email
-                    {
-                        self.send_mail(email, MailMessage::LoginOtpAborted { at: now })
-                            .await;
-                    }
-                    Err(rejection.into())
-                }
-            };
-        }
-        Err(busy())
+    pub async fn verify_otp(
+        &self,
+        challenge: &OtpChallengeId,
+        code: &OtpCode,
+    ) -> Result<Authenticated, Error> {
+        let load = self.challenge_load(challenge, true);
+        let (consumed, security_stamp) = self
+            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+                Ok(login::verify(
+                    loaded.found(),
+                    loaded.account.as_ref(),
+                    code,
+                    env,
+                ))
+            })
+            .await?;
+        Ok(Authenticated::from_consumed(consumed, security_stamp))
     }
 
     /// L4 (暗証キー再請求): a new code for the same screen; the old code dies at once and
     /// the attempt budget carries over (SEC-12, SEC-30). During the cooldown the answer
-    /// is [`Rejection::TooManyRequests`] with `retry_after`, and no mail goes out.
-    pub async fn resend_otp(&self, challenge: &str) -> Result<OtpChallenge, Error> {
-        let challenge = OtpChallengeId::parse(challenge).map_err(|_| Rejection::OtpInvalid)?;
-        let candidates = challenge.digest_candidates(&self.inner.keys);
-        let p = &self.inner.policy;
-        for _ in 0..MAX_CAS_RETRIES {
-            let now = self.now();
-            let Some((found, digest)) = self.find_flow(&candidates).await? else {
-                return Err(Rejection::OtpInvalid.into());
-            };
-            let FlowState::Login(state) = found.value.state.clone() else {
-                return Err(Rejection::OtpInvalid.into());
-            };
-            let account_id = state.account().clone();
-            let (next, code) = {
+    /// is [`Rejection::TooManyRequests`](crate::Rejection::TooManyRequests) with `retry_after`, and no mail goes out.
+    pub async fn resend_otp(&self, challenge: &OtpChallengeId) -> Result<OtpChallenge, Error> {
+        let load = self.challenge_load(challenge, true);
+        let resent = self
+            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
                 let mut rng = Self::rng();
-                state.resend(&digest, self.env(now), &mut rng)?
-            };
-            let key = format!("otp-mail:{}", account_id.as_str());
-            let current = self.inner.store.load_counter(&key).await?;
-            let counter = window_hit(
-                key,
-                current,
-                now,
-                time::Duration::hours(1),
-                p.otp_mails_per_account_per_hour,
-                None,
-            )
-            .map_err(|retry_after| Rejection::TooManyRequests { retry_after })?;
-            let LoginState::AwaitingOtp(awaiting) = &next else {
-                return Err(Rejection::OtpInvalid.into());
-            };
-            let expires_at = awaiting.expires_at;
-            let Some(account) = self
-                .inner
-                .store
-                .find_account(AccountLookup::Id(account_id.clone()))
-                .await?
-            else {
-                return Err(Rejection::OtpInvalid.into());
-            };
-            let Some(email) = account.value.email.clone() else {
-                return Err(Rejection::OtpInvalid.into());
-            };
-            let commit = Commit {
-                flows: vec![FlowWrite {
-                    expected: Some(found.version),
-                    record: FlowRecord {
-                        id: found.value.id.clone(),
-                        state: FlowState::Login(next),
-                    },
-                }],
-                counters: vec![counter],
-                ..Commit::default()
-            };
-            match self.commit(commit).await? {
-                CommitOutcome::Committed => {}
-                _ => continue,
-            }
-            self.audit(
-                AuditEvent::new(AuditKind::OtpResent, now)
-                    .account(&account_id)
-                    .flow(&found.value.id),
-            );
-            self.send_mail(&email, MailMessage::LoginOtp { code, expires_at })
-                .await;
-            return Ok(OtpChallenge {
-                challenge,
-                expires_at,
-                masked_email: email.masked(),
-            });
-        }
-        Err(busy())
+                Ok(login::resend(
+                    loaded.found(),
+                    loaded.account.as_ref(),
+                    otp_mails(loaded),
+                    env,
+                    &mut rng,
+                ))
+            })
+            .await?;
+        Ok(OtpChallenge {
+            challenge: challenge.clone(),
+            expires_at: resent.expires_at,
+            masked_email: resent.masked_email,
+        })
     }
 
     /// L3: the code screen was closed (the page's `pagehide` beacon, or its キャンセル
     /// button). The code dies; the member starts again at L1. Idempotent, and silent
     /// about unknown challenges.
-    pub async fn close_otp_screen(&self, challenge: &str) -> Result<(), Error> {
-        let Ok(challenge) = OtpChallengeId::parse(challenge) else {
-            return Ok(());
-        };
-        let candidates = challenge.digest_candidates(&self.inner.keys);
-        for _ in 0..MAX_CAS_RETRIES {
-            let now = self.now();
-            let Some((found, digest)) = self.find_flow(&candidates).await? else {
-                return Ok(());
-            };
-            let FlowState::Login(state) = found.value.state.clone() else {
-                return Ok(());
-            };
-            let account = state.account().clone();
-            let Some(next) = state.close(&digest, now) else {
-                return Ok(());
-            };
-            let commit = Commit {
-                flows: vec![FlowWrite {
-                    expected: Some(found.version),
-                    record: FlowRecord {
-                        id: found.value.id.clone(),
-                        state: FlowState::Login(next),
-                    },
-                }],
-                ..Commit::default()
-            };
-            if self.commit(commit).await? == CommitOutcome::Committed {
-                self.audit(
-                    AuditEvent::new(AuditKind::OtpScreenClosed, now)
-                        .account(&account)
-                        .flow(&found.value.id),
-                );
-                return Ok(());
-            }
-        }
-        Err(busy())
+    pub async fn close_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
+        let load = self.challenge_load(challenge, false);
+        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+            Ok(login::close(loaded.found(), env))
+        })
+        .await
     }
 
     /// L3 with a heartbeat policy: the code screen is still open. A challenge whose
-    /// heartbeat lapsed is dead, and this answers [`Rejection::OtpInvalid`] so the page
+    /// heartbeat lapsed is dead, and this answers [`Rejection::OtpInvalid`](crate::Rejection::OtpInvalid) so the page
     /// can send the member back to the login screen.
-    pub async fn heartbeat_otp_screen(&self, challenge: &str) -> Result<(), Error> {
-        let challenge = OtpChallengeId::parse(challenge).map_err(|_| Rejection::OtpInvalid)?;
-        let candidates = challenge.digest_candidates(&self.inner.keys);
-        for _ in 0..MAX_CAS_RETRIES {
-            let now = self.now();
-            let Some((found, digest)) = self.find_flow(&candidates).await? else {
-                return Err(Rejection::OtpInvalid.into());
-            };
-            let FlowState::Login(state) = found.value.state.clone() else {
-                return Err(Rejection::OtpInvalid.into());
-            };
-            let (next, alive) = state.clone().heartbeat(&digest, self.env(now));
-            if next == state {
-                return if alive {
-                    Ok(())
-                } else {
-                    Err(Rejection::OtpInvalid.into())
-                };
-            }
-            let commit = Commit {
-                flows: vec![FlowWrite {
-                    expected: Some(found.version),
-                    record: FlowRecord {
-                        id: found.value.id.clone(),
-                        state: FlowState::Login(next),
-                    },
-                }],
-                ..Commit::default()
-            };
-            if self.commit(commit).await? == CommitOutcome::Committed {
-                return if alive {
-                    Ok(())
-                } else {
-                    Err(Rejection::OtpInvalid.into())
-                };
-            }
-        }
-        Err(busy())
+    pub async fn heartbeat_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
+        let load = self.challenge_load(challenge, false);
+        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+            Ok(login::heartbeat(loaded.found(), env))
+        })
+        .await
     }
 
     /// What a logged-in member's pages show about their account: login ID, address,

@@ -7,8 +7,10 @@
 
 mod account;
 mod builder;
+mod driver;
 #[cfg(test)]
 mod interaction_tests;
+mod links;
 mod login;
 mod pathways;
 mod recovery;
@@ -30,7 +32,7 @@ pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationSta
 
 use crate::domain::EmailAddress;
 use crate::error::{Error, Rejection};
-use crate::flow::{Env, LinkStatus};
+use crate::flow::Env;
 use crate::lang::Lang;
 use crate::mail::{MailMessage, MailTemplates, OutgoingMail};
 use crate::password_hash::PasswordHasher;
@@ -162,16 +164,6 @@ impl Portal {
             }
         }
         Ok(None)
-    }
-
-    /// The GET of a link landing: what the link with these candidate digests would do
-    /// now, consuming nothing (mail scanners follow links).
-    async fn link_status(&self, candidates: &[TokenDigest]) -> Result<LinkStatus, Error> {
-        let now = self.now();
-        Ok(match self.find_flow(candidates).await? {
-            Some((found, digest)) => found.value.state.link_status(&digest, now),
-            None => LinkStatus::Invalid,
-        })
     }
 
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, Error> {

@@ -226,21 +226,20 @@ impl Portal {
 
     /// GET of the reset link: what it would do, consuming nothing (mail scanners follow
     /// links).
-    pub async fn inspect_password_reset_link(&self, token: &str) -> Result<LinkStatus, Error> {
-        match PasswordResetLinkToken::parse(token) {
-            Ok(token) => {
-                self.link_status(&token.digest_candidates(&self.inner.keys))
-                    .await
-            }
-            Err(_) => Ok(LinkStatus::Invalid),
-        }
+    pub async fn inspect_password_reset_link(
+        &self,
+        token: &PasswordResetLinkToken,
+    ) -> Result<LinkStatus, Error> {
+        self.inspect_link(token).await
     }
 
     /// POST of the reset link: consumes it (single use, SEC-38) and binds the reset to
     /// this browser. Keep the returned handle in the browser (cookie or hidden field) for
     /// [`Portal::complete_password_reset`].
-    pub async fn open_password_reset_link(&self, token: &str) -> Result<FlowHandle, Error> {
-        let token = PasswordResetLinkToken::parse(token).map_err(|_| Rejection::LinkInvalid)?;
+    pub async fn open_password_reset_link(
+        &self,
+        token: &PasswordResetLinkToken,
+    ) -> Result<FlowHandle, Error> {
         let candidates = token.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
@@ -294,12 +293,11 @@ impl Portal {
     /// a 暗証キー.
     pub async fn complete_password_reset(
         &self,
-        handle: &str,
+        handle: &FlowHandle,
         claim: Option<IdentityClaim>,
         new_password: Password,
         confirmation: Password,
     ) -> Result<(), Error> {
-        let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
         let candidates = handle.digest_candidates(&self.inner.keys);
         let p = &self.inner.policy;
         let mut hashed: Option<crate::password_hash::PasswordHashString> = None;

@@ -163,20 +163,19 @@ impl Portal {
 
     /// R2, GET of link 1: what the link would do, consuming nothing (mail scanners
     /// follow links).
-    pub async fn inspect_registration_link(&self, token: &str) -> Result<LinkStatus, Error> {
-        match RegistrationLinkToken::parse(token) {
-            Ok(token) => {
-                self.link_status(&token.digest_candidates(&self.inner.keys))
-                    .await
-            }
-            Err(_) => Ok(LinkStatus::Invalid),
-        }
+    pub async fn inspect_registration_link(
+        &self,
+        token: &RegistrationLinkToken,
+    ) -> Result<LinkStatus, Error> {
+        self.inspect_link(token).await
     }
 
     /// R2, POST of 【本人確認ページへ】: consumes link 1 and binds the flow to this
     /// browser. Keep the returned handle in the browser (cookie or hidden field).
-    pub async fn open_registration_link(&self, token: &str) -> Result<FlowHandle, Error> {
-        let token = RegistrationLinkToken::parse(token).map_err(|_| Rejection::LinkInvalid)?;
+    pub async fn open_registration_link(
+        &self,
+        token: &RegistrationLinkToken,
+    ) -> Result<FlowHandle, Error> {
         let candidates = token.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
@@ -229,10 +228,9 @@ impl Portal {
     /// never says which attribute was wrong.
     pub async fn verify_identity(
         &self,
-        handle: &str,
+        handle: &FlowHandle,
         claim: IdentityClaim,
     ) -> Result<AuthKeyShown, Error> {
-        let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
         let candidates = handle.digest_candidates(&self.inner.keys);
         // The roster is asked only once the handle is known to belong to a live flow at
         // this step, so a forged handle cannot probe card numbers (SEC-09).
@@ -405,21 +403,20 @@ impl Portal {
     }
 
     /// R4, GET of link 2: what the link would do, consuming nothing.
-    pub async fn inspect_verification_link(&self, token: &str) -> Result<LinkStatus, Error> {
-        match VerificationLinkToken::parse(token) {
-            Ok(token) => {
-                self.link_status(&token.digest_candidates(&self.inner.keys))
-                    .await
-            }
-            Err(_) => Ok(LinkStatus::Invalid),
-        }
+    pub async fn inspect_verification_link(
+        &self,
+        token: &VerificationLinkToken,
+    ) -> Result<LinkStatus, Error> {
+        self.inspect_link(token).await
     }
 
     /// R4, POST of 認証: link 2 together with the 認証キー from the R3 screen. Consumes
     /// both and binds the flow to this browser (which may be another device than R3's).
-    pub async fn confirm_auth_key(&self, token: &str, auth_key: &str) -> Result<FlowHandle, Error> {
-        let token = VerificationLinkToken::parse(token).map_err(|_| Rejection::LinkInvalid)?;
-        let key = AuthKey::parse(auth_key).map_err(|_| Rejection::AuthKeyIncorrect)?;
+    pub async fn confirm_auth_key(
+        &self,
+        token: &VerificationLinkToken,
+        key: &AuthKey,
+    ) -> Result<FlowHandle, Error> {
         let candidates = token.digest_candidates(&self.inner.keys);
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
@@ -458,11 +455,10 @@ impl Portal {
     /// long-term one (SEC-41); failures count against the account like login failures.
     pub async fn sign_in_with_temporary_password(
         &self,
-        handle: &str,
+        handle: &FlowHandle,
         login_id: &str,
-        password: &str,
+        password: &Password,
     ) -> Result<FlowHandle, Error> {
-        let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
         let candidates = handle.digest_candidates(&self.inner.keys);
         let now = self.now();
         let Some((found, digest)) = self.find_flow(&candidates).await? else {
@@ -475,7 +471,7 @@ impl Portal {
         {
             return Err(Rejection::WrongStep.into());
         }
-        let account = self.check_password(login_id, password, now, true).await?;
+        let account = self.check_password(login_id, password, true).await?;
         let next = {
             let mut rng = Self::rng();
             state.accept_temporary_credentials(
@@ -502,8 +498,7 @@ impl Portal {
     /// The address the account will get, to show read-only on 利用者情報入力 (R5). Only
     /// a handle at that step (after R4 or R2') can read it; any other handle is
     /// [`Rejection::WrongStep`], an expired step [`Rejection::Expired`].
-    pub async fn registration_email(&self, handle: &str) -> Result<EmailAddress, Error> {
-        let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
+    pub async fn registration_email(&self, handle: &FlowHandle) -> Result<EmailAddress, Error> {
         let candidates = handle.digest_candidates(&self.inner.keys);
         let now = self.now();
         let Some((found, digest)) = self.find_flow(&candidates).await? else {
@@ -521,10 +516,9 @@ impl Portal {
     /// message (「ご家族と重複するメールアドレスは使用できません」).
     pub async fn complete_registration(
         &self,
-        handle: &str,
+        handle: &FlowHandle,
         credentials: NewCredentials,
     ) -> Result<Registered, Error> {
-        let handle = FlowHandle::parse(handle).map_err(|_| Rejection::WrongStep)?;
         let candidates = handle.digest_candidates(&self.inner.keys);
         let now = self.now();
         let Some((found, digest)) = self.find_flow(&candidates).await? else {

@@ -1,13 +1,12 @@
 //! The `Store` port: where flows, accounts and throttle counters live.
 
 use async_trait::async_trait;
-use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::BoxError;
-use crate::flow::FlowState;
-use crate::model::{Account, AccountId, Counter, FlowId, MemberId, Version, Versioned};
+pub use crate::flow::FlowRecord;
+use crate::model::{Account, AccountId, Counter, MemberId, Version, Versioned};
 use crate::token::TokenDigest;
 
 /// How to find an account.
@@ -22,16 +21,6 @@ pub enum AccountLookup {
     Email(EmailAddress),
     /// By roster member.
     Member(MemberId),
-}
-
-/// A stored flow: its identifier and state. The state names the digests it can be
-/// found by ([`FlowState::lookup_keys`]) and when it may be purged.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FlowRecord {
-    /// Identifier.
-    pub id: FlowId,
-    /// Where the flow is.
-    pub state: FlowState,
 }
 
 /// A write to one flow inside a [`Commit`].
@@ -176,7 +165,7 @@ pub trait Store: Send + Sync {
     /// Applies every write of `commit` atomically, or none (see the trait docs).
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError>;
 
-    /// Removes up to `limit` flows whose [`FlowState::purge_after`] and counters whose
+    /// Removes up to `limit` flows whose [`FlowState::purge_after`](crate::flow::FlowState::purge_after) and counters whose
     /// `expires_at` is at or before `now`; returns how many were removed.
     async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError>;
 }

@@ -1,0 +1,134 @@
+//! One step value for every journey: what a member's action writes, mails, records and
+//! answers.
+//!
+//! A decision function in this module tree takes what the driver loaded, `now`, the
+//! policy and an RNG, and returns a [`Step`]. The driver ([`crate::Portal`]) carries it
+//! out in a fixed order: commit every [`Write`] atomically with compare-and-set; on a
+//! lost race, load and decide again; once committed, send the mails, record the audit
+//! events, and only then give the member the answer. A step with no writes changes
+//! nothing and is answered at once.
+
+use crate::domain::EmailAddress;
+use crate::error::Rejection;
+use crate::flow::FlowState;
+use crate::flow::throttle::CounterHit;
+use crate::mail::MailMessage;
+use crate::model::{Account, AuditEvent, Expect, FlowId};
+
+/// One write of a step.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Write {
+    /// Insert (`Expect::Absent`) or replace a flow.
+    Flow {
+        /// What the store must find.
+        expect: Expect,
+        /// The flow.
+        id: FlowId,
+        /// Its new state.
+        state: FlowState,
+    },
+    /// Replace an account read at `expect`'s version.
+    Account {
+        /// What the store must find.
+        expect: Expect,
+        /// The account's new content.
+        account: Account,
+    },
+    /// Count one event on a throttle counter.
+    Counter(CounterHit),
+}
+
+/// A mail to send once the step is committed.
+#[derive(Debug)]
+pub struct Mail {
+    /// Where to.
+    pub to: EmailAddress,
+    /// What.
+    pub message: MailMessage,
+}
+
+/// What one member action does. Build it with [`Step::answer`] or [`Step::reject`] and
+/// the `write` / `mail` / `audit` builders.
+#[derive(Debug)]
+#[must_use = "a step does nothing until the driver carries it out"]
+pub struct Step<T> {
+    /// Written atomically, or not at all.
+    pub writes: Vec<Write>,
+    /// Sent after the commit.
+    pub mails: Vec<Mail>,
+    /// Recorded after the commit.
+    pub audit: Vec<AuditEvent>,
+    /// What the member is told after all of that.
+    pub answer: Result<T, Rejection>,
+}
+
+impl<T> Step<T> {
+    /// A step that answers `value`.
+    pub fn answer(value: T) -> Self {
+        Step {
+            writes: Vec::new(),
+            mails: Vec::new(),
+            audit: Vec::new(),
+            answer: Ok(value),
+        }
+    }
+
+    /// A step that answers `rejection` (and, unless writes are added, changes nothing).
+    pub fn reject(rejection: Rejection) -> Self {
+        Step {
+            writes: Vec::new(),
+            mails: Vec::new(),
+            audit: Vec::new(),
+            answer: Err(rejection),
+        }
+    }
+
+    /// Adds a write.
+    pub fn write(mut self, write: Write) -> Self {
+        self.writes.push(write);
+        self
+    }
+
+    /// Adds a flow write.
+    pub fn flow(self, expect: Expect, id: FlowId, state: FlowState) -> Self {
+        self.write(Write::Flow { expect, id, state })
+    }
+
+    /// Adds an account update.
+    pub fn account(self, expect: Expect, account: Account) -> Self {
+        self.write(Write::Account { expect, account })
+    }
+
+    /// Adds a counter hit.
+    pub fn counter(self, hit: CounterHit) -> Self {
+        self.write(Write::Counter(hit))
+    }
+
+    /// Adds a mail.
+    pub fn mail(mut self, to: EmailAddress, message: MailMessage) -> Self {
+        self.mails.push(Mail { to, message });
+        self
+    }
+
+    /// Adds an audit event.
+    pub fn audit(mut self, event: AuditEvent) -> Self {
+        self.audit.push(event);
+        self
+    }
+
+    /// Whether the step writes nothing.
+    pub fn is_read_only(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// The same effects with the answer mapped.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Step<U> {
+        Step {
+            writes: self.writes,
+            mails: self.mails,
+            audit: self.audit,
+            answer: self.answer.map(f),
+        }
+    }
+}

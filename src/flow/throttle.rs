@@ -1,0 +1,131 @@
+//! Fixed-window throttles: how many events of one kind one subject may cause in a window,
+//! and how close together. Pure: the counter is read by the driver and written back in
+//! the step's commit, so two racing requests cannot both take the last allowance.
+
+use time::{Duration, OffsetDateTime};
+
+use crate::model::{Counter, CounterKey, Expect, Versioned};
+
+/// The rule one counter enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Length of the window.
+    pub span: Duration,
+    /// Events allowed in one window.
+    pub cap: u32,
+    /// Least time between two events, if any.
+    pub min_interval: Option<Duration>,
+}
+
+/// One event allowed: the counter write that records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterHit {
+    /// What the write expects to find.
+    pub expect: Expect,
+    /// The counter after the event.
+    pub counter: Counter,
+}
+
+/// Counts one event of `key` under `rule`. `Err(retry_after)` when the event is not
+/// allowed (cap reached, or closer than `min_interval` to the last one); otherwise the
+/// write that records it.
+pub fn hit(
+    key: &CounterKey,
+    current: Option<&Versioned<Counter>>,
+    now: OffsetDateTime,
+    rule: Window,
+) -> Result<CounterHit, Duration> {
+    let expect = Expect::of(current);
+    let counter = match current {
+        Some(v) if now < v.value.window_start.saturating_add(rule.span) => v.value.clone(),
+        Some(v) => Counter {
+            key: key.render(),
+            window_start: now,
+            count: 0,
+            last_at: v.value.last_at,
+            expires_at: now.saturating_add(rule.span),
+        },
+        None => Counter {
+            key: key.render(),
+            window_start: now,
+            count: 0,
+            last_at: now.saturating_sub(rule.span),
+            expires_at: now.saturating_add(rule.span),
+        },
+    };
+    if let Some(gap) = rule.min_interval {
+        let ready = counter.last_at.saturating_add(gap);
+        if counter.count > 0 && now < ready {
+            return Err(ready - now);
+        }
+    }
+    if counter.count >= rule.cap {
+        return Err(counter.window_start.saturating_add(rule.span) - now);
+    }
+    Ok(CounterHit {
+        expect,
+        counter: Counter {
+            count: counter.count.saturating_add(1),
+            last_at: now,
+            ..counter
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AccountId, Version};
+
+    fn rule(cap: u32) -> Window {
+        Window {
+            span: Duration::hours(1),
+            cap,
+            min_interval: None,
+        }
+    }
+
+    #[test]
+    fn the_cap_holds_within_the_window_and_resets_after_it() {
+        let key = CounterKey::OtpMails(AccountId::from_stored("a"));
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let mut current: Option<Versioned<Counter>> = None;
+        for n in 1..=3u64 {
+            let w = hit(&key, current.as_ref(), t0, rule(3)).expect("allowed");
+            assert_eq!(w.counter.count, n as u32);
+            assert_eq!(w.counter.key, "otp-mail:a");
+            current = Some(Versioned {
+                version: Version(n),
+                value: w.counter,
+            });
+        }
+        assert_eq!(
+            hit(&key, current.as_ref(), t0, rule(3)),
+            Err(Duration::hours(1))
+        );
+        let later =
+            hit(&key, current.as_ref(), t0 + Duration::hours(1), rule(3)).expect("new window");
+        assert_eq!(later.counter.count, 1);
+        assert_eq!(later.expect, Expect::At(Version(3)));
+    }
+
+    #[test]
+    fn min_interval_spaces_events() {
+        let key = CounterKey::MailsToAddress("ab".into());
+        let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+        let r = Window {
+            min_interval: Some(Duration::seconds(60)),
+            ..rule(10)
+        };
+        let first = hit(&key, None, t0, r).expect("first");
+        let v = Versioned {
+            version: Version::FIRST,
+            value: first.counter,
+        };
+        assert_eq!(
+            hit(&key, Some(&v), t0 + Duration::seconds(59), r),
+            Err(Duration::seconds(1))
+        );
+        assert!(hit(&key, Some(&v), t0 + Duration::seconds(60), r).is_ok());
+    }
+}

@@ -1,0 +1,168 @@
+//! The one driver every step goes through: load → decide → commit with compare-and-set
+//! → retry on a lost race → mail → audit → answer.
+//!
+//! Policy lives in [`crate::flow`]: a step's decision function gets what [`Load`]
+//! read, and returns a [`Step`] that says everything the action does. This module only
+//! carries it out, in an order that never tells the member something that was not
+//! stored: the writes commit first (all or nothing), then the mails go, then the audit
+//! events, then the answer.
+
+use super::{MAX_CAS_RETRIES, Portal, busy};
+use crate::error::{Error, Rejection};
+use crate::flow::step::{Step, Write};
+use crate::flow::{Env, FlowRecord};
+use crate::model::{Account, AccountId, Counter, CounterKey, Versioned};
+use crate::ports::{AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite};
+use crate::token::TokenDigest;
+
+/// Which account a step reads.
+#[derive(Clone, Debug)]
+pub(super) enum AccountRead {
+    /// By a lookup.
+    By(AccountLookup),
+    /// The account the found flow belongs to.
+    OfFlow,
+}
+
+/// What one step reads before it decides.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Load {
+    /// Candidate digests of the secret the member holds (current key first).
+    pub(super) flow: Vec<TokenDigest>,
+    /// The account to read.
+    pub(super) account: Option<AccountRead>,
+    /// Also read the account's flows (to end its open challenges).
+    pub(super) account_flows: bool,
+    /// Counters keyed by the loaded account.
+    pub(super) account_counters: Vec<fn(&AccountId) -> CounterKey>,
+}
+
+/// What [`Load`] read.
+#[derive(Debug, Default)]
+pub(super) struct Loaded {
+    /// The flow found, with the digest that found it.
+    pub(super) flow: Option<(Versioned<FlowRecord>, TokenDigest)>,
+    /// The account.
+    pub(super) account: Option<Versioned<Account>>,
+    /// The account's flows, in creation order.
+    pub(super) account_flows: Vec<Versioned<FlowRecord>>,
+    /// One per `account_counters` entry.
+    pub(super) account_counters: Vec<Option<Versioned<Counter>>>,
+}
+
+impl Loaded {
+    /// The found flow as the core's decision functions take it.
+    pub(super) fn found(&self) -> Option<(&Versioned<FlowRecord>, &TokenDigest)> {
+        self.flow.as_ref().map(|(r, d)| (r, d))
+    }
+}
+
+impl Portal {
+    /// Reads what `load` names.
+    pub(super) async fn load(&self, load: &Load) -> Result<Loaded, Error> {
+        let store = &self.inner.store;
+        let mut loaded = Loaded::default();
+        for d in &load.flow {
+            if let Some(found) = store.find_flow(d).await? {
+                loaded.flow = Some((found, *d));
+                break;
+            }
+        }
+        let lookup = match &load.account {
+            None => None,
+            Some(AccountRead::By(by)) => Some(by.clone()),
+            Some(AccountRead::OfFlow) => loaded
+                .flow
+                .as_ref()
+                .and_then(|(f, _)| f.value.state.account().cloned())
+                .map(AccountLookup::Id),
+        };
+        if let Some(by) = lookup {
+            loaded.account = store.find_account(by).await?;
+        }
+        if let Some(a) = &loaded.account {
+            if load.account_flows {
+                loaded.account_flows = store.flows_of_account(&a.value.id).await?;
+            }
+            for key in &load.account_counters {
+                let c = store.load_counter(&key(&a.value.id).render()).await?;
+                loaded.account_counters.push(c);
+            }
+        } else {
+            loaded.account_counters = load.account_counters.iter().map(|_| None).collect();
+        }
+        Ok(loaded)
+    }
+
+    /// Runs one step: reads `load`, asks `decide`, and carries the step out, reading and
+    /// deciding again after a lost compare-and-set race. `decide` may await (Argon2, the
+    /// roster) but holds no policy: that is the core's.
+    pub(super) async fn drive<T>(
+        &self,
+        load: &Load,
+        mut decide: impl AsyncFnMut(&Loaded, Env<'_>) -> Result<Step<T>, Error>,
+    ) -> Result<T, Error> {
+        for _ in 0..MAX_CAS_RETRIES {
+            let now = self.now();
+            let loaded = self.load(load).await?;
+            let step = decide(&loaded, self.env(now)).await?;
+            if let Some(answer) = self.carry_out(step).await? {
+                return answer;
+            }
+        }
+        Err(busy())
+    }
+
+    /// Commits a step's writes, then sends its mails, records its audit events and
+    /// returns its answer. `None` when the commit lost a race: nothing was written, and
+    /// the step must be decided again from a fresh read.
+    pub(super) async fn carry_out<T>(
+        &self,
+        step: Step<T>,
+    ) -> Result<Option<Result<T, Error>>, Error> {
+        if !step.is_read_only() {
+            match self.inner.store.commit(commit_of(step.writes)).await? {
+                CommitOutcome::Committed => {}
+                CommitOutcome::LoginIdTaken => {
+                    return Ok(Some(Err(Rejection::LoginIdTaken.into())));
+                }
+                CommitOutcome::EmailTaken => {
+                    return Ok(Some(Err(Rejection::FamilyEmailInUse.into())));
+                }
+                CommitOutcome::MemberTaken => {
+                    return Ok(Some(Err(Rejection::AlreadyRegistered.into())));
+                }
+                _ => return Ok(None),
+            }
+        }
+        for mail in step.mails {
+            self.send_mail(&mail.to, mail.message).await;
+        }
+        for event in step.audit {
+            self.audit(event);
+        }
+        Ok(Some(step.answer.map_err(Error::from)))
+    }
+}
+
+/// The store's commit for a step's writes.
+fn commit_of(writes: Vec<Write>) -> Commit {
+    let mut commit = Commit::default();
+    for w in writes {
+        match w {
+            Write::Flow { expect, id, state } => commit.flows.push(FlowWrite {
+                expected: expect.version(),
+                record: FlowRecord { id, state },
+            }),
+            Write::Account { expect, account } => commit.accounts.push(match expect.version() {
+                Some(expected) => AccountWrite::Update { expected, account },
+                None => AccountWrite::Create(account),
+            }),
+            Write::Counter(hit) => commit.counters.push(CounterWrite {
+                expected: hit.expect.version(),
+                counter: hit.counter,
+            }),
+        }
+    }
+    commit
+}
