@@ -16,6 +16,7 @@ pub mod recovery;
 pub mod registration;
 pub mod step;
 pub mod throttle;
+pub mod urls;
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -37,6 +38,7 @@ pub use registration::{
     Step,
 };
 pub use step::{Mail, Step as Decision, Write};
+pub use urls::{LinkPaths, Urls};
 
 /// What every transition needs from outside: the instant, the policy and the keys.
 #[derive(Clone, Copy, Debug)]

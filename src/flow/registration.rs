@@ -16,10 +16,18 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use super::{Env, TOMBSTONE_TTL, deadline};
-use crate::domain::{BirthDate, CardNumber, EmailAddress, KanaName};
+use super::gate::{self, Gate, PasswordCheck};
+use super::step::{NewAccount, Step as Decision, Write};
+use super::throttle::{self, Window};
+use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, deadline};
+use crate::domain::{BirthDate, CardNumber, EmailAddress, KanaName, LoginId, Nickname};
 use crate::error::Rejection;
-use crate::model::{AccountId, MemberId, MemberRecord, SecurityStamp};
+use crate::mail::{MailLink, MailMessage};
+use crate::model::{
+    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId,
+    MemberId, MemberRecord, SecurityStamp, Versioned,
+};
+use crate::password_hash::PasswordHashString;
 use crate::token::{
     AuthKey, FlowHandle, RegistrationLinkToken, TokenDigest, VerificationLinkToken,
 };
@@ -547,6 +555,17 @@ impl RegistrationState {
             _ => None,
         }
     }
+
+    /// The R1 address while the flow is open.
+    pub fn email(&self) -> Option<&EmailAddress> {
+        match self {
+            RegistrationState::AwaitingLinkOpen(s) => Some(&s.email),
+            RegistrationState::AwaitingIdentity(s) => Some(&s.email),
+            RegistrationState::AwaitingAuthKey(s) => Some(&s.email),
+            RegistrationState::AwaitingCredentials(s) => Some(&s.email),
+            _ => None,
+        }
+    }
 }
 
 /// The result of R3 that the member sees: the 認証キー to show once, and link 2 to mail.
@@ -602,4 +621,515 @@ pub(crate) fn roster_matches(claim: &IdentityClaim, record: &MemberRecord) -> bo
     };
     let eligible = subtle::Choice::from(u8::from(record.eligible));
     bool::from(card & birth & kana & eligible)
+}
+
+// ── The journey: what each registration step decides from what the driver loaded ──
+
+/// A loaded flow: the record, its version, and the digest that found it.
+pub type Found<'a> = (&'a Versioned<FlowRecord>, &'a TokenDigest);
+
+fn registration_of<'a>(
+    found: Option<Found<'a>>,
+) -> Option<(
+    &'a Versioned<FlowRecord>,
+    &'a TokenDigest,
+    &'a RegistrationState,
+)> {
+    match found {
+        Some((record, digest)) => match &record.value.state {
+            FlowState::Registration(s) => Some((record, digest, s)),
+            _ => None,
+        },
+        None => None,
+    }
+}
+
+fn replace(record: &Versioned<FlowRecord>, state: RegistrationState) -> Write {
+    Write::Flow {
+        expect: Expect::At(record.version),
+        id: record.value.id.clone(),
+        state: FlowState::Registration(state),
+    }
+}
+
+/// The SEC-13 allowance of mails to one address.
+pub fn address_mail_window(env: Env<'_>) -> Window {
+    Window {
+        span: time::Duration::hours(1),
+        cap: env.policy.mails_per_address_per_hour,
+        min_interval: Some(env.policy.mail_min_interval),
+    }
+}
+
+/// R1 (メールアドレス入力 → 送信する): link 1 for a new address, a notice to the owner of
+/// a registered one. SEC-07: both branches do the same work — draw a link, digest it,
+/// insert a flow, count the mail, send one mail — so neither the answer nor its timing
+/// tells whether the address is registered; for a registered address the flow is
+/// stored already dead and its link is never mailed. A throttled mail (SEC-13) is
+/// answered the same way, with nothing written.
+pub fn begin<R: rand::CryptoRng + ?Sized>(
+    email: EmailAddress,
+    registered: bool,
+    mails: Option<&Versioned<Counter>>,
+    urls: &Urls,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<()> {
+    let now = env.now;
+    let key = CounterKey::mails_to(&email, env.keys);
+    let Ok(hit) = throttle::hit(&key, mails, now, address_mail_window(env)) else {
+        return Decision::answer(())
+            .audit(AuditEvent::new(AuditKind::MailThrottled, now).email(email.masked()));
+    };
+    let (state, token) = start(email.clone(), env, rng);
+    let expires_at = state.expires_at;
+    let flow_id = FlowId::generate(rng);
+    let (stored, kind, message) = if registered {
+        (
+            RegistrationState::Dead(Dead {
+                reason: DeadReason::AlreadyRegistered,
+                spent: vec![state.link],
+                at: now,
+            }),
+            AuditKind::RegistrationForRegisteredAddress,
+            MailMessage::AlreadyRegistered {
+                login_url: urls.login(),
+            },
+        )
+    } else {
+        let url = urls.link(|p| &p.registration, token.expose_secret());
+        (
+            RegistrationState::AwaitingLinkOpen(state),
+            AuditKind::RegistrationStarted,
+            MailMessage::RegistrationLink(MailLink {
+                url,
+                token,
+                expires_at,
+            }),
+        )
+    };
+    Decision::answer(())
+        .flow(
+            Expect::Absent,
+            flow_id.clone(),
+            FlowState::Registration(stored),
+        )
+        .counter(hit)
+        .audit(
+            AuditEvent::new(kind, now)
+                .flow(&flow_id)
+                .email(email.masked()),
+        )
+        .mail(email, message)
+}
+
+/// R2 POST of 【本人確認ページへ】: consumes link 1 and binds the flow to this browser.
+pub fn open<R: rand::CryptoRng + ?Sized>(
+    found: Option<Found<'_>>,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<FlowHandle> {
+    let Some((record, digest, state)) = registration_of(found) else {
+        return Decision::reject(Rejection::LinkInvalid);
+    };
+    match state.clone().open_link(digest, env, rng) {
+        Err(r) => Decision::reject(r),
+        Ok((next, handle)) => Decision::answer(handle).write(replace(record, next)).audit(
+            AuditEvent::new(AuditKind::RegistrationLinkOpened, env.now).flow(&record.value.id),
+        ),
+    }
+}
+
+/// R3's gate before the roster is asked: the handle must belong to a live flow at the
+/// identity step with tries left, so a forged handle cannot probe card numbers (SEC-09).
+/// `Some` is the (read-only) answer when it does not.
+pub fn identity_gate<T>(found: Option<Found<'_>>, env: Env<'_>) -> Option<Decision<T>> {
+    let Some((_, digest, state)) = registration_of(found) else {
+        return Some(Decision::reject(Rejection::WrongStep));
+    };
+    match state {
+        RegistrationState::AwaitingIdentity(s)
+            if s.handle == *digest
+                && env.now < s.expires_at
+                && s.attempts < env.policy.identity_tries_per_flow =>
+        {
+            None
+        }
+        RegistrationState::AwaitingIdentity(s) if s.handle == *digest => {
+            Some(Decision::reject(if env.now >= s.expires_at {
+                Rejection::Expired
+            } else {
+                Rejection::IdentityAttemptsExhausted
+            }))
+        }
+        _ => Some(Decision::reject(Rejection::WrongStep)),
+    }
+}
+
+/// R2' without the password: whether the handle is not at the identity step (or that
+/// step expired), so the member is answered [`Rejection::WrongStep`] before any Argon2
+/// work.
+pub fn credentials_entry_refused(found: Option<Found<'_>>, now: OffsetDateTime) -> bool {
+    !matches!(registration_of(found), Some((_, digest, RegistrationState::AwaitingIdentity(s)))
+        if s.handle == *digest && now < s.expires_at)
+}
+
+/// What R3 learned beyond the flow: the roster entry for the typed card number, the
+/// member's identity-check counter, and whether the member or the flow's address
+/// already has an account.
+#[derive(Debug, Default)]
+pub struct IdentityFacts<'a> {
+    /// The roster entry of the typed card number.
+    pub record: Option<&'a MemberRecord>,
+    /// The member's identity checks across flows (SEC-09).
+    pub member_checks: Option<&'a Versioned<Counter>>,
+    /// The member already has an account.
+    pub member_has_account: bool,
+    /// The flow's address belongs to an account (a family member's).
+    pub email_taken: bool,
+}
+
+/// The SEC-09 budget of identity checks per member across flows.
+pub fn identity_member_window(env: Env<'_>) -> Window {
+    Window {
+        span: env.policy.identity_member_window,
+        cap: env.policy.identity_tries_per_member,
+        min_interval: None,
+    }
+}
+
+/// R3 (本人確認 → 確認): the claim against the roster, counted on the flow and on the
+/// member before anything is compared (SEC-09); the 認証キー on screen and link 2 by
+/// mail on success; after identity is proven, the member may be told about their own
+/// account or a family member's use of the address.
+pub fn confirm_identity<R: rand::CryptoRng + ?Sized>(
+    found: Option<Found<'_>>,
+    claim: &IdentityClaim,
+    facts: IdentityFacts<'_>,
+    urls: &Urls,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<(AuthKey, OffsetDateTime)> {
+    if let Some(stop) = identity_gate(found, env) {
+        return stop;
+    }
+    let Some((record, digest, state)) = registration_of(found) else {
+        return Decision::reject(Rejection::WrongStep);
+    };
+    let now = env.now;
+    let member = facts.record.map(|r| r.member_id.clone());
+    let (member_hit, member_exhausted) = match &member {
+        Some(m) => match throttle::hit(
+            &CounterKey::IdentityChecks(m.clone()),
+            facts.member_checks,
+            now,
+            identity_member_window(env),
+        ) {
+            Ok(hit) => (Some(hit), false),
+            Err(_) => (None, true),
+        },
+        None => (None, false),
+    };
+    let step =
+        state
+            .clone()
+            .verify_identity(digest, claim, facts.record, member_exhausted, env, rng);
+    let mut next = step.state;
+    let mut result = step.result;
+    if result.is_ok() && (facts.member_has_account || facts.email_taken) {
+        let (reason, rejection) = if facts.member_has_account {
+            (DeadReason::AlreadyRegistered, Rejection::AlreadyRegistered)
+        } else {
+            (DeadReason::FamilyEmailInUse, Rejection::FamilyEmailInUse)
+        };
+        next = RegistrationState::Dead(Dead {
+            reason,
+            spent: next.lookup_keys(),
+            at: now,
+        });
+        result = Err(rejection);
+    }
+    let email = state.email().cloned();
+    let mut decision = match result {
+        Ok(verified) => {
+            let mut ev = AuditEvent::new(AuditKind::IdentityVerified, now).flow(&record.value.id);
+            if let Some(m) = &member {
+                ev = ev.member(m);
+            }
+            let mut d = Decision::answer((verified.auth_key, verified.expires_at)).audit(ev);
+            if let Some(email) = email {
+                let url = urls.link(|p| &p.verification, verified.link.expose_secret());
+                d = d.mail(
+                    email,
+                    MailMessage::IdentityVerified(MailLink {
+                        url,
+                        token: verified.link,
+                        expires_at: verified.expires_at,
+                    }),
+                );
+            }
+            d
+        }
+        Err(rejection) => {
+            let kind = if member_exhausted {
+                AuditKind::IdentityMemberBlocked
+            } else if matches!(
+                rejection,
+                Rejection::FamilyEmailInUse | Rejection::AlreadyRegistered
+            ) {
+                AuditKind::FamilyEmailRefused
+            } else {
+                AuditKind::IdentityFailed
+            };
+            let mut ev = AuditEvent::new(kind, now)
+                .flow(&record.value.id)
+                .detail(rejection.code());
+            if let Some(m) = &member {
+                ev = ev.member(m);
+            }
+            Decision::reject(rejection).audit(ev)
+        }
+    };
+    decision = decision.write(replace(record, next));
+    if let Some(hit) = member_hit {
+        decision = decision.counter(hit);
+    }
+    decision
+}
+
+/// R4 POST of 認証: link 2 with the 認証キー. A wrong key spends one of its tries; the
+/// last one kills the flow (SEC-11).
+pub fn confirm_key<R: rand::CryptoRng + ?Sized>(
+    found: Option<Found<'_>>,
+    key: &AuthKey,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<FlowHandle> {
+    let Some((record, digest, state)) = registration_of(found) else {
+        return Decision::reject(Rejection::LinkInvalid);
+    };
+    let step = state.clone().confirm_auth_key(digest, key, env, rng);
+    if step.state == *state {
+        // Nothing to record (expired, used, exhausted): answer without writing.
+        return match step.result {
+            Ok(h) => Decision::answer(h),
+            Err(r) => Decision::reject(r),
+        };
+    }
+    let kind = if step.result.is_ok() {
+        AuditKind::AuthKeyConfirmed
+    } else {
+        AuditKind::AuthKeyFailed
+    };
+    let decision = match step.result {
+        Ok(h) => Decision::answer(h),
+        Err(r) => Decision::reject(r),
+    };
+    decision
+        .write(replace(record, step.state))
+        .audit(AuditEvent::new(kind, env.now).flow(&record.value.id))
+}
+
+/// R2' (事前登録の方): the insurer-issued login ID and 仮パスワード instead of R3–R4, on
+/// a flow at the identity step. The password gate's rules apply (failures count on the
+/// account like login failures); the flow moves on in the same commit.
+pub fn temporary_sign_in<R: rand::CryptoRng + ?Sized>(
+    found: Option<Found<'_>>,
+    account: Option<&Versioned<Account>>,
+    password: PasswordCheck,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<FlowHandle> {
+    let Some((record, digest, state)) = registration_of(found) else {
+        return Decision::reject(Rejection::WrongStep);
+    };
+    if !matches!(state, RegistrationState::AwaitingIdentity(s) if s.handle == *digest && env.now < s.expires_at)
+    {
+        return Decision::reject(Rejection::WrongStep);
+    }
+    let opened = match gate::check(Gate::Temporary, account, password, env) {
+        Ok(opened) => opened,
+        Err(refused) => return refused,
+    };
+    let a = &opened.account;
+    match state.clone().accept_temporary_credentials(
+        digest,
+        a.id.clone(),
+        a.member.clone(),
+        a.security_stamp.clone(),
+        env,
+        rng,
+    ) {
+        Err(r) => Decision::reject(r),
+        Ok((next, handle)) => {
+            let mut d = Decision::answer(handle).write(replace(record, next)).audit(
+                AuditEvent::new(AuditKind::TemporaryCredentialsAccepted, env.now)
+                    .flow(&record.value.id)
+                    .account(&a.id),
+            );
+            for ev in opened.audit {
+                d = d.audit(ev);
+            }
+            d.account(opened.expect, opened.account)
+        }
+    }
+}
+
+/// R5's gate: the flow is at 利用者情報入力 with this handle and unexpired. The portal
+/// asks it before it validates input or hashes anything.
+pub fn credentials_gate<'a, T>(
+    found: Option<Found<'a>>,
+    now: OffsetDateTime,
+) -> Result<&'a AwaitingCredentials, Decision<T>> {
+    let Some((_, digest, state)) = registration_of(found) else {
+        return Err(Decision::reject(Rejection::WrongStep));
+    };
+    state
+        .ready_to_complete(digest, now)
+        .map_err(Decision::reject)
+}
+
+/// Whether a provisioned account may still be completed by a flow that passed R2'
+/// when the account had `stamp`: still provisioned, temporary password unexpired, and
+/// not re-issued or disabled since (both change the stamp) (SEC-41).
+pub fn provisioned_still_valid(
+    account: &Account,
+    stamp: Option<&SecurityStamp>,
+    now: OffsetDateTime,
+) -> bool {
+    let unexpired = matches!(
+        account.status,
+        AccountStatus::Provisioned { temporary_expires_at } if now < temporary_expires_at
+    );
+    let same_stamp = stamp.is_some_and(|s| {
+        bool::from(
+            s.as_str()
+                .as_bytes()
+                .ct_eq(account.security_stamp.as_str().as_bytes()),
+        )
+    });
+    unexpired && same_stamp
+}
+
+/// SEC-42: a chosen login ID may not be the e-mail address (or its local part), the
+/// card number in any spelling, or the birth date. `identifying` holds the roster's
+/// spellings; separators are ignored, so `999.123456.00` is `999-123456-00`.
+pub fn login_is_identifying(
+    login_id: &LoginId,
+    email: &EmailAddress,
+    identifying: &[String],
+) -> bool {
+    let id = login_id.as_str();
+    let local = email.canonical().split_once('@').map(|(l, _)| l);
+    let bare = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let id_bare = bare(id);
+    id == email.canonical()
+        || local == Some(id)
+        || identifying
+            .iter()
+            .any(|w| w.to_ascii_lowercase() == id || (!id_bare.is_empty() && bare(w) == id_bare))
+}
+
+/// What R5 checked and computed before deciding.
+#[derive(Debug)]
+pub struct ChosenCredentials {
+    /// 新ログインID, parsed and checked against SEC-42.
+    pub login_id: LoginId,
+    /// ニックネーム.
+    pub nickname: Option<Nickname>,
+    /// Argon2id of 新パスワード, which passed the SEC-17 checks.
+    pub password_hash: PasswordHashString,
+}
+
+/// R5 (利用者情報入力 → 登録): the account, made from the flow's proof — identity
+/// verified at R3–R4, or the temporary credentials of R2' on a still-valid provisioned
+/// account — committed together with the completed flow. Login ID, address and member
+/// are each unique; a taken address is a family member's (「ご家族と重複する
+/// メールアドレスは使用できません」).
+pub fn complete<R: rand::CryptoRng + ?Sized>(
+    found: Option<Found<'_>>,
+    chosen: ChosenCredentials,
+    provisioned: Option<&Versioned<Account>>,
+    urls: &Urls,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<AccountId> {
+    let ready = match credentials_gate(found, env.now) {
+        Ok(ready) => ready.clone(),
+        Err(stop) => return stop,
+    };
+    let Some((record, _, state)) = registration_of(found) else {
+        return Decision::reject(Rejection::WrongStep);
+    };
+    let now = env.now;
+    let proof = &ready.proof;
+    let provisioned = match proof.provisioned_account() {
+        None => None,
+        Some(id) => match provisioned {
+            Some(a)
+                if a.value.id == *id
+                    && provisioned_still_valid(&a.value, proof.provisioned_stamp(), now) =>
+            {
+                Some(a)
+            }
+            // SEC-41: a re-issue (new temporary password), a disable or the temporary
+            // password's expiry since R2' revokes this flow's proof.
+            _ => return Decision::reject(Rejection::WrongStep),
+        },
+    };
+    let account = Account {
+        id: provisioned
+            .map(|a| a.value.id.clone())
+            .unwrap_or_else(|| AccountId::generate(rng)),
+        login_id: chosen.login_id,
+        email: Some(ready.email.clone()),
+        member: proof.member().clone(),
+        nickname: chosen.nickname,
+        password_hash: chosen.password_hash,
+        security_stamp: SecurityStamp::generate(rng),
+        status: AccountStatus::Active,
+        password_failures: 0,
+        last_password_failure_at: None,
+        otp_failures: 0,
+        otp_cooldown_until: None,
+        created_at: provisioned.map_or(now, |a| a.value.created_at),
+    };
+    let account_id = account.id.clone();
+    let write = match provisioned {
+        Some(a) => Write::Account {
+            expect: Expect::At(a.version),
+            account,
+        },
+        None => Write::CreateAccount(NewAccount::new(account)),
+    };
+    let mut decision = Decision::answer(account_id.clone())
+        .write(replace(
+            record,
+            state.clone().complete(account_id.clone(), now),
+        ))
+        .write(write)
+        .audit(
+            AuditEvent::new(AuditKind::RegistrationCompleted, now)
+                .flow(&record.value.id)
+                .account(&account_id)
+                .member(proof.member())
+                .email(ready.email.masked()),
+        )
+        .mail(
+            ready.email.clone(),
+            MailMessage::RegistrationCompleted {
+                login_url: urls.login(),
+            },
+        );
+    decision.audit_if_email_taken.push(
+        AuditEvent::new(AuditKind::FamilyEmailRefused, now)
+            .flow(&record.value.id)
+            .member(proof.member()),
+    );
+    decision
 }

@@ -15,10 +15,48 @@ use crate::flow::throttle::CounterHit;
 use crate::mail::MailMessage;
 use crate::model::{Account, AuditEvent, Expect, FlowId};
 
+/// An account the store may create. Only the core makes one — R5 from a flow whose
+/// identity was verified at R3–R4 ([`crate::flow::registration::complete`]), and the
+/// insurer's 事前登録 from an eligible roster entry — so no code path creates an account
+/// without that proof. Not `Clone`, not `Deserialize`, no public constructor:
+///
+/// ```compile_fail
+/// # fn f(account: kenpo_auth::model::Account) {
+/// let forged = kenpo_auth::flow::step::NewAccount(account);
+/// # }
+/// ```
+///
+/// ```compile_fail
+/// # fn f(account: kenpo_auth::model::Account) {
+/// let forged = kenpo_auth::flow::step::Write::CreateAccount(account);
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct NewAccount(Account);
+
+impl NewAccount {
+    /// Only the core's transitions call this.
+    pub(in crate::flow) fn new(account: Account) -> Self {
+        NewAccount(account)
+    }
+
+    /// The account to create.
+    pub fn account(&self) -> &Account {
+        &self.0
+    }
+
+    /// The account, for the store.
+    pub fn into_account(self) -> Account {
+        self.0
+    }
+}
+
 /// One write of a step.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Write {
+    /// Create an account (fails on a taken login ID, address or member).
+    CreateAccount(NewAccount),
     /// Insert (`Expect::Absent`) or replace a flow.
     Flow {
         /// What the store must find.
@@ -59,6 +97,9 @@ pub struct Step<T> {
     pub mails: Vec<Mail>,
     /// Recorded after the commit.
     pub audit: Vec<AuditEvent>,
+    /// Recorded instead when the commit is refused because the address is already
+    /// another account's.
+    pub audit_if_email_taken: Vec<AuditEvent>,
     /// What the member is told after all of that.
     pub answer: Result<T, Rejection>,
 }
@@ -70,6 +111,7 @@ impl<T> Step<T> {
             writes: Vec::new(),
             mails: Vec::new(),
             audit: Vec::new(),
+            audit_if_email_taken: Vec::new(),
             answer: Ok(value),
         }
     }
@@ -80,6 +122,7 @@ impl<T> Step<T> {
             writes: Vec::new(),
             mails: Vec::new(),
             audit: Vec::new(),
+            audit_if_email_taken: Vec::new(),
             answer: Err(rejection),
         }
     }
@@ -128,6 +171,7 @@ impl<T> Step<T> {
             writes: self.writes,
             mails: self.mails,
             audit: self.audit,
+            audit_if_email_taken: self.audit_if_email_taken,
             answer: self.answer.map(f),
         }
     }

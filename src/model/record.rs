@@ -89,6 +89,20 @@ impl CounterKey {
         CounterKey::OtpMails(account.clone())
     }
 
+    /// [`CounterKey::MailsToAddress`] of `email`: a keyed digest of its canonical form,
+    /// so that counters hold no address.
+    pub fn mails_to(
+        email: &crate::domain::EmailAddress,
+        keys: &crate::token::DigestKeyring,
+    ) -> Self {
+        let d = keys.digest(
+            crate::token::Purpose::FlowHandle,
+            b"mail-throttle",
+            email.canonical().as_bytes(),
+        );
+        CounterKey::MailsToAddress(d.to_hex())
+    }
+
     /// The key as stored.
     pub fn render(&self) -> String {
         match self {

@@ -358,8 +358,8 @@ impl Portal {
             );
             let url = self
                 .inner
-                .profile
-                .link(&self.inner.paths.email_change, token.expose_secret());
+                .urls
+                .link(|p| &p.email_change, token.expose_secret());
             self.send_mail(
                 &new_email,
                 MailMessage::EmailChangeLink(MailLink {

@@ -3,40 +3,12 @@
 use std::sync::Arc;
 
 use super::{Inner, Portal};
+use crate::flow::{LinkPaths, Urls};
 use crate::mail::{DefaultTemplates, MailTemplates};
 use crate::password_hash::{HashError, PasswordHasher, Pepper};
 use crate::policy::{InsurerProfile, Policy, PolicyError, ProfileError};
 use crate::ports::{AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock, TracingAudit};
 use crate::token::{DigestKey, DigestKeyring, WeakKey};
-
-/// Paths (under the profile's base URL) of the pages mailed links land on. The host
-/// serves them; the defaults match the example portal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct LinkPaths {
-    /// Login page (mentioned in notices).
-    pub login: String,
-    /// Landing page of link 1 (R2).
-    pub registration: String,
-    /// Landing page of link 2 (R4).
-    pub verification: String,
-    /// Landing page of the password-reset link.
-    pub password_reset: String,
-    /// Landing page of the e-mail-change confirmation link.
-    pub email_change: String,
-}
-
-impl Default for LinkPaths {
-    fn default() -> Self {
-        LinkPaths {
-            login: "/login".to_owned(),
-            registration: "/registration/link".to_owned(),
-            verification: "/registration/verify".to_owned(),
-            password_reset: "/password-reset/link".to_owned(),
-            email_change: "/email-change/confirm".to_owned(),
-        }
-    }
-}
 
 /// A portal configuration that cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -216,8 +188,8 @@ impl PortalBuilder {
                 templates: self.templates.unwrap_or_else(|| Arc::new(DefaultTemplates)),
                 policy,
                 report,
+                urls: Urls::new(&profile, self.paths.unwrap_or_default()),
                 profile,
-                paths: self.paths.unwrap_or_default(),
                 keys,
                 hasher,
             }),

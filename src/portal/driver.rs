@@ -10,7 +10,7 @@
 use super::{MAX_CAS_RETRIES, Portal, busy};
 use crate::error::{Error, Rejection};
 use crate::flow::step::{Step, Write};
-use crate::flow::{Env, FlowRecord};
+use crate::flow::{Env, FlowRecord, FlowState, RegistrationState};
 use crate::model::{Account, AccountId, Counter, CounterKey, Versioned};
 use crate::ports::{AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite};
 use crate::token::TokenDigest;
@@ -33,6 +33,8 @@ pub(super) struct Load {
     pub(super) account: Option<AccountRead>,
     /// Also read the account's flows (to end its open challenges).
     pub(super) account_flows: bool,
+    /// Counters by key.
+    pub(super) counters: Vec<CounterKey>,
     /// Counters keyed by the loaded account.
     pub(super) account_counters: Vec<fn(&AccountId) -> CounterKey>,
 }
@@ -46,11 +48,26 @@ pub(super) struct Loaded {
     pub(super) account: Option<Versioned<Account>>,
     /// The account's flows, in creation order.
     pub(super) account_flows: Vec<Versioned<FlowRecord>>,
+    /// One per `counters` entry.
+    pub(super) counters: Vec<Option<Versioned<Counter>>>,
     /// One per `account_counters` entry.
     pub(super) account_counters: Vec<Option<Versioned<Counter>>>,
 }
 
 impl Loaded {
+    /// The `i`-th counter of [`Load::counters`].
+    pub(super) fn counter(&self, i: usize) -> Option<&Versioned<Counter>> {
+        self.counters.get(i).and_then(Option::as_ref)
+    }
+
+    /// The found flow's state, when it is a registration.
+    pub(super) fn registration(&self) -> Option<&RegistrationState> {
+        match self.flow.as_ref().map(|(f, _)| &f.value.state) {
+            Some(FlowState::Registration(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The found flow as the core's decision functions take it.
     pub(super) fn found(&self) -> Option<(&Versioned<FlowRecord>, &TokenDigest)> {
         self.flow.as_ref().map(|(r, d)| (r, d))
@@ -58,6 +75,14 @@ impl Loaded {
 }
 
 impl Portal {
+    /// A load of the flow one of `candidates` finds.
+    pub(super) fn flow_load(&self, candidates: Vec<TokenDigest>) -> Load {
+        Load {
+            flow: candidates,
+            ..Load::default()
+        }
+    }
+
     /// Reads what `load` names.
     pub(super) async fn load(&self, load: &Load) -> Result<Loaded, Error> {
         let store = &self.inner.store;
@@ -77,6 +102,11 @@ impl Portal {
                 .and_then(|(f, _)| f.value.state.account().cloned())
                 .map(AccountLookup::Id),
         };
+        for key in &load.counters {
+            loaded
+                .counters
+                .push(store.load_counter(&key.render()).await?);
+        }
         if let Some(by) = lookup {
             loaded.account = store.find_account(by).await?;
         }
@@ -121,18 +151,21 @@ impl Portal {
         step: Step<T>,
     ) -> Result<Option<Result<T, Error>>, Error> {
         if !step.is_read_only() {
-            match self.inner.store.commit(commit_of(step.writes)).await? {
-                CommitOutcome::Committed => {}
-                CommitOutcome::LoginIdTaken => {
-                    return Ok(Some(Err(Rejection::LoginIdTaken.into())));
-                }
-                CommitOutcome::EmailTaken => {
-                    return Ok(Some(Err(Rejection::FamilyEmailInUse.into())));
-                }
-                CommitOutcome::MemberTaken => {
-                    return Ok(Some(Err(Rejection::AlreadyRegistered.into())));
-                }
+            let commit = commit_of(step.writes).ok_or_else(busy)?;
+            let taken = match self.inner.store.commit(commit).await? {
+                CommitOutcome::Committed => None,
+                CommitOutcome::LoginIdTaken => Some(Rejection::LoginIdTaken),
+                CommitOutcome::EmailTaken => Some(Rejection::FamilyEmailInUse),
+                CommitOutcome::MemberTaken => Some(Rejection::AlreadyRegistered),
                 _ => return Ok(None),
+            };
+            if let Some(rejection) = taken {
+                if rejection == Rejection::FamilyEmailInUse {
+                    for event in step.audit_if_email_taken {
+                        self.audit(event);
+                    }
+                }
+                return Ok(Some(Err(rejection.into())));
             }
         }
         for mail in step.mails {
@@ -145,8 +178,9 @@ impl Portal {
     }
 }
 
-/// The store's commit for a step's writes.
-fn commit_of(writes: Vec<Write>) -> Commit {
+/// The store's commit for a step's writes; `None` for an account write that names no
+/// version (which only a `NewAccount` may do).
+fn commit_of(writes: Vec<Write>) -> Option<Commit> {
     let mut commit = Commit::default();
     for w in writes {
         match w {
@@ -154,9 +188,14 @@ fn commit_of(writes: Vec<Write>) -> Commit {
                 expected: expect.version(),
                 record: FlowRecord { id, state },
             }),
+            Write::CreateAccount(new) => commit
+                .accounts
+                .push(AccountWrite::Create(new.into_account())),
             Write::Account { expect, account } => commit.accounts.push(match expect.version() {
                 Some(expected) => AccountWrite::Update { expected, account },
-                None => AccountWrite::Create(account),
+                // The core never asks for an account update without a version read:
+                // creating one takes a `NewAccount`.
+                None => return None,
             }),
             Write::Counter(hit) => commit.counters.push(CounterWrite {
                 expected: hit.expect.version(),
@@ -164,5 +203,5 @@ fn commit_of(writes: Vec<Write>) -> Commit {
             }),
         }
     }
-    commit
+    Some(commit)
 }

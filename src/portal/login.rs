@@ -182,20 +182,6 @@ impl Portal {
         .await
     }
 
-    pub(super) async fn check_password(
-        &self,
-        login_id: &str,
-        password: &Password,
-        temporary: bool,
-    ) -> Result<Versioned<Account>, Error> {
-        let gate = if temporary {
-            Gate::Temporary
-        } else {
-            Gate::Login
-        };
-        self.check_password_kind(login_id, password, gate).await
-    }
-
     /// L1 (ログイン): checks the login ID and password and mails a 暗証キー. Every
     /// failure — unknown ID, wrong password, locked, disabled — is the same
     /// [`Rejection::LoginFailed`](crate::Rejection::LoginFailed) after the same Argon2 work (SEC-23). A new login ends

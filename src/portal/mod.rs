@@ -20,11 +20,12 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+pub use crate::flow::LinkPaths;
 pub use account::{
     CredentialsChanged, DisableOutcome, EmailChangeConfirmed, EmailChangeRequested,
     ProvisionedAccount,
 };
-pub use builder::{ConfigError, LinkPaths, PortalBuilder};
+pub use builder::{ConfigError, PortalBuilder};
 pub use login::{AccountSummary, Authenticated, OtpChallenge};
 pub use pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use recovery::RecoveryRequested;
@@ -32,7 +33,7 @@ pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationSta
 
 use crate::domain::EmailAddress;
 use crate::error::{Error, Rejection};
-use crate::flow::Env;
+use crate::flow::{Env, Urls};
 use crate::lang::Lang;
 use crate::mail::{MailMessage, MailTemplates, OutgoingMail};
 use crate::password_hash::PasswordHasher;
@@ -65,7 +66,7 @@ struct Inner {
     policy: Policy,
     report: DeviationReport,
     profile: InsurerProfile,
-    paths: LinkPaths,
+    urls: Urls,
     keys: DigestKeyring,
     hasher: PasswordHasher,
 }

@@ -208,8 +208,8 @@ impl Portal {
             );
             let url = self
                 .inner
-                .profile
-                .link(&self.inner.paths.password_reset, token.expose_secret());
+                .urls
+                .link(|p| &p.password_reset, token.expose_secret());
             self.send_mail(
                 &email,
                 MailMessage::PasswordResetLink(MailLink {
