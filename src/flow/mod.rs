@@ -10,6 +10,7 @@
 //! `now >= expires_at`.
 
 pub mod account;
+pub mod ends;
 pub mod gate;
 pub mod login;
 pub mod recovery;
@@ -28,6 +29,7 @@ use crate::token::{DigestKeyring, TokenDigest};
 pub use account::{
     AwaitingEmailConfirmation, EmailChangeEnd, EmailChangeEndReason, EmailChangeState,
 };
+pub use ends::Ends;
 pub use login::{AwaitingOtp, LoginEnd, LoginEndReason, LoginState, OtpConsumed, OtpVerdict};
 pub use recovery::{
     AwaitingNewPassword, AwaitingResetLink, ResetEnd, ResetEndReason, ResetState, ResetStep,

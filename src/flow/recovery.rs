@@ -19,10 +19,21 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::registration::{IdentityClaim, LinkStatus, roster_matches};
-use super::{Env, TOMBSTONE_TTL, deadline};
+use super::ends::Ends;
+use super::registration::{
+    Found, IdentityClaim, LinkStatus, address_mail_window, identity_member_window, roster_matches,
+};
+use super::step::{Step as Decision, Write};
+use super::throttle::{self, CounterHit};
+use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, deadline};
+use crate::domain::EmailAddress;
 use crate::error::Rejection;
-use crate::model::{AccountId, MemberRecord};
+use crate::mail::{MailLink, MailMessage};
+use crate::model::{
+    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId,
+    MemberRecord, SecurityStamp, Versioned,
+};
+use crate::password_hash::PasswordHashString;
 use crate::token::{FlowHandle, PasswordResetLinkToken, TokenDigest};
 
 /// The reset link was mailed; waiting for the member to open it and press the button.
@@ -493,4 +504,323 @@ mod tests {
         assert_eq!(ended.link_status(&link, T0), LinkStatus::Used);
         assert!(ended.end_for(ResetEndReason::AccountChanged, T0).is_none());
     }
+}
+
+// ── The journey: what each recovery step decides from what the driver loaded ──────
+
+fn active(account: Option<&Versioned<Account>>) -> Option<&Versioned<Account>> {
+    account.filter(|a| matches!(a.value.status, AccountStatus::Active))
+}
+
+/// What ログインIDを忘れた方 learned: the account of the typed address, its roster
+/// entry and the member's identity-check counter (read only when a claim was typed and
+/// the address has an account), and the address's mail counter.
+#[derive(Debug, Default)]
+pub struct ReminderFacts<'a> {
+    /// The account whose registered address was typed.
+    pub account: Option<&'a Versioned<Account>>,
+    /// Its roster entry.
+    pub record: Option<&'a MemberRecord>,
+    /// Its member's identity checks (SEC-09).
+    pub member_checks: Option<&'a Versioned<Counter>>,
+    /// Mails to the typed address (SEC-13).
+    pub mails: Option<&'a Versioned<Counter>>,
+}
+
+/// ログインIDを忘れた方: the login ID goes to the registered address when the address
+/// belongs to an active account and — when the policy asks — the claim matches its
+/// roster entry. The answer is always the same (SEC-40); only a missing claim where the
+/// policy needs one is refused, which says nothing about accounts. A roster check counts
+/// against the member whose account has the address (SEC-09); without such an account
+/// nothing is counted.
+pub fn remind_login_id(
+    email: &EmailAddress,
+    identity: Option<&IdentityClaim>,
+    facts: ReminderFacts<'_>,
+    env: Env<'_>,
+) -> Decision<()> {
+    let now = env.now;
+    if env.policy.recovery_requires_identity && identity.is_none() {
+        return Decision::reject(Rejection::IdentityNotConfirmed);
+    }
+    let target = active(facts.account);
+    let mut hits: Vec<CounterHit> = Vec::new();
+    let mut member_exhausted = false;
+    if let (Some(_), Some(a)) = (identity, target) {
+        match throttle::hit(
+            &CounterKey::IdentityChecks(a.value.member.clone()),
+            facts.member_checks,
+            now,
+            identity_member_window(env),
+        ) {
+            Ok(hit) => hits.push(hit),
+            Err(_) => member_exhausted = true,
+        }
+    }
+    let identity_ok = match identity {
+        None => true,
+        Some(claim) => !member_exhausted && facts.record.is_some_and(|r| roster_matches(claim, r)),
+    };
+    let matched = target.filter(|_| identity_ok);
+    let mut decision = Decision::answer(());
+    let detail = match matched {
+        None if member_exhausted => "member_blocked",
+        None => "no_match",
+        Some(a) => {
+            let allowed = throttle::hit(
+                &CounterKey::mails_to(email, env.keys),
+                facts.mails,
+                now,
+                address_mail_window(env),
+            );
+            match (&a.value.email, allowed) {
+                (Some(to), Ok(hit)) => {
+                    hits.push(hit);
+                    decision = decision.mail(
+                        to.clone(),
+                        MailMessage::LoginIdReminder {
+                            login_id: a.value.login_id.as_str().to_owned(),
+                        },
+                    );
+                    "sent"
+                }
+                _ => "throttled",
+            }
+        }
+    };
+    let mut ev = AuditEvent::new(AuditKind::LoginIdReminderRequested, now)
+        .email(email.masked())
+        .detail(detail);
+    if let Some(a) = matched {
+        ev = ev.account(&a.value.id);
+    }
+    decision
+        .writes(hits.into_iter().map(Write::Counter))
+        .audit(ev)
+}
+
+/// パスワードを忘れた方: a reset link to the registered address of an active account —
+/// locked or not (SEC-25) — which ends the account's earlier reset links. The same
+/// answer for an unknown, disabled or provisioned login ID and for a throttled mail, and
+/// the account itself is not touched (SEC-37).
+pub fn request_reset<R: rand::CryptoRng + ?Sized>(
+    account: Option<&Versioned<Account>>,
+    mails: Option<&Versioned<Counter>>,
+    account_flows: &[Versioned<FlowRecord>],
+    urls: &Urls,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<()> {
+    let now = env.now;
+    let Some((account, email)) =
+        active(account).and_then(|a| a.value.email.as_ref().map(|e| (&a.value, e)))
+    else {
+        return Decision::answer(())
+            .audit(AuditEvent::new(AuditKind::PasswordResetRequested, now).detail("no_account"));
+    };
+    let key = CounterKey::mails_to(email, env.keys);
+    let Ok(hit) = throttle::hit(&key, mails, now, address_mail_window(env)) else {
+        return Decision::answer(()).audit(
+            AuditEvent::new(AuditKind::PasswordResetRequested, now)
+                .account(&account.id)
+                .detail("throttled"),
+        );
+    };
+    let (state, token) = start(account.id.clone(), env, rng);
+    let expires_at = state.expires_at;
+    let flow_id = FlowId::generate(rng);
+    let url = urls.link(|p| &p.password_reset, token.expose_secret());
+    Decision::answer(())
+        .writes(Ends::reset(ResetEndReason::Superseded).writes(account_flows, now, None))
+        .flow(
+            Expect::Absent,
+            flow_id.clone(),
+            FlowState::PasswordReset(ResetState::AwaitingLinkOpen(state)),
+        )
+        .counter(hit)
+        .audit(
+            AuditEvent::new(AuditKind::PasswordResetRequested, now)
+                .account(&account.id)
+                .flow(&flow_id)
+                .detail("sent"),
+        )
+        .mail(
+            email.clone(),
+            MailMessage::PasswordResetLink(MailLink {
+                url,
+                token,
+                expires_at,
+            }),
+        )
+}
+
+fn reset_of<'a>(
+    found: Option<Found<'a>>,
+) -> Option<(&'a Versioned<FlowRecord>, &'a TokenDigest, &'a ResetState)> {
+    match found {
+        Some((record, digest)) => match &record.value.state {
+            FlowState::PasswordReset(s) => Some((record, digest, s)),
+            _ => None,
+        },
+        None => None,
+    }
+}
+
+fn replace_reset(record: &Versioned<FlowRecord>, state: ResetState) -> Write {
+    Write::Flow {
+        expect: Expect::At(record.version),
+        id: record.value.id.clone(),
+        state: FlowState::PasswordReset(state),
+    }
+}
+
+/// POST of the reset link: consumes it (single use, SEC-38) and binds the reset to this
+/// browser — for an account that is still active.
+pub fn open_reset<R: rand::CryptoRng + ?Sized>(
+    found: Option<Found<'_>>,
+    account: Option<&Versioned<Account>>,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<FlowHandle> {
+    let (Some((record, digest, state)), Some(_)) = (reset_of(found), active(account)) else {
+        return Decision::reject(Rejection::LinkInvalid);
+    };
+    match state.clone().open_link(digest, env, rng) {
+        Err(r) => Decision::reject(r),
+        Ok((next, handle)) => Decision::answer(handle)
+            .write(replace_reset(record, next))
+            .audit(
+                AuditEvent::new(AuditKind::PasswordResetLinkOpened, env.now)
+                    .account(state.account())
+                    .flow(&record.value.id),
+            ),
+    }
+}
+
+/// A reset whose roster re-check (if any) is settled: the state to keep and the
+/// counter the check spent. The new password comes next.
+#[derive(Debug)]
+pub struct ResetChecked {
+    state: ResetState,
+    changed: bool,
+    hits: Vec<CounterHit>,
+}
+
+impl ResetChecked {
+    /// The new password was refused: keep a roster check that just passed (so the member
+    /// need not repeat it) and answer `rejection`.
+    pub fn refuse<T>(self, found: Option<Found<'_>>, rejection: Rejection) -> Decision<T> {
+        let mut d = Decision::reject(rejection).writes(self.hits.into_iter().map(Write::Counter));
+        if self.changed
+            && let Some((record, _, _)) = reset_of(found)
+        {
+            d = d.write(replace_reset(record, self.state));
+        }
+        d
+    }
+}
+
+/// The first half of completing a reset: the flow is at its new-password step for an
+/// active account, and — when the policy asks — the claim matches the account's roster
+/// entry, counted on the flow and the member before anything is compared (SEC-09).
+pub fn check_reset_claim(
+    found: Option<Found<'_>>,
+    account: Option<&Versioned<Account>>,
+    claim: Option<&IdentityClaim>,
+    record: Option<&MemberRecord>,
+    member_checks: Option<&Versioned<Counter>>,
+    env: Env<'_>,
+) -> Result<ResetChecked, Decision<()>> {
+    let (Some((record_f, digest, stored)), Some(account)) = (reset_of(found), active(account))
+    else {
+        return Err(Decision::reject(Rejection::WrongStep));
+    };
+    let now = env.now;
+    let mut state = stored.clone();
+    let mut hits = Vec::new();
+    let needs_check = env.policy.recovery_requires_identity
+        && matches!(&state, ResetState::AwaitingNewPassword(s) if s.handle == *digest && !s.identity_confirmed);
+    if needs_check && let Some(claim) = claim {
+        let member = &account.value.member;
+        let member_exhausted = match throttle::hit(
+            &CounterKey::IdentityChecks(member.clone()),
+            member_checks,
+            now,
+            identity_member_window(env),
+        ) {
+            Ok(hit) => {
+                hits.push(hit);
+                false
+            }
+            Err(_) => true,
+        };
+        let step = state.check_identity(digest, claim, record, member_exhausted, env);
+        if let Err(rejection) = step.result {
+            let kind = if member_exhausted {
+                AuditKind::IdentityMemberBlocked
+            } else {
+                AuditKind::IdentityFailed
+            };
+            let mut d = Decision::reject(rejection.clone())
+                .writes(hits.into_iter().map(Write::Counter))
+                .audit(
+                    AuditEvent::new(kind, now)
+                        .account(&account.value.id)
+                        .member(member)
+                        .flow(&record_f.value.id)
+                        .detail(rejection.code()),
+                );
+            if step.state != *stored {
+                d = d.write(replace_reset(record_f, step.state));
+            }
+            return Err(d);
+        }
+        state = step.state;
+    }
+    if let Err(r) = state.ready_to_complete(digest, env) {
+        return Err(Decision::reject(r));
+    }
+    Ok(ResetChecked {
+        changed: state != *stored,
+        state,
+        hits,
+    })
+}
+
+/// The second half: the new password (checked and hashed by the driver), the cleared
+/// lockout (SEC-25), a new stamp, every other open flow of the account ended (SEC-34)
+/// and the notice (SEC-38, SEC-43) — in one commit. The member is not logged in.
+pub fn complete_reset<R: rand::CryptoRng + ?Sized>(
+    found: Option<Found<'_>>,
+    account: Option<&Versioned<Account>>,
+    checked: ResetChecked,
+    password_hash: PasswordHashString,
+    account_flows: &[Versioned<FlowRecord>],
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<()> {
+    let (Some((record, _, _)), Some(account)) = (reset_of(found), active(account)) else {
+        return Decision::reject(Rejection::WrongStep);
+    };
+    let now = env.now;
+    let mut updated = account.value.clone();
+    updated.password_hash = password_hash;
+    updated.security_stamp = SecurityStamp::generate(rng);
+    updated.password_failures = 0;
+    updated.last_password_failure_at = None;
+    updated.otp_failures = 0;
+    updated.otp_cooldown_until = None;
+    let mut d = Decision::answer(())
+        .writes(Ends::ALL.writes(account_flows, now, Some(&record.value.id)))
+        .write(replace_reset(record, checked.state.complete(now)))
+        .writes(checked.hits.into_iter().map(Write::Counter))
+        .audit(
+            AuditEvent::new(AuditKind::PasswordResetCompleted, now)
+                .account(&updated.id)
+                .flow(&record.value.id),
+        );
+    if let Some(email) = &updated.email {
+        d = d.mail(email.clone(), MailMessage::PasswordChanged { at: now });
+    }
+    d.account(Expect::At(account.version), updated)
 }

@@ -160,6 +160,18 @@ impl<T> Step<T> {
         self
     }
 
+    /// Adds several writes.
+    pub fn writes(mut self, writes: impl IntoIterator<Item = Write>) -> Self {
+        self.writes.extend(writes);
+        self
+    }
+
+    /// Adds several audit events.
+    pub fn audits(mut self, events: impl IntoIterator<Item = AuditEvent>) -> Self {
+        self.audit.extend(events);
+        self
+    }
+
     /// Whether the step writes nothing.
     pub fn is_read_only(&self) -> bool {
         self.writes.is_empty()

@@ -8,19 +8,16 @@
 
 use std::borrow::Cow;
 
-use super::account::Ends;
-use super::{MAX_CAS_RETRIES, Portal, busy, window_hit};
+use super::Portal;
+use super::driver::{AccountRead, Load, Loaded};
 use crate::domain::{EmailAddress, InputError, LoginId, Password};
 use crate::error::{Error, Rejection};
-use crate::flow::recovery::{self, ResetEndReason, ResetState};
-use crate::flow::registration::roster_matches;
-use crate::flow::{FlowState, IdentityClaim, LinkStatus};
+use crate::flow::recovery::{self, ReminderFacts};
+use crate::flow::{Decision, Env, IdentityClaim, LinkStatus};
 use crate::lang::Lang;
-use crate::mail::{MailLink, MailMessage};
-use crate::ports::{
-    AccountLookup, AccountStatus, AccountWrite, AuditEvent, AuditKind, Commit, CommitOutcome,
-    CounterWrite, FlowId, FlowRecord, FlowWrite, MemberId, SecurityStamp,
-};
+use crate::model::CounterKey;
+use crate::password_hash::PasswordHashString;
+use crate::ports::{AccountLookup, MemberRecord};
 use crate::token::{FlowHandle, PasswordResetLinkToken};
 
 /// The answer to a forgotten-ID or forgotten-password request: always the same, so it
@@ -61,81 +58,43 @@ impl Portal {
         let email = EmailAddress::parse(email)
             .map_err(InputError::from)
             .map_err(Rejection::from)?;
-        let p = &self.inner.policy;
-        if p.recovery_requires_identity && identity.is_none() {
-            return Err(Rejection::IdentityNotConfirmed.into());
-        }
-        let answer = RecoveryRequested;
-        let target = self
-            .inner
-            .store
-            .find_account(AccountLookup::Email(email.clone()))
-            .await?
-            .filter(|a| matches!(a.value.status, AccountStatus::Active));
-        // A roster check counts against the member whose account has this address
-        // (SEC-09). Without such an account there is nothing to learn, so nothing is
-        // counted — and nobody can use this form to exhaust a member's budget by card
-        // number alone.
-        let (member, record) = match (&identity, &target) {
-            (Some(_), Some(a)) => (
-                Some(a.value.member.clone()),
-                self.inner.directory.get(&a.value.member).await?,
-            ),
-            _ => (None, None),
+        let load = Load {
+            account: Some(AccountRead::By(AccountLookup::Email(email.clone()))),
+            counters: vec![CounterKey::mails_to(&email, &self.inner.keys)],
+            ..Load::default()
         };
-        for _ in 0..MAX_CAS_RETRIES {
-            let now = self.now();
-            let mut counters = Vec::new();
-            let mut member_exhausted = false;
-            if let Some(m) = &member {
-                match self.identity_hit(m, now).await? {
-                    Ok(w) => counters.push(w),
-                    Err(()) => member_exhausted = true,
+        let mut roster: Option<Option<MemberRecord>> = None;
+        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+            // The roster and the member's budget are read only for a typed claim on an
+            // address that has an account: there is nothing else to check them against.
+            let mut member_checks = None;
+            if identity.is_some()
+                && let Some(a) = &loaded.account
+            {
+                if roster.is_none() {
+                    roster = Some(self.inner.directory.get(&a.value.member).await?);
                 }
+                member_checks = self
+                    .inner
+                    .store
+                    .load_counter(&CounterKey::IdentityChecks(a.value.member.clone()).render())
+                    .await?;
             }
-            let identity_ok = match &identity {
-                None => true,
-                Some(claim) => {
-                    !member_exhausted && record.as_ref().is_some_and(|r| roster_matches(claim, r))
-                }
+            let facts = ReminderFacts {
+                account: loaded.account.as_ref(),
+                record: roster.as_ref().and_then(Option::as_ref),
+                member_checks: member_checks.as_ref(),
+                mails: loaded.counter(0),
             };
-            let matched = target.as_ref().filter(|_| identity_ok);
-            let mut send = None;
-            let detail = match matched {
-                None if member_exhausted => "member_blocked",
-                None => "no_match",
-                Some(a) => match (&a.value.email, self.mail_allowance(&email, now).await?) {
-                    (Some(to), Some(counter)) => {
-                        counters.push(counter);
-                        send = Some((to.clone(), a.value.login_id.as_str().to_owned()));
-                        "sent"
-                    }
-                    _ => "throttled",
-                },
-            };
-            if !counters.is_empty() {
-                let commit = Commit {
-                    counters,
-                    ..Commit::default()
-                };
-                if self.commit(commit).await? != CommitOutcome::Committed {
-                    continue;
-                }
-            }
-            let mut ev = AuditEvent::new(AuditKind::LoginIdReminderRequested, now)
-                .email(email.masked())
-                .detail(detail);
-            if let Some(a) = matched {
-                ev = ev.account(&a.value.id);
-            }
-            self.audit(ev);
-            if let Some((to, login_id)) = send {
-                self.send_mail(&to, MailMessage::LoginIdReminder { login_id })
-                    .await;
-            }
-            return Ok(answer);
-        }
-        Err(busy())
+            Ok(recovery::remind_login_id(
+                &email,
+                identity.as_ref(),
+                facts,
+                env,
+            ))
+        })
+        .await?;
+        Ok(RecoveryRequested)
     }
 
     /// パスワードを忘れた方: mails a reset link (30 min, single use, SEC-38) to the
@@ -147,81 +106,35 @@ impl Portal {
     /// Insurer staff who want to help a member use this same call with the member's login
     /// ID: they can trigger the mail, never see or set a password (SEC-47).
     pub async fn request_password_reset(&self, login_id: &str) -> Result<RecoveryRequested, Error> {
-        let answer = RecoveryRequested;
-        let now = self.now();
-        let account = match LoginId::parse(login_id) {
-            Ok(id) => {
-                self.inner
-                    .store
-                    .find_account(AccountLookup::LoginId(id))
-                    .await?
-            }
-            Err(_) => None,
+        let load = Load {
+            account: LoginId::parse(login_id)
+                .ok()
+                .map(|id| AccountRead::By(AccountLookup::LoginId(id))),
+            account_flows: true,
+            ..Load::default()
         };
-        let usable = account.filter(|a| matches!(a.value.status, AccountStatus::Active));
-        let Some((account, email)) =
-            usable.and_then(|a| a.value.email.clone().map(|e| (a.value, e)))
-        else {
-            self.audit(
-                AuditEvent::new(AuditKind::PasswordResetRequested, now).detail("no_account"),
-            );
-            return Ok(answer);
-        };
-        for _ in 0..MAX_CAS_RETRIES {
-            let Some(counter) = self.mail_allowance(&email, now).await? else {
-                self.audit(
-                    AuditEvent::new(AuditKind::PasswordResetRequested, now)
-                        .account(&account.id)
-                        .detail("throttled"),
-                );
-                return Ok(answer);
+        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+            let mails = match loaded.account.as_ref().and_then(|a| a.value.email.as_ref()) {
+                Some(e) => {
+                    self.inner
+                        .store
+                        .load_counter(&CounterKey::mails_to(e, &self.inner.keys).render())
+                        .await?
+                }
+                None => None,
             };
-            let (state, token) =
-                recovery::start(account.id.clone(), self.env(now), &mut Self::rng());
-            let expires_at = state.expires_at;
-            let ends = Ends {
-                reset: Some(ResetEndReason::Superseded),
-                ..Ends::default()
-            };
-            let mut flows = self.end_account_flows(&account.id, ends, now, None).await?;
-            let flow_id = FlowId::generate(&mut Self::rng());
-            flows.push(FlowWrite {
-                expected: None,
-                record: FlowRecord {
-                    id: flow_id.clone(),
-                    state: FlowState::PasswordReset(ResetState::AwaitingLinkOpen(state)),
-                },
-            });
-            let commit = Commit {
-                flows,
-                counters: vec![counter],
-                ..Commit::default()
-            };
-            if self.commit(commit).await? != CommitOutcome::Committed {
-                continue;
-            }
-            self.audit(
-                AuditEvent::new(AuditKind::PasswordResetRequested, now)
-                    .account(&account.id)
-                    .flow(&flow_id)
-                    .detail("sent"),
-            );
-            let url = self
-                .inner
-                .urls
-                .link(|p| &p.password_reset, token.expose_secret());
-            self.send_mail(
-                &email,
-                MailMessage::PasswordResetLink(MailLink {
-                    url,
-                    token,
-                    expires_at,
-                }),
-            )
-            .await;
-            return Ok(answer);
-        }
-        Err(busy())
+            let mut rng = Self::rng();
+            Ok(recovery::request_reset(
+                loaded.account.as_ref(),
+                mails.as_ref(),
+                &loaded.account_flows,
+                &self.inner.urls,
+                env,
+                &mut rng,
+            ))
+        })
+        .await?;
+        Ok(RecoveryRequested)
     }
 
     /// GET of the reset link: what it would do, consuming nothing (mail scanners follow
@@ -240,40 +153,20 @@ impl Portal {
         &self,
         token: &PasswordResetLinkToken,
     ) -> Result<FlowHandle, Error> {
-        let candidates = token.digest_candidates(&self.inner.keys);
-        for _ in 0..MAX_CAS_RETRIES {
-            let now = self.now();
-            let Some((found, digest)) = self.find_flow(&candidates).await? else {
-                return Err(Rejection::LinkInvalid.into());
-            };
-            let FlowState::PasswordReset(state) = found.value.state.clone() else {
-                return Err(Rejection::LinkInvalid.into());
-            };
-            if self.active_account(state.account()).await?.is_none() {
-                return Err(Rejection::LinkInvalid.into());
-            }
-            let account = state.account().clone();
-            let (next, handle) = state.open_link(&digest, self.env(now), &mut Self::rng())?;
-            let commit = Commit {
-                flows: vec![FlowWrite {
-                    expected: Some(found.version),
-                    record: FlowRecord {
-                        id: found.value.id.clone(),
-                        state: FlowState::PasswordReset(next),
-                    },
-                }],
-                ..Commit::default()
-            };
-            if self.commit(commit).await? == CommitOutcome::Committed {
-                self.audit(
-                    AuditEvent::new(AuditKind::PasswordResetLinkOpened, now)
-                        .account(&account)
-                        .flow(&found.value.id),
-                );
-                return Ok(handle);
-            }
-        }
-        Err(busy())
+        let load = Load {
+            account: Some(AccountRead::OfFlow),
+            ..self.flow_load(token.digest_candidates(&self.inner.keys))
+        };
+        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+            let mut rng = Self::rng();
+            Ok(recovery::open_reset(
+                loaded.found(),
+                loaded.account.as_ref(),
+                env,
+                &mut rng,
+            ))
+        })
+        .await
     }
 
     /// Completes a password reset on the browser that opened the link.
@@ -298,75 +191,50 @@ impl Portal {
         new_password: Password,
         confirmation: Password,
     ) -> Result<(), Error> {
-        let candidates = handle.digest_candidates(&self.inner.keys);
-        let p = &self.inner.policy;
-        let mut hashed: Option<crate::password_hash::PasswordHashString> = None;
-        for _ in 0..MAX_CAS_RETRIES {
-            let now = self.now();
-            let Some((found, digest)) = self.find_flow(&candidates).await? else {
-                return Err(Rejection::WrongStep.into());
-            };
-            let FlowState::PasswordReset(stored) = found.value.state.clone() else {
-                return Err(Rejection::WrongStep.into());
-            };
-            let Some(account) = self.active_account(stored.account()).await? else {
-                return Err(Rejection::WrongStep.into());
-            };
-            let mut state = stored.clone();
-            let mut counters = Vec::new();
-            // 1. The roster re-check, counted before anything is compared (SEC-09).
-            let needs_check = p.recovery_requires_identity
-                && matches!(&state, ResetState::AwaitingNewPassword(s) if s.handle == digest && !s.identity_confirmed);
-            if needs_check && let Some(claim) = &claim {
-                let record = self.inner.directory.get(&account.value.member).await?;
-                let member_exhausted = match self.identity_hit(&account.value.member, now).await? {
-                    Ok(w) => {
-                        counters.push(w);
-                        false
-                    }
-                    Err(()) => true,
-                };
-                let step = state.check_identity(
-                    &digest,
-                    claim,
-                    record.as_ref(),
-                    member_exhausted,
-                    self.env(now),
-                );
-                if let Err(rejection) = step.result {
-                    if !self
-                        .save_reset(&found, &stored, step.state, counters)
-                        .await?
-                    {
-                        continue;
-                    }
-                    let kind = if member_exhausted {
-                        AuditKind::IdentityMemberBlocked
-                    } else {
-                        AuditKind::IdentityFailed
-                    };
-                    self.audit(
-                        AuditEvent::new(kind, now)
-                            .account(&account.value.id)
-                            .member(&account.value.member)
-                            .flow(&found.value.id)
-                            .detail(rejection.code()),
-                    );
-                    return Err(rejection.into());
+        let load = Load {
+            account: Some(AccountRead::OfFlow),
+            account_flows: true,
+            ..self.flow_load(handle.digest_candidates(&self.inner.keys))
+        };
+        let mut roster: Option<Option<MemberRecord>> = None;
+        let mut hashed: Option<PasswordHashString> = None;
+        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+            let account = loaded.account.as_ref();
+            let mut member_checks = None;
+            if claim.is_some()
+                && let Some(a) = account
+            {
+                if roster.is_none() {
+                    roster = Some(self.inner.directory.get(&a.value.member).await?);
                 }
-                state = step.state;
+                member_checks = self
+                    .inner
+                    .store
+                    .load_counter(&CounterKey::IdentityChecks(a.value.member.clone()).render())
+                    .await?;
             }
-            state.ready_to_complete(&digest, self.env(now))?;
-            // 2. The new password, under the full policy.
-            if let Err(e) = self
-                .check_account_password(&account.value, &new_password, &confirmation)
+            let checked = match recovery::check_reset_claim(
+                loaded.found(),
+                account,
+                claim.as_ref(),
+                roster.as_ref().and_then(Option::as_ref),
+                member_checks.as_ref(),
+                env,
+            ) {
+                Ok(checked) => checked,
+                Err(stop) => return Ok(stop),
+            };
+            let Some(a) = account else {
+                return Ok(Decision::reject(Rejection::WrongStep));
+            };
+            // The new password, under the full policy.
+            match self
+                .check_account_password(&a.value, &new_password, &confirmation)
                 .await
             {
-                // Keep a roster check that just passed, so the member need not repeat it.
-                if !self.save_reset(&found, &stored, state, counters).await? {
-                    continue;
-                }
-                return Err(e);
+                Ok(()) => {}
+                Err(Error::Rejected(r)) => return Ok(checked.refuse(loaded.found(), r)),
+                Err(e) => return Err(e),
             }
             let password_hash = match &hashed {
                 Some(h) => h.clone(),
@@ -376,97 +244,18 @@ impl Portal {
                     h
                 }
             };
-            // 3. One commit: the password, the cleared lockout, the new stamp, the ended
-            // flows.
-            let mut updated = account.value.clone();
-            updated.password_hash = password_hash;
-            updated.security_stamp = SecurityStamp::generate(&mut Self::rng());
-            updated.password_failures = 0;
-            updated.last_password_failure_at = None;
-            updated.otp_failures = 0;
-            updated.otp_cooldown_until = None;
-            let mut flows = self
-                .end_account_flows(&updated.id, Ends::ALL, now, Some(&found.value.id))
-                .await?;
-            flows.push(FlowWrite {
-                expected: Some(found.version),
-                record: FlowRecord {
-                    id: found.value.id.clone(),
-                    state: FlowState::PasswordReset(state.complete(now)),
-                },
-            });
-            let commit = Commit {
-                flows,
-                accounts: vec![AccountWrite::Update {
-                    expected: account.version,
-                    account: updated.clone(),
-                }],
-                counters,
-            };
-            if self.commit(commit).await? != CommitOutcome::Committed {
-                continue;
-            }
-            self.audit(
-                AuditEvent::new(AuditKind::PasswordResetCompleted, now)
-                    .account(&updated.id)
-                    .flow(&found.value.id),
-            );
-            if let Some(email) = &updated.email {
-                self.send_mail(email, MailMessage::PasswordChanged { at: now })
-                    .await;
-            }
-            return Ok(());
-        }
-        Err(busy())
-    }
-
-    /// Stores a reset state that changed (with its counters); `false` when the flow
-    /// changed meanwhile. Nothing to store is success.
-    async fn save_reset(
-        &self,
-        found: &crate::ports::Versioned<FlowRecord>,
-        stored: &ResetState,
-        next: ResetState,
-        counters: Vec<CounterWrite>,
-    ) -> Result<bool, Error> {
-        let mut commit = Commit {
-            counters,
-            ..Commit::default()
-        };
-        if next != *stored {
-            commit.flows.push(FlowWrite {
-                expected: Some(found.version),
-                record: FlowRecord {
-                    id: found.value.id.clone(),
-                    state: FlowState::PasswordReset(next),
-                },
-            });
-        }
-        if commit.is_empty() {
-            return Ok(true);
-        }
-        Ok(self.commit(commit).await? == CommitOutcome::Committed)
-    }
-
-    /// SEC-09: counts one roster check against `member` (shared with registration, so
-    /// no path buys extra tries). `Err(())` when the member is blocked for the window.
-    async fn identity_hit(
-        &self,
-        member: &MemberId,
-        now: time::OffsetDateTime,
-    ) -> Result<Result<CounterWrite, ()>, Error> {
-        let p = &self.inner.policy;
-        let key = format!("identity:{}", member.as_str());
-        let current = self.inner.store.load_counter(&key).await?;
-        Ok(window_hit(
-            key,
-            current,
-            now,
-            p.identity_member_window,
-            p.identity_tries_per_member,
-            None,
-        )
-        .map_err(|_| ()))
+            let mut rng = Self::rng();
+            Ok(recovery::complete_reset(
+                loaded.found(),
+                account,
+                checked,
+                password_hash,
+                &loaded.account_flows,
+                env,
+                &mut rng,
+            ))
+        })
+        .await
     }
 
     /// The recovery part of [`Portal::assurance_report`].
