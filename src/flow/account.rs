@@ -12,11 +12,21 @@
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use super::registration::LinkStatus;
-use super::{Env, TOMBSTONE_TTL, deadline};
-use crate::domain::EmailAddress;
+use super::ends::Ends;
+use super::gate::{self, Gate, PasswordCheck};
+use super::login::OtpConsumed;
+use super::registration::{Found, LinkStatus, address_mail_window};
+use super::step::{NewAccount, Step as Decision, Write};
+use super::throttle;
+use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, deadline};
+use crate::domain::{EmailAddress, LoginId};
 use crate::error::Rejection;
-use crate::model::AccountId;
+use crate::mail::{MailLink, MailMessage};
+use crate::model::{
+    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId,
+    MemberId, SecurityStamp, Versioned,
+};
+use crate::password_hash::PasswordHashString;
 use crate::token::{EmailChangeLinkToken, TokenDigest};
 
 /// The confirmation link was mailed to the new address; waiting for it to come back.
@@ -168,6 +178,310 @@ impl EmailChangeState {
             EmailChangeState::Ended(s) => deadline(s.at, TOMBSTONE_TTL),
         }
     }
+}
+
+// ── The journeys of a logged-in member and of the insurer ─────────────────────────
+
+fn active(account: Option<&Versioned<Account>>) -> Option<&Versioned<Account>> {
+    account.filter(|a| matches!(a.value.status, AccountStatus::Active))
+}
+
+/// パスワード変更: the current password goes through the login's gate — a wrong one
+/// counts on the account and the SEC-24 delays and cap apply (SEC-18) — and every
+/// refusal is [`Rejection::CurrentPasswordIncorrect`]. On success the new hash, a new
+/// stamp, every open flow of the account ended (SEC-34) and the notice (SEC-43), in one
+/// commit conditional on the account's version. Answers the new stamp.
+pub fn change_password<R: rand::CryptoRng + ?Sized>(
+    account: Option<&Versioned<Account>>,
+    current: PasswordCheck,
+    new_hash: PasswordHashString,
+    account_flows: &[Versioned<FlowRecord>],
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<SecurityStamp> {
+    let Some(stored) = active(account) else {
+        return Decision::reject(Rejection::CurrentPasswordIncorrect);
+    };
+    let opened = match gate::check(Gate::Login, Some(stored), current, env) {
+        Ok(opened) => opened,
+        Err(mut refused) => {
+            refused.answer = Err(Rejection::CurrentPasswordIncorrect);
+            return refused;
+        }
+    };
+    let now = env.now;
+    let mut updated = opened.account;
+    updated.password_hash = new_hash;
+    updated.security_stamp = SecurityStamp::generate(rng);
+    let mut d = Decision::answer(updated.security_stamp.clone())
+        .writes(Ends::ALL.writes(account_flows, now, None))
+        .audits(opened.audit)
+        .audit(AuditEvent::new(AuditKind::PasswordChanged, now).account(&updated.id));
+    if let Some(email) = &updated.email {
+        d = d.mail(email.clone(), MailMessage::PasswordChanged { at: now });
+    }
+    d.account(opened.expect, updated)
+}
+
+/// メールアドレス変更: needs a fresh login of this account (SEC-36) — a consumed
+/// 暗証キー no older than the re-authentication window, whose stamp is still current —
+/// and mails a confirmation link to the new address, ending earlier pending changes.
+/// Whether the address is taken is not said here (SEC-08); a throttled mail (SEC-13)
+/// answers the same.
+pub fn request_email_change<R: rand::CryptoRng + ?Sized>(
+    account: Option<&Versioned<Account>>,
+    fresh: (&OtpConsumed, &SecurityStamp),
+    new_email: EmailAddress,
+    mails: Option<&Versioned<Counter>>,
+    account_flows: &[Versioned<FlowRecord>],
+    urls: &Urls,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<()> {
+    let now = env.now;
+    let (proof, stamp) = fresh;
+    let age = now - proof.at();
+    let stale = || Decision::reject(Rejection::ReauthenticationRequired);
+    let Some(account) = active(account) else {
+        return stale();
+    };
+    let same_stamp: bool = subtle::ConstantTimeEq::ct_eq(
+        account.value.security_stamp.as_str().as_bytes(),
+        stamp.as_str().as_bytes(),
+    )
+    .into();
+    if proof.account() != &account.value.id
+        || age.is_negative()
+        || age > env.policy.reauth_window
+        || !same_stamp
+    {
+        return stale();
+    }
+    let id = &account.value.id;
+    let key = CounterKey::mails_to(&new_email, env.keys);
+    let Ok(hit) = throttle::hit(&key, mails, now, address_mail_window(env)) else {
+        return Decision::answer(()).audit(
+            AuditEvent::new(AuditKind::MailThrottled, now)
+                .account(id)
+                .email(new_email.masked()),
+        );
+    };
+    let (state, token) = start(id.clone(), new_email.clone(), env, rng);
+    let expires_at = state.expires_at;
+    let url = urls.link(|p| &p.email_change, token.expose_secret());
+    Decision::answer(())
+        .writes(Ends::email(EmailChangeEndReason::Superseded).writes(account_flows, now, None))
+        .flow(
+            Expect::Absent,
+            FlowId::generate(rng),
+            FlowState::EmailChange(EmailChangeState::AwaitingConfirmation(state)),
+        )
+        .counter(hit)
+        .audit(
+            AuditEvent::new(AuditKind::EmailChangeRequested, now)
+                .account(id)
+                .email(new_email.masked()),
+        )
+        .mail(
+            new_email,
+            MailMessage::EmailChangeLink(MailLink {
+                url,
+                token,
+                expires_at,
+            }),
+        )
+}
+
+/// POST of the address-confirmation link: the new address becomes the account's, with a
+/// new stamp and every other open flow ended (SEC-34); the store decides uniqueness in
+/// the same commit (SEC-08), and a taken address is said only to whoever holds the
+/// link. Notices go to the old and the new address (SEC-43). Answers the masked address.
+pub fn confirm_email<R: rand::CryptoRng + ?Sized>(
+    found: Option<Found<'_>>,
+    account: Option<&Versioned<Account>>,
+    account_flows: &[Versioned<FlowRecord>],
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<String> {
+    let now = env.now;
+    let Some((record, digest)) = found else {
+        return Decision::reject(Rejection::LinkInvalid);
+    };
+    let FlowState::EmailChange(state) = &record.value.state else {
+        return Decision::reject(Rejection::LinkInvalid);
+    };
+    let pending = match state.ready_to_confirm(digest, env) {
+        Ok(p) => p.clone(),
+        Err(r) => return Decision::reject(r),
+    };
+    let Some(account) = active(account).filter(|a| a.value.id == pending.account) else {
+        return Decision::reject(Rejection::LinkInvalid);
+    };
+    let old_email = account.value.email.clone();
+    let mut updated = account.value.clone();
+    updated.email = Some(pending.new_email.clone());
+    updated.security_stamp = SecurityStamp::generate(rng);
+    let notice = MailMessage::EmailChanged {
+        new_address_masked: pending.new_email.masked(),
+        at: now,
+    };
+    let mut d = Decision::answer(pending.new_email.masked())
+        .writes(Ends::ALL.writes(account_flows, now, Some(&record.value.id)))
+        .flow(
+            Expect::At(record.version),
+            record.value.id.clone(),
+            FlowState::EmailChange(state.clone().confirm(now)),
+        )
+        .audit(
+            AuditEvent::new(AuditKind::EmailChanged, now)
+                .account(&updated.id)
+                .flow(&record.value.id)
+                .email(pending.new_email.masked()),
+        );
+    if let Some(old) = old_email
+        && old.canonical() != pending.new_email.canonical()
+    {
+        d = d.mail(old, notice.clone());
+    }
+    d = d.mail(pending.new_email.clone(), notice);
+    d.audit_if_email_taken.push(
+        AuditEvent::new(AuditKind::FamilyEmailRefused, now)
+            .account(&updated.id)
+            .flow(&record.value.id),
+    );
+    d.account(Expect::At(account.version), updated)
+}
+
+/// What 事前登録 issued: the account, its random login ID and when the temporary
+/// password stops working.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Provisioned {
+    /// The account.
+    pub account_id: AccountId,
+    /// Its random login ID (SEC-42).
+    pub login_id: LoginId,
+    /// When the temporary password stops working.
+    pub expires_at: time::OffsetDateTime,
+}
+
+/// 事前登録 for an eligible roster member (the driver checked the roster): a new
+/// provisioned account with a random login ID, or — for a member whose account is still
+/// provisioned or disabled — a re-issue on the same account that revokes the previous
+/// temporary password and any R2' it passed (new stamp, flows ended). A member who has
+/// completed registration is refused.
+pub fn provision<R: rand::CryptoRng + ?Sized>(
+    member: &MemberId,
+    existing: Option<&Versioned<Account>>,
+    temporary_hash: PasswordHashString,
+    account_flows: &[Versioned<FlowRecord>],
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<Provisioned> {
+    let now = env.now;
+    let expires_at = now.saturating_add(env.policy.temporary_password_ttl);
+    let status = AccountStatus::Provisioned {
+        temporary_expires_at: expires_at,
+    };
+    let stamp = SecurityStamp::generate(rng);
+    let (account, write, ends, detail) = match existing {
+        Some(a) if matches!(a.value.status, AccountStatus::Active) => {
+            return Decision::reject(Rejection::AlreadyRegistered);
+        }
+        Some(a) => {
+            let mut updated = a.value.clone();
+            updated.password_hash = temporary_hash;
+            updated.status = status;
+            updated.security_stamp = stamp;
+            // A provisioned account binds its address at R5.
+            updated.email = None;
+            updated.password_failures = 0;
+            updated.last_password_failure_at = None;
+            updated.otp_failures = 0;
+            updated.otp_cooldown_until = None;
+            let write = Write::Account {
+                expect: Expect::At(a.version),
+                account: updated.clone(),
+            };
+            (
+                updated,
+                write,
+                Ends::ALL.writes(account_flows, now, None),
+                "reissued",
+            )
+        }
+        None => {
+            let account = Account {
+                id: AccountId::generate(rng),
+                login_id: LoginId::generate(rng),
+                email: None,
+                member: member.clone(),
+                nickname: None,
+                password_hash: temporary_hash,
+                security_stamp: stamp,
+                status,
+                password_failures: 0,
+                last_password_failure_at: None,
+                otp_failures: 0,
+                otp_cooldown_until: None,
+                created_at: now,
+            };
+            let write = Write::CreateAccount(NewAccount::new(account.clone()));
+            (account, write, Vec::new(), "issued")
+        }
+    };
+    let mut d = Decision::answer(Provisioned {
+        account_id: account.id.clone(),
+        login_id: account.login_id.clone(),
+        expires_at,
+    })
+    .writes(ends)
+    .write(write)
+    .audit(
+        AuditEvent::new(AuditKind::AccountProvisioned, now)
+            .account(&account.id)
+            .member(member)
+            .detail(detail),
+    );
+    // A login-ID collision draws a new ID on the next try.
+    d.redraw_on_login_id_taken = true;
+    d
+}
+
+/// What 資格喪失 did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DisableOutcome {
+    /// The account is now disabled.
+    Disabled,
+    /// It already was.
+    AlreadyDisabled,
+    /// No such account.
+    UnknownAccount,
+}
+
+/// 資格喪失: the account can no longer log in or recover, its stamp changes so every
+/// session ends, and its open flows end (SEC-34).
+pub fn disable<R: rand::CryptoRng + ?Sized>(
+    account: Option<&Versioned<Account>>,
+    account_flows: &[Versioned<FlowRecord>],
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<DisableOutcome> {
+    let Some(a) = account else {
+        return Decision::answer(DisableOutcome::UnknownAccount);
+    };
+    if matches!(a.value.status, AccountStatus::Disabled { .. }) {
+        return Decision::answer(DisableOutcome::AlreadyDisabled);
+    }
+    let now = env.now;
+    let mut updated = a.value.clone();
+    updated.status = AccountStatus::Disabled { at: now };
+    updated.security_stamp = SecurityStamp::generate(rng);
+    Decision::answer(DisableOutcome::Disabled)
+        .writes(Ends::ALL.writes(account_flows, now, None))
+        .audit(AuditEvent::new(AuditKind::AccountDisabled, now).account(&a.value.id))
+        .account(Expect::At(a.version), updated)
 }
 
 #[cfg(test)]

@@ -100,6 +100,9 @@ pub struct Step<T> {
     /// Recorded instead when the commit is refused because the address is already
     /// another account's.
     pub audit_if_email_taken: Vec<AuditEvent>,
+    /// Whether a taken login ID means "draw another and decide again" (a login ID the
+    /// core drew at random) rather than "tell the member".
+    pub redraw_on_login_id_taken: bool,
     /// What the member is told after all of that.
     pub answer: Result<T, Rejection>,
 }
@@ -112,6 +115,7 @@ impl<T> Step<T> {
             mails: Vec::new(),
             audit: Vec::new(),
             audit_if_email_taken: Vec::new(),
+            redraw_on_login_id_taken: false,
             answer: Ok(value),
         }
     }
@@ -123,6 +127,7 @@ impl<T> Step<T> {
             mails: Vec::new(),
             audit: Vec::new(),
             audit_if_email_taken: Vec::new(),
+            redraw_on_login_id_taken: false,
             answer: Err(rejection),
         }
     }
@@ -184,6 +189,7 @@ impl<T> Step<T> {
             mails: self.mails,
             audit: self.audit,
             audit_if_email_taken: self.audit_if_email_taken,
+            redraw_on_login_id_taken: self.redraw_on_login_id_taken,
             answer: self.answer.map(f),
         }
     }

@@ -12,26 +12,21 @@
 
 use time::OffsetDateTime;
 
+use super::Portal;
+use super::driver::{AccountRead, Load, Loaded};
 use super::login::Authenticated;
-use super::{MAX_CAS_RETRIES, Portal, busy};
 use crate::domain::{
     EmailAddress, InputError, LoginId, Password, PasswordContext, check_confirmation,
     check_new_password,
 };
 use crate::error::{Error, Rejection};
-use crate::flow::account::{self as email_flow, EmailChangeEndReason, EmailChangeState};
-use crate::flow::gate::Gate;
-use crate::flow::login::LoginEndReason;
-use crate::flow::recovery::ResetEndReason;
-use crate::flow::{FlowState, LinkStatus};
-use crate::mail::{MailLink, MailMessage};
-use crate::ports::{
-    Account, AccountId, AccountLookup, AccountStatus, AccountWrite, AuditEvent, AuditKind, Commit,
-    CommitOutcome, FlowId, FlowRecord, FlowWrite, MemberId, SecurityStamp, Versioned,
-};
+use crate::flow::account as account_flow;
+use crate::flow::{Decision, Env, LinkStatus};
+use crate::model::CounterKey;
+use crate::password_hash::PasswordHashString;
+use crate::ports::{Account, AccountId, AccountLookup, MemberId, SecurityStamp};
 use crate::token::{EmailChangeLinkToken, TemporaryPassword};
 
-/// Flows removed per store call by [`Portal::purge_expired`].
 const PURGE_BATCH: usize = 500;
 
 /// The answer to [`Portal::change_password`]: the new security stamp. Put it in the
@@ -80,76 +75,9 @@ pub struct ProvisionedAccount {
     pub expires_at: OffsetDateTime,
 }
 
-/// What [`Portal::disable_account`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DisableOutcome {
-    /// The account is now disabled.
-    Disabled,
-    /// It already was.
-    AlreadyDisabled,
-    /// No account has this identifier.
-    UnknownAccount,
-}
-
-/// Which open flows of an account a change ends, and why.
-#[derive(Clone, Copy, Debug, Default)]
-pub(super) struct Ends {
-    pub(super) login: Option<LoginEndReason>,
-    pub(super) reset: Option<ResetEndReason>,
-    pub(super) email: Option<EmailChangeEndReason>,
-}
-
-impl Ends {
-    /// A credential change: every open challenge, reset and address change ends (SEC-34).
-    pub(super) const ALL: Ends = Ends {
-        login: Some(LoginEndReason::AccountChanged),
-        reset: Some(ResetEndReason::AccountChanged),
-        email: Some(EmailChangeEndReason::AccountChanged),
-    };
-}
+pub use crate::flow::account::DisableOutcome;
 
 impl Portal {
-    /// Writes that end the open flows of `account` named by `ends`, except `except`
-    /// (the flow the caller writes itself). Login challenges are ended by
-    /// [`Portal::end_open_challenges`].
-    pub(super) async fn end_account_flows(
-        &self,
-        account: &AccountId,
-        ends: Ends,
-        now: OffsetDateTime,
-        except: Option<&FlowId>,
-    ) -> Result<Vec<FlowWrite>, Error> {
-        let mut writes = match ends.login {
-            Some(reason) => self.end_open_challenges(account, reason, now).await?,
-            None => Vec::new(),
-        };
-        for f in self.inner.store.flows_of_account(account).await? {
-            if except == Some(&f.value.id) {
-                continue;
-            }
-            let next = match (f.value.state, ends.reset, ends.email) {
-                (FlowState::PasswordReset(s), Some(reason), _) => {
-                    s.end_for(reason, now).map(FlowState::PasswordReset)
-                }
-                (FlowState::EmailChange(s), _, Some(reason)) => {
-                    s.end_for(reason, now).map(FlowState::EmailChange)
-                }
-                _ => None,
-            };
-            if let Some(state) = next {
-                writes.push(FlowWrite {
-                    expected: Some(f.version),
-                    record: FlowRecord {
-                        id: f.value.id,
-                        state,
-                    },
-                });
-            }
-        }
-        Ok(writes)
-    }
-
     /// The words a member's new password must not contain (SEC-17): login ID, address
     /// and its local part, insurer name, nickname, 記号・番号 and the birth date forms.
     pub(super) async fn account_password_context(
@@ -216,57 +144,45 @@ impl Portal {
         new: Password,
         confirmation: Password,
     ) -> Result<CredentialsChanged, Error> {
-        let now = self.now();
-        let refused = || Error::Rejected(Rejection::CurrentPasswordIncorrect);
-        let Some(account) = self.active_account(account_id).await? else {
-            return Err(refused());
+        let load = Load {
+            account: Some(AccountRead::By(AccountLookup::Id(account_id.clone()))),
+            account_flows: true,
+            ..Load::default()
         };
-        self.check_account_password(&account.value, &new, &confirmation)
+        let mut cache = None;
+        let mut hashed: Option<PasswordHashString> = None;
+        let security_stamp = self
+            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+                let account = loaded.account.as_ref();
+                let Some(a) = account else {
+                    return Ok(Decision::reject(Rejection::CurrentPasswordIncorrect));
+                };
+                // The new password is checked first, so a typo in it costs no attempt.
+                self.check_account_password(&a.value, &new, &confirmation)
+                    .await?;
+                let current = self
+                    .check_password_hash(account, &current, &mut cache)
+                    .await?;
+                let new_hash = match &hashed {
+                    Some(h) => h.clone(),
+                    None => {
+                        let h = self.inner.hasher.hash(&new).await?;
+                        hashed = Some(h.clone());
+                        h
+                    }
+                };
+                let mut rng = Self::rng();
+                Ok(account_flow::change_password(
+                    account,
+                    current,
+                    new_hash,
+                    &loaded.account_flows,
+                    env,
+                    &mut rng,
+                ))
+            })
             .await?;
-        let verified = self
-            .check_password_kind(account.value.login_id.as_str(), &current, Gate::Login)
-            .await
-            .map_err(|e| match e {
-                Error::Rejected(Rejection::LoginFailed) => refused(),
-                other => other,
-            })?;
-        if verified.value.id != account.value.id {
-            return Err(refused());
-        }
-        let password_hash = self.inner.hasher.hash(&new).await?;
-        let mut account = verified;
-        for _ in 0..MAX_CAS_RETRIES {
-            let stamp = SecurityStamp::generate(&mut Self::rng());
-            let mut updated = account.value.clone();
-            updated.password_hash = password_hash.clone();
-            updated.security_stamp = stamp.clone();
-            let flows = self
-                .end_account_flows(&updated.id, Ends::ALL, now, None)
-                .await?;
-            let commit = Commit {
-                flows,
-                accounts: vec![AccountWrite::Update {
-                    expected: account.version,
-                    account: updated.clone(),
-                }],
-                ..Commit::default()
-            };
-            if self.commit(commit).await? == CommitOutcome::Committed {
-                self.audit(AuditEvent::new(AuditKind::PasswordChanged, now).account(&updated.id));
-                if let Some(email) = &updated.email {
-                    self.send_mail(email, MailMessage::PasswordChanged { at: now })
-                        .await;
-                }
-                return Ok(CredentialsChanged {
-                    security_stamp: stamp,
-                });
-            }
-            match self.active_account(account_id).await? {
-                Some(fresh) => account = fresh,
-                None => return Err(refused()),
-            }
-        }
-        Err(busy())
+        Ok(CredentialsChanged { security_stamp })
     }
 
     /// メールアドレス変更 for a logged-in member: mails a confirmation link to the new
@@ -292,86 +208,33 @@ impl Portal {
         let new_email = EmailAddress::parse(new_email)
             .map_err(InputError::from)
             .map_err(Rejection::from)?;
-        let now = self.now();
-        let stale = || Error::Rejected(Rejection::ReauthenticationRequired);
-        let age = now - fresh_auth.authenticated_at;
-        if fresh_auth.account_id != *account_id
-            || age.is_negative()
-            || age > self.inner.policy.reauth_window
-        {
-            return Err(stale());
-        }
-        let Some(account) = self.active_account(account_id).await? else {
-            return Err(stale());
+        let load = Load {
+            account: Some(AccountRead::By(AccountLookup::Id(account_id.clone()))),
+            account_flows: true,
+            counters: vec![CounterKey::mails_to(&new_email, &self.inner.keys)],
+            ..Load::default()
         };
-        let same_stamp: bool = subtle::ConstantTimeEq::ct_eq(
-            account.value.security_stamp.as_str().as_bytes(),
-            fresh_auth.security_stamp.as_str().as_bytes(),
-        )
-        .into();
-        if !same_stamp {
-            return Err(stale());
-        }
-        let answer = EmailChangeRequested {
-            masked_new_email: new_email.masked(),
-        };
-        for _ in 0..MAX_CAS_RETRIES {
-            let Some(counter) = self.mail_allowance(&new_email, now).await? else {
-                self.audit(
-                    AuditEvent::new(AuditKind::MailThrottled, now)
-                        .account(account_id)
-                        .email(new_email.masked()),
-                );
-                return Ok(answer);
-            };
-            let (state, token) = email_flow::start(
-                account_id.clone(),
+        let fresh = (fresh_auth.proof(), &fresh_auth.security_stamp);
+        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+            let mut rng = Self::rng();
+            Ok(account_flow::request_email_change(
+                loaded
+                    .account
+                    .as_ref()
+                    .filter(|a| a.value.id == *account_id),
+                fresh,
                 new_email.clone(),
-                self.env(now),
-                &mut Self::rng(),
-            );
-            let expires_at = state.expires_at;
-            let ends = Ends {
-                email: Some(EmailChangeEndReason::Superseded),
-                ..Ends::default()
-            };
-            let mut flows = self.end_account_flows(account_id, ends, now, None).await?;
-            flows.push(FlowWrite {
-                expected: None,
-                record: FlowRecord {
-                    id: FlowId::generate(&mut Self::rng()),
-                    state: FlowState::EmailChange(EmailChangeState::AwaitingConfirmation(state)),
-                },
-            });
-            let commit = Commit {
-                flows,
-                counters: vec![counter],
-                ..Commit::default()
-            };
-            if self.commit(commit).await? != CommitOutcome::Committed {
-                continue;
-            }
-            self.audit(
-                AuditEvent::new(AuditKind::EmailChangeRequested, now)
-                    .account(account_id)
-                    .email(new_email.masked()),
-            );
-            let url = self
-                .inner
-                .urls
-                .link(|p| &p.email_change, token.expose_secret());
-            self.send_mail(
-                &new_email,
-                MailMessage::EmailChangeLink(MailLink {
-                    url,
-                    token,
-                    expires_at,
-                }),
-            )
-            .await;
-            return Ok(answer);
-        }
-        Err(busy())
+                loaded.counter(0),
+                &loaded.account_flows,
+                &self.inner.urls,
+                env,
+                &mut rng,
+            ))
+        })
+        .await?;
+        Ok(EmailChangeRequested {
+            masked_new_email: new_email.masked(),
+        })
     }
 
     /// GET of the address-confirmation link: what it would do, consuming nothing (mail
@@ -393,74 +256,24 @@ impl Portal {
         &self,
         token: &EmailChangeLinkToken,
     ) -> Result<EmailChangeConfirmed, Error> {
-        let candidates = token.digest_candidates(&self.inner.keys);
-        for _ in 0..MAX_CAS_RETRIES {
-            let now = self.now();
-            let Some((found, digest)) = self.find_flow(&candidates).await? else {
-                return Err(Rejection::LinkInvalid.into());
-            };
-            let FlowState::EmailChange(state) = found.value.state.clone() else {
-                return Err(Rejection::LinkInvalid.into());
-            };
-            let pending = state.ready_to_confirm(&digest, self.env(now))?.clone();
-            let Some(account) = self.active_account(&pending.account).await? else {
-                return Err(Rejection::LinkInvalid.into());
-            };
-            let old_email = account.value.email.clone();
-            let mut updated = account.value.clone();
-            updated.email = Some(pending.new_email.clone());
-            updated.security_stamp = SecurityStamp::generate(&mut Self::rng());
-            let mut flows = self
-                .end_account_flows(&updated.id, Ends::ALL, now, Some(&found.value.id))
-                .await?;
-            flows.push(FlowWrite {
-                expected: Some(found.version),
-                record: FlowRecord {
-                    id: found.value.id.clone(),
-                    state: FlowState::EmailChange(state.confirm(now)),
-                },
-            });
-            let commit = Commit {
-                flows,
-                accounts: vec![AccountWrite::Update {
-                    expected: account.version,
-                    account: updated.clone(),
-                }],
-                ..Commit::default()
-            };
-            match self.commit(commit).await? {
-                CommitOutcome::Committed => {}
-                CommitOutcome::EmailTaken => {
-                    self.audit(
-                        AuditEvent::new(AuditKind::FamilyEmailRefused, now)
-                            .account(&updated.id)
-                            .flow(&found.value.id),
-                    );
-                    return Err(Rejection::FamilyEmailInUse.into());
-                }
-                _ => continue,
-            }
-            self.audit(
-                AuditEvent::new(AuditKind::EmailChanged, now)
-                    .account(&updated.id)
-                    .flow(&found.value.id)
-                    .email(pending.new_email.masked()),
-            );
-            let notice = MailMessage::EmailChanged {
-                new_address_masked: pending.new_email.masked(),
-                at: now,
-            };
-            if let Some(old) = &old_email
-                && old.canonical() != pending.new_email.canonical()
-            {
-                self.send_mail(old, notice.clone()).await;
-            }
-            self.send_mail(&pending.new_email, notice).await;
-            return Ok(EmailChangeConfirmed {
-                masked_email: pending.new_email.masked(),
-            });
-        }
-        Err(busy())
+        let load = Load {
+            account: Some(AccountRead::OfFlow),
+            account_flows: true,
+            ..self.flow_load(token.digest_candidates(&self.inner.keys))
+        };
+        let masked_email = self
+            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+                let mut rng = Self::rng();
+                Ok(account_flow::confirm_email(
+                    loaded.found(),
+                    loaded.account.as_ref(),
+                    &loaded.account_flows,
+                    env,
+                    &mut rng,
+                ))
+            })
+            .await?;
+        Ok(EmailChangeConfirmed { masked_email })
     }
 
     /// Insurer side, 事前登録: an account for roster member `member` with a random login
@@ -493,87 +306,30 @@ impl Portal {
             .map_err(InputError::from)
             .map_err(Rejection::from)?;
         let password_hash = self.inner.hasher.hash(&as_password).await?;
-        for _ in 0..MAX_CAS_RETRIES {
-            let now = self.now();
-            let expires_at = now.saturating_add(self.inner.policy.temporary_password_ttl);
-            let status = AccountStatus::Provisioned {
-                temporary_expires_at: expires_at,
-            };
-            let stamp = SecurityStamp::generate(&mut Self::rng());
-            let existing = self
-                .inner
-                .store
-                .find_account(AccountLookup::Member(member.clone()))
-                .await?;
-            let (account, write, flows, detail) = match existing {
-                Some(a) if matches!(a.value.status, AccountStatus::Active) => {
-                    return Err(Rejection::AlreadyRegistered.into());
-                }
-                Some(a) => {
-                    let mut updated = a.value.clone();
-                    updated.password_hash = password_hash.clone();
-                    updated.status = status;
-                    updated.security_stamp = stamp;
-                    // A provisioned account binds its address at R5.
-                    updated.email = None;
-                    updated.password_failures = 0;
-                    updated.last_password_failure_at = None;
-                    updated.otp_failures = 0;
-                    updated.otp_cooldown_until = None;
-                    let flows = self
-                        .end_account_flows(&updated.id, Ends::ALL, now, None)
-                        .await?;
-                    let write = AccountWrite::Update {
-                        expected: a.version,
-                        account: updated.clone(),
-                    };
-                    (updated, write, flows, "reissued")
-                }
-                None => {
-                    let mut rng = Self::rng();
-                    let account = Account {
-                        id: AccountId::generate(&mut rng),
-                        login_id: LoginId::generate(&mut rng),
-                        email: None,
-                        member: member.clone(),
-                        nickname: None,
-                        password_hash: password_hash.clone(),
-                        security_stamp: stamp,
-                        status,
-                        password_failures: 0,
-                        last_password_failure_at: None,
-                        otp_failures: 0,
-                        otp_cooldown_until: None,
-                        created_at: now,
-                    };
-                    let write = AccountWrite::Create(account.clone());
-                    (account, write, Vec::new(), "issued")
-                }
-            };
-            let commit = Commit {
-                flows,
-                accounts: vec![write],
-                ..Commit::default()
-            };
-            // A login-ID collision draws a new ID; a concurrent provisioning of the same
-            // member is found on the next read.
-            if self.commit(commit).await? != CommitOutcome::Committed {
-                continue;
-            }
-            self.audit(
-                AuditEvent::new(AuditKind::AccountProvisioned, now)
-                    .account(&account.id)
-                    .member(member)
-                    .detail(detail),
-            );
-            return Ok(ProvisionedAccount {
-                account_id: account.id,
-                login_id: account.login_id,
-                temporary_password,
-                expires_at,
-            });
-        }
-        Err(busy())
+        let load = Load {
+            account: Some(AccountRead::By(AccountLookup::Member(member.clone()))),
+            account_flows: true,
+            ..Load::default()
+        };
+        let issued = self
+            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+                let mut rng = Self::rng();
+                Ok(account_flow::provision(
+                    member,
+                    loaded.account.as_ref(),
+                    password_hash.clone(),
+                    &loaded.account_flows,
+                    env,
+                    &mut rng,
+                ))
+            })
+            .await?;
+        Ok(ProvisionedAccount {
+            account_id: issued.account_id,
+            login_id: issued.login_id,
+            temporary_password,
+            expires_at: issued.expires_at,
+        })
     }
 
     /// Insurer side, 資格喪失: the account can no longer log in or recover (every
@@ -582,39 +338,21 @@ impl Portal {
     /// kept (it still holds the member and the address); [`Portal::provision_account`]
     /// re-issues credentials if the member re-joins.
     pub async fn disable_account(&self, account_id: &AccountId) -> Result<DisableOutcome, Error> {
-        for _ in 0..MAX_CAS_RETRIES {
-            let now = self.now();
-            let Some(account) = self
-                .inner
-                .store
-                .find_account(AccountLookup::Id(account_id.clone()))
-                .await?
-            else {
-                return Ok(DisableOutcome::UnknownAccount);
-            };
-            if matches!(account.value.status, AccountStatus::Disabled { .. }) {
-                return Ok(DisableOutcome::AlreadyDisabled);
-            }
-            let mut updated = account.value.clone();
-            updated.status = AccountStatus::Disabled { at: now };
-            updated.security_stamp = SecurityStamp::generate(&mut Self::rng());
-            let flows = self
-                .end_account_flows(account_id, Ends::ALL, now, None)
-                .await?;
-            let commit = Commit {
-                flows,
-                accounts: vec![AccountWrite::Update {
-                    expected: account.version,
-                    account: updated,
-                }],
-                ..Commit::default()
-            };
-            if self.commit(commit).await? == CommitOutcome::Committed {
-                self.audit(AuditEvent::new(AuditKind::AccountDisabled, now).account(account_id));
-                return Ok(DisableOutcome::Disabled);
-            }
-        }
-        Err(busy())
+        let load = Load {
+            account: Some(AccountRead::By(AccountLookup::Id(account_id.clone()))),
+            account_flows: true,
+            ..Load::default()
+        };
+        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
+            let mut rng = Self::rng();
+            Ok(account_flow::disable(
+                loaded.account.as_ref(),
+                &loaded.account_flows,
+                env,
+                &mut rng,
+            ))
+        })
+        .await
     }
 
     /// Housekeeping: removes up to `limit` dead flows and throttle counters, asking the
@@ -632,18 +370,5 @@ impl Portal {
             }
         }
         Ok(total)
-    }
-
-    /// The account, if it exists and is active.
-    pub(super) async fn active_account(
-        &self,
-        id: &AccountId,
-    ) -> Result<Option<Versioned<Account>>, Error> {
-        Ok(self
-            .inner
-            .store
-            .find_account(AccountLookup::Id(id.clone()))
-            .await?
-            .filter(|a| matches!(a.value.status, AccountStatus::Active)))
     }
 }

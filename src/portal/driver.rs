@@ -7,13 +7,22 @@
 //! stored: the writes commit first (all or nothing), then the mails go, then the audit
 //! events, then the answer.
 
-use super::{MAX_CAS_RETRIES, Portal, busy};
+use super::Portal;
 use crate::error::{Error, Rejection};
 use crate::flow::step::{Step, Write};
 use crate::flow::{Env, FlowRecord, FlowState, RegistrationState};
 use crate::model::{Account, AccountId, Counter, CounterKey, Versioned};
 use crate::ports::{AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite};
 use crate::token::TokenDigest;
+
+/// How often a request re-reads and re-decides after losing a compare-and-set race
+/// before it answers [`Rejection::Busy`].
+const MAX_CAS_RETRIES: usize = 16;
+
+/// Maps a failed commit of a member's step to what the member is told.
+pub(super) fn busy() -> Error {
+    Error::Rejected(Rejection::Busy)
+}
 
 /// Which account a step reads.
 #[derive(Clone, Debug)]
@@ -154,6 +163,7 @@ impl Portal {
             let commit = commit_of(step.writes).ok_or_else(busy)?;
             let taken = match self.inner.store.commit(commit).await? {
                 CommitOutcome::Committed => None,
+                CommitOutcome::LoginIdTaken if step.redraw_on_login_id_taken => return Ok(None),
                 CommitOutcome::LoginIdTaken => Some(Rejection::LoginIdTaken),
                 CommitOutcome::EmailTaken => Some(Rejection::FamilyEmailInUse),
                 CommitOutcome::MemberTaken => Some(Rejection::AlreadyRegistered),

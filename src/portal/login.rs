@@ -2,18 +2,17 @@
 
 use time::OffsetDateTime;
 
+use super::Portal;
 use super::driver::{AccountRead, Load, Loaded};
-use super::{Portal, busy};
 use crate::domain::{EmailAddress, LoginId, Nickname, Password};
 use crate::error::Error;
-use crate::flow::gate::{self, Gate, PasswordCheck};
-use crate::flow::login::{self, LoginEndReason, OtpConsumed};
-use crate::flow::step::Step;
-use crate::flow::{Env, FlowRecord, FlowState};
+use crate::flow::Env;
+use crate::flow::gate::PasswordCheck;
+use crate::flow::login::{self, OtpConsumed};
 use crate::model::{Counter, CounterKey};
 use crate::password_hash::{PasswordHashString, Verification};
 use crate::ports::{
-    Account, AccountId, AccountLookup, AccountStatus, FlowWrite, MemberId, SecurityStamp, Versioned,
+    Account, AccountId, AccountLookup, AccountStatus, MemberId, SecurityStamp, Versioned,
 };
 use crate::token::{OtpChallengeId, OtpCode};
 
@@ -133,55 +132,6 @@ impl Portal {
         Ok(check)
     }
 
-    /// The password gate on its own (R2', the current password of a change): checks a
-    /// login ID and password with the SEC-23/SEC-24 rules and commits what the core
-    /// decides — the failure count on a wrong password, the cleared count (and
-    /// upgraded hash) on a right one. Every refusal is [`Rejection::LoginFailed`](crate::Rejection::LoginFailed).
-    pub(super) async fn check_password_kind(
-        &self,
-        login_id: &str,
-        password: &Password,
-        gate: Gate,
-    ) -> Result<Versioned<Account>, Error> {
-        let load = Load {
-            account: LoginId::parse(login_id)
-                .ok()
-                .map(|id| AccountRead::By(AccountLookup::LoginId(id))),
-            ..Load::default()
-        };
-        let mut cache = None;
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            let account = loaded.account.as_ref();
-            let check = self
-                .check_password_hash(account, password, &mut cache)
-                .await?;
-            Ok(match gate::check(gate, account, check, env) {
-                Err(refused) => refused,
-                Ok(opened) => {
-                    let version = match account {
-                        Some(a) if a.value == opened.account => a.version,
-                        Some(a) => a.version.next(),
-                        None => return Err(busy()),
-                    };
-                    let unchanged = account.is_some_and(|a| a.value == opened.account);
-                    let mut step = Step::answer(Versioned {
-                        version,
-                        value: opened.account.clone(),
-                    });
-                    for ev in opened.audit {
-                        step = step.audit(ev);
-                    }
-                    if unchanged {
-                        step
-                    } else {
-                        step.account(opened.expect, opened.account)
-                    }
-                }
-            })
-        })
-        .await
-    }
-
     /// L1 (ログイン): checks the login ID and password and mails a 暗証キー. Every
     /// failure — unknown ID, wrong password, locked, disabled — is the same
     /// [`Rejection::LoginFailed`](crate::Rejection::LoginFailed) after the same Argon2 work (SEC-23). A new login ends
@@ -225,30 +175,6 @@ impl Portal {
             expires_at: issued.expires_at,
             masked_email: issued.masked_email,
         })
-    }
-
-    /// Writes that end every open challenge of `account`.
-    pub(super) async fn end_open_challenges(
-        &self,
-        account: &AccountId,
-        reason: LoginEndReason,
-        now: OffsetDateTime,
-    ) -> Result<Vec<FlowWrite>, Error> {
-        let mut writes = Vec::new();
-        for f in self.inner.store.flows_of_account(account).await? {
-            if let FlowState::Login(s) = f.value.state
-                && let Some(ended) = s.end_for(reason, now)
-            {
-                writes.push(FlowWrite {
-                    expected: Some(f.version),
-                    record: FlowRecord {
-                        id: f.value.id,
-                        state: FlowState::Login(ended),
-                    },
-                });
-            }
-        }
-        Ok(writes)
     }
 
     fn challenge_load(&self, challenge: &OtpChallengeId, account: bool) -> Load {

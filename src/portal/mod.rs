@@ -32,21 +32,13 @@ pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
 
 use crate::domain::EmailAddress;
-use crate::error::{Error, Rejection};
 use crate::flow::{Env, Urls};
 use crate::lang::Lang;
 use crate::mail::{MailMessage, MailTemplates, OutgoingMail};
 use crate::password_hash::PasswordHasher;
 use crate::policy::{DeviationReport, InsurerProfile, Policy};
-use crate::ports::{
-    AuditEvent, AuditKind, AuditSink, Clock, Commit, CommitOutcome, Counter, CounterWrite,
-    FlowRecord, Mailer, MemberDirectory, Store, Versioned,
-};
-use crate::token::{DigestKeyring, Purpose, TokenDigest};
-
-/// How often a request re-reads and re-decides after losing a compare-and-set race
-/// before it answers [`Rejection::Busy`].
-const MAX_CAS_RETRIES: usize = 16;
+use crate::ports::{AuditEvent, AuditKind, AuditSink, Clock, Mailer, MemberDirectory, Store};
+use crate::token::DigestKeyring;
 
 /// The library's front door: every step of the member journeys.
 ///
@@ -153,24 +145,6 @@ impl Portal {
         self.inner.audit.record(event);
     }
 
-    /// Looks a flow up by every digest the keyring accepts for one secret (current key
-    /// first), and returns it with the digest that found it — the one its state knows.
-    async fn find_flow(
-        &self,
-        candidates: &[TokenDigest],
-    ) -> Result<Option<(Versioned<FlowRecord>, TokenDigest)>, Error> {
-        for d in candidates {
-            if let Some(found) = self.inner.store.find_flow(d).await? {
-                return Ok(Some((found, *d)));
-            }
-        }
-        Ok(None)
-    }
-
-    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, Error> {
-        Ok(self.inner.store.commit(commit).await?)
-    }
-
     /// Renders and sends one mail. The caller has already committed the state the mail
     /// belongs to, so a failed send loses nothing: it is audited and logged, and the
     /// member can ask again (resend, or repeat the step).
@@ -197,97 +171,7 @@ impl Portal {
         }
     }
 
-    /// The throttle key of an address: a keyed digest of its canonical form, so that
-    /// counters hold no address.
-    fn address_key(&self, email: &EmailAddress) -> String {
-        let d = self.inner.keys.digest(
-            Purpose::FlowHandle,
-            b"mail-throttle",
-            email.canonical().as_bytes(),
-        );
-        format!("mail:{}", d.to_hex())
-    }
-
-    /// SEC-13: whether a mail to this address may go now (≥ min interval since the last,
-    /// ≤ N per hour). Returns the counter write that records the mail when allowed.
-    async fn mail_allowance(
-        &self,
-        email: &EmailAddress,
-        now: OffsetDateTime,
-    ) -> Result<Option<CounterWrite>, Error> {
-        let key = self.address_key(email);
-        let p = &self.inner.policy;
-        let current = self.inner.store.load_counter(&key).await?;
-        Ok(window_hit(
-            key,
-            current,
-            now,
-            time::Duration::hours(1),
-            p.mails_per_address_per_hour,
-            Some(p.mail_min_interval),
-        )
-        .ok())
-    }
-
     fn rng() -> rand::rngs::ThreadRng {
         rand::rng()
     }
-}
-
-/// Counts one event in a fixed window counter. `Err(retry_after)` when the event is not
-/// allowed (cap reached, or closer than `min_interval` to the last one); otherwise the
-/// write that records it.
-pub(crate) fn window_hit(
-    key: String,
-    current: Option<Versioned<Counter>>,
-    now: OffsetDateTime,
-    window: time::Duration,
-    cap: u32,
-    min_interval: Option<time::Duration>,
-) -> Result<CounterWrite, time::Duration> {
-    let (expected, counter) = match current {
-        Some(v) if now < v.value.window_start.saturating_add(window) => (Some(v.version), v.value),
-        Some(v) => (
-            Some(v.version),
-            Counter {
-                key: key.clone(),
-                window_start: now,
-                count: 0,
-                last_at: v.value.last_at,
-                expires_at: now.saturating_add(window),
-            },
-        ),
-        None => (
-            None,
-            Counter {
-                key: key.clone(),
-                window_start: now,
-                count: 0,
-                last_at: now.saturating_sub(window),
-                expires_at: now.saturating_add(window),
-            },
-        ),
-    };
-    if let Some(gap) = min_interval {
-        let ready = counter.last_at.saturating_add(gap);
-        if counter.count > 0 && now < ready {
-            return Err(ready - now);
-        }
-    }
-    if counter.count >= cap {
-        return Err(counter.window_start.saturating_add(window) - now);
-    }
-    Ok(CounterWrite {
-        expected,
-        counter: Counter {
-            count: counter.count + 1,
-            last_at: now,
-            ..counter
-        },
-    })
-}
-
-/// Maps a failed commit of a member's step to what the member is told.
-pub(crate) fn busy() -> Error {
-    Error::Rejected(Rejection::Busy)
 }
