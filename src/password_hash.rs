@@ -73,7 +73,8 @@ impl HashParams {
     /// The largest parameters this module will compute. It caps both configuration and
     /// parameters read back from stored PHC strings, so a corrupted or tampered row cannot make
     /// one verify allocate gigabytes or run for hours (SEC-22). 1 GiB is ~50× the default.
-    const CEILING: Self = Self {
+    /// `Policy::validate` uses it as the hard maximum of the `hashing` knobs.
+    pub const CEILING: Self = Self {
         m_cost_kib: 1 << 20,
         t_cost: 64,
         p_cost: 64,

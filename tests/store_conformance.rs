@@ -2,6 +2,15 @@
 //! machine: `MemoryStore` always, `SqliteStore` (a file in a temporary directory, and in
 //! memory) with the `sqlite` feature. `PostgresStore` runs it in `tests/postgres_store.rs`.
 #![cfg(feature = "testkit")]
+// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+// A test crate has no public API; `pub` only shares helpers between its modules.
+#![allow(unreachable_pub)]
 
 mod memory {
     kenpo_auth::store_conformance_tests!(async { kenpo_auth::store::MemoryStore::new() });

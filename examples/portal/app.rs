@@ -28,38 +28,38 @@ use kenpo_auth::{InsurerProfile, Policy, Portal};
 use time::Duration;
 
 #[path = "dev_mailer.rs"]
-pub mod dev_mailer;
+pub(crate) mod dev_mailer;
 #[path = "handlers.rs"]
 mod handlers;
 #[path = "notices.rs"]
-pub mod notices;
+pub(crate) mod notices;
 #[path = "pages.rs"]
 mod pages;
 #[path = "roster.rs"]
-pub mod roster;
+pub(crate) mod roster;
 #[path = "security.rs"]
-pub mod security;
+pub(crate) mod security;
 #[path = "session.rs"]
-pub mod session;
+pub(crate) mod session;
 
 use roster::Roster;
 use security::{RateLimit, RateLimiter};
 use session::Sessions;
 
 /// The fictional insurer of the demo.
-pub const INSURER_NAME: &str = "さくら健康保険組合";
+pub(crate) const INSURER_NAME: &str = "さくら健康保険組合";
 /// The portal's name.
-pub const SERVICE_NAME: &str = "さくらけんぽWeb";
+pub(crate) const SERVICE_NAME: &str = "さくらけんぽWeb";
 /// The sender members must allow in their 迷惑メール settings.
-pub const SENDER: &str = "no-reply@sakura-kenpo.example.jp";
+pub(crate) const SENDER: &str = "no-reply@sakura-kenpo.example.jp";
 /// Where members turn when a mail was not theirs.
-pub const SUPPORT: &str = "さくら健康保険組合 適用グループ 03-0000-0000";
+pub(crate) const SUPPORT: &str = "さくら健康保険組合 適用グループ 03-0000-0000";
 /// The demo roster shipped with the example.
-pub const DEMO_ROSTER: &str = include_str!("roster.csv");
+pub(crate) const DEMO_ROSTER: &str = include_str!("roster.csv");
 
 /// How the app is set up. [`AppConfig::new`] gives the defaults of `cargo run --example
 /// portal`; tests change what they need.
-pub struct AppConfig {
+pub(crate) struct AppConfig {
     /// The only base mailed links are built from (SEC-39), e.g. `http://127.0.0.1:8080`.
     pub base_url: String,
     /// Where mails are written as `.eml` files.
@@ -104,7 +104,7 @@ impl AppConfig {
     /// The defaults: seed-portal policy (8-character passwords, members know them) with
     /// a 60 s code-screen heartbeat and 15 s heartbeats, system clock, a fresh random
     /// key, the shipped roster, plain-http cookies.
-    pub fn new(base_url: impl Into<String>, outbox_dir: impl Into<PathBuf>) -> Self {
+    pub(crate) fn new(base_url: impl Into<String>, outbox_dir: impl Into<PathBuf>) -> Self {
         let mut secret_key = [0u8; 32];
         rand::fill(&mut secret_key);
         let mut policy = Policy::seed_portal();
@@ -132,7 +132,7 @@ impl AppConfig {
 
 /// Why the app could not be built.
 #[derive(Debug)]
-pub enum BuildError {
+pub(crate) enum BuildError {
     /// The roster CSV could not be read.
     Roster(roster::RosterError),
     /// The outbox folder could not be created.
@@ -157,7 +157,7 @@ impl std::fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 /// The built app: the router to serve, and the parts a test (or `main`) looks into.
-pub struct App {
+pub(crate) struct App {
     /// The routes, with every middleware applied.
     pub router: Router,
     /// The library's front door.
@@ -174,7 +174,7 @@ pub struct App {
 
 impl App {
     /// The router as a service that knows each client's address (for the rate limit).
-    pub fn into_make_service(
+    pub(crate) fn into_make_service(
         self,
     ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
         self.router
@@ -194,7 +194,7 @@ pub(crate) struct AppState {
 }
 
 /// Builds the portal and the router.
-pub fn build(config: AppConfig) -> Result<App, BuildError> {
+pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
     let roster = Arc::new(Roster::from_csv(&config.roster_csv).map_err(BuildError::Roster)?);
     let profile = InsurerProfile::new(
         INSURER_NAME,
@@ -343,7 +343,7 @@ fn routes(state: AppState, https: bool) -> Router {
 
 /// Removes dead flows, counters and sessions every five minutes (the library leaves the
 /// schedule to the host). Runs until the runtime stops.
-pub fn spawn_housekeeping(app: &App) {
+pub(crate) fn spawn_housekeeping(app: &App) {
     let portal = app.portal.clone();
     let sessions = app.sessions.clone();
     tokio::spawn(async move {

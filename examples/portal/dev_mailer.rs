@@ -15,14 +15,14 @@ use kenpo_auth::mail::{MailMessage, OutgoingMail};
 use kenpo_auth::ports::{MailError, Mailer};
 
 /// The real delivery (outbox or SMTP) plus the optional DEV-ONLY console echo.
-pub struct DevConsoleMailer {
+pub(crate) struct DevConsoleMailer {
     delivery: Arc<dyn Mailer>,
     echo_secrets: bool,
 }
 
 impl DevConsoleMailer {
     /// Sends through `delivery`; echoes links and codes when `echo_secrets` is set.
-    pub fn new(delivery: Arc<dyn Mailer>, echo_secrets: bool) -> Self {
+    pub(crate) fn new(delivery: Arc<dyn Mailer>, echo_secrets: bool) -> Self {
         DevConsoleMailer {
             delivery,
             echo_secrets,
@@ -31,7 +31,7 @@ impl DevConsoleMailer {
 }
 
 /// The console line for a mail, when it carries something the member must use.
-pub fn dev_echo_line(mail: &OutgoingMail) -> Option<String> {
+pub(crate) fn dev_echo_line(mail: &OutgoingMail) -> Option<String> {
     let to = mail.to.masked();
     let subject = &mail.rendered.subject;
     match &mail.message {

@@ -9,7 +9,7 @@ use super::roster::DisplayInfo;
 
 /// One line of the sample 資格情報のお知らせ.
 #[derive(Clone, Debug)]
-pub struct Field {
+pub(crate) struct Field {
     /// Label.
     pub label: &'static str,
     /// Value as shown.
@@ -18,7 +18,7 @@ pub struct Field {
 
 /// One month of the sample 医療費のお知らせ.
 #[derive(Clone, Debug)]
-pub struct MedicalRow {
+pub(crate) struct MedicalRow {
     /// 診療年月.
     pub month: &'static str,
     /// 医療機関等 (fictional).
@@ -34,7 +34,7 @@ pub struct MedicalRow {
 }
 
 /// A fictional 保険者番号 of a 健保組合 (法別 06) with a valid check digit.
-pub const SAMPLE_INSURER_NUMBER: &str = "06999999";
+pub(crate) const SAMPLE_INSURER_NUMBER: &str = "06999999";
 
 fn yen(n: u32) -> String {
     let digits = n.to_string();
@@ -55,7 +55,11 @@ fn date_ja(d: time::Date) -> String {
 
 /// The sample 資格情報のお知らせ for a roster entry. The card number is shown masked:
 /// the page is a demo of the notice, not a place to print 記号・番号 in full (SEC-45).
-pub fn qualification(insurer: &str, m: &MemberRecord, d: Option<&DisplayInfo>) -> Vec<Field> {
+pub(crate) fn qualification(
+    insurer: &str,
+    m: &MemberRecord,
+    d: Option<&DisplayInfo>,
+) -> Vec<Field> {
     let insurer_number = InsurerNumber::parse(SAMPLE_INSURER_NUMBER)
         .map(|n| n.as_str().to_owned())
         .unwrap_or_default();
@@ -108,7 +112,7 @@ pub fn qualification(insurer: &str, m: &MemberRecord, d: Option<&DisplayInfo>) -
 }
 
 /// The sample 医療費のお知らせ (the same made-up months for everyone).
-pub fn medical_expenses() -> Vec<MedicalRow> {
+pub(crate) fn medical_expenses() -> Vec<MedicalRow> {
     vec![
         MedicalRow {
             month: "2026年8月",
@@ -146,13 +150,13 @@ pub fn medical_expenses() -> Vec<MedicalRow> {
 }
 
 /// The sample rows' totals: (医療費総額, 自己負担額), formatted.
-pub fn totals(rows: &[MedicalRow]) -> (String, String) {
+pub(crate) fn totals(rows: &[MedicalRow]) -> (String, String) {
     let total = rows.iter().map(|r| r.total).sum();
     let own = rows.iter().map(|r| r.own_share).sum();
     (yen(total), yen(own))
 }
 
 /// Formats an amount in yen with thousands separators.
-pub fn format_yen(n: u32) -> String {
+pub(crate) fn format_yen(n: u32) -> String {
     yen(n)
 }

@@ -14,7 +14,7 @@ use time::Date;
 
 /// Display-only roster columns for the sample notices.
 #[derive(Clone, Debug)]
-pub struct DisplayInfo {
+pub(crate) struct DisplayInfo {
     /// 氏名 (fictional).
     pub name: String,
     /// 資格取得年月日.
@@ -23,7 +23,7 @@ pub struct DisplayInfo {
 
 /// The roster: the library's directory and the sample display columns.
 #[derive(Debug, Default)]
-pub struct Roster {
+pub(crate) struct Roster {
     directory: MemoryDirectory,
     display: HashMap<String, DisplayInfo>,
     count: usize,
@@ -32,7 +32,7 @@ pub struct Roster {
 /// A line of the CSV that could not be read. Names the line and the column, never the
 /// value (it may be a card number).
 #[derive(Debug)]
-pub struct RosterError {
+pub(crate) struct RosterError {
     /// 1-based line number.
     pub line: usize,
     /// What is wrong.
@@ -61,7 +61,7 @@ const HEADER: [&str; 8] = [
 impl Roster {
     /// Reads the CSV: `#` comments, one header line, then one member per line. Fields
     /// hold no commas or quotes, so a plain split is enough.
-    pub fn from_csv(text: &str) -> Result<Roster, RosterError> {
+    pub(crate) fn from_csv(text: &str) -> Result<Roster, RosterError> {
         let mut roster = Roster::default();
         let mut header_seen = false;
         for (i, raw) in text.lines().enumerate() {
@@ -134,12 +134,12 @@ impl Roster {
     }
 
     /// How many members were read.
-    pub fn member_count(&self) -> usize {
+    pub(crate) fn member_count(&self) -> usize {
         self.count
     }
 
     /// The display columns of a member.
-    pub fn display(&self, id: &MemberId) -> Option<&DisplayInfo> {
+    pub(crate) fn display(&self, id: &MemberId) -> Option<&DisplayInfo> {
         self.display.get(id.as_str())
     }
 }

@@ -15,7 +15,7 @@ use super::pages;
 
 /// The content security policy: scripts and styles only from the app's own static files
 /// (no inline code anywhere), no framing, forms only to the app.
-pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+pub(crate) const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
                        object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 /// Adds the security headers. `Referrer-Policy: no-referrer` is set on every response, so
@@ -48,7 +48,7 @@ pub(crate) async fn headers(https: bool, req: Request, next: Next) -> Response {
 
 /// Bucket sizes: `burst` requests at once, refilled at `per_second`.
 #[derive(Clone, Copy, Debug)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     /// Most requests in a burst.
     pub burst: f64,
     /// Requests regained per second.
@@ -57,7 +57,7 @@ pub struct Bucket {
 
 /// The limits per client IP.
 #[derive(Clone, Copy, Debug)]
-pub struct RateLimit {
+pub(crate) struct RateLimit {
     /// Every request (pages, static files, heartbeats).
     pub all: Bucket,
     /// Form posts (login, 暗証キー, registration steps) — where guessing would happen.
@@ -89,7 +89,7 @@ struct Level {
 
 /// Token buckets per client IP, in memory.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     limits: RateLimit,
     all: Mutex<HashMap<IpAddr, Level>>,
     posts: Mutex<HashMap<IpAddr, Level>>,
@@ -100,7 +100,7 @@ const MAX_TRACKED: usize = 50_000;
 
 impl RateLimiter {
     /// A limiter with these limits.
-    pub fn new(limits: RateLimit) -> Self {
+    pub(crate) fn new(limits: RateLimit) -> Self {
         RateLimiter {
             limits,
             all: Mutex::new(HashMap::new()),
@@ -141,7 +141,7 @@ impl RateLimiter {
     }
 
     /// Counts one request from `ip`.
-    pub fn check(&self, ip: IpAddr, post: bool) -> Result<(), u64> {
+    pub(crate) fn check(&self, ip: IpAddr, post: bool) -> Result<(), u64> {
         let now = Instant::now();
         Self::take(&self.all, self.limits.all, ip, now)?;
         if post {

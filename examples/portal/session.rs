@@ -34,11 +34,11 @@ use super::AppState;
 use super::pages;
 
 /// Cookie name over plain-http localhost (a `__Host-` cookie requires `Secure`).
-pub const DEV_COOKIE: &str = "kenpo_sid";
+pub(crate) const DEV_COOKIE: &str = "kenpo_sid";
 /// Cookie name behind HTTPS (SEC-35).
-pub const SECURE_COOKIE: &str = "__Host-kenpo_sid";
+pub(crate) const SECURE_COOKIE: &str = "__Host-kenpo_sid";
 /// The form field every POST carries.
-pub const CSRF_FIELD: &str = "csrf";
+pub(crate) const CSRF_FIELD: &str = "csrf";
 /// Largest form body read (the forms are a few hundred bytes).
 const MAX_FORM_BYTES: usize = 16 * 1024;
 /// Sessions kept at most; beyond, expired ones are purged and then new visitors get 503.
@@ -46,7 +46,7 @@ const MAX_SESSIONS: usize = 100_000;
 
 /// What a session remembers between requests.
 #[derive(Clone, Debug, Default)]
-pub struct SessionData {
+pub(crate) struct SessionData {
     /// Link 1 as it arrived, swapped out of the URL (SEC-39); consumed by the POST.
     pub registration_link: Option<String>,
     /// The registration flow handle (after link 1, or after link 2 + 認証キー).
@@ -67,7 +67,7 @@ pub struct SessionData {
 
 /// The 暗証キー screen's state.
 #[derive(Clone, Debug)]
-pub struct OtpScreen {
+pub(crate) struct OtpScreen {
     /// The challenge handle (kept server-side; the page never sees it).
     pub challenge: String,
     /// The registered address, masked, for 「…へ送信しました」.
@@ -81,7 +81,7 @@ pub struct OtpScreen {
 
 /// A logged-in member.
 #[derive(Clone, Debug)]
-pub struct SignedIn {
+pub(crate) struct SignedIn {
     /// Who.
     pub account: AccountId,
     /// Compared with the account's current stamp on every protected request (SEC-34).
@@ -97,7 +97,7 @@ struct Record {
 }
 
 /// The session table.
-pub struct Sessions {
+pub(crate) struct Sessions {
     map: Mutex<HashMap<[u8; 32], Record>>,
     clock: Arc<dyn Clock>,
     idle: Duration,
@@ -117,7 +117,7 @@ impl std::fmt::Debug for Sessions {
 
 /// How a session lookup ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// The cookie named a live session.
     Live,
     /// No cookie, or one the server does not know.
@@ -138,7 +138,12 @@ fn key_of(id: &str) -> [u8; 32] {
 
 impl Sessions {
     /// An empty table with the given timeouts; `secure` picks the `__Host-` cookie.
-    pub fn new(clock: Arc<dyn Clock>, idle: Duration, absolute: Duration, secure: bool) -> Self {
+    pub(crate) fn new(
+        clock: Arc<dyn Clock>,
+        idle: Duration,
+        absolute: Duration,
+        secure: bool,
+    ) -> Self {
         Sessions {
             map: Mutex::new(HashMap::new()),
             clock,
@@ -153,7 +158,7 @@ impl Sessions {
     }
 
     /// The cookie's name.
-    pub fn cookie_name(&self) -> &'static str {
+    pub(crate) fn cookie_name(&self) -> &'static str {
         if self.secure {
             SECURE_COOKIE
         } else {
@@ -162,7 +167,7 @@ impl Sessions {
     }
 
     /// How many sessions are held.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.lock().len()
     }
 
@@ -171,7 +176,7 @@ impl Sessions {
     }
 
     /// Drops every timed-out session.
-    pub fn purge_expired(&self) {
+    pub(crate) fn purge_expired(&self) {
         let now = self.clock.now();
         let mut map = self.lock();
         map.retain(|_, r| !(now >= r.last_seen + self.idle || now >= r.created_at + self.absolute));
@@ -273,7 +278,7 @@ struct Current {
 /// A handle on the request's session, put in the request's extensions by
 /// [`session_layer`].
 #[derive(Clone)]
-pub struct Session {
+pub(crate) struct Session {
     sessions: Arc<Sessions>,
     current: Arc<Mutex<Current>>,
     lookup: Lookup,
@@ -285,14 +290,14 @@ impl Session {
     }
 
     /// A copy of what the session remembers.
-    pub fn data(&self) -> SessionData {
+    pub(crate) fn data(&self) -> SessionData {
         let id = self.current().id.clone();
         id.and_then(|id| self.sessions.with(&id, |r| r.data.clone()))
             .unwrap_or_default()
     }
 
     /// Changes what the session remembers.
-    pub fn update(&self, f: impl FnOnce(&mut SessionData)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut SessionData)) {
         let id = self.current().id.clone();
         if let Some(id) = id {
             self.sessions.with(&id, |r| f(&mut r.data));
@@ -300,7 +305,7 @@ impl Session {
     }
 
     /// The synchronizer token for this session's forms.
-    pub fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         let id = self.current().id.clone();
         id.and_then(|id| self.sessions.with(&id, |r| r.csrf.clone()))
             .unwrap_or_default()
@@ -308,7 +313,7 @@ impl Session {
 
     /// SEC-32: drops this session and starts a new one, with a new id, a new CSRF token
     /// and only `data` — nothing of the pre-auth state survives.
-    pub fn rotate(&self, data: SessionData) -> bool {
+    pub(crate) fn rotate(&self, data: SessionData) -> bool {
         let mut cur = self.current();
         if let Some(old) = cur.id.take() {
             self.sessions.remove(&old);
@@ -327,7 +332,7 @@ impl Session {
     }
 
     /// Logout: the session is gone on the server, and the cookie is cleared (SEC-34).
-    pub fn destroy(&self) {
+    pub(crate) fn destroy(&self) {
         let mut cur = self.current();
         if let Some(old) = cur.id.take() {
             self.sessions.remove(&old);
@@ -336,7 +341,7 @@ impl Session {
     }
 
     /// Whether the request came with a session that had just timed out.
-    pub fn timed_out(&self) -> bool {
+    pub(crate) fn timed_out(&self) -> bool {
         self.lookup == Lookup::TimedOut
     }
 }
@@ -359,7 +364,7 @@ fn cookie_id(req: &Request, name: &str) -> Option<String> {
 }
 
 /// Constant-time comparison of a submitted token with the expected one.
-pub fn tokens_match(submitted: &str, expected: &str) -> bool {
+pub(crate) fn tokens_match(submitted: &str, expected: &str) -> bool {
     !expected.is_empty() && bool::from(submitted.as_bytes().ct_eq(expected.as_bytes()))
 }
 
