@@ -12,9 +12,6 @@
 //! belong to) mixed in as domain separation (SEC-03, SEC-04). Digests compare in constant
 //! time (SEC-05).
 
-// TEMP (policy-lints): lead-owned; remove once fixed.
-#![allow(clippy::indexing_slicing)]
-
 use std::fmt;
 
 use base64::Engine as _;
@@ -63,8 +60,13 @@ fn random_string<R: CryptoRng + ?Sized>(
     len: usize,
 ) -> Zeroizing<String> {
     let mut out = Zeroizing::new(String::with_capacity(len));
-    for _ in 0..len {
-        out.push(char::from(alphabet[uniform_index(rng, alphabet.len())]));
+    while out.len() < len {
+        // `uniform_index` is below `alphabet.len()`, so `get` always finds a symbol; an
+        // empty alphabet would draw nothing rather than panic.
+        match alphabet.get(uniform_index(rng, alphabet.len())) {
+            Some(&b) => out.push(char::from(b)),
+            None => break,
+        }
     }
     out
 }
@@ -167,10 +169,13 @@ impl TryFrom<String> for TokenDigest {
             return Err(MalformedDigest);
         }
         let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            let hi = hex_value(pair[0]).ok_or(MalformedDigest)?;
-            let lo = hex_value(pair[1]).ok_or(MalformedDigest)?;
-            out[i] = (hi << 4) | lo;
+        for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+            let [hi, lo] = pair else {
+                return Err(MalformedDigest);
+            };
+            let hi = hex_value(*hi).ok_or(MalformedDigest)?;
+            let lo = hex_value(*lo).ok_or(MalformedDigest)?;
+            *slot = (hi << 4) | lo;
         }
         Ok(TokenDigest(out))
     }

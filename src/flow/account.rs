@@ -223,6 +223,15 @@ pub fn change_password<R: rand::CryptoRng + ?Sized>(
     d.account(opened.expect, updated)
 }
 
+/// A login (password + 暗証キー) presented for a change that needs a fresh one.
+#[derive(Clone, Copy, Debug)]
+pub struct FreshLogin<'a> {
+    /// The consumed code the login stands on.
+    pub proof: &'a OtpConsumed,
+    /// The security stamp the login was given.
+    pub stamp: &'a SecurityStamp,
+}
+
 /// メールアドレス変更: needs a fresh login of this account (SEC-36) — a consumed
 /// 暗証キー no older than the re-authentication window, whose stamp is still current —
 /// and mails a confirmation link to the new address, ending earlier pending changes.
@@ -230,16 +239,15 @@ pub fn change_password<R: rand::CryptoRng + ?Sized>(
 /// answers the same.
 pub fn request_email_change<R: rand::CryptoRng + ?Sized>(
     account: Option<&Versioned<Account>>,
-    fresh: (&OtpConsumed, &SecurityStamp),
-    new_email: EmailAddress,
-    mails: Option<&Versioned<Counter>>,
+    fresh: FreshLogin<'_>,
+    (new_email, mails): (EmailAddress, Option<&Versioned<Counter>>),
     account_flows: &[Versioned<FlowRecord>],
     urls: &Urls,
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
     let now = env.now;
-    let (proof, stamp) = fresh;
+    let FreshLogin { proof, stamp } = fresh;
     let age = now - proof.at();
     let stale = || Decision::reject(Rejection::ReauthenticationRequired);
     let Some(account) = active(account) else {

@@ -730,10 +730,10 @@ pub fn check_reset_claim(
     record: Option<&MemberRecord>,
     member_checks: Option<&Versioned<Counter>>,
     env: Env<'_>,
-) -> Result<ResetChecked, Decision<()>> {
+) -> Result<ResetChecked, Box<Decision<()>>> {
     let (Some((record_f, digest, stored)), Some(account)) = (reset_of(found), active(account))
     else {
-        return Err(Decision::reject(Rejection::WrongStep));
+        return Err(Box::new(Decision::reject(Rejection::WrongStep)));
     };
     let now = env.now;
     let mut state = stored.clone();
@@ -773,12 +773,12 @@ pub fn check_reset_claim(
             if step.state != *stored {
                 d = d.write(replace_reset(record_f, step.state));
             }
-            return Err(d);
+            return Err(Box::new(d));
         }
         state = step.state;
     }
     if let Err(r) = state.ready_to_complete(digest, env) {
-        return Err(Decision::reject(r));
+        return Err(Box::new(Decision::reject(r)));
     }
     Ok(ResetChecked {
         changed: state != *stored,

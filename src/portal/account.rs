@@ -214,7 +214,10 @@ impl Portal {
             counters: vec![CounterKey::mails_to(&new_email, &self.inner.keys)],
             ..Load::default()
         };
-        let fresh = (fresh_auth.proof(), &fresh_auth.security_stamp);
+        let fresh = account_flow::FreshLogin {
+            proof: fresh_auth.proof(),
+            stamp: &fresh_auth.security_stamp,
+        };
         self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
             let mut rng = Self::rng();
             Ok(account_flow::request_email_change(
@@ -223,8 +226,7 @@ impl Portal {
                     .as_ref()
                     .filter(|a| a.value.id == *account_id),
                 fresh,
-                new_email.clone(),
-                loaded.counter(0),
+                (new_email.clone(), loaded.counter(0)),
                 &loaded.account_flows,
                 &self.inner.urls,
                 env,

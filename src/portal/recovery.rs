@@ -222,7 +222,7 @@ impl Portal {
                 env,
             ) {
                 Ok(checked) => checked,
-                Err(stop) => return Ok(stop),
+                Err(stop) => return Ok(*stop),
             };
             let Some(a) = account else {
                 return Ok(Decision::reject(Rejection::WrongStep));
