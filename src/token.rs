@@ -481,6 +481,16 @@ bearer_token!(
     Rejection::OtpInvalid
 );
 
+impl FlowHandle {
+    /// A fresh handle and the digest its flow keeps: what every step that binds a flow
+    /// to a browser stores.
+    pub fn issue<R: CryptoRng + ?Sized>(keys: &DigestKeyring, rng: &mut R) -> (Self, TokenDigest) {
+        let handle = FlowHandle::generate(rng);
+        let digest = handle.digest(keys);
+        (handle, digest)
+    }
+}
+
 mailed_link!(
     RegistrationLinkToken,
     VerificationLinkToken,

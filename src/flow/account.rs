@@ -105,18 +105,10 @@ impl EmailChangeState {
 
     /// The GET of the link: what it would do if posted now, consuming nothing.
     pub fn link_status(&self, link: &TokenDigest, now: OffsetDateTime) -> LinkStatus {
-        match self {
-            EmailChangeState::AwaitingConfirmation(s) if s.link == *link => {
-                if now >= s.expires_at {
-                    LinkStatus::Expired
-                } else {
-                    LinkStatus::Valid {
-                        expires_at: s.expires_at,
-                    }
-                }
-            }
-            EmailChangeState::Ended(s) if s.link == *link => LinkStatus::Used,
-            _ => LinkStatus::Invalid,
+        if let EmailChangeState::AwaitingConfirmation(s) = self {
+            LinkStatus::on(Some((&s.link, s.expires_at)), &[], link, now)
+        } else {
+            LinkStatus::on(None, &self.lookup_keys(), link, now)
         }
     }
 
@@ -128,12 +120,7 @@ impl EmailChangeState {
         link: &TokenDigest,
         env: Env<'_>,
     ) -> Result<&AwaitingEmailConfirmation, Rejection> {
-        match self.link_status(link, env.now) {
-            LinkStatus::Valid { .. } => {}
-            LinkStatus::Used => return Err(Rejection::LinkUsed),
-            LinkStatus::Expired => return Err(Rejection::Expired),
-            _ => return Err(Rejection::LinkInvalid),
-        }
+        self.link_status(link, env.now).openable()?;
         match self {
             EmailChangeState::AwaitingConfirmation(s) => Ok(s),
             EmailChangeState::Ended(_) => Err(Rejection::LinkUsed),

@@ -143,19 +143,11 @@ impl ResetState {
 
     /// The GET of the link: what it would do if posted now, consuming nothing.
     pub fn link_status(&self, link: &TokenDigest, now: OffsetDateTime) -> LinkStatus {
-        match self {
-            ResetState::AwaitingLinkOpen(s) if s.link == *link => {
-                if now >= s.expires_at {
-                    LinkStatus::Expired
-                } else {
-                    LinkStatus::Valid {
-                        expires_at: s.expires_at,
-                    }
-                }
-            }
-            _ if self.lookup_keys().contains(link) => LinkStatus::Used,
-            _ => LinkStatus::Invalid,
-        }
+        let waiting = match self {
+            ResetState::AwaitingLinkOpen(s) => Some((&s.link, s.expires_at)),
+            _ => None,
+        };
+        LinkStatus::on(waiting, &self.lookup_keys(), link, now)
     }
 
     /// The POST of the link: consumes it and binds the flow to this browser.
@@ -165,20 +157,15 @@ impl ResetState {
         env: Env<'_>,
         rng: &mut R,
     ) -> Result<(ResetState, FlowHandle), Rejection> {
-        match self.link_status(link, env.now) {
-            LinkStatus::Valid { .. } => {}
-            LinkStatus::Used => return Err(Rejection::LinkUsed),
-            LinkStatus::Expired => return Err(Rejection::Expired),
-            _ => return Err(Rejection::LinkInvalid),
-        }
+        self.link_status(link, env.now).openable()?;
         let ResetState::AwaitingLinkOpen(s) = self else {
             return Err(Rejection::LinkInvalid);
         };
-        let handle = FlowHandle::generate(rng);
+        let (handle, bound) = FlowHandle::issue(env.keys, rng);
         let next = AwaitingNewPassword {
+            handle: bound,
             account: s.account,
             link: s.link,
-            handle: handle.digest(env.keys),
             attempts: 0,
             identity_confirmed: false,
             expires_at: deadline(env.now, env.policy.credentials_step_ttl),

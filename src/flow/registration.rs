@@ -245,6 +245,41 @@ pub enum LinkStatus {
     Invalid,
 }
 
+impl LinkStatus {
+    /// The status of `link` on a flow: valid or expired when it is the link the current
+    /// step waits for (`live` is that step's deadline), used when the flow spent it,
+    /// otherwise not ours.
+    pub(crate) fn on(
+        waiting: Option<(&TokenDigest, OffsetDateTime)>,
+        keys: &[TokenDigest],
+        link: &TokenDigest,
+        now: OffsetDateTime,
+    ) -> Self {
+        let live = waiting.and_then(|(l, at)| (l == link).then_some(at));
+        Self::of(live, keys.contains(link), now)
+    }
+
+    pub(crate) fn of(live: Option<OffsetDateTime>, spent: bool, now: OffsetDateTime) -> Self {
+        match live {
+            Some(expires_at) if expired(now, expires_at) => LinkStatus::Expired,
+            Some(expires_at) => LinkStatus::Valid { expires_at },
+            None if spent => LinkStatus::Used,
+            None => LinkStatus::Invalid,
+        }
+    }
+
+    /// The POST of the link: `Ok` when it may be consumed now, otherwise what the member
+    /// is told.
+    pub(crate) fn openable(self) -> Result<(), Rejection> {
+        match self {
+            LinkStatus::Valid { .. } => Ok(()),
+            LinkStatus::Used => Err(Rejection::LinkUsed),
+            LinkStatus::Expired => Err(Rejection::Expired),
+            LinkStatus::Invalid => Err(Rejection::LinkInvalid),
+        }
+    }
+}
+
 impl RegistrationState {
     /// What a mailed link (1 or 2) with this digest would do now: the GET of its landing.
     pub fn link_status(&self, link: &TokenDigest, now: OffsetDateTime) -> LinkStatus {
@@ -274,20 +309,13 @@ impl RegistrationState {
         self.status(live, link, now)
     }
 
-    /// Valid or expired when the link is the one the current step waits for; used when
-    /// the flow spent it; otherwise not ours.
     fn status(
         &self,
         live: Option<OffsetDateTime>,
         link: &TokenDigest,
         now: OffsetDateTime,
     ) -> LinkStatus {
-        match live {
-            Some(expires_at) if expired(now, expires_at) => LinkStatus::Expired,
-            Some(expires_at) => LinkStatus::Valid { expires_at },
-            None if self.lookup_keys().contains(link) => LinkStatus::Used,
-            None => LinkStatus::Invalid,
-        }
+        LinkStatus::of(live, self.lookup_keys().contains(link), now)
     }
 
     /// R2 POST with link 1: consumes the link and binds the flow to this browser.
@@ -297,20 +325,15 @@ impl RegistrationState {
         env: Env<'_>,
         rng: &mut R,
     ) -> Result<(RegistrationState, FlowHandle), Rejection> {
-        match self.link1_status(link, env.now) {
-            LinkStatus::Valid { .. } => {}
-            LinkStatus::Used => return Err(Rejection::LinkUsed),
-            LinkStatus::Expired => return Err(Rejection::Expired),
-            LinkStatus::Invalid => return Err(Rejection::LinkInvalid),
-        }
+        self.link1_status(link, env.now).openable()?;
         let RegistrationState::AwaitingLinkOpen(s) = self else {
             return Err(Rejection::LinkInvalid);
         };
-        let handle = FlowHandle::generate(rng);
+        let (handle, bound) = FlowHandle::issue(env.keys, rng);
         let next = AwaitingIdentity {
+            handle: bound,
             email: s.email,
             link: s.link,
-            handle: handle.digest(env.keys),
             attempts: 0,
             expires_at: deadline(env.now, env.policy.identity_step_ttl),
         };
@@ -437,11 +460,8 @@ impl RegistrationState {
         env: Env<'_>,
         rng: &mut R,
     ) -> Step<FlowHandle> {
-        match self.link2_status(link, env.now) {
-            LinkStatus::Valid { .. } => {}
-            LinkStatus::Used => return Step::unchanged(self, Rejection::LinkUsed),
-            LinkStatus::Expired => return Step::unchanged(self, Rejection::Expired),
-            LinkStatus::Invalid => return Step::unchanged(self, Rejection::LinkInvalid),
+        if let Err(r) = self.link2_status(link, env.now).openable() {
+            return Step::unchanged(self, r);
         }
         let RegistrationState::AwaitingAuthKey(s) = self else {
             return Step::unchanged(self, Rejection::LinkInvalid);

@@ -108,28 +108,26 @@ pub struct Step<T> {
 }
 
 impl<T> Step<T> {
-    /// A step that answers `value`.
-    pub fn answer(value: T) -> Self {
+    /// A step that answers `answer` and, until writes are added, changes nothing.
+    pub fn new(answer: Result<T, Rejection>) -> Self {
         Step {
             writes: Vec::new(),
             mails: Vec::new(),
             audit: Vec::new(),
             audit_if_email_taken: Vec::new(),
             redraw_on_login_id_taken: false,
-            answer: Ok(value),
+            answer,
         }
+    }
+
+    /// A step that answers `value`.
+    pub fn answer(value: T) -> Self {
+        Step::new(Ok(value))
     }
 
     /// A step that answers `rejection` (and, unless writes are added, changes nothing).
     pub fn reject(rejection: Rejection) -> Self {
-        Step {
-            writes: Vec::new(),
-            mails: Vec::new(),
-            audit: Vec::new(),
-            audit_if_email_taken: Vec::new(),
-            redraw_on_login_id_taken: false,
-            answer: Err(rejection),
-        }
+        Step::new(Err(rejection))
     }
 
     /// Adds a write.

@@ -6,6 +6,7 @@
 //! never acts on stale state.
 
 mod account;
+mod assurance;
 mod builder;
 mod driver;
 #[cfg(test)]
@@ -33,7 +34,6 @@ pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationSta
 
 use crate::domain::EmailAddress;
 use crate::flow::{Env, Urls};
-use crate::lang::Lang;
 use crate::mail::{MailMessage, MailTemplates, OutgoingMail};
 use crate::password_hash::PasswordHasher;
 use crate::policy::{DeviationReport, InsurerProfile, Policy};
@@ -91,42 +91,6 @@ impl Portal {
     /// The deviations from the strict policy that the configuration uses (SEC-48).
     pub fn deviation_report(&self) -> &DeviationReport {
         &self.inner.report
-    }
-
-    /// What the configured policy achieves, in plain words, for the insurer's records
-    /// and the start-up log.
-    pub fn assurance_report(&self, lang: Lang) -> String {
-        let p = &self.inner.policy;
-        let en = matches!(lang, Lang::En);
-        let mut out = String::new();
-        if en {
-            out.push_str(&format!(
-                "Login: password (at least {} characters, Argon2id m={} KiB t={} p={}) followed by a {}-digit 暗証キー mailed to the registered address, valid {} minutes, single use.\n",
-                p.password.min_chars,
-                p.hashing.m_cost_kib,
-                p.hashing.t_cost,
-                p.hashing.p_cost,
-                p.otp_digits,
-                p.otp_ttl.whole_minutes()
-            ));
-            out.push_str("Assurance: NIST SP 800-63B-4 does not recognise e-mail as an authentication factor, so this login is single-factor (AAL1), not multi-factor (AAL2); the e-mailed code proves control of the mailbox, and limits guessing and stolen-password reuse.\n");
-            out.push_str("Self-registration checks knowledge of the insurance card numbers and date of birth (knowledge-based, low assurance under NIST SP 800-63A-4); insurer-issued temporary credentials sent by post are the stronger path.\n");
-        } else {
-            out.push_str(&format!(
-                "ログイン: パスワード({}文字以上、Argon2id m={} KiB t={} p={})の後、登録メールアドレスに送る{}桁の暗証キー(有効期限{}分、1回限り)。\n",
-                p.password.min_chars,
-                p.hashing.m_cost_kib,
-                p.hashing.t_cost,
-                p.hashing.p_cost,
-                p.otp_digits,
-                p.otp_ttl.whole_minutes()
-            ));
-            out.push_str("保証レベル: NIST SP 800-63B-4 はメールを認証要素と認めていないため、このログインは多要素(AAL2)ではなく単要素(AAL1)です。メールの暗証キーはメールボックスの管理を確認し、推測や流出したパスワードの悪用を抑えるものです。\n");
-            out.push_str("新規利用登録の本人確認は記号・番号・枝番と生年月日の知識によるもの(NIST SP 800-63A-4 では低い保証)です。保険者が郵送する仮パスワードによる事前登録の方が強い経路です。\n");
-        }
-        out.push_str(&self.recovery_assurance(lang));
-        out.push_str(&self.inner.report.render(lang));
-        out
     }
 
     fn env(&self, now: OffsetDateTime) -> Env<'_> {

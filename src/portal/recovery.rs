@@ -15,7 +15,7 @@ use crate::error::{Error, Rejection};
 use crate::flow::recovery::{self, ReminderFacts};
 use crate::flow::{Decision, Env, IdentityClaim, LinkStatus};
 use crate::lang::Lang;
-use crate::model::CounterKey;
+use crate::model::{Counter, CounterKey, MemberId, Versioned};
 use crate::password_hash::PasswordHashString;
 use crate::ports::{AccountLookup, MemberRecord};
 use crate::token::{FlowHandle, PasswordResetLinkToken};
@@ -67,19 +67,10 @@ impl Portal {
         self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
             // The roster and the member's budget are read only for a typed claim on an
             // address that has an account: there is nothing else to check them against.
-            let mut member_checks = None;
-            if identity.is_some()
-                && let Some(a) = &loaded.account
-            {
-                if roster.is_none() {
-                    roster = Some(self.inner.directory.get(&a.value.member).await?);
-                }
-                member_checks = self
-                    .inner
-                    .store
-                    .load_counter(&CounterKey::IdentityChecks(a.value.member.clone()).render())
-                    .await?;
-            }
+            let member_checks = match (&identity, &loaded.account) {
+                (Some(_), Some(a)) => self.member_checks(&a.value.member, &mut roster).await?,
+                _ => None,
+            };
             let facts = ReminderFacts {
                 account: loaded.account.as_ref(),
                 record: roster.as_ref().and_then(Option::as_ref),
@@ -200,19 +191,10 @@ impl Portal {
         let mut hashed: Option<PasswordHashString> = None;
         self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
             let account = loaded.account.as_ref();
-            let mut member_checks = None;
-            if claim.is_some()
-                && let Some(a) = account
-            {
-                if roster.is_none() {
-                    roster = Some(self.inner.directory.get(&a.value.member).await?);
-                }
-                member_checks = self
-                    .inner
-                    .store
-                    .load_counter(&CounterKey::IdentityChecks(a.value.member.clone()).render())
-                    .await?;
-            }
+            let member_checks = match (&claim, account) {
+                (Some(_), Some(a)) => self.member_checks(&a.value.member, &mut roster).await?,
+                _ => None,
+            };
             let checked = match recovery::check_reset_claim(
                 loaded.found(),
                 account,
@@ -258,45 +240,17 @@ impl Portal {
         .await
     }
 
-    /// The recovery part of [`Portal::assurance_report`].
-    pub(super) fn recovery_assurance(&self, lang: Lang) -> String {
-        let p = &self.inner.policy;
-        let reset_min = p.password_reset_link_ttl.whole_minutes();
-        let temp_days = p.temporary_password_ttl.whole_days();
-        let mut out = String::new();
-        if matches!(lang, Lang::En) {
-            if p.recovery_requires_identity {
-                out.push_str(&format!(
-                    "Forgotten password: a single-use link valid {reset_min} minutes is mailed to the registered address; before the new password is set, the insurance card numbers and date of birth are checked again against the roster (limited tries). Recovery therefore needs the mailbox and knowledge of the card data.\n"
-                ));
-                out.push_str("Forgotten login ID: the e-mail address plus the card numbers and date of birth; the ID is only mailed to the registered address.\n");
-            } else {
-                out.push_str(&format!(
-                    "Forgotten password: a single-use link valid {reset_min} minutes is mailed to the registered address, and the link alone lets the member set a new password: whoever controls the mailbox controls the account.\n"
-                ));
-                out.push_str("Forgotten login ID: the e-mail address alone; the ID is only mailed to the registered address.\n");
-            }
-            out.push_str("A reset never logs the member in, clears the lockout, ends every other session and open 暗証キー, and is notified by mail. Every recovery answer is the same whether or not an account matched.\n");
-            out.push_str(&format!(
-                "Insurer-issued accounts: a random login ID and a random 16-character temporary password (80 bits) for the letter, valid {temp_days} days, usable only to choose the member's own login ID and password; re-issuing revokes the previous one. No administrator can set or see a member's password.\n"
-            ));
-        } else {
-            if p.recovery_requires_identity {
-                out.push_str(&format!(
-                    "パスワードを忘れた方: 登録メールアドレスに1回限り有効なURL(有効期限{reset_min}分)を送り、新しいパスワードの設定前に記号・番号・枝番と生年月日を名簿と再確認します(試行回数制限あり)。再設定にはメールボックスと保険証情報の知識の両方が必要です。\n"
-                ));
-                out.push_str("ログインIDを忘れた方: メールアドレスと記号・番号・枝番・生年月日の入力が必要で、ログインIDは登録メールアドレスにのみ送ります。\n");
-            } else {
-                out.push_str(&format!(
-                    "パスワードを忘れた方: 登録メールアドレスに1回限り有効なURL(有効期限{reset_min}分)を送り、URLだけで新しいパスワードを設定できます。メールボックスを管理できる人がアカウントを管理できることになります。\n"
-                ));
-                out.push_str("ログインIDを忘れた方: メールアドレスだけで、ログインIDを登録メールアドレスにのみ送ります。\n");
-            }
-            out.push_str("パスワードの再設定ではログインしません。ロックを解除し、他のすべてのセッションと未使用の暗証キーを無効にして、メールでお知らせします。どの手続きも、該当するアカウントの有無にかかわらず同じ応答です。\n");
-            out.push_str(&format!(
-                "保険者による事前登録: 通知書に印字するログインIDと16文字の仮パスワード(80ビット)は無作為に生成し、有効期限は{temp_days}日です。仮パスワードは本人がログインIDとパスワードを設定するためにだけ使え、再発行すると以前のものは無効になります。管理者が加入者のパスワードを設定したり見たりすることはできません。\n"
-            ));
+    /// The roster entry of `member` (asked once per request, into `roster`) and the
+    /// member's identity-check counter (SEC-09), for a roster re-check.
+    async fn member_checks(
+        &self,
+        member: &MemberId,
+        roster: &mut Option<Option<MemberRecord>>,
+    ) -> Result<Option<Versioned<Counter>>, Error> {
+        if roster.is_none() {
+            *roster = Some(self.inner.directory.get(member).await?);
         }
-        out
+        let key = CounterKey::IdentityChecks(member.clone()).render();
+        Ok(self.inner.store.load_counter(&key).await?)
     }
 }

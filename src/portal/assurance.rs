@@ -1,0 +1,104 @@
+//! [`Portal::assurance_report`]: what the configured policy achieves, in plain words,
+//! in Japanese or English.
+
+use super::Portal;
+use crate::lang::Lang;
+
+/// One line of the report in the requested language.
+fn line(out: &mut String, lang: Lang, en: &str, ja: &str) {
+    out.push_str(if matches!(lang, Lang::En) { en } else { ja });
+    out.push('\n');
+}
+
+impl Portal {
+    /// What the configured policy achieves, in plain words, for the insurer's records
+    /// and the start-up log.
+    pub fn assurance_report(&self, lang: Lang) -> String {
+        let p = &self.inner.policy;
+        let (min_chars, m, t, par) = (
+            p.password.min_chars,
+            p.hashing.m_cost_kib,
+            p.hashing.t_cost,
+            p.hashing.p_cost,
+        );
+        let (digits, otp_min) = (p.otp_digits, p.otp_ttl.whole_minutes());
+        let reset_min = p.password_reset_link_ttl.whole_minutes();
+        let temp_days = p.temporary_password_ttl.whole_days();
+        let mut out = String::new();
+        line(
+            &mut out,
+            lang,
+            &format!(
+                "Login: password (at least {min_chars} characters, Argon2id m={m} KiB t={t} p={par}) followed by a {digits}-digit 暗証キー mailed to the registered address, valid {otp_min} minutes, single use."
+            ),
+            &format!(
+                "ログイン: パスワード({min_chars}文字以上、Argon2id m={m} KiB t={t} p={par})の後、登録メールアドレスに送る{digits}桁の暗証キー(有効期限{otp_min}分、1回限り)。"
+            ),
+        );
+        line(
+            &mut out,
+            lang,
+            "Assurance: NIST SP 800-63B-4 does not recognise e-mail as an authentication factor, so this login is single-factor (AAL1), not multi-factor (AAL2); the e-mailed code proves control of the mailbox, and limits guessing and stolen-password reuse.",
+            "保証レベル: NIST SP 800-63B-4 はメールを認証要素と認めていないため、このログインは多要素(AAL2)ではなく単要素(AAL1)です。メールの暗証キーはメールボックスの管理を確認し、推測や流出したパスワードの悪用を抑えるものです。",
+        );
+        line(
+            &mut out,
+            lang,
+            "Self-registration checks knowledge of the insurance card numbers and date of birth (knowledge-based, low assurance under NIST SP 800-63A-4); insurer-issued temporary credentials sent by post are the stronger path.",
+            "新規利用登録の本人確認は記号・番号・枝番と生年月日の知識によるもの(NIST SP 800-63A-4 では低い保証)です。保険者が郵送する仮パスワードによる事前登録の方が強い経路です。",
+        );
+        if p.recovery_requires_identity {
+            line(
+                &mut out,
+                lang,
+                &format!(
+                    "Forgotten password: a single-use link valid {reset_min} minutes is mailed to the registered address; before the new password is set, the insurance card numbers and date of birth are checked again against the roster (limited tries). Recovery therefore needs the mailbox and knowledge of the card data."
+                ),
+                &format!(
+                    "パスワードを忘れた方: 登録メールアドレスに1回限り有効なURL(有効期限{reset_min}分)を送り、新しいパスワードの設定前に記号・番号・枝番と生年月日を名簿と再確認します(試行回数制限あり)。再設定にはメールボックスと保険証情報の知識の両方が必要です。"
+                ),
+            );
+            line(
+                &mut out,
+                lang,
+                "Forgotten login ID: the e-mail address plus the card numbers and date of birth; the ID is only mailed to the registered address.",
+                "ログインIDを忘れた方: メールアドレスと記号・番号・枝番・生年月日の入力が必要で、ログインIDは登録メールアドレスにのみ送ります。",
+            );
+        } else {
+            line(
+                &mut out,
+                lang,
+                &format!(
+                    "Forgotten password: a single-use link valid {reset_min} minutes is mailed to the registered address, and the link alone lets the member set a new password: whoever controls the mailbox controls the account."
+                ),
+                &format!(
+                    "パスワードを忘れた方: 登録メールアドレスに1回限り有効なURL(有効期限{reset_min}分)を送り、URLだけで新しいパスワードを設定できます。メールボックスを管理できる人がアカウントを管理できることになります。"
+                ),
+            );
+            line(
+                &mut out,
+                lang,
+                "Forgotten login ID: the e-mail address alone; the ID is only mailed to the registered address.",
+                "ログインIDを忘れた方: メールアドレスだけで、ログインIDを登録メールアドレスにのみ送ります。",
+            );
+        }
+        line(
+            &mut out,
+            lang,
+            "A reset never logs the member in, clears the lockout, ends every other session and open 暗証キー, and is notified by mail. Every recovery answer is the same whether or not an account matched.",
+            "パスワードの再設定ではログインしません。ロックを解除し、他のすべてのセッションと未使用の暗証キーを無効にして、メールでお知らせします。どの手続きも、該当するアカウントの有無にかかわらず同じ応答です。",
+        );
+        line(
+            &mut out,
+            lang,
+            &format!(
+                "Insurer-issued accounts: a random login ID and a random 16-character temporary password (80 bits) for the letter, valid {temp_days} days, usable only to choose the member's own login ID and password; re-issuing revokes the previous one. No administrator can set or see a member's password."
+            ),
+            &format!(
+                "保険者による事前登録: 通知書に印字するログインIDと16文字の仮パスワード(80ビット)は無作為に生成し、有効期限は{temp_days}日です。仮パスワードは本人がログインIDとパスワードを設定するためにだけ使え、再発行すると以前のものは無効になります。管理者が加入者のパスワードを設定したり見たりすることはできません。"
+            ),
+        );
+        out.push_str(&self.inner.report.render(lang));
+        out
+    }
+}
