@@ -128,4 +128,49 @@ mod tests {
         );
         assert!(hit(&key, Some(&v), t0 + Duration::seconds(60), r).is_ok());
     }
+
+    proptest::proptest! {
+        /// Whatever the timing of the requests, a counter never allows more than `cap`
+        /// events in one window nor two events closer than `min_interval`, and it
+        /// refuses only when one of those would be broken (SEC-09, SEC-13, SEC-30).
+        #[test]
+        fn a_window_never_allows_more_than_its_rule(
+            gaps in proptest::collection::vec(0i64..400, 1..80),
+            cap in 1u32..8,
+            span in 60i64..3_600,
+            interval in proptest::option::of(1i64..120),
+        ) {
+            let rule = Window {
+                span: Duration::seconds(span),
+                cap,
+                min_interval: interval.map(Duration::seconds),
+            };
+            let key = CounterKey::OtpMails(AccountId::from_stored("a"));
+            let mut now = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
+            let mut current: Option<Versioned<Counter>> = None;
+            let mut version = 0u64;
+            let mut allowed: Vec<OffsetDateTime> = Vec::new();
+            for gap in gaps {
+                now += Duration::seconds(gap);
+                match hit(&key, current.as_ref(), now, rule) {
+                    Ok(w) => {
+                        proptest::prop_assert_eq!(w.expect, Expect::of(current.as_ref()));
+                        version += 1;
+                        current = Some(Versioned { version: Version(version), value: w.counter });
+                        if let (Some(last), Some(gap)) = (allowed.last(), rule.min_interval) {
+                            proptest::prop_assert!(now - *last >= gap);
+                        }
+                        allowed.push(now);
+                    }
+                    Err(retry_after) => {
+                        proptest::prop_assert!(retry_after > Duration::ZERO);
+                    }
+                }
+                // The events the counter allowed since its current window began.
+                let start = current.as_ref().map(|c| c.value.window_start).unwrap_or(now);
+                let in_window = allowed.iter().filter(|t| **t >= start).count();
+                proptest::prop_assert!(in_window <= cap as usize);
+            }
+        }
+    }
 }
