@@ -56,7 +56,7 @@ async fn change_password_end_to_end() {
     assert_eq!(mail.rendered.subject, "パスワード変更のお知らせ");
     assert!(matches!(mail.message, MailMessage::PasswordChanged { .. }));
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err()),
+        rejection(f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err()),
         Rejection::LoginFailed
     );
     f.login(LOGIN, NEW_PASSWORD, TARO).await;
@@ -96,7 +96,7 @@ async fn sec_18_wrong_current_password_is_refused_and_throttled_like_login() {
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::CurrentPasswordIncorrect);
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err()),
+        rejection(f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err()),
         Rejection::LoginFailed
     );
     f.clock
@@ -161,7 +161,7 @@ async fn sec_34_password_change_ends_challenges_reset_links_and_address_changes(
     f.after_mail_interval();
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let reset = f.reset_link(TARO);
-    let challenge = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let challenge = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code = f.otp(TARO);
     f.portal
         .change_password(&id, pw(PASSWORD), pw(NEW_PASSWORD), pw(NEW_PASSWORD))
@@ -169,19 +169,19 @@ async fn sec_34_password_change_ends_challenges_reset_links_and_address_changes(
         .unwrap();
     let r = f
         .portal
-        .verify_otp(challenge.challenge.expose_secret(), code.expose_secret())
+        .verify_otp(&challenge.challenge, &code)
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
     let r = f
         .portal
-        .open_password_reset_link(reset.expose_secret())
+        .open_password_reset_link(&reset)
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::LinkUsed, "an old reset link fails");
     let r = f
         .portal
-        .confirm_email_change(change.expose_secret())
+        .confirm_email_change(&change)
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::LinkUsed);
@@ -217,7 +217,7 @@ async fn email_change_end_to_end() {
             .await
             .unwrap()
     );
-    let token = link.token.expose_secret().to_owned();
+    let token = link.token.clone();
     for _ in 0..2 {
         assert!(matches!(
             f.portal.inspect_email_change_link(&token).await.unwrap(),
@@ -320,7 +320,7 @@ async fn sec_36_confirmation_link_lives_thirty_minutes() {
     f.clock.advance(Duration::minutes(30));
     assert_eq!(
         f.portal
-            .inspect_email_change_link(link.expose_secret())
+            .inspect_email_change_link(&link)
             .await
             .unwrap(),
         LinkStatus::Expired
@@ -328,7 +328,7 @@ async fn sec_36_confirmation_link_lives_thirty_minutes() {
     assert_eq!(
         rejection(
             f.portal
-                .confirm_email_change(link.expose_secret())
+                .confirm_email_change(&link)
                 .await
                 .unwrap_err()
         ),
@@ -343,7 +343,7 @@ async fn sec_36_confirmation_link_lives_thirty_minutes() {
     f.clock
         .advance(Duration::minutes(30) - Duration::seconds(1));
     f.portal
-        .confirm_email_change(link.expose_secret())
+        .confirm_email_change(&link)
         .await
         .unwrap();
     assert_eq!(f.account(&id).email, Some(addr(NEW_ADDRESS)));
@@ -363,7 +363,7 @@ async fn sec_08_a_family_members_address_is_refused_when_confirmed() {
     let link = f.email_change_link(HANAKO);
     let r = f
         .portal
-        .confirm_email_change(link.expose_secret())
+        .confirm_email_change(&link)
         .await
         .unwrap_err();
     let r = rejection(r);
@@ -396,11 +396,11 @@ async fn through_r2_prime(
     f.portal.start_registration(email).await.unwrap();
     let handle = f
         .portal
-        .open_registration_link(f.link1(email).expose_secret())
+        .open_registration_link(&f.link1(email))
         .await
         .unwrap();
     f.portal
-        .sign_in_with_temporary_password(handle.expose_secret(), login_id, temporary)
+        .sign_in_with_temporary_password(&handle, login_id, &pw(temporary))
         .await
 }
 
@@ -424,7 +424,7 @@ async fn provisioned_member_completes_through_r2_prime() {
     assert!(!f.store.dump().contains(&temp), "stored only as a hash");
     // SEC-41: the temporary password is no login.
     assert_eq!(
-        rejection(f.portal.start_login(&login_id, &temp).await.unwrap_err()),
+        rejection(f.portal.start_login(&login_id, &pw(&temp)).await.unwrap_err()),
         Rejection::LoginFailed
     );
     // R1 → R2 → R2' → R5.
@@ -433,14 +433,14 @@ async fn provisioned_member_completes_through_r2_prime() {
         .unwrap();
     let r = f
         .portal
-        .complete_registration(handle.expose_secret(), credentials("ichiro-sakura", &temp))
+        .complete_registration(&handle, credentials("ichiro-sakura", &temp))
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::PasswordSameAsTemporary);
     let registered = f
         .portal
         .complete_registration(
-            handle.expose_secret(),
+            &handle,
             credentials("ichiro-sakura", PASSWORD),
         )
         .await
@@ -453,7 +453,7 @@ async fn provisioned_member_completes_through_r2_prime() {
     f.login("ichiro-sakura", PASSWORD, ICHIRO).await;
     // The letter's login ID and temporary password are dead now.
     assert_eq!(
-        rejection(f.portal.start_login(&login_id, &temp).await.unwrap_err()),
+        rejection(f.portal.start_login(&login_id, &pw(&temp)).await.unwrap_err()),
         Rejection::LoginFailed
     );
 }
@@ -522,7 +522,7 @@ async fn sec_41_reissue_revokes_the_old_temporary_password() {
     let r = f
         .portal
         .complete_registration(
-            stale.expose_secret(),
+            &stale,
             credentials("ichiro-sakura", PASSWORD),
         )
         .await
@@ -550,7 +550,7 @@ async fn sec_41_reissue_revokes_the_old_temporary_password() {
     .unwrap();
     f.portal
         .complete_registration(
-            handle.expose_secret(),
+            &handle,
             credentials("ichiro-sakura", PASSWORD),
         )
         .await
@@ -613,7 +613,7 @@ async fn sec_37_disabled_member_cannot_log_in_or_recover_and_gets_the_generic_an
     let session = f.login(LOGIN, PASSWORD, TARO).await;
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let reset = f.reset_link(TARO);
-    let challenge = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let challenge = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code = f.otp(TARO);
 
     assert_eq!(
@@ -644,21 +644,21 @@ async fn sec_37_disabled_member_cannot_log_in_or_recover_and_gets_the_generic_an
     );
     let r = f
         .portal
-        .verify_otp(challenge.challenge.expose_secret(), code.expose_secret())
+        .verify_otp(&challenge.challenge, &code)
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
     assert!(
         f.portal
-            .open_password_reset_link(reset.expose_secret())
+            .open_password_reset_link(&reset)
             .await
             .is_err()
     );
     // Login: the same answer as an unknown ID (SEC-23).
-    let disabled = f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    let disabled = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err();
     let unknown = f
         .portal
-        .start_login("nobody-here", PASSWORD)
+        .start_login("nobody-here", &pw(PASSWORD))
         .await
         .unwrap_err();
     assert_eq!(format!("{disabled:?}"), format!("{unknown:?}"));
@@ -702,7 +702,7 @@ async fn sec_41_disabling_a_provisioned_account_stops_its_pending_r5() {
     let r = f
         .portal
         .complete_registration(
-            handle.expose_secret(),
+            &handle,
             credentials("ichiro-sakura", PASSWORD),
         )
         .await
@@ -737,7 +737,7 @@ async fn a_member_who_rejoins_is_provisioned_again() {
     .unwrap();
     f.portal
         .complete_registration(
-            handle.expose_secret(),
+            &handle,
             credentials("taro-again", NEW_PASSWORD),
         )
         .await

@@ -10,7 +10,7 @@ use kenpo_auth::Rejection;
 use kenpo_auth::flow::LinkStatus;
 use kenpo_auth::mail::MailMessage;
 use kenpo_auth::ports::AuditKind;
-use kenpo_auth::token::AuthKey;
+use kenpo_auth::token::{AuthKey, RegistrationLinkToken, VerificationLinkToken};
 use time::Duration;
 
 const TARO: &str = "taro.yamada@example.jp";
@@ -35,7 +35,7 @@ async fn member_registers_through_every_seed_screen() {
     assert_eq!(link.expires_at, f.clock_now() + Duration::hours(3));
 
     // R2: GET shows the page without consuming; POST 【本人確認ページへ】 binds the browser.
-    let token = link.token.expose_secret().to_owned();
+    let token = link.token.clone();
     assert!(matches!(
         f.portal.inspect_registration_link(&token).await.unwrap(),
         LinkStatus::Valid { .. }
@@ -46,7 +46,7 @@ async fn member_registers_through_every_seed_screen() {
     let shown = f
         .portal
         .verify_identity(
-            handle.expose_secret(),
+            &handle,
             claim("９９９ー１２３４５６ー００", "昭和60年4月12日"),
         )
         .await
@@ -61,7 +61,7 @@ async fn member_registers_through_every_seed_screen() {
     let link2 = f.link2(TARO);
     assert!(matches!(
         f.portal
-            .inspect_verification_link(link2.expose_secret())
+            .inspect_verification_link(&link2)
             .await
             .unwrap(),
         LinkStatus::Valid { .. }
@@ -80,14 +80,14 @@ async fn member_registers_through_every_seed_screen() {
         .collect();
     let handle = f
         .portal
-        .confirm_auth_key(link2.expose_secret(), &typed)
+        .confirm_auth_key(&link2, &parsed(&typed))
         .await
         .unwrap();
 
     // R5: 新ログインID, 新パスワード (+確認), ニックネーム.
     let registered = f
         .portal
-        .complete_registration(handle.expose_secret(), credentials("taro-sakura", PASSWORD))
+        .complete_registration(&handle, credentials("taro-sakura", PASSWORD))
         .await
         .unwrap();
     let accounts = f.store.accounts();
@@ -206,34 +206,40 @@ async fn registration_link_is_consumed_by_post_not_get() {
     for _ in 0..3 {
         assert!(matches!(
             f.portal
-                .inspect_registration_link(token.expose_secret())
+                .inspect_registration_link(&token)
                 .await
                 .unwrap(),
             LinkStatus::Valid { .. }
         ));
     }
     f.portal
-        .open_registration_link(token.expose_secret())
+        .open_registration_link(&token)
         .await
         .unwrap();
     // DOM-23: a used link says so, distinctly from an expired or unknown one.
     assert_eq!(
         f.portal
-            .inspect_registration_link(token.expose_secret())
+            .inspect_registration_link(&token)
             .await
             .unwrap(),
         LinkStatus::Used
     );
     let r = rejection(
         f.portal
-            .open_registration_link(token.expose_secret())
+            .open_registration_link(&token)
             .await
             .unwrap_err(),
     );
     assert_eq!(r, Rejection::LinkUsed);
+    // A malformed link is the host's parse error, shown as the invalid-link page.
+    assert_eq!(
+        "not-a-token".parse::<RegistrationLinkToken>().err(),
+        Some(Rejection::LinkInvalid)
+    );
+    // A well-formed link nobody was sent is the Portal's `Invalid`.
     assert_eq!(
         f.portal
-            .inspect_registration_link("not-a-token")
+            .inspect_registration_link(&parsed(UNKNOWN_TOKEN))
             .await
             .unwrap(),
         LinkStatus::Invalid
@@ -248,7 +254,7 @@ async fn sec_06_registration_link_lives_three_hours() {
     f.clock.advance(Duration::hours(3) - Duration::seconds(1));
     assert!(matches!(
         f.portal
-            .inspect_registration_link(token.expose_secret())
+            .inspect_registration_link(&token)
             .await
             .unwrap(),
         LinkStatus::Valid { .. }
@@ -256,14 +262,14 @@ async fn sec_06_registration_link_lives_three_hours() {
     f.clock.advance(Duration::seconds(1));
     assert_eq!(
         f.portal
-            .inspect_registration_link(token.expose_secret())
+            .inspect_registration_link(&token)
             .await
             .unwrap(),
         LinkStatus::Expired
     );
     let r = rejection(
         f.portal
-            .open_registration_link(token.expose_secret())
+            .open_registration_link(&token)
             .await
             .unwrap_err(),
     );
@@ -277,7 +283,7 @@ async fn sec_06_registration_link_accepted_one_second_before_expiry() {
     let token = f.link1(TARO);
     f.clock.advance(Duration::hours(3) - Duration::seconds(1));
     f.portal
-        .open_registration_link(token.expose_secret())
+        .open_registration_link(&token)
         .await
         .unwrap();
 }
@@ -286,7 +292,7 @@ async fn sec_06_registration_link_accepted_one_second_before_expiry() {
 async fn opened(f: &Fixture, email: &str) -> kenpo_auth::token::FlowHandle {
     f.portal.start_registration(email).await.unwrap();
     f.portal
-        .open_registration_link(f.link1(email).expose_secret())
+        .open_registration_link(&f.link1(email))
         .await
         .unwrap()
 }
@@ -301,13 +307,13 @@ async fn at_credentials(
     let handle = opened(f, email).await;
     let shown = f
         .portal
-        .verify_identity(handle.expose_secret(), claim(card, birth))
+        .verify_identity(&handle, claim(card, birth))
         .await
         .unwrap();
     f.portal
         .confirm_auth_key(
-            f.link2(email).expose_secret(),
-            shown.auth_key.expose_secret(),
+            &f.link2(email),
+            &shown.auth_key,
         )
         .await
         .unwrap()
@@ -320,7 +326,7 @@ async fn identity_step_lives_thirty_minutes() {
     f.clock.advance(Duration::minutes(30));
     let r = rejection(
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap_err(),
     );
@@ -331,7 +337,7 @@ async fn identity_step_lives_thirty_minutes() {
     f.clock
         .advance(Duration::minutes(30) - Duration::seconds(1));
     f.portal
-        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&handle, claim(CARD, BIRTH))
         .await
         .unwrap();
 }
@@ -346,15 +352,15 @@ async fn sec_11_auth_key_and_link2_live_thirty_minutes() {
         let handle = opened(&f, TARO).await;
         let shown = f
             .portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap();
         f.clock.advance(wait);
         let result = f
             .portal
             .confirm_auth_key(
-                f.link2(TARO).expose_secret(),
-                shown.auth_key.expose_secret(),
+                &f.link2(TARO),
+                &shown.auth_key,
             )
             .await;
         if ok {
@@ -375,21 +381,21 @@ async fn credentials_step_lives_thirty_minutes() {
         let handle = opened(&f, TARO).await;
         let shown = f
             .portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap();
         let handle = f
             .portal
             .confirm_auth_key(
-                f.link2(TARO).expose_secret(),
-                shown.auth_key.expose_secret(),
+                &f.link2(TARO),
+                &shown.auth_key,
             )
             .await
             .unwrap();
         f.clock.advance(wait);
         let result = f
             .portal
-            .complete_registration(handle.expose_secret(), credentials("taro-sakura", PASSWORD))
+            .complete_registration(&handle, credentials("taro-sakura", PASSWORD))
             .await;
         if ok {
             result.unwrap();
@@ -406,19 +412,19 @@ async fn sec_11_five_wrong_auth_keys_kill_the_key() {
     let handle = opened(&f, TARO).await;
     let shown = f
         .portal
-        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&handle, claim(CARD, BIRTH))
         .await
         .unwrap();
     let link2 = f.link2(TARO);
-    let wrong = if shown.auth_key.expose_secret() == "AAAAAAAA" {
+    let wrong: AuthKey = parsed(if shown.auth_key.expose_secret() == "AAAAAAAA" {
         "BBBBBBBB"
     } else {
         "AAAAAAAA"
-    };
+    });
     for i in 1..=5 {
         let r = rejection(
             f.portal
-                .confirm_auth_key(link2.expose_secret(), wrong)
+                .confirm_auth_key(&link2, &wrong)
                 .await
                 .unwrap_err(),
         );
@@ -431,7 +437,7 @@ async fn sec_11_five_wrong_auth_keys_kill_the_key() {
     // The right key no longer works.
     let r = rejection(
         f.portal
-            .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
+            .confirm_auth_key(&link2, &shown.auth_key)
             .await
             .unwrap_err(),
     );
@@ -445,14 +451,14 @@ async fn sec_11_auth_key_of_one_flow_does_not_open_another() {
     let a = opened(&f, TARO).await;
     let key_a = f
         .portal
-        .verify_identity(a.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&a, claim(CARD, BIRTH))
         .await
         .unwrap()
         .auth_key;
     let b = opened(&f, "hanako@example.jp").await;
     let key_b = f
         .portal
-        .verify_identity(b.expose_secret(), claim("999-123456-01", "1987-09-30"))
+        .verify_identity(&b, claim("999-123456-01", "1987-09-30"))
         .await
         .unwrap()
         .auth_key;
@@ -460,8 +466,8 @@ async fn sec_11_auth_key_of_one_flow_does_not_open_another() {
     let r = rejection(
         f.portal
             .confirm_auth_key(
-                f.link2("hanako@example.jp").expose_secret(),
-                key_a.expose_secret(),
+                &f.link2("hanako@example.jp"),
+                &key_a,
             )
             .await
             .unwrap_err(),
@@ -476,20 +482,20 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     // Skip R3–R4: the R2 handle cannot complete registration.
     let r = rejection(
         f.portal
-            .complete_registration(h1.expose_secret(), credentials("taro-sakura", PASSWORD))
+            .complete_registration(&h1, credentials("taro-sakura", PASSWORD))
             .await
             .unwrap_err(),
     );
     assert_eq!(r, Rejection::WrongStep);
     let shown = f
         .portal
-        .verify_identity(h1.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&h1, claim(CARD, BIRTH))
         .await
         .unwrap();
     // Replay R3 on the same handle.
     let r = rejection(
         f.portal
-            .verify_identity(h1.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&h1, claim(CARD, BIRTH))
             .await
             .unwrap_err(),
     );
@@ -497,26 +503,29 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     // Skip R4: the R2 handle still cannot complete.
     let r = rejection(
         f.portal
-            .complete_registration(h1.expose_secret(), credentials("taro-sakura", PASSWORD))
+            .complete_registration(&h1, credentials("taro-sakura", PASSWORD))
             .await
             .unwrap_err(),
     );
     assert_eq!(r, Rejection::WrongStep);
     // Link 1 used as link 2, and link 2 as link 1: different token types never match.
-    let link1 = f
+    // The types keep them apart at compile time; the text of one parsed as the other
+    // (what a host gets from a URL) must not find the flow either.
+    let link1_as_link2: VerificationLinkToken = f
         .mailer
         .sent()
         .iter()
         .find_map(|m| match &m.message {
-            MailMessage::RegistrationLink(l) => Some(l.token.expose_secret().to_owned()),
+            MailMessage::RegistrationLink(l) => Some(parsed(l.token.expose_secret())),
             _ => None,
         })
         .unwrap();
     let link2 = f.link2(TARO);
+    let link2_as_link1: RegistrationLinkToken = parsed(link2.expose_secret());
     assert_eq!(
         rejection(
             f.portal
-                .confirm_auth_key(&link1, shown.auth_key.expose_secret())
+                .confirm_auth_key(&link1_as_link2, &shown.auth_key)
                 .await
                 .unwrap_err()
         ),
@@ -525,7 +534,7 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     assert_eq!(
         rejection(
             f.portal
-                .open_registration_link(link2.expose_secret())
+                .open_registration_link(&link2_as_link1)
                 .await
                 .unwrap_err()
         ),
@@ -535,7 +544,7 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     assert_eq!(
         rejection(
             f.portal
-                .confirm_auth_key(h1.expose_secret(), shown.auth_key.expose_secret())
+                .confirm_auth_key(&parsed(h1.expose_secret()), &shown.auth_key)
                 .await
                 .unwrap_err()
         ),
@@ -543,14 +552,14 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     );
     let h2 = f
         .portal
-        .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
+        .confirm_auth_key(&link2, &shown.auth_key)
         .await
         .unwrap();
     // Replay R4.
     assert_eq!(
         rejection(
             f.portal
-                .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
+                .confirm_auth_key(&link2, &shown.auth_key)
                 .await
                 .unwrap_err()
         ),
@@ -560,21 +569,21 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     assert_eq!(
         rejection(
             f.portal
-                .verify_identity(h2.expose_secret(), claim(CARD, BIRTH))
+                .verify_identity(&h2, claim(CARD, BIRTH))
                 .await
                 .unwrap_err()
         ),
         Rejection::WrongStep
     );
     f.portal
-        .complete_registration(h2.expose_secret(), credentials("taro-sakura", PASSWORD))
+        .complete_registration(&h2, credentials("taro-sakura", PASSWORD))
         .await
         .unwrap();
     // Replay R5.
     assert_eq!(
         rejection(
             f.portal
-                .complete_registration(h2.expose_secret(), credentials("taro-other", PASSWORD))
+                .complete_registration(&h2, credentials("taro-other", PASSWORD))
                 .await
                 .unwrap_err()
         ),
@@ -596,7 +605,7 @@ async fn sec_09_wrong_identity_never_says_which_field() {
     ] {
         let r = rejection(
             f.portal
-                .verify_identity(handle.expose_secret(), claim(card, birth))
+                .verify_identity(&handle, claim(card, birth))
                 .await
                 .unwrap_err(),
         );
@@ -612,20 +621,20 @@ async fn sec_09_sixth_try_in_one_flow_fails_even_with_correct_data() {
     let handle = opened(&f, TARO).await;
     for _ in 0..4 {
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, "1985-04-13"))
+            .verify_identity(&handle, claim(CARD, "1985-04-13"))
             .await
             .unwrap_err();
     }
     let fifth = rejection(
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, "1985-04-13"))
+            .verify_identity(&handle, claim(CARD, "1985-04-13"))
             .await
             .unwrap_err(),
     );
     assert_eq!(fifth, Rejection::IdentityNotConfirmed);
     let sixth = rejection(
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap_err(),
     );
@@ -648,7 +657,7 @@ async fn sec_09_identity_brute_force_across_new_flows_blocks_the_member() {
             let r = rejection(
                 f.portal
                     .verify_identity(
-                        handle.expose_secret(),
+                        &handle,
                         claim(CARD, &format!("1985-04-{:02}", 20 + day)),
                     )
                     .await
@@ -665,7 +674,7 @@ async fn sec_09_identity_brute_force_across_new_flows_blocks_the_member() {
     let handle = opened(&f, "attacker-last@example.com").await;
     let r = rejection(
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap_err(),
     );
@@ -684,19 +693,19 @@ async fn family_members_cannot_share_an_address() {
     f.portal.start_registration(shared).await.unwrap();
     let h_taro = f
         .portal
-        .open_registration_link(f.link1(shared).expose_secret())
+        .open_registration_link(&f.link1(shared))
         .await
         .unwrap();
     f.after_mail_interval();
     f.portal.start_registration(shared).await.unwrap();
     let h_hanako = f
         .portal
-        .open_registration_link(f.link1(shared).expose_secret())
+        .open_registration_link(&f.link1(shared))
         .await
         .unwrap();
     let key_taro = f
         .portal
-        .verify_identity(h_taro.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&h_taro, claim(CARD, BIRTH))
         .await
         .unwrap()
         .auth_key;
@@ -705,7 +714,7 @@ async fn family_members_cannot_share_an_address() {
     let key_hanako = f
         .portal
         .verify_identity(
-            h_hanako.expose_secret(),
+            &h_hanako,
             claim("999-123456-01", "1987-09-30"),
         )
         .await
@@ -714,22 +723,22 @@ async fn family_members_cannot_share_an_address() {
     let link_hanako = f.link2(shared);
     let h_taro = f
         .portal
-        .confirm_auth_key(link_taro.expose_secret(), key_taro.expose_secret())
+        .confirm_auth_key(&link_taro, &key_taro)
         .await
         .unwrap();
     let h_hanako = f
         .portal
-        .confirm_auth_key(link_hanako.expose_secret(), key_hanako.expose_secret())
+        .confirm_auth_key(&link_hanako, &key_hanako)
         .await
         .unwrap();
     f.portal
-        .complete_registration(h_taro.expose_secret(), credentials("taro-sakura", PASSWORD))
+        .complete_registration(&h_taro, credentials("taro-sakura", PASSWORD))
         .await
         .unwrap();
     let r = rejection(
         f.portal
             .complete_registration(
-                h_hanako.expose_secret(),
+                &h_hanako,
                 credentials("hanako-sakura", PASSWORD),
             )
             .await
@@ -764,7 +773,7 @@ async fn one_account_per_member() {
     let handle = opened(&f, "taro.second@example.jp").await;
     let r = rejection(
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap_err(),
     );
@@ -776,7 +785,7 @@ async fn one_account_per_member() {
 async fn r5_refuses_bad_credentials_with_reasons() {
     let f = fixture();
     let handle = at_credentials(&f, TARO, CARD, BIRTH).await;
-    let h = handle.expose_secret();
+    let h = &handle;
     let mut mismatch = credentials("taro-sakura", PASSWORD);
     mismatch.password_confirmation = kenpo_auth::domain::Password::new(OTHER_PASSWORD).unwrap();
     let cases = vec![
@@ -837,21 +846,21 @@ async fn login_id_taken_is_said_and_another_can_be_chosen() {
     let handle = opened(&f, "hanako@example.jp").await;
     let shown = f
         .portal
-        .verify_identity(handle.expose_secret(), claim("999-123456-01", "1987-09-30"))
+        .verify_identity(&handle, claim("999-123456-01", "1987-09-30"))
         .await
         .unwrap();
     let handle = f
         .portal
         .confirm_auth_key(
-            f.link2("hanako@example.jp").expose_secret(),
-            shown.auth_key.expose_secret(),
+            &f.link2("hanako@example.jp"),
+            &shown.auth_key,
         )
         .await
         .unwrap();
     let r = rejection(
         f.portal
             .complete_registration(
-                handle.expose_secret(),
+                &handle,
                 credentials("SAKURA-member", PASSWORD),
             )
             .await
@@ -860,7 +869,7 @@ async fn login_id_taken_is_said_and_another_can_be_chosen() {
     assert_eq!(r, Rejection::LoginIdTaken);
     f.portal
         .complete_registration(
-            handle.expose_secret(),
+            &handle,
             credentials("hanako-sakura", PASSWORD),
         )
         .await
@@ -892,7 +901,7 @@ async fn sec_03_store_holds_no_plaintext_secret() {
         .unwrap();
     let shown = f
         .portal
-        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&handle, claim(CARD, BIRTH))
         .await
         .unwrap();
     let dump = f.store.dump();
@@ -911,7 +920,7 @@ async fn sec_03_store_holds_no_plaintext_secret() {
 async fn sec_46_fifty_tasks_completing_one_flow_make_one_account() {
     let f = fixture();
     let handle = at_credentials(&f, TARO, CARD, BIRTH).await;
-    let handle = Arc::new(handle.expose_secret().to_owned());
+    let handle = Arc::new(handle);
     let mut tasks = Vec::new();
     for i in 0..50 {
         let portal = f.portal.clone();
@@ -957,18 +966,18 @@ async fn sec_08_fifty_flows_racing_one_address_make_one_account() {
         let handle = opened(&f, email).await;
         let shown = f
             .portal
-            .verify_identity(handle.expose_secret(), claim(&card, "1990-01-01"))
+            .verify_identity(&handle, claim(&card, "1990-01-01"))
             .await
             .unwrap();
         let h = f
             .portal
             .confirm_auth_key(
-                f.link2(email).expose_secret(),
-                shown.auth_key.expose_secret(),
+                &f.link2(email),
+                &shown.auth_key,
             )
             .await
             .unwrap();
-        handles.push(h.expose_secret().to_owned());
+        handles.push(h);
     }
     // Keep every credentials step alive: the last one was issued just now, the first
     // 50 × 13 min ago — so move the clock back for the race (a test-only liberty).
@@ -1006,7 +1015,7 @@ async fn r5_screen_shows_the_address_the_account_will_get() {
     assert_eq!(
         rejection(
             f.portal
-                .registration_email(h1.expose_secret())
+                .registration_email(&h1)
                 .await
                 .unwrap_err()
         ),
@@ -1014,20 +1023,20 @@ async fn r5_screen_shows_the_address_the_account_will_get() {
     );
     let shown = f
         .portal
-        .verify_identity(h1.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&h1, claim(CARD, BIRTH))
         .await
         .unwrap();
     let h2 = f
         .portal
         .confirm_auth_key(
-            f.link2(TARO).expose_secret(),
-            shown.auth_key.expose_secret(),
+            &f.link2(TARO),
+            &shown.auth_key,
         )
         .await
         .unwrap();
     let email = f
         .portal
-        .registration_email(h2.expose_secret())
+        .registration_email(&h2)
         .await
         .unwrap();
     assert_eq!(email.for_sending(), TARO);
@@ -1035,7 +1044,7 @@ async fn r5_screen_shows_the_address_the_account_will_get() {
     assert_eq!(
         rejection(
             f.portal
-                .registration_email(h2.expose_secret())
+                .registration_email(&h2)
                 .await
                 .unwrap_err()
         ),
