@@ -56,7 +56,12 @@ async fn change_password_end_to_end() {
     assert_eq!(mail.rendered.subject, "パスワード変更のお知らせ");
     assert!(matches!(mail.message, MailMessage::PasswordChanged { .. }));
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(LOGIN, &pw(PASSWORD))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
     f.login(LOGIN, NEW_PASSWORD, TARO).await;
@@ -96,7 +101,12 @@ async fn sec_18_wrong_current_password_is_refused_and_throttled_like_login() {
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::CurrentPasswordIncorrect);
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(LOGIN, &pw(PASSWORD))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
     f.clock
@@ -173,17 +183,9 @@ async fn sec_34_password_change_ends_challenges_reset_links_and_address_changes(
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
-    let r = f
-        .portal
-        .open_password_reset_link(&reset)
-        .await
-        .unwrap_err();
+    let r = f.portal.open_password_reset_link(&reset).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::LinkUsed, "an old reset link fails");
-    let r = f
-        .portal
-        .confirm_email_change(&change)
-        .await
-        .unwrap_err();
+    let r = f.portal.confirm_email_change(&change).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::LinkUsed);
 }
 
@@ -319,19 +321,11 @@ async fn sec_36_confirmation_link_lives_thirty_minutes() {
     let link = f.email_change_link(NEW_ADDRESS);
     f.clock.advance(Duration::minutes(30));
     assert_eq!(
-        f.portal
-            .inspect_email_change_link(&link)
-            .await
-            .unwrap(),
+        f.portal.inspect_email_change_link(&link).await.unwrap(),
         LinkStatus::Expired
     );
     assert_eq!(
-        rejection(
-            f.portal
-                .confirm_email_change(&link)
-                .await
-                .unwrap_err()
-        ),
+        rejection(f.portal.confirm_email_change(&link).await.unwrap_err()),
         Rejection::Expired
     );
     let session = f.login(LOGIN, PASSWORD, TARO).await;
@@ -342,10 +336,7 @@ async fn sec_36_confirmation_link_lives_thirty_minutes() {
     let link = f.email_change_link(NEW_ADDRESS);
     f.clock
         .advance(Duration::minutes(30) - Duration::seconds(1));
-    f.portal
-        .confirm_email_change(&link)
-        .await
-        .unwrap();
+    f.portal.confirm_email_change(&link).await.unwrap();
     assert_eq!(f.account(&id).email, Some(addr(NEW_ADDRESS)));
 }
 
@@ -361,11 +352,7 @@ async fn sec_08_a_family_members_address_is_refused_when_confirmed() {
     let taken = f.portal.change_email(&taro, &session, HANAKO).await;
     // …the mailbox owner learns it when they use the link.
     let link = f.email_change_link(HANAKO);
-    let r = f
-        .portal
-        .confirm_email_change(&link)
-        .await
-        .unwrap_err();
+    let r = f.portal.confirm_email_change(&link).await.unwrap_err();
     let r = rejection(r);
     assert_eq!(r, Rejection::FamilyEmailInUse);
     assert!(
@@ -424,7 +411,12 @@ async fn provisioned_member_completes_through_r2_prime() {
     assert!(!f.store.dump().contains(&temp), "stored only as a hash");
     // SEC-41: the temporary password is no login.
     assert_eq!(
-        rejection(f.portal.start_login(&login_id, &pw(&temp)).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(&login_id, &pw(&temp))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
     // R1 → R2 → R2' → R5.
@@ -439,10 +431,7 @@ async fn provisioned_member_completes_through_r2_prime() {
     assert_eq!(rejection(r), Rejection::PasswordSameAsTemporary);
     let registered = f
         .portal
-        .complete_registration(
-            &handle,
-            credentials("ichiro-sakura", PASSWORD),
-        )
+        .complete_registration(&handle, credentials("ichiro-sakura", PASSWORD))
         .await
         .unwrap();
     assert_eq!(registered.account_id, issued.account_id, "the same account");
@@ -453,7 +442,12 @@ async fn provisioned_member_completes_through_r2_prime() {
     f.login("ichiro-sakura", PASSWORD, ICHIRO).await;
     // The letter's login ID and temporary password are dead now.
     assert_eq!(
-        rejection(f.portal.start_login(&login_id, &pw(&temp)).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(&login_id, &pw(&temp))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
 }
@@ -521,10 +515,7 @@ async fn sec_41_reissue_revokes_the_old_temporary_password() {
     // …and can no longer finish there.
     let r = f
         .portal
-        .complete_registration(
-            &stale,
-            credentials("ichiro-sakura", PASSWORD),
-        )
+        .complete_registration(&stale, credentials("ichiro-sakura", PASSWORD))
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::WrongStep);
@@ -549,10 +540,7 @@ async fn sec_41_reissue_revokes_the_old_temporary_password() {
     .await
     .unwrap();
     f.portal
-        .complete_registration(
-            &handle,
-            credentials("ichiro-sakura", PASSWORD),
-        )
+        .complete_registration(&handle, credentials("ichiro-sakura", PASSWORD))
         .await
         .unwrap();
 }
@@ -648,14 +636,13 @@ async fn sec_37_disabled_member_cannot_log_in_or_recover_and_gets_the_generic_an
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
-    assert!(
-        f.portal
-            .open_password_reset_link(&reset)
-            .await
-            .is_err()
-    );
+    assert!(f.portal.open_password_reset_link(&reset).await.is_err());
     // Login: the same answer as an unknown ID (SEC-23).
-    let disabled = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err();
+    let disabled = f
+        .portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     let unknown = f
         .portal
         .start_login("nobody-here", &pw(PASSWORD))
@@ -701,10 +688,7 @@ async fn sec_41_disabling_a_provisioned_account_stops_its_pending_r5() {
     f.portal.disable_account(&issued.account_id).await.unwrap();
     let r = f
         .portal
-        .complete_registration(
-            &handle,
-            credentials("ichiro-sakura", PASSWORD),
-        )
+        .complete_registration(&handle, credentials("ichiro-sakura", PASSWORD))
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::WrongStep);
@@ -736,10 +720,7 @@ async fn a_member_who_rejoins_is_provisioned_again() {
     .await
     .unwrap();
     f.portal
-        .complete_registration(
-            &handle,
-            credentials("taro-again", NEW_PASSWORD),
-        )
+        .complete_registration(&handle, credentials("taro-again", NEW_PASSWORD))
         .await
         .unwrap();
     f.login("taro-again", NEW_PASSWORD, NEW_ADDRESS).await;

@@ -76,10 +76,7 @@ async fn sec_28_code_accepted_at_9_59_and_rejected_at_10_00() {
         let f = registered().await;
         let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
         f.clock.advance(wait);
-        let r = f
-            .portal
-            .verify_otp(&ch.challenge, &f.otp(TARO))
-            .await;
+        let r = f.portal.verify_otp(&ch.challenge, &f.otp(TARO)).await;
         if ok {
             r.unwrap();
         } else {
@@ -93,15 +90,8 @@ async fn sec_28_code_works_only_once() {
     let f = registered().await;
     let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code = f.otp(TARO);
-    f.portal
-        .verify_otp(&ch.challenge, &code)
-        .await
-        .unwrap();
-    let r = f
-        .portal
-        .verify_otp(&ch.challenge, &code)
-        .await
-        .unwrap_err();
+    f.portal.verify_otp(&ch.challenge, &code).await.unwrap();
+    let r = f.portal.verify_otp(&ch.challenge, &code).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
 }
 
@@ -109,15 +99,9 @@ async fn sec_28_code_works_only_once() {
 async fn otp_rejected_after_screen_closed() {
     let f = registered().await;
     let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    f.portal
-        .close_otp_screen(&ch.challenge)
-        .await
-        .unwrap();
+    f.portal.close_otp_screen(&ch.challenge).await.unwrap();
     // Closing twice, or an unknown screen, is harmless.
-    f.portal
-        .close_otp_screen(&ch.challenge)
-        .await
-        .unwrap();
+    f.portal.close_otp_screen(&ch.challenge).await.unwrap();
     f.portal
         .close_otp_screen(&parsed(UNKNOWN_TOKEN))
         .await
@@ -158,11 +142,7 @@ async fn otp_screen_that_stops_reporting_is_dead_under_a_heartbeat_policy() {
     f.clock.advance(Duration::seconds(30));
     let r = f.portal.heartbeat_otp_screen(id).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
-    let r = f
-        .portal
-        .verify_otp(id, &f.otp(TARO))
-        .await
-        .unwrap_err();
+    let r = f.portal.verify_otp(id, &f.otp(TARO)).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
 }
 
@@ -187,20 +167,12 @@ async fn sec_12_resend_kills_old_code_and_keeps_the_attempt_count() {
     assert_eq!(again.expires_at, f.clock.now() + Duration::minutes(10));
     let new = f.otp(TARO);
     assert_ne!(old, new);
-    let r = f
-        .portal
-        .verify_otp(&id, &old)
-        .await
-        .unwrap_err();
+    let r = f.portal.verify_otp(&id, &old).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpIncorrect);
     // 3 + 1 wrong so far: the fifth wrong entry ends the challenge although the code is new.
     let r = f.portal.verify_otp(&id, &wrong(&new)).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpAttemptsExhausted);
-    let r = f
-        .portal
-        .verify_otp(&id, &new)
-        .await
-        .unwrap_err();
+    let r = f.portal.verify_otp(&id, &new).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
 }
 
@@ -217,10 +189,7 @@ async fn sec_30_resends_are_capped_per_challenge() {
     let r = f.portal.resend_otp(&id).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
     // The latest code still works.
-    f.portal
-        .verify_otp(&id, &f.otp(TARO))
-        .await
-        .unwrap();
+    f.portal.verify_otp(&id, &f.otp(TARO)).await.unwrap();
 }
 
 #[tokio::test]
@@ -233,7 +202,12 @@ async fn sec_30_otp_mails_are_capped_per_account_per_hour() {
     }
     f.clock.advance(Duration::seconds(61));
     // SEC-23: at L1 the cap answers like a wrong password, so it cannot confirm one.
-    let capped = rejection(f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err());
+    let capped = rejection(
+        f.portal
+            .start_login(LOGIN, &pw(PASSWORD))
+            .await
+            .unwrap_err(),
+    );
     let wrong = rejection(
         f.portal
             .start_login(LOGIN, &pw(OTHER_PASSWORD))
@@ -276,14 +250,8 @@ async fn sec_27_code_of_challenge_a_does_not_work_on_challenge_b() {
             .unwrap_err();
         assert_eq!(rejection(r), Rejection::OtpIncorrect);
     }
-    f.portal
-        .verify_otp(&a.challenge, &code_a)
-        .await
-        .unwrap();
-    f.portal
-        .verify_otp(&b.challenge, &code_b)
-        .await
-        .unwrap();
+    f.portal.verify_otp(&a.challenge, &code_a).await.unwrap();
+    f.portal.verify_otp(&b.challenge, &code_b).await.unwrap();
 }
 
 #[tokio::test]
@@ -300,10 +268,7 @@ async fn new_login_kills_the_earlier_open_challenge() {
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
     f.portal
-        .verify_otp(
-            &second.challenge,
-            &f.otp(TARO),
-        )
+        .verify_otp(&second.challenge, &f.otp(TARO))
         .await
         .unwrap();
 }
@@ -342,7 +307,11 @@ async fn sec_29_ten_wrong_codes_across_challenges_abort_and_notify() {
     assert!(!aborts[0].rendered.body.contains(PASSWORD));
     assert_eq!(f.audit.count(AuditKind::OtpAttemptsExhausted), 1);
     // The account cools down for 15 minutes: even the right password is refused.
-    let r = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err();
+    let r = f
+        .portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     assert_eq!(rejection(r), Rejection::LoginFailed);
     f.clock.advance(Duration::minutes(15));
     f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
@@ -415,10 +384,17 @@ async fn sec_24_password_failures_follow_the_throttle_schedule() {
     // SEC-43: the account-locked notice goes out once delays start.
     assert_eq!(f.kinds_to(TARO).last(), Some(&"account_locked"));
     // Delay 30 s after the 5th failure: the right password is refused, same answer.
-    let r = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err();
+    let r = f
+        .portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     assert_eq!(rejection(r), Rejection::LoginFailed);
     f.clock.advance(Duration::seconds(29));
-    f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err();
+    f.portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     f.clock.advance(Duration::seconds(1));
     // 30 s passed: a wrong password now is failure 6 → delay 60 s.
     f.portal
@@ -426,7 +402,10 @@ async fn sec_24_password_failures_follow_the_throttle_schedule() {
         .await
         .unwrap_err();
     f.clock.advance(Duration::seconds(59));
-    f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err();
+    f.portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     f.clock.advance(Duration::seconds(1));
     // A success resets the count.
     f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
@@ -448,7 +427,11 @@ async fn sec_24_after_the_cap_even_the_right_password_is_refused() {
             .unwrap_err();
     }
     f.clock.advance(Duration::days(30));
-    let r = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err();
+    let r = f
+        .portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     assert_eq!(rejection(r), Rejection::LoginFailed);
     assert_eq!(f.store.accounts()[0].password_failures, 7);
 }
@@ -503,10 +486,7 @@ async fn otp_typed_full_width_is_accepted() {
         .map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap())
         .collect();
     let wide: OtpCode = parsed(&wide);
-    f.portal
-        .verify_otp(&ch.challenge, &wide)
-        .await
-        .unwrap();
+    f.portal.verify_otp(&ch.challenge, &wide).await.unwrap();
 }
 
 #[tokio::test]

@@ -325,10 +325,8 @@ impl Sut {
             Step::Login => {
                 let r = self.rt.block_on(portal.start_login(LOGIN, &pw(PASSWORD)));
                 if let Ok(ch) = &r {
-                    self.challenges.push((
-                        ch.challenge.clone(),
-                        vec![self.f.otp(TARO)],
-                    ));
+                    self.challenges
+                        .push((ch.challenge.clone(), vec![self.f.otp(TARO)]));
                 }
                 Self::outcome(r)
             }

@@ -5,12 +5,12 @@ mod common;
 
 use common::*;
 use kenpo_auth::Lang;
-use kenpo_auth::token::OtpCode;
 use kenpo_auth::Rejection;
 use kenpo_auth::flow::LinkStatus;
 use kenpo_auth::mail::MailMessage;
 use kenpo_auth::policy::Deviation;
 use kenpo_auth::ports::{AccountId, AuditKind, MemberId};
+use kenpo_auth::token::OtpCode;
 use time::Duration;
 
 const TARO: &str = "taro.yamada@example.jp";
@@ -37,12 +37,7 @@ async fn reset(f: &Fixture, login_id: &str, to: &str, card: &str, birth: &str, n
         .await
         .unwrap();
     f.portal
-        .complete_password_reset(
-            &handle,
-            Some(claim(card, birth)),
-            pw(new),
-            pw(new),
-        )
+        .complete_password_reset(&handle, Some(claim(card, birth)), pw(new), pw(new))
         .await
         .unwrap();
 }
@@ -149,10 +144,7 @@ async fn sec_09_reminder_roster_guesses_are_limited_per_member() {
         .open_registration_link(&f.link1("other@example.jp"))
         .await
         .unwrap();
-    let r = f
-        .portal
-        .verify_identity(&handle, claim(CARD, BIRTH))
-        .await;
+    let r = f.portal.verify_identity(&handle, claim(CARD, BIRTH)).await;
     assert_eq!(
         rejection(r.unwrap_err()),
         Rejection::IdentityAttemptsExhausted
@@ -291,7 +283,12 @@ async fn sec_38_password_reset_end_to_end_does_not_log_in() {
     // The old password is gone; the new one works — through the 暗証キー (SEC-38: a
     // reset does not log in).
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(LOGIN, &pw(PASSWORD))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
     let auth = f.login(LOGIN, NEW_PASSWORD, TARO).await;
@@ -357,7 +354,12 @@ async fn sec_25_reset_works_while_locked_and_clears_the_lock() {
     // SEC-24: at the cap even the right password is refused, however long one waits.
     f.clock.advance(Duration::days(2));
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(LOGIN, &pw(PASSWORD))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
     assert!(f.kinds_to(TARO).contains(&"account_locked"));
@@ -388,16 +390,18 @@ async fn sec_25_reset_clears_the_otp_cooldown() {
             "000000"
         });
         for _ in 0..tries.min(limit - wrong_so_far) {
-            let _ = f
-                .portal
-                .verify_otp(&challenge.challenge, &wrong)
-                .await;
+            let _ = f.portal.verify_otp(&challenge.challenge, &wrong).await;
             wrong_so_far += 1;
         }
     }
     assert!(f.account(&id).otp_cooldown_until.is_some());
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(LOGIN, &pw(PASSWORD))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed,
         "cooling down"
     );
@@ -414,21 +418,11 @@ async fn sec_38_reset_link_is_single_use() {
     let (f, _) = registered().await;
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let token = f.reset_link(TARO);
-    f.portal
-        .open_password_reset_link(&token)
-        .await
-        .unwrap();
-    let again = f
-        .portal
-        .open_password_reset_link(&token)
-        .await
-        .unwrap_err();
+    f.portal.open_password_reset_link(&token).await.unwrap();
+    let again = f.portal.open_password_reset_link(&token).await.unwrap_err();
     assert_eq!(rejection(again), Rejection::LinkUsed);
     assert_eq!(
-        f.portal
-            .inspect_password_reset_link(&token)
-            .await
-            .unwrap(),
+        f.portal.inspect_password_reset_link(&token).await.unwrap(),
         LinkStatus::Used
     );
 }
@@ -441,27 +435,17 @@ async fn sec_38_reset_link_lives_thirty_minutes() {
     let early = f.reset_link(TARO);
     f.clock
         .advance(Duration::minutes(30) - Duration::seconds(1));
-    f.portal
-        .open_password_reset_link(&early)
-        .await
-        .unwrap();
+    f.portal.open_password_reset_link(&early).await.unwrap();
     // Refused at expires_at.
     f.after_mail_interval();
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let late = f.reset_link(TARO);
     f.clock.advance(Duration::minutes(30));
     assert_eq!(
-        f.portal
-            .inspect_password_reset_link(&late)
-            .await
-            .unwrap(),
+        f.portal.inspect_password_reset_link(&late).await.unwrap(),
         LinkStatus::Expired
     );
-    let r = f
-        .portal
-        .open_password_reset_link(&late)
-        .await
-        .unwrap_err();
+    let r = f.portal.open_password_reset_link(&late).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::Expired);
 }
 
@@ -474,16 +458,9 @@ async fn sec_12_a_new_reset_link_kills_the_previous_one() {
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let second = f.reset_link(TARO);
     assert_ne!(first.expose_secret(), second.expose_secret());
-    let r = f
-        .portal
-        .open_password_reset_link(&first)
-        .await
-        .unwrap_err();
+    let r = f.portal.open_password_reset_link(&first).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::LinkUsed);
-    f.portal
-        .open_password_reset_link(&second)
-        .await
-        .unwrap();
+    f.portal.open_password_reset_link(&second).await.unwrap();
 }
 
 #[tokio::test]
@@ -500,10 +477,7 @@ async fn sec_13_reset_mails_are_throttled_and_keep_the_live_link() {
         .count();
     assert_eq!(links, 1);
     // The throttled request did not kill the link already mailed.
-    f.portal
-        .open_password_reset_link(&link)
-        .await
-        .unwrap();
+    f.portal.open_password_reset_link(&link).await.unwrap();
 }
 
 #[tokio::test]
@@ -541,11 +515,7 @@ async fn sec_34_reset_ends_sessions_challenges_and_pending_changes() {
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
-    let r = f
-        .portal
-        .confirm_email_change(&change)
-        .await
-        .unwrap_err();
+    let r = f.portal.confirm_email_change(&change).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::LinkUsed);
     assert_eq!(f.account(&id).email, Some(addr(TARO)));
 }
@@ -570,12 +540,7 @@ async fn sec_09_reset_roster_check_is_limited_and_never_says_which_field() {
     for c in wrong {
         let r = f
             .portal
-            .complete_password_reset(
-                &handle,
-                Some(c),
-                pw(NEW_PASSWORD),
-                pw(NEW_PASSWORD),
-            )
+            .complete_password_reset(&handle, Some(c), pw(NEW_PASSWORD), pw(NEW_PASSWORD))
             .await
             .unwrap_err();
         let r = rejection(r);
@@ -586,12 +551,7 @@ async fn sec_09_reset_roster_check_is_limited_and_never_says_which_field() {
     // Without a claim nothing is compared: refused, no try spent.
     let r = f
         .portal
-        .complete_password_reset(
-            &handle,
-            None,
-            pw(NEW_PASSWORD),
-            pw(NEW_PASSWORD),
-        )
+        .complete_password_reset(&handle, None, pw(NEW_PASSWORD), pw(NEW_PASSWORD))
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::IdentityNotConfirmed);
@@ -699,12 +659,7 @@ async fn sec_48_reset_by_email_alone_only_under_the_declared_deviation() {
         .await
         .unwrap();
     f.portal
-        .complete_password_reset(
-            &handle,
-            None,
-            pw(NEW_PASSWORD),
-            pw(NEW_PASSWORD),
-        )
+        .complete_password_reset(&handle, None, pw(NEW_PASSWORD), pw(NEW_PASSWORD))
         .await
         .unwrap();
     f.login(LOGIN, NEW_PASSWORD, TARO).await;

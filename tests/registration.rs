@@ -60,10 +60,7 @@ async fn member_registers_through_every_seed_screen() {
     // R4: link 2 (GET inspects) + the 認証キー typed in lower case and full width.
     let link2 = f.link2(TARO);
     assert!(matches!(
-        f.portal
-            .inspect_verification_link(&link2)
-            .await
-            .unwrap(),
+        f.portal.inspect_verification_link(&link2).await.unwrap(),
         LinkStatus::Valid { .. }
     ));
     let typed: String = shown
@@ -205,31 +202,17 @@ async fn registration_link_is_consumed_by_post_not_get() {
     // Mail scanners GET the link: nothing is consumed.
     for _ in 0..3 {
         assert!(matches!(
-            f.portal
-                .inspect_registration_link(&token)
-                .await
-                .unwrap(),
+            f.portal.inspect_registration_link(&token).await.unwrap(),
             LinkStatus::Valid { .. }
         ));
     }
-    f.portal
-        .open_registration_link(&token)
-        .await
-        .unwrap();
+    f.portal.open_registration_link(&token).await.unwrap();
     // DOM-23: a used link says so, distinctly from an expired or unknown one.
     assert_eq!(
-        f.portal
-            .inspect_registration_link(&token)
-            .await
-            .unwrap(),
+        f.portal.inspect_registration_link(&token).await.unwrap(),
         LinkStatus::Used
     );
-    let r = rejection(
-        f.portal
-            .open_registration_link(&token)
-            .await
-            .unwrap_err(),
-    );
+    let r = rejection(f.portal.open_registration_link(&token).await.unwrap_err());
     assert_eq!(r, Rejection::LinkUsed);
     // A malformed link is the host's parse error, shown as the invalid-link page.
     assert_eq!(
@@ -253,26 +236,15 @@ async fn sec_06_registration_link_lives_three_hours() {
     let token = f.link1(TARO);
     f.clock.advance(Duration::hours(3) - Duration::seconds(1));
     assert!(matches!(
-        f.portal
-            .inspect_registration_link(&token)
-            .await
-            .unwrap(),
+        f.portal.inspect_registration_link(&token).await.unwrap(),
         LinkStatus::Valid { .. }
     ));
     f.clock.advance(Duration::seconds(1));
     assert_eq!(
-        f.portal
-            .inspect_registration_link(&token)
-            .await
-            .unwrap(),
+        f.portal.inspect_registration_link(&token).await.unwrap(),
         LinkStatus::Expired
     );
-    let r = rejection(
-        f.portal
-            .open_registration_link(&token)
-            .await
-            .unwrap_err(),
-    );
+    let r = rejection(f.portal.open_registration_link(&token).await.unwrap_err());
     assert_eq!(r, Rejection::Expired);
 }
 
@@ -282,10 +254,7 @@ async fn sec_06_registration_link_accepted_one_second_before_expiry() {
     f.portal.start_registration(TARO).await.unwrap();
     let token = f.link1(TARO);
     f.clock.advance(Duration::hours(3) - Duration::seconds(1));
-    f.portal
-        .open_registration_link(&token)
-        .await
-        .unwrap();
+    f.portal.open_registration_link(&token).await.unwrap();
 }
 
 /// Runs R1–R2 and returns the flow handle.
@@ -311,10 +280,7 @@ async fn at_credentials(
         .await
         .unwrap();
     f.portal
-        .confirm_auth_key(
-            &f.link2(email),
-            &shown.auth_key,
-        )
+        .confirm_auth_key(&f.link2(email), &shown.auth_key)
         .await
         .unwrap()
 }
@@ -358,10 +324,7 @@ async fn sec_11_auth_key_and_link2_live_thirty_minutes() {
         f.clock.advance(wait);
         let result = f
             .portal
-            .confirm_auth_key(
-                &f.link2(TARO),
-                &shown.auth_key,
-            )
+            .confirm_auth_key(&f.link2(TARO), &shown.auth_key)
             .await;
         if ok {
             result.unwrap();
@@ -386,10 +349,7 @@ async fn credentials_step_lives_thirty_minutes() {
             .unwrap();
         let handle = f
             .portal
-            .confirm_auth_key(
-                &f.link2(TARO),
-                &shown.auth_key,
-            )
+            .confirm_auth_key(&f.link2(TARO), &shown.auth_key)
             .await
             .unwrap();
         f.clock.advance(wait);
@@ -422,12 +382,7 @@ async fn sec_11_five_wrong_auth_keys_kill_the_key() {
         "AAAAAAAA"
     });
     for i in 1..=5 {
-        let r = rejection(
-            f.portal
-                .confirm_auth_key(&link2, &wrong)
-                .await
-                .unwrap_err(),
-        );
+        let r = rejection(f.portal.confirm_auth_key(&link2, &wrong).await.unwrap_err());
         if i < 5 {
             assert_eq!(r, Rejection::AuthKeyIncorrect, "try {i}");
         } else {
@@ -465,10 +420,7 @@ async fn sec_11_auth_key_of_one_flow_does_not_open_another() {
     assert_ne!(key_a, key_b);
     let r = rejection(
         f.portal
-            .confirm_auth_key(
-                &f.link2("hanako@example.jp"),
-                &key_a,
-            )
+            .confirm_auth_key(&f.link2("hanako@example.jp"), &key_a)
             .await
             .unwrap_err(),
     );
@@ -656,10 +608,7 @@ async fn sec_09_identity_brute_force_across_new_flows_blocks_the_member() {
         for day in 1..=4 {
             let r = rejection(
                 f.portal
-                    .verify_identity(
-                        &handle,
-                        claim(CARD, &format!("1985-04-{:02}", 20 + day)),
-                    )
+                    .verify_identity(&handle, claim(CARD, &format!("1985-04-{:02}", 20 + day)))
                     .await
                     .unwrap_err(),
             );
@@ -713,10 +662,7 @@ async fn family_members_cannot_share_an_address() {
     f.after_mail_interval();
     let key_hanako = f
         .portal
-        .verify_identity(
-            &h_hanako,
-            claim("999-123456-01", "1987-09-30"),
-        )
+        .verify_identity(&h_hanako, claim("999-123456-01", "1987-09-30"))
         .await
         .unwrap()
         .auth_key;
@@ -737,10 +683,7 @@ async fn family_members_cannot_share_an_address() {
         .unwrap();
     let r = rejection(
         f.portal
-            .complete_registration(
-                &h_hanako,
-                credentials("hanako-sakura", PASSWORD),
-            )
+            .complete_registration(&h_hanako, credentials("hanako-sakura", PASSWORD))
             .await
             .unwrap_err(),
     );
@@ -851,27 +794,18 @@ async fn login_id_taken_is_said_and_another_can_be_chosen() {
         .unwrap();
     let handle = f
         .portal
-        .confirm_auth_key(
-            &f.link2("hanako@example.jp"),
-            &shown.auth_key,
-        )
+        .confirm_auth_key(&f.link2("hanako@example.jp"), &shown.auth_key)
         .await
         .unwrap();
     let r = rejection(
         f.portal
-            .complete_registration(
-                &handle,
-                credentials("SAKURA-member", PASSWORD),
-            )
+            .complete_registration(&handle, credentials("SAKURA-member", PASSWORD))
             .await
             .unwrap_err(),
     );
     assert_eq!(r, Rejection::LoginIdTaken);
     f.portal
-        .complete_registration(
-            &handle,
-            credentials("hanako-sakura", PASSWORD),
-        )
+        .complete_registration(&handle, credentials("hanako-sakura", PASSWORD))
         .await
         .unwrap();
 }
@@ -971,10 +905,7 @@ async fn sec_08_fifty_flows_racing_one_address_make_one_account() {
             .unwrap();
         let h = f
             .portal
-            .confirm_auth_key(
-                &f.link2(email),
-                &shown.auth_key,
-            )
+            .confirm_auth_key(&f.link2(email), &shown.auth_key)
             .await
             .unwrap();
         handles.push(h);
@@ -1013,12 +944,7 @@ async fn r5_screen_shows_the_address_the_account_will_get() {
     let h1 = opened(&f, TARO).await;
     // Before R4 the address is not readable: the R2 handle is at another step.
     assert_eq!(
-        rejection(
-            f.portal
-                .registration_email(&h1)
-                .await
-                .unwrap_err()
-        ),
+        rejection(f.portal.registration_email(&h1).await.unwrap_err()),
         Rejection::WrongStep
     );
     let shown = f
@@ -1028,26 +954,14 @@ async fn r5_screen_shows_the_address_the_account_will_get() {
         .unwrap();
     let h2 = f
         .portal
-        .confirm_auth_key(
-            &f.link2(TARO),
-            &shown.auth_key,
-        )
+        .confirm_auth_key(&f.link2(TARO), &shown.auth_key)
         .await
         .unwrap();
-    let email = f
-        .portal
-        .registration_email(&h2)
-        .await
-        .unwrap();
+    let email = f.portal.registration_email(&h2).await.unwrap();
     assert_eq!(email.for_sending(), TARO);
     f.clock.advance(Duration::minutes(30));
     assert_eq!(
-        rejection(
-            f.portal
-                .registration_email(&h2)
-                .await
-                .unwrap_err()
-        ),
+        rejection(f.portal.registration_email(&h2).await.unwrap_err()),
         Rejection::Expired
     );
 }

@@ -403,9 +403,7 @@ impl Sut {
             }
             Step::Open(f) => {
                 let token = self.flows[f].link1.clone().unwrap();
-                let r = self
-                    .rt
-                    .block_on(portal.open_registration_link(&token));
+                let r = self.rt.block_on(portal.open_registration_link(&token));
                 if let Ok(h) = &r {
                     self.flows[f].r2_handle = Some(h.clone());
                 }
@@ -461,10 +459,9 @@ impl Sut {
             }
             Step::Complete { flow, login } => {
                 let handle = self.flows[flow].r4_handle.clone().unwrap();
-                outcome(self.rt.block_on(portal.complete_registration(
-                    &handle,
-                    credentials(LOGIN_IDS[login], PASSWORD),
-                )))
+                outcome(self.rt.block_on(
+                    portal.complete_registration(&handle, credentials(LOGIN_IDS[login], PASSWORD)),
+                ))
             }
         }
     }

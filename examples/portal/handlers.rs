@@ -841,7 +841,12 @@ pub(crate) async fn credentials_submit(
         nickname: Some(f.nickname.clone()),
     };
     let completed = match secret(&handle) {
-        Ok(handle) => state.portal.complete_registration(&handle, credentials).await,
+        Ok(handle) => {
+            state
+                .portal
+                .complete_registration(&handle, credentials)
+                .await
+        }
         Err(e) => Err(e),
     };
     match split(completed)? {

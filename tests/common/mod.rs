@@ -188,10 +188,7 @@ impl Fixture {
             .unwrap();
         let handle = self
             .portal
-            .confirm_auth_key(
-                &self.link2(email),
-                &shown.auth_key,
-            )
+            .confirm_auth_key(&self.link2(email), &shown.auth_key)
             .await
             .unwrap();
         self.portal
@@ -271,12 +268,13 @@ impl Fixture {
         password: &str,
         email: &str,
     ) -> kenpo_auth::portal::Authenticated {
-        let challenge = self.portal.start_login(login_id, &pw(password)).await.unwrap();
+        let challenge = self
+            .portal
+            .start_login(login_id, &pw(password))
+            .await
+            .unwrap();
         self.portal
-            .verify_otp(
-                &challenge.challenge,
-                &self.otp(email),
-            )
+            .verify_otp(&challenge.challenge, &self.otp(email))
             .await
             .unwrap()
     }
