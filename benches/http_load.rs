@@ -176,12 +176,12 @@ async fn register(portal: &Portal, tap: &Tap, i: usize) {
         panic!("link 1 expected")
     };
     let handle = portal
-        .open_registration_link(link1.token.expose_secret())
+        .open_registration_link(&link1.token)
         .await
         .expect("R2");
     let shown = portal
         .verify_identity(
-            handle.expose_secret(),
+            &handle,
             IdentityClaim {
                 card_number: CardNumber::parse(&card(i)).unwrap(),
                 birth_date: BirthDate::parse(BIRTH).unwrap(),
@@ -194,12 +194,12 @@ async fn register(portal: &Portal, tap: &Tap, i: usize) {
         panic!("link 2 expected")
     };
     let handle = portal
-        .confirm_auth_key(link2.token.expose_secret(), shown.auth_key.expose_secret())
+        .confirm_auth_key(&link2.token, &shown.auth_key)
         .await
         .expect("R4");
     portal
         .complete_registration(
-            handle.expose_secret(),
+            &handle,
             NewCredentials {
                 login_id: login_id(i),
                 password: Password::new(PASSWORD).unwrap(),

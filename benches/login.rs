@@ -75,13 +75,10 @@ async fn setup() -> Setup {
         MailMessage::RegistrationLink(l) => l.token,
         _ => unreachable!(),
     };
-    let h = portal
-        .open_registration_link(link.expose_secret())
-        .await
-        .unwrap();
+    let h = portal.open_registration_link(&link).await.unwrap();
     let shown = portal
         .verify_identity(
-            h.expose_secret(),
+            &h,
             IdentityClaim {
                 card_number: CardNumber::parse("999-123456-00").unwrap(),
                 birth_date: BirthDate::parse("1985-04-12").unwrap(),
@@ -95,12 +92,12 @@ async fn setup() -> Setup {
         _ => unreachable!(),
     };
     let h = portal
-        .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
+        .confirm_auth_key(&link2, &shown.auth_key)
         .await
         .unwrap();
     portal
         .complete_registration(
-            h.expose_secret(),
+            &h,
             NewCredentials {
                 login_id: "taro-sakura".into(),
                 password: Password::new(PASSWORD).unwrap(),
@@ -158,15 +155,19 @@ fn login_cycle(c: &mut Criterion) {
                 .unwrap();
                 let start = Instant::now();
                 rt.block_on(async {
-                    let ch = s.portal.start_login("taro-sakura", PASSWORD).await.unwrap();
+                    let ch = s
+                        .portal
+                        .start_login(
+                            "taro-sakura",
+                            &kenpo_auth::domain::Password::new(PASSWORD).unwrap(),
+                        )
+                        .await
+                        .unwrap();
                     let code = match s.mailer.take().pop().unwrap().message {
                         MailMessage::LoginOtp { code, .. } => code,
                         _ => unreachable!(),
                     };
-                    s.portal
-                        .verify_otp(ch.challenge.expose_secret(), code.expose_secret())
-                        .await
-                        .unwrap();
+                    s.portal.verify_otp(&ch.challenge, &code).await.unwrap();
                 });
                 total += start.elapsed();
             }

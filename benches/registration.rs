@@ -151,7 +151,7 @@ impl Bench {
         let s = Instant::now();
         let handle = self
             .portal
-            .open_registration_link(link1.token.expose_secret())
+            .open_registration_link(&link1.token)
             .await
             .unwrap();
         t[1] = s.elapsed();
@@ -162,11 +162,7 @@ impl Bench {
             kana_name: None,
         };
         let s = Instant::now();
-        let shown = self
-            .portal
-            .verify_identity(handle.expose_secret(), claim)
-            .await
-            .unwrap();
+        let shown = self.portal.verify_identity(&handle, claim).await.unwrap();
         t[2] = s.elapsed();
         let MailMessage::IdentityVerified(link2) = self.last_mail() else {
             panic!("link 2 expected")
@@ -175,7 +171,7 @@ impl Bench {
         let s = Instant::now();
         let handle = self
             .portal
-            .confirm_auth_key(link2.token.expose_secret(), shown.auth_key.expose_secret())
+            .confirm_auth_key(&link2.token, &shown.auth_key)
             .await
             .unwrap();
         t[3] = s.elapsed();
@@ -188,7 +184,7 @@ impl Bench {
         };
         let s = Instant::now();
         self.portal
-            .complete_registration(handle.expose_secret(), credentials)
+            .complete_registration(&handle, credentials)
             .await
             .unwrap();
         t[4] = s.elapsed();

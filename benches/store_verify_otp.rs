@@ -119,12 +119,12 @@ async fn fixture(store: Arc<dyn Store>) -> Fixture {
         panic!("link 1 expected");
     };
     let handle = portal
-        .open_registration_link(link1.token.expose_secret())
+        .open_registration_link(&link1.token)
         .await
         .expect("R2");
     let shown = portal
         .verify_identity(
-            handle.expose_secret(),
+            &handle,
             IdentityClaim {
                 card_number: CardNumber::parse("999-123456-00").expect("card"),
                 birth_date: BirthDate::parse("1985-04-12").expect("birth date"),
@@ -137,12 +137,12 @@ async fn fixture(store: Arc<dyn Store>) -> Fixture {
         panic!("link 2 expected");
     };
     let handle = portal
-        .confirm_auth_key(link2.token.expose_secret(), shown.auth_key.expose_secret())
+        .confirm_auth_key(&link2.token, &shown.auth_key)
         .await
         .expect("R4");
     let registered = portal
         .complete_registration(
-            handle.expose_secret(),
+            &handle,
             NewCredentials {
                 login_id: "yamada-portal".to_owned(),
                 password: Password::new(PASSWORD).expect("password"),
@@ -208,8 +208,11 @@ fn bench_store(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, f: &
         b.iter_batched(
             || rt.block_on(f.challenge()),
             |(challenge, code)| {
-                rt.block_on(f.portal.verify_otp(&challenge, &code))
-                    .expect("right code accepted");
+                rt.block_on(
+                    f.portal
+                        .verify_otp(&challenge.parse().unwrap(), &code.parse().unwrap()),
+                )
+                .expect("right code accepted");
             },
             BatchSize::PerIteration,
         );
@@ -219,7 +222,10 @@ fn bench_store(c: &mut Criterion, rt: &tokio::runtime::Runtime, name: &str, f: &
             || rt.block_on(f.challenge()),
             |(challenge, code)| {
                 let wrong = if code == "000000" { "111111" } else { "000000" };
-                let r = rt.block_on(f.portal.verify_otp(&challenge, wrong));
+                let r = rt.block_on(
+                    f.portal
+                        .verify_otp(&challenge.parse().unwrap(), &wrong.parse().unwrap()),
+                );
                 assert!(r.is_err(), "wrong code refused");
             },
             BatchSize::PerIteration,

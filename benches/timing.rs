@@ -102,13 +102,10 @@ fn main() {
         let MailMessage::RegistrationLink(l) = mailer.take().pop().unwrap().message else {
             unreachable!()
         };
-        let h = portal
-            .open_registration_link(l.token.expose_secret())
-            .await
-            .unwrap();
+        let h = portal.open_registration_link(&l.token).await.unwrap();
         let shown = portal
             .verify_identity(
-                h.expose_secret(),
+                &h,
                 IdentityClaim {
                     card_number: CardNumber::parse("999-123456-00").unwrap(),
                     birth_date: BirthDate::parse("1985-04-12").unwrap(),
@@ -121,12 +118,12 @@ fn main() {
             unreachable!()
         };
         let h = portal
-            .confirm_auth_key(l2.token.expose_secret(), shown.auth_key.expose_secret())
+            .confirm_auth_key(&l2.token, &shown.auth_key)
             .await
             .unwrap();
         portal
             .complete_registration(
-                h.expose_secret(),
+                &h,
                 NewCredentials {
                     login_id: "taro-sakura".into(),
                     password: Password::new(PASSWORD).unwrap(),
@@ -155,7 +152,12 @@ fn main() {
                     "taro-sakura"
                 };
                 let t = Instant::now();
-                let r = portal.start_login(id, "wrong password 123").await;
+                let r = portal
+                    .start_login(
+                        id,
+                        &kenpo_auth::domain::Password::new("wrong password 123").unwrap(),
+                    )
+                    .await;
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 assert!(r.is_err());
                 if unknown_id {

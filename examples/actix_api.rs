@@ -42,6 +42,7 @@ use kenpo_auth::portal::{NewCredentials, OtpChallenge};
 use kenpo_auth::ports::{MailError, Mailer, MemberId, MemberRecord, Relation};
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::testkit::MemoryDirectory;
+use kenpo_auth::token::{OtpChallengeId, OtpCode};
 use kenpo_auth::{InsurerProfile, Lang, Policy, Portal, Rejection};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
@@ -115,26 +116,22 @@ pub async fn demo_portal(
     let Some(MailMessage::RegistrationLink(link1)) = last(&mailer) else {
         return Err("link 1 was not mailed".into());
     };
-    let handle = portal
-        .open_registration_link(link1.token.expose_secret())
-        .await?;
+    let handle = portal.open_registration_link(&link1.token).await?;
     let claim = IdentityClaim {
         card_number: CardNumber::parse("999-123456-00")?,
         birth_date: BirthDate::parse("1985-04-12")?,
         kana_name: None,
     };
-    let shown = portal
-        .verify_identity(handle.expose_secret(), claim)
-        .await?;
+    let shown = portal.verify_identity(&handle, claim).await?;
     let Some(MailMessage::IdentityVerified(link2)) = last(&mailer) else {
         return Err("link 2 was not mailed".into());
     };
     let handle = portal
-        .confirm_auth_key(link2.token.expose_secret(), shown.auth_key.expose_secret())
+        .confirm_auth_key(&link2.token, &shown.auth_key)
         .await?;
     portal
         .complete_registration(
-            handle.expose_secret(),
+            &handle,
             NewCredentials {
                 login_id: DEMO_LOGIN_ID.to_owned(),
                 password: Password::new(DEMO_PASSWORD)?,
@@ -241,14 +238,27 @@ fn refusal(e: kenpo_auth::Error) -> HttpResponse {
 }
 
 async fn login(portal: web::Data<Portal>, body: web::Json<LoginRequest>) -> HttpResponse {
-    match portal.start_login(&body.login_id, &body.password).await {
+    // SEC-22: a password `Password::new` refuses is answered like any failed login.
+    let started = match Password::new(body.password.as_str()) {
+        Ok(password) => portal.start_login(&body.login_id, &password).await,
+        Err(_) => Err(Rejection::LoginFailed.into()),
+    };
+    match started {
         Ok(c) => HttpResponse::Ok().json(challenge_json(c)),
         Err(e) => refusal(e),
     }
 }
 
 async fn otp(portal: web::Data<Portal>, body: web::Json<OtpRequest>) -> HttpResponse {
-    match portal.verify_otp(&body.challenge, body.code.trim()).await {
+    // A malformed challenge or code is the step's own rejection (the `FromStr` error).
+    let verified = match (
+        body.challenge.parse::<OtpChallengeId>(),
+        body.code.trim().parse::<OtpCode>(),
+    ) {
+        (Ok(challenge), Ok(code)) => portal.verify_otp(&challenge, &code).await,
+        (Err(r), _) | (_, Err(r)) => Err(r.into()),
+    };
+    match verified {
         Ok(auth) => HttpResponse::Ok().json(AuthenticatedResponse {
             authenticated: true,
             account_id: auth.account_id.as_str().to_owned(),
@@ -258,14 +268,24 @@ async fn otp(portal: web::Data<Portal>, body: web::Json<OtpRequest>) -> HttpResp
 }
 
 async fn otp_resend(portal: web::Data<Portal>, body: web::Json<ChallengeRequest>) -> HttpResponse {
-    match portal.resend_otp(&body.challenge).await {
+    let resent = match body.challenge.parse::<OtpChallengeId>() {
+        Ok(challenge) => portal.resend_otp(&challenge).await,
+        Err(r) => Err(r.into()),
+    };
+    match resent {
         Ok(c) => HttpResponse::Ok().json(challenge_json(c)),
         Err(e) => refusal(e),
     }
 }
 
 async fn otp_close(portal: web::Data<Portal>, body: web::Json<ChallengeRequest>) -> HttpResponse {
-    match portal.close_otp_screen(&body.challenge).await {
+    // A challenge that does not parse names no screen: nothing to close, as for an
+    // unknown one.
+    let closed = match body.challenge.parse::<OtpChallengeId>() {
+        Ok(challenge) => portal.close_otp_screen(&challenge).await,
+        Err(_) => Ok(()),
+    };
+    match closed {
         Ok(()) => HttpResponse::NoContent().finish(),
         Err(e) => refusal(e),
     }

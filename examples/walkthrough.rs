@@ -24,6 +24,7 @@ use kenpo_auth::portal::NewCredentials;
 use kenpo_auth::ports::{MemberId, MemberRecord, Relation};
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::testkit::{ManualClock, MemoryDirectory};
+use kenpo_auth::token::{AuthKey, OtpCode};
 use kenpo_auth::{InsurerProfile, Lang, Policy, Portal, Rejection};
 use time::macros::{datetime, offset};
 use time::{Duration, OffsetDateTime};
@@ -189,10 +190,7 @@ async fn journey(out: &mut impl Write) -> Outcome {
 
     clock.advance(Duration::minutes(3));
     act(out, "メールに記載のURLにアクセスします。")?;
-    let link1_until = match portal
-        .inspect_registration_link(link1.token.expose_secret())
-        .await?
-    {
+    let link1_until = match portal.inspect_registration_link(&link1.token).await? {
         LinkStatus::Valid { expires_at } => expires_at,
         other => return Err(format!("link 1 should be valid, it is {other:?}").into()),
     };
@@ -214,9 +212,7 @@ async fn journey(out: &mut impl Write) -> Outcome {
         out,
         "【本人確認ページへ】を押します (ここで初めてURLを使用済みにします。メールの安全確認ソフトがURLを開いただけでは消費されません)。",
     )?;
-    let handle = portal
-        .open_registration_link(link1.token.expose_secret())
-        .await?;
+    let handle = portal.open_registration_link(&link1.token).await?;
 
     screen(
         out,
@@ -245,7 +241,7 @@ async fn journey(out: &mut impl Write) -> Outcome {
     )?;
     let shown = portal
         .verify_identity(
-            handle.expose_secret(),
+            &handle,
             IdentityClaim {
                 card_number: card,
                 birth_date,
@@ -281,9 +277,7 @@ async fn journey(out: &mut impl Write) -> Outcome {
         "メールに記載のURLにアクセスします (別の端末からでも構いません)。",
     )?;
     if !matches!(
-        portal
-            .inspect_verification_link(link2.token.expose_secret())
-            .await?,
+        portal.inspect_verification_link(&link2.token).await?,
         LinkStatus::Valid { .. }
     ) {
         return Err("link 2 should be valid".into());
@@ -303,7 +297,7 @@ async fn journey(out: &mut impl Write) -> Outcome {
         "控えておいた認証キーを (小文字のまま) 入力し、【認証】を押します。",
     )?;
     let handle = portal
-        .confirm_auth_key(link2.token.expose_secret(), &typed_key)
+        .confirm_auth_key(&link2.token, &typed_key.parse::<AuthKey>()?)
         .await?;
 
     let dots = "●".repeat(PASSWORD.chars().count());
@@ -330,7 +324,7 @@ async fn journey(out: &mut impl Write) -> Outcome {
     )?;
     let registered = portal
         .complete_registration(
-            handle.expose_secret(),
+            &handle,
             NewCredentials {
                 login_id: LOGIN_ID.to_owned(),
                 password: Password::new(PASSWORD)?,
@@ -361,7 +355,11 @@ async fn journey(out: &mut impl Write) -> Outcome {
         &login_form(&"●".repeat(WRONG_PASSWORD.chars().count())),
     )?;
     act(out, "パスワードを打ち間違えて【ログイン】を押します。")?;
-    let r = refused(portal.start_login(LOGIN_ID, WRONG_PASSWORD).await)?;
+    let r = refused(
+        portal
+            .start_login(LOGIN_ID, &Password::new(WRONG_PASSWORD)?)
+            .await,
+    )?;
     screen(
         out,
         "ログイン (エラー)",
@@ -373,7 +371,9 @@ async fn journey(out: &mut impl Write) -> Outcome {
     )?;
 
     act(out, "正しいパスワードで【ログイン】を押します。")?;
-    let challenge = portal.start_login(LOGIN_ID, PASSWORD).await?;
+    let challenge = portal
+        .start_login(LOGIN_ID, &Password::new(PASSWORD)?)
+        .await?;
     let mail = one_mail(&mailer)?;
     print_mail(out, &mail)?;
     let first_code = otp_of(&mail)?;
@@ -385,7 +385,10 @@ async fn journey(out: &mut impl Write) -> Outcome {
     act(out, "暗証キーを打ち間違えて【ログイン】を押します。")?;
     let r = refused(
         portal
-            .verify_otp(challenge.challenge.expose_secret(), &wrong(&first_code))
+            .verify_otp(
+                &challenge.challenge,
+                &wrong(&first_code).parse::<OtpCode>()?,
+            )
             .await,
     )?;
     screen(
@@ -399,13 +402,11 @@ async fn journey(out: &mut impl Write) -> Outcome {
     )?;
 
     act(out, "すぐに【暗証キー再請求】を押します。")?;
-    let r = refused(portal.resend_otp(challenge.challenge.expose_secret()).await)?;
+    let r = refused(portal.resend_otp(&challenge.challenge).await)?;
     note(out, &format!("暗証キー再請求: {}", r.message(Lang::Ja)))?;
     clock.advance(Duration::seconds(61));
     act(out, "1分ほど待って、もう一度【暗証キー再請求】を押します。")?;
-    let resent = portal
-        .resend_otp(challenge.challenge.expose_secret())
-        .await?;
+    let resent = portal.resend_otp(&challenge.challenge).await?;
     note(
         out,
         "暗証キー再請求: 新しい暗証キーをメールで送信しました。前の暗証キーはこの時点で無効です。",
@@ -416,13 +417,13 @@ async fn journey(out: &mut impl Write) -> Outcome {
     act(out, "うっかり前のメールの暗証キーを入力します。")?;
     let r = refused(
         portal
-            .verify_otp(resent.challenge.expose_secret(), first_code.as_str())
+            .verify_otp(&resent.challenge, &first_code.parse::<OtpCode>()?)
             .await,
     )?;
     note(out, &format!("暗証キー入力: {}", r.message(Lang::Ja)))?;
     act(out, "新しいメールの暗証キーを入力します。")?;
     portal
-        .verify_otp(resent.challenge.expose_secret(), &second_code)
+        .verify_otp(&resent.challenge, &second_code.parse::<OtpCode>()?)
         .await?;
     note(
         out,
@@ -432,7 +433,9 @@ async fn journey(out: &mut impl Write) -> Outcome {
     clock.advance(Duration::minutes(30));
     part(out, "暗証キー入力画面を閉じてしまった場合")?;
     act(out, "ログインIDとパスワードで【ログイン】を押します。")?;
-    let challenge = portal.start_login(LOGIN_ID, PASSWORD).await?;
+    let challenge = portal
+        .start_login(LOGIN_ID, &Password::new(PASSWORD)?)
+        .await?;
     let mail = one_mail(&mailer)?;
     print_mail(out, &mail)?;
     let code = otp_of(&mail)?;
@@ -445,13 +448,11 @@ async fn journey(out: &mut impl Write) -> Outcome {
         out,
         "メールを見に行くつもりで、暗証キー入力画面を閉じてしまいます (ページが閉じたことをホストが close_otp_screen で伝えます)。",
     )?;
-    portal
-        .close_otp_screen(challenge.challenge.expose_secret())
-        .await?;
+    portal.close_otp_screen(&challenge.challenge).await?;
     act(out, "戻ってきて、メールの暗証キーを入力します。")?;
     let r = refused(
         portal
-            .verify_otp(challenge.challenge.expose_secret(), &code)
+            .verify_otp(&challenge.challenge, &code.parse::<OtpCode>()?)
             .await,
     )?;
     note(out, &format!("暗証キー入力: {}", r.message(Lang::Ja)))?;
@@ -467,7 +468,9 @@ async fn journey(out: &mut impl Write) -> Outcome {
         out,
         "もう一度ログインIDとパスワードで【ログイン】を押します。",
     )?;
-    let challenge = portal.start_login(LOGIN_ID, PASSWORD).await?;
+    let challenge = portal
+        .start_login(LOGIN_ID, &Password::new(PASSWORD)?)
+        .await?;
     let mail = one_mail(&mailer)?;
     print_mail(out, &mail)?;
     let code = otp_of(&mail)?;
@@ -481,7 +484,7 @@ async fn journey(out: &mut impl Write) -> Outcome {
         "画面を閉じずに暗証キーを入力し、【ログイン】を押します。",
     )?;
     let authenticated = portal
-        .verify_otp(challenge.challenge.expose_secret(), &code)
+        .verify_otp(&challenge.challenge, &code.parse::<OtpCode>()?)
         .await?;
     let session_ok = portal
         .check_security_stamp(&authenticated.account_id, &authenticated.security_stamp)

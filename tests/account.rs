@@ -66,7 +66,12 @@ async fn change_password_end_to_end() {
     assert_eq!(mail.rendered.subject, "パスワード変更のお知らせ");
     assert!(matches!(mail.message, MailMessage::PasswordChanged { .. }));
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(LOGIN, &pw(PASSWORD))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
     f.login(LOGIN, NEW_PASSWORD, TARO).await;
@@ -106,7 +111,12 @@ async fn sec_18_wrong_current_password_is_refused_and_throttled_like_login() {
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::CurrentPasswordIncorrect);
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(LOGIN, &pw(PASSWORD))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
     f.clock
@@ -171,7 +181,7 @@ async fn sec_34_password_change_ends_challenges_reset_links_and_address_changes(
     f.after_mail_interval();
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let reset = f.reset_link(TARO);
-    let challenge = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let challenge = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code = f.otp(TARO);
     f.portal
         .change_password(&id, pw(PASSWORD), pw(NEW_PASSWORD), pw(NEW_PASSWORD))
@@ -179,21 +189,13 @@ async fn sec_34_password_change_ends_challenges_reset_links_and_address_changes(
         .unwrap();
     let r = f
         .portal
-        .verify_otp(challenge.challenge.expose_secret(), code.expose_secret())
+        .verify_otp(&challenge.challenge, &code)
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
-    let r = f
-        .portal
-        .open_password_reset_link(reset.expose_secret())
-        .await
-        .unwrap_err();
+    let r = f.portal.open_password_reset_link(&reset).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::LinkUsed, "an old reset link fails");
-    let r = f
-        .portal
-        .confirm_email_change(change.expose_secret())
-        .await
-        .unwrap_err();
+    let r = f.portal.confirm_email_change(&change).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::LinkUsed);
 }
 
@@ -227,7 +229,7 @@ async fn email_change_end_to_end() {
             .await
             .unwrap()
     );
-    let token = link.token.expose_secret().to_owned();
+    let token = link.token.clone();
     for _ in 0..2 {
         assert!(matches!(
             f.portal.inspect_email_change_link(&token).await.unwrap(),
@@ -329,19 +331,11 @@ async fn sec_36_confirmation_link_lives_thirty_minutes() {
     let link = f.email_change_link(NEW_ADDRESS);
     f.clock.advance(Duration::minutes(30));
     assert_eq!(
-        f.portal
-            .inspect_email_change_link(link.expose_secret())
-            .await
-            .unwrap(),
+        f.portal.inspect_email_change_link(&link).await.unwrap(),
         LinkStatus::Expired
     );
     assert_eq!(
-        rejection(
-            f.portal
-                .confirm_email_change(link.expose_secret())
-                .await
-                .unwrap_err()
-        ),
+        rejection(f.portal.confirm_email_change(&link).await.unwrap_err()),
         Rejection::Expired
     );
     let session = f.login(LOGIN, PASSWORD, TARO).await;
@@ -352,10 +346,7 @@ async fn sec_36_confirmation_link_lives_thirty_minutes() {
     let link = f.email_change_link(NEW_ADDRESS);
     f.clock
         .advance(Duration::minutes(30) - Duration::seconds(1));
-    f.portal
-        .confirm_email_change(link.expose_secret())
-        .await
-        .unwrap();
+    f.portal.confirm_email_change(&link).await.unwrap();
     assert_eq!(f.account(&id).email, Some(addr(NEW_ADDRESS)));
 }
 
@@ -371,11 +362,7 @@ async fn sec_08_a_family_members_address_is_refused_when_confirmed() {
     let taken = f.portal.change_email(&taro, &session, HANAKO).await;
     // …the mailbox owner learns it when they use the link.
     let link = f.email_change_link(HANAKO);
-    let r = f
-        .portal
-        .confirm_email_change(link.expose_secret())
-        .await
-        .unwrap_err();
+    let r = f.portal.confirm_email_change(&link).await.unwrap_err();
     let r = rejection(r);
     assert_eq!(r, Rejection::FamilyEmailInUse);
     assert!(
@@ -406,11 +393,11 @@ async fn through_r2_prime(
     f.portal.start_registration(email).await.unwrap();
     let handle = f
         .portal
-        .open_registration_link(f.link1(email).expose_secret())
+        .open_registration_link(&f.link1(email))
         .await
         .unwrap();
     f.portal
-        .sign_in_with_temporary_password(handle.expose_secret(), login_id, temporary)
+        .sign_in_with_temporary_password(&handle, login_id, &pw(temporary))
         .await
 }
 
@@ -434,7 +421,12 @@ async fn provisioned_member_completes_through_r2_prime() {
     assert!(!f.store.dump().contains(&temp), "stored only as a hash");
     // SEC-41: the temporary password is no login.
     assert_eq!(
-        rejection(f.portal.start_login(&login_id, &temp).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(&login_id, &pw(&temp))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
     // R1 → R2 → R2' → R5.
@@ -443,16 +435,13 @@ async fn provisioned_member_completes_through_r2_prime() {
         .unwrap();
     let r = f
         .portal
-        .complete_registration(handle.expose_secret(), credentials("ichiro-sakura", &temp))
+        .complete_registration(&handle, credentials("ichiro-sakura", &temp))
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::PasswordSameAsTemporary);
     let registered = f
         .portal
-        .complete_registration(
-            handle.expose_secret(),
-            credentials("ichiro-sakura", PASSWORD),
-        )
+        .complete_registration(&handle, credentials("ichiro-sakura", PASSWORD))
         .await
         .unwrap();
     assert_eq!(registered.account_id, issued.account_id, "the same account");
@@ -463,7 +452,12 @@ async fn provisioned_member_completes_through_r2_prime() {
     f.login("ichiro-sakura", PASSWORD, ICHIRO).await;
     // The letter's login ID and temporary password are dead now.
     assert_eq!(
-        rejection(f.portal.start_login(&login_id, &temp).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(&login_id, &pw(&temp))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
 }
@@ -531,10 +525,7 @@ async fn sec_41_reissue_revokes_the_old_temporary_password() {
     // …and can no longer finish there.
     let r = f
         .portal
-        .complete_registration(
-            stale.expose_secret(),
-            credentials("ichiro-sakura", PASSWORD),
-        )
+        .complete_registration(&stale, credentials("ichiro-sakura", PASSWORD))
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::WrongStep);
@@ -559,10 +550,7 @@ async fn sec_41_reissue_revokes_the_old_temporary_password() {
     .await
     .unwrap();
     f.portal
-        .complete_registration(
-            handle.expose_secret(),
-            credentials("ichiro-sakura", PASSWORD),
-        )
+        .complete_registration(&handle, credentials("ichiro-sakura", PASSWORD))
         .await
         .unwrap();
 }
@@ -623,7 +611,7 @@ async fn sec_37_disabled_member_cannot_log_in_or_recover_and_gets_the_generic_an
     let session = f.login(LOGIN, PASSWORD, TARO).await;
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let reset = f.reset_link(TARO);
-    let challenge = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let challenge = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code = f.otp(TARO);
 
     assert_eq!(
@@ -654,21 +642,20 @@ async fn sec_37_disabled_member_cannot_log_in_or_recover_and_gets_the_generic_an
     );
     let r = f
         .portal
-        .verify_otp(challenge.challenge.expose_secret(), code.expose_secret())
+        .verify_otp(&challenge.challenge, &code)
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
-    assert!(
-        f.portal
-            .open_password_reset_link(reset.expose_secret())
-            .await
-            .is_err()
-    );
+    assert!(f.portal.open_password_reset_link(&reset).await.is_err());
     // Login: the same answer as an unknown ID (SEC-23).
-    let disabled = f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    let disabled = f
+        .portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     let unknown = f
         .portal
-        .start_login("nobody-here", PASSWORD)
+        .start_login("nobody-here", &pw(PASSWORD))
         .await
         .unwrap_err();
     assert_eq!(format!("{disabled:?}"), format!("{unknown:?}"));
@@ -711,10 +698,7 @@ async fn sec_41_disabling_a_provisioned_account_stops_its_pending_r5() {
     f.portal.disable_account(&issued.account_id).await.unwrap();
     let r = f
         .portal
-        .complete_registration(
-            handle.expose_secret(),
-            credentials("ichiro-sakura", PASSWORD),
-        )
+        .complete_registration(&handle, credentials("ichiro-sakura", PASSWORD))
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::WrongStep);
@@ -746,10 +730,7 @@ async fn a_member_who_rejoins_is_provisioned_again() {
     .await
     .unwrap();
     f.portal
-        .complete_registration(
-            handle.expose_secret(),
-            credentials("taro-again", NEW_PASSWORD),
-        )
+        .complete_registration(&handle, credentials("taro-again", NEW_PASSWORD))
         .await
         .unwrap();
     f.login("taro-again", NEW_PASSWORD, NEW_ADDRESS).await;

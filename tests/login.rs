@@ -20,7 +20,7 @@ use kenpo_auth::mail::MailMessage;
 use kenpo_auth::password_hash::{HashParams, PasswordHashString};
 use kenpo_auth::policy::Deviation;
 use kenpo_auth::ports::{AuditKind, Clock};
-use kenpo_auth::token::OtpCode;
+use kenpo_auth::token::{OtpChallengeId, OtpCode};
 use time::Duration;
 
 const TARO: &str = "taro.yamada@example.jp";
@@ -32,7 +32,7 @@ async fn registered() -> Fixture {
     f
 }
 
-fn wrong(code: &OtpCode) -> String {
+fn wrong(code: &OtpCode) -> OtpCode {
     let c = code.expose_secret();
     let last = c.as_bytes()[c.len() - 1];
     let flipped = if last == b'9' {
@@ -40,13 +40,13 @@ fn wrong(code: &OtpCode) -> String {
     } else {
         char::from(last + 1)
     };
-    format!("{}{}", &c[..c.len() - 1], flipped)
+    parsed(&format!("{}{}", &c[..c.len() - 1], flipped))
 }
 
 #[tokio::test]
 async fn member_logs_in_with_password_and_otp() {
     let f = registered().await;
-    let challenge = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let challenge = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     assert_eq!(challenge.masked_email, "t***@example.jp");
     assert_eq!(challenge.expires_at, f.clock.now() + Duration::minutes(10));
     let mail = f.mailer.last_to(&addr(TARO)).unwrap();
@@ -56,7 +56,7 @@ async fn member_logs_in_with_password_and_otp() {
     assert!(mail.rendered.body.contains(code.expose_secret()));
     let auth = f
         .portal
-        .verify_otp(challenge.challenge.expose_secret(), code.expose_secret())
+        .verify_otp(&challenge.challenge, &code)
         .await
         .unwrap();
     assert!(
@@ -72,7 +72,7 @@ async fn member_logs_in_with_password_and_otp() {
 async fn login_id_is_case_and_width_insensitive() {
     let f = registered().await;
     f.portal
-        .start_login("ＴＡＲＯ-Sakura", PASSWORD)
+        .start_login("ＴＡＲＯ-Sakura", &pw(PASSWORD))
         .await
         .unwrap();
 }
@@ -84,12 +84,9 @@ async fn sec_28_code_accepted_at_9_59_and_rejected_at_10_00() {
         (Duration::minutes(10), false),
     ] {
         let f = registered().await;
-        let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+        let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
         f.clock.advance(wait);
-        let r = f
-            .portal
-            .verify_otp(ch.challenge.expose_secret(), f.otp(TARO).expose_secret())
-            .await;
+        let r = f.portal.verify_otp(&ch.challenge, &f.otp(TARO)).await;
         if ok {
             r.unwrap();
         } else {
@@ -101,46 +98,41 @@ async fn sec_28_code_accepted_at_9_59_and_rejected_at_10_00() {
 #[tokio::test]
 async fn sec_28_code_works_only_once() {
     let f = registered().await;
-    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code = f.otp(TARO);
-    f.portal
-        .verify_otp(ch.challenge.expose_secret(), code.expose_secret())
-        .await
-        .unwrap();
-    let r = f
-        .portal
-        .verify_otp(ch.challenge.expose_secret(), code.expose_secret())
-        .await
-        .unwrap_err();
+    f.portal.verify_otp(&ch.challenge, &code).await.unwrap();
+    let r = f.portal.verify_otp(&ch.challenge, &code).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
 }
 
 #[tokio::test]
 async fn otp_rejected_after_screen_closed() {
     let f = registered().await;
-    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
-    f.portal
-        .close_otp_screen(ch.challenge.expose_secret())
-        .await
-        .unwrap();
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    f.portal.close_otp_screen(&ch.challenge).await.unwrap();
     // Closing twice, or an unknown screen, is harmless.
+    f.portal.close_otp_screen(&ch.challenge).await.unwrap();
     f.portal
-        .close_otp_screen(ch.challenge.expose_secret())
+        .close_otp_screen(&parsed(UNKNOWN_TOKEN))
         .await
         .unwrap();
-    f.portal.close_otp_screen("nonsense").await.unwrap();
+    // A screen name that is not one at all is the host's parse error, never the Portal's.
+    assert_eq!(
+        "nonsense".parse::<OtpChallengeId>().err(),
+        Some(Rejection::OtpInvalid)
+    );
     let r = f
         .portal
-        .verify_otp(ch.challenge.expose_secret(), f.otp(TARO).expose_secret())
+        .verify_otp(&ch.challenge, &f.otp(TARO))
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
     assert_eq!(f.audit.count(AuditKind::OtpScreenClosed), 1);
     // The member starts again at L1.
     f.clock.advance(Duration::seconds(1));
-    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     f.portal
-        .verify_otp(ch.challenge.expose_secret(), f.otp(TARO).expose_secret())
+        .verify_otp(&ch.challenge, &f.otp(TARO))
         .await
         .unwrap();
 }
@@ -151,8 +143,8 @@ async fn otp_screen_that_stops_reporting_is_dead_under_a_heartbeat_policy() {
     policy.otp_screen_heartbeat = Some(Duration::seconds(30));
     let f = fixture_with(policy);
     f.register(TARO, "999-123456-00", "1985-04-12", LOGIN).await;
-    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
-    let id = ch.challenge.expose_secret();
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    let id = &ch.challenge;
     for _ in 0..5 {
         f.clock.advance(Duration::seconds(29));
         f.portal.heartbeat_otp_screen(id).await.unwrap();
@@ -160,19 +152,15 @@ async fn otp_screen_that_stops_reporting_is_dead_under_a_heartbeat_policy() {
     f.clock.advance(Duration::seconds(30));
     let r = f.portal.heartbeat_otp_screen(id).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
-    let r = f
-        .portal
-        .verify_otp(id, f.otp(TARO).expose_secret())
-        .await
-        .unwrap_err();
+    let r = f.portal.verify_otp(id, &f.otp(TARO)).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
 }
 
 #[tokio::test]
 async fn sec_12_resend_kills_old_code_and_keeps_the_attempt_count() {
     let f = registered().await;
-    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
-    let id = ch.challenge.expose_secret().to_owned();
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    let id = ch.challenge.clone();
     let old = f.otp(TARO);
     for _ in 0..3 {
         let r = f.portal.verify_otp(&id, &wrong(&old)).await.unwrap_err();
@@ -189,28 +177,20 @@ async fn sec_12_resend_kills_old_code_and_keeps_the_attempt_count() {
     assert_eq!(again.expires_at, f.clock.now() + Duration::minutes(10));
     let new = f.otp(TARO);
     assert_ne!(old, new);
-    let r = f
-        .portal
-        .verify_otp(&id, old.expose_secret())
-        .await
-        .unwrap_err();
+    let r = f.portal.verify_otp(&id, &old).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpIncorrect);
     // 3 + 1 wrong so far: the fifth wrong entry ends the challenge although the code is new.
     let r = f.portal.verify_otp(&id, &wrong(&new)).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpAttemptsExhausted);
-    let r = f
-        .portal
-        .verify_otp(&id, new.expose_secret())
-        .await
-        .unwrap_err();
+    let r = f.portal.verify_otp(&id, &new).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
 }
 
 #[tokio::test]
 async fn sec_30_resends_are_capped_per_challenge() {
     let f = registered().await;
-    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
-    let id = ch.challenge.expose_secret().to_owned();
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    let id = ch.challenge.clone();
     for _ in 0..3 {
         f.clock.advance(Duration::seconds(60));
         f.portal.resend_otp(&id).await.unwrap();
@@ -219,10 +199,7 @@ async fn sec_30_resends_are_capped_per_challenge() {
     let r = f.portal.resend_otp(&id).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
     // The latest code still works.
-    f.portal
-        .verify_otp(&id, f.otp(TARO).expose_secret())
-        .await
-        .unwrap();
+    f.portal.verify_otp(&id, &f.otp(TARO)).await.unwrap();
 }
 
 #[tokio::test]
@@ -231,20 +208,25 @@ async fn sec_30_otp_mails_are_capped_per_account_per_hour() {
     let mut last = None;
     for _ in 0..10 {
         f.clock.advance(Duration::seconds(61));
-        last = Some(f.portal.start_login(LOGIN, PASSWORD).await.unwrap());
+        last = Some(f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap());
     }
     f.clock.advance(Duration::seconds(61));
     // SEC-23: at L1 the cap answers like a wrong password, so it cannot confirm one.
-    let capped = rejection(f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err());
+    let capped = rejection(
+        f.portal
+            .start_login(LOGIN, &pw(PASSWORD))
+            .await
+            .unwrap_err(),
+    );
     let wrong = rejection(
         f.portal
-            .start_login(LOGIN, OTHER_PASSWORD)
+            .start_login(LOGIN, &pw(OTHER_PASSWORD))
             .await
             .unwrap_err(),
     );
     assert_eq!(capped, Rejection::LoginFailed);
     assert_eq!(capped, wrong);
-    let id = last.unwrap().challenge.expose_secret().to_owned();
+    let id = last.unwrap().challenge;
     f.clock.advance(Duration::seconds(60));
     assert!(matches!(
         rejection(f.portal.resend_otp(&id).await.unwrap_err()),
@@ -262,50 +244,41 @@ async fn sec_27_code_of_challenge_a_does_not_work_on_challenge_b() {
         "hanako-sakura",
     )
     .await;
-    let a = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let a = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code_a = f.otp(TARO);
     let b = f
         .portal
-        .start_login("hanako-sakura", PASSWORD)
+        .start_login("hanako-sakura", &pw(PASSWORD))
         .await
         .unwrap();
     let code_b = f.otp("hanako@example.jp");
     if code_a != code_b {
         let r = f
             .portal
-            .verify_otp(b.challenge.expose_secret(), code_a.expose_secret())
+            .verify_otp(&b.challenge, &code_a)
             .await
             .unwrap_err();
         assert_eq!(rejection(r), Rejection::OtpIncorrect);
     }
-    f.portal
-        .verify_otp(a.challenge.expose_secret(), code_a.expose_secret())
-        .await
-        .unwrap();
-    f.portal
-        .verify_otp(b.challenge.expose_secret(), code_b.expose_secret())
-        .await
-        .unwrap();
+    f.portal.verify_otp(&a.challenge, &code_a).await.unwrap();
+    f.portal.verify_otp(&b.challenge, &code_b).await.unwrap();
 }
 
 #[tokio::test]
 async fn new_login_kills_the_earlier_open_challenge() {
     let f = registered().await;
-    let first = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let first_code = f.otp(TARO);
     f.clock.advance(Duration::seconds(5));
-    let second = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let second = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let r = f
         .portal
-        .verify_otp(first.challenge.expose_secret(), first_code.expose_secret())
+        .verify_otp(&first.challenge, &first_code)
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
     f.portal
-        .verify_otp(
-            second.challenge.expose_secret(),
-            f.otp(TARO).expose_secret(),
-        )
+        .verify_otp(&second.challenge, &f.otp(TARO))
         .await
         .unwrap();
 }
@@ -316,12 +289,12 @@ async fn sec_29_ten_wrong_codes_across_challenges_abort_and_notify() {
     let mut n = 0;
     let mut last_rejection = None;
     while n < 10 {
-        let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+        let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
         let code = f.otp(TARO);
         for _ in 0..4 {
             let r = f
                 .portal
-                .verify_otp(ch.challenge.expose_secret(), &wrong(&code))
+                .verify_otp(&ch.challenge, &wrong(&code))
                 .await
                 .unwrap_err();
             n += 1;
@@ -344,18 +317,22 @@ async fn sec_29_ten_wrong_codes_across_challenges_abort_and_notify() {
     assert!(!aborts[0].rendered.body.contains(PASSWORD));
     assert_eq!(f.audit.count(AuditKind::OtpAttemptsExhausted), 1);
     // The account cools down for 15 minutes: even the right password is refused.
-    let r = f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    let r = f
+        .portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     assert_eq!(rejection(r), Rejection::LoginFailed);
     f.clock.advance(Duration::minutes(15));
-    f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sec_46_hundred_tasks_with_the_right_code_make_one_login() {
     let f = registered().await;
-    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
-    let id = Arc::new(ch.challenge.expose_secret().to_owned());
-    let code = Arc::new(f.otp(TARO).expose_secret().to_owned());
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    let id = Arc::new(ch.challenge.clone());
+    let code = Arc::new(f.otp(TARO));
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let (portal, id, code) = (f.portal.clone(), id.clone(), code.clone());
@@ -379,18 +356,17 @@ async fn sec_23_unknown_id_and_wrong_password_give_identical_answers() {
     let f = registered().await;
     let unknown = f
         .portal
-        .start_login("nobody-here", PASSWORD)
+        .start_login("nobody-here", &pw(PASSWORD))
         .await
         .unwrap_err();
     let wrong_pw = f
         .portal
-        .start_login(LOGIN, OTHER_PASSWORD)
+        .start_login(LOGIN, &pw(OTHER_PASSWORD))
         .await
         .unwrap_err();
-    let malformed = f.portal.start_login("x", PASSWORD).await.unwrap_err();
-    let huge = f
-        .portal
-        .start_login(LOGIN, &"あ".repeat(400_000))
+    let malformed = f.portal.start_login("x", &pw(PASSWORD)).await.unwrap_err();
+    // SEC-22: a password `Password::new` refuses is answered by the host like any failure.
+    let huge = host_start_login(&f.portal, LOGIN, &"あ".repeat(400_000))
         .await
         .unwrap_err();
     let answers: Vec<String> = [unknown, wrong_pw, malformed, huge]
@@ -411,28 +387,38 @@ async fn sec_24_password_failures_follow_the_throttle_schedule() {
     let f = registered().await;
     for _ in 0..5 {
         f.portal
-            .start_login(LOGIN, OTHER_PASSWORD)
+            .start_login(LOGIN, &pw(OTHER_PASSWORD))
             .await
             .unwrap_err();
     }
     // SEC-43: the account-locked notice goes out once delays start.
     assert_eq!(f.kinds_to(TARO).last(), Some(&"account_locked"));
     // Delay 30 s after the 5th failure: the right password is refused, same answer.
-    let r = f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    let r = f
+        .portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     assert_eq!(rejection(r), Rejection::LoginFailed);
     f.clock.advance(Duration::seconds(29));
-    f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    f.portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     f.clock.advance(Duration::seconds(1));
     // 30 s passed: a wrong password now is failure 6 → delay 60 s.
     f.portal
-        .start_login(LOGIN, OTHER_PASSWORD)
+        .start_login(LOGIN, &pw(OTHER_PASSWORD))
         .await
         .unwrap_err();
     f.clock.advance(Duration::seconds(59));
-    f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    f.portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     f.clock.advance(Duration::seconds(1));
     // A success resets the count.
-    f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let acc = &f.store.accounts()[0];
     assert_eq!(acc.password_failures, 0);
 }
@@ -446,12 +432,16 @@ async fn sec_24_after_the_cap_even_the_right_password_is_refused() {
     for _ in 0..7 {
         f.clock.advance(Duration::hours(2));
         f.portal
-            .start_login(LOGIN, OTHER_PASSWORD)
+            .start_login(LOGIN, &pw(OTHER_PASSWORD))
             .await
             .unwrap_err();
     }
     f.clock.advance(Duration::days(30));
-    let r = f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err();
+    let r = f
+        .portal
+        .start_login(LOGIN, &pw(PASSWORD))
+        .await
+        .unwrap_err();
     assert_eq!(rejection(r), Rejection::LoginFailed);
     assert_eq!(f.store.accounts()[0].password_failures, 7);
 }
@@ -479,7 +469,7 @@ async fn sec_20_old_hash_is_upgraded_after_a_good_login() {
         .secret_key(1, [7u8; 32])
         .build()
         .unwrap();
-    portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let after: PasswordHashString = f.store.accounts()[0].password_hash.clone();
     assert!(after.as_str().contains("m=64,t=2,p=1"), "{after:?}");
     assert_ne!(before, after);
@@ -488,7 +478,7 @@ async fn sec_20_old_hash_is_upgraded_after_a_good_login() {
 #[tokio::test]
 async fn sec_04_no_otp_reaches_the_store() {
     let f = registered().await;
-    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let dump = f.store.dump();
     assert!(!dump.contains(f.otp(TARO).expose_secret()));
     assert!(!dump.contains(ch.challenge.expose_secret()));
@@ -498,26 +488,24 @@ async fn sec_04_no_otp_reaches_the_store() {
 #[tokio::test]
 async fn otp_typed_full_width_is_accepted() {
     let f = registered().await;
-    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let wide: String = f
         .otp(TARO)
         .expose_secret()
         .chars()
         .map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap())
         .collect();
-    f.portal
-        .verify_otp(ch.challenge.expose_secret(), &wide)
-        .await
-        .unwrap();
+    let wide: OtpCode = parsed(&wide);
+    f.portal.verify_otp(&ch.challenge, &wide).await.unwrap();
 }
 
 #[tokio::test]
 async fn logged_in_pages_read_the_account_summary() {
     let f = registered().await;
-    let ch = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let auth = f
         .portal
-        .verify_otp(ch.challenge.expose_secret(), f.otp(TARO).expose_secret())
+        .verify_otp(&ch.challenge, &f.otp(TARO))
         .await
         .unwrap();
     let summary = f

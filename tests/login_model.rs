@@ -20,7 +20,7 @@ mod common;
 
 use common::*;
 use kenpo_auth::Rejection;
-use kenpo_auth::token::OtpCode;
+use kenpo_auth::token::{OtpChallengeId, OtpCode};
 use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use time::Duration;
@@ -298,14 +298,14 @@ impl ReferenceStateMachine for LoginModel {
 struct Sut {
     rt: tokio::runtime::Runtime,
     f: Fixture,
-    challenges: Vec<(String, Vec<OtpCode>)>,
+    challenges: Vec<(OtpChallengeId, Vec<OtpCode>)>,
     successes: Vec<usize>,
 }
 
 /// A code that is not `current`.
-fn not(current: &OtpCode, candidate: &OtpCode) -> String {
+fn not(current: &OtpCode, candidate: &OtpCode) -> OtpCode {
     if candidate != current {
-        return candidate.expose_secret().to_owned();
+        return candidate.clone();
     }
     let c = current.expose_secret();
     let last = c.as_bytes()[c.len() - 1];
@@ -314,7 +314,7 @@ fn not(current: &OtpCode, candidate: &OtpCode) -> String {
     } else {
         char::from(last + 1)
     };
-    format!("{}{}", &c[..c.len() - 1], flipped)
+    parsed(&format!("{}{}", &c[..c.len() - 1], flipped))
 }
 
 impl Sut {
@@ -333,18 +333,16 @@ impl Sut {
                 Outcome::Ok
             }
             Step::Login => {
-                let r = self.rt.block_on(portal.start_login(LOGIN, PASSWORD));
+                let r = self.rt.block_on(portal.start_login(LOGIN, &pw(PASSWORD)));
                 if let Ok(ch) = &r {
-                    self.challenges.push((
-                        ch.challenge.expose_secret().to_owned(),
-                        vec![self.f.otp(TARO)],
-                    ));
+                    self.challenges
+                        .push((ch.challenge.clone(), vec![self.f.otp(TARO)]));
                 }
                 Self::outcome(r)
             }
             Step::Right(i) => {
                 let (id, codes) = &self.challenges[i];
-                let code = codes.last().unwrap().expose_secret().to_owned();
+                let code = codes.last().unwrap().clone();
                 let r = self.rt.block_on(portal.verify_otp(id, &code));
                 if r.is_ok() {
                     self.successes.push(i);

@@ -233,12 +233,12 @@ impl World {
     async fn register_until_credentials(&self, portal: &Portal) -> String {
         portal.start_registration(EMAIL).await.expect("R1");
         let handle = portal
-            .open_registration_link(&self.link1())
+            .open_registration_link(&self.link1().parse().unwrap())
             .await
             .expect("R2");
         let shown = portal
             .verify_identity(
-                handle.expose_secret(),
+                &handle,
                 IdentityClaim {
                     card_number: CardNumber::parse(CARD).expect("card"),
                     birth_date: BirthDate::parse(BIRTH).expect("birth date"),
@@ -248,7 +248,7 @@ impl World {
             .await
             .expect("R3");
         let handle = portal
-            .confirm_auth_key(&self.link2(), shown.auth_key.expose_secret())
+            .confirm_auth_key(&self.link2().parse().unwrap(), &shown.auth_key)
             .await
             .expect("R4");
         handle.expose_secret().to_owned()
@@ -314,7 +314,7 @@ async fn two_portals_share_one_database() {
 
     let handle = world.register_until_credentials(&a).await;
     let registered = a
-        .complete_registration(&handle, credentials())
+        .complete_registration(&handle.parse().unwrap(), credentials())
         .await
         .expect("R5 through A");
     let account = store_b
@@ -326,18 +326,21 @@ async fn two_portals_share_one_database() {
 
     // L1 through A, L2 through B.
     let challenge = a
-        .start_login(LOGIN_ID, PASSWORD)
+        .start_login(
+            LOGIN_ID,
+            &kenpo_auth::domain::Password::new(PASSWORD).unwrap(),
+        )
         .await
         .expect("L1 through A");
     let code = world.otp();
     let ok = b
-        .verify_otp(challenge.challenge.expose_secret(), &code)
+        .verify_otp(&challenge.challenge, &code.parse().unwrap())
         .await
         .expect("B accepts the 暗証キー A mailed");
     assert_eq!(ok.account_id, registered.account_id);
     // The same code again, through A: the challenge is spent.
     let again = a
-        .verify_otp(challenge.challenge.expose_secret(), &code)
+        .verify_otp(&challenge.challenge, &code.parse().unwrap())
         .await
         .expect_err("a 暗証キー works once, whichever server sees it");
     assert!(
@@ -359,7 +362,10 @@ async fn two_portals_share_one_database() {
     // 暗証キー tries (SEC-29): wrong codes through A and B count on one challenge.
     world.clock.advance(time::Duration::minutes(2));
     let challenge = b
-        .start_login(LOGIN_ID, PASSWORD)
+        .start_login(
+            LOGIN_ID,
+            &kenpo_auth::domain::Password::new(PASSWORD).unwrap(),
+        )
         .await
         .expect("L1 through B");
     let code = world.otp();
@@ -368,7 +374,7 @@ async fn two_portals_share_one_database() {
     for i in 0..tries {
         let portal = if i % 2 == 0 { &a } else { &b };
         let r = portal
-            .verify_otp(challenge.challenge.expose_secret(), wrong)
+            .verify_otp(&challenge.challenge, &wrong.parse().unwrap())
             .await;
         assert!(matches!(r, Err(Error::Rejected(_))), "wrong code refused");
     }
@@ -378,7 +384,7 @@ async fn two_portals_share_one_database() {
         "the challenge ended after {tries} wrong codes across both servers"
     );
     let late = a
-        .verify_otp(challenge.challenge.expose_secret(), &code)
+        .verify_otp(&challenge.challenge, &code.parse().unwrap())
         .await;
     assert!(
         matches!(late, Err(Error::Rejected(_))),
@@ -440,17 +446,23 @@ async fn lost_connections_fail_one_step_and_write_nothing() {
     let portal = world.portal(store.clone());
     let handle = world.register_until_credentials(&portal).await;
     portal
-        .complete_registration(&handle, credentials())
+        .complete_registration(&handle.parse().unwrap(), credentials())
         .await
         .expect("R5");
-    let challenge = portal.start_login(LOGIN_ID, PASSWORD).await.expect("L1");
+    let challenge = portal
+        .start_login(
+            LOGIN_ID,
+            &kenpo_auth::domain::Password::new(PASSWORD).unwrap(),
+        )
+        .await
+        .expect("L1");
     let code = world.otp();
     let before = challenge_state(&store, challenge.challenge.expose_secret()).await;
 
     // Every backend of the store's pool dies between L1 and L2.
     assert!(kill_backends(&schema.0).await >= 1, "the pool had backends");
     let err = portal
-        .verify_otp(challenge.challenge.expose_secret(), &code)
+        .verify_otp(&challenge.challenge, &code.parse().unwrap())
         .await
         .expect_err("L2 on a dead connection fails");
     assert!(
@@ -462,7 +474,7 @@ async fn lost_connections_fail_one_step_and_write_nothing() {
 
     // The member tries again: it works.
     let ok = portal
-        .verify_otp(challenge.challenge.expose_secret(), &code)
+        .verify_otp(&challenge.challenge, &code.parse().unwrap())
         .await
         .expect("the next attempt succeeds");
     let account = store
@@ -503,7 +515,7 @@ async fn connection_lost_inside_a_commit_leaves_no_half_made_account() {
         .expect("install trigger");
 
     let err = portal
-        .complete_registration(&handle, credentials())
+        .complete_registration(&handle.parse().unwrap(), credentials())
         .await
         .expect_err("R5 fails when its connection dies mid-commit");
     assert!(
@@ -531,7 +543,7 @@ async fn connection_lost_inside_a_commit_leaves_no_half_made_account() {
         .await
         .expect("drop trigger");
     let registered = portal
-        .complete_registration(&handle, credentials())
+        .complete_registration(&handle.parse().unwrap(), credentials())
         .await
         .expect("the retry with the same handle succeeds");
     let account = store

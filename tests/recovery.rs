@@ -20,6 +20,7 @@ use kenpo_auth::flow::LinkStatus;
 use kenpo_auth::mail::MailMessage;
 use kenpo_auth::policy::Deviation;
 use kenpo_auth::ports::{AccountId, AuditKind, MemberId};
+use kenpo_auth::token::OtpCode;
 use time::Duration;
 
 const TARO: &str = "taro.yamada@example.jp";
@@ -42,16 +43,11 @@ async fn reset(f: &Fixture, login_id: &str, to: &str, card: &str, birth: &str, n
     f.portal.request_password_reset(login_id).await.unwrap();
     let handle = f
         .portal
-        .open_password_reset_link(f.reset_link(to).expose_secret())
+        .open_password_reset_link(&f.reset_link(to))
         .await
         .unwrap();
     f.portal
-        .complete_password_reset(
-            handle.expose_secret(),
-            Some(claim(card, birth)),
-            pw(new),
-            pw(new),
-        )
+        .complete_password_reset(&handle, Some(claim(card, birth)), pw(new), pw(new))
         .await
         .unwrap();
 }
@@ -155,13 +151,10 @@ async fn sec_09_reminder_roster_guesses_are_limited_per_member() {
         .unwrap();
     let handle = f
         .portal
-        .open_registration_link(f.link1("other@example.jp").expose_secret())
+        .open_registration_link(&f.link1("other@example.jp"))
         .await
         .unwrap();
-    let r = f
-        .portal
-        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
-        .await;
+    let r = f.portal.verify_identity(&handle, claim(CARD, BIRTH)).await;
     assert_eq!(
         rejection(r.unwrap_err()),
         Rejection::IdentityAttemptsExhausted
@@ -268,7 +261,7 @@ async fn sec_38_password_reset_end_to_end_does_not_log_in() {
             .starts_with("https://portal.sakura-kenpo.example.jp/password-reset/link?token=")
     );
     assert_eq!(link.expires_at, f.now() + Duration::minutes(30));
-    let token = link.token.expose_secret().to_owned();
+    let token = link.token.clone();
     // GET inspects without consuming.
     for _ in 0..2 {
         assert!(matches!(
@@ -279,7 +272,7 @@ async fn sec_38_password_reset_end_to_end_does_not_log_in() {
     let handle = f.portal.open_password_reset_link(&token).await.unwrap();
     f.portal
         .complete_password_reset(
-            handle.expose_secret(),
+            &handle,
             Some(claim("９９９ー１２３４５６ー００", "昭和60年4月12日")),
             pw(NEW_PASSWORD),
             pw(NEW_PASSWORD),
@@ -300,7 +293,12 @@ async fn sec_38_password_reset_end_to_end_does_not_log_in() {
     // The old password is gone; the new one works — through the 暗証キー (SEC-38: a
     // reset does not log in).
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(LOGIN, &pw(PASSWORD))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
     let auth = f.login(LOGIN, NEW_PASSWORD, TARO).await;
@@ -348,7 +346,7 @@ async fn sec_37_reset_request_answers_identically_for_every_login_id() {
     assert_eq!(after, before);
     // Opening the link changes no account either.
     f.portal
-        .open_password_reset_link(f.reset_link(TARO).expose_secret())
+        .open_password_reset_link(&f.reset_link(TARO))
         .await
         .unwrap();
     assert_eq!(
@@ -366,7 +364,12 @@ async fn sec_25_reset_works_while_locked_and_clears_the_lock() {
     // SEC-24: at the cap even the right password is refused, however long one waits.
     f.clock.advance(Duration::days(2));
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(LOGIN, &pw(PASSWORD))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed
     );
     assert!(f.kinds_to(TARO).contains(&"account_locked"));
@@ -389,24 +392,26 @@ async fn sec_25_reset_clears_the_otp_cooldown() {
     let mut wrong_so_far = 0;
     while wrong_so_far < limit {
         f.after_mail_interval();
-        let challenge = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+        let challenge = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
         let real = f.otp(TARO);
-        let wrong = if real.expose_secret() == "000000" {
+        let wrong: OtpCode = parsed(if real.expose_secret() == "000000" {
             "111111"
         } else {
             "000000"
-        };
+        });
         for _ in 0..tries.min(limit - wrong_so_far) {
-            let _ = f
-                .portal
-                .verify_otp(challenge.challenge.expose_secret(), wrong)
-                .await;
+            let _ = f.portal.verify_otp(&challenge.challenge, &wrong).await;
             wrong_so_far += 1;
         }
     }
     assert!(f.account(&id).otp_cooldown_until.is_some());
     assert_eq!(
-        rejection(f.portal.start_login(LOGIN, PASSWORD).await.unwrap_err()),
+        rejection(
+            f.portal
+                .start_login(LOGIN, &pw(PASSWORD))
+                .await
+                .unwrap_err()
+        ),
         Rejection::LoginFailed,
         "cooling down"
     );
@@ -423,21 +428,11 @@ async fn sec_38_reset_link_is_single_use() {
     let (f, _) = registered().await;
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let token = f.reset_link(TARO);
-    f.portal
-        .open_password_reset_link(token.expose_secret())
-        .await
-        .unwrap();
-    let again = f
-        .portal
-        .open_password_reset_link(token.expose_secret())
-        .await
-        .unwrap_err();
+    f.portal.open_password_reset_link(&token).await.unwrap();
+    let again = f.portal.open_password_reset_link(&token).await.unwrap_err();
     assert_eq!(rejection(again), Rejection::LinkUsed);
     assert_eq!(
-        f.portal
-            .inspect_password_reset_link(token.expose_secret())
-            .await
-            .unwrap(),
+        f.portal.inspect_password_reset_link(&token).await.unwrap(),
         LinkStatus::Used
     );
 }
@@ -450,27 +445,17 @@ async fn sec_38_reset_link_lives_thirty_minutes() {
     let early = f.reset_link(TARO);
     f.clock
         .advance(Duration::minutes(30) - Duration::seconds(1));
-    f.portal
-        .open_password_reset_link(early.expose_secret())
-        .await
-        .unwrap();
+    f.portal.open_password_reset_link(&early).await.unwrap();
     // Refused at expires_at.
     f.after_mail_interval();
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let late = f.reset_link(TARO);
     f.clock.advance(Duration::minutes(30));
     assert_eq!(
-        f.portal
-            .inspect_password_reset_link(late.expose_secret())
-            .await
-            .unwrap(),
+        f.portal.inspect_password_reset_link(&late).await.unwrap(),
         LinkStatus::Expired
     );
-    let r = f
-        .portal
-        .open_password_reset_link(late.expose_secret())
-        .await
-        .unwrap_err();
+    let r = f.portal.open_password_reset_link(&late).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::Expired);
 }
 
@@ -483,16 +468,9 @@ async fn sec_12_a_new_reset_link_kills_the_previous_one() {
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let second = f.reset_link(TARO);
     assert_ne!(first.expose_secret(), second.expose_secret());
-    let r = f
-        .portal
-        .open_password_reset_link(first.expose_secret())
-        .await
-        .unwrap_err();
+    let r = f.portal.open_password_reset_link(&first).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::LinkUsed);
-    f.portal
-        .open_password_reset_link(second.expose_secret())
-        .await
-        .unwrap();
+    f.portal.open_password_reset_link(&second).await.unwrap();
 }
 
 #[tokio::test]
@@ -509,10 +487,7 @@ async fn sec_13_reset_mails_are_throttled_and_keep_the_live_link() {
         .count();
     assert_eq!(links, 1);
     // The throttled request did not kill the link already mailed.
-    f.portal
-        .open_password_reset_link(link.expose_secret())
-        .await
-        .unwrap();
+    f.portal.open_password_reset_link(&link).await.unwrap();
 }
 
 #[tokio::test]
@@ -532,7 +507,7 @@ async fn sec_34_reset_ends_sessions_challenges_and_pending_changes() {
         .unwrap();
     let change = f.email_change_link("taro.new@example.jp");
     f.clock.advance(Duration::seconds(61));
-    let challenge = f.portal.start_login(LOGIN, PASSWORD).await.unwrap();
+    let challenge = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code = f.otp(TARO);
     f.after_mail_interval();
     reset(&f, LOGIN, TARO, CARD, BIRTH, NEW_PASSWORD).await;
@@ -546,15 +521,11 @@ async fn sec_34_reset_ends_sessions_challenges_and_pending_changes() {
     );
     let r = f
         .portal
-        .verify_otp(challenge.challenge.expose_secret(), code.expose_secret())
+        .verify_otp(&challenge.challenge, &code)
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
-    let r = f
-        .portal
-        .confirm_email_change(change.expose_secret())
-        .await
-        .unwrap_err();
+    let r = f.portal.confirm_email_change(&change).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::LinkUsed);
     assert_eq!(f.account(&id).email, Some(addr(TARO)));
 }
@@ -566,7 +537,7 @@ async fn sec_09_reset_roster_check_is_limited_and_never_says_which_field() {
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let handle = f
         .portal
-        .open_password_reset_link(f.reset_link(TARO).expose_secret())
+        .open_password_reset_link(&f.reset_link(TARO))
         .await
         .unwrap();
     let wrong = [
@@ -579,12 +550,7 @@ async fn sec_09_reset_roster_check_is_limited_and_never_says_which_field() {
     for c in wrong {
         let r = f
             .portal
-            .complete_password_reset(
-                handle.expose_secret(),
-                Some(c),
-                pw(NEW_PASSWORD),
-                pw(NEW_PASSWORD),
-            )
+            .complete_password_reset(&handle, Some(c), pw(NEW_PASSWORD), pw(NEW_PASSWORD))
             .await
             .unwrap_err();
         let r = rejection(r);
@@ -595,12 +561,7 @@ async fn sec_09_reset_roster_check_is_limited_and_never_says_which_field() {
     // Without a claim nothing is compared: refused, no try spent.
     let r = f
         .portal
-        .complete_password_reset(
-            handle.expose_secret(),
-            None,
-            pw(NEW_PASSWORD),
-            pw(NEW_PASSWORD),
-        )
+        .complete_password_reset(&handle, None, pw(NEW_PASSWORD), pw(NEW_PASSWORD))
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::IdentityNotConfirmed);
@@ -608,7 +569,7 @@ async fn sec_09_reset_roster_check_is_limited_and_never_says_which_field() {
     let r = f
         .portal
         .complete_password_reset(
-            handle.expose_secret(),
+            &handle,
             Some(claim(CARD, "2000-01-01")),
             pw(NEW_PASSWORD),
             pw(NEW_PASSWORD),
@@ -619,7 +580,7 @@ async fn sec_09_reset_roster_check_is_limited_and_never_says_which_field() {
     let r = f
         .portal
         .complete_password_reset(
-            handle.expose_secret(),
+            &handle,
             Some(claim(CARD, BIRTH)),
             pw(NEW_PASSWORD),
             pw(NEW_PASSWORD),
@@ -641,10 +602,10 @@ async fn sec_17_reset_applies_the_full_password_policy() {
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let handle = f
         .portal
-        .open_password_reset_link(f.reset_link(TARO).expose_secret())
+        .open_password_reset_link(&f.reset_link(TARO))
         .await
         .unwrap();
-    let h = handle.expose_secret();
+    let h = &handle;
     // The roster check passes with the first submission; the password is refused.
     let r = f
         .portal
@@ -704,16 +665,11 @@ async fn sec_48_reset_by_email_alone_only_under_the_declared_deviation() {
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let handle = f
         .portal
-        .open_password_reset_link(f.reset_link(TARO).expose_secret())
+        .open_password_reset_link(&f.reset_link(TARO))
         .await
         .unwrap();
     f.portal
-        .complete_password_reset(
-            handle.expose_secret(),
-            None,
-            pw(NEW_PASSWORD),
-            pw(NEW_PASSWORD),
-        )
+        .complete_password_reset(&handle, None, pw(NEW_PASSWORD), pw(NEW_PASSWORD))
         .await
         .unwrap();
     f.login(LOGIN, NEW_PASSWORD, TARO).await;
@@ -730,13 +686,13 @@ async fn sec_46_racing_completions_of_one_reset_make_one_change() {
     f.portal.request_password_reset(LOGIN).await.unwrap();
     let handle = f
         .portal
-        .open_password_reset_link(f.reset_link(TARO).expose_secret())
+        .open_password_reset_link(&f.reset_link(TARO))
         .await
         .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let portal = f.portal.clone();
-        let h = handle.expose_secret().to_owned();
+        let h = handle.clone();
         tasks.push(tokio::spawn(async move {
             portal
                 .complete_password_reset(

@@ -20,7 +20,7 @@ use kenpo_auth::Rejection;
 use kenpo_auth::flow::LinkStatus;
 use kenpo_auth::mail::MailMessage;
 use kenpo_auth::ports::AuditKind;
-use kenpo_auth::token::AuthKey;
+use kenpo_auth::token::{AuthKey, RegistrationLinkToken, VerificationLinkToken};
 use time::Duration;
 
 const TARO: &str = "taro.yamada@example.jp";
@@ -45,7 +45,7 @@ async fn member_registers_through_every_seed_screen() {
     assert_eq!(link.expires_at, f.clock_now() + Duration::hours(3));
 
     // R2: GET shows the page without consuming; POST 【本人確認ページへ】 binds the browser.
-    let token = link.token.expose_secret().to_owned();
+    let token = link.token.clone();
     assert!(matches!(
         f.portal.inspect_registration_link(&token).await.unwrap(),
         LinkStatus::Valid { .. }
@@ -56,7 +56,7 @@ async fn member_registers_through_every_seed_screen() {
     let shown = f
         .portal
         .verify_identity(
-            handle.expose_secret(),
+            &handle,
             claim("９９９ー１２３４５６ー００", "昭和60年4月12日"),
         )
         .await
@@ -70,10 +70,7 @@ async fn member_registers_through_every_seed_screen() {
     // R4: link 2 (GET inspects) + the 認証キー typed in lower case and full width.
     let link2 = f.link2(TARO);
     assert!(matches!(
-        f.portal
-            .inspect_verification_link(link2.expose_secret())
-            .await
-            .unwrap(),
+        f.portal.inspect_verification_link(&link2).await.unwrap(),
         LinkStatus::Valid { .. }
     ));
     let typed: String = shown
@@ -90,14 +87,14 @@ async fn member_registers_through_every_seed_screen() {
         .collect();
     let handle = f
         .portal
-        .confirm_auth_key(link2.expose_secret(), &typed)
+        .confirm_auth_key(&link2, &parsed(&typed))
         .await
         .unwrap();
 
     // R5: 新ログインID, 新パスワード (+確認), ニックネーム.
     let registered = f
         .portal
-        .complete_registration(handle.expose_secret(), credentials("taro-sakura", PASSWORD))
+        .complete_registration(&handle, credentials("taro-sakura", PASSWORD))
         .await
         .unwrap();
     let accounts = f.store.accounts();
@@ -215,35 +212,27 @@ async fn registration_link_is_consumed_by_post_not_get() {
     // Mail scanners GET the link: nothing is consumed.
     for _ in 0..3 {
         assert!(matches!(
-            f.portal
-                .inspect_registration_link(token.expose_secret())
-                .await
-                .unwrap(),
+            f.portal.inspect_registration_link(&token).await.unwrap(),
             LinkStatus::Valid { .. }
         ));
     }
-    f.portal
-        .open_registration_link(token.expose_secret())
-        .await
-        .unwrap();
+    f.portal.open_registration_link(&token).await.unwrap();
     // DOM-23: a used link says so, distinctly from an expired or unknown one.
     assert_eq!(
-        f.portal
-            .inspect_registration_link(token.expose_secret())
-            .await
-            .unwrap(),
+        f.portal.inspect_registration_link(&token).await.unwrap(),
         LinkStatus::Used
     );
-    let r = rejection(
-        f.portal
-            .open_registration_link(token.expose_secret())
-            .await
-            .unwrap_err(),
-    );
+    let r = rejection(f.portal.open_registration_link(&token).await.unwrap_err());
     assert_eq!(r, Rejection::LinkUsed);
+    // A malformed link is the host's parse error, shown as the invalid-link page.
+    assert_eq!(
+        "not-a-token".parse::<RegistrationLinkToken>().err(),
+        Some(Rejection::LinkInvalid)
+    );
+    // A well-formed link nobody was sent is the Portal's `Invalid`.
     assert_eq!(
         f.portal
-            .inspect_registration_link("not-a-token")
+            .inspect_registration_link(&parsed(UNKNOWN_TOKEN))
             .await
             .unwrap(),
         LinkStatus::Invalid
@@ -257,26 +246,15 @@ async fn sec_06_registration_link_lives_three_hours() {
     let token = f.link1(TARO);
     f.clock.advance(Duration::hours(3) - Duration::seconds(1));
     assert!(matches!(
-        f.portal
-            .inspect_registration_link(token.expose_secret())
-            .await
-            .unwrap(),
+        f.portal.inspect_registration_link(&token).await.unwrap(),
         LinkStatus::Valid { .. }
     ));
     f.clock.advance(Duration::seconds(1));
     assert_eq!(
-        f.portal
-            .inspect_registration_link(token.expose_secret())
-            .await
-            .unwrap(),
+        f.portal.inspect_registration_link(&token).await.unwrap(),
         LinkStatus::Expired
     );
-    let r = rejection(
-        f.portal
-            .open_registration_link(token.expose_secret())
-            .await
-            .unwrap_err(),
-    );
+    let r = rejection(f.portal.open_registration_link(&token).await.unwrap_err());
     assert_eq!(r, Rejection::Expired);
 }
 
@@ -286,17 +264,14 @@ async fn sec_06_registration_link_accepted_one_second_before_expiry() {
     f.portal.start_registration(TARO).await.unwrap();
     let token = f.link1(TARO);
     f.clock.advance(Duration::hours(3) - Duration::seconds(1));
-    f.portal
-        .open_registration_link(token.expose_secret())
-        .await
-        .unwrap();
+    f.portal.open_registration_link(&token).await.unwrap();
 }
 
 /// Runs R1–R2 and returns the flow handle.
 async fn opened(f: &Fixture, email: &str) -> kenpo_auth::token::FlowHandle {
     f.portal.start_registration(email).await.unwrap();
     f.portal
-        .open_registration_link(f.link1(email).expose_secret())
+        .open_registration_link(&f.link1(email))
         .await
         .unwrap()
 }
@@ -311,14 +286,11 @@ async fn at_credentials(
     let handle = opened(f, email).await;
     let shown = f
         .portal
-        .verify_identity(handle.expose_secret(), claim(card, birth))
+        .verify_identity(&handle, claim(card, birth))
         .await
         .unwrap();
     f.portal
-        .confirm_auth_key(
-            f.link2(email).expose_secret(),
-            shown.auth_key.expose_secret(),
-        )
+        .confirm_auth_key(&f.link2(email), &shown.auth_key)
         .await
         .unwrap()
 }
@@ -330,7 +302,7 @@ async fn identity_step_lives_thirty_minutes() {
     f.clock.advance(Duration::minutes(30));
     let r = rejection(
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap_err(),
     );
@@ -341,7 +313,7 @@ async fn identity_step_lives_thirty_minutes() {
     f.clock
         .advance(Duration::minutes(30) - Duration::seconds(1));
     f.portal
-        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&handle, claim(CARD, BIRTH))
         .await
         .unwrap();
 }
@@ -356,16 +328,13 @@ async fn sec_11_auth_key_and_link2_live_thirty_minutes() {
         let handle = opened(&f, TARO).await;
         let shown = f
             .portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap();
         f.clock.advance(wait);
         let result = f
             .portal
-            .confirm_auth_key(
-                f.link2(TARO).expose_secret(),
-                shown.auth_key.expose_secret(),
-            )
+            .confirm_auth_key(&f.link2(TARO), &shown.auth_key)
             .await;
         if ok {
             result.unwrap();
@@ -385,21 +354,18 @@ async fn credentials_step_lives_thirty_minutes() {
         let handle = opened(&f, TARO).await;
         let shown = f
             .portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap();
         let handle = f
             .portal
-            .confirm_auth_key(
-                f.link2(TARO).expose_secret(),
-                shown.auth_key.expose_secret(),
-            )
+            .confirm_auth_key(&f.link2(TARO), &shown.auth_key)
             .await
             .unwrap();
         f.clock.advance(wait);
         let result = f
             .portal
-            .complete_registration(handle.expose_secret(), credentials("taro-sakura", PASSWORD))
+            .complete_registration(&handle, credentials("taro-sakura", PASSWORD))
             .await;
         if ok {
             result.unwrap();
@@ -416,22 +382,17 @@ async fn sec_11_five_wrong_auth_keys_kill_the_key() {
     let handle = opened(&f, TARO).await;
     let shown = f
         .portal
-        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&handle, claim(CARD, BIRTH))
         .await
         .unwrap();
     let link2 = f.link2(TARO);
-    let wrong = if shown.auth_key.expose_secret() == "AAAAAAAA" {
+    let wrong: AuthKey = parsed(if shown.auth_key.expose_secret() == "AAAAAAAA" {
         "BBBBBBBB"
     } else {
         "AAAAAAAA"
-    };
+    });
     for i in 1..=5 {
-        let r = rejection(
-            f.portal
-                .confirm_auth_key(link2.expose_secret(), wrong)
-                .await
-                .unwrap_err(),
-        );
+        let r = rejection(f.portal.confirm_auth_key(&link2, &wrong).await.unwrap_err());
         if i < 5 {
             assert_eq!(r, Rejection::AuthKeyIncorrect, "try {i}");
         } else {
@@ -441,7 +402,7 @@ async fn sec_11_five_wrong_auth_keys_kill_the_key() {
     // The right key no longer works.
     let r = rejection(
         f.portal
-            .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
+            .confirm_auth_key(&link2, &shown.auth_key)
             .await
             .unwrap_err(),
     );
@@ -455,24 +416,21 @@ async fn sec_11_auth_key_of_one_flow_does_not_open_another() {
     let a = opened(&f, TARO).await;
     let key_a = f
         .portal
-        .verify_identity(a.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&a, claim(CARD, BIRTH))
         .await
         .unwrap()
         .auth_key;
     let b = opened(&f, "hanako@example.jp").await;
     let key_b = f
         .portal
-        .verify_identity(b.expose_secret(), claim("999-123456-01", "1987-09-30"))
+        .verify_identity(&b, claim("999-123456-01", "1987-09-30"))
         .await
         .unwrap()
         .auth_key;
     assert_ne!(key_a, key_b);
     let r = rejection(
         f.portal
-            .confirm_auth_key(
-                f.link2("hanako@example.jp").expose_secret(),
-                key_a.expose_secret(),
-            )
+            .confirm_auth_key(&f.link2("hanako@example.jp"), &key_a)
             .await
             .unwrap_err(),
     );
@@ -486,20 +444,20 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     // Skip R3–R4: the R2 handle cannot complete registration.
     let r = rejection(
         f.portal
-            .complete_registration(h1.expose_secret(), credentials("taro-sakura", PASSWORD))
+            .complete_registration(&h1, credentials("taro-sakura", PASSWORD))
             .await
             .unwrap_err(),
     );
     assert_eq!(r, Rejection::WrongStep);
     let shown = f
         .portal
-        .verify_identity(h1.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&h1, claim(CARD, BIRTH))
         .await
         .unwrap();
     // Replay R3 on the same handle.
     let r = rejection(
         f.portal
-            .verify_identity(h1.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&h1, claim(CARD, BIRTH))
             .await
             .unwrap_err(),
     );
@@ -507,26 +465,29 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     // Skip R4: the R2 handle still cannot complete.
     let r = rejection(
         f.portal
-            .complete_registration(h1.expose_secret(), credentials("taro-sakura", PASSWORD))
+            .complete_registration(&h1, credentials("taro-sakura", PASSWORD))
             .await
             .unwrap_err(),
     );
     assert_eq!(r, Rejection::WrongStep);
     // Link 1 used as link 2, and link 2 as link 1: different token types never match.
-    let link1 = f
+    // The types keep them apart at compile time; the text of one parsed as the other
+    // (what a host gets from a URL) must not find the flow either.
+    let link1_as_link2: VerificationLinkToken = f
         .mailer
         .sent()
         .iter()
         .find_map(|m| match &m.message {
-            MailMessage::RegistrationLink(l) => Some(l.token.expose_secret().to_owned()),
+            MailMessage::RegistrationLink(l) => Some(parsed(l.token.expose_secret())),
             _ => None,
         })
         .unwrap();
     let link2 = f.link2(TARO);
+    let link2_as_link1: RegistrationLinkToken = parsed(link2.expose_secret());
     assert_eq!(
         rejection(
             f.portal
-                .confirm_auth_key(&link1, shown.auth_key.expose_secret())
+                .confirm_auth_key(&link1_as_link2, &shown.auth_key)
                 .await
                 .unwrap_err()
         ),
@@ -535,7 +496,7 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     assert_eq!(
         rejection(
             f.portal
-                .open_registration_link(link2.expose_secret())
+                .open_registration_link(&link2_as_link1)
                 .await
                 .unwrap_err()
         ),
@@ -545,7 +506,7 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     assert_eq!(
         rejection(
             f.portal
-                .confirm_auth_key(h1.expose_secret(), shown.auth_key.expose_secret())
+                .confirm_auth_key(&parsed(h1.expose_secret()), &shown.auth_key)
                 .await
                 .unwrap_err()
         ),
@@ -553,14 +514,14 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     );
     let h2 = f
         .portal
-        .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
+        .confirm_auth_key(&link2, &shown.auth_key)
         .await
         .unwrap();
     // Replay R4.
     assert_eq!(
         rejection(
             f.portal
-                .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
+                .confirm_auth_key(&link2, &shown.auth_key)
                 .await
                 .unwrap_err()
         ),
@@ -570,21 +531,21 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     assert_eq!(
         rejection(
             f.portal
-                .verify_identity(h2.expose_secret(), claim(CARD, BIRTH))
+                .verify_identity(&h2, claim(CARD, BIRTH))
                 .await
                 .unwrap_err()
         ),
         Rejection::WrongStep
     );
     f.portal
-        .complete_registration(h2.expose_secret(), credentials("taro-sakura", PASSWORD))
+        .complete_registration(&h2, credentials("taro-sakura", PASSWORD))
         .await
         .unwrap();
     // Replay R5.
     assert_eq!(
         rejection(
             f.portal
-                .complete_registration(h2.expose_secret(), credentials("taro-other", PASSWORD))
+                .complete_registration(&h2, credentials("taro-other", PASSWORD))
                 .await
                 .unwrap_err()
         ),
@@ -606,7 +567,7 @@ async fn sec_09_wrong_identity_never_says_which_field() {
     ] {
         let r = rejection(
             f.portal
-                .verify_identity(handle.expose_secret(), claim(card, birth))
+                .verify_identity(&handle, claim(card, birth))
                 .await
                 .unwrap_err(),
         );
@@ -622,20 +583,20 @@ async fn sec_09_sixth_try_in_one_flow_fails_even_with_correct_data() {
     let handle = opened(&f, TARO).await;
     for _ in 0..4 {
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, "1985-04-13"))
+            .verify_identity(&handle, claim(CARD, "1985-04-13"))
             .await
             .unwrap_err();
     }
     let fifth = rejection(
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, "1985-04-13"))
+            .verify_identity(&handle, claim(CARD, "1985-04-13"))
             .await
             .unwrap_err(),
     );
     assert_eq!(fifth, Rejection::IdentityNotConfirmed);
     let sixth = rejection(
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap_err(),
     );
@@ -657,10 +618,7 @@ async fn sec_09_identity_brute_force_across_new_flows_blocks_the_member() {
         for day in 1..=4 {
             let r = rejection(
                 f.portal
-                    .verify_identity(
-                        handle.expose_secret(),
-                        claim(CARD, &format!("1985-04-{:02}", 20 + day)),
-                    )
+                    .verify_identity(&handle, claim(CARD, &format!("1985-04-{:02}", 20 + day)))
                     .await
                     .unwrap_err(),
             );
@@ -675,7 +633,7 @@ async fn sec_09_identity_brute_force_across_new_flows_blocks_the_member() {
     let handle = opened(&f, "attacker-last@example.com").await;
     let r = rejection(
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap_err(),
     );
@@ -694,19 +652,19 @@ async fn family_members_cannot_share_an_address() {
     f.portal.start_registration(shared).await.unwrap();
     let h_taro = f
         .portal
-        .open_registration_link(f.link1(shared).expose_secret())
+        .open_registration_link(&f.link1(shared))
         .await
         .unwrap();
     f.after_mail_interval();
     f.portal.start_registration(shared).await.unwrap();
     let h_hanako = f
         .portal
-        .open_registration_link(f.link1(shared).expose_secret())
+        .open_registration_link(&f.link1(shared))
         .await
         .unwrap();
     let key_taro = f
         .portal
-        .verify_identity(h_taro.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&h_taro, claim(CARD, BIRTH))
         .await
         .unwrap()
         .auth_key;
@@ -714,34 +672,28 @@ async fn family_members_cannot_share_an_address() {
     f.after_mail_interval();
     let key_hanako = f
         .portal
-        .verify_identity(
-            h_hanako.expose_secret(),
-            claim("999-123456-01", "1987-09-30"),
-        )
+        .verify_identity(&h_hanako, claim("999-123456-01", "1987-09-30"))
         .await
         .unwrap()
         .auth_key;
     let link_hanako = f.link2(shared);
     let h_taro = f
         .portal
-        .confirm_auth_key(link_taro.expose_secret(), key_taro.expose_secret())
+        .confirm_auth_key(&link_taro, &key_taro)
         .await
         .unwrap();
     let h_hanako = f
         .portal
-        .confirm_auth_key(link_hanako.expose_secret(), key_hanako.expose_secret())
+        .confirm_auth_key(&link_hanako, &key_hanako)
         .await
         .unwrap();
     f.portal
-        .complete_registration(h_taro.expose_secret(), credentials("taro-sakura", PASSWORD))
+        .complete_registration(&h_taro, credentials("taro-sakura", PASSWORD))
         .await
         .unwrap();
     let r = rejection(
         f.portal
-            .complete_registration(
-                h_hanako.expose_secret(),
-                credentials("hanako-sakura", PASSWORD),
-            )
+            .complete_registration(&h_hanako, credentials("hanako-sakura", PASSWORD))
             .await
             .unwrap_err(),
     );
@@ -774,7 +726,7 @@ async fn one_account_per_member() {
     let handle = opened(&f, "taro.second@example.jp").await;
     let r = rejection(
         f.portal
-            .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+            .verify_identity(&handle, claim(CARD, BIRTH))
             .await
             .unwrap_err(),
     );
@@ -786,7 +738,7 @@ async fn one_account_per_member() {
 async fn r5_refuses_bad_credentials_with_reasons() {
     let f = fixture();
     let handle = at_credentials(&f, TARO, CARD, BIRTH).await;
-    let h = handle.expose_secret();
+    let h = &handle;
     let mut mismatch = credentials("taro-sakura", PASSWORD);
     mismatch.password_confirmation = kenpo_auth::domain::Password::new(OTHER_PASSWORD).unwrap();
     let cases = vec![
@@ -847,32 +799,23 @@ async fn login_id_taken_is_said_and_another_can_be_chosen() {
     let handle = opened(&f, "hanako@example.jp").await;
     let shown = f
         .portal
-        .verify_identity(handle.expose_secret(), claim("999-123456-01", "1987-09-30"))
+        .verify_identity(&handle, claim("999-123456-01", "1987-09-30"))
         .await
         .unwrap();
     let handle = f
         .portal
-        .confirm_auth_key(
-            f.link2("hanako@example.jp").expose_secret(),
-            shown.auth_key.expose_secret(),
-        )
+        .confirm_auth_key(&f.link2("hanako@example.jp"), &shown.auth_key)
         .await
         .unwrap();
     let r = rejection(
         f.portal
-            .complete_registration(
-                handle.expose_secret(),
-                credentials("SAKURA-member", PASSWORD),
-            )
+            .complete_registration(&handle, credentials("SAKURA-member", PASSWORD))
             .await
             .unwrap_err(),
     );
     assert_eq!(r, Rejection::LoginIdTaken);
     f.portal
-        .complete_registration(
-            handle.expose_secret(),
-            credentials("hanako-sakura", PASSWORD),
-        )
+        .complete_registration(&handle, credentials("hanako-sakura", PASSWORD))
         .await
         .unwrap();
 }
@@ -902,7 +845,7 @@ async fn sec_03_store_holds_no_plaintext_secret() {
         .unwrap();
     let shown = f
         .portal
-        .verify_identity(handle.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&handle, claim(CARD, BIRTH))
         .await
         .unwrap();
     let dump = f.store.dump();
@@ -921,7 +864,7 @@ async fn sec_03_store_holds_no_plaintext_secret() {
 async fn sec_46_fifty_tasks_completing_one_flow_make_one_account() {
     let f = fixture();
     let handle = at_credentials(&f, TARO, CARD, BIRTH).await;
-    let handle = Arc::new(handle.expose_secret().to_owned());
+    let handle = Arc::new(handle);
     let mut tasks = Vec::new();
     for i in 0..50 {
         let portal = f.portal.clone();
@@ -967,18 +910,15 @@ async fn sec_08_fifty_flows_racing_one_address_make_one_account() {
         let handle = opened(&f, email).await;
         let shown = f
             .portal
-            .verify_identity(handle.expose_secret(), claim(&card, "1990-01-01"))
+            .verify_identity(&handle, claim(&card, "1990-01-01"))
             .await
             .unwrap();
         let h = f
             .portal
-            .confirm_auth_key(
-                f.link2(email).expose_secret(),
-                shown.auth_key.expose_secret(),
-            )
+            .confirm_auth_key(&f.link2(email), &shown.auth_key)
             .await
             .unwrap();
-        handles.push(h.expose_secret().to_owned());
+        handles.push(h);
     }
     // Keep every credentials step alive: the last one was issued just now, the first
     // 50 × 13 min ago — so move the clock back for the race (a test-only liberty).
@@ -1014,41 +954,24 @@ async fn r5_screen_shows_the_address_the_account_will_get() {
     let h1 = opened(&f, TARO).await;
     // Before R4 the address is not readable: the R2 handle is at another step.
     assert_eq!(
-        rejection(
-            f.portal
-                .registration_email(h1.expose_secret())
-                .await
-                .unwrap_err()
-        ),
+        rejection(f.portal.registration_email(&h1).await.unwrap_err()),
         Rejection::WrongStep
     );
     let shown = f
         .portal
-        .verify_identity(h1.expose_secret(), claim(CARD, BIRTH))
+        .verify_identity(&h1, claim(CARD, BIRTH))
         .await
         .unwrap();
     let h2 = f
         .portal
-        .confirm_auth_key(
-            f.link2(TARO).expose_secret(),
-            shown.auth_key.expose_secret(),
-        )
+        .confirm_auth_key(&f.link2(TARO), &shown.auth_key)
         .await
         .unwrap();
-    let email = f
-        .portal
-        .registration_email(h2.expose_secret())
-        .await
-        .unwrap();
+    let email = f.portal.registration_email(&h2).await.unwrap();
     assert_eq!(email.for_sending(), TARO);
     f.clock.advance(Duration::minutes(30));
     assert_eq!(
-        rejection(
-            f.portal
-                .registration_email(h2.expose_secret())
-                .await
-                .unwrap_err()
-        ),
+        rejection(f.portal.registration_email(&h2).await.unwrap_err()),
         Rejection::Expired
     );
 }

@@ -413,9 +413,7 @@ impl Sut {
             }
             Step::Open(f) => {
                 let token = self.flows[f].link1.clone().unwrap();
-                let r = self
-                    .rt
-                    .block_on(portal.open_registration_link(token.expose_secret()));
+                let r = self.rt.block_on(portal.open_registration_link(&token));
                 if let Ok(h) = &r {
                     self.flows[f].r2_handle = Some(h.clone());
                 }
@@ -432,7 +430,7 @@ impl Sut {
                 let before = self.f.mailer.count();
                 let r = self
                     .rt
-                    .block_on(portal.verify_identity(handle.expose_secret(), claim(card, birth)));
+                    .block_on(portal.verify_identity(&handle, claim(card, birth)));
                 if let Ok(shown) = &r {
                     let mail = self.f.mailer.sent().into_iter().nth(before).unwrap();
                     let kenpo_auth::mail::MailMessage::IdentityVerified(l) = mail.message else {
@@ -463,7 +461,7 @@ impl Sut {
                 };
                 let r = self
                     .rt
-                    .block_on(portal.confirm_auth_key(link2.expose_secret(), &typed));
+                    .block_on(portal.confirm_auth_key(&link2, &parsed(&typed)));
                 if let Ok(h) = &r {
                     self.flows[flow].r4_handle = Some(h.clone());
                 }
@@ -471,10 +469,9 @@ impl Sut {
             }
             Step::Complete { flow, login } => {
                 let handle = self.flows[flow].r4_handle.clone().unwrap();
-                outcome(self.rt.block_on(portal.complete_registration(
-                    handle.expose_secret(),
-                    credentials(LOGIN_IDS[login], PASSWORD),
-                )))
+                outcome(self.rt.block_on(
+                    portal.complete_registration(&handle, credentials(LOGIN_IDS[login], PASSWORD)),
+                ))
             }
         }
     }

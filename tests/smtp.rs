@@ -384,23 +384,23 @@ async fn register(w: &World, inbox: &Inbox<'_>, email: &str, login_id: &str) {
     let p = &w.portal;
     p.start_registration(email).await.unwrap();
     let token = link_token(&inbox.body(1).await);
-    let handle = p.open_registration_link(&token).await.unwrap();
+    let handle = p
+        .open_registration_link(&token.parse().unwrap())
+        .await
+        .unwrap();
     let claim = IdentityClaim {
         card_number: CardNumber::parse(CARD).unwrap(),
         birth_date: BirthDate::parse(BIRTH).unwrap(),
         kana_name: None,
     };
-    let shown = p
-        .verify_identity(handle.expose_secret(), claim)
-        .await
-        .unwrap();
+    let shown = p.verify_identity(&handle, claim).await.unwrap();
     let token2 = link_token(&inbox.body(2).await);
     let handle2 = p
-        .confirm_auth_key(&token2, shown.auth_key.expose_secret())
+        .confirm_auth_key(&token2.parse().unwrap(), &shown.auth_key)
         .await
         .unwrap();
     p.complete_registration(
-        handle2.expose_secret(),
+        &handle2,
         NewCredentials {
             login_id: login_id.into(),
             password: Password::new(PASSWORD).unwrap(),
@@ -444,7 +444,14 @@ async fn journey_registration_and_login_over_real_smtp() {
     assert_eq!(mails[0].header("Subject"), Some("利用登録手続きのご案内"));
     assert_eq!(mails[2].header("Subject"), Some("利用登録完了のお知らせ"));
 
-    let challenge = w.portal.start_login("taro.kenpo", PASSWORD).await.unwrap();
+    let challenge = w
+        .portal
+        .start_login(
+            "taro.kenpo",
+            &kenpo_auth::domain::Password::new(PASSWORD).unwrap(),
+        )
+        .await
+        .unwrap();
     let body = inbox.body(4).await;
     let code = otp_code(&body);
     assert_eq!(code.len(), 6, "{body}");
@@ -453,7 +460,7 @@ async fn journey_registration_and_login_over_real_smtp() {
     assert_eq!(got.header("X-Sink-Rcpt-To"), Some("taro.yamada@example.jp"));
     let session = w
         .portal
-        .verify_otp(challenge.challenge.expose_secret(), &code)
+        .verify_otp(&challenge.challenge, &code.parse().unwrap())
         .await
         .unwrap();
     assert_eq!(w.audit.count(AuditKind::LoginSucceeded), 1);
@@ -519,7 +526,10 @@ async fn login_survives_failing_smtp(email: &str, url: &str) -> (World, Recordin
     let started = std::time::Instant::now();
     let challenge = w
         .portal
-        .start_login("hanako.kenpo", PASSWORD)
+        .start_login(
+            "hanako.kenpo",
+            &kenpo_auth::domain::Password::new(PASSWORD).unwrap(),
+        )
         .await
         .unwrap();
     assert!(
@@ -538,17 +548,9 @@ async fn login_survives_failing_smtp(email: &str, url: &str) -> (World, Recordin
     assert_eq!(w.audit.count(AuditKind::MailFailed), 0);
 
     // 暗証キー再送: refused inside the 60 s cooldown, accepted after it.
-    assert!(
-        w.portal
-            .resend_otp(challenge.challenge.expose_secret())
-            .await
-            .is_err()
-    );
+    assert!(w.portal.resend_otp(&challenge.challenge).await.is_err());
     w.clock.advance(time::Duration::seconds(61));
-    w.portal
-        .resend_otp(challenge.challenge.expose_secret())
-        .await
-        .unwrap();
+    w.portal.resend_otp(&challenge.challenge).await.unwrap();
     queue.flush().await;
     assert_eq!(queue_audit.count(AuditKind::MailFailed), 2);
     queue.shutdown().await;

@@ -56,6 +56,19 @@ fn split<T>(r: Result<T, Error>) -> Result<Result<T, Rejection>, Unavailable> {
     }
 }
 
+/// What the browser sent back (form field, query or session cookie), parsed as the
+/// secret a step takes. A malformed value is that step's own rejection — the `FromStr`
+/// error — so it is answered exactly like the library's refusal.
+fn secret<T: std::str::FromStr<Err = Rejection>>(s: &str) -> Result<T, Error> {
+    Ok(s.parse()?)
+}
+
+/// A link landing's GET for link text from the browser: malformed text is
+/// [`LinkStatus::Invalid`], the same page as a link nobody was sent.
+fn landing<T: std::str::FromStr<Err = Rejection>>(s: &str) -> Option<T> {
+    s.parse().ok()
+}
+
 fn ja(r: &Rejection) -> Option<String> {
     Some(r.message(Lang::Ja).into_owned())
 }
@@ -159,7 +172,12 @@ pub(crate) async fn login_submit(
     Extension(session): Extension<Session>,
     Form(f): Form<LoginForm>,
 ) -> Page {
-    match split(state.portal.start_login(&f.login_id, &f.password).await)? {
+    // SEC-22: a password `Password::new` refuses is answered like any failed login.
+    let started = match Password::new(f.password) {
+        Ok(password) => state.portal.start_login(&f.login_id, &password).await,
+        Err(_) => Err(Rejection::LoginFailed.into()),
+    };
+    match split(started)? {
         Ok(ch) => {
             session.update(|d| {
                 d.otp = Some(OtpScreen {
@@ -243,7 +261,11 @@ pub(crate) async fn otp_submit(
         // A tab of an older challenge: show the current screen.
         return Ok(see_other("/login/otp"));
     }
-    match split(state.portal.verify_otp(&otp.challenge, f.code.trim()).await)? {
+    let verified = match (secret(&otp.challenge), secret(f.code.trim())) {
+        (Ok(challenge), Ok(code)) => state.portal.verify_otp(&challenge, &code).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    match split(verified)? {
         Ok(auth) => {
             // SEC-32: a new session id at authentication; nothing of the pre-auth state
             // (flow handles, the challenge) is carried over.
@@ -281,7 +303,11 @@ pub(crate) async fn otp_resend(
     if !tokens_match(&f.page_token, &otp.page_token) {
         return Ok(see_other("/login/otp"));
     }
-    match split(state.portal.resend_otp(&otp.challenge).await)? {
+    let resent = match secret(&otp.challenge) {
+        Ok(challenge) => state.portal.resend_otp(&challenge).await,
+        Err(e) => Err(e),
+    };
+    match split(resent)? {
         Ok(ch) => {
             let mut updated = otp.clone();
             updated.expires_at = ch.expires_at;
@@ -321,7 +347,10 @@ pub(crate) async fn otp_close(
     if let Some(otp) = session.data().otp
         && tokens_match(&f.page_token, &otp.page_token)
     {
-        split(state.portal.close_otp_screen(&otp.challenge).await)?.ok();
+        // A challenge that does not parse names no screen: nothing to close.
+        if let Ok(challenge) = secret(&otp.challenge) {
+            split(state.portal.close_otp_screen(&challenge).await)?.ok();
+        }
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -339,7 +368,11 @@ pub(crate) async fn otp_heartbeat(
     if !tokens_match(&f.page_token, &otp.page_token) {
         return Ok(StatusCode::GONE.into_response());
     }
-    match split(state.portal.heartbeat_otp_screen(&otp.challenge).await)? {
+    let alive = match secret(&otp.challenge) {
+        Ok(challenge) => state.portal.heartbeat_otp_screen(&challenge).await,
+        Err(e) => Err(e),
+    };
+    match split(alive)? {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(_) => Ok(StatusCode::GONE.into_response()),
     }
@@ -455,7 +488,10 @@ pub(crate) async fn link1_landing(
         }
         return Ok(dead_end(&session, "新規利用登録", &Rejection::LinkInvalid));
     };
-    let status = split(state.portal.inspect_registration_link(&token).await)?;
+    let status = match landing(&token) {
+        Some(token) => split(state.portal.inspect_registration_link(&token).await)?,
+        None => Ok(LinkStatus::Invalid),
+    };
     Ok(match status {
         Ok(LinkStatus::Valid { expires_at }) => Link1Page {
             layout: Layout::new("新規利用登録", session.csrf()).step(step::IDENTITY),
@@ -485,7 +521,10 @@ async fn open_link1(
         return Ok(Err(Rejection::LinkInvalid));
     };
     Ok(
-        match split(state.portal.open_registration_link(&token).await)? {
+        match split(match secret(&token) {
+            Ok(token) => state.portal.open_registration_link(&token).await,
+            Err(e) => Err(e),
+        })? {
             Ok(handle) => {
                 let handle = handle.expose_secret().to_owned();
                 let kept = handle.clone();
@@ -531,12 +570,18 @@ pub(crate) async fn temporary_sign_in(
         Ok(h) => h,
         Err(r) => return Ok(dead_end(&session, "新規利用登録", &r)),
     };
-    match split(
-        state
-            .portal
-            .sign_in_with_temporary_password(&handle, &f.login_id, &f.password)
-            .await,
-    )? {
+    // SEC-22: a password `Password::new` refuses is answered like a wrong one.
+    let signed_in = match (secret(&handle), Password::new(f.password)) {
+        (Ok(handle), Ok(password)) => {
+            state
+                .portal
+                .sign_in_with_temporary_password(&handle, &f.login_id, &password)
+                .await
+        }
+        (Err(e), _) => Err(e),
+        (_, Err(_)) => Err(Rejection::LoginFailed.into()),
+    };
+    match split(signed_in)? {
         Ok(new_handle) => {
             let h = new_handle.expose_secret().to_owned();
             session.update(|d| d.flow_handle = Some(h));
@@ -598,7 +643,11 @@ pub(crate) async fn identity_submit(
         Ok(claim) => claim,
         Err(r) => return Ok(identity_form(&session, ja(&r)).into_response()),
     };
-    match split(state.portal.verify_identity(&handle, claim).await)? {
+    let verified = match secret(&handle) {
+        Ok(handle) => state.portal.verify_identity(&handle, claim).await,
+        Err(e) => Err(e),
+    };
+    match split(verified)? {
         Ok(shown) => {
             // The next handle comes with link 2 (possibly on another device).
             session.update(|d| d.flow_handle = None);
@@ -638,7 +687,10 @@ pub(crate) async fn link2_landing(
         return Ok(dead_end(&session, "認証キー入力", &Rejection::LinkInvalid));
     };
     Ok(
-        match split(state.portal.inspect_verification_link(&token).await)? {
+        match match landing(&token) {
+            Some(token) => split(state.portal.inspect_verification_link(&token).await)?,
+            None => Ok(LinkStatus::Invalid),
+        } {
             Ok(LinkStatus::Valid { expires_at }) => VerifyPage {
                 layout: Layout::new("認証キー入力", session.csrf()).step(step::AUTH_KEY),
                 expires: Some(until(expires_at)),
@@ -669,12 +721,11 @@ pub(crate) async fn link2_confirm(
     let Some(token) = session.data().verification_link else {
         return Ok(dead_end(&session, "認証キー入力", &Rejection::LinkInvalid));
     };
-    match split(
-        state
-            .portal
-            .confirm_auth_key(&token, f.auth_key.trim())
-            .await,
-    )? {
+    let confirmed = match (secret(&token), secret(f.auth_key.trim())) {
+        (Ok(token), Ok(key)) => state.portal.confirm_auth_key(&token, &key).await,
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    match split(confirmed)? {
         Ok(handle) => {
             let h = handle.expose_secret().to_owned();
             session.update(|d| {
@@ -699,7 +750,11 @@ pub(crate) async fn link2_confirm(
 
 /// The address the account will get, for 利用者情報入力's read-only メールアドレス.
 async fn registration_email(state: &AppState, handle: &str) -> Result<Option<String>, Error> {
-    match state.portal.registration_email(handle).await {
+    let email = match secret(handle) {
+        Ok(handle) => state.portal.registration_email(&handle).await,
+        Err(e) => Err(e),
+    };
+    match email {
         Ok(email) => Ok(Some(email.for_sending().to_owned())),
         Err(Error::Rejected(_)) => Ok(None),
         Err(e) => Err(e),
@@ -785,12 +840,16 @@ pub(crate) async fn credentials_submit(
         password_confirmation,
         nickname: Some(f.nickname.clone()),
     };
-    match split(
-        state
-            .portal
-            .complete_registration(&handle, credentials)
-            .await,
-    )? {
+    let completed = match secret(&handle) {
+        Ok(handle) => {
+            state
+                .portal
+                .complete_registration(&handle, credentials)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match split(completed)? {
         Ok(_) => {
             session.update(|d| d.flow_handle = None);
             Ok(see_other("/registration/done"))
@@ -963,7 +1022,10 @@ pub(crate) async fn reset_landing(
         ));
     };
     Ok(
-        match split(state.portal.inspect_password_reset_link(&token).await)? {
+        match match landing(&token) {
+            Some(token) => split(state.portal.inspect_password_reset_link(&token).await)?,
+            None => Ok(LinkStatus::Invalid),
+        } {
             Ok(LinkStatus::Valid { expires_at }) => {
                 reset_form(&state, &session, Some(until(expires_at)), None).into_response()
             }
@@ -997,7 +1059,10 @@ pub(crate) async fn reset_submit(
     let data = session.data();
     let handle = match (data.reset_handle, data.reset_link) {
         (Some(h), _) => h,
-        (None, Some(token)) => match split(state.portal.open_password_reset_link(&token).await)? {
+        (None, Some(token)) => match split(match secret(&token) {
+            Ok(token) => state.portal.open_password_reset_link(&token).await,
+            Err(e) => Err(e),
+        })? {
             Ok(h) => {
                 let h = h.expose_secret().to_owned();
                 let kept = h.clone();
@@ -1035,12 +1100,16 @@ pub(crate) async fn reset_submit(
             return Ok(reset_form(&state, &session, None, message).into_response());
         }
     };
-    match split(
-        state
-            .portal
-            .complete_password_reset(&handle, claim, password, confirmation)
-            .await,
-    )? {
+    let reset = match secret(&handle) {
+        Ok(handle) => {
+            state
+                .portal
+                .complete_password_reset(&handle, claim, password, confirmation)
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match split(reset)? {
         Ok(()) => {
             session.update(|d| d.reset_handle = None);
             Ok(MessagePage::new(

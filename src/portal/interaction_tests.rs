@@ -139,6 +139,16 @@ fn credentials() -> NewCredentials {
     }
 }
 
+fn pw(s: &str) -> Password {
+    Password::new(s).unwrap()
+}
+
+/// A secret as the host parses it from the browser's text.
+fn parsed<T: std::str::FromStr<Err = Rejection>>(s: &str) -> T {
+    s.parse()
+        .unwrap_or_else(|r| panic!("{s:?} should parse, got {r:?}"))
+}
+
 fn rejection<T: fmt::Debug>(r: Result<T, Error>) -> Rejection {
     match r {
         Err(Error::Rejected(r)) => r,
@@ -242,43 +252,34 @@ async fn each_step_sends_exactly_its_own_mail() {
     let link1 = link1_of(&mailer.last());
 
     mailer.next_step_sends_none().await;
-    let handle = p
-        .open_registration_link(link1.expose_secret())
-        .await
-        .unwrap();
+    let handle = p.open_registration_link(&link1).await.unwrap();
 
     mailer.next_step_sends(1, "identity_verified").await;
-    let shown = p
-        .verify_identity(handle.expose_secret(), claim())
-        .await
-        .unwrap();
+    let shown = p.verify_identity(&handle, claim()).await.unwrap();
     let link2 = link2_of(&mailer.last());
 
     mailer.next_step_sends_none().await;
-    let handle = p
-        .confirm_auth_key(link2.expose_secret(), shown.auth_key.expose_secret())
-        .await
-        .unwrap();
+    let handle = p.confirm_auth_key(&link2, &shown.auth_key).await.unwrap();
 
     mailer.next_step_sends(1, "registration_completed").await;
-    p.complete_registration(handle.expose_secret(), credentials())
+    p.complete_registration(&handle, credentials())
         .await
         .unwrap();
 
     mailer.next_step_sends_none().await;
     assert_eq!(
-        rejection(p.start_login(LOGIN_ID, WRONG_PASSWORD).await),
+        rejection(p.start_login(LOGIN_ID, &pw(WRONG_PASSWORD)).await),
         Rejection::LoginFailed
     );
 
     mailer.next_step_sends(1, "login_otp").await;
-    let challenge = p.start_login(LOGIN_ID, PASSWORD).await.unwrap();
+    let challenge = p.start_login(LOGIN_ID, &pw(PASSWORD)).await.unwrap();
     let code = otp_of(&mailer.last());
 
     mailer.next_step_sends_none().await;
     assert_eq!(
         rejection(
-            p.verify_otp(challenge.challenge.expose_secret(), &wrong_code(&code))
+            p.verify_otp(&challenge.challenge, &parsed(&wrong_code(&code)))
                 .await
         ),
         Rejection::OtpIncorrect
@@ -286,23 +287,19 @@ async fn each_step_sends_exactly_its_own_mail() {
 
     clock.advance(Duration::seconds(61));
     mailer.next_step_sends(1, "login_otp").await;
-    p.resend_otp(challenge.challenge.expose_secret())
-        .await
-        .unwrap();
+    p.resend_otp(&challenge.challenge).await.unwrap();
     let code = otp_of(&mailer.last());
 
     mailer.next_step_sends_none().await;
-    p.verify_otp(challenge.challenge.expose_secret(), &code)
+    p.verify_otp(&challenge.challenge, &parsed(&code))
         .await
         .unwrap();
 
     mailer.next_step_sends(1, "login_otp").await;
-    let challenge = p.start_login(LOGIN_ID, PASSWORD).await.unwrap();
+    let challenge = p.start_login(LOGIN_ID, &pw(PASSWORD)).await.unwrap();
 
     mailer.next_step_sends_none().await;
-    p.close_otp_screen(challenge.challenge.expose_secret())
-        .await
-        .unwrap();
+    p.close_otp_screen(&challenge.challenge).await.unwrap();
 
     mailer.finish().await;
 }
@@ -360,14 +357,11 @@ async fn malformed_link_token_at_r2_touches_no_port() {
         &format!("{}!", "A".repeat(42)),
         &"\u{FF21}".repeat(43),
     ] {
-        let p = untouched(store_without_commit());
+        // The host's parse refuses it, so no `Portal` call (and no port) is reached;
+        // the host shows the invalid-link page for GET and POST alike.
         assert_eq!(
-            p.inspect_registration_link(typed).await.unwrap(),
-            LinkStatus::Invalid
-        );
-        assert_eq!(
-            rejection(p.open_registration_link(typed).await),
-            Rejection::LinkInvalid,
+            typed.parse::<RegistrationLinkToken>().err(),
+            Some(Rejection::LinkInvalid),
             "{typed:?}"
         );
     }
@@ -383,7 +377,7 @@ async fn sec_09_forged_handle_at_r3_never_reaches_the_roster() {
     let p = untouched(store);
     let forged = FlowHandle::generate(&mut rand::rng());
     assert_eq!(
-        rejection(p.verify_identity(forged.expose_secret(), claim()).await),
+        rejection(p.verify_identity(&forged, claim()).await),
         Rejection::WrongStep
     );
 }
@@ -410,9 +404,9 @@ async fn unknown_link_or_challenge_is_looked_up_by_digest_and_writes_nothing() {
             .returning(|_| Ok(None));
         let p = untouched(store);
         let got = match i {
-            0 => rejection(p.open_registration_link(link1.expose_secret()).await),
-            1 => rejection(p.confirm_auth_key(link2.expose_secret(), "ABCDEFGH").await),
-            _ => rejection(p.verify_otp(challenge.expose_secret(), "123456").await),
+            0 => rejection(p.open_registration_link(&link1).await),
+            1 => rejection(p.confirm_auth_key(&link2, &parsed("ABCDEFGH")).await),
+            _ => rejection(p.verify_otp(&challenge, &parsed("123456")).await),
         };
         assert_eq!(got, expected);
     }
@@ -424,11 +418,14 @@ async fn unknown_link_or_challenge_is_looked_up_by_digest_and_writes_nothing() {
 #[tokio::test]
 async fn over_long_password_at_login_touches_no_port() {
     for typed in ["a".repeat(1025), "あ".repeat(400), "x".repeat(1_000_000)] {
+        // `Password::new` refuses it before any `Portal` call (and any port); the host
+        // answers that exactly like a failed login (SEC-22).
         let p = untouched(store_without_commit());
-        assert_eq!(
-            rejection(p.start_login(LOGIN_ID, &typed).await),
-            Rejection::LoginFailed
-        );
+        let r = match Password::new(typed) {
+            Ok(password) => rejection(p.start_login(LOGIN_ID, &password).await),
+            Err(_) => Rejection::LoginFailed,
+        };
+        assert_eq!(r, Rejection::LoginFailed);
     }
 }
 
@@ -468,15 +465,11 @@ async fn link_1_get_and_reuse_write_nothing() {
         &clock,
     );
     assert!(matches!(
-        p.inspect_registration_link(link1.expose_secret())
-            .await
-            .unwrap(),
+        p.inspect_registration_link(&link1).await.unwrap(),
         LinkStatus::Valid { .. }
     ));
 
-    real.open_registration_link(link1.expose_secret())
-        .await
-        .unwrap();
+    real.open_registration_link(&link1).await.unwrap();
     let used = memory.find_flow(&digest).await.unwrap().unwrap();
     let p = portal(
         frozen(digest, used),
@@ -485,13 +478,11 @@ async fn link_1_get_and_reuse_write_nothing() {
         &clock,
     );
     assert_eq!(
-        p.inspect_registration_link(link1.expose_secret())
-            .await
-            .unwrap(),
+        p.inspect_registration_link(&link1).await.unwrap(),
         LinkStatus::Used
     );
     assert_eq!(
-        rejection(p.open_registration_link(link1.expose_secret()).await),
+        rejection(p.open_registration_link(&link1).await),
         Rejection::LinkUsed
     );
 }
@@ -596,60 +587,48 @@ async fn recorded_journey() -> Recorded {
     p.start_registration(EMAIL).await.unwrap();
     let link1 = link1_of(&last());
     tokens.push(("link 1", link1.expose_secret().to_owned(), link1.digest(&k)));
-    let handle1 = p
-        .open_registration_link(link1.expose_secret())
-        .await
-        .unwrap();
+    let handle1 = p.open_registration_link(&link1).await.unwrap();
     tokens.push((
         "R2 handle",
         handle1.expose_secret().to_owned(),
         handle1.digest(&k),
     ));
-    let shown = p
-        .verify_identity(handle1.expose_secret(), claim())
-        .await
-        .unwrap();
+    let shown = p.verify_identity(&handle1, claim()).await.unwrap();
     let key = shown.auth_key.expose_secret().to_owned();
     let link2 = link2_of(&last());
     tokens.push(("link 2", link2.expose_secret().to_owned(), link2.digest(&k)));
     let mistyped_key: String = key.chars().rev().collect();
     if mistyped_key != key {
         assert_eq!(
-            rejection(
-                p.confirm_auth_key(link2.expose_secret(), &mistyped_key)
-                    .await
-            ),
+            rejection(p.confirm_auth_key(&link2, &parsed(&mistyped_key)).await),
             Rejection::AuthKeyIncorrect
         );
         secrets.push(("mistyped 認証キー", mistyped_key));
     }
     secrets.push(("認証キー", key.clone()));
-    let handle2: FlowHandle = p
-        .confirm_auth_key(link2.expose_secret(), &key)
-        .await
-        .unwrap();
+    let handle2: FlowHandle = p.confirm_auth_key(&link2, &parsed(&key)).await.unwrap();
     tokens.push((
         "R4 handle",
         handle2.expose_secret().to_owned(),
         handle2.digest(&k),
     ));
-    p.complete_registration(handle2.expose_secret(), credentials())
+    p.complete_registration(&handle2, credentials())
         .await
         .unwrap();
     secrets.push(("password", PASSWORD.to_owned()));
 
-    rejection(p.start_login(LOGIN_ID, WRONG_PASSWORD).await);
+    rejection(p.start_login(LOGIN_ID, &pw(WRONG_PASSWORD)).await);
     secrets.push(("wrong password", WRONG_PASSWORD.to_owned()));
-    let challenge = p.start_login(LOGIN_ID, PASSWORD).await.unwrap();
+    let challenge = p.start_login(LOGIN_ID, &pw(PASSWORD)).await.unwrap();
     let c = &challenge.challenge;
     tokens.push(("challenge", c.expose_secret().to_owned(), c.digest(&k)));
     let first = otp_of(&last());
     let mistyped = wrong_code(&first);
-    rejection(p.verify_otp(c.expose_secret(), &mistyped).await);
+    rejection(p.verify_otp(&c, &parsed(&mistyped)).await);
     clock.advance(Duration::seconds(61));
-    p.resend_otp(c.expose_secret()).await.unwrap();
+    p.resend_otp(&c).await.unwrap();
     let second = otp_of(&last());
-    p.verify_otp(c.expose_secret(), &second).await.unwrap();
+    p.verify_otp(&c, &parsed(&second)).await.unwrap();
     codes.extend([first, mistyped, second]);
 
     let commits = store.commits.lock().unwrap().clone();

@@ -178,24 +178,21 @@ impl Fixture {
         self.portal.start_registration(email).await.unwrap();
         let handle = self
             .portal
-            .open_registration_link(self.link1(email).expose_secret())
+            .open_registration_link(&self.link1(email))
             .await
             .unwrap();
         let shown = self
             .portal
-            .verify_identity(handle.expose_secret(), claim(card, birth))
+            .verify_identity(&handle, claim(card, birth))
             .await
             .unwrap();
         let handle = self
             .portal
-            .confirm_auth_key(
-                self.link2(email).expose_secret(),
-                shown.auth_key.expose_secret(),
-            )
+            .confirm_auth_key(&self.link2(email), &shown.auth_key)
             .await
             .unwrap();
         self.portal
-            .complete_registration(handle.expose_secret(), credentials(login_id, PASSWORD))
+            .complete_registration(&handle, credentials(login_id, PASSWORD))
             .await
             .unwrap()
             .account_id
@@ -218,6 +215,33 @@ pub fn rejection(e: kenpo_auth::Error) -> kenpo_auth::Rejection {
 
 pub fn pw(s: &str) -> Password {
     Password::new(s).unwrap()
+}
+
+/// A token, code or key as a host parses it from a form, query or cookie. Panics on
+/// malformed text; for the host's answer to that, call `str::parse` and compare the
+/// `Rejection`.
+pub fn parsed<T>(s: &str) -> T
+where
+    T: std::str::FromStr<Err = kenpo_auth::Rejection>,
+{
+    s.parse()
+        .unwrap_or_else(|r| panic!("{s:?} should parse, got {r:?}"))
+}
+
+/// A well-formed token text that no flow was ever issued for.
+pub const UNKNOWN_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// L1 as a host does it with the typed password: a password `Password::new` refuses is
+/// answered exactly like a failed login (SEC-22).
+pub async fn host_start_login(
+    portal: &Portal,
+    login_id: &str,
+    password: &str,
+) -> Result<kenpo_auth::portal::OtpChallenge, kenpo_auth::Error> {
+    match Password::new(password) {
+        Ok(password) => portal.start_login(login_id, &password).await,
+        Err(_) => Err(kenpo_auth::Rejection::LoginFailed.into()),
+    }
 }
 
 impl Fixture {
@@ -244,12 +268,13 @@ impl Fixture {
         password: &str,
         email: &str,
     ) -> kenpo_auth::portal::Authenticated {
-        let challenge = self.portal.start_login(login_id, password).await.unwrap();
+        let challenge = self
+            .portal
+            .start_login(login_id, &pw(password))
+            .await
+            .unwrap();
         self.portal
-            .verify_otp(
-                challenge.challenge.expose_secret(),
-                self.otp(email).expose_secret(),
-            )
+            .verify_otp(&challenge.challenge, &self.otp(email))
             .await
             .unwrap()
     }
@@ -281,7 +306,7 @@ impl Fixture {
                 .advance(p.password_delay(failures) + time::Duration::seconds(1));
             let _ = self
                 .portal
-                .start_login(login_id, "まちがったパスワードです")
+                .start_login(login_id, &pw("まちがったパスワードです"))
                 .await;
         }
     }

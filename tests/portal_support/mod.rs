@@ -192,12 +192,12 @@ pub async fn register_via_library(
     portal.start_registration(email).await.expect("R1");
     let link1 = outbox.next("registration_link");
     let handle = portal
-        .open_registration_link(&link1.token())
+        .open_registration_link(&link1.token().parse().unwrap())
         .await
         .expect("R2");
     let shown = portal
         .verify_identity(
-            handle.expose_secret(),
+            &handle,
             IdentityClaim {
                 card_number: CardNumber::parse(card).unwrap(),
                 birth_date: BirthDate::parse(birth).unwrap(),
@@ -208,12 +208,12 @@ pub async fn register_via_library(
         .expect("R3");
     let link2 = outbox.next("identity_verified");
     let handle = portal
-        .confirm_auth_key(&link2.token(), shown.auth_key.expose_secret())
+        .confirm_auth_key(&link2.token().parse().unwrap(), &shown.auth_key)
         .await
         .expect("R4");
     portal
         .complete_registration(
-            handle.expose_secret(),
+            &handle,
             NewCredentials {
                 login_id: login_id.to_owned(),
                 password: Password::new(password).unwrap(),
