@@ -121,6 +121,9 @@ struct Model {
 /// `window_hit` of the portal: a fixed window from its first event, a cap, and an
 /// optional minimum gap between events.
 fn hit(c: &mut Option<Counter>, now: i64, window: i64, cap: u32, gap: Option<i64>) -> bool {
+    // SEC-13: the least interval is measured from the last mail, even when that mail was
+    // in the previous window.
+    let had_event = c.is_some();
     let cur = match c.clone() {
         Some(c) if now < c.start + window => c,
         Some(c) => Counter {
@@ -135,7 +138,7 @@ fn hit(c: &mut Option<Counter>, now: i64, window: i64, cap: u32, gap: Option<i64
         },
     };
     if let Some(gap) = gap
-        && cur.count > 0
+        && had_event
         && now < cur.last + gap
     {
         return false;

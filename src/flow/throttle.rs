@@ -53,9 +53,11 @@ pub fn hit(
             expires_at: now.saturating_add(rule.span),
         },
     };
-    if let Some(gap) = rule.min_interval {
-        let ready = counter.last_at.saturating_add(gap);
-        if counter.count > 0 && now < ready {
+    // The least interval holds across a window boundary too: it is measured from the
+    // last event this counter recorded, whichever window that was in.
+    if let (Some(gap), Some(previous)) = (rule.min_interval, current) {
+        let ready = previous.value.last_at.saturating_add(gap);
+        if now < ready {
             return Err(ready - now);
         }
     }

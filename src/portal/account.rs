@@ -13,7 +13,7 @@
 use time::OffsetDateTime;
 
 use super::Portal;
-use super::driver::{AccountRead, Load, Loaded};
+use super::driver::{AccountRead, Load, Loaded, Memo};
 use super::login::Authenticated;
 use crate::domain::{
     EmailAddress, InputError, LoginId, Password, PasswordContext, check_confirmation,
@@ -21,7 +21,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Rejection};
 use crate::flow::account as account_flow;
-use crate::flow::{Decision, Env, LinkStatus};
+use crate::flow::{Decision, LinkStatus};
 use crate::model::CounterKey;
 use crate::password_hash::PasswordHashString;
 use crate::ports::{Account, AccountId, AccountLookup, MemberId, SecurityStamp};
@@ -149,37 +149,39 @@ impl Portal {
             account_flows: true,
             ..Load::default()
         };
-        let mut cache = None;
-        let mut hashed: Option<PasswordHashString> = None;
+        let cache = &Memo::new();
+        let hashed: &Memo<PasswordHashString> = &Memo::new();
+        let (current, new, confirmation) = (&current, &new, &confirmation);
         let security_stamp = self
-            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-                let account = loaded.account.as_ref();
-                let Some(a) = account else {
-                    return Ok(Decision::reject(Rejection::CurrentPasswordIncorrect));
-                };
-                // The new password is checked first, so a typo in it costs no attempt.
-                self.check_account_password(&a.value, &new, &confirmation)
-                    .await?;
-                let current = self
-                    .check_password_hash(account, &current, &mut cache)
-                    .await?;
-                let new_hash = match &hashed {
-                    Some(h) => h.clone(),
-                    None => {
-                        let h = self.inner.hasher.hash(&new).await?;
-                        hashed = Some(h.clone());
-                        h
-                    }
-                };
-                let mut rng = Self::rng();
-                Ok(account_flow::change_password(
-                    account,
-                    current,
-                    new_hash,
-                    &loaded.account_flows,
-                    env,
-                    &mut rng,
-                ))
+            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+                Box::pin(async move {
+                    let env = self.env(now);
+                    let account = loaded.account.as_ref();
+                    let Some(a) = account else {
+                        return Ok(Decision::reject(Rejection::CurrentPasswordIncorrect));
+                    };
+                    // The new password is checked first, so a typo in it costs no attempt.
+                    self.check_account_password(&a.value, new, confirmation)
+                        .await?;
+                    let current = self.check_password_hash(account, current, cache).await?;
+                    let new_hash = match hashed.get() {
+                        Some(h) => h,
+                        None => {
+                            let h = self.inner.hasher.hash(new).await?;
+                            hashed.set(h.clone());
+                            h
+                        }
+                    };
+                    let mut rng = Self::rng();
+                    Ok(account_flow::change_password(
+                        account,
+                        current,
+                        new_hash,
+                        &loaded.account_flows,
+                        env,
+                        &mut rng,
+                    ))
+                })
             })
             .await?;
         Ok(CredentialsChanged { security_stamp })
@@ -218,20 +220,24 @@ impl Portal {
             proof: fresh_auth.proof(),
             stamp: &fresh_auth.security_stamp,
         };
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            let mut rng = Self::rng();
-            Ok(account_flow::request_email_change(
-                loaded
-                    .account
-                    .as_ref()
-                    .filter(|a| a.value.id == *account_id),
-                fresh,
-                (new_email.clone(), loaded.counter(0)),
-                &loaded.account_flows,
-                &self.inner.urls,
-                env,
-                &mut rng,
-            ))
+        let new_email = &new_email;
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                let mut rng = Self::rng();
+                Ok(account_flow::request_email_change(
+                    loaded
+                        .account
+                        .as_ref()
+                        .filter(|a| a.value.id == *account_id),
+                    fresh,
+                    (new_email.clone(), loaded.counter(0)),
+                    &loaded.account_flows,
+                    &self.inner.urls,
+                    env,
+                    &mut rng,
+                ))
+            })
         })
         .await?;
         Ok(EmailChangeRequested {
@@ -264,15 +270,18 @@ impl Portal {
             ..self.flow_load(token.digest_candidates(&self.inner.keys))
         };
         let masked_email = self
-            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-                let mut rng = Self::rng();
-                Ok(account_flow::confirm_email(
-                    loaded.found(),
-                    loaded.account.as_ref(),
-                    &loaded.account_flows,
-                    env,
-                    &mut rng,
-                ))
+            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+                Box::pin(async move {
+                    let env = self.env(now);
+                    let mut rng = Self::rng();
+                    Ok(account_flow::confirm_email(
+                        loaded.found(),
+                        loaded.account.as_ref(),
+                        &loaded.account_flows,
+                        env,
+                        &mut rng,
+                    ))
+                })
             })
             .await?;
         Ok(EmailChangeConfirmed { masked_email })
@@ -313,17 +322,21 @@ impl Portal {
             account_flows: true,
             ..Load::default()
         };
+        let password_hash = &password_hash;
         let issued = self
-            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-                let mut rng = Self::rng();
-                Ok(account_flow::provision(
-                    member,
-                    loaded.account.as_ref(),
-                    password_hash.clone(),
-                    &loaded.account_flows,
-                    env,
-                    &mut rng,
-                ))
+            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+                Box::pin(async move {
+                    let env = self.env(now);
+                    let mut rng = Self::rng();
+                    Ok(account_flow::provision(
+                        member,
+                        loaded.account.as_ref(),
+                        password_hash.clone(),
+                        &loaded.account_flows,
+                        env,
+                        &mut rng,
+                    ))
+                })
             })
             .await?;
         Ok(ProvisionedAccount {
@@ -345,14 +358,17 @@ impl Portal {
             account_flows: true,
             ..Load::default()
         };
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            let mut rng = Self::rng();
-            Ok(account_flow::disable(
-                loaded.account.as_ref(),
-                &loaded.account_flows,
-                env,
-                &mut rng,
-            ))
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                let mut rng = Self::rng();
+                Ok(account_flow::disable(
+                    loaded.account.as_ref(),
+                    &loaded.account_flows,
+                    env,
+                    &mut rng,
+                ))
+            })
         })
         .await
     }

@@ -10,7 +10,13 @@
 use super::Portal;
 use crate::error::{Error, Rejection};
 use crate::flow::step::{Step, Write};
-use crate::flow::{Env, FlowRecord, FlowState, RegistrationState};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+
+use time::OffsetDateTime;
+
+use crate::flow::{FlowRecord, FlowState, RegistrationState};
 use crate::model::{Account, AccountId, Counter, CounterKey, Versioned};
 use crate::ports::{AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite};
 use crate::token::TokenDigest;
@@ -22,6 +28,33 @@ const MAX_CAS_RETRIES: usize = 16;
 /// Maps a failed commit of a member's step to what the member is told.
 pub(super) fn busy() -> Error {
     Error::Rejected(Rejection::Busy)
+}
+
+/// What a step's `decide` returns: the decision, after whatever it awaited (Argon2,
+/// the roster). Boxed and `Send`, so every `Portal` future can be spawned; it borrows
+/// only what the request owns (`'a`), never the closure.
+pub(super) type Deciding<'a, T> = Pin<Box<dyn Future<Output = Result<Step<T>, Error>> + Send + 'a>>;
+
+/// A value one request computes at most once and keeps across its compare-and-set
+/// retries (an Argon2 result, a roster entry): the lock is never held across an await.
+#[derive(Debug)]
+pub(super) struct Memo<T>(Mutex<Option<T>>);
+
+impl<T: Clone> Memo<T> {
+    pub(super) fn new() -> Self {
+        Memo(Mutex::new(None))
+    }
+
+    pub(super) fn get(&self) -> Option<T> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn set(&self, value: T) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
+    }
 }
 
 /// Which account a step reads.
@@ -136,15 +169,15 @@ impl Portal {
     /// Runs one step: reads `load`, asks `decide`, and carries the step out, reading and
     /// deciding again after a lost compare-and-set race. `decide` may await (Argon2, the
     /// roster) but holds no policy: that is the core's.
-    pub(super) async fn drive<T>(
-        &self,
+    pub(super) async fn drive<'a, T>(
+        &'a self,
         load: &Load,
-        mut decide: impl AsyncFnMut(&Loaded, Env<'_>) -> Result<Step<T>, Error>,
+        mut decide: impl FnMut(Loaded, OffsetDateTime) -> Deciding<'a, T>,
     ) -> Result<T, Error> {
         for _ in 0..MAX_CAS_RETRIES {
             let now = self.now();
             let loaded = self.load(load).await?;
-            let step = decide(&loaded, self.env(now)).await?;
+            let step = decide(loaded, now).await?;
             if let Some(answer) = self.carry_out(step).await? {
                 return answer;
             }

@@ -3,10 +3,9 @@
 use time::OffsetDateTime;
 
 use super::Portal;
-use super::driver::{AccountRead, Load, Loaded};
+use super::driver::{AccountRead, Load, Loaded, Memo};
 use crate::domain::{EmailAddress, LoginId, Nickname, Password};
 use crate::error::Error;
-use crate::flow::Env;
 use crate::flow::gate::PasswordCheck;
 use crate::flow::login::{self, OtpConsumed};
 use crate::model::{Counter, CounterKey};
@@ -107,13 +106,13 @@ impl Portal {
         &self,
         account: Option<&Versioned<Account>>,
         password: &Password,
-        cache: &mut Option<(Option<PasswordHashString>, PasswordCheck)>,
+        cache: &Memo<(Option<PasswordHashString>, PasswordCheck)>,
     ) -> Result<PasswordCheck, Error> {
         let stored = account.map(|a| a.value.password_hash.clone());
-        if let Some((hash, check)) = cache.as_ref()
-            && *hash == stored
+        if let Some((hash, check)) = cache.get()
+            && hash == stored
         {
-            return Ok(check.clone());
+            return Ok(check);
         }
         let hasher = &self.inner.hasher;
         let verification = match &stored {
@@ -128,7 +127,7 @@ impl Portal {
             verification,
             rehashed,
         };
-        *cache = Some((stored, check.clone()));
+        cache.set((stored, check.clone()));
         Ok(check)
     }
 
@@ -152,22 +151,23 @@ impl Portal {
             account_counters: vec![CounterKey::otp_mails],
             ..Load::default()
         };
-        let mut cache = None;
+        let cache = &Memo::new();
         let issued = self
-            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-                let account = loaded.account.as_ref();
-                let check = self
-                    .check_password_hash(account, password, &mut cache)
-                    .await?;
-                let mut rng = Self::rng();
-                Ok(login::start(
-                    account,
-                    check,
-                    otp_mails(loaded),
-                    &loaded.account_flows,
-                    env,
-                    &mut rng,
-                ))
+            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+                Box::pin(async move {
+                    let env = self.env(now);
+                    let account = loaded.account.as_ref();
+                    let check = self.check_password_hash(account, password, cache).await?;
+                    let mut rng = Self::rng();
+                    Ok(login::start(
+                        account,
+                        check,
+                        otp_mails(&loaded),
+                        &loaded.account_flows,
+                        env,
+                        &mut rng,
+                    ))
+                })
             })
             .await?;
         Ok(OtpChallenge {
@@ -200,13 +200,16 @@ impl Portal {
     ) -> Result<Authenticated, Error> {
         let load = self.challenge_load(challenge, true);
         let (consumed, security_stamp) = self
-            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-                Ok(login::verify(
-                    loaded.found(),
-                    loaded.account.as_ref(),
-                    code,
-                    env,
-                ))
+            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+                Box::pin(async move {
+                    let env = self.env(now);
+                    Ok(login::verify(
+                        loaded.found(),
+                        loaded.account.as_ref(),
+                        code,
+                        env,
+                    ))
+                })
             })
             .await?;
         Ok(Authenticated::from_consumed(consumed, security_stamp))
@@ -218,15 +221,18 @@ impl Portal {
     pub async fn resend_otp(&self, challenge: &OtpChallengeId) -> Result<OtpChallenge, Error> {
         let load = self.challenge_load(challenge, true);
         let resent = self
-            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-                let mut rng = Self::rng();
-                Ok(login::resend(
-                    loaded.found(),
-                    loaded.account.as_ref(),
-                    otp_mails(loaded),
-                    env,
-                    &mut rng,
-                ))
+            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+                Box::pin(async move {
+                    let env = self.env(now);
+                    let mut rng = Self::rng();
+                    Ok(login::resend(
+                        loaded.found(),
+                        loaded.account.as_ref(),
+                        otp_mails(&loaded),
+                        env,
+                        &mut rng,
+                    ))
+                })
             })
             .await?;
         Ok(OtpChallenge {
@@ -241,8 +247,11 @@ impl Portal {
     /// about unknown challenges.
     pub async fn close_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
         let load = self.challenge_load(challenge, false);
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            Ok(login::close(loaded.found(), env))
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                Ok(login::close(loaded.found(), env))
+            })
         })
         .await
     }
@@ -252,8 +261,11 @@ impl Portal {
     /// can send the member back to the login screen.
     pub async fn heartbeat_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
         let load = self.challenge_load(challenge, false);
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            Ok(login::heartbeat(loaded.found(), env))
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                Ok(login::heartbeat(loaded.found(), env))
+            })
         })
         .await
     }

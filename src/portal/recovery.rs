@@ -7,13 +7,14 @@
 //! a reset link is used and the reset completes.
 
 use std::borrow::Cow;
+use time::OffsetDateTime;
 
 use super::Portal;
-use super::driver::{AccountRead, Load, Loaded};
+use super::driver::{AccountRead, Load, Loaded, Memo};
 use crate::domain::{EmailAddress, InputError, LoginId, Password};
 use crate::error::{Error, Rejection};
 use crate::flow::recovery::{self, ReminderFacts};
-use crate::flow::{Decision, Env, IdentityClaim, LinkStatus};
+use crate::flow::{Decision, IdentityClaim, LinkStatus};
 use crate::lang::Lang;
 use crate::model::{Counter, CounterKey, MemberId, Versioned};
 use crate::password_hash::PasswordHashString;
@@ -63,26 +64,36 @@ impl Portal {
             counters: vec![CounterKey::mails_to(&email, &self.inner.keys)],
             ..Load::default()
         };
-        let mut roster: Option<Option<MemberRecord>> = None;
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            // The roster and the member's budget are read only for a typed claim on an
-            // address that has an account: there is nothing else to check them against.
-            let member_checks = match (&identity, &loaded.account) {
-                (Some(_), Some(a)) => self.member_checks(&a.value.member, &mut roster).await?,
-                _ => None,
-            };
-            let facts = ReminderFacts {
-                account: loaded.account.as_ref(),
-                record: roster.as_ref().and_then(Option::as_ref),
-                member_checks: member_checks.as_ref(),
-                mails: loaded.counter(0),
-            };
-            Ok(recovery::remind_login_id(
-                &email,
-                identity.as_ref(),
-                facts,
-                env,
-            ))
+        let roster = &Memo::new();
+        let (email, identity) = (&email, &identity);
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                // The roster and the member's budget are read only for a typed claim on an
+                // address that has an account: there is nothing else to check them against.
+                let member = loaded
+                    .account
+                    .as_ref()
+                    .filter(|_| identity.is_some())
+                    .map(|a| a.value.member.clone());
+                let member_checks = match member {
+                    Some(m) => self.member_checks(&m, roster).await?,
+                    None => None,
+                };
+                let record = roster.get().flatten();
+                let facts = ReminderFacts {
+                    account: loaded.account.as_ref(),
+                    record: record.as_ref(),
+                    member_checks: member_checks.as_ref(),
+                    mails: loaded.counter(0),
+                };
+                Ok(recovery::remind_login_id(
+                    &email,
+                    identity.as_ref(),
+                    facts,
+                    env,
+                ))
+            })
         })
         .await?;
         Ok(RecoveryRequested)
@@ -104,25 +115,28 @@ impl Portal {
             account_flows: true,
             ..Load::default()
         };
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            let mails = match loaded.account.as_ref().and_then(|a| a.value.email.as_ref()) {
-                Some(e) => {
-                    self.inner
-                        .store
-                        .load_counter(&CounterKey::mails_to(e, &self.inner.keys).render())
-                        .await?
-                }
-                None => None,
-            };
-            let mut rng = Self::rng();
-            Ok(recovery::request_reset(
-                loaded.account.as_ref(),
-                mails.as_ref(),
-                &loaded.account_flows,
-                &self.inner.urls,
-                env,
-                &mut rng,
-            ))
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                let mails = match loaded.account.as_ref().and_then(|a| a.value.email.as_ref()) {
+                    Some(e) => {
+                        self.inner
+                            .store
+                            .load_counter(&CounterKey::mails_to(e, &self.inner.keys).render())
+                            .await?
+                    }
+                    None => None,
+                };
+                let mut rng = Self::rng();
+                Ok(recovery::request_reset(
+                    loaded.account.as_ref(),
+                    mails.as_ref(),
+                    &loaded.account_flows,
+                    &self.inner.urls,
+                    env,
+                    &mut rng,
+                ))
+            })
         })
         .await?;
         Ok(RecoveryRequested)
@@ -148,14 +162,17 @@ impl Portal {
             account: Some(AccountRead::OfFlow),
             ..self.flow_load(token.digest_candidates(&self.inner.keys))
         };
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            let mut rng = Self::rng();
-            Ok(recovery::open_reset(
-                loaded.found(),
-                loaded.account.as_ref(),
-                env,
-                &mut rng,
-            ))
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                let mut rng = Self::rng();
+                Ok(recovery::open_reset(
+                    loaded.found(),
+                    loaded.account.as_ref(),
+                    env,
+                    &mut rng,
+                ))
+            })
         })
         .await
     }
@@ -187,55 +204,63 @@ impl Portal {
             account_flows: true,
             ..self.flow_load(handle.digest_candidates(&self.inner.keys))
         };
-        let mut roster: Option<Option<MemberRecord>> = None;
-        let mut hashed: Option<PasswordHashString> = None;
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            let account = loaded.account.as_ref();
-            let member_checks = match (&claim, account) {
-                (Some(_), Some(a)) => self.member_checks(&a.value.member, &mut roster).await?,
-                _ => None,
-            };
-            let checked = match recovery::check_reset_claim(
-                loaded.found(),
-                account,
-                claim.as_ref(),
-                roster.as_ref().and_then(Option::as_ref),
-                member_checks.as_ref(),
-                env,
-            ) {
-                Ok(checked) => checked,
-                Err(stop) => return Ok(*stop),
-            };
-            let Some(a) = account else {
-                return Ok(Decision::reject(Rejection::WrongStep));
-            };
-            // The new password, under the full policy.
-            match self
-                .check_account_password(&a.value, &new_password, &confirmation)
-                .await
-            {
-                Ok(()) => {}
-                Err(Error::Rejected(r)) => return Ok(checked.refuse(loaded.found(), r)),
-                Err(e) => return Err(e),
-            }
-            let password_hash = match &hashed {
-                Some(h) => h.clone(),
-                None => {
-                    let h = self.inner.hasher.hash(&new_password).await?;
-                    hashed = Some(h.clone());
-                    h
+        let roster = &Memo::new();
+        let hashed: &Memo<PasswordHashString> = &Memo::new();
+        let (claim, new_password, confirmation) = (&claim, &new_password, &confirmation);
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                let account = loaded.account.as_ref();
+                let member = account
+                    .filter(|_| claim.is_some())
+                    .map(|a| a.value.member.clone());
+                let member_checks = match member {
+                    Some(m) => self.member_checks(&m, roster).await?,
+                    None => None,
+                };
+                let record = roster.get().flatten();
+                let checked = match recovery::check_reset_claim(
+                    loaded.found(),
+                    account,
+                    claim.as_ref(),
+                    record.as_ref(),
+                    member_checks.as_ref(),
+                    env,
+                ) {
+                    Ok(checked) => checked,
+                    Err(stop) => return Ok(*stop),
+                };
+                let Some(a) = account else {
+                    return Ok(Decision::reject(Rejection::WrongStep));
+                };
+                // The new password, under the full policy.
+                match self
+                    .check_account_password(&a.value, new_password, confirmation)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(Error::Rejected(r)) => return Ok(checked.refuse(loaded.found(), r)),
+                    Err(e) => return Err(e),
                 }
-            };
-            let mut rng = Self::rng();
-            Ok(recovery::complete_reset(
-                loaded.found(),
-                account,
-                checked,
-                password_hash,
-                &loaded.account_flows,
-                env,
-                &mut rng,
-            ))
+                let password_hash = match hashed.get() {
+                    Some(h) => h,
+                    None => {
+                        let h = self.inner.hasher.hash(new_password).await?;
+                        hashed.set(h.clone());
+                        h
+                    }
+                };
+                let mut rng = Self::rng();
+                Ok(recovery::complete_reset(
+                    loaded.found(),
+                    account,
+                    checked,
+                    password_hash,
+                    &loaded.account_flows,
+                    env,
+                    &mut rng,
+                ))
+            })
         })
         .await
     }
@@ -245,10 +270,10 @@ impl Portal {
     async fn member_checks(
         &self,
         member: &MemberId,
-        roster: &mut Option<Option<MemberRecord>>,
+        roster: &Memo<Option<MemberRecord>>,
     ) -> Result<Option<Versioned<Counter>>, Error> {
-        if roster.is_none() {
-            *roster = Some(self.inner.directory.get(member).await?);
+        if roster.get().is_none() {
+            roster.set(self.inner.directory.get(member).await?);
         }
         let key = CounterKey::IdentityChecks(member.clone()).render();
         Ok(self.inner.store.load_counter(&key).await?)

@@ -3,14 +3,14 @@
 use time::OffsetDateTime;
 
 use super::Portal;
-use super::driver::{AccountRead, Load, Loaded};
+use super::driver::{AccountRead, Load, Loaded, Memo};
 use crate::domain::{
     BirthDate, CardNumber, Carrier, EmailAddress, InputError, KanaName, LoginId, Nickname,
     Password, PasswordContext, check_new_password,
 };
 use crate::error::{Error, Rejection};
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkStatus};
-use crate::flow::{AwaitingCredentials, Decision, Env, IdentityClaim, RegistrationState};
+use crate::flow::{AwaitingCredentials, Decision, IdentityClaim, RegistrationState};
 use crate::model::CounterKey;
 use crate::password_hash::Verification;
 use crate::ports::{AccountId, AccountLookup, MemberRecord};
@@ -84,16 +84,20 @@ impl Portal {
             counters: vec![CounterKey::mails_to(&email, &self.inner.keys)],
             ..Load::default()
         };
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            let mut rng = Self::rng();
-            Ok(registration::begin(
-                email.clone(),
-                loaded.account.is_some(),
-                loaded.counter(0),
-                &self.inner.urls,
-                env,
-                &mut rng,
-            ))
+        let email = &email;
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                let mut rng = Self::rng();
+                Ok(registration::begin(
+                    email.clone(),
+                    loaded.account.is_some(),
+                    loaded.counter(0),
+                    &self.inner.urls,
+                    env,
+                    &mut rng,
+                ))
+            })
         })
         .await?;
         Ok(answer)
@@ -115,9 +119,12 @@ impl Portal {
         token: &RegistrationLinkToken,
     ) -> Result<FlowHandle, Error> {
         let load = self.flow_load(token.digest_candidates(&self.inner.keys));
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            let mut rng = Self::rng();
-            Ok(registration::open(loaded.found(), env, &mut rng))
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                let mut rng = Self::rng();
+                Ok(registration::open(loaded.found(), env, &mut rng))
+            })
         })
         .await
     }
@@ -155,53 +162,65 @@ impl Portal {
         claim: IdentityClaim,
     ) -> Result<AuthKeyShown, Error> {
         let load = self.flow_load(handle.digest_candidates(&self.inner.keys));
-        let mut roster: Option<Option<MemberRecord>> = None;
+        let roster: &Memo<Option<MemberRecord>> = &Memo::new();
+        let claim = &claim;
         let (auth_key, expires_at) = self
-            .drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-                // The roster is asked only once the handle is known to belong to a live
-                // flow at this step, so a forged handle cannot probe card numbers (SEC-09).
-                if let Some(stop) = registration::identity_gate(loaded.found(), env) {
-                    return Ok(stop);
-                }
-                if roster.is_none() {
-                    roster = Some(self.inner.directory.find(&claim.card_number).await?);
-                }
-                let record = roster.as_ref().and_then(Option::as_ref);
-                let store = &self.inner.store;
-                let (member_checks, member_has_account) = match record {
-                    Some(r) => (
-                        store
-                            .load_counter(&CounterKey::IdentityChecks(r.member_id.clone()).render())
-                            .await?,
-                        store
-                            .find_account(AccountLookup::Member(r.member_id.clone()))
+            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+                Box::pin(async move {
+                    let env = self.env(now);
+                    // The roster is asked only once the handle is known to belong to a live
+                    // flow at this step, so a forged handle cannot probe card numbers (SEC-09).
+                    if let Some(stop) = registration::identity_gate(loaded.found(), env) {
+                        return Ok(stop);
+                    }
+                    let record = match roster.get() {
+                        Some(r) => r,
+                        None => {
+                            let r = self.inner.directory.find(&claim.card_number).await?;
+                            roster.set(r.clone());
+                            r
+                        }
+                    };
+                    let record = record.as_ref();
+                    let store = &self.inner.store;
+                    let (member_checks, member_has_account) = match record {
+                        Some(r) => (
+                            store
+                                .load_counter(
+                                    &CounterKey::IdentityChecks(r.member_id.clone()).render(),
+                                )
+                                .await?,
+                            store
+                                .find_account(AccountLookup::Member(r.member_id.clone()))
+                                .await?
+                                .is_some(),
+                        ),
+                        None => (None, false),
+                    };
+                    let email_taken = match loaded.registration().and_then(RegistrationState::email)
+                    {
+                        Some(e) => store
+                            .find_account(AccountLookup::Email(e.clone()))
                             .await?
                             .is_some(),
-                    ),
-                    None => (None, false),
-                };
-                let email_taken = match loaded.registration().and_then(RegistrationState::email) {
-                    Some(e) => store
-                        .find_account(AccountLookup::Email(e.clone()))
-                        .await?
-                        .is_some(),
-                    None => false,
-                };
-                let facts = IdentityFacts {
-                    record,
-                    member_checks: member_checks.as_ref(),
-                    member_has_account,
-                    email_taken,
-                };
-                let mut rng = Self::rng();
-                Ok(registration::confirm_identity(
-                    loaded.found(),
-                    &claim,
-                    facts,
-                    &self.inner.urls,
-                    env,
-                    &mut rng,
-                ))
+                        None => false,
+                    };
+                    let facts = IdentityFacts {
+                        record,
+                        member_checks: member_checks.as_ref(),
+                        member_has_account,
+                        email_taken,
+                    };
+                    let mut rng = Self::rng();
+                    Ok(registration::confirm_identity(
+                        loaded.found(),
+                        claim,
+                        facts,
+                        &self.inner.urls,
+                        env,
+                        &mut rng,
+                    ))
+                })
             })
             .await?;
         Ok(AuthKeyShown {
@@ -226,14 +245,17 @@ impl Portal {
         key: &AuthKey,
     ) -> Result<FlowHandle, Error> {
         let load = self.flow_load(token.digest_candidates(&self.inner.keys));
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            let mut rng = Self::rng();
-            Ok(registration::confirm_key(
-                loaded.found(),
-                key,
-                env,
-                &mut rng,
-            ))
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                let mut rng = Self::rng();
+                Ok(registration::confirm_key(
+                    loaded.found(),
+                    key,
+                    env,
+                    &mut rng,
+                ))
+            })
         })
         .await
     }
@@ -253,24 +275,25 @@ impl Portal {
                 .map(|id| AccountRead::By(AccountLookup::LoginId(id))),
             ..self.flow_load(handle.digest_candidates(&self.inner.keys))
         };
-        let mut cache = None;
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            // A handle that is not at the identity step costs no Argon2 work.
-            if registration::credentials_entry_refused(loaded.found(), env.now) {
-                return Ok(Decision::reject(Rejection::WrongStep));
-            }
-            let account = loaded.account.as_ref();
-            let check = self
-                .check_password_hash(account, password, &mut cache)
-                .await?;
-            let mut rng = Self::rng();
-            Ok(registration::temporary_sign_in(
-                loaded.found(),
-                account,
-                check,
-                env,
-                &mut rng,
-            ))
+        let cache = &Memo::new();
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                // A handle that is not at the identity step costs no Argon2 work.
+                if registration::credentials_entry_refused(loaded.found(), env.now) {
+                    return Ok(Decision::reject(Rejection::WrongStep));
+                }
+                let account = loaded.account.as_ref();
+                let check = self.check_password_hash(account, password, cache).await?;
+                let mut rng = Self::rng();
+                Ok(registration::temporary_sign_in(
+                    loaded.found(),
+                    account,
+                    check,
+                    env,
+                    &mut rng,
+                ))
+            })
         })
         .await
     }
@@ -297,46 +320,49 @@ impl Portal {
         credentials: NewCredentials,
     ) -> Result<Registered, Error> {
         let load = self.flow_load(handle.digest_candidates(&self.inner.keys));
-        let mut hashed = None;
-        self.drive(&load, async |loaded: &Loaded, env: Env<'_>| {
-            let ready = match registration::credentials_gate(loaded.found(), env.now) {
-                Ok(ready) => ready,
-                Err(stop) => return Ok(stop),
-            };
-            let login_id = LoginId::parse(&credentials.login_id)
-                .map_err(InputError::from)
-                .map_err(Rejection::from)?;
-            let nickname = match credentials.nickname.as_deref().map(str::trim) {
-                None | Some("") => None,
-                Some(n) => Some(
-                    Nickname::parse(n)
-                        .map_err(InputError::from)
-                        .map_err(Rejection::from)?,
-                ),
-            };
-            if credentials.password.expose_secret()
-                != credentials.password_confirmation.expose_secret()
-            {
-                return Err(Rejection::PasswordConfirmationMismatch.into());
-            }
-            let (context, identifying) = self
-                .password_context(ready, &login_id, nickname.as_ref())
-                .await?;
-            if registration::login_is_identifying(&login_id, &ready.email, &identifying) {
-                return Err(Rejection::LoginIdIdentifying.into());
-            }
-            check_new_password(&credentials.password, &self.inner.policy.password, &context)
-                .map_err(InputError::from)
-                .map_err(Rejection::from)?;
-            let provisioned = match ready.proof.provisioned_account() {
-                None => None,
-                Some(id) => {
-                    let found = self
-                        .inner
-                        .store
-                        .find_account(AccountLookup::Id(id.clone()))
-                        .await?;
-                    if let Some(acc) = &found
+        let hashed = &Memo::new();
+        let credentials = &credentials;
+        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            Box::pin(async move {
+                let env = self.env(now);
+                let ready = match registration::credentials_gate(loaded.found(), env.now) {
+                    Ok(ready) => ready,
+                    Err(stop) => return Ok(stop),
+                };
+                let login_id = LoginId::parse(&credentials.login_id)
+                    .map_err(InputError::from)
+                    .map_err(Rejection::from)?;
+                let nickname = match credentials.nickname.as_deref().map(str::trim) {
+                    None | Some("") => None,
+                    Some(n) => Some(
+                        Nickname::parse(n)
+                            .map_err(InputError::from)
+                            .map_err(Rejection::from)?,
+                    ),
+                };
+                if credentials.password.expose_secret()
+                    != credentials.password_confirmation.expose_secret()
+                {
+                    return Err(Rejection::PasswordConfirmationMismatch.into());
+                }
+                let (context, identifying) = self
+                    .password_context(ready, &login_id, nickname.as_ref())
+                    .await?;
+                if registration::login_is_identifying(&login_id, &ready.email, &identifying) {
+                    return Err(Rejection::LoginIdIdentifying.into());
+                }
+                check_new_password(&credentials.password, &self.inner.policy.password, &context)
+                    .map_err(InputError::from)
+                    .map_err(Rejection::from)?;
+                let provisioned = match ready.proof.provisioned_account() {
+                    None => None,
+                    Some(id) => {
+                        let found = self
+                            .inner
+                            .store
+                            .find_account(AccountLookup::Id(id.clone()))
+                            .await?;
+                        if let Some(acc) = &found
                         && registration::provisioned_still_valid(
                             &acc.value,
                             ready.proof.provisioned_stamp(),
@@ -348,34 +374,35 @@ impl Portal {
                             .hasher
                             .verify(&credentials.password, &acc.value.password_hash)
                             .await?
-                    {
-                        return Err(Rejection::PasswordSameAsTemporary.into());
+                        {
+                            return Err(Rejection::PasswordSameAsTemporary.into());
+                        }
+                        found
                     }
-                    found
-                }
-            };
-            let password_hash = match &hashed {
-                Some(h) => Clone::clone(h),
-                None => {
-                    let h = self.inner.hasher.hash(&credentials.password).await?;
-                    hashed = Some(h.clone());
-                    h
-                }
-            };
-            let chosen = ChosenCredentials {
-                login_id,
-                nickname,
-                password_hash,
-            };
-            let mut rng = Self::rng();
-            Ok(registration::complete(
-                loaded.found(),
-                chosen,
-                provisioned.as_ref(),
-                &self.inner.urls,
-                env,
-                &mut rng,
-            ))
+                };
+                let password_hash = match hashed.get() {
+                    Some(h) => h,
+                    None => {
+                        let h = self.inner.hasher.hash(&credentials.password).await?;
+                        hashed.set(h.clone());
+                        h
+                    }
+                };
+                let chosen = ChosenCredentials {
+                    login_id,
+                    nickname,
+                    password_hash,
+                };
+                let mut rng = Self::rng();
+                Ok(registration::complete(
+                    loaded.found(),
+                    chosen,
+                    provisioned.as_ref(),
+                    &self.inner.urls,
+                    env,
+                    &mut rng,
+                ))
+            })
         })
         .await
         .map(|account_id| Registered { account_id })
