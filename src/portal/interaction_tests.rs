@@ -624,11 +624,11 @@ async fn recorded_journey() -> Recorded {
     tokens.push(("challenge", c.expose_secret().to_owned(), c.digest(&k)));
     let first = otp_of(&last());
     let mistyped = wrong_code(&first);
-    rejection(p.verify_otp(&c, &parsed(&mistyped)).await);
+    rejection(p.verify_otp(c, &parsed(&mistyped)).await);
     clock.advance(Duration::seconds(61));
-    p.resend_otp(&c).await.unwrap();
+    p.resend_otp(c).await.unwrap();
     let second = otp_of(&last());
-    p.verify_otp(&c, &parsed(&second)).await.unwrap();
+    p.verify_otp(c, &parsed(&second)).await.unwrap();
     codes.extend([first, mistyped, second]);
 
     let commits = store.commits.lock().unwrap().clone();
