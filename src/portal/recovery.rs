@@ -88,7 +88,7 @@ impl Portal {
                     mails: loaded.counter(0),
                 };
                 Ok(recovery::remind_login_id(
-                    &email,
+                    email,
                     identity.as_ref(),
                     facts,
                     env,
