@@ -14,8 +14,8 @@
 //! Why `serde` and not `Debug` for the last one: `Debug` of the stored types redacts
 //! secrets and truncates digests to 8 hex characters by design, so a `Debug` snapshot
 //! would pass even if a plaintext secret sat in a field whose `Debug` hides it, and it
-//! could not show that lookups hit the digests stored. The crate has no JSON dependency,
-//! so a small serializer below collects every leaf value instead.
+//! could not show that lookups hit the digests stored. `serde_json` gives the serde
+//! form, and every leaf of it is searched.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -773,197 +773,28 @@ async fn sec_45_card_number_and_birth_date_never_reach_the_store() {
 
 // ── A serializer that keeps every leaf value ─────────────────────────────────────────
 
+/// Every leaf of a value's `serde` form — strings, numbers and booleans, and the field
+/// and variant names (object keys of the JSON form).
 fn leaves_of(value: &impl Serialize) -> Vec<String> {
-    let mut leaves = Leaves(Vec::new());
-    value.serialize(&mut leaves).unwrap();
-    leaves.0
-}
-
-/// Collects every scalar, string and byte string a value serializes to (field names and
-/// variant names too), in order.
-struct Leaves(Vec<String>);
-
-#[derive(Debug)]
-struct LeafError(String);
-
-impl fmt::Display for LeafError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for LeafError {}
-
-impl serde::ser::Error for LeafError {
-    fn custom<T: fmt::Display>(msg: T) -> Self {
-        LeafError(msg.to_string())
-    }
-}
-
-macro_rules! scalar_leaves {
-    ($($method:ident: $ty:ty),* $(,)?) => {
-        $(fn $method(self, v: $ty) -> Result<(), LeafError> {
-            self.0.push(v.to_string());
-            Ok(())
-        })*
-    };
-}
-
-impl serde::Serializer for &mut Leaves {
-    type Ok = ();
-    type Error = LeafError;
-    type SerializeSeq = Self;
-    type SerializeTuple = Self;
-    type SerializeTupleStruct = Self;
-    type SerializeTupleVariant = Self;
-    type SerializeMap = Self;
-    type SerializeStruct = Self;
-    type SerializeStructVariant = Self;
-
-    scalar_leaves!(
-        serialize_bool: bool, serialize_i8: i8, serialize_i16: i16, serialize_i32: i32,
-        serialize_i64: i64, serialize_i128: i128, serialize_u8: u8, serialize_u16: u16,
-        serialize_u32: u32, serialize_u64: u64, serialize_u128: u128, serialize_f32: f32,
-        serialize_f64: f64, serialize_char: char, serialize_str: &str,
-    );
-
-    fn serialize_bytes(self, v: &[u8]) -> Result<(), LeafError> {
-        self.0.push(v.iter().map(|b| format!("{b:02x}")).collect());
-        self.0.push(String::from_utf8_lossy(v).into_owned());
-        Ok(())
-    }
-    fn serialize_none(self) -> Result<(), LeafError> {
-        Ok(())
-    }
-    fn serialize_some<T: ?Sized + Serialize>(self, v: &T) -> Result<(), LeafError> {
-        v.serialize(self)
-    }
-    fn serialize_unit(self) -> Result<(), LeafError> {
-        Ok(())
-    }
-    fn serialize_unit_struct(self, _: &'static str) -> Result<(), LeafError> {
-        Ok(())
-    }
-    fn serialize_unit_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-    ) -> Result<(), LeafError> {
-        self.0.push(variant.to_owned());
-        Ok(())
-    }
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        v: &T,
-    ) -> Result<(), LeafError> {
-        v.serialize(self)
-    }
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-        v: &T,
-    ) -> Result<(), LeafError> {
-        self.0.push(variant.to_owned());
-        v.serialize(self)
-    }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self, LeafError> {
-        Ok(self)
-    }
-    fn serialize_tuple(self, _: usize) -> Result<Self, LeafError> {
-        Ok(self)
-    }
-    fn serialize_tuple_struct(self, _: &'static str, _: usize) -> Result<Self, LeafError> {
-        Ok(self)
-    }
-    fn serialize_tuple_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-        _: usize,
-    ) -> Result<Self, LeafError> {
-        self.0.push(variant.to_owned());
-        Ok(self)
-    }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self, LeafError> {
-        Ok(self)
-    }
-    fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, LeafError> {
-        Ok(self)
-    }
-    fn serialize_struct_variant(
-        self,
-        _: &'static str,
-        _: u32,
-        variant: &'static str,
-        _: usize,
-    ) -> Result<Self, LeafError> {
-        self.0.push(variant.to_owned());
-        Ok(self)
-    }
-}
-
-macro_rules! compound_leaves {
-    ($($trait:ident :: $method:ident),* $(,)?) => {
-        $(impl serde::ser::$trait for &mut Leaves {
-            type Ok = ();
-            type Error = LeafError;
-            fn $method<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), LeafError> {
-                v.serialize(&mut **self)
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Null => {}
+            serde_json::Value::Bool(b) => out.push(b.to_string()),
+            serde_json::Value::Number(n) => out.push(n.to_string()),
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
+            serde_json::Value::Object(fields) => {
+                for (name, value) in fields {
+                    out.push(name.clone());
+                    walk(value, out);
+                }
             }
-            fn end(self) -> Result<(), LeafError> {
-                Ok(())
-            }
-        })*
-    };
-}
-
-compound_leaves!(
-    SerializeSeq::serialize_element,
-    SerializeTuple::serialize_element,
-    SerializeTupleStruct::serialize_field,
-    SerializeTupleVariant::serialize_field,
-);
-
-impl serde::ser::SerializeMap for &mut Leaves {
-    type Ok = ();
-    type Error = LeafError;
-    fn serialize_key<T: ?Sized + Serialize>(&mut self, k: &T) -> Result<(), LeafError> {
-        k.serialize(&mut **self)
+        }
     }
-    fn serialize_value<T: ?Sized + Serialize>(&mut self, v: &T) -> Result<(), LeafError> {
-        v.serialize(&mut **self)
-    }
-    fn end(self) -> Result<(), LeafError> {
-        Ok(())
-    }
+    let mut out = Vec::new();
+    walk(&serde_json::to_value(value).unwrap(), &mut out);
+    out
 }
-
-macro_rules! struct_leaves {
-    ($($trait:ident),* $(,)?) => {
-        $(impl serde::ser::$trait for &mut Leaves {
-            type Ok = ();
-            type Error = LeafError;
-            fn serialize_field<T: ?Sized + Serialize>(
-                &mut self,
-                name: &'static str,
-                v: &T,
-            ) -> Result<(), LeafError> {
-                self.0.push(name.to_owned());
-                v.serialize(&mut **self)
-            }
-            fn end(self) -> Result<(), LeafError> {
-                Ok(())
-            }
-        })*
-    };
-}
-
-struct_leaves!(SerializeStruct, SerializeStructVariant);
 
 #[test]
 fn leaves_sees_nested_values() {
