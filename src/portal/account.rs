@@ -12,6 +12,8 @@
 
 use time::OffsetDateTime;
 
+use rand::rngs::ThreadRng;
+
 use super::Portal;
 use super::driver::{AccountRead, Load, Loaded, Memo};
 use super::login::Authenticated;
@@ -20,6 +22,7 @@ use crate::domain::{
     check_new_password,
 };
 use crate::error::{Error, Rejection};
+use crate::flow::Env;
 use crate::flow::account as account_flow;
 use crate::flow::{Decision, LinkStatus};
 use crate::model::CounterKey;
@@ -221,11 +224,10 @@ impl Portal {
             stamp: &fresh_auth.security_stamp,
         };
         let new_email = &new_email;
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-            Box::pin(async move {
-                let env = self.env(now);
-                let mut rng = Self::rng();
-                Ok(account_flow::request_email_change(
+        self.decide(
+            &load,
+            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
+                account_flow::request_email_change(
                     loaded
                         .account
                         .as_ref()
@@ -235,10 +237,10 @@ impl Portal {
                     &loaded.account_flows,
                     &self.inner.urls,
                     env,
-                    &mut rng,
-                ))
-            })
-        })
+                    rng,
+                )
+            },
+        )
         .await?;
         Ok(EmailChangeRequested {
             masked_new_email: new_email.masked(),
@@ -270,19 +272,18 @@ impl Portal {
             ..self.flow_load(token.digest_candidates(&self.inner.keys))
         };
         let masked_email = self
-            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-                Box::pin(async move {
-                    let env = self.env(now);
-                    let mut rng = Self::rng();
-                    Ok(account_flow::confirm_email(
+            .decide(
+                &load,
+                |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
+                    account_flow::confirm_email(
                         loaded.found(),
                         loaded.account.as_ref(),
                         &loaded.account_flows,
                         env,
-                        &mut rng,
-                    ))
-                })
-            })
+                        rng,
+                    )
+                },
+            )
             .await?;
         Ok(EmailChangeConfirmed { masked_email })
     }
@@ -324,20 +325,19 @@ impl Portal {
         };
         let password_hash = &password_hash;
         let issued = self
-            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-                Box::pin(async move {
-                    let env = self.env(now);
-                    let mut rng = Self::rng();
-                    Ok(account_flow::provision(
+            .decide(
+                &load,
+                |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
+                    account_flow::provision(
                         member,
                         loaded.account.as_ref(),
                         password_hash.clone(),
                         &loaded.account_flows,
                         env,
-                        &mut rng,
-                    ))
-                })
-            })
+                        rng,
+                    )
+                },
+            )
             .await?;
         Ok(ProvisionedAccount {
             account_id: issued.account_id,
@@ -358,18 +358,12 @@ impl Portal {
             account_flows: true,
             ..Load::default()
         };
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-            Box::pin(async move {
-                let env = self.env(now);
-                let mut rng = Self::rng();
-                Ok(account_flow::disable(
-                    loaded.account.as_ref(),
-                    &loaded.account_flows,
-                    env,
-                    &mut rng,
-                ))
-            })
-        })
+        self.decide(
+            &load,
+            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
+                account_flow::disable(loaded.account.as_ref(), &loaded.account_flows, env, rng)
+            },
+        )
         .await
     }
 

@@ -16,7 +16,9 @@ use std::sync::{Mutex, PoisonError};
 
 use time::OffsetDateTime;
 
-use crate::flow::{FlowRecord, FlowState, RegistrationState};
+use rand::rngs::ThreadRng;
+
+use crate::flow::{Env, FlowRecord, FlowState, RegistrationState};
 use crate::model::{Account, AccountId, Counter, CounterKey, Versioned};
 use crate::ports::{AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite};
 use crate::token::TokenDigest;
@@ -183,6 +185,20 @@ impl Portal {
             }
         }
         Err(busy())
+    }
+
+    /// [`drive`](Self::drive) for a step whose decision awaits nothing: `decide` gets
+    /// what was loaded, the environment and an RNG, and is the core's decision function.
+    pub(super) async fn decide<'a, T: Send + 'a>(
+        &'a self,
+        load: &Load,
+        mut decide: impl FnMut(&Loaded, Env<'_>, &mut ThreadRng) -> Step<T>,
+    ) -> Result<T, Error> {
+        self.drive(load, move |loaded: Loaded, now: OffsetDateTime| {
+            let step = decide(&loaded, self.env(now), &mut Self::rng());
+            Box::pin(std::future::ready(Ok(step)))
+        })
+        .await
     }
 
     /// Commits a step's writes, then sends its mails, records its audit events and

@@ -2,10 +2,13 @@
 
 use time::OffsetDateTime;
 
+use rand::rngs::ThreadRng;
+
 use super::Portal;
 use super::driver::{AccountRead, Load, Loaded, Memo};
 use crate::domain::{EmailAddress, LoginId, Nickname, Password};
 use crate::error::Error;
+use crate::flow::Env;
 use crate::flow::gate::PasswordCheck;
 use crate::flow::login::{self, OtpConsumed};
 use crate::model::{Counter, CounterKey};
@@ -200,16 +203,8 @@ impl Portal {
     ) -> Result<Authenticated, Error> {
         let load = self.challenge_load(challenge, true);
         let (consumed, security_stamp) = self
-            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-                Box::pin(async move {
-                    let env = self.env(now);
-                    Ok(login::verify(
-                        loaded.found(),
-                        loaded.account.as_ref(),
-                        code,
-                        env,
-                    ))
-                })
+            .decide(&load, |loaded: &Loaded, env: Env<'_>, _: &mut ThreadRng| {
+                login::verify(loaded.found(), loaded.account.as_ref(), code, env)
             })
             .await?;
         Ok(Authenticated::from_consumed(consumed, security_stamp))
@@ -221,19 +216,18 @@ impl Portal {
     pub async fn resend_otp(&self, challenge: &OtpChallengeId) -> Result<OtpChallenge, Error> {
         let load = self.challenge_load(challenge, true);
         let resent = self
-            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-                Box::pin(async move {
-                    let env = self.env(now);
-                    let mut rng = Self::rng();
-                    Ok(login::resend(
+            .decide(
+                &load,
+                |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
+                    login::resend(
                         loaded.found(),
                         loaded.account.as_ref(),
-                        otp_mails(&loaded),
+                        otp_mails(loaded),
                         env,
-                        &mut rng,
-                    ))
-                })
-            })
+                        rng,
+                    )
+                },
+            )
             .await?;
         Ok(OtpChallenge {
             challenge: challenge.clone(),
@@ -247,11 +241,8 @@ impl Portal {
     /// about unknown challenges.
     pub async fn close_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
         let load = self.challenge_load(challenge, false);
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-            Box::pin(async move {
-                let env = self.env(now);
-                Ok(login::close(loaded.found(), env))
-            })
+        self.decide(&load, |loaded: &Loaded, env: Env<'_>, _: &mut ThreadRng| {
+            login::close(loaded.found(), env)
         })
         .await
     }
@@ -261,11 +252,8 @@ impl Portal {
     /// can send the member back to the login screen.
     pub async fn heartbeat_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
         let load = self.challenge_load(challenge, false);
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-            Box::pin(async move {
-                let env = self.env(now);
-                Ok(login::heartbeat(loaded.found(), env))
-            })
+        self.decide(&load, |loaded: &Loaded, env: Env<'_>, _: &mut ThreadRng| {
+            login::heartbeat(loaded.found(), env)
         })
         .await
     }

@@ -9,10 +9,13 @@
 use std::borrow::Cow;
 use time::OffsetDateTime;
 
+use rand::rngs::ThreadRng;
+
 use super::Portal;
 use super::driver::{AccountRead, Load, Loaded, Memo};
 use crate::domain::{EmailAddress, InputError, LoginId, Password};
 use crate::error::{Error, Rejection};
+use crate::flow::Env;
 use crate::flow::recovery::{self, ReminderFacts};
 use crate::flow::{Decision, IdentityClaim, LinkStatus};
 use crate::lang::Lang;
@@ -162,18 +165,12 @@ impl Portal {
             account: Some(AccountRead::OfFlow),
             ..self.flow_load(token.digest_candidates(&self.inner.keys))
         };
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-            Box::pin(async move {
-                let env = self.env(now);
-                let mut rng = Self::rng();
-                Ok(recovery::open_reset(
-                    loaded.found(),
-                    loaded.account.as_ref(),
-                    env,
-                    &mut rng,
-                ))
-            })
-        })
+        self.decide(
+            &load,
+            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
+                recovery::open_reset(loaded.found(), loaded.account.as_ref(), env, rng)
+            },
+        )
         .await
     }
 

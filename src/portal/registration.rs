@@ -2,6 +2,8 @@
 
 use time::OffsetDateTime;
 
+use rand::rngs::ThreadRng;
+
 use super::Portal;
 use super::driver::{AccountRead, Load, Loaded, Memo};
 use crate::domain::{
@@ -9,6 +11,7 @@ use crate::domain::{
     Password, PasswordContext, check_new_password,
 };
 use crate::error::{Error, Rejection};
+use crate::flow::Env;
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkStatus};
 use crate::flow::{AwaitingCredentials, Decision, IdentityClaim, RegistrationState};
 use crate::model::CounterKey;
@@ -85,20 +88,19 @@ impl Portal {
             ..Load::default()
         };
         let email = &email;
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-            Box::pin(async move {
-                let env = self.env(now);
-                let mut rng = Self::rng();
-                Ok(registration::begin(
+        self.decide(
+            &load,
+            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
+                registration::begin(
                     email.clone(),
                     loaded.account.is_some(),
                     loaded.counter(0),
                     &self.inner.urls,
                     env,
-                    &mut rng,
-                ))
-            })
-        })
+                    rng,
+                )
+            },
+        )
         .await?;
         Ok(answer)
     }
@@ -119,13 +121,12 @@ impl Portal {
         token: &RegistrationLinkToken,
     ) -> Result<FlowHandle, Error> {
         let load = self.flow_load(token.digest_candidates(&self.inner.keys));
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-            Box::pin(async move {
-                let env = self.env(now);
-                let mut rng = Self::rng();
-                Ok(registration::open(loaded.found(), env, &mut rng))
-            })
-        })
+        self.decide(
+            &load,
+            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
+                registration::open(loaded.found(), env, rng)
+            },
+        )
         .await
     }
 
@@ -245,18 +246,12 @@ impl Portal {
         key: &AuthKey,
     ) -> Result<FlowHandle, Error> {
         let load = self.flow_load(token.digest_candidates(&self.inner.keys));
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
-            Box::pin(async move {
-                let env = self.env(now);
-                let mut rng = Self::rng();
-                Ok(registration::confirm_key(
-                    loaded.found(),
-                    key,
-                    env,
-                    &mut rng,
-                ))
-            })
-        })
+        self.decide(
+            &load,
+            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
+                registration::confirm_key(loaded.found(), key, env, rng)
+            },
+        )
         .await
     }
 
