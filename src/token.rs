@@ -336,6 +336,11 @@ mod sealed {
 pub trait MailedLink: sealed::Sealed {
     /// Digests under every accepted key, for lookups during key rotation.
     fn digest_candidates(&self, keys: &DigestKeyring) -> Vec<TokenDigest>;
+
+    /// A fresh link and the digest its flow keeps.
+    fn issue<R: CryptoRng + ?Sized>(keys: &DigestKeyring, rng: &mut R) -> (Self, TokenDigest)
+    where
+        Self: Sized;
 }
 
 macro_rules! mailed_link {
@@ -343,6 +348,12 @@ macro_rules! mailed_link {
         impl MailedLink for $name {
             fn digest_candidates(&self, keys: &DigestKeyring) -> Vec<TokenDigest> {
                 $name::digest_candidates(self, keys)
+            }
+
+            fn issue<R: CryptoRng + ?Sized>(keys: &DigestKeyring, rng: &mut R) -> (Self, TokenDigest) {
+                let token = $name::generate(rng);
+                let digest = token.digest(keys);
+                (token, digest)
             }
         }
     )*};

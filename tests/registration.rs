@@ -629,7 +629,8 @@ async fn sec_09_identity_brute_force_across_new_flows_blocks_the_member() {
             }
         }
     }
-    // The per-member counter survives a new flow: even the right data fails now.
+    // The per-member counter survives a new flow: even the right data fails now, with
+    // the answer a wrong birth date gets.
     let handle = opened(&f, "attacker-last@example.com").await;
     let r = rejection(
         f.portal
@@ -637,11 +638,44 @@ async fn sec_09_identity_brute_force_across_new_flows_blocks_the_member() {
             .await
             .unwrap_err(),
     );
-    assert_eq!(r, Rejection::IdentityAttemptsExhausted);
+    assert_eq!(r, Rejection::IdentityNotConfirmed);
     assert_eq!(f.audit.count(AuditKind::IdentityMemberBlocked), 1);
     // After the 24-hour window the member can register.
     f.clock.advance(Duration::hours(24));
     f.register(TARO, CARD, BIRTH, "taro-sakura").await;
+}
+
+/// SEC-09: once a member's budget is spent, a card number on the roster and one that is
+/// not get the same answer, so ten checks do not reveal whether a 記号-番号-枝番 exists.
+#[tokio::test]
+async fn sec_09_exhausted_budget_is_no_card_number_oracle() {
+    let f = fixture();
+    let mut flow = 0;
+    let mut next_handle = async || {
+        flow += 1;
+        opened(&f, &format!("prober{flow}@example.com")).await
+    };
+    let mut handle = next_handle().await;
+    for day in 1..=f.portal.policy().identity_tries_per_member {
+        if day % 4 == 0 {
+            handle = next_handle().await;
+        }
+        let _ = f
+            .portal
+            .verify_identity(&handle, claim(CARD, &format!("1985-05-{day:02}")))
+            .await;
+    }
+    let mut answers = Vec::new();
+    for card in [CARD, "999-000000-00"] {
+        let handle = next_handle().await;
+        let r = f
+            .portal
+            .verify_identity(&handle, claim(card, "1985-05-30"))
+            .await;
+        answers.push(rejection(r.unwrap_err()));
+    }
+    assert_eq!(answers[0], answers[1], "on the roster vs not: {answers:?}");
+    assert_eq!(answers[0], Rejection::IdentityNotConfirmed);
 }
 
 #[tokio::test]

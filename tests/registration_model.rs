@@ -235,11 +235,8 @@ impl Model {
                 if flow.attempts >= IDENTITY_TRIES {
                     flow.stage = Stage::Dead;
                 }
-                Outcome::Code(if exhausted {
-                    "identity.attempts_exhausted"
-                } else {
-                    "identity.not_confirmed"
-                })
+                // SEC-09: an exhausted member budget answers like a failed match.
+                Outcome::Code("identity.not_confirmed")
             }
             Step::Confirm { flow: f, key } => {
                 let flow = &mut self.flows[f];

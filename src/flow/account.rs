@@ -27,7 +27,7 @@ use crate::model::{
     MemberId, SecurityStamp, Versioned,
 };
 use crate::password_hash::PasswordHashString;
-use crate::token::{EmailChangeLinkToken, TokenDigest};
+use crate::token::{EmailChangeLinkToken, MailedLink, TokenDigest};
 
 /// The confirmation link was mailed to the new address; waiting for it to come back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,14 +84,17 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> (AwaitingEmailConfirmation, EmailChangeLinkToken) {
-    let token = EmailChangeLinkToken::generate(rng);
-    let state = AwaitingEmailConfirmation {
-        account,
-        new_email,
-        link: token.digest(env.keys),
-        expires_at: deadline(env.now, env.policy.email_change_link_ttl),
-    };
-    (state, token)
+    let (token, link) = EmailChangeLinkToken::issue(env.keys, rng);
+    let expires_at = deadline(env.now, env.policy.email_change_link_ttl);
+    (
+        AwaitingEmailConfirmation {
+            account,
+            new_email,
+            link,
+            expires_at,
+        },
+        token,
+    )
 }
 
 impl EmailChangeState {

@@ -34,7 +34,7 @@ use crate::model::{
     MemberRecord, SecurityStamp, Versioned,
 };
 use crate::password_hash::PasswordHashString;
-use crate::token::{FlowHandle, PasswordResetLinkToken, TokenDigest};
+use crate::token::{FlowHandle, MailedLink, PasswordResetLinkToken, TokenDigest};
 
 /// The reset link was mailed; waiting for the member to open it and press the button.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,13 +122,16 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> (AwaitingResetLink, PasswordResetLinkToken) {
-    let token = PasswordResetLinkToken::generate(rng);
-    let state = AwaitingResetLink {
-        account,
-        link: token.digest(env.keys),
-        expires_at: deadline(env.now, env.policy.password_reset_link_ttl),
-    };
-    (state, token)
+    let (token, link) = PasswordResetLinkToken::issue(env.keys, rng);
+    let expires_at = deadline(env.now, env.policy.password_reset_link_ttl);
+    (
+        AwaitingResetLink {
+            account,
+            link,
+            expires_at,
+        },
+        token,
+    )
 }
 
 impl ResetState {
@@ -223,11 +226,8 @@ impl ResetState {
             };
         }
         let attempts = s.attempts + 1;
-        let rejection = if member_exhausted {
-            Rejection::IdentityAttemptsExhausted
-        } else {
-            Rejection::IdentityNotConfirmed
-        };
+        // SEC-09: an exhausted member budget answers exactly like a failed match.
+        let rejection = Rejection::IdentityNotConfirmed;
         let state = if attempts >= env.policy.identity_tries_per_flow {
             ResetState::Ended(ResetEnd {
                 account: s.account,
@@ -443,7 +443,8 @@ mod tests {
             true,
             env(T0, &p, &k),
         );
-        assert_eq!(step.result, Err(Rejection::IdentityAttemptsExhausted));
+        // SEC-09: the same answer as a wrong birth date.
+        assert_eq!(step.result, Err(Rejection::IdentityNotConfirmed));
     }
 
     // The new password can be set only after the roster check passed (policy default),
@@ -500,16 +501,14 @@ fn active(account: Option<&Versioned<Account>>) -> Option<&Versioned<Account>> {
 }
 
 /// What ログインIDを忘れた方 learned: the account of the typed address, its roster
-/// entry and the member's identity-check counter (read only when a claim was typed and
-/// the address has an account), and the address's mail counter.
+/// entry (read only when a claim was typed and the address has an account), and the
+/// address's mail counter.
 #[derive(Debug, Default)]
 pub struct ReminderFacts<'a> {
     /// The account whose registered address was typed.
     pub account: Option<&'a Versioned<Account>>,
     /// Its roster entry.
     pub record: Option<&'a MemberRecord>,
-    /// Its member's identity checks (SEC-09).
-    pub member_checks: Option<&'a Versioned<Counter>>,
     /// Mails to the typed address (SEC-13).
     pub mails: Option<&'a Versioned<Counter>>,
 }
@@ -517,9 +516,9 @@ pub struct ReminderFacts<'a> {
 /// ログインIDを忘れた方: the login ID goes to the registered address when the address
 /// belongs to an active account and — when the policy asks — the claim matches its
 /// roster entry. The answer is always the same (SEC-40); only a missing claim where the
-/// policy needs one is refused, which says nothing about accounts. A roster check counts
-/// against the member whose account has the address (SEC-09); without such an account
-/// nothing is counted.
+/// policy needs one is refused, which says nothing about accounts. No identity budget is
+/// charged (SEC-25): the answer is no oracle, and the mail throttle (SEC-13) bounds what
+/// reaches the member.
 pub fn remind_login_id(
     email: &EmailAddress,
     identity: Option<&IdentityClaim>,
@@ -532,26 +531,17 @@ pub fn remind_login_id(
     }
     let target = active(facts.account);
     let mut hits: Vec<CounterHit> = Vec::new();
-    let mut member_exhausted = false;
-    if let (Some(_), Some(a)) = (identity, target) {
-        match throttle::hit(
-            &CounterKey::IdentityChecks(a.value.member.clone()),
-            facts.member_checks,
-            now,
-            identity_member_window(env),
-        ) {
-            Ok(hit) => hits.push(hit),
-            Err(_) => member_exhausted = true,
-        }
-    }
+    // SEC-25: no identity budget is charged here. The answer is the same whether or not
+    // the claim matched (SEC-40) and the login ID only ever goes to the registered
+    // address, so a guess teaches the requester nothing; charging the member's budget
+    // would only let anyone who knows the address block the member's own recovery.
     let identity_ok = match identity {
         None => true,
-        Some(claim) => !member_exhausted && facts.record.is_some_and(|r| roster_matches(claim, r)),
+        Some(claim) => facts.record.is_some_and(|r| roster_matches(claim, r)),
     };
     let matched = target.filter(|_| identity_ok);
     let mut decision = Decision::answer(());
     let detail = match matched {
-        None if member_exhausted => "member_blocked",
         None => "no_match",
         Some(a) => {
             let allowed = throttle::hit(

@@ -29,7 +29,7 @@ use crate::model::{
 };
 use crate::password_hash::PasswordHashString;
 use crate::token::{
-    AuthKey, FlowHandle, RegistrationLinkToken, TokenDigest, VerificationLinkToken,
+    AuthKey, FlowHandle, MailedLink, RegistrationLinkToken, TokenDigest, VerificationLinkToken,
 };
 
 /// What the member types at R3 (本人確認).
@@ -219,13 +219,16 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> (AwaitingLinkOpen, RegistrationLinkToken) {
-    let token = RegistrationLinkToken::generate(rng);
-    let state = AwaitingLinkOpen {
-        email,
-        link: token.digest(env.keys),
-        expires_at: deadline(env.now, env.policy.registration_link_ttl),
-    };
-    (state, token)
+    let (token, link) = RegistrationLinkToken::issue(env.keys, rng);
+    let expires_at = deadline(env.now, env.policy.registration_link_ttl);
+    (
+        AwaitingLinkOpen {
+            email,
+            link,
+            expires_at,
+        },
+        token,
+    )
 }
 
 /// What a link's landing page (GET) may say, without consuming anything.
@@ -372,8 +375,7 @@ impl RegistrationState {
         let matched = record.filter(|r| roster_matches(claim, r));
         match matched {
             Some(r) if !member_exhausted => {
-                let link = VerificationLinkToken::generate(rng);
-                let link_digest = link.digest(env.keys);
+                let (link, link_digest) = VerificationLinkToken::issue(env.keys, rng);
                 let key = AuthKey::generate(rng, env.policy.auth_key_len);
                 let expires_at = deadline(env.now, env.policy.verification_link_ttl);
                 let next = AwaitingAuthKey {
@@ -396,11 +398,9 @@ impl RegistrationState {
                 }
             }
             _ => {
-                let rejection = if member_exhausted {
-                    Rejection::IdentityAttemptsExhausted
-                } else {
-                    Rejection::IdentityNotConfirmed
-                };
+                // SEC-09: an exhausted member budget answers exactly like a failed match, so
+                // the answer never tells whether a card number is on the roster.
+                let rejection = Rejection::IdentityNotConfirmed;
                 let state = if attempts >= env.policy.identity_tries_per_flow {
                     RegistrationState::Dead(Dead {
                         reason: DeadReason::IdentityAttemptsExhausted,

@@ -72,22 +72,25 @@ impl Portal {
         self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
             Box::pin(async move {
                 let env = self.env(now);
-                // The roster and the member's budget are read only for a typed claim on an
-                // address that has an account: there is nothing else to check them against.
+                // The roster is read only for a typed claim on an address that has an
+                // account: there is nothing else to check it against.
                 let member = loaded
                     .account
                     .as_ref()
                     .filter(|_| identity.is_some())
                     .map(|a| a.value.member.clone());
-                let member_checks = match member {
-                    Some(m) => self.member_checks(&m, roster).await?,
-                    None => None,
+                let record = match (member, roster.get()) {
+                    (Some(_), Some(r)) => r,
+                    (Some(m), None) => {
+                        let r = self.inner.directory.get(&m).await?;
+                        roster.set(r.clone());
+                        r
+                    }
+                    (None, _) => None,
                 };
-                let record = roster.get().flatten();
                 let facts = ReminderFacts {
                     account: loaded.account.as_ref(),
                     record: record.as_ref(),
-                    member_checks: member_checks.as_ref(),
                     mails: loaded.counter(0),
                 };
                 Ok(recovery::remind_login_id(
