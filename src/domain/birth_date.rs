@@ -8,7 +8,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -438,12 +437,10 @@ impl BirthDate {
     }
 }
 
-impl FromStr for BirthDate {
-    type Err = BirthDateError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
+crate::domain::text_conversions! { BirthDate, BirthDateError;
+    FromStr;
+    TryFrom<String>;
+    Into<String> |value| value.to_iso();
 }
 
 impl PartialEq for BirthDate {
@@ -468,20 +465,6 @@ impl fmt::Debug for BirthDate {
     /// Masked (SEC-45).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("BirthDate(****-**-**)")
-    }
-}
-
-impl TryFrom<String> for BirthDate {
-    type Error = BirthDateError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<BirthDate> for String {
-    fn from(value: BirthDate) -> Self {
-        value.to_iso()
     }
 }
 

@@ -30,7 +30,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::str::FromStr;
 
 use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 use serde::{Deserialize, Serialize};
@@ -540,37 +539,16 @@ impl fmt::Debug for EmailAddress {
     }
 }
 
-/// Prints [`EmailAddress::for_sending`] — what the member typed, for mail headers and
-/// the member's own screens. Hosts must not log it; log [`EmailAddress::masked`].
-impl fmt::Display for EmailAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.for_sending)
-    }
-}
-
-/// Same as [`EmailAddress::parse`] (default mode).
-impl FromStr for EmailAddress {
-    type Err = EmailError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-/// Loading from storage re-parses (default mode), so stored data is validated too.
-impl TryFrom<String> for EmailAddress {
-    type Error = EmailError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-/// Persists the [`EmailAddress::for_sending`] spelling; the canonical form is derived.
-impl From<EmailAddress> for String {
-    fn from(value: EmailAddress) -> Self {
-        value.for_sending
-    }
+crate::domain::text_conversions! { EmailAddress, EmailError;
+    /// Prints [`EmailAddress::for_sending`] — what the member typed, for mail headers and
+    /// the member's own screens. Hosts must not log it; log [`EmailAddress::masked`].
+    Display |value| &value.for_sending;
+    /// Same as [`EmailAddress::parse`] (default mode).
+    FromStr;
+    /// Loading from storage re-parses (default mode), so stored data is validated too.
+    TryFrom<String>;
+    /// Persists the [`EmailAddress::for_sending`] spelling; the canonical form is derived.
+    Into<String> |value| value.for_sending;
 }
 
 /// Invisible formatting characters (soft hyphen, zero-width and bidi controls, BOM)

@@ -4,8 +4,6 @@
 //! and serde support; it is still kept as a string so leading zeros survive (DOM-7).
 
 use std::borrow::Cow;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -140,38 +138,12 @@ impl InsurerNumber {
     }
 }
 
-impl FromStr for InsurerNumber {
-    type Err = InsurerNumberError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl TryFrom<String> for InsurerNumber {
-    type Error = InsurerNumberError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<InsurerNumber> for String {
-    fn from(value: InsurerNumber) -> Self {
-        value.0
-    }
-}
-
-impl AsRef<str> for InsurerNumber {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for InsurerNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+crate::domain::text_conversions! { InsurerNumber, InsurerNumberError;
+    FromStr;
+    TryFrom<String>;
+    Into<String> |value| value.0;
+    AsRef<str> |value| &value.0;
+    Display |value| &value.0;
 }
 
 #[cfg(test)]

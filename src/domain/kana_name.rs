@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
@@ -142,26 +141,10 @@ impl KanaName {
     }
 }
 
-impl FromStr for KanaName {
-    type Err = KanaNameError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl TryFrom<String> for KanaName {
-    type Error = KanaNameError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<KanaName> for String {
-    fn from(value: KanaName) -> Self {
-        value.0
-    }
+crate::domain::text_conversions! { KanaName, KanaNameError;
+    FromStr;
+    TryFrom<String>;
+    Into<String> |value| value.0;
 }
 
 impl fmt::Debug for KanaName {

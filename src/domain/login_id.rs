@@ -2,8 +2,6 @@
 //! pre-issued by the insurer (SEC-42).
 
 use std::borrow::Cow;
-use std::fmt;
-use std::str::FromStr;
 
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -173,41 +171,15 @@ fn uniform_index<R: CryptoRng + ?Sized>(rng: &mut R, n: usize) -> usize {
     }
 }
 
-impl fmt::Display for LoginId {
+crate::domain::text_conversions! { LoginId, LoginIdError;
     /// The canonical form. A login ID is not a secret, but it is only ever shown to its
     /// member (in mails such as ログインIDのお知らせ) and to the support desk.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for LoginId {
-    type Err = LoginIdError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        LoginId::parse(s)
-    }
-}
-
-impl TryFrom<String> for LoginId {
-    type Error = LoginIdError;
-
+    Display |id| &id.0;
+    FromStr;
     /// Through [`LoginId::parse`], so a stored value is checked again when it is read.
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        LoginId::parse(&value)
-    }
-}
-
-impl From<LoginId> for String {
-    fn from(id: LoginId) -> Self {
-        id.0
-    }
-}
-
-impl AsRef<str> for LoginId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
+    TryFrom<String>;
+    Into<String> |id| id.0;
+    AsRef<str> |id| &id.0;
 }
 
 /// Why a login ID was refused. Never carries the input.

@@ -28,6 +28,83 @@ pub use password::{
 
 use crate::lang::Lang;
 
+/// The string conversions of a value that is only ever made by its `parse`: `FromStr` and
+/// `TryFrom<String>` go through `$ty::parse` (so `str::parse` and serde's
+/// `try_from = "String"` check a stored value again when it is read), and `From<$ty> for
+/// String`, `AsRef<str>` and `Display` give the spelling the closure names.
+///
+/// Each line is one impl, with its doc comment above it:
+///
+/// ```text
+/// text_conversions! { LoginId, LoginIdError;
+///     FromStr;
+///     TryFrom<String>;                  // or: TryFrom<String> |value| <custom body>;
+///     Into<String> |id| id.0;
+///     AsRef<str> |id| &id.0;
+///     Display |id| &id.0;
+/// }
+/// ```
+macro_rules! text_conversions {
+    ($ty:ident, $err:ty;) => {};
+    ($ty:ident, $err:ty; $(#[$m:meta])* FromStr; $($rest:tt)*) => {
+        $(#[$m])*
+        impl ::std::str::FromStr for $ty {
+            type Err = $err;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+        $crate::domain::text_conversions!($ty, $err; $($rest)*);
+    };
+    ($ty:ident, $err:ty; $(#[$m:meta])* TryFrom<String>; $($rest:tt)*) => {
+        $crate::domain::text_conversions!(
+            $ty, $err; $(#[$m])* TryFrom<String> |value| Self::parse(&value); $($rest)*
+        );
+    };
+    ($ty:ident, $err:ty; $(#[$m:meta])* TryFrom<String> |$v:ident| $body:expr; $($rest:tt)*) => {
+        $(#[$m])*
+        impl TryFrom<String> for $ty {
+            type Error = $err;
+
+            fn try_from($v: String) -> Result<Self, Self::Error> {
+                $body
+            }
+        }
+        $crate::domain::text_conversions!($ty, $err; $($rest)*);
+    };
+    ($ty:ident, $err:ty; $(#[$m:meta])* Into<String> |$v:ident| $into:expr; $($rest:tt)*) => {
+        $(#[$m])*
+        impl From<$ty> for String {
+            fn from($v: $ty) -> Self {
+                $into
+            }
+        }
+        $crate::domain::text_conversions!($ty, $err; $($rest)*);
+    };
+    ($ty:ident, $err:ty; $(#[$m:meta])* AsRef<str> |$v:ident| $str:expr; $($rest:tt)*) => {
+        $(#[$m])*
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                let $v = self;
+                $str
+            }
+        }
+        $crate::domain::text_conversions!($ty, $err; $($rest)*);
+    };
+    ($ty:ident, $err:ty; $(#[$m:meta])* Display |$v:ident| $str:expr; $($rest:tt)*) => {
+        $(#[$m])*
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                let $v = self;
+                f.write_str($str)
+            }
+        }
+        $crate::domain::text_conversions!($ty, $err; $($rest)*);
+    };
+}
+pub(crate) use text_conversions;
+
 /// Why something the member typed was refused. Each variant keeps the field's own
 /// error, with its stable code and its message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

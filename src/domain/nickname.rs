@@ -1,8 +1,6 @@
 //! ニックネーム: the name the portal and its mails greet the member by.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
@@ -153,40 +151,14 @@ fn is_private_use_or_noncharacter(c: char) -> bool {
         || (u & 0xFFFE) == 0xFFFE
 }
 
-impl fmt::Display for Nickname {
+crate::domain::text_conversions! { Nickname, NicknameError;
     /// The nickname as is. Templates that produce HTML must still escape it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for Nickname {
-    type Err = NicknameError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Nickname::parse(s)
-    }
-}
-
-impl TryFrom<String> for Nickname {
-    type Error = NicknameError;
-
+    Display |n| &n.0;
+    FromStr;
     /// Through [`Nickname::parse`], so a stored value is checked again when it is read.
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Nickname::parse(&value)
-    }
-}
-
-impl From<Nickname> for String {
-    fn from(n: Nickname) -> Self {
-        n.0
-    }
-}
-
-impl AsRef<str> for Nickname {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
+    TryFrom<String>;
+    Into<String> |n| n.0;
+    AsRef<str> |n| &n.0;
 }
 
 /// Why a nickname was refused. Never carries the input.
