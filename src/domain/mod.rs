@@ -105,63 +105,55 @@ macro_rules! text_conversions {
 }
 pub(crate) use text_conversions;
 
-/// Why something the member typed was refused. Each variant keeps the field's own
-/// error, with its stable code and its message.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InputError {
-    /// メールアドレス.
-    #[error(transparent)]
-    Email(#[from] EmailError),
-    /// 記号・番号・枝番.
-    #[error(transparent)]
-    CardNumber(#[from] CardNumberError),
-    /// 保険者番号.
-    #[error(transparent)]
-    InsurerNumber(#[from] InsurerNumberError),
-    /// 生年月日.
-    #[error(transparent)]
-    BirthDate(#[from] BirthDateError),
-    /// 氏名カナ.
-    #[error(transparent)]
-    KanaName(#[from] KanaNameError),
-    /// ログインID.
-    #[error(transparent)]
-    LoginId(#[from] LoginIdError),
-    /// ニックネーム.
-    #[error(transparent)]
-    Nickname(#[from] NicknameError),
-    /// パスワード.
-    #[error(transparent)]
-    Password(#[from] PasswordError),
+/// Declares [`InputError`], one variant per field error, with `code` and `message`
+/// forwarded to the field's own error.
+macro_rules! input_error {
+    ($($(#[$doc:meta])* $variant:ident($err:ty),)*) => {
+        /// Why something the member typed was refused. Each variant keeps the field's own
+        /// error, with its stable code and its message.
+        #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum InputError {
+            $(
+                $(#[$doc])*
+                #[error(transparent)]
+                $variant(#[from] $err),
+            )*
+        }
+
+        impl InputError {
+            /// Stable code of the underlying error, e.g. `"card_number.branch_length"`.
+            pub fn code(&self) -> &'static str {
+                match self {
+                    $(InputError::$variant(e) => e.code(),)*
+                }
+            }
+
+            /// The member-facing message of the underlying error.
+            pub fn message(&self, lang: Lang) -> Cow<'static, str> {
+                match self {
+                    $(InputError::$variant(e) => e.message(lang),)*
+                }
+            }
+        }
+    };
 }
 
-impl InputError {
-    /// Stable code of the underlying error, e.g. `"card_number.branch_length"`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            InputError::Email(e) => e.code(),
-            InputError::CardNumber(e) => e.code(),
-            InputError::InsurerNumber(e) => e.code(),
-            InputError::BirthDate(e) => e.code(),
-            InputError::KanaName(e) => e.code(),
-            InputError::LoginId(e) => e.code(),
-            InputError::Nickname(e) => e.code(),
-            InputError::Password(e) => e.code(),
-        }
-    }
-
-    /// The member-facing message of the underlying error.
-    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
-        match self {
-            InputError::Email(e) => e.message(lang),
-            InputError::CardNumber(e) => e.message(lang),
-            InputError::InsurerNumber(e) => e.message(lang),
-            InputError::BirthDate(e) => e.message(lang),
-            InputError::KanaName(e) => e.message(lang),
-            InputError::LoginId(e) => e.message(lang),
-            InputError::Nickname(e) => e.message(lang),
-            InputError::Password(e) => e.message(lang),
-        }
-    }
+input_error! {
+    /// メールアドレス.
+    Email(EmailError),
+    /// 記号・番号・枝番.
+    CardNumber(CardNumberError),
+    /// 保険者番号.
+    InsurerNumber(InsurerNumberError),
+    /// 生年月日.
+    BirthDate(BirthDateError),
+    /// 氏名カナ.
+    KanaName(KanaNameError),
+    /// ログインID.
+    LoginId(LoginIdError),
+    /// ニックネーム.
+    Nickname(NicknameError),
+    /// パスワード.
+    Password(PasswordError),
 }
