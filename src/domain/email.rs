@@ -897,22 +897,21 @@ mod tests {
     #[test]
     fn dom_18_length_limits() {
         let local64 = "a".repeat(64);
-        let domain189 = format!(
-            "{}.{}.{}.jp",
-            "b".repeat(63),
-            "c".repeat(63),
-            "d".repeat(58)
-        );
+        // Two 63-character labels, a third of `last` characters, and `.jp`.
+        let domain = |last: usize| {
+            format!(
+                "{}.{}.{}.jp",
+                "b".repeat(63),
+                "c".repeat(63),
+                "d".repeat(last)
+            )
+        };
+        let domain189 = domain(58);
         assert_eq!(domain189.len(), 189);
         let max = format!("{local64}@{domain189}");
         assert_eq!(max.len(), 254);
         assert!(EmailAddress::parse(&max).is_ok());
-        let over = format!(
-            "{local64}@{}.{}.{}.jp",
-            "b".repeat(63),
-            "c".repeat(63),
-            "d".repeat(59)
-        );
+        let over = format!("{local64}@{}", domain(59));
         assert_eq!(over.len(), 255);
         assert_eq!(EmailAddress::parse(&over), Err(EmailError::TooLong));
         assert_eq!(

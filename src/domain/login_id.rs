@@ -218,37 +218,29 @@ impl LoginIdError {
     /// The text shown to the member.
     pub fn message(&self, lang: Lang) -> Cow<'static, str> {
         let (min, max) = (LoginId::MIN_CHARS, LoginId::MAX_CHARS);
-        match lang {
-            Lang::En => match self {
-                LoginIdError::TooShort | LoginIdError::TooLong => Cow::Owned(format!(
-                    "Please enter a login ID of {min} to {max} half-width letters and digits."
-                )),
-                LoginIdError::InvalidChar => Cow::Borrowed(
-                    "The login ID may only contain half-width letters, digits and . _ - @.",
-                ),
-                LoginIdError::NoLetterOrDigit => {
-                    Cow::Borrowed("The login ID needs at least one half-width letter or digit.")
-                }
-                LoginIdError::Identifying => Cow::Borrowed(
-                    "Your e-mail address, insurance card symbol/number or date of birth \
-                     cannot be used as a login ID.",
-                ),
-            },
-            _ => match self {
-                LoginIdError::TooShort | LoginIdError::TooLong => Cow::Owned(format!(
-                    "ログインIDは半角英数字{min}〜{max}文字で入力してください。"
-                )),
-                LoginIdError::InvalidChar => Cow::Borrowed(
-                    "ログインIDに使用できない文字が含まれています。半角英数字と記号（. _ - @）で入力してください。",
-                ),
-                LoginIdError::NoLetterOrDigit => {
-                    Cow::Borrowed("ログインIDには半角英字または数字を1文字以上含めてください。")
-                }
-                LoginIdError::Identifying => Cow::Borrowed(
-                    "メールアドレス、記号・番号、生年月日はログインIDに使用できません。",
-                ),
-            },
-        }
+        Cow::Borrowed(match self {
+            LoginIdError::TooShort | LoginIdError::TooLong => {
+                return Cow::Owned(lang.pick(
+                    format!("ログインIDは半角英数字{min}〜{max}文字で入力してください。"),
+                    format!(
+                        "Please enter a login ID of {min} to {max} half-width letters and digits."
+                    ),
+                ));
+            }
+            LoginIdError::InvalidChar => lang.pick(
+                "ログインIDに使用できない文字が含まれています。半角英数字と記号（. _ - @）で入力してください。",
+                "The login ID may only contain half-width letters, digits and . _ - @.",
+            ),
+            LoginIdError::NoLetterOrDigit => lang.pick(
+                "ログインIDには半角英字または数字を1文字以上含めてください。",
+                "The login ID needs at least one half-width letter or digit.",
+            ),
+            LoginIdError::Identifying => lang.pick(
+                "メールアドレス、記号・番号、生年月日はログインIDに使用できません。",
+                "Your e-mail address, insurance card symbol/number or date of birth \
+                 cannot be used as a login ID.",
+            ),
+        })
     }
 }
 

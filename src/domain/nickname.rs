@@ -189,27 +189,22 @@ impl NicknameError {
     /// The text shown to the member.
     pub fn message(&self, lang: Lang) -> Cow<'static, str> {
         let max = Nickname::MAX_CHARS;
-        match lang {
-            Lang::En => match self {
-                NicknameError::Empty => Cow::Borrowed("Please enter a nickname."),
-                NicknameError::TooLong => Cow::Owned(format!(
-                    "Please enter a nickname of at most {max} characters."
-                )),
-                NicknameError::InvalidChar => Cow::Borrowed(
-                    "The nickname contains characters that cannot be used \
-                     (line breaks, invisible characters, < or >).",
-                ),
-            },
-            _ => match self {
-                NicknameError::Empty => Cow::Borrowed("ニックネームを入力してください。"),
-                NicknameError::TooLong => {
-                    Cow::Owned(format!("ニックネームは{max}文字以内で入力してください。"))
-                }
-                NicknameError::InvalidChar => Cow::Borrowed(
-                    "ニックネームに使用できない文字（改行、見えない文字、「<」「>」など）が含まれています。",
-                ),
-            },
-        }
+        Cow::Borrowed(match self {
+            NicknameError::Empty => {
+                lang.pick("ニックネームを入力してください。", "Please enter a nickname.")
+            }
+            NicknameError::TooLong => {
+                return Cow::Owned(lang.pick(
+                    format!("ニックネームは{max}文字以内で入力してください。"),
+                    format!("Please enter a nickname of at most {max} characters."),
+                ));
+            }
+            NicknameError::InvalidChar => lang.pick(
+                "ニックネームに使用できない文字（改行、見えない文字、「<」「>」など）が含まれています。",
+                "The nickname contains characters that cannot be used \
+                 (line breaks, invisible characters, < or >).",
+            ),
+        })
     }
 }
 
