@@ -471,9 +471,8 @@ impl fmt::Debug for BirthDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::test_support::from_stored;
     use proptest::prelude::*;
-    use serde::de::IntoDeserializer;
-    use serde::de::value::{Error as DeError, StringDeserializer};
 
     fn iso(input: &str) -> Result<String, &'static str> {
         BirthDate::parse(input)
@@ -652,11 +651,9 @@ mod tests {
     // Conventions: serde as ISO through the parser.
     #[test]
     fn serde_iso_through_parser() {
-        let de: StringDeserializer<DeError> = "1990-04-01".to_owned().into_deserializer();
-        let b = BirthDate::deserialize(de).unwrap();
+        let b: BirthDate = from_stored("1990-04-01").unwrap();
         assert_eq!(String::from(b), "1990-04-01");
-        let bad: StringDeserializer<DeError> = "1990-02-30".to_owned().into_deserializer();
-        assert!(BirthDate::deserialize(bad).is_err());
+        assert!(from_stored::<BirthDate>("1990-02-30").is_err());
         assert_eq!(BirthDate::try_from("H02.04.01".to_owned()), Ok(b));
         assert_eq!(BirthDate::from_date(b.date()), Ok(b));
     }

@@ -149,9 +149,8 @@ crate::domain::text_conversions! { InsurerNumber, InsurerNumberError;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::test_support::from_stored;
     use proptest::prelude::*;
-    use serde::de::IntoDeserializer;
-    use serde::de::value::{Error as DeError, StringDeserializer};
 
     // DOM-10: published numbers pass, spec examples that are not check-digit valid fail.
     #[test]
@@ -248,12 +247,10 @@ mod tests {
     // Conventions: serde goes through the parser.
     #[test]
     fn serde_through_parser() {
-        let de: StringDeserializer<DeError> = "０６１３９４９７".to_owned().into_deserializer();
-        let n = InsurerNumber::deserialize(de).unwrap();
+        let n: InsurerNumber = from_stored("０６１３９４９７").unwrap();
         assert_eq!(String::from(n.clone()), "06139497");
         assert_eq!(n.to_string(), "06139497");
-        let bad: StringDeserializer<DeError> = "12345678".to_owned().into_deserializer();
-        assert!(InsurerNumber::deserialize(bad).is_err());
+        assert!(from_stored::<InsurerNumber>("12345678").is_err());
     }
 
     proptest! {

@@ -158,9 +158,8 @@ impl fmt::Debug for KanaName {
 mod tests {
     use super::*;
     use crate::domain::normalize::HYPHEN_LOOKALIKES;
+    use crate::domain::test_support::from_stored;
     use proptest::prelude::*;
-    use serde::de::IntoDeserializer;
-    use serde::de::value::{Error as DeError, StringDeserializer};
 
     fn norm(input: &str) -> Result<String, &'static str> {
         KanaName::parse(input)
@@ -289,11 +288,9 @@ mod tests {
     // Conventions: serde through the parser.
     #[test]
     fn serde_through_parser() {
-        let de: StringDeserializer<DeError> = "ﾔﾏﾀﾞ ﾀﾛｳ".to_owned().into_deserializer();
-        let k = KanaName::deserialize(de).unwrap();
+        let k: KanaName = from_stored("ﾔﾏﾀﾞ ﾀﾛｳ").unwrap();
         assert_eq!(String::from(k), "ヤマダタロウ");
-        let bad: StringDeserializer<DeError> = "山田".to_owned().into_deserializer();
-        assert!(KanaName::deserialize(bad).is_err());
+        assert!(from_stored::<KanaName>("山田").is_err());
     }
 
     proptest! {

@@ -247,6 +247,7 @@ impl LoginIdError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::test_support::{assert_codes_and_messages, from_stored};
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
@@ -326,23 +327,12 @@ mod tests {
             LoginIdError::InvalidChar,
             LoginIdError::Identifying,
         ];
-        let codes: HashSet<_> = all.iter().map(|e| e.code()).collect();
-        assert_eq!(codes.len(), all.len());
-        for e in all {
-            assert!(e.code().starts_with("login_id."));
-            assert!(!e.message(Lang::En).is_empty());
-            assert!(!e.message(Lang::Ja).is_empty());
-        }
+        assert_codes_and_messages(&all, "login_id.");
     }
 
     #[test]
     fn login_id_serde_goes_through_parser() {
-        use serde::de::IntoDeserializer;
-        use serde::de::value::{Error as DeError, StringDeserializer};
-        let from = |s: &str| {
-            let de: StringDeserializer<DeError> = s.to_owned().into_deserializer();
-            LoginId::deserialize(de)
-        };
+        let from = from_stored::<LoginId>;
         let id = LoginId::parse("Taro.Kenpo").unwrap();
         assert_eq!(String::from(id.clone()), "taro.kenpo");
         assert_eq!(from("TARO.KENPO").unwrap(), id);

@@ -211,8 +211,8 @@ impl NicknameError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::test_support::{assert_codes_and_messages, from_stored};
     use proptest::prelude::*;
-    use std::collections::HashSet;
 
     // Nickname rules (DESIGN §3): NFKC, trim, collapse spaces, any script.
     #[test]
@@ -286,23 +286,12 @@ mod tests {
             NicknameError::TooLong,
             NicknameError::InvalidChar,
         ];
-        let codes: HashSet<_> = all.iter().map(|e| e.code()).collect();
-        assert_eq!(codes.len(), all.len());
-        for e in all {
-            assert!(e.code().starts_with("nickname."));
-            assert!(!e.message(Lang::En).is_empty());
-            assert!(!e.message(Lang::Ja).is_empty());
-        }
+        assert_codes_and_messages(&all, "nickname.");
     }
 
     #[test]
     fn nickname_serde_goes_through_parser() {
-        use serde::de::IntoDeserializer;
-        use serde::de::value::{Error as DeError, StringDeserializer};
-        let from = |s: &str| {
-            let de: StringDeserializer<DeError> = s.to_owned().into_deserializer();
-            Nickname::deserialize(de)
-        };
+        let from = from_stored::<Nickname>;
         assert_eq!(from(" ﾀﾛｳ ").unwrap().as_str(), "タロウ");
         assert!(from("<x>").is_err());
         assert_eq!(String::from(Nickname::parse("たろう").unwrap()), "たろう");
