@@ -306,16 +306,16 @@ pub enum Error {
     Rejected(#[from] Rejection),
     /// The store failed.
     #[error("store failed")]
-    Store(#[source] crate::ports::StoreError),
+    Store(#[from] crate::ports::StoreError),
     /// Sending a mail failed.
     #[error("mail delivery failed")]
-    Mail(#[source] crate::ports::MailError),
+    Mail(#[from] crate::ports::MailError),
     /// The member roster failed.
     #[error("member directory failed")]
-    Directory(#[source] crate::ports::DirectoryError),
+    Directory(#[from] crate::ports::DirectoryError),
     /// Hashing a password failed.
     #[error("password hashing failed")]
-    Hash(#[source] crate::password_hash::HashError),
+    Hash(#[from] crate::password_hash::HashError),
 }
 
 impl Error {
@@ -325,26 +325,5 @@ impl Error {
             Error::Rejected(r) => Some(r),
             _ => None,
         }
-    }
-}
-
-impl From<crate::ports::StoreError> for Error {
-    fn from(e: crate::ports::StoreError) -> Self {
-        Error::Store(e)
-    }
-}
-impl From<crate::ports::MailError> for Error {
-    fn from(e: crate::ports::MailError) -> Self {
-        Error::Mail(e)
-    }
-}
-impl From<crate::ports::DirectoryError> for Error {
-    fn from(e: crate::ports::DirectoryError) -> Self {
-        Error::Directory(e)
-    }
-}
-impl From<crate::password_hash::HashError> for Error {
-    fn from(e: crate::password_hash::HashError) -> Self {
-        Error::Hash(e)
     }
 }

@@ -15,3 +15,13 @@ pub enum Lang {
     /// English.
     En,
 }
+
+impl Lang {
+    /// The Japanese or the English one of two texts, in this language.
+    pub(crate) fn pick<T>(self, ja: T, en: T) -> T {
+        match self {
+            Lang::Ja => ja,
+            Lang::En => en,
+        }
+    }
+}

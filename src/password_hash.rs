@@ -24,7 +24,6 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::password_hash as ph;
@@ -209,27 +208,14 @@ impl fmt::Debug for PasswordHashString {
     }
 }
 
-impl FromStr for PasswordHashString {
-    type Err = HashError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl TryFrom<String> for PasswordHashString {
-    type Error = HashError;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
+crate::domain::text_conversions! { PasswordHashString, HashError;
+    FromStr;
+    // Checks and keeps the loaded string itself rather than copying it.
+    TryFrom<String> |s| {
         Parsed::new(&s)?;
         Ok(Self(s))
-    }
-}
-
-impl From<PasswordHashString> for String {
-    fn from(h: PasswordHashString) -> Self {
-        h.0
-    }
+    };
+    Into<String> |h| h.0;
 }
 
 /// The outcome of checking a password against a stored hash.

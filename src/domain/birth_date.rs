@@ -8,7 +8,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
@@ -438,12 +437,10 @@ impl BirthDate {
     }
 }
 
-impl FromStr for BirthDate {
-    type Err = BirthDateError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
+crate::domain::text_conversions! { BirthDate, BirthDateError;
+    FromStr;
+    TryFrom<String>;
+    Into<String> |value| value.to_iso();
 }
 
 impl PartialEq for BirthDate {
@@ -471,26 +468,11 @@ impl fmt::Debug for BirthDate {
     }
 }
 
-impl TryFrom<String> for BirthDate {
-    type Error = BirthDateError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<BirthDate> for String {
-    fn from(value: BirthDate) -> Self {
-        value.to_iso()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::test_support::from_stored;
     use proptest::prelude::*;
-    use serde::de::IntoDeserializer;
-    use serde::de::value::{Error as DeError, StringDeserializer};
 
     fn iso(input: &str) -> Result<String, &'static str> {
         BirthDate::parse(input)
@@ -669,11 +651,9 @@ mod tests {
     // Conventions: serde as ISO through the parser.
     #[test]
     fn serde_iso_through_parser() {
-        let de: StringDeserializer<DeError> = "1990-04-01".to_owned().into_deserializer();
-        let b = BirthDate::deserialize(de).unwrap();
+        let b: BirthDate = from_stored("1990-04-01").unwrap();
         assert_eq!(String::from(b), "1990-04-01");
-        let bad: StringDeserializer<DeError> = "1990-02-30".to_owned().into_deserializer();
-        assert!(BirthDate::deserialize(bad).is_err());
+        assert!(from_stored::<BirthDate>("1990-02-30").is_err());
         assert_eq!(BirthDate::try_from("H02.04.01".to_owned()), Ok(b));
         assert_eq!(BirthDate::from_date(b.date()), Ok(b));
     }

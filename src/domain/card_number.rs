@@ -7,7 +7,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::str::FromStr;
 
 use subtle::ConstantTimeEq;
 
@@ -434,13 +433,9 @@ impl CardNumber {
     }
 }
 
-impl FromStr for CardNumber {
-    type Err = CardNumberError;
-
+crate::domain::text_conversions! { CardNumber, CardNumberError;
     /// Same as [`CardNumber::parse`] (健保組合 default profile).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
+    FromStr;
 }
 
 impl PartialEq for CardNumber {

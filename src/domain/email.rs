@@ -30,7 +30,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::str::FromStr;
 
 use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
 use serde::{Deserialize, Serialize};
@@ -257,92 +256,87 @@ impl EmailError {
     /// The text the member sees, in the words of Japanese sign-up forms
     /// (半角英数字, 「@」, 「.」（ドット）). Never contains the input.
     pub fn message(&self, lang: Lang) -> Cow<'static, str> {
-        let en = matches!(lang, Lang::En);
-        let specific: &'static str = match (self, en) {
-            (Self::Empty, false) => return Cow::Borrowed("メールアドレスを入力してください。"),
-            (Self::Empty, true) => return Cow::Borrowed("Please enter your e-mail address."),
-            (Self::TooLong, false) => "メールアドレスは254文字以内で入力してください。",
-            (Self::TooLong, true) => "An e-mail address can be at most 254 characters long.",
-            (Self::ControlCharacter, false) => {
-                "使用できない制御文字や見えない文字が含まれています。メールアドレスを直接入力してください。"
+        let (ja, en) = match self {
+            Self::Empty => {
+                return Cow::Borrowed(lang.pick(
+                    "メールアドレスを入力してください。",
+                    "Please enter your e-mail address.",
+                ));
             }
-            (Self::ControlCharacter, true) => {
-                "It contains control or invisible characters. Please type the address directly."
-            }
-            (Self::DisplayName, false) => {
-                "お名前や「<」「>」を含めず、メールアドレスだけを入力してください。"
-            }
-            (Self::DisplayName, true) => {
-                "Please enter only the address itself, without a name or \"<\" and \">\"."
-            }
-            (Self::Comment, false) => "「(」「)」（かっこ）は使用できません。",
-            (Self::Comment, true) => "Parentheses \"(\" and \")\" cannot be used.",
-            (Self::Quoted, false) => {
-                "「\"」（ダブルクォーテーション）は使用できません。「\"」を外して入力してください。"
-            }
-            (Self::Quoted, true) => {
-                "Double quotes (\") cannot be used. Please enter the address without them."
-            }
-            (Self::Whitespace, false) => "空白（スペース）を含めずに入力してください。",
-            (Self::Whitespace, true) => "Please enter the address without spaces.",
-            (Self::MissingAt, false) => "「@」（アットマーク）が入っていません。",
-            (Self::MissingAt, true) => "The \"@\" is missing.",
-            (Self::MultipleAt, false) => {
-                "「@」（アットマーク）は1つだけ入力してください。メールアドレスは1つだけ登録できます。"
-            }
-            (Self::MultipleAt, true) => {
-                "Please use exactly one \"@\"; only one address can be registered."
-            }
-            (Self::LocalPartEmpty, false) => "「@」の前の部分を入力してください。",
-            (Self::LocalPartEmpty, true) => "Please enter the part before the \"@\".",
-            (Self::LocalPartInvalid, false) => {
-                "「@」の前に使用できない文字が含まれています。半角英数字と記号 . ! # $ % & ' * + / = ? ^ _ ` { | } ~ - で入力してください。"
-            }
-            (Self::LocalPartInvalid, true) => {
-                "The part before the \"@\" contains a character that is not allowed. Use letters, digits and . ! # $ % & ' * + / = ? ^ _ ` { | } ~ -"
-            }
-            (Self::LocalPartNonAscii, false) => {
-                "「@」の前は半角英数字と記号で入力してください（ひらがな・カタカナ・漢字は使用できません）。"
-            }
-            (Self::LocalPartNonAscii, true) => {
-                "The part before the \"@\" must use Latin letters, digits and symbols only."
-            }
-            (Self::LocalPartTooLong, false) => "「@」の前は64文字以内で入力してください。",
-            (Self::LocalPartTooLong, true) => {
-                "The part before the \"@\" can be at most 64 characters long."
-            }
-            (Self::DomainEmpty, false) => "「@」の後にドメインを入力してください。",
-            (Self::DomainEmpty, true) => "Please enter the domain after the \"@\".",
-            (Self::DomainInvalid, false) => {
-                "「@」の後のドメインが正しくありません。「example.jp」のような形式で入力してください。"
-            }
-            (Self::DomainInvalid, true) => {
-                "The domain after the \"@\" is not valid. Please enter it like \"example.jp\"."
-            }
-            (Self::DomainNotDotted, false) => {
-                "「@」の後には「example.jp」のように「.」（ドット）を含むドメインを入力してください。"
-            }
-            (Self::DomainNotDotted, true) => {
-                "The domain after the \"@\" needs a dot, like \"example.jp\"."
-            }
-            (Self::DomainLabelTooLong, false) => {
-                "「@」の後のドメインの「.」で区切られた各部分は63文字以内で入力してください。"
-            }
-            (Self::DomainLabelTooLong, true) => {
-                "Each dot-separated part of the domain can be at most 63 characters long."
-            }
-            (Self::LegacyNotAllowed, false) => {
-                "「.」（ドット）が連続している、または「@」の直前や先頭に「.」があるメールアドレスはご利用いただけません。別のメールアドレスをご登録ください。"
-            }
-            (Self::LegacyNotAllowed, true) => {
-                "Addresses with two dots in a row, or a dot at the start or right before the \"@\", cannot be used. Please register another address."
-            }
+            Self::TooLong => (
+                "メールアドレスは254文字以内で入力してください。",
+                "An e-mail address can be at most 254 characters long.",
+            ),
+            Self::ControlCharacter => (
+                "使用できない制御文字や見えない文字が含まれています。メールアドレスを直接入力してください。",
+                "It contains control or invisible characters. Please type the address directly.",
+            ),
+            Self::DisplayName => (
+                "お名前や「<」「>」を含めず、メールアドレスだけを入力してください。",
+                "Please enter only the address itself, without a name or \"<\" and \">\".",
+            ),
+            Self::Comment => (
+                "「(」「)」（かっこ）は使用できません。",
+                "Parentheses \"(\" and \")\" cannot be used.",
+            ),
+            Self::Quoted => (
+                "「\"」（ダブルクォーテーション）は使用できません。「\"」を外して入力してください。",
+                "Double quotes (\") cannot be used. Please enter the address without them.",
+            ),
+            Self::Whitespace => (
+                "空白（スペース）を含めずに入力してください。",
+                "Please enter the address without spaces.",
+            ),
+            Self::MissingAt => (
+                "「@」（アットマーク）が入っていません。",
+                "The \"@\" is missing.",
+            ),
+            Self::MultipleAt => (
+                "「@」（アットマーク）は1つだけ入力してください。メールアドレスは1つだけ登録できます。",
+                "Please use exactly one \"@\"; only one address can be registered.",
+            ),
+            Self::LocalPartEmpty => (
+                "「@」の前の部分を入力してください。",
+                "Please enter the part before the \"@\".",
+            ),
+            Self::LocalPartInvalid => (
+                "「@」の前に使用できない文字が含まれています。半角英数字と記号 . ! # $ % & ' * + / = ? ^ _ ` { | } ~ - で入力してください。",
+                "The part before the \"@\" contains a character that is not allowed. Use letters, digits and . ! # $ % & ' * + / = ? ^ _ ` { | } ~ -",
+            ),
+            Self::LocalPartNonAscii => (
+                "「@」の前は半角英数字と記号で入力してください（ひらがな・カタカナ・漢字は使用できません）。",
+                "The part before the \"@\" must use Latin letters, digits and symbols only.",
+            ),
+            Self::LocalPartTooLong => (
+                "「@」の前は64文字以内で入力してください。",
+                "The part before the \"@\" can be at most 64 characters long.",
+            ),
+            Self::DomainEmpty => (
+                "「@」の後にドメインを入力してください。",
+                "Please enter the domain after the \"@\".",
+            ),
+            Self::DomainInvalid => (
+                "「@」の後のドメインが正しくありません。「example.jp」のような形式で入力してください。",
+                "The domain after the \"@\" is not valid. Please enter it like \"example.jp\".",
+            ),
+            Self::DomainNotDotted => (
+                "「@」の後には「example.jp」のように「.」（ドット）を含むドメインを入力してください。",
+                "The domain after the \"@\" needs a dot, like \"example.jp\".",
+            ),
+            Self::DomainLabelTooLong => (
+                "「@」の後のドメインの「.」で区切られた各部分は63文字以内で入力してください。",
+                "Each dot-separated part of the domain can be at most 63 characters long.",
+            ),
+            Self::LegacyNotAllowed => (
+                "「.」（ドット）が連続している、または「@」の直前や先頭に「.」があるメールアドレスはご利用いただけません。別のメールアドレスをご登録ください。",
+                "Addresses with two dots in a row, or a dot at the start or right before the \"@\", cannot be used. Please register another address.",
+            ),
         };
-        let lead = if en {
-            "The e-mail address is not valid. "
-        } else {
-            "メールアドレスの形式が正しくありません。"
-        };
+        let lead = lang.pick(
+            "メールアドレスの形式が正しくありません。",
+            "The e-mail address is not valid. ",
+        );
+        let specific = lang.pick(ja, en);
         Cow::Owned(format!("{lead}{specific}"))
     }
 }
@@ -540,37 +534,16 @@ impl fmt::Debug for EmailAddress {
     }
 }
 
-/// Prints [`EmailAddress::for_sending`] — what the member typed, for mail headers and
-/// the member's own screens. Hosts must not log it; log [`EmailAddress::masked`].
-impl fmt::Display for EmailAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.for_sending)
-    }
-}
-
-/// Same as [`EmailAddress::parse`] (default mode).
-impl FromStr for EmailAddress {
-    type Err = EmailError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-/// Loading from storage re-parses (default mode), so stored data is validated too.
-impl TryFrom<String> for EmailAddress {
-    type Error = EmailError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-/// Persists the [`EmailAddress::for_sending`] spelling; the canonical form is derived.
-impl From<EmailAddress> for String {
-    fn from(value: EmailAddress) -> Self {
-        value.for_sending
-    }
+crate::domain::text_conversions! { EmailAddress, EmailError;
+    /// Prints [`EmailAddress::for_sending`] — what the member typed, for mail headers and
+    /// the member's own screens. Hosts must not log it; log [`EmailAddress::masked`].
+    Display |value| &value.for_sending;
+    /// Same as [`EmailAddress::parse`] (default mode).
+    FromStr;
+    /// Loading from storage re-parses (default mode), so stored data is validated too.
+    TryFrom<String>;
+    /// Persists the [`EmailAddress::for_sending`] spelling; the canonical form is derived.
+    Into<String> |value| value.for_sending;
 }
 
 /// Invisible formatting characters (soft hyphen, zero-width and bidi controls, BOM)
@@ -685,6 +658,7 @@ fn ascii_domain(domain: &str) -> Result<String, EmailError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::test_support::from_stored;
     use proptest::prelude::*;
     use std::collections::HashSet;
 
@@ -924,22 +898,21 @@ mod tests {
     #[test]
     fn dom_18_length_limits() {
         let local64 = "a".repeat(64);
-        let domain189 = format!(
-            "{}.{}.{}.jp",
-            "b".repeat(63),
-            "c".repeat(63),
-            "d".repeat(58)
-        );
+        // Two 63-character labels, a third of `last` characters, and `.jp`.
+        let domain = |last: usize| {
+            format!(
+                "{}.{}.{}.jp",
+                "b".repeat(63),
+                "c".repeat(63),
+                "d".repeat(last)
+            )
+        };
+        let domain189 = domain(58);
         assert_eq!(domain189.len(), 189);
         let max = format!("{local64}@{domain189}");
         assert_eq!(max.len(), 254);
         assert!(EmailAddress::parse(&max).is_ok());
-        let over = format!(
-            "{local64}@{}.{}.{}.jp",
-            "b".repeat(63),
-            "c".repeat(63),
-            "d".repeat(59)
-        );
+        let over = format!("{local64}@{}", domain(59));
         assert_eq!(over.len(), 255);
         assert_eq!(EmailAddress::parse(&over), Err(EmailError::TooLong));
         assert_eq!(
@@ -1150,18 +1123,14 @@ mod tests {
     // DOM-22 / persistence: serde goes through the parser; for_sending is stored.
     #[test]
     fn dom_22_serde_round_trips_through_parser() {
-        use serde::de::IntoDeserializer;
-        use serde::de::value::{Error as DeError, StringDeserializer};
         let a = EmailAddress::parse("Taro..X@docomo.ne.jp").unwrap();
         let stored: String = a.clone().into();
         assert_eq!(stored, "Taro..X@docomo.ne.jp");
-        let de: StringDeserializer<DeError> = stored.into_deserializer();
-        let back = EmailAddress::deserialize(de).unwrap();
+        let back: EmailAddress = from_stored(&stored).unwrap();
         assert_eq!(back, a);
         assert_eq!(back.for_sending(), a.for_sending());
         assert!(back.is_legacy_non_rfc());
-        let bad: StringDeserializer<DeError> = "not an address".to_owned().into_deserializer();
-        assert!(EmailAddress::deserialize(bad).is_err());
+        assert!(from_stored::<EmailAddress>("not an address").is_err());
         assert_eq!(a.to_string(), "Taro..X@docomo.ne.jp");
         assert_eq!(
             "taro@example.jp".parse::<EmailAddress>().unwrap().domain(),

@@ -4,8 +4,6 @@
 //! and serde support; it is still kept as a string so leading zeros survive (DOM-7).
 
 use std::borrow::Cow;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -140,46 +138,19 @@ impl InsurerNumber {
     }
 }
 
-impl FromStr for InsurerNumber {
-    type Err = InsurerNumberError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl TryFrom<String> for InsurerNumber {
-    type Error = InsurerNumberError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<InsurerNumber> for String {
-    fn from(value: InsurerNumber) -> Self {
-        value.0
-    }
-}
-
-impl AsRef<str> for InsurerNumber {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for InsurerNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+crate::domain::text_conversions! { InsurerNumber, InsurerNumberError;
+    FromStr;
+    TryFrom<String>;
+    Into<String> |value| value.0;
+    AsRef<str> |value| &value.0;
+    Display |value| &value.0;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::test_support::from_stored;
     use proptest::prelude::*;
-    use serde::de::IntoDeserializer;
-    use serde::de::value::{Error as DeError, StringDeserializer};
 
     // DOM-10: published numbers pass, spec examples that are not check-digit valid fail.
     #[test]
@@ -276,12 +247,10 @@ mod tests {
     // Conventions: serde goes through the parser.
     #[test]
     fn serde_through_parser() {
-        let de: StringDeserializer<DeError> = "０６１３９４９７".to_owned().into_deserializer();
-        let n = InsurerNumber::deserialize(de).unwrap();
+        let n: InsurerNumber = from_stored("０６１３９４９７").unwrap();
         assert_eq!(String::from(n.clone()), "06139497");
         assert_eq!(n.to_string(), "06139497");
-        let bad: StringDeserializer<DeError> = "12345678".to_owned().into_deserializer();
-        assert!(InsurerNumber::deserialize(bad).is_err());
+        assert!(from_stored::<InsurerNumber>("12345678").is_err());
     }
 
     proptest! {

@@ -7,7 +7,6 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
@@ -142,26 +141,10 @@ impl KanaName {
     }
 }
 
-impl FromStr for KanaName {
-    type Err = KanaNameError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::parse(s)
-    }
-}
-
-impl TryFrom<String> for KanaName {
-    type Error = KanaNameError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<KanaName> for String {
-    fn from(value: KanaName) -> Self {
-        value.0
-    }
+crate::domain::text_conversions! { KanaName, KanaNameError;
+    FromStr;
+    TryFrom<String>;
+    Into<String> |value| value.0;
 }
 
 impl fmt::Debug for KanaName {
@@ -175,9 +158,8 @@ impl fmt::Debug for KanaName {
 mod tests {
     use super::*;
     use crate::domain::normalize::HYPHEN_LOOKALIKES;
+    use crate::domain::test_support::from_stored;
     use proptest::prelude::*;
-    use serde::de::IntoDeserializer;
-    use serde::de::value::{Error as DeError, StringDeserializer};
 
     fn norm(input: &str) -> Result<String, &'static str> {
         KanaName::parse(input)
@@ -306,11 +288,9 @@ mod tests {
     // Conventions: serde through the parser.
     #[test]
     fn serde_through_parser() {
-        let de: StringDeserializer<DeError> = "ﾔﾏﾀﾞ ﾀﾛｳ".to_owned().into_deserializer();
-        let k = KanaName::deserialize(de).unwrap();
+        let k: KanaName = from_stored("ﾔﾏﾀﾞ ﾀﾛｳ").unwrap();
         assert_eq!(String::from(k), "ヤマダタロウ");
-        let bad: StringDeserializer<DeError> = "山田".to_owned().into_deserializer();
-        assert!(KanaName::deserialize(bad).is_err());
+        assert!(from_stored::<KanaName>("山田").is_err());
     }
 
     proptest! {

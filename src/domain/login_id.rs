@@ -2,8 +2,6 @@
 //! pre-issued by the insurer (SEC-42).
 
 use std::borrow::Cow;
-use std::fmt;
-use std::str::FromStr;
 
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -173,41 +171,15 @@ fn uniform_index<R: CryptoRng + ?Sized>(rng: &mut R, n: usize) -> usize {
     }
 }
 
-impl fmt::Display for LoginId {
+crate::domain::text_conversions! { LoginId, LoginIdError;
     /// The canonical form. A login ID is not a secret, but it is only ever shown to its
     /// member (in mails such as ログインIDのお知らせ) and to the support desk.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for LoginId {
-    type Err = LoginIdError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        LoginId::parse(s)
-    }
-}
-
-impl TryFrom<String> for LoginId {
-    type Error = LoginIdError;
-
+    Display |id| &id.0;
+    FromStr;
     /// Through [`LoginId::parse`], so a stored value is checked again when it is read.
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        LoginId::parse(&value)
-    }
-}
-
-impl From<LoginId> for String {
-    fn from(id: LoginId) -> Self {
-        id.0
-    }
-}
-
-impl AsRef<str> for LoginId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
+    TryFrom<String>;
+    Into<String> |id| id.0;
+    AsRef<str> |id| &id.0;
 }
 
 /// Why a login ID was refused. Never carries the input.
@@ -246,43 +218,36 @@ impl LoginIdError {
     /// The text shown to the member.
     pub fn message(&self, lang: Lang) -> Cow<'static, str> {
         let (min, max) = (LoginId::MIN_CHARS, LoginId::MAX_CHARS);
-        match lang {
-            Lang::En => match self {
-                LoginIdError::TooShort | LoginIdError::TooLong => Cow::Owned(format!(
-                    "Please enter a login ID of {min} to {max} half-width letters and digits."
-                )),
-                LoginIdError::InvalidChar => Cow::Borrowed(
-                    "The login ID may only contain half-width letters, digits and . _ - @.",
-                ),
-                LoginIdError::NoLetterOrDigit => {
-                    Cow::Borrowed("The login ID needs at least one half-width letter or digit.")
-                }
-                LoginIdError::Identifying => Cow::Borrowed(
-                    "Your e-mail address, insurance card symbol/number or date of birth \
-                     cannot be used as a login ID.",
-                ),
-            },
-            _ => match self {
-                LoginIdError::TooShort | LoginIdError::TooLong => Cow::Owned(format!(
-                    "ログインIDは半角英数字{min}〜{max}文字で入力してください。"
-                )),
-                LoginIdError::InvalidChar => Cow::Borrowed(
-                    "ログインIDに使用できない文字が含まれています。半角英数字と記号（. _ - @）で入力してください。",
-                ),
-                LoginIdError::NoLetterOrDigit => {
-                    Cow::Borrowed("ログインIDには半角英字または数字を1文字以上含めてください。")
-                }
-                LoginIdError::Identifying => Cow::Borrowed(
-                    "メールアドレス、記号・番号、生年月日はログインIDに使用できません。",
-                ),
-            },
-        }
+        Cow::Borrowed(match self {
+            LoginIdError::TooShort | LoginIdError::TooLong => {
+                return Cow::Owned(lang.pick(
+                    format!("ログインIDは半角英数字{min}〜{max}文字で入力してください。"),
+                    format!(
+                        "Please enter a login ID of {min} to {max} half-width letters and digits."
+                    ),
+                ));
+            }
+            LoginIdError::InvalidChar => lang.pick(
+                "ログインIDに使用できない文字が含まれています。半角英数字と記号（. _ - @）で入力してください。",
+                "The login ID may only contain half-width letters, digits and . _ - @.",
+            ),
+            LoginIdError::NoLetterOrDigit => lang.pick(
+                "ログインIDには半角英字または数字を1文字以上含めてください。",
+                "The login ID needs at least one half-width letter or digit.",
+            ),
+            LoginIdError::Identifying => lang.pick(
+                "メールアドレス、記号・番号、生年月日はログインIDに使用できません。",
+                "Your e-mail address, insurance card symbol/number or date of birth \
+                 cannot be used as a login ID.",
+            ),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::test_support::{assert_codes_and_messages, from_stored};
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
@@ -362,23 +327,12 @@ mod tests {
             LoginIdError::InvalidChar,
             LoginIdError::Identifying,
         ];
-        let codes: HashSet<_> = all.iter().map(|e| e.code()).collect();
-        assert_eq!(codes.len(), all.len());
-        for e in all {
-            assert!(e.code().starts_with("login_id."));
-            assert!(!e.message(Lang::En).is_empty());
-            assert!(!e.message(Lang::Ja).is_empty());
-        }
+        assert_codes_and_messages(&all, "login_id.");
     }
 
     #[test]
     fn login_id_serde_goes_through_parser() {
-        use serde::de::IntoDeserializer;
-        use serde::de::value::{Error as DeError, StringDeserializer};
-        let from = |s: &str| {
-            let de: StringDeserializer<DeError> = s.to_owned().into_deserializer();
-            LoginId::deserialize(de)
-        };
+        let from = from_stored::<LoginId>;
         let id = LoginId::parse("Taro.Kenpo").unwrap();
         assert_eq!(String::from(id.clone()), "taro.kenpo");
         assert_eq!(from("TARO.KENPO").unwrap(), id);

@@ -28,63 +28,163 @@ pub use password::{
 
 use crate::lang::Lang;
 
-/// Why something the member typed was refused. Each variant keeps the field's own
-/// error, with its stable code and its message.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum InputError {
-    /// メールアドレス.
-    #[error(transparent)]
-    Email(#[from] EmailError),
-    /// 記号・番号・枝番.
-    #[error(transparent)]
-    CardNumber(#[from] CardNumberError),
-    /// 保険者番号.
-    #[error(transparent)]
-    InsurerNumber(#[from] InsurerNumberError),
-    /// 生年月日.
-    #[error(transparent)]
-    BirthDate(#[from] BirthDateError),
-    /// 氏名カナ.
-    #[error(transparent)]
-    KanaName(#[from] KanaNameError),
-    /// ログインID.
-    #[error(transparent)]
-    LoginId(#[from] LoginIdError),
-    /// ニックネーム.
-    #[error(transparent)]
-    Nickname(#[from] NicknameError),
-    /// パスワード.
-    #[error(transparent)]
-    Password(#[from] PasswordError),
+/// The string conversions of a value that is only ever made by its `parse`: `FromStr` and
+/// `TryFrom<String>` go through `$ty::parse` (so `str::parse` and serde's
+/// `try_from = "String"` check a stored value again when it is read), and `From<$ty> for
+/// String`, `AsRef<str>` and `Display` give the spelling the closure names.
+///
+/// Each line is one impl, with its doc comment above it:
+///
+/// ```text
+/// text_conversions! { LoginId, LoginIdError;
+///     FromStr;
+///     TryFrom<String>;                  // or: TryFrom<String> |value| <custom body>;
+///     Into<String> |id| id.0;
+///     AsRef<str> |id| &id.0;
+///     Display |id| &id.0;
+/// }
+/// ```
+macro_rules! text_conversions {
+    ($ty:ident, $err:ty;) => {};
+    ($ty:ident, $err:ty; $(#[$m:meta])* FromStr; $($rest:tt)*) => {
+        $(#[$m])*
+        impl ::std::str::FromStr for $ty {
+            type Err = $err;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s)
+            }
+        }
+        $crate::domain::text_conversions!($ty, $err; $($rest)*);
+    };
+    ($ty:ident, $err:ty; $(#[$m:meta])* TryFrom<String>; $($rest:tt)*) => {
+        $crate::domain::text_conversions!(
+            $ty, $err; $(#[$m])* TryFrom<String> |value| Self::parse(&value); $($rest)*
+        );
+    };
+    ($ty:ident, $err:ty; $(#[$m:meta])* TryFrom<String> |$v:ident| $body:expr; $($rest:tt)*) => {
+        $(#[$m])*
+        impl TryFrom<String> for $ty {
+            type Error = $err;
+
+            fn try_from($v: String) -> Result<Self, Self::Error> {
+                $body
+            }
+        }
+        $crate::domain::text_conversions!($ty, $err; $($rest)*);
+    };
+    ($ty:ident, $err:ty; $(#[$m:meta])* Into<String> |$v:ident| $into:expr; $($rest:tt)*) => {
+        $(#[$m])*
+        impl From<$ty> for String {
+            fn from($v: $ty) -> Self {
+                $into
+            }
+        }
+        $crate::domain::text_conversions!($ty, $err; $($rest)*);
+    };
+    ($ty:ident, $err:ty; $(#[$m:meta])* AsRef<str> |$v:ident| $str:expr; $($rest:tt)*) => {
+        $(#[$m])*
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                let $v = self;
+                $str
+            }
+        }
+        $crate::domain::text_conversions!($ty, $err; $($rest)*);
+    };
+    ($ty:ident, $err:ty; $(#[$m:meta])* Display |$v:ident| $str:expr; $($rest:tt)*) => {
+        $(#[$m])*
+        impl ::std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                let $v = self;
+                f.write_str($str)
+            }
+        }
+        $crate::domain::text_conversions!($ty, $err; $($rest)*);
+    };
+}
+pub(crate) use text_conversions;
+
+/// Declares [`InputError`], one variant per field error, with `code` and `message`
+/// forwarded to the field's own error.
+macro_rules! input_error {
+    ($($(#[$doc:meta])* $variant:ident($err:ty),)*) => {
+        /// Why something the member typed was refused. Each variant keeps the field's own
+        /// error, with its stable code and its message.
+        #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+        #[non_exhaustive]
+        pub enum InputError {
+            $(
+                $(#[$doc])*
+                #[error(transparent)]
+                $variant(#[from] $err),
+            )*
+        }
+
+        impl InputError {
+            /// Stable code of the underlying error, e.g. `"card_number.branch_length"`.
+            pub fn code(&self) -> &'static str {
+                match self {
+                    $(InputError::$variant(e) => e.code(),)*
+                }
+            }
+
+            /// The member-facing message of the underlying error.
+            pub fn message(&self, lang: Lang) -> Cow<'static, str> {
+                match self {
+                    $(InputError::$variant(e) => e.message(lang),)*
+                }
+            }
+        }
+    };
 }
 
-impl InputError {
-    /// Stable code of the underlying error, e.g. `"card_number.branch_length"`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            InputError::Email(e) => e.code(),
-            InputError::CardNumber(e) => e.code(),
-            InputError::InsurerNumber(e) => e.code(),
-            InputError::BirthDate(e) => e.code(),
-            InputError::KanaName(e) => e.code(),
-            InputError::LoginId(e) => e.code(),
-            InputError::Nickname(e) => e.code(),
-            InputError::Password(e) => e.code(),
-        }
+input_error! {
+    /// メールアドレス.
+    Email(EmailError),
+    /// 記号・番号・枝番.
+    CardNumber(CardNumberError),
+    /// 保険者番号.
+    InsurerNumber(InsurerNumberError),
+    /// 生年月日.
+    BirthDate(BirthDateError),
+    /// 氏名カナ.
+    KanaName(KanaNameError),
+    /// ログインID.
+    LoginId(LoginIdError),
+    /// ニックネーム.
+    Nickname(NicknameError),
+    /// パスワード.
+    Password(PasswordError),
+}
+
+/// Checks shared by the tests of the field types.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::collections::HashSet;
+
+    use serde::de::value::{Error as DeError, StringDeserializer};
+    use serde::de::{DeserializeOwned, IntoDeserializer};
+
+    use super::InputError;
+    use crate::lang::Lang;
+
+    /// Deserialises `stored` the way a store hands a string column to serde.
+    pub(crate) fn from_stored<T: DeserializeOwned>(stored: &str) -> Result<T, DeError> {
+        let de: StringDeserializer<DeError> = stored.to_owned().into_deserializer();
+        T::deserialize(de)
     }
 
-    /// The member-facing message of the underlying error.
-    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
-        match self {
-            InputError::Email(e) => e.message(lang),
-            InputError::CardNumber(e) => e.message(lang),
-            InputError::InsurerNumber(e) => e.message(lang),
-            InputError::BirthDate(e) => e.message(lang),
-            InputError::KanaName(e) => e.message(lang),
-            InputError::LoginId(e) => e.message(lang),
-            InputError::Nickname(e) => e.message(lang),
-            InputError::Password(e) => e.message(lang),
+    /// Every error in `all` has its own code under `prefix` and a message in both
+    /// languages.
+    pub(crate) fn assert_codes_and_messages<E: Clone + Into<InputError>>(all: &[E], prefix: &str) {
+        let all: Vec<InputError> = all.iter().cloned().map(Into::into).collect();
+        let codes: HashSet<_> = all.iter().map(InputError::code).collect();
+        assert_eq!(codes.len(), all.len());
+        for e in all {
+            assert!(e.code().starts_with(prefix));
+            assert!(!e.message(Lang::En).is_empty());
+            assert!(!e.message(Lang::Ja).is_empty());
         }
     }
 }

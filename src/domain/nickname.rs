@@ -1,8 +1,6 @@
 //! ニックネーム: the name the portal and its mails greet the member by.
 
 use std::borrow::Cow;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
@@ -153,40 +151,14 @@ fn is_private_use_or_noncharacter(c: char) -> bool {
         || (u & 0xFFFE) == 0xFFFE
 }
 
-impl fmt::Display for Nickname {
+crate::domain::text_conversions! { Nickname, NicknameError;
     /// The nickname as is. Templates that produce HTML must still escape it.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for Nickname {
-    type Err = NicknameError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Nickname::parse(s)
-    }
-}
-
-impl TryFrom<String> for Nickname {
-    type Error = NicknameError;
-
+    Display |n| &n.0;
+    FromStr;
     /// Through [`Nickname::parse`], so a stored value is checked again when it is read.
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Nickname::parse(&value)
-    }
-}
-
-impl From<Nickname> for String {
-    fn from(n: Nickname) -> Self {
-        n.0
-    }
-}
-
-impl AsRef<str> for Nickname {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
+    TryFrom<String>;
+    Into<String> |n| n.0;
+    AsRef<str> |n| &n.0;
 }
 
 /// Why a nickname was refused. Never carries the input.
@@ -217,35 +189,30 @@ impl NicknameError {
     /// The text shown to the member.
     pub fn message(&self, lang: Lang) -> Cow<'static, str> {
         let max = Nickname::MAX_CHARS;
-        match lang {
-            Lang::En => match self {
-                NicknameError::Empty => Cow::Borrowed("Please enter a nickname."),
-                NicknameError::TooLong => Cow::Owned(format!(
-                    "Please enter a nickname of at most {max} characters."
-                )),
-                NicknameError::InvalidChar => Cow::Borrowed(
-                    "The nickname contains characters that cannot be used \
-                     (line breaks, invisible characters, < or >).",
-                ),
-            },
-            _ => match self {
-                NicknameError::Empty => Cow::Borrowed("ニックネームを入力してください。"),
-                NicknameError::TooLong => {
-                    Cow::Owned(format!("ニックネームは{max}文字以内で入力してください。"))
-                }
-                NicknameError::InvalidChar => Cow::Borrowed(
-                    "ニックネームに使用できない文字（改行、見えない文字、「<」「>」など）が含まれています。",
-                ),
-            },
-        }
+        Cow::Borrowed(match self {
+            NicknameError::Empty => {
+                lang.pick("ニックネームを入力してください。", "Please enter a nickname.")
+            }
+            NicknameError::TooLong => {
+                return Cow::Owned(lang.pick(
+                    format!("ニックネームは{max}文字以内で入力してください。"),
+                    format!("Please enter a nickname of at most {max} characters."),
+                ));
+            }
+            NicknameError::InvalidChar => lang.pick(
+                "ニックネームに使用できない文字（改行、見えない文字、「<」「>」など）が含まれています。",
+                "The nickname contains characters that cannot be used \
+                 (line breaks, invisible characters, < or >).",
+            ),
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::test_support::{assert_codes_and_messages, from_stored};
     use proptest::prelude::*;
-    use std::collections::HashSet;
 
     // Nickname rules (DESIGN §3): NFKC, trim, collapse spaces, any script.
     #[test]
@@ -319,23 +286,12 @@ mod tests {
             NicknameError::TooLong,
             NicknameError::InvalidChar,
         ];
-        let codes: HashSet<_> = all.iter().map(|e| e.code()).collect();
-        assert_eq!(codes.len(), all.len());
-        for e in all {
-            assert!(e.code().starts_with("nickname."));
-            assert!(!e.message(Lang::En).is_empty());
-            assert!(!e.message(Lang::Ja).is_empty());
-        }
+        assert_codes_and_messages(&all, "nickname.");
     }
 
     #[test]
     fn nickname_serde_goes_through_parser() {
-        use serde::de::IntoDeserializer;
-        use serde::de::value::{Error as DeError, StringDeserializer};
-        let from = |s: &str| {
-            let de: StringDeserializer<DeError> = s.to_owned().into_deserializer();
-            Nickname::deserialize(de)
-        };
+        let from = from_stored::<Nickname>;
         assert_eq!(from(" ﾀﾛｳ ").unwrap().as_str(), "タロウ");
         assert!(from("<x>").is_err());
         assert_eq!(String::from(Nickname::parse("たろう").unwrap()), "たろう");

@@ -21,7 +21,8 @@ impl Version {
 /// A record together with the version it was read at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Versioned<T> {
-    /// Version the record had when read; pass it back to [`Store::commit`].
+    /// Version the record had when read; pass it back to
+    /// [`Store::commit`](crate::ports::Store::commit).
     pub version: Version,
     /// The record.
     pub value: T,
