@@ -141,7 +141,15 @@ async fn sec_25_wrong_reminder_requests_do_not_spend_the_members_budget() {
             .unwrap();
     }
     // The member's own password reset passes its roster re-check.
-    reset(&f, LOGIN, TARO, CARD, BIRTH, "満月の夜に港の灯りを静かに数えていく").await;
+    reset(
+        &f,
+        LOGIN,
+        TARO,
+        CARD,
+        BIRTH,
+        "満月の夜に港の灯りを静かに数えていく",
+    )
+    .await;
     // And the reminder with the right data still mails the login ID.
     f.after_mail_interval();
     f.portal

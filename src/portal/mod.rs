@@ -1,9 +1,11 @@
-//! The async driver: one method per member action.
+//! The async shell: one method per member action, each a few lines that name its step.
 //!
-//! Each method loads what it needs from the [`Store`], calls the pure core in
-//! [`crate::flow`], commits the result in one atomic [`Commit`], and only then mails
-//! and answers. A commit that loses a race is retried from a fresh read, so a request
-//! never acts on stale state.
+//! Every method goes through one driver (`driver.rs`): parse nothing (the secrets come
+//! typed), load what the step reads from the [`Store`], ask the pure core in
+//! [`crate::flow`] for a [`Decision`](crate::flow::Decision), commit its writes in one
+//! atomic [`Commit`](crate::ports::Commit) with compare-and-set, re-read and decide
+//! again after a lost race, and only then send its mails, record its audit events and
+//! answer. No rule lives here: an `if` about policy belongs to the core.
 
 mod account;
 mod assurance;
