@@ -22,6 +22,7 @@
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use kenpo_auth::Policy;
 use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, KanaName};
+use kenpo_auth::flow::registration::RosterCheck;
 use kenpo_auth::flow::{Env, IdentityClaim, LoginState, RegistrationState, login, registration};
 use kenpo_auth::ports::{AccountId, MemberId, MemberRecord, Relation};
 use kenpo_auth::token::{DigestKey, DigestKeyring, OtpCode, RegistrationLinkToken};
@@ -58,10 +59,14 @@ fn transitions(c: &mut Criterion) {
     let link1 = link1.digest(&keys);
     let (awaiting_identity, handle) = awaiting_link.clone().open_link(&link1, env, rng).unwrap();
     let handle = handle.digest(&keys);
-    let step =
-        awaiting_identity
-            .clone()
-            .verify_identity(&handle, &claim, Some(&record), false, env, rng);
+    let check = RosterCheck {
+        claim: &claim,
+        record: Some(&record),
+        member_exhausted: false,
+    };
+    let step = awaiting_identity
+        .clone()
+        .verify_identity(&handle, check, env, rng);
     let verified = step.result.unwrap();
     let awaiting_key = step.state;
     let link2 = verified.link.digest(&keys);
@@ -103,7 +108,7 @@ fn transitions(c: &mut Criterion) {
         b.iter_batched(
             || awaiting_identity.clone(),
             |s| {
-                let step = s.verify_identity(&handle, &claim, Some(&record), false, env, rng);
+                let step = s.verify_identity(&handle, check, env, rng);
                 assert!(step.result.is_ok());
                 step
             },

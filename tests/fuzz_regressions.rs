@@ -20,7 +20,7 @@
 use kenpo_auth::Policy;
 use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, KanaName};
 use kenpo_auth::flow::login::{self, LoginState};
-use kenpo_auth::flow::registration::{self, LinkStatus, RegistrationState};
+use kenpo_auth::flow::registration::{self, LinkStatus, RegistrationState, RosterCheck};
 use kenpo_auth::flow::{Env, FlowState, IdentityClaim};
 use kenpo_auth::ports::{AccountId, MemberId, MemberRecord, Relation, SecurityStamp};
 use kenpo_auth::token::{DigestKey, DigestKeyring};
@@ -147,9 +147,11 @@ fn fuzz_r3_verify_identity_at_end_of_time_saturates_link2_deadline() {
     let r = roster();
     let step = state.verify_identity(
         &handle,
-        &claim(&r),
-        Some(&r),
-        false,
+        RosterCheck {
+            claim: &claim(&r),
+            record: Some(&r),
+            member_exhausted: false,
+        },
         env(LAST_SECOND, &policy, &keys),
         &mut rng,
     );
@@ -168,9 +170,11 @@ fn fuzz_r4_confirm_auth_key_at_end_of_time_saturates_credentials_deadline() {
     let r = roster();
     let step = state.verify_identity(
         &handle,
-        &claim(&r),
-        Some(&r),
-        false,
+        RosterCheck {
+            claim: &claim(&r),
+            record: Some(&r),
+            member_exhausted: false,
+        },
         env(LAST_SECOND, &policy, &keys),
         &mut rng,
     );

@@ -17,7 +17,9 @@
 
 use arbitrary::Arbitrary;
 use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, KanaName};
-use kenpo_auth::flow::registration::{self, DeadReason, LinkStatus, RegistrationState};
+use kenpo_auth::flow::registration::{
+    self, DeadReason, LinkStatus, RegistrationState, RosterCheck,
+};
 use kenpo_auth::flow::{Env, FlowState, IdentityClaim};
 use kenpo_auth::ports::{AccountId, MemberId, MemberRecord, Relation, SecurityStamp};
 use kenpo_auth::token::{
@@ -441,9 +443,11 @@ impl Harness {
         let budget = self.policy.identity_tries_per_flow;
         let step = before.clone().verify_identity(
             &d,
-            &claim,
-            record.as_ref(),
-            member_exhausted,
+            RosterCheck {
+                claim: &claim,
+                record: record.as_ref(),
+                member_exhausted,
+            },
             env!(self),
             &mut self.rng,
         );
@@ -496,12 +500,8 @@ impl Harness {
             (Some(_), Err(e)) => panic!("matching roster record refused: {e:?}"),
             (None, Ok(_)) => panic!("R3 accepted without a matching roster record"),
             (None, Err(e)) => {
-                let want = if member_exhausted {
-                    Rejection::IdentityAttemptsExhausted
-                } else {
-                    Rejection::IdentityNotConfirmed
-                };
-                assert_eq!(e, want);
+                // SEC-09: an exhausted member budget answers exactly like a failed match.
+                assert_eq!(e, Rejection::IdentityNotConfirmed);
                 let attempts = s.attempts + 1;
                 assert!(attempts <= budget);
                 if attempts >= budget {

@@ -18,7 +18,7 @@ use super::login::OtpConsumed;
 use super::registration::{Found, LinkStatus, address_mail_window};
 use super::step::{NewAccount, Step as Decision, Write};
 use super::throttle;
-use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, deadline};
+use super::{AccountView, Env, FlowState, TOMBSTONE_TTL, Urls, active, deadline};
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::Rejection;
 use crate::mail::{MailLink, MailMessage};
@@ -85,13 +85,13 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> (AwaitingEmailConfirmation, EmailChangeLinkToken) {
     let (token, link) = EmailChangeLinkToken::issue(env.keys, rng);
-    let expires_at = deadline(env.now, env.policy.email_change_link_ttl);
+
     (
         AwaitingEmailConfirmation {
             account,
             new_email,
             link,
-            expires_at,
+            expires_at: deadline(env.now, env.policy.email_change_link_ttl),
         },
         token,
     )
@@ -172,23 +172,22 @@ impl EmailChangeState {
 
 // ── The journeys of a logged-in member and of the insurer ─────────────────────────
 
-fn active(account: Option<&Versioned<Account>>) -> Option<&Versioned<Account>> {
-    account.filter(|a| matches!(a.value.status, AccountStatus::Active))
-}
-
 /// パスワード変更: the current password goes through the login's gate — a wrong one
 /// counts on the account and the SEC-24 delays and cap apply (SEC-18) — and every
 /// refusal is [`Rejection::CurrentPasswordIncorrect`]. On success the new hash, a new
 /// stamp, every open flow of the account ended (SEC-34) and the notice (SEC-43), in one
 /// commit conditional on the account's version. Answers the new stamp.
 pub fn change_password<R: rand::CryptoRng + ?Sized>(
-    account: Option<&Versioned<Account>>,
+    held: AccountView<'_>,
     current: PasswordCheck,
     new_hash: PasswordHashString,
-    account_flows: &[Versioned<FlowRecord>],
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<SecurityStamp> {
+    let AccountView {
+        account,
+        flows: account_flows,
+    } = held;
     let Some(stored) = active(account) else {
         return Decision::reject(Rejection::CurrentPasswordIncorrect);
     };
@@ -228,14 +227,17 @@ pub struct FreshLogin<'a> {
 /// Whether the address is taken is not said here (SEC-08); a throttled mail (SEC-13)
 /// answers the same.
 pub fn request_email_change<R: rand::CryptoRng + ?Sized>(
-    account: Option<&Versioned<Account>>,
+    held: AccountView<'_>,
     fresh: FreshLogin<'_>,
     (new_email, mails): (EmailAddress, Option<&Versioned<Counter>>),
-    account_flows: &[Versioned<FlowRecord>],
     urls: &Urls,
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
+    let AccountView {
+        account,
+        flows: account_flows,
+    } = held;
     let now = env.now;
     let FreshLogin { proof, stamp } = fresh;
     let age = now - proof.at();
@@ -296,11 +298,14 @@ pub fn request_email_change<R: rand::CryptoRng + ?Sized>(
 /// link. Notices go to the old and the new address (SEC-43). Answers the masked address.
 pub fn confirm_email<R: rand::CryptoRng + ?Sized>(
     found: Option<Found<'_>>,
-    account: Option<&Versioned<Account>>,
-    account_flows: &[Versioned<FlowRecord>],
+    held: AccountView<'_>,
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<String> {
+    let AccountView {
+        account,
+        flows: account_flows,
+    } = held;
     let now = env.now;
     let Some((record, digest)) = found else {
         return Decision::reject(Rejection::LinkInvalid);
@@ -370,12 +375,15 @@ pub struct Provisioned {
 /// completed registration is refused.
 pub fn provision<R: rand::CryptoRng + ?Sized>(
     member: &MemberId,
-    existing: Option<&Versioned<Account>>,
+    held: AccountView<'_>,
     temporary_hash: PasswordHashString,
-    account_flows: &[Versioned<FlowRecord>],
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<Provisioned> {
+    let AccountView {
+        account: existing,
+        flows: account_flows,
+    } = held;
     let now = env.now;
     let expires_at = now.saturating_add(env.policy.temporary_password_ttl);
     let status = AccountStatus::Provisioned {
@@ -461,11 +469,14 @@ pub enum DisableOutcome {
 /// 資格喪失: the account can no longer log in or recover, its stamp changes so every
 /// session ends, and its open flows end (SEC-34).
 pub fn disable<R: rand::CryptoRng + ?Sized>(
-    account: Option<&Versioned<Account>>,
-    account_flows: &[Versioned<FlowRecord>],
+    held: AccountView<'_>,
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<DisableOutcome> {
+    let AccountView {
+        account,
+        flows: account_flows,
+    } = held;
     let Some(a) = account else {
         return Decision::answer(DisableOutcome::UnknownAccount);
     };
@@ -485,18 +496,15 @@ pub fn disable<R: rand::CryptoRng + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::test_support::{T0, keys};
     use crate::policy::Policy;
-    use crate::token::{DigestKey, DigestKeyring};
     use time::Duration;
-    use time::macros::datetime;
-
-    const T0: OffsetDateTime = datetime!(2026-11-24 09:00 UTC);
 
     // SEC-36: the confirmation link lives email_change_link_ttl (30 min): usable at
     // expires_at - 1 s, refused at expires_at, and once confirmed it says "used".
     #[test]
     fn sec_36_confirmation_link_boundary_and_single_use() {
-        let keys = DigestKeyring::new(DigestKey::new(1, [5u8; 32]).unwrap());
+        let keys = keys();
         let p = Policy::default();
         let env = |now| Env {
             now,

@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 use super::gate::{self, Gate, Opened, PasswordCheck};
 use super::step::Step;
 use super::throttle::{self, Window};
-use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, deadline};
+use super::{AccountView, Env, FlowRecord, FlowState, TOMBSTONE_TTL, deadline};
 use crate::error::Rejection;
 use crate::mail::MailMessage;
 use crate::model::{
@@ -399,13 +399,16 @@ fn otp_mail_window(env: Env<'_>) -> Window {
 /// open ones, the hourly 暗証キー-mail cap (answered like every other failure, SEC-23)
 /// and the mail. The account write is conditional on the version read (SEC-34).
 pub fn start<R: rand::CryptoRng + ?Sized>(
-    account: Option<&Versioned<Account>>,
+    held: AccountView<'_>,
     password: PasswordCheck,
     otp_mails: Option<&Versioned<Counter>>,
-    open_flows: &[Versioned<FlowRecord>],
     env: Env<'_>,
     rng: &mut R,
 ) -> Step<Issued> {
+    let AccountView {
+        account,
+        flows: open_flows,
+    } = held;
     let opened = match gate::check(Gate::Login, account, password, env) {
         Ok(opened) => opened,
         Err(refused) => return refused,

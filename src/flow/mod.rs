@@ -22,7 +22,7 @@ pub mod urls;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::model::{AccountId, FlowId};
+use crate::model::{Account, AccountId, AccountStatus, FlowId, Versioned};
 use crate::policy::Policy;
 use crate::token::{DigestKeyring, TokenDigest};
 
@@ -139,5 +139,48 @@ impl FlowState {
             FlowState::PasswordReset(s) => Some(s.account()),
             FlowState::EmailChange(s) => Some(s.account()),
         }
+    }
+}
+
+/// An account as a step loaded it, with every flow it owns (in creation order): what a
+/// decision needs to act on the account and end its open flows (SEC-34).
+#[derive(Clone, Copy, Debug)]
+pub struct AccountView<'a> {
+    /// The account, if one was found.
+    pub account: Option<&'a Versioned<Account>>,
+    /// Its flows (empty when there is no account).
+    pub flows: &'a [Versioned<FlowRecord>],
+}
+
+/// The account, if it is active (registered and usable).
+pub(crate) fn active(account: Option<&Versioned<Account>>) -> Option<&Versioned<Account>> {
+    account.filter(|a| matches!(a.value.status, AccountStatus::Active))
+}
+
+/// What the core's unit tests share: one instant, one keyring, one environment.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use time::OffsetDateTime;
+    use time::macros::datetime;
+
+    use super::Env;
+    use crate::policy::Policy;
+    use crate::token::{DigestKey, DigestKeyring};
+
+    /// The instant the tests start at.
+    pub(crate) const T0: OffsetDateTime = datetime!(2026-11-24 09:00 UTC);
+
+    /// A fixed test keyring.
+    pub(crate) fn keys() -> DigestKeyring {
+        DigestKeyring::new(DigestKey::new(1, [3u8; 32]).unwrap())
+    }
+
+    /// The environment at `now`.
+    pub(crate) fn env<'a>(
+        now: OffsetDateTime,
+        policy: &'a Policy,
+        keys: &'a DigestKeyring,
+    ) -> Env<'a> {
+        Env { now, policy, keys }
     }
 }

@@ -21,17 +21,18 @@ use time::OffsetDateTime;
 
 use super::ends::Ends;
 use super::registration::{
-    Found, IdentityClaim, LinkStatus, address_mail_window, identity_member_window, roster_matches,
+    Found, IdentityClaim, LinkStatus, RosterCheck, address_mail_window, failed_attempt,
+    identity_member_window,
 };
 use super::step::{Step as Decision, Write};
 use super::throttle::{self, CounterHit};
-use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, deadline};
+use super::{AccountView, Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, active, deadline};
 use crate::domain::EmailAddress;
 use crate::error::Rejection;
 use crate::mail::{MailLink, MailMessage};
 use crate::model::{
-    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId,
-    MemberRecord, SecurityStamp, Versioned,
+    Account, AccountId, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId, MemberRecord,
+    SecurityStamp, Versioned,
 };
 use crate::password_hash::PasswordHashString;
 use crate::token::{FlowHandle, MailedLink, PasswordResetLinkToken, TokenDigest};
@@ -123,12 +124,12 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> (AwaitingResetLink, PasswordResetLinkToken) {
     let (token, link) = PasswordResetLinkToken::issue(env.keys, rng);
-    let expires_at = deadline(env.now, env.policy.password_reset_link_ttl);
+
     (
         AwaitingResetLink {
             account,
             link,
-            expires_at,
+            expires_at: deadline(env.now, env.policy.password_reset_link_ttl),
         },
         token,
     )
@@ -183,9 +184,7 @@ impl ResetState {
     pub fn check_identity(
         self,
         handle: &TokenDigest,
-        claim: &IdentityClaim,
-        record: Option<&MemberRecord>,
-        member_exhausted: bool,
+        check: RosterCheck<'_>,
         env: Env<'_>,
     ) -> ResetStep {
         let s = match self {
@@ -215,8 +214,7 @@ impl ResetState {
                 result: Err(Rejection::IdentityAttemptsExhausted),
             };
         }
-        let matched = record.is_some_and(|r| roster_matches(claim, r));
-        if matched && !member_exhausted {
+        if check.matched().is_some() {
             return ResetStep {
                 state: ResetState::AwaitingNewPassword(AwaitingNewPassword {
                     identity_confirmed: true,
@@ -225,10 +223,8 @@ impl ResetState {
                 result: Ok(()),
             };
         }
-        let attempts = s.attempts + 1;
-        // SEC-09: an exhausted member budget answers exactly like a failed match.
-        let rejection = Rejection::IdentityNotConfirmed;
-        let state = if attempts >= env.policy.identity_tries_per_flow {
+        let (attempts, used_up) = failed_attempt(s.attempts, env);
+        let state = if used_up {
             ResetState::Ended(ResetEnd {
                 account: s.account,
                 spent: vec![s.link, s.handle],
@@ -240,7 +236,7 @@ impl ResetState {
         };
         ResetStep {
             state,
-            result: Err(rejection),
+            result: Err(Rejection::IdentityNotConfirmed),
         }
     }
 
@@ -310,19 +306,11 @@ impl ResetState {
 mod tests {
     use super::*;
     use crate::domain::{BirthDate, CardNumber};
+    use crate::flow::test_support::{T0, env, keys};
     use crate::model::{MemberId, Relation};
     use crate::policy::Policy;
-    use crate::token::{DigestKey, DigestKeyring};
+    use crate::token::DigestKeyring;
     use time::Duration;
-    use time::macros::datetime;
-
-    fn keys() -> DigestKeyring {
-        DigestKeyring::new(DigestKey::new(1, [3u8; 32]).unwrap())
-    }
-
-    fn env<'a>(now: OffsetDateTime, policy: &'a Policy, keys: &'a DigestKeyring) -> Env<'a> {
-        Env { now, policy, keys }
-    }
 
     fn record() -> MemberRecord {
         MemberRecord::new(
@@ -342,8 +330,6 @@ mod tests {
             kana_name: None,
         }
     }
-
-    const T0: OffsetDateTime = datetime!(2026-11-24 09:00 UTC);
 
     fn opened(policy: &Policy, keys: &DigestKeyring) -> (ResetState, TokenDigest, TokenDigest) {
         let mut rng = rand::rng();
@@ -406,9 +392,11 @@ mod tests {
         for i in 1..=p.identity_tries_per_flow {
             let step = state.check_identity(
                 &handle,
-                &claim("1985-04-13"),
-                Some(&r),
-                false,
+                RosterCheck {
+                    claim: &claim("1985-04-13"),
+                    record: Some(&r),
+                    member_exhausted: false,
+                },
                 env(T0, &p, &k),
             );
             assert_eq!(step.result, Err(Rejection::IdentityNotConfirmed));
@@ -423,9 +411,11 @@ mod tests {
         ));
         let step = state.check_identity(
             &handle,
-            &claim("1985-04-12"),
-            Some(&r),
-            false,
+            RosterCheck {
+                claim: &claim("1985-04-12"),
+                record: Some(&r),
+                member_exhausted: false,
+            },
             env(T0, &p, &k),
         );
         assert_eq!(step.result, Err(Rejection::WrongStep));
@@ -438,9 +428,11 @@ mod tests {
         let (state, _, handle) = opened(&p, &k);
         let step = state.check_identity(
             &handle,
-            &claim("1985-04-12"),
-            Some(&record()),
-            true,
+            RosterCheck {
+                claim: &claim("1985-04-12"),
+                record: Some(&record()),
+                member_exhausted: true,
+            },
             env(T0, &p, &k),
         );
         // SEC-09: the same answer as a wrong birth date.
@@ -460,9 +452,11 @@ mod tests {
         );
         let step = state.check_identity(
             &handle,
-            &claim("1985-04-12"),
-            Some(&record()),
-            false,
+            RosterCheck {
+                claim: &claim("1985-04-12"),
+                record: Some(&record()),
+                member_exhausted: false,
+            },
             env(T0, &p, &k),
         );
         assert_eq!(step.result, Ok(()));
@@ -495,10 +489,6 @@ mod tests {
 }
 
 // ── The journey: what each recovery step decides from what the driver loaded ──────
-
-fn active(account: Option<&Versioned<Account>>) -> Option<&Versioned<Account>> {
-    account.filter(|a| matches!(a.value.status, AccountStatus::Active))
-}
 
 /// What ログインIDを忘れた方 learned: the account of the typed address, its roster
 /// entry (read only when a claim was typed and the address has an account), and the
@@ -537,7 +527,13 @@ pub fn remind_login_id(
     // would only let anyone who knows the address block the member's own recovery.
     let identity_ok = match identity {
         None => true,
-        Some(claim) => facts.record.is_some_and(|r| roster_matches(claim, r)),
+        Some(claim) => RosterCheck {
+            claim,
+            record: facts.record,
+            member_exhausted: false,
+        }
+        .matched()
+        .is_some(),
     };
     let matched = target.filter(|_| identity_ok);
     let mut decision = Decision::answer(());
@@ -581,13 +577,16 @@ pub fn remind_login_id(
 /// answer for an unknown, disabled or provisioned login ID and for a throttled mail, and
 /// the account itself is not touched (SEC-37).
 pub fn request_reset<R: rand::CryptoRng + ?Sized>(
-    account: Option<&Versioned<Account>>,
+    held: AccountView<'_>,
     mails: Option<&Versioned<Counter>>,
-    account_flows: &[Versioned<FlowRecord>],
     urls: &Urls,
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
+    let AccountView {
+        account,
+        flows: account_flows,
+    } = held;
     let now = env.now;
     let Some((account, email)) =
         active(account).and_then(|a| a.value.email.as_ref().map(|e| (&a.value, e)))
@@ -731,7 +730,15 @@ pub fn check_reset_claim(
             }
             Err(_) => true,
         };
-        let step = state.check_identity(digest, claim, record, member_exhausted, env);
+        let step = state.check_identity(
+            digest,
+            RosterCheck {
+                claim,
+                record,
+                member_exhausted,
+            },
+            env,
+        );
         if let Err(rejection) = step.result {
             let kind = if member_exhausted {
                 AuditKind::IdentityMemberBlocked
@@ -769,13 +776,16 @@ pub fn check_reset_claim(
 /// and the notice (SEC-38, SEC-43) — in one commit. The member is not logged in.
 pub fn complete_reset<R: rand::CryptoRng + ?Sized>(
     found: Option<Found<'_>>,
-    account: Option<&Versioned<Account>>,
+    held: AccountView<'_>,
     checked: ResetChecked,
     password_hash: PasswordHashString,
-    account_flows: &[Versioned<FlowRecord>],
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
+    let AccountView {
+        account,
+        flows: account_flows,
+    } = held;
     let (Some((record, _, _)), Some(account)) = (reset_of(found), active(account)) else {
         return Decision::reject(Rejection::WrongStep);
     };

@@ -220,12 +220,12 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> (AwaitingLinkOpen, RegistrationLinkToken) {
     let (token, link) = RegistrationLinkToken::issue(env.keys, rng);
-    let expires_at = deadline(env.now, env.policy.registration_link_ttl);
+
     (
         AwaitingLinkOpen {
             email,
             link,
-            expires_at,
+            expires_at: deadline(env.now, env.policy.registration_link_ttl),
         },
         token,
     )
@@ -352,9 +352,7 @@ impl RegistrationState {
     pub fn verify_identity<R: rand::CryptoRng + ?Sized>(
         self,
         handle: &TokenDigest,
-        claim: &IdentityClaim,
-        record: Option<&MemberRecord>,
-        member_exhausted: bool,
+        check: RosterCheck<'_>,
         env: Env<'_>,
         rng: &mut R,
     ) -> Step<IdentityVerified> {
@@ -371,10 +369,8 @@ impl RegistrationState {
                 Rejection::IdentityAttemptsExhausted,
             );
         }
-        let attempts = s.attempts + 1;
-        let matched = record.filter(|r| roster_matches(claim, r));
-        match matched {
-            Some(r) if !member_exhausted => {
+        match check.matched() {
+            Some(r) => {
                 let (link, link_digest) = VerificationLinkToken::issue(env.keys, rng);
                 let key = AuthKey::generate(rng, env.policy.auth_key_len);
                 let expires_at = deadline(env.now, env.policy.verification_link_ttl);
@@ -397,11 +393,9 @@ impl RegistrationState {
                     }),
                 }
             }
-            _ => {
-                // SEC-09: an exhausted member budget answers exactly like a failed match, so
-                // the answer never tells whether a card number is on the roster.
-                let rejection = Rejection::IdentityNotConfirmed;
-                let state = if attempts >= env.policy.identity_tries_per_flow {
+            None => {
+                let (attempts, used_up) = failed_attempt(s.attempts, env);
+                let state = if used_up {
                     RegistrationState::Dead(Dead {
                         reason: DeadReason::IdentityAttemptsExhausted,
                         spent: vec![s.link, s.handle],
@@ -412,7 +406,7 @@ impl RegistrationState {
                 };
                 Step {
                     state,
-                    result: Err(rejection),
+                    result: Err(Rejection::IdentityNotConfirmed),
                 }
             }
         }
@@ -623,6 +617,36 @@ impl<T> Step<T> {
 /// Whether a claim matches a roster entry: same canonical card number, same birth date,
 /// same kana name when the claim has one, and the member still insured. Each compared
 /// in constant time (SEC-45); the answer never says which part differed (SEC-09).
+/// One identity check (SEC-09): what the member typed, the roster entry it is compared
+/// with (found by the typed card number at R3, the account's member at a reset), and
+/// whether the member's budget across flows is spent.
+#[derive(Clone, Copy, Debug)]
+pub struct RosterCheck<'a> {
+    /// What the member typed.
+    pub claim: &'a IdentityClaim,
+    /// The roster entry to compare with, if any.
+    pub record: Option<&'a MemberRecord>,
+    /// The member's budget across flows is spent: the check fails whatever was typed.
+    pub member_exhausted: bool,
+}
+
+impl RosterCheck<'_> {
+    /// The roster entry, when the claim matches it and the budget allows a match.
+    pub fn matched(&self) -> Option<&MemberRecord> {
+        self.record
+            .filter(|r| !self.member_exhausted && roster_matches(self.claim, r))
+    }
+}
+
+/// A failed identity check spends one of the flow's tries: the tries after it, and
+/// whether they are used up (the flow ends). Whatever failed — the card number, the
+/// birth date, or the member's budget — the member is told
+/// [`Rejection::IdentityNotConfirmed`], so the answer is no card-number oracle (SEC-09).
+pub(crate) fn failed_attempt(attempts: u32, env: Env<'_>) -> (u32, bool) {
+    let attempts = attempts.saturating_add(1);
+    (attempts, attempts >= env.policy.identity_tries_per_flow)
+}
+
 pub(crate) fn roster_matches(claim: &IdentityClaim, record: &MemberRecord) -> bool {
     let card = claim
         .card_number
@@ -850,10 +874,16 @@ pub fn confirm_identity<R: rand::CryptoRng + ?Sized>(
         },
         None => (None, false),
     };
-    let step =
-        state
-            .clone()
-            .verify_identity(digest, claim, facts.record, member_exhausted, env, rng);
+    let step = state.clone().verify_identity(
+        digest,
+        RosterCheck {
+            claim,
+            record: facts.record,
+            member_exhausted,
+        },
+        env,
+        rng,
+    );
     let mut next = step.state;
     let mut result = step.result;
     if result.is_ok() && (facts.member_has_account || facts.email_taken) {

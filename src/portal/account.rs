@@ -24,7 +24,7 @@ use crate::domain::{
 use crate::error::{Error, Rejection};
 use crate::flow::Env;
 use crate::flow::account as account_flow;
-use crate::flow::{Decision, LinkStatus};
+use crate::flow::{AccountView, Decision, LinkStatus};
 use crate::model::CounterKey;
 use crate::password_hash::PasswordHashString;
 use crate::ports::{Account, AccountId, AccountLookup, MemberId, SecurityStamp};
@@ -177,10 +177,9 @@ impl Portal {
                     };
                     let mut rng = Self::rng();
                     Ok(account_flow::change_password(
-                        account,
+                        loaded.view(),
                         current,
                         new_hash,
-                        &loaded.account_flows,
                         env,
                         &mut rng,
                     ))
@@ -228,13 +227,15 @@ impl Portal {
             &load,
             |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
                 account_flow::request_email_change(
-                    loaded
-                        .account
-                        .as_ref()
-                        .filter(|a| a.value.id == *account_id),
+                    AccountView {
+                        account: loaded
+                            .account
+                            .as_ref()
+                            .filter(|a| a.value.id == *account_id),
+                        flows: &loaded.account_flows,
+                    },
                     fresh,
                     (new_email.clone(), loaded.counter(0)),
-                    &loaded.account_flows,
                     &self.inner.urls,
                     env,
                     rng,
@@ -275,13 +276,7 @@ impl Portal {
             .decide(
                 &load,
                 |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                    account_flow::confirm_email(
-                        loaded.found(),
-                        loaded.account.as_ref(),
-                        &loaded.account_flows,
-                        env,
-                        rng,
-                    )
+                    account_flow::confirm_email(loaded.found(), loaded.view(), env, rng)
                 },
             )
             .await?;
@@ -328,14 +323,7 @@ impl Portal {
             .decide(
                 &load,
                 |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                    account_flow::provision(
-                        member,
-                        loaded.account.as_ref(),
-                        password_hash.clone(),
-                        &loaded.account_flows,
-                        env,
-                        rng,
-                    )
+                    account_flow::provision(member, loaded.view(), password_hash.clone(), env, rng)
                 },
             )
             .await?;
@@ -361,7 +349,7 @@ impl Portal {
         self.decide(
             &load,
             |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                account_flow::disable(loaded.account.as_ref(), &loaded.account_flows, env, rng)
+                account_flow::disable(loaded.view(), env, rng)
             },
         )
         .await

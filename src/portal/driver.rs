@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use rand::rngs::ThreadRng;
 
-use crate::flow::{Env, FlowRecord, FlowState, RegistrationState};
+use crate::flow::{AccountView, Env, FlowRecord, FlowState, RegistrationState};
 use crate::model::{Account, AccountId, Counter, CounterKey, Versioned};
 use crate::ports::{AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite};
 use crate::token::TokenDigest;
@@ -102,6 +102,14 @@ impl Loaded {
     /// The `i`-th counter of [`Load::counters`].
     pub(super) fn counter(&self, i: usize) -> Option<&Versioned<Counter>> {
         self.counters.get(i).and_then(Option::as_ref)
+    }
+
+    /// The account and its flows, as the core's decisions take them.
+    pub(super) fn view(&self) -> AccountView<'_> {
+        AccountView {
+            account: self.account.as_ref(),
+            flows: &self.account_flows,
+        }
     }
 
     /// The found flow's state, when it is a registration.

@@ -163,10 +163,9 @@ impl Portal {
                     let check = self.check_password_hash(account, password, cache).await?;
                     let mut rng = Self::rng();
                     Ok(login::start(
-                        account,
+                        loaded.view(),
                         check,
                         otp_mails(&loaded),
-                        &loaded.account_flows,
                         env,
                         &mut rng,
                     ))

@@ -135,9 +135,8 @@ impl Portal {
                 };
                 let mut rng = Self::rng();
                 Ok(recovery::request_reset(
-                    loaded.account.as_ref(),
+                    loaded.view(),
                     mails.as_ref(),
-                    &loaded.account_flows,
                     &self.inner.urls,
                     env,
                     &mut rng,
@@ -253,10 +252,9 @@ impl Portal {
                 let mut rng = Self::rng();
                 Ok(recovery::complete_reset(
                     loaded.found(),
-                    account,
+                    loaded.view(),
                     checked,
                     password_hash,
-                    &loaded.account_flows,
                     env,
                     &mut rng,
                 ))
