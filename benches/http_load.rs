@@ -58,11 +58,9 @@ use axum::http::{Request, StatusCode, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use kenpo_auth::domain::{BirthDate, CardNumber, Password};
-use kenpo_auth::flow::IdentityClaim;
 use kenpo_auth::mail::{MailMessage, OutboxMailer, OutgoingMail};
-use kenpo_auth::portal::NewCredentials;
 use kenpo_auth::ports::{MailError, Mailer};
+use kenpo_auth::testkit::fixtures;
 use kenpo_auth::{InsurerProfile, Portal};
 
 use app::security::{Bucket, RateLimit};
@@ -180,14 +178,7 @@ async fn register(portal: &Portal, tap: &Tap, i: usize) {
         .await
         .expect("R2");
     let shown = portal
-        .verify_identity(
-            &handle,
-            IdentityClaim {
-                card_number: CardNumber::parse(&card(i)).unwrap(),
-                birth_date: BirthDate::parse(BIRTH).unwrap(),
-                kana_name: None,
-            },
-        )
+        .verify_identity(&handle, fixtures::claim(&card(i), BIRTH))
         .await
         .expect("R3");
     let MailMessage::IdentityVerified(link2) = tap.take(&email) else {
@@ -197,16 +188,10 @@ async fn register(portal: &Portal, tap: &Tap, i: usize) {
         .confirm_auth_key(&link2.token, &shown.auth_key)
         .await
         .expect("R4");
+    let mut credentials = fixtures::credentials(&login_id(i), PASSWORD);
+    credentials.nickname = None;
     portal
-        .complete_registration(
-            &handle,
-            NewCredentials {
-                login_id: login_id(i),
-                password: Password::new(PASSWORD).unwrap(),
-                password_confirmation: Password::new(PASSWORD).unwrap(),
-                nickname: None,
-            },
-        )
+        .complete_registration(&handle, credentials)
         .await
         .expect("R5");
     // The registration-complete notice.

@@ -20,18 +20,13 @@ use std::time::{Duration as StdDuration, Instant};
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Argon2, password_hash::phc::PasswordHash};
 use criterion::{Criterion, criterion_group, criterion_main};
-use kenpo_auth::domain::{BirthDate, CardNumber, KanaName, Password};
-use kenpo_auth::flow::IdentityClaim;
 use kenpo_auth::mail::{MailMessage, RecordingMailer};
-use kenpo_auth::portal::NewCredentials;
-use kenpo_auth::ports::{MemberId, MemberRecord, Relation, Store};
+use kenpo_auth::ports::Store;
 use kenpo_auth::store::MemoryStore;
-use kenpo_auth::testkit::{ManualClock, MemoryDirectory};
-use kenpo_auth::{InsurerProfile, Policy, Portal};
+use kenpo_auth::testkit::ManualClock;
+use kenpo_auth::testkit::fixtures::{self, PASSWORD, TARO_BIRTH, TARO_CARD, TARO_EMAIL as EMAIL};
+use kenpo_auth::{Policy, Portal};
 use time::macros::datetime;
-
-const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
-const EMAIL: &str = "taro.yamada@example.jp";
 
 struct Setup {
     portal: Portal,
@@ -41,33 +36,21 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let directory = MemoryDirectory::new();
-    directory.insert(MemberRecord::new(
-        MemberId::new("M001"),
-        CardNumber::parse("999-123456-00").unwrap(),
-        BirthDate::parse("1985-04-12").unwrap(),
-        Some(KanaName::parse("ヤマダ タロウ").unwrap()),
-        Relation::Insured,
-        true,
-    ));
+    let directory = fixtures::roster_of([fixtures::taro()]);
     let mailer = RecordingMailer::new();
-    let clock = ManualClock::new(datetime!(2026-11-24 09:00 UTC));
+    let clock = fixtures::sample_clock();
     let store = MemoryStore::new();
-    // The strict default policy: Argon2id m=19456 KiB, t=2, p=1.
-    let portal = Portal::builder()
+    // This bench's insurer has the short support contact.
+    let mut insurer = fixtures::sample_profile();
+    insurer.support_contact = "03-0000-0000".to_owned();
+    let portal = fixtures::portal_builder()
         .store(store.clone())
         .shared_mailer(Arc::new(mailer.clone()))
         .directory(directory)
         .clock(Arc::new(clock.clone()))
+        // The strict default policy: Argon2id m=19456 KiB, t=2, p=1.
         .policy(Policy::default())
-        .insurer(InsurerProfile::new(
-            "さくら健康保険組合",
-            "さくらけんぽWeb",
-            "no-reply@sakura-kenpo.example.jp",
-            "03-0000-0000",
-            "https://portal.sakura-kenpo.example.jp",
-        ))
-        .secret_key(1, [7u8; 32])
+        .insurer(insurer)
         .build()
         .unwrap();
     portal.start_registration(EMAIL).await.unwrap();
@@ -77,14 +60,7 @@ async fn setup() -> Setup {
     };
     let h = portal.open_registration_link(&link).await.unwrap();
     let shown = portal
-        .verify_identity(
-            &h,
-            IdentityClaim {
-                card_number: CardNumber::parse("999-123456-00").unwrap(),
-                birth_date: BirthDate::parse("1985-04-12").unwrap(),
-                kana_name: None,
-            },
-        )
+        .verify_identity(&h, fixtures::claim(TARO_CARD, TARO_BIRTH))
         .await
         .unwrap();
     let link2 = match mailer.take().pop().unwrap().message {
@@ -95,18 +71,9 @@ async fn setup() -> Setup {
         .confirm_auth_key(&link2, &shown.auth_key)
         .await
         .unwrap();
-    portal
-        .complete_registration(
-            &h,
-            NewCredentials {
-                login_id: "taro-sakura".into(),
-                password: Password::new(PASSWORD).unwrap(),
-                password_confirmation: Password::new(PASSWORD).unwrap(),
-                nickname: None,
-            },
-        )
-        .await
-        .unwrap();
+    let mut credentials = fixtures::credentials("taro-sakura", PASSWORD);
+    credentials.nickname = None;
+    portal.complete_registration(&h, credentials).await.unwrap();
     mailer.take();
     Setup {
         portal,
@@ -157,10 +124,7 @@ fn login_cycle(c: &mut Criterion) {
                 rt.block_on(async {
                     let ch = s
                         .portal
-                        .start_login(
-                            "taro-sakura",
-                            &kenpo_auth::domain::Password::new(PASSWORD).unwrap(),
-                        )
+                        .start_login("taro-sakura", &fixtures::password(PASSWORD))
                         .await
                         .unwrap();
                     let code = match s.mailer.take().pop().unwrap().message {

@@ -30,19 +30,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
+use kenpo_auth::Policy;
 use kenpo_auth::domain::EmailAddress;
 use kenpo_auth::flow::{Env, FlowState, RegistrationState, registration};
 use kenpo_auth::mail::OutgoingMail;
-use kenpo_auth::password_hash::HashParams;
-use kenpo_auth::policy::Deviation;
 use kenpo_auth::ports::{
     Commit, CommitOutcome, FlowId, FlowRecord, FlowWrite, MailError, Mailer, Store, Versioned,
 };
 use kenpo_auth::store::MemoryStore;
-use kenpo_auth::testkit::{ManualClock, MemoryDirectory};
-use kenpo_auth::token::{DigestKey, DigestKeyring, TokenDigest};
-use kenpo_auth::{InsurerProfile, Policy, Portal};
-use time::macros::datetime;
+use kenpo_auth::testkit::MemoryDirectory;
+use kenpo_auth::testkit::fixtures;
+use kenpo_auth::token::TokenDigest;
 
 const FLOWS: u64 = 1_000_000;
 
@@ -84,9 +82,9 @@ fn checkpoint(i: u64) -> bool {
 
 async fn via_commit(store: &MemoryStore, before: u64) {
     let policy = Policy::default();
-    let keys = DigestKeyring::new(DigestKey::new(1, [7u8; 32]).unwrap());
+    let keys = fixtures::test_keyring();
     let env = Env {
-        now: datetime!(2026-11-24 09:00 UTC),
+        now: fixtures::START,
         policy: &policy,
         keys: &keys,
     };
@@ -116,23 +114,13 @@ async fn via_commit(store: &MemoryStore, before: u64) {
 }
 
 async fn via_portal(store: &MemoryStore) {
-    let mut policy = Policy::default();
-    policy.hashing = HashParams::danger_test_minimum();
-    let policy = policy.allow_deviation(Deviation::WeakPasswordHashing, "benchmark");
-    let portal = Portal::builder()
+    // The test-minimum policy, sample insurer and key of `fixtures::portal_builder`; an
+    // empty roster (R1 never reads it).
+    let portal = fixtures::portal_builder()
         .store(store.clone())
         .mailer(DropMailer)
         .directory(MemoryDirectory::new())
-        .clock(Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC))))
-        .policy(policy)
-        .insurer(InsurerProfile::new(
-            "さくら健康保険組合",
-            "さくらけんぽWeb",
-            "no-reply@sakura-kenpo.example.jp",
-            "さくら健康保険組合 適用グループ 03-0000-0000",
-            "https://portal.sakura-kenpo.example.jp",
-        ))
-        .secret_key(1, [7u8; 32])
+        .clock(Arc::new(fixtures::sample_clock()))
         .build()
         .unwrap();
     // After the portal is built (its dummy hash and templates are not the flows').

@@ -27,20 +27,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
-use kenpo_auth::domain::{BirthDate, CardNumber, Password};
-use kenpo_auth::flow::IdentityClaim;
+use kenpo_auth::Portal;
+use kenpo_auth::domain::{BirthDate, CardNumber};
 use kenpo_auth::mail::{MailMessage, RecordingMailer};
-use kenpo_auth::password_hash::HashParams;
-use kenpo_auth::policy::Deviation;
-use kenpo_auth::portal::NewCredentials;
 use kenpo_auth::ports::{DirectoryError, MemberDirectory, MemberId, MemberRecord, Relation};
 use kenpo_auth::store::MemoryStore;
-use kenpo_auth::testkit::ManualClock;
-use kenpo_auth::{InsurerProfile, Policy, Portal};
-use time::macros::datetime;
-
-const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
-const BIRTH: &str = "1985-04-12";
+use kenpo_auth::testkit::fixtures::{self, PASSWORD, TARO_BIRTH as BIRTH};
 
 /// A roster keyed by card number and by member ID (R3 finds by card, R5 gets by ID).
 #[derive(Clone, Default)]
@@ -82,25 +74,14 @@ struct Bench {
 
 impl Bench {
     fn new() -> Self {
-        let mut policy = Policy::default();
-        policy.hashing = HashParams::danger_test_minimum();
-        let policy = policy.allow_deviation(Deviation::WeakPasswordHashing, "benchmark");
         let mailer = RecordingMailer::new();
         let roster = Roster::default();
-        let portal = Portal::builder()
+        // The test-minimum policy, sample insurer and key of `fixtures::portal_builder`.
+        let portal = fixtures::portal_builder()
             .store(MemoryStore::new())
             .shared_mailer(Arc::new(mailer.clone()))
             .directory(roster.clone())
-            .clock(Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC))))
-            .policy(policy)
-            .insurer(InsurerProfile::new(
-                "さくら健康保険組合",
-                "さくらけんぽWeb",
-                "no-reply@sakura-kenpo.example.jp",
-                "さくら健康保険組合 適用グループ 03-0000-0000",
-                "https://portal.sakura-kenpo.example.jp",
-            ))
-            .secret_key(1, [7u8; 32])
+            .clock(Arc::new(fixtures::sample_clock()))
             .build()
             .unwrap();
         Bench {
@@ -156,11 +137,7 @@ impl Bench {
             .unwrap();
         t[1] = s.elapsed();
 
-        let claim = IdentityClaim {
-            card_number: CardNumber::parse(&card(i)).unwrap(),
-            birth_date: BirthDate::parse(BIRTH).unwrap(),
-            kana_name: None,
-        };
+        let claim = fixtures::claim(&card(i), BIRTH);
         let s = Instant::now();
         let shown = self.portal.verify_identity(&handle, claim).await.unwrap();
         t[2] = s.elapsed();
@@ -176,12 +153,8 @@ impl Bench {
             .unwrap();
         t[3] = s.elapsed();
 
-        let credentials = NewCredentials {
-            login_id: format!("member-{i}"),
-            password: Password::new(PASSWORD).unwrap(),
-            password_confirmation: Password::new(PASSWORD).unwrap(),
-            nickname: None,
-        };
+        let mut credentials = fixtures::credentials(&format!("member-{i}"), PASSWORD);
+        credentials.nickname = None;
         let s = Instant::now();
         self.portal
             .complete_registration(&handle, credentials)

@@ -28,25 +28,17 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use kenpo_auth::domain::{BirthDate, CardNumber, KanaName, Password};
-use kenpo_auth::flow::{Env, FlowState, IdentityClaim, LoginState, login};
+use kenpo_auth::Portal;
+use kenpo_auth::flow::{Env, FlowState, LoginState, login};
 use kenpo_auth::mail::{MailMessage, OutgoingMail};
-use kenpo_auth::password_hash::HashParams;
-use kenpo_auth::policy::Deviation;
-use kenpo_auth::portal::NewCredentials;
 use kenpo_auth::ports::{
-    AccountId, Commit, CommitOutcome, FlowId, FlowRecord, FlowWrite, MailError, Mailer, MemberId,
-    MemberRecord, Relation, Store,
+    AccountId, Commit, CommitOutcome, FlowId, FlowRecord, FlowWrite, MailError, Mailer, Store,
 };
 use kenpo_auth::store::{MemoryStore, PostgresStore, SqliteStore};
-use kenpo_auth::testkit::{ManualClock, MemoryDirectory};
-use kenpo_auth::token::{DigestKey, DigestKeyring};
-use kenpo_auth::{InsurerProfile, Policy, Portal};
+use kenpo_auth::testkit::fixtures::{self, PASSWORD, TARO_BIRTH, TARO_CARD, TARO_EMAIL as EMAIL};
+use kenpo_auth::token::DigestKeyring;
 use sqlx::Executor;
 use time::macros::datetime;
-
-const EMAIL: &str = "taro.yamada@example.jp";
-const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
 
 #[derive(Clone, Default)]
 struct Inbox(Arc<Mutex<Vec<MailMessage>>>);
@@ -81,37 +73,14 @@ struct Fixture {
     keys: DigestKeyring,
 }
 
-fn policy() -> Policy {
-    let mut p = Policy::default();
-    p.hashing = HashParams::danger_test_minimum();
-    p.allow_deviation(Deviation::WeakPasswordHashing, "benchmark")
-}
-
 async fn fixture(store: Arc<dyn Store>) -> Fixture {
-    let directory = MemoryDirectory::new();
-    directory.insert(MemberRecord::new(
-        MemberId::new("M001"),
-        CardNumber::parse("999-123456-00").expect("card"),
-        BirthDate::parse("1985-04-12").expect("birth date"),
-        Some(KanaName::parse("ヤマダ タロウ").expect("kana")),
-        Relation::Insured,
-        true,
-    ));
     let inbox = Inbox::default();
-    let portal = Portal::builder()
+    // The test-minimum policy, sample insurer and key of `fixtures::portal_builder`.
+    let portal = fixtures::portal_builder()
         .shared_store(store.clone())
         .shared_mailer(Arc::new(inbox.clone()))
-        .directory(directory)
-        .clock(Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC))))
-        .policy(policy())
-        .insurer(InsurerProfile::new(
-            "さくら健康保険組合",
-            "さくらけんぽWeb",
-            "no-reply@sakura-kenpo.example.jp",
-            "さくら健康保険組合 適用グループ 03-0000-0000",
-            "https://portal.sakura-kenpo.example.jp",
-        ))
-        .secret_key(1, [7u8; 32])
+        .directory(fixtures::roster_of([fixtures::taro()]))
+        .clock(Arc::new(fixtures::sample_clock()))
         .build()
         .expect("portal");
     portal.start_registration(EMAIL).await.expect("R1");
@@ -123,14 +92,7 @@ async fn fixture(store: Arc<dyn Store>) -> Fixture {
         .await
         .expect("R2");
     let shown = portal
-        .verify_identity(
-            &handle,
-            IdentityClaim {
-                card_number: CardNumber::parse("999-123456-00").expect("card"),
-                birth_date: BirthDate::parse("1985-04-12").expect("birth date"),
-                kana_name: None,
-            },
-        )
+        .verify_identity(&handle, fixtures::claim(TARO_CARD, TARO_BIRTH))
         .await
         .expect("R3");
     let MailMessage::IdentityVerified(link2) = inbox.last() else {
@@ -140,23 +102,17 @@ async fn fixture(store: Arc<dyn Store>) -> Fixture {
         .confirm_auth_key(&link2.token, &shown.auth_key)
         .await
         .expect("R4");
+    let mut credentials = fixtures::credentials("yamada-portal", PASSWORD);
+    credentials.nickname = None;
     let registered = portal
-        .complete_registration(
-            &handle,
-            NewCredentials {
-                login_id: "yamada-portal".to_owned(),
-                password: Password::new(PASSWORD).expect("password"),
-                password_confirmation: Password::new(PASSWORD).expect("password"),
-                nickname: None,
-            },
-        )
+        .complete_registration(&handle, credentials)
         .await
         .expect("R5");
     Fixture {
         portal,
         store,
         account: registered.account_id,
-        keys: DigestKeyring::new(DigestKey::new(1, [7u8; 32]).expect("key")),
+        keys: fixtures::test_keyring(),
     }
 }
 
@@ -174,7 +130,7 @@ impl Fixture {
         let policy = self.portal.policy().clone();
         let (state, challenge, code) = {
             let env = Env {
-                now: datetime!(2026-11-24 09:00 UTC),
+                now: fixtures::START,
                 policy: &policy,
                 keys: &self.keys,
             };

@@ -20,17 +20,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use kenpo_auth::domain::{BirthDate, CardNumber, Password};
-use kenpo_auth::flow::IdentityClaim;
+use kenpo_auth::Policy;
 use kenpo_auth::mail::{MailMessage, RecordingMailer};
-use kenpo_auth::portal::NewCredentials;
-use kenpo_auth::ports::{MemberId, MemberRecord, Relation};
 use kenpo_auth::store::MemoryStore;
-use kenpo_auth::testkit::{ManualClock, MemoryDirectory};
-use kenpo_auth::{InsurerProfile, Policy, Portal};
-use time::macros::datetime;
-
-const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
+use kenpo_auth::testkit::fixtures::{self, PASSWORD, TARO_BIRTH, TARO_CARD};
 const SAMPLES: usize = 1000;
 
 fn median(v: &mut [f64]) -> f64 {
@@ -70,31 +63,23 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let directory = MemoryDirectory::new();
-    directory.insert(MemberRecord::new(
-        MemberId::new("M001"),
-        CardNumber::parse("999-123456-00").unwrap(),
-        BirthDate::parse("1985-04-12").unwrap(),
-        None,
-        Relation::Insured,
-        true,
-    ));
+    // Taro without a kana name.
+    let mut taro = fixtures::taro();
+    taro.kana_name = None;
+    let directory = fixtures::roster_of([taro]);
     let mailer = RecordingMailer::new();
-    let clock = ManualClock::new(datetime!(2026-11-24 09:00 UTC));
-    let portal = Portal::builder()
+    let clock = fixtures::sample_clock();
+    // This bench's insurer has the short support contact.
+    let mut insurer = fixtures::sample_profile();
+    insurer.support_contact = "03-0000-0000".to_owned();
+    let portal = fixtures::portal_builder()
         .store(MemoryStore::new())
         .shared_mailer(Arc::new(mailer.clone()))
         .directory(directory)
         .clock(Arc::new(clock.clone()))
+        // The strict default policy: the default Argon2id cost is what is measured.
         .policy(Policy::default())
-        .insurer(InsurerProfile::new(
-            "さくら健康保険組合",
-            "さくらけんぽWeb",
-            "no-reply@sakura-kenpo.example.jp",
-            "03-0000-0000",
-            "https://portal.sakura-kenpo.example.jp",
-        ))
-        .secret_key(1, [7u8; 32])
+        .insurer(insurer)
         .build()
         .unwrap();
     rt.block_on(async {
@@ -104,14 +89,7 @@ fn main() {
         };
         let h = portal.open_registration_link(&l.token).await.unwrap();
         let shown = portal
-            .verify_identity(
-                &h,
-                IdentityClaim {
-                    card_number: CardNumber::parse("999-123456-00").unwrap(),
-                    birth_date: BirthDate::parse("1985-04-12").unwrap(),
-                    kana_name: None,
-                },
-            )
+            .verify_identity(&h, fixtures::claim(TARO_CARD, TARO_BIRTH))
             .await
             .unwrap();
         let MailMessage::IdentityVerified(l2) = mailer.take().pop().unwrap().message else {
@@ -121,18 +99,9 @@ fn main() {
             .confirm_auth_key(&l2.token, &shown.auth_key)
             .await
             .unwrap();
-        portal
-            .complete_registration(
-                &h,
-                NewCredentials {
-                    login_id: "taro-sakura".into(),
-                    password: Password::new(PASSWORD).unwrap(),
-                    password_confirmation: Password::new(PASSWORD).unwrap(),
-                    nickname: None,
-                },
-            )
-            .await
-            .unwrap();
+        let mut credentials = fixtures::credentials("taro-sakura", PASSWORD);
+        credentials.nickname = None;
+        portal.complete_registration(&h, credentials).await.unwrap();
     });
 
     let mut unknown = Vec::with_capacity(SAMPLES);
@@ -153,10 +122,7 @@ fn main() {
                 };
                 let t = Instant::now();
                 let r = portal
-                    .start_login(
-                        id,
-                        &kenpo_auth::domain::Password::new("wrong password 123").unwrap(),
-                    )
+                    .start_login(id, &fixtures::password("wrong password 123"))
                     .await;
                 let ms = t.elapsed().as_secs_f64() * 1e3;
                 assert!(r.is_err());

@@ -21,36 +21,24 @@
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use kenpo_auth::Policy;
-use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, KanaName};
 use kenpo_auth::flow::registration::RosterCheck;
-use kenpo_auth::flow::{Env, IdentityClaim, LoginState, RegistrationState, login, registration};
-use kenpo_auth::ports::{AccountId, MemberId, MemberRecord, Relation};
-use kenpo_auth::token::{DigestKey, DigestKeyring, OtpCode, RegistrationLinkToken};
-use time::macros::datetime;
+use kenpo_auth::flow::{Env, LoginState, RegistrationState, login, registration};
+use kenpo_auth::ports::AccountId;
+use kenpo_auth::testkit::fixtures::{self, TARO_BIRTH, TARO_CARD, TARO_EMAIL};
+use kenpo_auth::token::{OtpCode, RegistrationLinkToken};
 
 fn transitions(c: &mut Criterion) {
     let policy = Policy::default();
-    let keys = DigestKeyring::new(DigestKey::new(1, [7u8; 32]).unwrap());
+    let keys = fixtures::test_keyring();
     let env = Env {
-        now: datetime!(2026-11-24 09:00 UTC),
+        now: fixtures::START,
         policy: &policy,
         keys: &keys,
     };
     let rng = &mut rand::rng();
-    let email = EmailAddress::parse("taro.yamada@example.jp").unwrap();
-    let record = MemberRecord::new(
-        MemberId::new("M001"),
-        CardNumber::parse("999-123456-00").unwrap(),
-        BirthDate::parse("1985-04-12").unwrap(),
-        Some(KanaName::parse("ヤマダ タロウ").unwrap()),
-        Relation::Insured,
-        true,
-    );
-    let claim = IdentityClaim {
-        card_number: CardNumber::parse("999-123456-00").unwrap(),
-        birth_date: BirthDate::parse("1985-04-12").unwrap(),
-        kana_name: None,
-    };
+    let email = fixtures::address(TARO_EMAIL);
+    let record = fixtures::taro();
+    let claim = fixtures::claim(TARO_CARD, TARO_BIRTH);
 
     // One journey through the core, keeping each step's input state and the secrets the
     // member would present.

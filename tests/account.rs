@@ -24,14 +24,9 @@ use kenpo_auth::ports::{AccountId, AccountStatus, AuditKind, MemberId};
 use kenpo_auth::{Lang, Portal, Rejection};
 use time::Duration;
 
-const TARO: &str = "taro.yamada@example.jp";
-const CARD: &str = "999-123456-00";
-const BIRTH: &str = "1985-04-12";
 const LOGIN: &str = "taro-sakura";
-const HANAKO: &str = "hanako.yamada@example.jp";
 const NEW_PASSWORD: &str = "川沿いの道を自転車で走る晴れた朝です";
 const NEW_ADDRESS: &str = "taro.new@example.jp";
-const ICHIRO: &str = "ichiro.suzuki@example.jp";
 
 async fn registered() -> (Fixture, AccountId) {
     let f = fixture();

@@ -23,7 +23,6 @@ use kenpo_auth::ports::{AuditKind, Clock};
 use kenpo_auth::token::{OtpChallengeId, OtpCode};
 use time::Duration;
 
-const TARO: &str = "taro.yamada@example.jp";
 const LOGIN: &str = "taro-sakura";
 
 async fn registered() -> Fixture {
@@ -139,7 +138,7 @@ async fn otp_rejected_after_screen_closed() {
 
 #[tokio::test]
 async fn otp_screen_that_stops_reporting_is_dead_under_a_heartbeat_policy() {
-    let mut policy = test_policy();
+    let mut policy = danger_test_minimum_policy();
     policy.otp_screen_heartbeat = Some(Duration::seconds(30));
     let f = fixture_with(policy);
     f.register(TARO, "999-123456-00", "1985-04-12", LOGIN).await;
@@ -425,7 +424,7 @@ async fn sec_24_password_failures_follow_the_throttle_schedule() {
 
 #[tokio::test]
 async fn sec_24_after_the_cap_even_the_right_password_is_refused() {
-    let mut policy = test_policy();
+    let mut policy = danger_test_minimum_policy();
     policy.password_failure_cap = 7;
     let f = fixture_with(policy);
     f.register(TARO, "999-123456-00", "1985-04-12", LOGIN).await;
@@ -452,21 +451,19 @@ async fn sec_20_old_hash_is_upgraded_after_a_good_login() {
     let before = f.store.accounts()[0].password_hash.clone();
     assert!(before.as_str().contains("m=8,"));
     // The insurer raises the cost: a new portal over the same store.
-    let mut policy = test_policy();
+    let mut policy = danger_test_minimum_policy();
     policy.hashing = HashParams {
         m_cost_kib: 64,
         t_cost: 2,
         p_cost: 1,
     };
     let policy = policy.allow_deviation(Deviation::WeakPasswordHashing, "test");
-    let portal = kenpo_auth::Portal::builder()
+    let portal = fixtures::portal_builder()
         .store(f.store.clone())
         .shared_mailer(Arc::new(f.mailer.clone()))
         .directory(f.directory.clone())
         .clock(Arc::new(f.clock.clone()))
         .policy(policy)
-        .insurer(profile())
-        .secret_key(1, [7u8; 32])
         .build()
         .unwrap();
     portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();

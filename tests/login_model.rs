@@ -25,7 +25,6 @@ use proptest::prelude::*;
 use proptest_state_machine::{ReferenceStateMachine, StateMachineTest, prop_state_machine};
 use time::Duration;
 
-const TARO: &str = "taro.yamada@example.jp";
 const LOGIN: &str = "taro-sakura";
 const HEARTBEAT: i64 = 120;
 const OTP_TTL: i64 = 600;
@@ -390,7 +389,7 @@ impl StateMachineTest for LoginModel {
             .enable_all()
             .build()
             .unwrap();
-        let mut policy = test_policy();
+        let mut policy = danger_test_minimum_policy();
         policy.otp_screen_heartbeat = model.heartbeat.map(Duration::seconds);
         let f = fixture_with(policy);
         rt.block_on(f.register(TARO, "999-123456-00", "1985-04-12", LOGIN));

@@ -20,21 +20,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, KanaName, Password};
-use kenpo_auth::flow::{FlowState, IdentityClaim, LoginState, RegistrationState};
+use kenpo_auth::domain::EmailAddress;
+use kenpo_auth::flow::{FlowState, LoginState, RegistrationState};
 use kenpo_auth::mail::{MailMessage, OutgoingMail};
-use kenpo_auth::password_hash::HashParams;
-use kenpo_auth::policy::Deviation;
 use kenpo_auth::portal::NewCredentials;
-use kenpo_auth::ports::{
-    AccountLookup, MailError, Mailer, MemberId, MemberRecord, Relation, Store, StoreError,
-};
+use kenpo_auth::ports::{AccountLookup, MailError, Mailer, MemberId, Store, StoreError};
 use kenpo_auth::store::PostgresStore;
+use kenpo_auth::testkit::fixtures::{
+    self, PASSWORD, TARO_BIRTH as BIRTH, TARO_CARD as CARD, TARO_EMAIL as EMAIL,
+};
 use kenpo_auth::testkit::{ManualClock, MemoryDirectory};
 use kenpo_auth::token::{OtpChallengeId, TokenDigest};
-use kenpo_auth::{Error, InsurerProfile, Policy, Portal};
+use kenpo_auth::{Error, Portal};
 use sqlx::Executor;
-use time::macros::datetime;
 
 fn url() -> String {
     std::env::var("KENPO_TEST_DATABASE_URL")
@@ -154,11 +152,7 @@ impl Inbox {
     }
 }
 
-const EMAIL: &str = "taro.yamada@example.jp";
-const CARD: &str = "999-123456-00";
-const BIRTH: &str = "1985-04-12";
 const LOGIN_ID: &str = "yamada-portal";
-const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
 
 struct World {
     inbox: Inbox,
@@ -168,42 +162,21 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        let directory = MemoryDirectory::new();
-        directory.insert(MemberRecord::new(
-            MemberId::new("M001"),
-            CardNumber::parse(CARD).expect("card"),
-            BirthDate::parse(BIRTH).expect("birth date"),
-            Some(KanaName::parse("ヤマダ タロウ").expect("kana")),
-            Relation::Insured,
-            true,
-        ));
         World {
             inbox: Inbox::default(),
-            directory,
-            clock: ManualClock::new(datetime!(2026-11-24 09:00 UTC)),
+            directory: fixtures::roster_of([fixtures::taro()]),
+            clock: fixtures::sample_clock(),
         }
     }
 
     /// A portal (one web server) over `store`, sharing the roster, clock, mail system
     /// and secret key with every other portal of this world.
     fn portal(&self, store: PostgresStore) -> Portal {
-        let mut policy = Policy::default();
-        policy.hashing = HashParams::danger_test_minimum();
-        let policy = policy.allow_deviation(Deviation::WeakPasswordHashing, "tests only");
-        Portal::builder()
+        fixtures::portal_builder()
             .store(store)
             .shared_mailer(Arc::new(self.inbox.clone()))
             .directory(self.directory.clone())
             .clock(Arc::new(self.clock.clone()))
-            .policy(policy)
-            .insurer(InsurerProfile::new(
-                "さくら健康保険組合",
-                "さくらけんぽWeb",
-                "no-reply@sakura-kenpo.example.jp",
-                "さくら健康保険組合 適用グループ 03-0000-0000",
-                "https://portal.sakura-kenpo.example.jp",
-            ))
-            .secret_key(1, [7u8; 32])
             .build()
             .expect("portal")
     }
@@ -237,14 +210,7 @@ impl World {
             .await
             .expect("R2");
         let shown = portal
-            .verify_identity(
-                &handle,
-                IdentityClaim {
-                    card_number: CardNumber::parse(CARD).expect("card"),
-                    birth_date: BirthDate::parse(BIRTH).expect("birth date"),
-                    kana_name: None,
-                },
-            )
+            .verify_identity(&handle, fixtures::claim(CARD, BIRTH))
             .await
             .expect("R3");
         let handle = portal
@@ -256,12 +222,7 @@ impl World {
 }
 
 fn credentials() -> NewCredentials {
-    NewCredentials {
-        login_id: LOGIN_ID.to_owned(),
-        password: Password::new(PASSWORD).expect("password"),
-        password_confirmation: Password::new(PASSWORD).expect("password"),
-        nickname: Some("たろう".to_owned()),
-    }
+    fixtures::credentials(LOGIN_ID, PASSWORD)
 }
 
 /// Whether `e` is a store error with a `sqlx::Error` in its source chain.
@@ -281,9 +242,7 @@ fn is_sqlx_store_error(e: &Error) -> bool {
 
 /// The login challenge found by `challenge` (through a connection of `store`).
 async fn challenge_state(store: &PostgresStore, challenge: &str) -> (u64, LoginState) {
-    let keys = kenpo_auth::token::DigestKeyring::new(
-        kenpo_auth::token::DigestKey::new(1, [7u8; 32]).expect("key"),
-    );
+    let keys = fixtures::test_keyring();
     let digest: TokenDigest = OtpChallengeId::parse(challenge)
         .expect("challenge")
         .digest(&keys);
@@ -326,10 +285,7 @@ async fn two_portals_share_one_database() {
 
     // L1 through A, L2 through B.
     let challenge = a
-        .start_login(
-            LOGIN_ID,
-            &kenpo_auth::domain::Password::new(PASSWORD).unwrap(),
-        )
+        .start_login(LOGIN_ID, &fixtures::password(PASSWORD))
         .await
         .expect("L1 through A");
     let code = world.otp();
@@ -362,10 +318,7 @@ async fn two_portals_share_one_database() {
     // 暗証キー tries (SEC-29): wrong codes through A and B count on one challenge.
     world.clock.advance(time::Duration::minutes(2));
     let challenge = b
-        .start_login(
-            LOGIN_ID,
-            &kenpo_auth::domain::Password::new(PASSWORD).unwrap(),
-        )
+        .start_login(LOGIN_ID, &fixtures::password(PASSWORD))
         .await
         .expect("L1 through B");
     let code = world.otp();
@@ -450,10 +403,7 @@ async fn lost_connections_fail_one_step_and_write_nothing() {
         .await
         .expect("R5");
     let challenge = portal
-        .start_login(
-            LOGIN_ID,
-            &kenpo_auth::domain::Password::new(PASSWORD).unwrap(),
-        )
+        .start_login(LOGIN_ID, &fixtures::password(PASSWORD))
         .await
         .expect("L1");
     let code = world.otp();

@@ -23,11 +23,7 @@ use kenpo_auth::ports::{AccountId, AuditKind, MemberId};
 use kenpo_auth::token::OtpCode;
 use time::Duration;
 
-const TARO: &str = "taro.yamada@example.jp";
-const CARD: &str = "999-123456-00";
-const BIRTH: &str = "1985-04-12";
 const LOGIN: &str = "taro-sakura";
-const HANAKO: &str = "hanako.yamada@example.jp";
 const NEW_PASSWORD: &str = "川沿いの道を自転車で走る晴れた朝です";
 
 async fn registered() -> (Fixture, AccountId) {
@@ -232,7 +228,7 @@ async fn sec_40_reminder_needs_identity_by_default_and_email_alone_only_by_devia
             .starts_with("email.")
     );
 
-    let mut loose = test_policy();
+    let mut loose = danger_test_minimum_policy();
     loose.recovery_requires_identity = false;
     let loose = loose.allow_deviation(Deviation::RecoveryByEmailAlone, "tests only");
     let f = fixture_with(loose);
@@ -660,7 +656,7 @@ async fn sec_17_reset_applies_the_full_password_policy() {
 
 #[tokio::test]
 async fn sec_48_reset_by_email_alone_only_under_the_declared_deviation() {
-    let mut loose = test_policy();
+    let mut loose = danger_test_minimum_policy();
     loose.recovery_requires_identity = false;
     let loose = loose.allow_deviation(Deviation::RecoveryByEmailAlone, "tests only");
     let f = fixture_with(loose);

@@ -23,10 +23,6 @@ use kenpo_auth::ports::AuditKind;
 use kenpo_auth::token::{AuthKey, RegistrationLinkToken, VerificationLinkToken};
 use time::Duration;
 
-const TARO: &str = "taro.yamada@example.jp";
-const CARD: &str = "999-123456-00";
-const BIRTH: &str = "1985-04-12";
-
 #[tokio::test]
 async fn member_registers_through_every_seed_screen() {
     let f = fixture();
@@ -928,11 +924,11 @@ async fn sec_08_fifty_flows_racing_one_address_make_one_account() {
     let mut handles = Vec::new();
     for i in 0..50 {
         let card = format!("777-{:06}-{:02}", 100000 + i, 0);
-        f.directory.insert(member(
+        f.directory.insert(fixtures::member(
             &format!("F{i:03}"),
             &card,
             "1990-01-01",
-            "サクラ ジロウ",
+            Some("サクラ ジロウ"),
             kenpo_auth::ports::Relation::Dependent,
         ));
         let email = if i % 2 == 0 {

@@ -17,7 +17,6 @@
 //! could not show that lookups hit the digests stored. `serde_json` gives the serde
 //! form, and every leaf of it is searched.
 
-use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -25,82 +24,44 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::Serialize;
 use time::Duration;
-use time::macros::datetime;
 
-use crate::domain::{BirthDate, CardNumber, EmailAddress, Password};
-use crate::error::{Error, Rejection};
+use crate::domain::{EmailAddress, Password};
+use crate::error::Rejection;
 use crate::flow::{IdentityClaim, LinkStatus};
 use crate::mail::{MailMessage, OutgoingMail, RecordingMailer};
-use crate::password_hash::HashParams;
-use crate::policy::{Deviation, InsurerProfile, Policy};
 use crate::portal::{NewCredentials, Portal};
 use crate::ports::directory::MockMemberDirectory;
 use crate::ports::mailer::MockMailer;
 use crate::ports::store::MockStore;
 use crate::ports::{
     Account, AccountId, AccountLookup, AccountWrite, Commit, CommitOutcome, Counter, FlowRecord,
-    MailError, Mailer, MemberDirectory, MemberId, MemberRecord, Relation, Store, StoreError,
-    Versioned,
+    MailError, Mailer, MemberDirectory, Store, StoreError, Versioned,
 };
 use crate::store::MemoryStore;
+use crate::testkit::fixtures::{self, parsed, password as pw, rejection_of as rejection};
 use crate::testkit::{ManualClock, MemoryDirectory, RecordingAudit};
 use crate::token::{
-    DigestKey, DigestKeyring, FlowHandle, OtpChallengeId, RegistrationLinkToken, TokenDigest,
-    VerificationLinkToken,
+    FlowHandle, OtpChallengeId, RegistrationLinkToken, TokenDigest, VerificationLinkToken,
 };
 
-const KEY: [u8; 32] = [7; 32];
-const EMAIL: &str = "taro.yamada@example.jp";
-const CARD: &str = "999-123456-00";
-const BIRTH: &str = "1985-04-12";
+const EMAIL: &str = fixtures::TARO_EMAIL;
+const CARD: &str = fixtures::TARO_CARD;
+const BIRTH: &str = fixtures::TARO_BIRTH;
 const LOGIN_ID: &str = "yamada-t2026";
 /// 15 characters: the strict policy's minimum.
-const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
+const PASSWORD: &str = fixtures::PASSWORD;
 const WRONG_PASSWORD: &str = "さくらの花が咲く秋の午後に散歩";
 
 // ── Fixture ──────────────────────────────────────────────────────────────────────────
+//
+// The sample insurer, policy, key and roster come from `testkit::fixtures`.
 
-/// The strict policy with the cheapest hashing, so the tests measure the portal.
-fn policy() -> Policy {
-    let mut p = Policy::default();
-    p.hashing = HashParams::danger_test_minimum();
-    p.allow_deviation(Deviation::WeakPasswordHashing, "test")
-}
-
-fn profile() -> InsurerProfile {
-    InsurerProfile::new(
-        "さくら健康保険組合",
-        "さくらけんぽWeb",
-        "no-reply@sakura-kenpo.example.jp",
-        "さくら健康保険組合 適用グループ 03-0000-0000",
-        "https://portal.sakura-kenpo.example.jp",
-    )
-}
-
-fn keys() -> DigestKeyring {
-    DigestKeyring::new(DigestKey::new(1, KEY.to_vec()).unwrap())
-}
-
+/// Taro and Hanako, without kana names (these tests claim no kana at R3).
 fn roster() -> MemoryDirectory {
-    let directory = MemoryDirectory::new();
-    for (id, card, birth, relation) in [
-        ("M001", CARD, BIRTH, Relation::Insured),
-        ("M002", "999-123456-01", "1987-09-30", Relation::Dependent),
-    ] {
-        directory.insert(MemberRecord::new(
-            MemberId::new(id),
-            CardNumber::parse(card).unwrap(),
-            BirthDate::parse(birth).unwrap(),
-            None,
-            relation,
-            true,
-        ));
-    }
-    directory
-}
-
-fn clock() -> ManualClock {
-    ManualClock::new(datetime!(2026-11-24 09:00 UTC))
+    fixtures::roster_of([fixtures::taro(), fixtures::hanako()].map(|mut m| {
+        m.kana_name = None;
+        m
+    }))
 }
 
 fn portal(
@@ -109,51 +70,22 @@ fn portal(
     directory: impl MemberDirectory + 'static,
     clock: &ManualClock,
 ) -> Portal {
-    Portal::builder()
+    fixtures::portal_builder()
         .store(store)
         .mailer(mailer)
         .directory(directory)
         .clock(Arc::new(clock.clone()))
         .audit(Arc::new(RecordingAudit::new()))
-        .policy(policy())
-        .insurer(profile())
-        .secret_key(1, KEY)
         .build()
         .unwrap()
 }
 
 fn claim() -> IdentityClaim {
-    IdentityClaim {
-        card_number: CardNumber::parse(CARD).unwrap(),
-        birth_date: BirthDate::parse(BIRTH).unwrap(),
-        kana_name: None,
-    }
+    fixtures::claim(CARD, BIRTH)
 }
 
 fn credentials() -> NewCredentials {
-    NewCredentials {
-        login_id: LOGIN_ID.to_owned(),
-        password: Password::new(PASSWORD).unwrap(),
-        password_confirmation: Password::new(PASSWORD).unwrap(),
-        nickname: Some("たろう".to_owned()),
-    }
-}
-
-fn pw(s: &str) -> Password {
-    Password::new(s).unwrap()
-}
-
-/// A secret as the host parses it from the browser's text.
-fn parsed<T: std::str::FromStr<Err = Rejection>>(s: &str) -> T {
-    s.parse()
-        .unwrap_or_else(|r| panic!("{s:?} should parse, got {r:?}"))
-}
-
-fn rejection<T: fmt::Debug>(r: Result<T, Error>) -> Rejection {
-    match r {
-        Err(Error::Rejected(r)) => r,
-        other => panic!("expected a rejection, got {other:?}"),
-    }
+    fixtures::credentials(LOGIN_ID, PASSWORD)
 }
 
 /// A code that differs from `code` in its first digit.
@@ -243,7 +175,7 @@ impl Mailer for ArmedMailer {
 /// right 暗証キー and closing the code screen send none.
 #[tokio::test]
 async fn each_step_sends_exactly_its_own_mail() {
-    let clock = clock();
+    let clock = fixtures::sample_clock();
     let mailer = ArmedMailer::default();
     let p = portal(MemoryStore::new(), mailer.clone(), roster(), &clock);
 
@@ -319,7 +251,7 @@ fn untouched(store: MockStore) -> Portal {
         store,
         MockMailer::new(),
         MockMemberDirectory::new(),
-        &clock(),
+        &fixtures::sample_clock(),
     )
 }
 
@@ -391,9 +323,18 @@ async fn unknown_link_or_challenge_is_looked_up_by_digest_and_writes_nothing() {
     let link2 = VerificationLinkToken::generate(&mut rng);
     let challenge = OtpChallengeId::generate(&mut rng);
     let cases: Vec<(TokenDigest, Rejection)> = vec![
-        (link1.digest(&keys()), Rejection::LinkInvalid),
-        (link2.digest(&keys()), Rejection::LinkInvalid),
-        (challenge.digest(&keys()), Rejection::OtpInvalid),
+        (
+            link1.digest(&fixtures::test_keyring()),
+            Rejection::LinkInvalid,
+        ),
+        (
+            link2.digest(&fixtures::test_keyring()),
+            Rejection::LinkInvalid,
+        ),
+        (
+            challenge.digest(&fixtures::test_keyring()),
+            Rejection::OtpInvalid,
+        ),
     ];
     for (i, (digest, expected)) in cases.into_iter().enumerate() {
         let mut store = store_without_commit();
@@ -444,7 +385,7 @@ fn frozen(digest: TokenDigest, record: Versioned<FlowRecord>) -> MockStore {
 /// the POST — and a second POST of a used link is refused, all without a commit.
 #[tokio::test]
 async fn link_1_get_and_reuse_write_nothing() {
-    let clock = clock();
+    let clock = fixtures::sample_clock();
     let memory = MemoryStore::new();
     let mailer = RecordingMailer::new();
     let real = portal(memory.clone(), mailer.clone(), roster(), &clock);
@@ -455,7 +396,7 @@ async fn link_1_get_and_reuse_write_nothing() {
             .unwrap()
             .message,
     );
-    let digest = link1.digest(&keys());
+    let digest = link1.digest(&fixtures::test_keyring());
 
     let fresh = memory.find_flow(&digest).await.unwrap().unwrap();
     let p = portal(
@@ -573,13 +514,13 @@ impl Recorded {
 /// R1–R5 with a mistyped 認証キー, then a login with a wrong password, a wrong 暗証キー,
 /// a resend and the right 暗証キー, over a recording store.
 async fn recorded_journey() -> Recorded {
-    let clock = clock();
+    let clock = fixtures::sample_clock();
     let store = RecordingStore::default();
     let mailer = RecordingMailer::new();
     let p = portal(store.clone(), mailer.clone(), roster(), &clock);
     let to = EmailAddress::parse(EMAIL).unwrap();
     let last = || mailer.last_to(&to).unwrap().message;
-    let k = keys();
+    let k = fixtures::test_keyring();
     let mut tokens = Vec::new();
     let mut secrets = Vec::new();
     let mut codes = Vec::new();

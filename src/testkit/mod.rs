@@ -4,10 +4,16 @@
 //! They are small and dependency-free, so they are always compiled; nothing in them is
 //! meant for production.
 //!
+//! [`fixtures`] holds the one copy of the sample insurer, test policy, keys, roster and
+//! typed input that tests, examples and benchmarks share. It is always compiled, like
+//! the adapters here, because the crate's own unit tests and the integration tests that
+//! plain `cargo test` runs use it.
+//!
 //! With the `testkit` feature, [`conformance`] holds the store conformance suite.
 
 #[cfg(feature = "testkit")]
 pub mod conformance;
+pub mod fixtures;
 
 use std::sync::{Arc, Mutex};
 

@@ -1,25 +1,25 @@
 //! Shared fixture: a portal over MemoryStore, RecordingMailer, MemoryDirectory and a
-//! ManualClock, with a fictional insurer and roster. Links and codes are read from the
-//! typed mails, never from their text.
+//! ManualClock, with the fictional insurer and roster of `kenpo_auth::testkit::fixtures`.
+//! Links and codes are read from the typed mails, never from their text.
 #![allow(dead_code)]
 
 use std::sync::Arc;
 
-use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, KanaName, Password};
-use kenpo_auth::flow::IdentityClaim;
+use kenpo_auth::domain::Password;
 use kenpo_auth::mail::{MailMessage, RecordingMailer};
-use kenpo_auth::password_hash::HashParams;
-use kenpo_auth::policy::Deviation;
-use kenpo_auth::portal::NewCredentials;
-use kenpo_auth::ports::{MemberId, MemberRecord, Relation};
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::testkit::{ManualClock, MemoryDirectory, RecordingAudit};
 use kenpo_auth::token::{OtpCode, RegistrationLinkToken, VerificationLinkToken};
-use kenpo_auth::{InsurerProfile, Policy, Portal};
-use time::macros::datetime;
+use kenpo_auth::{Policy, Portal};
 
-pub const PASSWORD: &str = "さくらの花が咲く春の午後に散歩";
-pub const OTHER_PASSWORD: &str = "川沿いの道を自転車で走る朝";
+// The sample data and small builders live in `kenpo_auth::testkit::fixtures`; the short
+// names the tests use are re-exported here (each test crate uses some of them).
+#[allow(unused_imports)]
+pub use kenpo_auth::testkit::fixtures::{
+    self, HANAKO_EMAIL as HANAKO, ICHIRO_EMAIL as ICHIRO, OTHER_PASSWORD, PASSWORD,
+    TARO_BIRTH as BIRTH, TARO_CARD as CARD, TARO_EMAIL as TARO, address as addr, claim,
+    credentials, danger_test_minimum_policy, parsed, password as pw, rejection,
+};
 
 pub struct Fixture {
     pub portal: Portal,
@@ -30,74 +30,24 @@ pub struct Fixture {
     pub audit: RecordingAudit,
 }
 
-pub fn profile() -> InsurerProfile {
-    InsurerProfile::new(
-        "さくら健康保険組合",
-        "さくらけんぽWeb",
-        "no-reply@sakura-kenpo.example.jp",
-        "さくら健康保険組合 適用グループ 03-0000-0000",
-        "https://portal.sakura-kenpo.example.jp",
-    )
-}
-
-/// The strict policy, with test-minimum hashing so the tests measure the library.
-pub fn test_policy() -> Policy {
-    let mut p = Policy::default();
-    p.hashing = HashParams::danger_test_minimum();
-    p.allow_deviation(Deviation::WeakPasswordHashing, "tests only")
-}
-
-pub fn member(id: &str, card: &str, birth: &str, kana: &str, relation: Relation) -> MemberRecord {
-    MemberRecord::new(
-        MemberId::new(id),
-        CardNumber::parse(card).unwrap(),
-        BirthDate::parse(birth).unwrap(),
-        Some(KanaName::parse(kana).unwrap()),
-        relation,
-        true,
-    )
-}
-
 pub fn fixture() -> Fixture {
-    fixture_with(test_policy())
+    fixture_with(danger_test_minimum_policy())
 }
 
+/// The sample portal (`fixtures::portal_builder`) over the sample roster, with `policy`.
 pub fn fixture_with(policy: Policy) -> Fixture {
     let store = MemoryStore::new();
     let mailer = RecordingMailer::new();
-    let directory = MemoryDirectory::new();
-    directory.insert(member(
-        "M001",
-        "999-123456-00",
-        "1985-04-12",
-        "ヤマダ タロウ",
-        Relation::Insured,
-    ));
-    directory.insert(member(
-        "M002",
-        "999-123456-01",
-        "1987-09-30",
-        "ヤマダ ハナコ",
-        Relation::Dependent,
-    ));
-    directory.insert(member(
-        "M003",
-        "999-654321-00",
-        "1990-01-15",
-        "スズキ イチロウ",
-        Relation::Insured,
-    ));
-    let clock = ManualClock::new(datetime!(2026-11-24 09:00 UTC));
+    let directory = fixtures::sample_roster();
+    let clock = fixtures::sample_clock();
     let audit = RecordingAudit::new();
-    let portal = Portal::builder()
+    let portal = fixtures::portal_builder()
         .store(store.clone())
         .shared_mailer(Arc::new(mailer.clone()))
         .directory(directory.clone())
         .clock(Arc::new(clock.clone()))
         .audit(Arc::new(audit.clone()))
         .policy(policy)
-        .insurer(profile())
-        .secret_key(1, [7u8; 32])
         .build()
         .unwrap();
     Fixture {
@@ -108,27 +58,6 @@ pub fn fixture_with(policy: Policy) -> Fixture {
         clock,
         audit,
     }
-}
-
-pub fn claim(card: &str, birth: &str) -> IdentityClaim {
-    IdentityClaim {
-        card_number: CardNumber::parse(card).unwrap(),
-        birth_date: BirthDate::parse(birth).unwrap(),
-        kana_name: None,
-    }
-}
-
-pub fn credentials(login_id: &str, password: &str) -> NewCredentials {
-    NewCredentials {
-        login_id: login_id.to_owned(),
-        password: Password::new(password).unwrap(),
-        password_confirmation: Password::new(password).unwrap(),
-        nickname: Some("たろう".to_owned()),
-    }
-}
-
-pub fn addr(s: &str) -> EmailAddress {
-    EmailAddress::parse(s).unwrap()
 }
 
 impl Fixture {
@@ -204,29 +133,7 @@ impl Fixture {
     }
 }
 
-pub fn rejection(e: kenpo_auth::Error) -> kenpo_auth::Rejection {
-    match e {
-        kenpo_auth::Error::Rejected(r) => r,
-        other => panic!("expected a rejection, got {other:?}"),
-    }
-}
-
 // ---- recovery and account-life helpers ----
-
-pub fn pw(s: &str) -> Password {
-    Password::new(s).unwrap()
-}
-
-/// A token, code or key as a host parses it from a form, query or cookie. Panics on
-/// malformed text; for the host's answer to that, call `str::parse` and compare the
-/// `Rejection`.
-pub fn parsed<T>(s: &str) -> T
-where
-    T: std::str::FromStr<Err = kenpo_auth::Rejection>,
-{
-    s.parse()
-        .unwrap_or_else(|r| panic!("{s:?} should parse, got {r:?}"))
-}
 
 /// A well-formed token text that no flow was ever issued for.
 pub const UNKNOWN_TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";

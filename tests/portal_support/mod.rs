@@ -12,9 +12,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use kenpo_auth::Portal;
-use kenpo_auth::domain::{BirthDate, CardNumber, Password};
-use kenpo_auth::flow::IdentityClaim;
-use kenpo_auth::portal::NewCredentials;
+use kenpo_auth::testkit::fixtures;
 use tower::ServiceExt as _;
 
 /// One mail read back from the outbox.
@@ -196,14 +194,7 @@ pub async fn register_via_library(
         .await
         .expect("R2");
     let shown = portal
-        .verify_identity(
-            &handle,
-            IdentityClaim {
-                card_number: CardNumber::parse(card).unwrap(),
-                birth_date: BirthDate::parse(birth).unwrap(),
-                kana_name: None,
-            },
-        )
+        .verify_identity(&handle, fixtures::claim(card, birth))
         .await
         .expect("R3");
     let link2 = outbox.next("identity_verified");
@@ -211,16 +202,10 @@ pub async fn register_via_library(
         .confirm_auth_key(&link2.token().parse().unwrap(), &shown.auth_key)
         .await
         .expect("R4");
+    let mut credentials = fixtures::credentials(login_id, password);
+    credentials.nickname = None;
     portal
-        .complete_registration(
-            &handle,
-            NewCredentials {
-                login_id: login_id.to_owned(),
-                password: Password::new(password).unwrap(),
-                password_confirmation: Password::new(password).unwrap(),
-                nickname: None,
-            },
-        )
+        .complete_registration(&handle, credentials)
         .await
         .expect("R5");
 }
