@@ -13,7 +13,7 @@ pub use clock::{Clock, SystemClock};
 pub use directory::{DirectoryError, MemberDirectory, MemberId, MemberRecord, Relation};
 pub use mailer::{MailError, Mailer};
 pub use store::{
-    Account, AccountId, AccountLookup, AccountStatus, AccountWrite, Commit, CommitOutcome, Counter,
-    CounterWrite, FlowId, FlowRecord, FlowWrite, SecurityStamp, Store, StoreError, Version,
-    Versioned,
+    Account, AccountId, AccountLoad, AccountLookup, AccountStatus, AccountWrite, Commit,
+    CommitOutcome, Counter, CounterWrite, FlowId, FlowRecord, FlowWrite, Load, Loaded,
+    SecurityStamp, Store, StoreError, Version, Versioned,
 };

@@ -282,6 +282,95 @@ pub enum CommitOutcome {
     MemberTaken,
 }
 
+/// Which account a [`Load`] reads.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum AccountLoad {
+    /// The account this lookup finds.
+    By(AccountLookup),
+    /// The account the flow the load found belongs to ([`FlowState::account`]); none
+    /// when no flow was found or the flow belongs to no account.
+    OfFlow,
+}
+
+/// What one portal step reads before it decides, read in one round trip where the
+/// backend allows.
+///
+/// Build one with [`Load::new`] and the builder methods; every part is optional, and an
+/// empty load reads nothing.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Load {
+    /// Candidate digests of one secret, current key first: the first that finds a flow
+    /// wins.
+    pub flow: Vec<TokenDigest>,
+    /// Which account to read, if any.
+    pub account: Option<AccountLoad>,
+    /// Also every flow of the loaded account, in creation order (as
+    /// [`Store::flows_of_account`]).
+    pub account_flows: bool,
+    /// Counters by key.
+    pub counters: Vec<String>,
+    /// Key prefixes: for each, the counter `format!("{prefix}{account_id}")` of the
+    /// loaded account.
+    pub account_counters: Vec<String>,
+}
+
+impl Load {
+    /// A load that reads nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the flow found by the first of `candidates` that finds one (current key
+    /// first).
+    pub fn flow(mut self, candidates: impl IntoIterator<Item = TokenDigest>) -> Self {
+        self.flow.extend(candidates);
+        self
+    }
+
+    /// Reads an account.
+    pub fn account(mut self, which: AccountLoad) -> Self {
+        self.account = Some(which);
+        self
+    }
+
+    /// Also reads every flow of the loaded account, in creation order.
+    pub fn account_flows(mut self) -> Self {
+        self.account_flows = true;
+        self
+    }
+
+    /// Also reads the counter `key`.
+    pub fn counter(mut self, key: impl Into<String>) -> Self {
+        self.counters.push(key.into());
+        self
+    }
+
+    /// Also reads the counter `format!("{prefix}{account_id}")` of the loaded account.
+    pub fn account_counter(mut self, prefix: impl Into<String>) -> Self {
+        self.account_counters.push(prefix.into());
+        self
+    }
+}
+
+/// What a [`Load`] found.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// The flow found, with the candidate digest that found it.
+    pub flow: Option<(Versioned<FlowRecord>, TokenDigest)>,
+    /// The account read.
+    pub account: Option<Versioned<Account>>,
+    /// Every flow of the account read, in creation order (empty unless asked for).
+    pub account_flows: Vec<Versioned<FlowRecord>>,
+    /// One entry per [`Load::counters`] key, in the same order.
+    pub counters: Vec<Option<Versioned<Counter>>>,
+    /// One entry per [`Load::account_counters`] prefix, in the same order (all `None`
+    /// when no account was read).
+    pub account_counters: Vec<Option<Versioned<Counter>>>,
+}
+
 /// A failure of the store's backend. The backend's own error is the `source`, so hosts
 /// can downcast it (e.g. to `sqlx::Error`).
 #[derive(Debug, thiserror::Error)]

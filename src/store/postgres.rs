@@ -57,6 +57,11 @@
 //! [`PostgresStore::migrate`] (recorded in the table `kenpo_auth_migrations` of the
 //! current schema; sqlx takes an advisory lock, so several servers may call it at
 //! start-up). Tables are prefixed `kenpo_`.
+//!
+//! [`Store::find_flow`]: crate::ports::Store::find_flow
+//! [`Store::find_account`]: crate::ports::Store::find_account
+//! [`Store::load_counter`]: crate::ports::Store::load_counter
+//! [`Store::flows_of_account`]: crate::ports::Store::flows_of_account
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -67,12 +72,8 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor};
 use time::OffsetDateTime;
 
-use super::sql::{self, Refused, Rows, from_json, version_from_db};
-use crate::ports::{
-    Account, AccountId, AccountLookup, Commit, CommitOutcome, Counter, FlowId, FlowRecord, Store,
-    StoreError, Versioned,
-};
-use crate::token::TokenDigest;
+use super::sql::{self, Dead, Dialect, Refused, Rows};
+use crate::ports::{CommitOutcome, StoreError};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
     1,
@@ -129,7 +130,7 @@ fn is_connection_loss(e: &sqlx::Error) -> bool {
     }
 }
 
-/// A [`Store`] in a PostgreSQL database, shared by any number of web servers.
+/// A [`Store`](crate::ports::Store) in a PostgreSQL database, shared by any number of web servers.
 ///
 /// Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
@@ -140,9 +141,7 @@ pub struct PostgresStore {
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore")
-            .field("connections", &self.pool.size())
-            .finish_non_exhaustive()
+        sql::debug_store(f, "PostgresStore", self.pool.size())
     }
 }
 
@@ -423,118 +422,62 @@ async fn apply(conn: &mut PgConnection, rows: &Rows, health: &Health) -> Result<
     Ok(())
 }
 
-fn flow(id: String, version: i64, state: &str) -> Result<Versioned<FlowRecord>, StoreError> {
-    Ok(Versioned {
-        version: version_from_db(version)?,
-        value: FlowRecord {
-            id: FlowId::from_stored(id),
-            state: from_json(state)?,
-        },
-    })
-}
-
-fn outcome(result: Result<(), Refused>) -> Result<CommitOutcome, StoreError> {
-    match result {
-        Ok(()) => Ok(CommitOutcome::Committed),
-        Err(Refused::Outcome(o)) => Ok(o),
-        Err(Refused::Failed(e)) => Err(e),
-    }
-}
+/// The shared read statement (see `super::sql::read` for the request and answer
+/// documents), with PostgreSQL's JSON functions: one statement, one round trip. Each
+/// part is an indexed lookup; a part the request leaves empty finds nothing.
+const READ: &str = "\
+WITH fl AS ( \
+  SELECT c.i - 1 AS i, f.id, f.version, f.state, f.account_id \
+  FROM jsonb_array_elements_text($1::jsonb -> 'flow') WITH ORDINALITY AS c (d, i) \
+  JOIN kenpo_flow_keys AS k ON k.digest = decode(c.d, 'hex') \
+  JOIN kenpo_flows AS f ON f.id = k.flow_id \
+  ORDER BY c.i LIMIT 1 \
+), acc AS ( \
+  (SELECT id, version, data FROM kenpo_accounts WHERE id = ( \
+     CASE $1::jsonb ->> 'by' WHEN 'id' THEN $1::jsonb ->> 'value' \
+                             WHEN 'of_flow' THEN (SELECT account_id FROM fl) END)) \
+  UNION ALL \
+  (SELECT id, version, data FROM kenpo_accounts WHERE login_id = ( \
+     CASE WHEN $1::jsonb ->> 'by' = 'login_id' THEN $1::jsonb ->> 'value' END)) \
+  UNION ALL \
+  (SELECT id, version, data FROM kenpo_accounts WHERE email = ( \
+     CASE WHEN $1::jsonb ->> 'by' = 'email' THEN $1::jsonb ->> 'value' END)) \
+  UNION ALL \
+  (SELECT id, version, data FROM kenpo_accounts WHERE member = ( \
+     CASE WHEN $1::jsonb ->> 'by' = 'member' THEN $1::jsonb ->> 'value' END)) \
+  LIMIT 1 \
+) \
+SELECT jsonb_build_object( \
+  'flow', (SELECT jsonb_build_object('i', i, 'id', id, 'version', version, 'state', state) \
+           FROM fl), \
+  'account', (SELECT jsonb_build_object('version', version, 'data', data) FROM acc), \
+  'account_flows', (SELECT jsonb_agg(jsonb_build_object('id', f.id, 'version', f.version, \
+                                                        'state', f.state) ORDER BY f.seq) \
+           FROM kenpo_flows AS f WHERE ($1::jsonb ->> 'account_flows')::boolean \
+           AND f.account_id = coalesce($1::jsonb ->> 'flows_of', (SELECT id FROM acc))), \
+  'counters', (SELECT jsonb_agg(jsonb_build_object('i', c.i - 1, 'version', k.version, \
+                                                   'data', k.data)) \
+           FROM jsonb_array_elements_text($1::jsonb -> 'counters') WITH ORDINALITY AS c (key, i) \
+           JOIN kenpo_counters AS k ON k.key = c.key), \
+  'account_counters', (SELECT jsonb_agg(jsonb_build_object('i', c.i - 1, \
+                                                           'version', k.version, 'data', k.data)) \
+           FROM jsonb_array_elements_text($1::jsonb -> 'account_counters') \
+                WITH ORDINALITY AS c (prefix, i) \
+           JOIN kenpo_counters AS k ON k.key = c.prefix || (SELECT id FROM acc)) \
+)::text";
 
 #[async_trait]
-impl Store for PostgresStore {
-    async fn find_flow(
-        &self,
-        key: &TokenDigest,
-    ) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
-        let row: Option<(String, i64, String)> = sqlx::query_as(
-            "SELECT f.id, f.version, f.state::text FROM kenpo_flow_keys k \
-             JOIN kenpo_flows f ON f.id = k.flow_id WHERE k.digest = $1",
-        )
-        .bind(key.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.health.backend(e))?;
-        row.map(|(id, version, state)| flow(id, version, &state))
-            .transpose()
-    }
-
-    async fn flows_of_account(
-        &self,
-        account: &AccountId,
-    ) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT id, version, state::text FROM kenpo_flows \
-             WHERE account_id = $1 ORDER BY seq",
-        )
-        .bind(account.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.health.backend(e))?;
-        rows.into_iter()
-            .map(|(id, version, state)| flow(id, version, &state))
-            .collect()
-    }
-
-    async fn find_account(
-        &self,
-        by: AccountLookup,
-    ) -> Result<Option<Versioned<Account>>, StoreError> {
-        let (sql, value): (&'static str, String) = match by {
-            AccountLookup::Id(id) => (
-                "SELECT version, data::text FROM kenpo_accounts WHERE id = $1",
-                id.as_str().to_owned(),
-            ),
-            AccountLookup::LoginId(l) => (
-                "SELECT version, data::text FROM kenpo_accounts WHERE login_id = $1",
-                l.as_str().to_owned(),
-            ),
-            AccountLookup::Email(e) => (
-                "SELECT version, data::text FROM kenpo_accounts WHERE email = $1",
-                e.canonical().to_owned(),
-            ),
-            AccountLookup::Member(m) => (
-                "SELECT version, data::text FROM kenpo_accounts WHERE member = $1",
-                m.as_str().to_owned(),
-            ),
-        };
-        let row: Option<(i64, String)> = sqlx::query_as(sql)
-            .bind(value)
-            .fetch_optional(&self.pool)
+impl Dialect for PostgresStore {
+    async fn read(&self, request: String) -> Result<String, StoreError> {
+        let (answer,): (String,) = sqlx::query_as(READ)
+            .bind(request)
+            .fetch_one(&self.pool)
             .await
             .map_err(|e| self.health.backend(e))?;
-        row.map(|(version, data)| {
-            Ok(Versioned {
-                version: version_from_db(version)?,
-                value: from_json(&data)?,
-            })
-        })
-        .transpose()
+        Ok(answer)
     }
 
-    async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT version, data::text FROM kenpo_counters WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.health.backend(e))?;
-        row.map(|(version, data)| {
-            Ok(Versioned {
-                version: version_from_db(version)?,
-                value: from_json(&data)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
-        if commit.is_empty() {
-            return Ok(CommitOutcome::Committed);
-        }
-        let Some(rows) = Rows::new(&commit)? else {
-            return Ok(CommitOutcome::Conflict);
-        };
+    async fn apply(&self, rows: &Rows) -> Result<CommitOutcome, StoreError> {
         let statements = rows.flows.len() + rows.counters.len() + rows.accounts.len();
         if statements == 1 {
             // One statement is atomic by itself: no BEGIN/COMMIT round trips.
@@ -543,14 +486,17 @@ impl Store for PostgresStore {
                 .acquire()
                 .await
                 .map_err(|e| self.health.backend(e))?;
-            return outcome(apply(&mut conn, &rows, &self.health).await);
+            return match apply(&mut conn, rows, &self.health).await {
+                Ok(()) => Ok(CommitOutcome::Committed),
+                Err(refusal) => refusal.outcome(),
+            };
         }
         let mut tx = self
             .pool
             .begin()
             .await
             .map_err(|e| self.health.backend(e))?;
-        match apply(&mut tx, &rows, &self.health).await {
+        match apply(&mut tx, rows, &self.health).await {
             Ok(()) => {
                 // A connection lost during COMMIT leaves the outcome unknown to us; the
                 // member's retry is safe either way, because it re-reads and
@@ -562,51 +508,39 @@ impl Store for PostgresStore {
                 // If the rollback fails, the server rolls back when the connection
                 // closes.
                 let _ = tx.rollback().await;
-                outcome(Err(refusal))
+                refusal.outcome()
             }
         }
     }
 
-    async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        if limit == 0 {
-            return Ok(0);
-        }
-        let now = floor_micros(now);
+    async fn purge(&self, dead: Dead, now: OffsetDateTime, limit: i64) -> Result<u64, StoreError> {
         // Lookup keys go with their flow (ON DELETE CASCADE). Each statement commits on
         // its own: a purge need not be atomic, only bounded.
-        let flows = sqlx::query(
-            "WITH dead AS ( \
-               SELECT id FROM kenpo_flows WHERE purge_after <= $1 \
-               ORDER BY purge_after LIMIT $2 FOR UPDATE SKIP LOCKED \
-             ) DELETE FROM kenpo_flows f USING dead WHERE f.id = dead.id",
-        )
-        .bind(now)
-        .bind(limit)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.health.backend(e))?
-        .rows_affected();
-        let left = limit.saturating_sub(i64::try_from(flows).unwrap_or(i64::MAX));
-        let counters = if left > 0 {
-            sqlx::query(
+        let sql = match dead {
+            Dead::Flows => {
+                "WITH dead AS ( \
+                   SELECT id FROM kenpo_flows WHERE purge_after <= $1 \
+                   ORDER BY purge_after LIMIT $2 FOR UPDATE SKIP LOCKED \
+                 ) DELETE FROM kenpo_flows f USING dead WHERE f.id = dead.id"
+            }
+            Dead::Counters => {
                 "WITH dead AS ( \
                    SELECT key FROM kenpo_counters WHERE expires_at <= $1 \
                    ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED \
-                 ) DELETE FROM kenpo_counters c USING dead WHERE c.key = dead.key",
-            )
-            .bind(now)
-            .bind(left)
+                 ) DELETE FROM kenpo_counters c USING dead WHERE c.key = dead.key"
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(floor_micros(now))
+            .bind(limit)
             .execute(&self.pool)
             .await
-            .map_err(|e| self.health.backend(e))?
-            .rows_affected()
-        } else {
-            0
-        };
-        Ok(usize::try_from(flows + counters).unwrap_or(usize::MAX))
+            .map_err(|e| self.health.backend(e))?;
+        Ok(done.rows_affected())
     }
 }
+
+sql::impl_store!(PostgresStore);
 
 #[cfg(test)]
 mod tests {
