@@ -555,7 +555,7 @@ async fn migrate_is_idempotent() {
         .fetch_one(store.pool())
         .await
         .expect("migrations table");
-    assert_eq!(n, 1);
+    assert_eq!(n, 2, "one row per embedded migration");
     let plain = PostgresStore::connect(&url()).await.expect("connect");
     plain.pool().close().await;
     store.pool().close().await;

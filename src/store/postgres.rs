@@ -7,17 +7,21 @@
 //! share one database:
 //!
 //! - **Compare-and-set.** Every change is `UPDATE … SET version = version + 1 WHERE id =
-//!   $1 AND version = $2`; a row count other than one rolls the commit back and answers
+//!   … AND version = …`; a row count other than one undoes the commit and answers
 //!   [`CommitOutcome::Conflict`]. Under `READ COMMITTED`, a racing writer waits for the
 //!   first one and then finds the version changed, so exactly one of them wins.
-//! - **Atomic commits.** A commit of several writes is one transaction; a commit of one
-//!   write is one statement (atomic by itself). A lost connection before `COMMIT`
-//!   means PostgreSQL rolls the transaction back: never half an account.
+//! - **Atomic commits.** A commit, whatever its size, is one call of the PL/pgSQL
+//!   function `kenpo_commit` (`migrations/postgres/0002_kenpo_commit.sql`): one
+//!   statement, atomic by itself. A refused write raises inside the function's inner
+//!   block, whose exception handler undoes every write of the commit and returns the
+//!   outcome. A lost connection means PostgreSQL rolls the statement back: never half
+//!   an account.
 //! - **Uniqueness by constraint.** `kenpo_accounts_login_id_key`,
 //!   `kenpo_accounts_email_key` and `kenpo_accounts_member_key` (canonical forms; e-mail
-//!   nullable); a violation inside the transaction is mapped by constraint name to
-//!   `LoginIdTaken`, `EmailTaken` or `MemberTaken`. Deadlocks and serialization failures
-//!   (which roll the transaction back) are reported as `Conflict`.
+//!   nullable); `kenpo_commit` maps a violation by constraint name to `LoginIdTaken`,
+//!   `EmailTaken` or `MemberTaken` (any other key, e.g. a taken digest, to `Conflict`).
+//!   Deadlocks and serialization failures (which roll the statement back) are reported
+//!   as `Conflict`.
 //! - **Lookups by digest only.** `kenpo_flow_keys` maps each 32-byte digest (its primary
 //!   key) to one flow; the JSON of a flow holds digests, never secrets.
 //! - **Bounded purge.** `DELETE … USING (SELECT … LIMIT $n FOR UPDATE SKIP LOCKED)`, so
@@ -27,20 +31,21 @@
 //!
 //! Each read ([`Store::find_flow`] — one join over the key table —,
 //! [`Store::find_account`], [`Store::load_counter`], [`Store::flows_of_account`]) is
-//! one round trip. A flow write (the row and its lookup keys) is one statement, as is
-//! every counter or account write. A commit of one write is that one statement; a commit
-//! of `n` writes is `BEGIN`, `n` statements, `COMMIT`: `n + 2` round trips. So:
+//! one statement, so one round trip. A commit is one statement whatever its size: one
+//! round trip. So:
 //!
 //! | step | store calls | round trips |
 //! |---|---|---|
 //! | L2 `verify_otp`, right code | find flow, find account, commit (flow) | 3 |
-//! | L2 `verify_otp`, wrong code | find flow, find account, commit (flow + account) | 6 |
-//! | L1 `start_login` | find account, load counter, flows of account, commit (new flow + counter + each superseded challenge) | 7 (+1 per open earlier challenge) |
-//! | R1 `start_registration` | find account, load counter, commit (flow + counter) | 6 |
+//! | L2 `verify_otp`, wrong code | find flow, find account, commit (flow + account) | 3 |
+//! | L1 `start_login` | find account, load counter, flows of account, commit (new flow + counter + each superseded challenge) | 4 |
+//! | R1 `start_registration` | find account, load counter, commit (flow + counter) | 3 |
 //! | R2 `open_registration_link` | find flow, commit (flow) | 2 |
 //!
 //! A lost compare-and-set race repeats the step's reads and commit; during a
 //! digest-key rotation, a link issued under the previous key costs one more lookup.
+//! sqlx prepares each statement once per connection (one more round trip, the first
+//! time a connection runs it) and reuses it afterwards.
 //!
 //! Pools made by [`PostgresStore::connect`] do not ping a connection before every use
 //! (sqlx's `test_before_acquire`), which would add a round trip to every read. Instead,
@@ -75,11 +80,18 @@ use time::OffsetDateTime;
 use super::sql::{self, Dead, Dialect, Refused, Rows};
 use crate::ports::{CommitOutcome, StoreError};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "kenpo_auth_init",
-    include_str!("../../migrations/postgres/0001_kenpo_auth_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "kenpo_auth_init",
+        include_str!("../../migrations/postgres/0001_kenpo_auth_init.sql"),
+    ),
+    (
+        2,
+        "kenpo_commit",
+        include_str!("../../migrations/postgres/0002_kenpo_commit.sql"),
+    ),
+];
 
 /// When this store last saw a connection die, so that older connections are checked
 /// before their next use.
@@ -266,160 +278,28 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// `t` rounded up to PostgreSQL's microsecond, so a stored expiry is never earlier
-/// than the real one (a record is never purged early).
-fn ceil_micros(t: OffsetDateTime) -> OffsetDateTime {
-    let rem = t.nanosecond() % 1_000;
-    if rem == 0 {
-        t
-    } else {
-        t + time::Duration::nanoseconds(i64::from(1_000 - rem))
-    }
-}
-
 /// `t` rounded down to the microsecond.
 fn floor_micros(t: OffsetDateTime) -> OffsetDateTime {
     t - time::Duration::nanoseconds(i64::from(t.nanosecond() % 1_000))
 }
 
-const CONFLICT: Refused = Refused::Outcome(CommitOutcome::Conflict);
-
-/// Applies every row of a commit on `conn` (inside the caller's transaction when there
-/// is more than one statement).
-async fn apply(conn: &mut PgConnection, rows: &Rows, health: &Health) -> Result<(), Refused> {
-    let refused = |e: sqlx::Error| -> Refused {
-        match sql::refused(e, |db| match db.code().as_deref() {
+impl PostgresStore {
+    /// Maps a failed statement: deadlocks and serialization failures (which roll the
+    /// statement back) to a conflict, anything else to a backend failure, noting a lost
+    /// connection.
+    fn refused(&self, e: sqlx::Error) -> Refused {
+        if is_connection_loss(&e) {
+            self.health.lost();
+        }
+        sql::refused(e, |db| match db.code().as_deref() {
+            // A unique violation `kenpo_commit` did not catch (it catches them all).
             Some("23505") => Some(sql::unique_outcome(db.constraint().unwrap_or(""))),
-            // The transaction was rolled back to break a deadlock or a serialization
+            // The statement was rolled back to break a deadlock or a serialization
             // failure: nothing was written; reload and decide again.
             Some("40001" | "40P01") => Some(CommitOutcome::Conflict),
             _ => None,
-        }) {
-            Refused::Failed(StoreError::Backend(e)) => {
-                if e.downcast_ref::<sqlx::Error>()
-                    .is_some_and(is_connection_loss)
-                {
-                    health.lost();
-                }
-                Refused::Failed(StoreError::Backend(e))
-            }
-            other => other,
-        }
-    };
-    for f in &rows.flows {
-        let keys: Vec<&[u8]> = f.keys.iter().map(|k| k.as_slice()).collect();
-        let (written,): (i64,) = match f.expected {
-            // The flow row and its keys in one statement: a key another flow holds
-            // violates `kenpo_flow_keys_pkey` and undoes the whole statement.
-            None => sqlx::query_as(
-                "WITH f AS ( \
-                   INSERT INTO kenpo_flows (id, version, account_id, purge_after, state) \
-                   VALUES ($1, 1, $2, $3, $4::jsonb) ON CONFLICT (id) DO NOTHING RETURNING id \
-                 ), k AS ( \
-                   INSERT INTO kenpo_flow_keys (digest, flow_id) \
-                   SELECT d, f.id FROM f, unnest($5::bytea[]) AS d \
-                 ) SELECT count(*) FROM f",
-            )
-            .bind(&f.id)
-            .bind(&f.account_id)
-            .bind(ceil_micros(f.purge_after))
-            .bind(&f.state)
-            .bind(&keys)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(refused)?,
-            // Compare-and-set the row, drop the keys the new state no longer names, add
-            // the new ones.
-            Some(expected) => sqlx::query_as(
-                "WITH f AS ( \
-                   UPDATE kenpo_flows SET version = version + 1, account_id = $3, \
-                   purge_after = $4, state = $5::jsonb \
-                   WHERE id = $1 AND version = $2 RETURNING id \
-                 ), gone AS ( \
-                   DELETE FROM kenpo_flow_keys k USING f \
-                   WHERE k.flow_id = f.id AND NOT (k.digest = ANY ($6::bytea[])) \
-                 ), added AS ( \
-                   INSERT INTO kenpo_flow_keys (digest, flow_id) \
-                   SELECT d, f.id FROM f, unnest($6::bytea[]) AS d \
-                   WHERE NOT EXISTS (SELECT 1 FROM kenpo_flow_keys k \
-                                     WHERE k.digest = d AND k.flow_id = f.id) \
-                 ) SELECT count(*) FROM f",
-            )
-            .bind(&f.id)
-            .bind(expected)
-            .bind(&f.account_id)
-            .bind(ceil_micros(f.purge_after))
-            .bind(&f.state)
-            .bind(&keys)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(refused)?,
-        };
-        if written != 1 {
-            return Err(CONFLICT);
-        }
+        })
     }
-    for c in &rows.counters {
-        let done = match c.expected {
-            None => sqlx::query(
-                "INSERT INTO kenpo_counters (key, version, expires_at, data) \
-                 VALUES ($1, 1, $2, $3::jsonb) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(&c.key)
-            .bind(ceil_micros(c.expires_at))
-            .bind(&c.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-            Some(expected) => sqlx::query(
-                "UPDATE kenpo_counters SET version = version + 1, expires_at = $3, \
-                 data = $4::jsonb WHERE key = $1 AND version = $2",
-            )
-            .bind(&c.key)
-            .bind(expected)
-            .bind(ceil_micros(c.expires_at))
-            .bind(&c.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-        };
-        if done.rows_affected() != 1 {
-            return Err(CONFLICT);
-        }
-    }
-    for a in &rows.accounts {
-        let done = match a.expected {
-            None => sqlx::query(
-                "INSERT INTO kenpo_accounts (id, version, login_id, email, member, data) \
-                 VALUES ($1, 1, $2, $3, $4, $5::jsonb)",
-            )
-            .bind(&a.id)
-            .bind(&a.login_id)
-            .bind(&a.email)
-            .bind(&a.member)
-            .bind(&a.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-            Some(expected) => sqlx::query(
-                "UPDATE kenpo_accounts SET version = version + 1, login_id = $3, email = $4, \
-                 member = $5, data = $6::jsonb WHERE id = $1 AND version = $2",
-            )
-            .bind(&a.id)
-            .bind(expected)
-            .bind(&a.login_id)
-            .bind(&a.email)
-            .bind(&a.member)
-            .bind(&a.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-        };
-        if done.rows_affected() != 1 {
-            return Err(CONFLICT);
-        }
-    }
-    Ok(())
 }
 
 /// The shared read statement (see `super::sql::read` for the request and answer
@@ -478,38 +358,16 @@ impl Dialect for PostgresStore {
     }
 
     async fn apply(&self, rows: &Rows) -> Result<CommitOutcome, StoreError> {
-        let statements = rows.flows.len() + rows.counters.len() + rows.accounts.len();
-        if statements == 1 {
-            // One statement is atomic by itself: no BEGIN/COMMIT round trips.
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| self.health.backend(e))?;
-            return match apply(&mut conn, rows, &self.health).await {
-                Ok(()) => Ok(CommitOutcome::Committed),
-                Err(refusal) => refusal.outcome(),
-            };
-        }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| self.health.backend(e))?;
-        match apply(&mut tx, rows, &self.health).await {
-            Ok(()) => {
-                // A connection lost during COMMIT leaves the outcome unknown to us; the
-                // member's retry is safe either way, because it re-reads and
-                // compares-and-sets again.
-                tx.commit().await.map_err(|e| self.health.backend(e))?;
-                Ok(CommitOutcome::Committed)
-            }
-            Err(refusal) => {
-                // If the rollback fails, the server rolls back when the connection
-                // closes.
-                let _ = tx.rollback().await;
-                refusal.outcome()
-            }
+        // The whole commit is one statement, atomic by itself: one round trip. A
+        // connection lost while it runs leaves the outcome unknown to us; the member's
+        // retry is safe either way, because it re-reads and compares-and-sets again.
+        let answer: Result<(String,), _> = sqlx::query_as("SELECT kenpo_commit($1::jsonb)")
+            .bind(sql::to_json(rows)?)
+            .fetch_one(&self.pool)
+            .await;
+        match answer {
+            Ok((outcome,)) => sql::outcome_named(&outcome),
+            Err(e) => self.refused(e).outcome(),
         }
     }
 
@@ -545,6 +403,7 @@ sql::impl_store!(PostgresStore);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sql::write::ceil_micros;
     use time::macros::datetime;
 
     // Stored expiries round up and `now` rounds down, so nothing is purged early.

@@ -24,7 +24,7 @@ pub(crate) mod read;
 pub(crate) mod write;
 
 pub(crate) use dialect::{Dead, Dialect, impl_store};
-pub(crate) use write::{Refused, Rows, refused};
+pub(crate) use write::{Refused, Rows, outcome_named, refused};
 
 /// A stored row that cannot be what the store wrote (negative version, wrong-sized
 /// digest …). Wrapped in [`StoreError::Corrupt`].
@@ -92,8 +92,7 @@ pub(crate) fn debug_store(
         .finish_non_exhaustive()
 }
 
-/// Lower-case hex, for test dumps.
-#[cfg(all(feature = "testkit", feature = "sqlite"))]
+/// Lower-case hex, for digests in JSON and test dumps.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,5 +1,13 @@
 //! Writes: a [`Commit`] encoded into the rows a backend writes, and how a refused
 //! statement becomes an outcome.
+//!
+//! [`Rows`] also serialize as the JSON document a backend can apply in one statement
+//! (PostgreSQL's `kenpo_commit`, see `migrations/postgres/0002_kenpo_commit.sql`):
+//! timestamps as RFC 3339 rounded up to the microsecond, digests as lower-case hex,
+//! record JSON as text.
+
+use serde::{Serialize, Serializer};
+use time::OffsetDateTime;
 
 use super::{backend, to_json, version_to_db};
 use crate::ports::{
@@ -9,24 +17,30 @@ use crate::ports::{
 
 /// What a flow write puts in the database, computed before the transaction starts so
 /// that the transaction only talks to the database.
+#[derive(Serialize)]
 pub(crate) struct FlowRow {
     pub(crate) id: String,
     /// `None`: insert. `Some(v)`: replace the row at version `v`.
     pub(crate) expected: Option<i64>,
     pub(crate) account_id: Option<String>,
-    pub(crate) purge_after: time::OffsetDateTime,
+    #[serde(serialize_with = "micros_up")]
+    pub(crate) purge_after: OffsetDateTime,
     pub(crate) state: String,
     /// The lookup keys, without duplicates.
+    #[serde(serialize_with = "hex_keys")]
     pub(crate) keys: Vec<[u8; 32]>,
 }
 
+#[derive(Serialize)]
 pub(crate) struct CounterRow {
     pub(crate) key: String,
     pub(crate) expected: Option<i64>,
-    pub(crate) expires_at: time::OffsetDateTime,
+    #[serde(serialize_with = "micros_up")]
+    pub(crate) expires_at: OffsetDateTime,
     pub(crate) data: String,
 }
 
+#[derive(Serialize)]
 pub(crate) struct AccountRow {
     pub(crate) id: String,
     pub(crate) expected: Option<i64>,
@@ -37,6 +51,7 @@ pub(crate) struct AccountRow {
 }
 
 /// A [`Commit`] turned into rows.
+#[derive(Serialize)]
 pub(crate) struct Rows {
     pub(crate) flows: Vec<FlowRow>,
     pub(crate) counters: Vec<CounterRow>,
@@ -76,6 +91,30 @@ impl Rows {
         }
         Ok(Some(rows))
     }
+}
+
+/// `t` rounded up to the microsecond (PostgreSQL's precision), so a stored expiry is
+/// never earlier than the real one (a record is never purged early).
+pub(crate) fn ceil_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let rem = t.nanosecond() % 1_000;
+    if rem == 0 {
+        t
+    } else {
+        t.saturating_add(time::Duration::nanoseconds(i64::from(1_000 - rem)))
+    }
+}
+
+/// A timestamp as RFC 3339, rounded up to the microsecond.
+fn micros_up<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    let text = ceil_micros(*t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(serde::ser::Error::custom)?;
+    s.serialize_str(&text)
+}
+
+/// Digests as lower-case hex.
+fn hex_keys<S: Serializer>(keys: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(keys.iter().map(|k| super::hex(k)))
 }
 
 /// The expected version of a write as a column value: `Some(None)` for an insert,
@@ -133,6 +172,18 @@ pub(crate) enum Refused {
     Failed(StoreError),
 }
 
+/// The outcome a one-statement commit names (`kenpo_commit`'s answer).
+pub(crate) fn outcome_named(name: &str) -> Result<CommitOutcome, StoreError> {
+    match name {
+        "committed" => Ok(CommitOutcome::Committed),
+        "conflict" => Ok(CommitOutcome::Conflict),
+        "login_id_taken" => Ok(CommitOutcome::LoginIdTaken),
+        "email_taken" => Ok(CommitOutcome::EmailTaken),
+        "member_taken" => Ok(CommitOutcome::MemberTaken),
+        _ => Err(super::corrupt("unknown commit outcome")),
+    }
+}
+
 impl Refused {
     /// What the commit answers: the outcome, or the backend's error.
     pub(crate) fn outcome(self) -> Result<CommitOutcome, StoreError> {
@@ -161,4 +212,60 @@ pub(crate) fn refused(
         return Refused::Outcome(outcome);
     }
     Refused::Failed(backend(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    // kenpo_commit's answers map one to one; anything else is not trusted.
+    #[test]
+    fn commit_outcomes_by_name() {
+        assert_eq!(
+            outcome_named("committed").ok(),
+            Some(CommitOutcome::Committed)
+        );
+        assert_eq!(
+            outcome_named("conflict").ok(),
+            Some(CommitOutcome::Conflict)
+        );
+        assert_eq!(
+            outcome_named("login_id_taken").ok(),
+            Some(CommitOutcome::LoginIdTaken)
+        );
+        assert_eq!(
+            outcome_named("email_taken").ok(),
+            Some(CommitOutcome::EmailTaken)
+        );
+        assert_eq!(
+            outcome_named("member_taken").ok(),
+            Some(CommitOutcome::MemberTaken)
+        );
+        assert!(matches!(outcome_named("yes"), Err(StoreError::Corrupt(_))));
+    }
+
+    // The JSON form rounds expiries up to the microsecond and spells digests in hex.
+    #[test]
+    fn json_rows_round_up_and_use_hex() {
+        let rows = Rows {
+            flows: vec![FlowRow {
+                id: "f".to_owned(),
+                expected: None,
+                account_id: None,
+                purge_after: datetime!(2026-11-24 09:00:00.000_000_500 UTC),
+                state: "{}".to_owned(),
+                keys: vec![[0xab; 32]],
+            }],
+            counters: Vec::new(),
+            accounts: Vec::new(),
+        };
+        let json = serde_json::to_value(&rows).expect("serializes");
+        assert_eq!(
+            json["flows"][0]["purge_after"],
+            "2026-11-24T09:00:00.000001Z"
+        );
+        assert_eq!(json["flows"][0]["keys"][0], "ab".repeat(32));
+        assert_eq!(json["flows"][0]["expected"], serde_json::Value::Null);
+    }
 }
