@@ -42,6 +42,11 @@
 //! | R1 `start_registration` | find account, load counter, commit (flow + counter) | 3 |
 //! | R2 `open_registration_link` | find flow, commit (flow) | 2 |
 //!
+//! [`Store::load`] reads everything a step needs (flow by candidate digests, account
+//! by lookup or of the flow, the account's flows, counters by key and by account) in
+//! that same one statement, so a portal step that calls `load` then `commit` costs
+//! **two round trips**, whatever it reads and writes.
+//!
 //! A lost compare-and-set race repeats the step's reads and commit; during a
 //! digest-key rotation, a link issued under the previous key costs one more lookup.
 //! sqlx prepares each statement once per connection (one more round trip, the first
@@ -67,6 +72,7 @@
 //! [`Store::find_account`]: crate::ports::Store::find_account
 //! [`Store::load_counter`]: crate::ports::Store::load_counter
 //! [`Store::flows_of_account`]: crate::ports::Store::flows_of_account
+//! [`Store::load`]: crate::ports::Store::load
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};

@@ -32,7 +32,8 @@
 //! key plus one (insert) or two (compare-and-set update, delete the old keys), one per
 //! counter or account write, then `COMMIT`. L2 (`verify_otp`) is thus two reads and one
 //! transaction of five statements (right code) or six (wrong code: the account's
-//! failure counter too). The store calls per portal step are those listed for
+//! failure counter too). [`Store::load`] reads everything a step needs in that same one
+//! statement. The store calls per portal step are those listed for
 //! [`PostgresStore`](super::PostgresStore) (feature `postgres`).
 //!
 //! # Schema
@@ -44,6 +45,7 @@
 //! [`Store::find_account`]: crate::ports::Store::find_account
 //! [`Store::load_counter`]: crate::ports::Store::load_counter
 //! [`Store::flows_of_account`]: crate::ports::Store::flows_of_account
+//! [`Store::load`]: crate::ports::Store::load
 
 use std::str::FromStr;
 use std::time::Duration;

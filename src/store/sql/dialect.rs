@@ -44,6 +44,11 @@ async fn read_with(
     read::answer(load, &text)
 }
 
+/// [`Store::load`](crate::ports::Store::load) on a dialect: one read statement.
+pub(crate) async fn load(d: &(impl Dialect + ?Sized), load: &Load) -> Result<Loaded, StoreError> {
+    read_with(d, load, None).await
+}
+
 /// [`Store::find_flow`](crate::ports::Store::find_flow) on a dialect.
 pub(crate) async fn find_flow(
     d: &(impl Dialect + ?Sized),
@@ -161,6 +166,13 @@ macro_rules! impl_store {
                 $crate::ports::StoreError,
             > {
                 $crate::store::sql::dialect::load_counter(self, key).await
+            }
+
+            async fn load(
+                &self,
+                load: &$crate::ports::Load,
+            ) -> Result<$crate::ports::Loaded, $crate::ports::StoreError> {
+                $crate::store::sql::dialect::load(self, load).await
             }
 
             async fn commit(

@@ -222,26 +222,15 @@ mod tests {
     // kenpo_commit's answers map one to one; anything else is not trusted.
     #[test]
     fn commit_outcomes_by_name() {
-        assert_eq!(
-            outcome_named("committed").ok(),
-            Some(CommitOutcome::Committed)
-        );
-        assert_eq!(
-            outcome_named("conflict").ok(),
-            Some(CommitOutcome::Conflict)
-        );
-        assert_eq!(
-            outcome_named("login_id_taken").ok(),
-            Some(CommitOutcome::LoginIdTaken)
-        );
-        assert_eq!(
-            outcome_named("email_taken").ok(),
-            Some(CommitOutcome::EmailTaken)
-        );
-        assert_eq!(
-            outcome_named("member_taken").ok(),
-            Some(CommitOutcome::MemberTaken)
-        );
+        for (name, outcome) in [
+            ("committed", CommitOutcome::Committed),
+            ("conflict", CommitOutcome::Conflict),
+            ("login_id_taken", CommitOutcome::LoginIdTaken),
+            ("email_taken", CommitOutcome::EmailTaken),
+            ("member_taken", CommitOutcome::MemberTaken),
+        ] {
+            assert_eq!(outcome_named(name).ok(), Some(outcome), "{name}");
+        }
         assert!(matches!(outcome_named("yes"), Err(StoreError::Corrupt(_))));
     }
 
