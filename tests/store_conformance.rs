@@ -1,6 +1,7 @@
 //! The store conformance suite (DESIGN §4) against every store the crate ships on this
 //! machine: `MemoryStore` always, `SqliteStore` (a file in a temporary directory, and in
-//! memory) with the `sqlite` feature. `PostgresStore` runs it in `tests/postgres_store.rs`.
+//! memory) with the `sqlite` feature, and a host-style store that keeps `Store::load`'s
+//! default implementation. `PostgresStore` runs it in `tests/postgres_store.rs`.
 #![cfg(feature = "testkit")]
 // Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
 #![allow(
@@ -49,4 +50,64 @@ mod sqlite_memory {
             .await
             .expect("in-memory store")
     });
+}
+
+/// A store that keeps `Store::load`'s default implementation (the single reads one
+/// after another), as a host's own store would: the `load` cases check the default.
+mod default_load {
+    use async_trait::async_trait;
+    use kenpo_auth::ports::{
+        Account, AccountId, AccountLookup, Commit, CommitOutcome, Counter, FlowRecord, Store,
+        StoreError, Versioned,
+    };
+    use kenpo_auth::store::MemoryStore;
+    use kenpo_auth::testkit::conformance::DumpText;
+    use kenpo_auth::token::TokenDigest;
+    use time::OffsetDateTime;
+
+    struct HostStore(MemoryStore);
+
+    #[async_trait]
+    impl Store for HostStore {
+        async fn find_flow(
+            &self,
+            key: &TokenDigest,
+        ) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
+            self.0.find_flow(key).await
+        }
+        async fn flows_of_account(
+            &self,
+            account: &AccountId,
+        ) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
+            self.0.flows_of_account(account).await
+        }
+        async fn find_account(
+            &self,
+            by: AccountLookup,
+        ) -> Result<Option<Versioned<Account>>, StoreError> {
+            self.0.find_account(by).await
+        }
+        async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError> {
+            self.0.load_counter(key).await
+        }
+        async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
+            self.0.commit(commit).await
+        }
+        async fn purge_expired(
+            &self,
+            now: OffsetDateTime,
+            limit: usize,
+        ) -> Result<usize, StoreError> {
+            self.0.purge_expired(now, limit).await
+        }
+    }
+
+    #[async_trait]
+    impl DumpText for HostStore {
+        async fn dump_text(&self) -> Result<String, StoreError> {
+            Ok(self.0.dump())
+        }
+    }
+
+    kenpo_auth::store_conformance_tests!(async { HostStore(MemoryStore::new()) });
 }

@@ -85,10 +85,10 @@ pub enum CounterKey {
 }
 
 impl CounterKey {
-    /// [`CounterKey::OtpMails`] of `account`.
-    pub fn otp_mails(account: &super::AccountId) -> Self {
-        CounterKey::OtpMails(account.clone())
-    }
+    /// What every [`CounterKey::OtpMails`] key starts with, followed by the account's
+    /// identifier: what a store's [`Load::account_counter`](crate::ports::Load::account_counter)
+    /// is given to read the loaded account's counter.
+    pub const OTP_MAILS_PREFIX: &'static str = "otp-mail:";
 
     /// [`CounterKey::MailsToAddress`] of `email`: a keyed digest of its canonical form,
     /// so that counters hold no address.
@@ -108,7 +108,9 @@ impl CounterKey {
     pub fn render(&self) -> String {
         match self {
             CounterKey::MailsToAddress(digest) => format!("mail:{digest}"),
-            CounterKey::OtpMails(account) => format!("otp-mail:{}", account.as_str()),
+            CounterKey::OtpMails(account) => {
+                format!("{}{}", Self::OTP_MAILS_PREFIX, account.as_str())
+            }
             CounterKey::IdentityChecks(member) => format!("identity:{}", member.as_str()),
         }
     }

@@ -19,8 +19,10 @@ use time::OffsetDateTime;
 use rand::rngs::ThreadRng;
 
 use crate::flow::{AccountView, Env, FlowRecord, FlowState, RegistrationState};
-use crate::model::{Account, AccountId, Counter, CounterKey, Versioned};
-use crate::ports::{AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite};
+use crate::model::{Account, Counter, CounterKey, Versioned};
+use crate::ports::{
+    self, AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite,
+};
 use crate::token::TokenDigest;
 
 /// How often a request re-reads and re-decides after losing a compare-and-set race
@@ -79,8 +81,9 @@ pub(super) struct Load {
     pub(super) account_flows: bool,
     /// Counters by key.
     pub(super) counters: Vec<CounterKey>,
-    /// Counters keyed by the loaded account.
-    pub(super) account_counters: Vec<fn(&AccountId) -> CounterKey>,
+    /// Counters of the loaded account, by key prefix (e.g.
+    /// [`CounterKey::OTP_MAILS_PREFIX`]).
+    pub(super) account_counters: Vec<&'static str>,
 }
 
 /// What [`Load`] read.
@@ -135,45 +138,34 @@ impl Portal {
         }
     }
 
-    /// Reads what `load` names.
+    /// Reads what `load` names, in one [`Store::load`](crate::ports::Store::load): one
+    /// round trip on the SQL stores.
     pub(super) async fn load(&self, load: &Load) -> Result<Loaded, Error> {
-        let store = &self.inner.store;
-        let mut loaded = Loaded::default();
-        for d in &load.flow {
-            if let Some(found) = store.find_flow(d).await? {
-                loaded.flow = Some((found, *d));
-                break;
-            }
+        let account = load.account.as_ref().map(|a| match a {
+            AccountRead::By(by) => AccountLoad::By(by.clone()),
+            AccountRead::OfFlow => AccountLoad::OfFlow,
+        });
+        let mut request = ports::Load::new().flow(load.flow.iter().copied());
+        if let Some(account) = account {
+            request = request.account(account);
         }
-        let lookup = match &load.account {
-            None => None,
-            Some(AccountRead::By(by)) => Some(by.clone()),
-            Some(AccountRead::OfFlow) => loaded
-                .flow
-                .as_ref()
-                .and_then(|(f, _)| f.value.state.account().cloned())
-                .map(AccountLookup::Id),
-        };
+        if load.account_flows {
+            request = request.account_flows();
+        }
         for key in &load.counters {
-            loaded
-                .counters
-                .push(store.load_counter(&key.render()).await?);
+            request = request.counter(key.render());
         }
-        if let Some(by) = lookup {
-            loaded.account = store.find_account(by).await?;
+        for prefix in &load.account_counters {
+            request = request.account_counter(*prefix);
         }
-        if let Some(a) = &loaded.account {
-            if load.account_flows {
-                loaded.account_flows = store.flows_of_account(&a.value.id).await?;
-            }
-            for key in &load.account_counters {
-                let c = store.load_counter(&key(&a.value.id).render()).await?;
-                loaded.account_counters.push(c);
-            }
-        } else {
-            loaded.account_counters = load.account_counters.iter().map(|_| None).collect();
-        }
-        Ok(loaded)
+        let read = self.inner.store.load(&request).await?;
+        Ok(Loaded {
+            flow: read.flow,
+            account: read.account,
+            account_flows: read.account_flows,
+            counters: read.counters,
+            account_counters: read.account_counters,
+        })
     }
 
     /// Runs one step: reads `load`, asks `decide`, and carries the step out, reading and

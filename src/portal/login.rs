@@ -151,7 +151,7 @@ impl Portal {
                 .ok()
                 .map(|id| AccountRead::By(AccountLookup::LoginId(id))),
             account_flows: true,
-            account_counters: vec![CounterKey::otp_mails],
+            account_counters: vec![CounterKey::OTP_MAILS_PREFIX],
             ..Load::default()
         };
         let cache = &Memo::new();
@@ -184,7 +184,7 @@ impl Portal {
             flow: challenge.digest_candidates(&self.inner.keys),
             account: account.then_some(AccountRead::OfFlow),
             account_counters: if account {
-                vec![CounterKey::otp_mails]
+                vec![CounterKey::OTP_MAILS_PREFIX]
             } else {
                 Vec::new()
             },

@@ -183,21 +183,23 @@ impl Portal {
                         }
                     };
                     let record = record.as_ref();
-                    let store = &self.inner.store;
-                    let (member_checks, member_has_account) = match record {
-                        Some(r) => (
-                            store
-                                .load_counter(
-                                    &CounterKey::IdentityChecks(r.member_id.clone()).render(),
-                                )
-                                .await?,
-                            store
-                                .find_account(AccountLookup::Member(r.member_id.clone()))
-                                .await?
-                                .is_some(),
-                        ),
-                        None => (None, false),
+                    // What to read next depends on the roster's answer: the member's budget
+                    // and whether the member already has an account, in one more load.
+                    let member = match record {
+                        Some(r) => {
+                            let m = &r.member_id;
+                            self.load(&Load {
+                                account: Some(AccountRead::By(AccountLookup::Member(m.clone()))),
+                                counters: vec![CounterKey::IdentityChecks(m.clone())],
+                                ..Load::default()
+                            })
+                            .await?
+                        }
+                        None => Loaded::default(),
                     };
+                    let member_checks = member.counter(0).cloned();
+                    let member_has_account = member.account.is_some();
+                    let store = &self.inner.store;
                     let email_taken = match loaded.registration().and_then(RegistrationState::email)
                     {
                         Some(e) => store

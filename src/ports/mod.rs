@@ -13,8 +13,8 @@ pub use clock::{Clock, SystemClock};
 pub use directory::{DirectoryError, MemberDirectory};
 pub use mailer::{MailError, Mailer};
 pub use store::{
-    AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowRecord, FlowWrite, Store,
-    StoreError,
+    AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowRecord,
+    FlowWrite, Load, Loaded, Store, StoreError,
 };
 
 // The shared vocabulary, under the paths hosts already use.

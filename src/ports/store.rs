@@ -92,6 +92,95 @@ pub enum CommitOutcome {
     MemberTaken,
 }
 
+/// Which account a [`Load`] reads.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum AccountLoad {
+    /// The account this lookup finds.
+    By(AccountLookup),
+    /// The account the flow the load found belongs to ([`FlowState::account`]); none
+    /// when no flow was found or the flow belongs to no account.
+    OfFlow,
+}
+
+/// What one portal step reads before it decides, read in one round trip where the
+/// backend allows (see [`Store::load`]).
+///
+/// Build one with [`Load::new`] and the builder methods; every part is optional, and an
+/// empty load reads nothing.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Load {
+    /// Candidate digests of one secret, current key first: the first that finds a flow
+    /// wins.
+    pub flow: Vec<TokenDigest>,
+    /// Which account to read, if any.
+    pub account: Option<AccountLoad>,
+    /// Also every flow of the loaded account, in creation order (as
+    /// [`Store::flows_of_account`]).
+    pub account_flows: bool,
+    /// Counters by key.
+    pub counters: Vec<String>,
+    /// Key prefixes: for each, the counter `format!("{prefix}{account_id}")` of the
+    /// loaded account.
+    pub account_counters: Vec<String>,
+}
+
+impl Load {
+    /// A load that reads nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the flow found by the first of `candidates` that finds one (current key
+    /// first).
+    pub fn flow(mut self, candidates: impl IntoIterator<Item = TokenDigest>) -> Self {
+        self.flow.extend(candidates);
+        self
+    }
+
+    /// Reads an account.
+    pub fn account(mut self, which: AccountLoad) -> Self {
+        self.account = Some(which);
+        self
+    }
+
+    /// Also reads every flow of the loaded account, in creation order.
+    pub fn account_flows(mut self) -> Self {
+        self.account_flows = true;
+        self
+    }
+
+    /// Also reads the counter `key`.
+    pub fn counter(mut self, key: impl Into<String>) -> Self {
+        self.counters.push(key.into());
+        self
+    }
+
+    /// Also reads the counter `format!("{prefix}{account_id}")` of the loaded account.
+    pub fn account_counter(mut self, prefix: impl Into<String>) -> Self {
+        self.account_counters.push(prefix.into());
+        self
+    }
+}
+
+/// What a [`Load`] found.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Loaded {
+    /// The flow found, with the candidate digest that found it.
+    pub flow: Option<(Versioned<FlowRecord>, TokenDigest)>,
+    /// The account read.
+    pub account: Option<Versioned<Account>>,
+    /// Every flow of the account read, in creation order (empty unless asked for).
+    pub account_flows: Vec<Versioned<FlowRecord>>,
+    /// One entry per [`Load::counters`] key, in the same order.
+    pub counters: Vec<Option<Versioned<Counter>>>,
+    /// One entry per [`Load::account_counters`] prefix, in the same order (all `None`
+    /// when no account was read).
+    pub account_counters: Vec<Option<Versioned<Counter>>>,
+}
+
 /// A failure of the store's backend. The backend's own error is the `source`, so hosts
 /// can downcast it (e.g. to `sqlx::Error`).
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +250,81 @@ pub trait Store: Send + Sync {
 
     /// Reads a throttle counter.
     async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError>;
+
+    /// Reads everything one portal step needs before it decides, in one round trip
+    /// where the backend allows: the flow found by the first of [`Load::flow`]'s
+    /// candidates that finds one, the account [`Load::account`] names (by lookup, or
+    /// the one the found flow belongs to), that account's flows in creation order, and
+    /// the counters by key and by prefix plus account ID.
+    ///
+    /// # What it promises
+    ///
+    /// - Each part reads as the matching single read would ([`find_flow`](Store::find_flow),
+    ///   [`find_account`](Store::find_account), [`flows_of_account`](Store::flows_of_account),
+    ///   [`load_counter`](Store::load_counter)), with the versions to pass back to
+    ///   [`commit`](Store::commit). [`Loaded::counters`] and
+    ///   [`Loaded::account_counters`] have one entry per key or prefix asked for, in
+    ///   the same order; every account counter is `None` when no account was read.
+    /// - It writes nothing and takes no lock a commit would wait on.
+    /// - The stores of this crate read all parts in one statement (SQL) or under one
+    ///   lock (memory), so the parts are consistent with one another. The default
+    ///   implementation calls the single reads one after the other: each part is as
+    ///   fresh as its own read, which compare-and-set at commit makes safe.
+    ///
+    /// # What a failure costs
+    ///
+    /// - [`StoreError::Backend`]: nothing was read and nothing written; the step fails
+    ///   and the member can retry it.
+    /// - [`StoreError::Corrupt`]: a record read back is malformed; the whole load fails
+    ///   (no partial answer), as the single read of that record would.
+    ///
+    /// Stale data is not a failure: a record changed after the load is caught by the
+    /// compare-and-set of the step's commit, which answers
+    /// [`CommitOutcome::Conflict`] so the step reloads and decides again.
+    async fn load(&self, load: &Load) -> Result<Loaded, StoreError> {
+        let mut flow = None;
+        for digest in &load.flow {
+            if let Some(found) = self.find_flow(digest).await? {
+                flow = Some((found, *digest));
+                break;
+            }
+        }
+        let account = match &load.account {
+            None => None,
+            Some(AccountLoad::By(by)) => self.find_account(by.clone()).await?,
+            Some(AccountLoad::OfFlow) => {
+                match flow.as_ref().and_then(|(f, _)| f.value.state.account()) {
+                    Some(id) => self.find_account(AccountLookup::Id(id.clone())).await?,
+                    None => None,
+                }
+            }
+        };
+        let account_flows = match &account {
+            Some(a) if load.account_flows => self.flows_of_account(&a.value.id).await?,
+            _ => Vec::new(),
+        };
+        let mut counters = Vec::with_capacity(load.counters.len());
+        for key in &load.counters {
+            counters.push(self.load_counter(key).await?);
+        }
+        let mut account_counters = Vec::with_capacity(load.account_counters.len());
+        for prefix in &load.account_counters {
+            account_counters.push(match &account {
+                Some(a) => {
+                    self.load_counter(&format!("{prefix}{}", a.value.id))
+                        .await?
+                }
+                None => None,
+            });
+        }
+        Ok(Loaded {
+            flow,
+            account,
+            account_flows,
+            counters,
+            account_counters,
+        })
+    }
 
     /// Applies every write of `commit` atomically, or none (see the trait docs).
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError>;

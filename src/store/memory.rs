@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::ports::{
-    Account, AccountId, AccountLookup, AccountWrite, Commit, CommitOutcome, Counter, FlowId,
-    FlowRecord, MemberId, Store, StoreError, Version, Versioned,
+    Account, AccountId, AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, Counter,
+    FlowId, FlowRecord, Load, Loaded, MemberId, Store, StoreError, Version, Versioned,
 };
 use crate::token::TokenDigest;
 
@@ -236,52 +236,106 @@ impl Inner {
     }
 }
 
+/// Reads, each under the caller's lock.
+impl Inner {
+    fn find_flow(&self, key: &TokenDigest) -> Option<Versioned<FlowRecord>> {
+        self.flow_keys
+            .get(key)
+            .and_then(|id| self.flows.get(id))
+            .cloned()
+    }
+
+    fn flows_of_account(&self, account: &AccountId) -> Vec<Versioned<FlowRecord>> {
+        self.flows_by_account
+            .get(account)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|id| self.flows.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn find_account(&self, by: &AccountLookup) -> Option<Versioned<Account>> {
+        let id = match by {
+            AccountLookup::Id(id) => Some(id),
+            AccountLookup::LoginId(l) => self.by_login_id.get(l.as_str()),
+            AccountLookup::Email(e) => self.by_email.get(e.canonical()),
+            AccountLookup::Member(m) => self.by_member.get(m),
+        };
+        id.and_then(|id| self.accounts.get(id)).cloned()
+    }
+
+    fn load_counter(&self, key: &str) -> Option<Versioned<Counter>> {
+        self.counters.get(key).cloned()
+    }
+
+    fn load(&self, load: &Load) -> Loaded {
+        let flow = load
+            .flow
+            .iter()
+            .find_map(|d| self.find_flow(d).map(|f| (f, *d)));
+        let account = match &load.account {
+            None => None,
+            Some(AccountLoad::By(by)) => self.find_account(by),
+            Some(AccountLoad::OfFlow) => flow
+                .as_ref()
+                .and_then(|(f, _)| f.value.state.account())
+                .and_then(|id| self.accounts.get(id).cloned()),
+        };
+        let account_flows = match &account {
+            Some(a) if load.account_flows => self.flows_of_account(&a.value.id),
+            _ => Vec::new(),
+        };
+        let counters = load.counters.iter().map(|k| self.load_counter(k)).collect();
+        let account_counters = load
+            .account_counters
+            .iter()
+            .map(|prefix| {
+                let id = &account.as_ref()?.value.id;
+                self.load_counter(&format!("{prefix}{id}"))
+            })
+            .collect();
+        Loaded {
+            flow,
+            account,
+            account_flows,
+            counters,
+            account_counters,
+        }
+    }
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     async fn find_flow(
         &self,
         key: &TokenDigest,
     ) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
-        let inner = self.lock();
-        Ok(inner
-            .flow_keys
-            .get(key)
-            .and_then(|id| inner.flows.get(id))
-            .cloned())
+        Ok(self.lock().find_flow(key))
     }
 
     async fn flows_of_account(
         &self,
         account: &AccountId,
     ) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
-        let inner = self.lock();
-        Ok(inner
-            .flows_by_account
-            .get(account)
-            .map(|ids| {
-                ids.iter()
-                    .filter_map(|id| inner.flows.get(id).cloned())
-                    .collect()
-            })
-            .unwrap_or_default())
+        Ok(self.lock().flows_of_account(account))
     }
 
     async fn find_account(
         &self,
         by: AccountLookup,
     ) -> Result<Option<Versioned<Account>>, StoreError> {
-        let inner = self.lock();
-        let id = match by {
-            AccountLookup::Id(id) => Some(id),
-            AccountLookup::LoginId(l) => inner.by_login_id.get(l.as_str()).cloned(),
-            AccountLookup::Email(e) => inner.by_email.get(e.canonical()).cloned(),
-            AccountLookup::Member(m) => inner.by_member.get(&m).cloned(),
-        };
-        Ok(id.and_then(|id| inner.accounts.get(&id).cloned()))
+        Ok(self.lock().find_account(&by))
     }
 
     async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError> {
-        Ok(self.lock().counters.get(key).cloned())
+        Ok(self.lock().load_counter(key))
+    }
+
+    /// Every part under one lock: consistent with one another.
+    async fn load(&self, load: &Load) -> Result<Loaded, StoreError> {
+        Ok(self.lock().load(load))
     }
 
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {

@@ -7,17 +7,21 @@
 //! share one database:
 //!
 //! - **Compare-and-set.** Every change is `UPDATE … SET version = version + 1 WHERE id =
-//!   $1 AND version = $2`; a row count other than one rolls the commit back and answers
+//!   … AND version = …`; a row count other than one undoes the commit and answers
 //!   [`CommitOutcome::Conflict`]. Under `READ COMMITTED`, a racing writer waits for the
 //!   first one and then finds the version changed, so exactly one of them wins.
-//! - **Atomic commits.** A commit of several writes is one transaction; a commit of one
-//!   write is one statement (atomic by itself). A lost connection before `COMMIT`
-//!   means PostgreSQL rolls the transaction back: never half an account.
+//! - **Atomic commits.** A commit, whatever its size, is one call of the PL/pgSQL
+//!   function `kenpo_commit` (`migrations/postgres/0002_kenpo_commit.sql`): one
+//!   statement, atomic by itself. A refused write raises inside the function's inner
+//!   block, whose exception handler undoes every write of the commit and returns the
+//!   outcome. A lost connection means PostgreSQL rolls the statement back: never half
+//!   an account.
 //! - **Uniqueness by constraint.** `kenpo_accounts_login_id_key`,
 //!   `kenpo_accounts_email_key` and `kenpo_accounts_member_key` (canonical forms; e-mail
-//!   nullable); a violation inside the transaction is mapped by constraint name to
-//!   `LoginIdTaken`, `EmailTaken` or `MemberTaken`. Deadlocks and serialization failures
-//!   (which roll the transaction back) are reported as `Conflict`.
+//!   nullable); `kenpo_commit` maps a violation by constraint name to `LoginIdTaken`,
+//!   `EmailTaken` or `MemberTaken` (any other key, e.g. a taken digest, to `Conflict`).
+//!   Deadlocks and serialization failures (which roll the statement back) are reported
+//!   as `Conflict`.
 //! - **Lookups by digest only.** `kenpo_flow_keys` maps each 32-byte digest (its primary
 //!   key) to one flow; the JSON of a flow holds digests, never secrets.
 //! - **Bounded purge.** `DELETE … USING (SELECT … LIMIT $n FOR UPDATE SKIP LOCKED)`, so
@@ -27,20 +31,26 @@
 //!
 //! Each read ([`Store::find_flow`] — one join over the key table —,
 //! [`Store::find_account`], [`Store::load_counter`], [`Store::flows_of_account`]) is
-//! one round trip. A flow write (the row and its lookup keys) is one statement, as is
-//! every counter or account write. A commit of one write is that one statement; a commit
-//! of `n` writes is `BEGIN`, `n` statements, `COMMIT`: `n + 2` round trips. So:
+//! one statement, so one round trip. A commit is one statement whatever its size: one
+//! round trip. So:
 //!
 //! | step | store calls | round trips |
 //! |---|---|---|
 //! | L2 `verify_otp`, right code | find flow, find account, commit (flow) | 3 |
-//! | L2 `verify_otp`, wrong code | find flow, find account, commit (flow + account) | 6 |
-//! | L1 `start_login` | find account, load counter, flows of account, commit (new flow + counter + each superseded challenge) | 7 (+1 per open earlier challenge) |
-//! | R1 `start_registration` | find account, load counter, commit (flow + counter) | 6 |
+//! | L2 `verify_otp`, wrong code | find flow, find account, commit (flow + account) | 3 |
+//! | L1 `start_login` | find account, load counter, flows of account, commit (new flow + counter + each superseded challenge) | 4 |
+//! | R1 `start_registration` | find account, load counter, commit (flow + counter) | 3 |
 //! | R2 `open_registration_link` | find flow, commit (flow) | 2 |
+//!
+//! [`Store::load`] reads everything a step needs (flow by candidate digests, account
+//! by lookup or of the flow, the account's flows, counters by key and by account) in
+//! that same one statement, so a portal step that calls `load` then `commit` costs
+//! **two round trips**, whatever it reads and writes.
 //!
 //! A lost compare-and-set race repeats the step's reads and commit; during a
 //! digest-key rotation, a link issued under the previous key costs one more lookup.
+//! sqlx prepares each statement once per connection (one more round trip, the first
+//! time a connection runs it) and reuses it afterwards.
 //!
 //! Pools made by [`PostgresStore::connect`] do not ping a connection before every use
 //! (sqlx's `test_before_acquire`), which would add a round trip to every read. Instead,
@@ -57,6 +67,12 @@
 //! [`PostgresStore::migrate`] (recorded in the table `kenpo_auth_migrations` of the
 //! current schema; sqlx takes an advisory lock, so several servers may call it at
 //! start-up). Tables are prefixed `kenpo_`.
+//!
+//! [`Store::find_flow`]: crate::ports::Store::find_flow
+//! [`Store::find_account`]: crate::ports::Store::find_account
+//! [`Store::load_counter`]: crate::ports::Store::load_counter
+//! [`Store::flows_of_account`]: crate::ports::Store::flows_of_account
+//! [`Store::load`]: crate::ports::Store::load
 
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -67,18 +83,21 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor};
 use time::OffsetDateTime;
 
-use super::sql::{self, Refused, Rows, from_json, version_from_db};
-use crate::ports::{
-    Account, AccountId, AccountLookup, Commit, CommitOutcome, Counter, FlowId, FlowRecord, Store,
-    StoreError, Versioned,
-};
-use crate::token::TokenDigest;
+use super::sql::{self, Dead, Dialect, Refused, Rows};
+use crate::ports::{CommitOutcome, StoreError};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "kenpo_auth_init",
-    include_str!("../../migrations/postgres/0001_kenpo_auth_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "kenpo_auth_init",
+        include_str!("../../migrations/postgres/0001_kenpo_auth_init.sql"),
+    ),
+    (
+        2,
+        "kenpo_commit",
+        include_str!("../../migrations/postgres/0002_kenpo_commit.sql"),
+    ),
+];
 
 /// When this store last saw a connection die, so that older connections are checked
 /// before their next use.
@@ -129,7 +148,7 @@ fn is_connection_loss(e: &sqlx::Error) -> bool {
     }
 }
 
-/// A [`Store`] in a PostgreSQL database, shared by any number of web servers.
+/// A [`Store`](crate::ports::Store) in a PostgreSQL database, shared by any number of web servers.
 ///
 /// Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
@@ -140,9 +159,7 @@ pub struct PostgresStore {
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PostgresStore")
-            .field("connections", &self.pool.size())
-            .finish_non_exhaustive()
+        sql::debug_store(f, "PostgresStore", self.pool.size())
     }
 }
 
@@ -267,350 +284,132 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// `t` rounded up to PostgreSQL's microsecond, so a stored expiry is never earlier
-/// than the real one (a record is never purged early).
-fn ceil_micros(t: OffsetDateTime) -> OffsetDateTime {
-    let rem = t.nanosecond() % 1_000;
-    if rem == 0 {
-        t
-    } else {
-        t + time::Duration::nanoseconds(i64::from(1_000 - rem))
-    }
-}
-
 /// `t` rounded down to the microsecond.
 fn floor_micros(t: OffsetDateTime) -> OffsetDateTime {
     t - time::Duration::nanoseconds(i64::from(t.nanosecond() % 1_000))
 }
 
-const CONFLICT: Refused = Refused::Outcome(CommitOutcome::Conflict);
-
-/// Applies every row of a commit on `conn` (inside the caller's transaction when there
-/// is more than one statement).
-async fn apply(conn: &mut PgConnection, rows: &Rows, health: &Health) -> Result<(), Refused> {
-    let refused = |e: sqlx::Error| -> Refused {
-        match sql::refused(e, |db| match db.code().as_deref() {
+impl PostgresStore {
+    /// Maps a failed statement: deadlocks and serialization failures (which roll the
+    /// statement back) to a conflict, anything else to a backend failure, noting a lost
+    /// connection.
+    fn refused(&self, e: sqlx::Error) -> Refused {
+        if is_connection_loss(&e) {
+            self.health.lost();
+        }
+        sql::refused(e, |db| match db.code().as_deref() {
+            // A unique violation `kenpo_commit` did not catch (it catches them all).
             Some("23505") => Some(sql::unique_outcome(db.constraint().unwrap_or(""))),
-            // The transaction was rolled back to break a deadlock or a serialization
+            // The statement was rolled back to break a deadlock or a serialization
             // failure: nothing was written; reload and decide again.
             Some("40001" | "40P01") => Some(CommitOutcome::Conflict),
             _ => None,
-        }) {
-            Refused::Failed(StoreError::Backend(e)) => {
-                if e.downcast_ref::<sqlx::Error>()
-                    .is_some_and(is_connection_loss)
-                {
-                    health.lost();
-                }
-                Refused::Failed(StoreError::Backend(e))
-            }
-            other => other,
-        }
-    };
-    for f in &rows.flows {
-        let keys: Vec<&[u8]> = f.keys.iter().map(|k| k.as_slice()).collect();
-        let (written,): (i64,) = match f.expected {
-            // The flow row and its keys in one statement: a key another flow holds
-            // violates `kenpo_flow_keys_pkey` and undoes the whole statement.
-            None => sqlx::query_as(
-                "WITH f AS ( \
-                   INSERT INTO kenpo_flows (id, version, account_id, purge_after, state) \
-                   VALUES ($1, 1, $2, $3, $4::jsonb) ON CONFLICT (id) DO NOTHING RETURNING id \
-                 ), k AS ( \
-                   INSERT INTO kenpo_flow_keys (digest, flow_id) \
-                   SELECT d, f.id FROM f, unnest($5::bytea[]) AS d \
-                 ) SELECT count(*) FROM f",
-            )
-            .bind(&f.id)
-            .bind(&f.account_id)
-            .bind(ceil_micros(f.purge_after))
-            .bind(&f.state)
-            .bind(&keys)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(refused)?,
-            // Compare-and-set the row, drop the keys the new state no longer names, add
-            // the new ones.
-            Some(expected) => sqlx::query_as(
-                "WITH f AS ( \
-                   UPDATE kenpo_flows SET version = version + 1, account_id = $3, \
-                   purge_after = $4, state = $5::jsonb \
-                   WHERE id = $1 AND version = $2 RETURNING id \
-                 ), gone AS ( \
-                   DELETE FROM kenpo_flow_keys k USING f \
-                   WHERE k.flow_id = f.id AND NOT (k.digest = ANY ($6::bytea[])) \
-                 ), added AS ( \
-                   INSERT INTO kenpo_flow_keys (digest, flow_id) \
-                   SELECT d, f.id FROM f, unnest($6::bytea[]) AS d \
-                   WHERE NOT EXISTS (SELECT 1 FROM kenpo_flow_keys k \
-                                     WHERE k.digest = d AND k.flow_id = f.id) \
-                 ) SELECT count(*) FROM f",
-            )
-            .bind(&f.id)
-            .bind(expected)
-            .bind(&f.account_id)
-            .bind(ceil_micros(f.purge_after))
-            .bind(&f.state)
-            .bind(&keys)
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(refused)?,
-        };
-        if written != 1 {
-            return Err(CONFLICT);
-        }
+        })
     }
-    for c in &rows.counters {
-        let done = match c.expected {
-            None => sqlx::query(
-                "INSERT INTO kenpo_counters (key, version, expires_at, data) \
-                 VALUES ($1, 1, $2, $3::jsonb) ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(&c.key)
-            .bind(ceil_micros(c.expires_at))
-            .bind(&c.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-            Some(expected) => sqlx::query(
-                "UPDATE kenpo_counters SET version = version + 1, expires_at = $3, \
-                 data = $4::jsonb WHERE key = $1 AND version = $2",
-            )
-            .bind(&c.key)
-            .bind(expected)
-            .bind(ceil_micros(c.expires_at))
-            .bind(&c.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-        };
-        if done.rows_affected() != 1 {
-            return Err(CONFLICT);
-        }
-    }
-    for a in &rows.accounts {
-        let done = match a.expected {
-            None => sqlx::query(
-                "INSERT INTO kenpo_accounts (id, version, login_id, email, member, data) \
-                 VALUES ($1, 1, $2, $3, $4, $5::jsonb)",
-            )
-            .bind(&a.id)
-            .bind(&a.login_id)
-            .bind(&a.email)
-            .bind(&a.member)
-            .bind(&a.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-            Some(expected) => sqlx::query(
-                "UPDATE kenpo_accounts SET version = version + 1, login_id = $3, email = $4, \
-                 member = $5, data = $6::jsonb WHERE id = $1 AND version = $2",
-            )
-            .bind(&a.id)
-            .bind(expected)
-            .bind(&a.login_id)
-            .bind(&a.email)
-            .bind(&a.member)
-            .bind(&a.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-        };
-        if done.rows_affected() != 1 {
-            return Err(CONFLICT);
-        }
-    }
-    Ok(())
 }
 
-fn flow(id: String, version: i64, state: &str) -> Result<Versioned<FlowRecord>, StoreError> {
-    Ok(Versioned {
-        version: version_from_db(version)?,
-        value: FlowRecord {
-            id: FlowId::from_stored(id),
-            state: from_json(state)?,
-        },
-    })
-}
-
-fn outcome(result: Result<(), Refused>) -> Result<CommitOutcome, StoreError> {
-    match result {
-        Ok(()) => Ok(CommitOutcome::Committed),
-        Err(Refused::Outcome(o)) => Ok(o),
-        Err(Refused::Failed(e)) => Err(e),
-    }
-}
+/// The shared read statement (see `super::sql::read` for the request and answer
+/// documents), with PostgreSQL's JSON functions: one statement, one round trip. Each
+/// part is an indexed lookup; a part the request leaves empty finds nothing.
+const READ: &str = "\
+WITH fl AS ( \
+  SELECT c.i - 1 AS i, f.id, f.version, f.state, f.account_id \
+  FROM jsonb_array_elements_text($1::jsonb -> 'flow') WITH ORDINALITY AS c (d, i) \
+  JOIN kenpo_flow_keys AS k ON k.digest = decode(c.d, 'hex') \
+  JOIN kenpo_flows AS f ON f.id = k.flow_id \
+  ORDER BY c.i LIMIT 1 \
+), acc AS ( \
+  (SELECT id, version, data FROM kenpo_accounts WHERE id = ( \
+     CASE $1::jsonb ->> 'by' WHEN 'id' THEN $1::jsonb ->> 'value' \
+                             WHEN 'of_flow' THEN (SELECT account_id FROM fl) END)) \
+  UNION ALL \
+  (SELECT id, version, data FROM kenpo_accounts WHERE login_id = ( \
+     CASE WHEN $1::jsonb ->> 'by' = 'login_id' THEN $1::jsonb ->> 'value' END)) \
+  UNION ALL \
+  (SELECT id, version, data FROM kenpo_accounts WHERE email = ( \
+     CASE WHEN $1::jsonb ->> 'by' = 'email' THEN $1::jsonb ->> 'value' END)) \
+  UNION ALL \
+  (SELECT id, version, data FROM kenpo_accounts WHERE member = ( \
+     CASE WHEN $1::jsonb ->> 'by' = 'member' THEN $1::jsonb ->> 'value' END)) \
+  LIMIT 1 \
+) \
+SELECT jsonb_build_object( \
+  'flow', (SELECT jsonb_build_object('i', i, 'id', id, 'version', version, 'state', state) \
+           FROM fl), \
+  'account', (SELECT jsonb_build_object('version', version, 'data', data) FROM acc), \
+  'account_flows', (SELECT jsonb_agg(jsonb_build_object('id', f.id, 'version', f.version, \
+                                                        'state', f.state) ORDER BY f.seq) \
+           FROM kenpo_flows AS f WHERE ($1::jsonb ->> 'account_flows')::boolean \
+           AND f.account_id = coalesce($1::jsonb ->> 'flows_of', (SELECT id FROM acc))), \
+  'counters', (SELECT jsonb_agg(jsonb_build_object('i', c.i - 1, 'version', k.version, \
+                                                   'data', k.data)) \
+           FROM jsonb_array_elements_text($1::jsonb -> 'counters') WITH ORDINALITY AS c (key, i) \
+           JOIN kenpo_counters AS k ON k.key = c.key), \
+  'account_counters', (SELECT jsonb_agg(jsonb_build_object('i', c.i - 1, \
+                                                           'version', k.version, 'data', k.data)) \
+           FROM jsonb_array_elements_text($1::jsonb -> 'account_counters') \
+                WITH ORDINALITY AS c (prefix, i) \
+           JOIN kenpo_counters AS k ON k.key = c.prefix || (SELECT id FROM acc)) \
+)::text";
 
 #[async_trait]
-impl Store for PostgresStore {
-    async fn find_flow(
-        &self,
-        key: &TokenDigest,
-    ) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
-        let row: Option<(String, i64, String)> = sqlx::query_as(
-            "SELECT f.id, f.version, f.state::text FROM kenpo_flow_keys k \
-             JOIN kenpo_flows f ON f.id = k.flow_id WHERE k.digest = $1",
-        )
-        .bind(key.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.health.backend(e))?;
-        row.map(|(id, version, state)| flow(id, version, &state))
-            .transpose()
-    }
-
-    async fn flows_of_account(
-        &self,
-        account: &AccountId,
-    ) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT id, version, state::text FROM kenpo_flows \
-             WHERE account_id = $1 ORDER BY seq",
-        )
-        .bind(account.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.health.backend(e))?;
-        rows.into_iter()
-            .map(|(id, version, state)| flow(id, version, &state))
-            .collect()
-    }
-
-    async fn find_account(
-        &self,
-        by: AccountLookup,
-    ) -> Result<Option<Versioned<Account>>, StoreError> {
-        let (sql, value): (&'static str, String) = match by {
-            AccountLookup::Id(id) => (
-                "SELECT version, data::text FROM kenpo_accounts WHERE id = $1",
-                id.as_str().to_owned(),
-            ),
-            AccountLookup::LoginId(l) => (
-                "SELECT version, data::text FROM kenpo_accounts WHERE login_id = $1",
-                l.as_str().to_owned(),
-            ),
-            AccountLookup::Email(e) => (
-                "SELECT version, data::text FROM kenpo_accounts WHERE email = $1",
-                e.canonical().to_owned(),
-            ),
-            AccountLookup::Member(m) => (
-                "SELECT version, data::text FROM kenpo_accounts WHERE member = $1",
-                m.as_str().to_owned(),
-            ),
-        };
-        let row: Option<(i64, String)> = sqlx::query_as(sql)
-            .bind(value)
-            .fetch_optional(&self.pool)
+impl Dialect for PostgresStore {
+    async fn read(&self, request: String) -> Result<String, StoreError> {
+        let (answer,): (String,) = sqlx::query_as(READ)
+            .bind(request)
+            .fetch_one(&self.pool)
             .await
             .map_err(|e| self.health.backend(e))?;
-        row.map(|(version, data)| {
-            Ok(Versioned {
-                version: version_from_db(version)?,
-                value: from_json(&data)?,
-            })
-        })
-        .transpose()
+        Ok(answer)
     }
 
-    async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT version, data::text FROM kenpo_counters WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.health.backend(e))?;
-        row.map(|(version, data)| {
-            Ok(Versioned {
-                version: version_from_db(version)?,
-                value: from_json(&data)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
-        if commit.is_empty() {
-            return Ok(CommitOutcome::Committed);
-        }
-        let Some(rows) = Rows::new(&commit)? else {
-            return Ok(CommitOutcome::Conflict);
-        };
-        let statements = rows.flows.len() + rows.counters.len() + rows.accounts.len();
-        if statements == 1 {
-            // One statement is atomic by itself: no BEGIN/COMMIT round trips.
-            let mut conn = self
-                .pool
-                .acquire()
-                .await
-                .map_err(|e| self.health.backend(e))?;
-            return outcome(apply(&mut conn, &rows, &self.health).await);
-        }
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(|e| self.health.backend(e))?;
-        match apply(&mut tx, &rows, &self.health).await {
-            Ok(()) => {
-                // A connection lost during COMMIT leaves the outcome unknown to us; the
-                // member's retry is safe either way, because it re-reads and
-                // compares-and-sets again.
-                tx.commit().await.map_err(|e| self.health.backend(e))?;
-                Ok(CommitOutcome::Committed)
-            }
-            Err(refusal) => {
-                // If the rollback fails, the server rolls back when the connection
-                // closes.
-                let _ = tx.rollback().await;
-                outcome(Err(refusal))
-            }
+    async fn apply(&self, rows: &Rows) -> Result<CommitOutcome, StoreError> {
+        // The whole commit is one statement, atomic by itself: one round trip. A
+        // connection lost while it runs leaves the outcome unknown to us; the member's
+        // retry is safe either way, because it re-reads and compares-and-sets again.
+        let answer: Result<(String,), _> = sqlx::query_as("SELECT kenpo_commit($1::jsonb)")
+            .bind(sql::to_json(rows)?)
+            .fetch_one(&self.pool)
+            .await;
+        match answer {
+            Ok((outcome,)) => sql::outcome_named(&outcome),
+            Err(e) => self.refused(e).outcome(),
         }
     }
 
-    async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        if limit == 0 {
-            return Ok(0);
-        }
-        let now = floor_micros(now);
+    async fn purge(&self, dead: Dead, now: OffsetDateTime, limit: i64) -> Result<u64, StoreError> {
         // Lookup keys go with their flow (ON DELETE CASCADE). Each statement commits on
         // its own: a purge need not be atomic, only bounded.
-        let flows = sqlx::query(
-            "WITH dead AS ( \
-               SELECT id FROM kenpo_flows WHERE purge_after <= $1 \
-               ORDER BY purge_after LIMIT $2 FOR UPDATE SKIP LOCKED \
-             ) DELETE FROM kenpo_flows f USING dead WHERE f.id = dead.id",
-        )
-        .bind(now)
-        .bind(limit)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.health.backend(e))?
-        .rows_affected();
-        let left = limit.saturating_sub(i64::try_from(flows).unwrap_or(i64::MAX));
-        let counters = if left > 0 {
-            sqlx::query(
+        let sql = match dead {
+            Dead::Flows => {
+                "WITH dead AS ( \
+                   SELECT id FROM kenpo_flows WHERE purge_after <= $1 \
+                   ORDER BY purge_after LIMIT $2 FOR UPDATE SKIP LOCKED \
+                 ) DELETE FROM kenpo_flows f USING dead WHERE f.id = dead.id"
+            }
+            Dead::Counters => {
                 "WITH dead AS ( \
                    SELECT key FROM kenpo_counters WHERE expires_at <= $1 \
                    ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED \
-                 ) DELETE FROM kenpo_counters c USING dead WHERE c.key = dead.key",
-            )
-            .bind(now)
-            .bind(left)
+                 ) DELETE FROM kenpo_counters c USING dead WHERE c.key = dead.key"
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(floor_micros(now))
+            .bind(limit)
             .execute(&self.pool)
             .await
-            .map_err(|e| self.health.backend(e))?
-            .rows_affected()
-        } else {
-            0
-        };
-        Ok(usize::try_from(flows + counters).unwrap_or(usize::MAX))
+            .map_err(|e| self.health.backend(e))?;
+        Ok(done.rows_affected())
     }
 }
+
+sql::impl_store!(PostgresStore);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sql::write::ceil_micros;
     use time::macros::datetime;
 
     // Stored expiries round up and `now` rounds down, so nothing is purged early.

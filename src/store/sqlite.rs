@@ -16,7 +16,7 @@
 //! - **Lookups by digest only.** `kenpo_flow_keys` maps each 32-byte digest (its primary
 //!   key) to one flow; the JSON of a flow holds digests, never secrets.
 //! - **Bounded purge.** `DELETE … WHERE id IN (SELECT … LIMIT ?)`, flows first, then
-//!   counters, in one transaction.
+//!   counters with what is left of the limit.
 //!
 //! The file runs in WAL mode with `synchronous = NORMAL`: a commit survives a crash of
 //! the process; a power loss may undo the last commits, never corrupt the file or leave
@@ -27,34 +27,40 @@
 //! SQLite runs in-process, so a "round trip" is a hop to sqlx's worker thread (tens of
 //! microseconds), not a network exchange. Each read ([`Store::find_flow`],
 //! [`Store::find_account`], [`Store::load_counter`], [`Store::flows_of_account`]) is one
-//! statement. A commit is `BEGIN IMMEDIATE`, then per flow write one statement per lookup
+//! statement: the shared read statement (`super::sql::read`), here with SQLite's JSON
+//! functions. A commit is `BEGIN IMMEDIATE`, then per flow write one statement per lookup
 //! key plus one (insert) or two (compare-and-set update, delete the old keys), one per
 //! counter or account write, then `COMMIT`. L2 (`verify_otp`) is thus two reads and one
 //! transaction of five statements (right code) or six (wrong code: the account's
-//! failure counter too). The store calls per portal step are those listed for
+//! failure counter too). [`Store::load`] reads everything a step needs in that same one
+//! statement. The store calls per portal step are those listed for
 //! [`PostgresStore`](super::PostgresStore) (feature `postgres`).
 //!
 //! # Schema
 //!
 //! `migrations/sqlite/*.sql` in the crate, embedded and applied by [`SqliteStore::open`]
 //! (recorded in the table `kenpo_auth_migrations`). Tables are prefixed `kenpo_`.
+//!
+//! [`Store::find_flow`]: crate::ports::Store::find_flow
+//! [`Store::find_account`]: crate::ports::Store::find_account
+//! [`Store::load_counter`]: crate::ports::Store::load_counter
+//! [`Store::flows_of_account`]: crate::ports::Store::flows_of_account
+//! [`Store::load`]: crate::ports::Store::load
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Sqlite;
+use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
 use time::OffsetDateTime;
 
-use super::sql::{self, Refused, Rows, backend, from_json, version_from_db};
-use crate::ports::{
-    Account, AccountId, AccountLookup, Commit, CommitOutcome, Counter, FlowId, FlowRecord, Store,
-    StoreError, Versioned,
-};
-use crate::token::TokenDigest;
+use super::sql::{self, Dead, Dialect, Refused, Rows, backend};
+use crate::ports::{CommitOutcome, StoreError};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[(
     1,
@@ -66,7 +72,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 /// [`StoreError::Backend`].
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A [`Store`] in one SQLite database file (or in memory, for tests and demos).
+/// A [`Store`](crate::ports::Store) in one SQLite database file (or in memory, for tests and demos).
 ///
 /// Cheap to clone: clones share one connection pool.
 #[derive(Clone)]
@@ -76,9 +82,7 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("connections", &self.pool.size())
-            .finish_non_exhaustive()
+        sql::debug_store(f, "SqliteStore", self.pool.size())
     }
 }
 
@@ -225,230 +229,154 @@ fn refused(e: sqlx::Error) -> Refused {
     })
 }
 
-const CONFLICT: Refused = Refused::Outcome(CommitOutcome::Conflict);
+/// The shared read statement (see `super::sql::read` for the request and answer
+/// documents), with SQLite's JSON functions. Each part is an indexed lookup; a part the
+/// request leaves empty finds nothing.
+const READ: &str = "\
+WITH fl AS ( \
+  SELECT CAST(c.key AS INTEGER) AS i, f.id, f.version, f.state, f.account_id \
+  FROM json_each(?1, '$.flow') AS c \
+  JOIN kenpo_flow_keys AS k ON k.digest = unhex(c.value) \
+  JOIN kenpo_flows AS f ON f.id = k.flow_id \
+  ORDER BY c.key LIMIT 1 \
+), q AS ( \
+  SELECT ?1 ->> '$.by' AS by, ?1 ->> '$.value' AS v \
+), acc AS ( \
+  SELECT id, version, data FROM kenpo_accounts WHERE id = ( \
+    SELECT CASE by WHEN 'id' THEN v WHEN 'of_flow' THEN (SELECT account_id FROM fl) END FROM q) \
+  UNION ALL \
+  SELECT id, version, data FROM kenpo_accounts \
+  WHERE login_id = (SELECT v FROM q WHERE by = 'login_id') \
+  UNION ALL \
+  SELECT id, version, data FROM kenpo_accounts WHERE email = (SELECT v FROM q WHERE by = 'email') \
+  UNION ALL \
+  SELECT id, version, data FROM kenpo_accounts WHERE member = (SELECT v FROM q WHERE by = 'member') \
+  LIMIT 1 \
+) \
+SELECT json_object( \
+  'flow', json((SELECT json_object('i', i, 'id', id, 'version', version, 'state', json(state)) \
+                FROM fl)), \
+  'account', json((SELECT json_object('version', version, 'data', json(data)) FROM acc)), \
+  'account_flows', json((SELECT json_group_array(json_object('id', f.id, 'version', f.version, \
+                                 'state', json(f.state)) ORDER BY f.rowid) \
+                FROM kenpo_flows AS f WHERE ?1 ->> '$.account_flows' \
+                AND f.account_id = coalesce(?1 ->> '$.flows_of', (SELECT id FROM acc)))), \
+  'counters', json((SELECT json_group_array(json_object('i', c.key, 'version', k.version, \
+                                                    'data', json(k.data))) \
+                FROM json_each(?1, '$.counters') AS c \
+                JOIN kenpo_counters AS k ON k.key = c.value)), \
+  'account_counters', json((SELECT json_group_array(json_object('i', c.key, \
+                                 'version', k.version, 'data', json(k.data))) \
+                FROM json_each(?1, '$.account_counters') AS c \
+                JOIN kenpo_counters AS k ON k.key = c.value || (SELECT id FROM acc))))";
+
+// The writes of a commit. Inserts and updates take the same parameters (an insert
+// leaves `?2`, the expected version, unused).
+const INSERT_FLOW: &str = "INSERT INTO kenpo_flows (id, version, account_id, purge_after, state) \
+     VALUES (?1, 1, ?3, ?4, ?5)";
+const UPDATE_FLOW: &str = "UPDATE kenpo_flows SET version = version + 1, account_id = ?3, \
+     purge_after = ?4, state = ?5 WHERE id = ?1 AND version = ?2";
+const DELETE_FLOW_KEYS: &str = "DELETE FROM kenpo_flow_keys WHERE flow_id = ?1";
+const INSERT_FLOW_KEY: &str = "INSERT INTO kenpo_flow_keys (digest, flow_id) VALUES (?1, ?2)";
+const INSERT_COUNTER: &str = "INSERT INTO kenpo_counters (key, version, expires_at, data) \
+     VALUES (?1, 1, ?3, ?4)";
+const UPDATE_COUNTER: &str = "UPDATE kenpo_counters SET version = version + 1, expires_at = ?3, \
+     data = ?4 WHERE key = ?1 AND version = ?2";
+const INSERT_ACCOUNT: &str = "INSERT INTO kenpo_accounts (id, version, login_id, email, member, \
+     data) VALUES (?1, 1, ?3, ?4, ?5, ?6)";
+const UPDATE_ACCOUNT: &str = "UPDATE kenpo_accounts SET version = version + 1, login_id = ?3, \
+     email = ?4, member = ?5, data = ?6 WHERE id = ?1 AND version = ?2";
+
+/// The insert when `expected` is `None`, else the compare-and-set update.
+fn insert_or_update(
+    expected: Option<i64>,
+    insert: &'static str,
+    update: &'static str,
+) -> &'static str {
+    if expected.is_some() { update } else { insert }
+}
+
+/// Runs one write statement of a commit; how many rows it changed.
+async fn run(
+    conn: &mut SqliteConnection,
+    statement: Query<'_, Sqlite, SqliteArguments>,
+) -> Result<u64, Refused> {
+    Ok(statement
+        .execute(conn)
+        .await
+        .map_err(refused)?
+        .rows_affected())
+}
+
+/// A write changed exactly one row, or the commit is a conflict.
+fn one(changed: u64) -> Result<(), Refused> {
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(Refused::Outcome(CommitOutcome::Conflict))
+    }
+}
 
 /// Applies every row of a commit inside the caller's transaction.
 async fn apply(conn: &mut SqliteConnection, rows: &Rows) -> Result<(), Refused> {
     for f in &rows.flows {
-        match f.expected {
-            None => {
-                sqlx::query(
-                    "INSERT INTO kenpo_flows (id, version, account_id, purge_after, state) \
-                     VALUES (?1, 1, ?2, ?3, ?4)",
-                )
-                .bind(&f.id)
-                .bind(&f.account_id)
-                .bind(nanos(f.purge_after))
-                .bind(&f.state)
-                .execute(&mut *conn)
-                .await
-                .map_err(refused)?;
-            }
-            Some(expected) => {
-                let done = sqlx::query(
-                    "UPDATE kenpo_flows SET version = version + 1, account_id = ?3, \
-                     purge_after = ?4, state = ?5 WHERE id = ?1 AND version = ?2",
-                )
-                .bind(&f.id)
-                .bind(expected)
-                .bind(&f.account_id)
-                .bind(nanos(f.purge_after))
-                .bind(&f.state)
-                .execute(&mut *conn)
-                .await
-                .map_err(refused)?;
-                if done.rows_affected() != 1 {
-                    return Err(CONFLICT);
-                }
-                sqlx::query("DELETE FROM kenpo_flow_keys WHERE flow_id = ?1")
-                    .bind(&f.id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(refused)?;
-            }
+        let row = sqlx::query(insert_or_update(f.expected, INSERT_FLOW, UPDATE_FLOW))
+            .bind(&f.id)
+            .bind(f.expected)
+            .bind(&f.account_id)
+            .bind(nanos(f.purge_after))
+            .bind(&f.state);
+        one(run(conn, row).await?)?;
+        if f.expected.is_some() {
+            run(conn, sqlx::query(DELETE_FLOW_KEYS).bind(&f.id)).await?;
         }
         // A digest held by another flow violates the primary key: a conflict.
         for key in &f.keys {
-            sqlx::query("INSERT INTO kenpo_flow_keys (digest, flow_id) VALUES (?1, ?2)")
+            let key = sqlx::query(INSERT_FLOW_KEY)
                 .bind(key.as_slice())
-                .bind(&f.id)
-                .execute(&mut *conn)
-                .await
-                .map_err(refused)?;
+                .bind(&f.id);
+            run(conn, key).await?;
         }
     }
     for c in &rows.counters {
-        let done = match c.expected {
-            None => sqlx::query(
-                "INSERT INTO kenpo_counters (key, version, expires_at, data) \
-                 VALUES (?1, 1, ?2, ?3)",
-            )
+        let row = sqlx::query(insert_or_update(c.expected, INSERT_COUNTER, UPDATE_COUNTER))
             .bind(&c.key)
+            .bind(c.expected)
             .bind(nanos(c.expires_at))
-            .bind(&c.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-            Some(expected) => sqlx::query(
-                "UPDATE kenpo_counters SET version = version + 1, expires_at = ?3, data = ?4 \
-                 WHERE key = ?1 AND version = ?2",
-            )
-            .bind(&c.key)
-            .bind(expected)
-            .bind(nanos(c.expires_at))
-            .bind(&c.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-        };
-        if done.rows_affected() != 1 {
-            return Err(CONFLICT);
-        }
+            .bind(&c.data);
+        one(run(conn, row).await?)?;
     }
     for a in &rows.accounts {
-        let done = match a.expected {
-            None => sqlx::query(
-                "INSERT INTO kenpo_accounts (id, version, login_id, email, member, data) \
-                 VALUES (?1, 1, ?2, ?3, ?4, ?5)",
-            )
+        let row = sqlx::query(insert_or_update(a.expected, INSERT_ACCOUNT, UPDATE_ACCOUNT))
             .bind(&a.id)
+            .bind(a.expected)
             .bind(&a.login_id)
             .bind(&a.email)
             .bind(&a.member)
-            .bind(&a.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-            Some(expected) => sqlx::query(
-                "UPDATE kenpo_accounts SET version = version + 1, login_id = ?3, email = ?4, \
-                 member = ?5, data = ?6 WHERE id = ?1 AND version = ?2",
-            )
-            .bind(&a.id)
-            .bind(expected)
-            .bind(&a.login_id)
-            .bind(&a.email)
-            .bind(&a.member)
-            .bind(&a.data)
-            .execute(&mut *conn)
-            .await
-            .map_err(refused)?,
-        };
-        if done.rows_affected() != 1 {
-            return Err(CONFLICT);
-        }
+            .bind(&a.data);
+        one(run(conn, row).await?)?;
     }
     Ok(())
 }
 
-fn flow(id: String, version: i64, state: &str) -> Result<Versioned<FlowRecord>, StoreError> {
-    Ok(Versioned {
-        version: version_from_db(version)?,
-        value: FlowRecord {
-            id: FlowId::from_stored(id),
-            state: from_json(state)?,
-        },
-    })
-}
-
 #[async_trait]
-impl Store for SqliteStore {
-    async fn find_flow(
-        &self,
-        key: &TokenDigest,
-    ) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
-        let row: Option<(String, i64, String)> = sqlx::query_as(
-            "SELECT f.id, f.version, f.state FROM kenpo_flow_keys k \
-             JOIN kenpo_flows f ON f.id = k.flow_id WHERE k.digest = ?1",
-        )
-        .bind(key.as_bytes().as_slice())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(backend)?;
-        row.map(|(id, version, state)| flow(id, version, &state))
-            .transpose()
-    }
-
-    async fn flows_of_account(
-        &self,
-        account: &AccountId,
-    ) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT id, version, state FROM kenpo_flows WHERE account_id = ?1 ORDER BY rowid",
-        )
-        .bind(account.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        rows.into_iter()
-            .map(|(id, version, state)| flow(id, version, &state))
-            .collect()
-    }
-
-    async fn find_account(
-        &self,
-        by: AccountLookup,
-    ) -> Result<Option<Versioned<Account>>, StoreError> {
-        let (sql, value): (&'static str, String) = match by {
-            AccountLookup::Id(id) => (
-                "SELECT version, data FROM kenpo_accounts WHERE id = ?1",
-                id.as_str().to_owned(),
-            ),
-            AccountLookup::LoginId(l) => (
-                "SELECT version, data FROM kenpo_accounts WHERE login_id = ?1",
-                l.as_str().to_owned(),
-            ),
-            AccountLookup::Email(e) => (
-                "SELECT version, data FROM kenpo_accounts WHERE email = ?1",
-                e.canonical().to_owned(),
-            ),
-            AccountLookup::Member(m) => (
-                "SELECT version, data FROM kenpo_accounts WHERE member = ?1",
-                m.as_str().to_owned(),
-            ),
-        };
-        let row: Option<(i64, String)> = sqlx::query_as(sql)
-            .bind(value)
-            .fetch_optional(&self.pool)
+impl Dialect for SqliteStore {
+    async fn read(&self, request: String) -> Result<String, StoreError> {
+        let (answer,): (String,) = sqlx::query_as(READ)
+            .bind(request)
+            .fetch_one(&self.pool)
             .await
             .map_err(backend)?;
-        row.map(|(version, data)| {
-            Ok(Versioned {
-                version: version_from_db(version)?,
-                value: from_json(&data)?,
-            })
-        })
-        .transpose()
+        Ok(answer)
     }
 
-    async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT version, data FROM kenpo_counters WHERE key = ?1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(backend)?;
-        row.map(|(version, data)| {
-            Ok(Versioned {
-                version: version_from_db(version)?,
-                value: from_json(&data)?,
-            })
-        })
-        .transpose()
-    }
-
-    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
-        if commit.is_empty() {
-            return Ok(CommitOutcome::Committed);
-        }
-        let Some(rows) = Rows::new(&commit)? else {
-            return Ok(CommitOutcome::Conflict);
-        };
+    async fn apply(&self, rows: &Rows) -> Result<CommitOutcome, StoreError> {
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        match apply(&mut tx, &rows).await {
+        match apply(&mut tx, rows).await {
             Ok(()) => {
                 tx.commit().await.map_err(backend)?;
                 Ok(CommitOutcome::Committed)
@@ -457,52 +385,31 @@ impl Store for SqliteStore {
                 // Nothing of this commit may stay. If the rollback itself fails, the
                 // transaction is rolled back when its connection is dropped.
                 let _ = tx.rollback().await;
-                match refusal {
-                    Refused::Outcome(outcome) => Ok(outcome),
-                    Refused::Failed(e) => Err(e),
-                }
+                refusal.outcome()
             }
         }
     }
 
-    async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        if limit == 0 {
-            return Ok(0);
-        }
-        let now = nanos(now);
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
+    async fn purge(&self, dead: Dead, now: OffsetDateTime, limit: i64) -> Result<u64, StoreError> {
+        // Lookup keys go with their flow (ON DELETE CASCADE).
+        let sql = match dead {
+            Dead::Flows => {
+                "DELETE FROM kenpo_flows WHERE id IN (SELECT id FROM kenpo_flows \
+                 WHERE purge_after <= ?1 ORDER BY purge_after LIMIT ?2)"
+            }
+            Dead::Counters => {
+                "DELETE FROM kenpo_counters WHERE key IN (SELECT key FROM kenpo_counters \
+                 WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(nanos(now))
+            .bind(limit)
+            .execute(&self.pool)
             .await
             .map_err(backend)?;
-        // Lookup keys go with their flow (ON DELETE CASCADE).
-        let flows = sqlx::query(
-            "DELETE FROM kenpo_flows WHERE id IN (SELECT id FROM kenpo_flows \
-             WHERE purge_after <= ?1 ORDER BY purge_after LIMIT ?2)",
-        )
-        .bind(now)
-        .bind(limit)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected();
-        let left = limit.saturating_sub(i64::try_from(flows).unwrap_or(i64::MAX));
-        let counters = if left > 0 {
-            sqlx::query(
-                "DELETE FROM kenpo_counters WHERE key IN (SELECT key FROM kenpo_counters \
-                 WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)",
-            )
-            .bind(now)
-            .bind(left)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected()
-        } else {
-            0
-        };
-        tx.commit().await.map_err(backend)?;
-        Ok(usize::try_from(flows + counters).unwrap_or(usize::MAX))
+        Ok(done.rows_affected())
     }
 }
+
+sql::impl_store!(SqliteStore);

@@ -47,9 +47,9 @@ use crate::flow::{
 use crate::password_hash::{HashParams, PasswordHashString, PasswordHasher};
 use crate::policy::Policy;
 use crate::ports::{
-    Account, AccountId, AccountLookup, AccountStatus, AccountWrite, Commit, CommitOutcome, Counter,
-    CounterWrite, FlowId, FlowRecord, FlowWrite, MemberId, SecurityStamp, Store, StoreError,
-    Version, Versioned,
+    Account, AccountId, AccountLoad, AccountLookup, AccountStatus, AccountWrite, Commit,
+    CommitOutcome, Counter, CounterWrite, FlowId, FlowRecord, FlowWrite, Load, Loaded, MemberId,
+    SecurityStamp, Store, StoreError, Version, Versioned,
 };
 use crate::store::MemoryStore;
 use crate::token::{DigestKey, DigestKeyring, FlowHandle, RegistrationLinkToken, TokenDigest};
@@ -1212,6 +1212,222 @@ pub async fn no_plaintext_secret_in_store<S: Store + DumpText + ?Sized>(store: A
     }
 }
 
+async fn load(store: &dyn Store, l: &Load) -> Loaded {
+    store
+        .load(l)
+        .await
+        .unwrap_or_else(|e| panic!("load failed: {e:?}"))
+}
+
+/// The first lookup key of a stored flow (how the suite finds a login challenge).
+fn first_key(record: &FlowRecord) -> TokenDigest {
+    record
+        .state
+        .lookup_keys()
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("fixture flow has a lookup key"))
+}
+
+/// `load` finds the flow of the first candidate digest that finds one, in the order
+/// given, and says which digest found it; unknown digests and an empty list find
+/// nothing; an empty load reads nothing.
+pub async fn load_finds_the_first_candidate_flow(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let (a, b, unknown) = (digest(), digest(), digest());
+    let (fa, fb) = (
+        link_flow(flow_id(), a, "taro@example.jp"),
+        link_flow(flow_id(), b, "hanako@example.jp"),
+    );
+    for record in [fa.clone(), fb.clone()] {
+        assert_eq!(
+            commit(s, insert_flow(record)).await,
+            CommitOutcome::Committed
+        );
+    }
+    let found = load(s, &Load::new().flow([unknown, b, a])).await;
+    let (flow, by) = found.flow.expect("a candidate finds a flow");
+    assert_eq!(flow.value, fb, "the first candidate that finds a flow wins");
+    assert_eq!(flow.version, Version::FIRST);
+    assert!(by == b, "the digest that found it");
+    let (flow, by) = load(s, &Load::new().flow([a, b]))
+        .await
+        .flow
+        .expect("found");
+    assert_eq!(flow.value, fa, "candidates are tried in order");
+    assert!(by == a);
+    assert!(load(s, &Load::new().flow([unknown])).await.flow.is_none());
+    let nothing = load(s, &Load::new()).await;
+    assert!(nothing.flow.is_none() && nothing.account.is_none());
+    assert!(nothing.account_flows.is_empty());
+    assert!(nothing.counters.is_empty() && nothing.account_counters.is_empty());
+}
+
+/// `load` reads the account by every lookup and, with `OfFlow`, the account of the flow
+/// it found (none for a flow of no account or no flow); with `account_flows`, that
+/// account's flows in creation order, as `flows_of_account` lists them.
+pub async fn load_reads_the_account_and_its_flows(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let (x, y) = (account(1), account(2));
+    for a in [x.clone(), y.clone()] {
+        assert_eq!(commit(s, create_account(a)).await, CommitOutcome::Committed);
+    }
+    let (f1, f2, f3) = (
+        login_flow(flow_id(), &x.id),
+        login_flow(flow_id(), &y.id),
+        login_flow(flow_id(), &x.id),
+    );
+    let link = digest();
+    for record in [
+        f1.clone(),
+        f2.clone(),
+        link_flow(flow_id(), link, "taro@example.jp"),
+        f3.clone(),
+    ] {
+        assert_eq!(
+            commit(s, insert_flow(record)).await,
+            CommitOutcome::Committed
+        );
+    }
+    for by in [
+        AccountLookup::Id(x.id.clone()),
+        AccountLookup::LoginId(x.login_id.clone()),
+        AccountLookup::Email(email("MEMBER1@example.jp")),
+        AccountLookup::Member(x.member.clone()),
+    ] {
+        let got = load(s, &Load::new().account(AccountLoad::By(by.clone()))).await;
+        let acc = got
+            .account
+            .unwrap_or_else(|| panic!("{by:?} finds the account"));
+        assert_eq!(acc.value, x);
+        assert_eq!(acc.version, Version::FIRST);
+        assert!(got.account_flows.is_empty(), "flows only when asked for");
+    }
+    let got = load(
+        s,
+        &Load::new()
+            .account(AccountLoad::By(AccountLookup::LoginId(x.login_id.clone())))
+            .account_flows(),
+    )
+    .await;
+    let ids: Vec<&FlowId> = got.account_flows.iter().map(|f| &f.value.id).collect();
+    assert_eq!(
+        ids,
+        vec![&f1.id, &f3.id],
+        "the account's flows, creation order"
+    );
+    let listed = s.flows_of_account(&x.id).await.expect("flows_of_account");
+    assert_eq!(got.account_flows, listed, "as flows_of_account lists them");
+
+    let got = load(
+        s,
+        &Load::new()
+            .flow([digest(), first_key(&f2)])
+            .account(AccountLoad::OfFlow)
+            .account_flows(),
+    )
+    .await;
+    assert_eq!(got.flow.map(|(f, _)| f.value), Some(f2.clone()));
+    assert_eq!(got.account.map(|a| a.value), Some(y.clone()), "OfFlow");
+    let ids: Vec<&FlowId> = got.account_flows.iter().map(|f| &f.value.id).collect();
+    assert_eq!(ids, vec![&f2.id]);
+
+    let of_link = load(s, &Load::new().flow([link]).account(AccountLoad::OfFlow)).await;
+    assert!(of_link.flow.is_some());
+    assert!(of_link.account.is_none(), "a flow of no account has none");
+    let of_none = load(
+        s,
+        &Load::new()
+            .flow([digest()])
+            .account(AccountLoad::OfFlow)
+            .account_flows(),
+    )
+    .await;
+    assert!(of_none.account.is_none() && of_none.account_flows.is_empty());
+    let unknown = load(
+        s,
+        &Load::new()
+            .account(AccountLoad::By(AccountLookup::Id(account_id())))
+            .account_flows(),
+    )
+    .await;
+    assert!(unknown.account.is_none() && unknown.account_flows.is_empty());
+}
+
+/// `load` reads counters by key and by prefix plus the loaded account's ID: one entry
+/// per key or prefix, in the order asked, `None` where no counter exists, and every
+/// account counter `None` when no account was read.
+pub async fn load_reads_counters_in_order(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let x = account(1);
+    assert_eq!(
+        commit(s, create_account(x.clone())).await,
+        CommitOutcome::Committed
+    );
+    let later = NOW + time::Duration::hours(1);
+    let otp = format!("otp:{}", x.id);
+    for c in [
+        counter("mail:a", 1, later),
+        counter("mail:b", 2, later),
+        counter(&otp, 3, later),
+    ] {
+        assert_eq!(
+            commit(s, counter_write(None, c)).await,
+            CommitOutcome::Committed
+        );
+    }
+    let got = load(
+        s,
+        &Load::new()
+            .counter("mail:b")
+            .counter("mail:none")
+            .counter("mail:a")
+            .account(AccountLoad::By(AccountLookup::Id(x.id.clone())))
+            .account_counter("pw:")
+            .account_counter("otp:"),
+    )
+    .await;
+    let counts: Vec<Option<u32>> = got
+        .counters
+        .iter()
+        .map(|c| c.as_ref().map(|c| c.value.count))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![Some(2), None, Some(1)],
+        "one per key, in order"
+    );
+    assert!(
+        got.counters
+            .iter()
+            .flatten()
+            .all(|c| c.version == Version::FIRST)
+    );
+    let counts: Vec<Option<u32>> = got
+        .account_counters
+        .iter()
+        .map(|c| c.as_ref().map(|c| c.value.count))
+        .collect();
+    assert_eq!(counts, vec![None, Some(3)], "one per prefix, in order");
+
+    let without = load(
+        s,
+        &Load::new()
+            .account(AccountLoad::By(AccountLookup::Id(account_id())))
+            .account_counter("otp:")
+            .account_counter("pw:"),
+    )
+    .await;
+    assert_eq!(without.account_counters.len(), 2);
+    assert!(
+        without.account_counters.iter().all(Option::is_none),
+        "no account, no account counters"
+    );
+    let no_account = load(s, &Load::new().account_counter("otp:")).await;
+    assert_eq!(no_account.account_counters.len(), 1);
+    assert!(no_account.account_counters.iter().all(Option::is_none));
+}
+
 // ---------------------------------------------------------------------------------------
 // Running
 // ---------------------------------------------------------------------------------------
@@ -1250,6 +1466,12 @@ pub enum Case {
     purge_is_bounded_and_only_expired,
     /// See [`no_plaintext_secret_in_store`].
     no_plaintext_secret_in_store,
+    /// See [`load_finds_the_first_candidate_flow`].
+    load_finds_the_first_candidate_flow,
+    /// See [`load_reads_the_account_and_its_flows`].
+    load_reads_the_account_and_its_flows,
+    /// See [`load_reads_counters_in_order`].
+    load_reads_counters_in_order,
 }
 
 type CaseFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -1278,6 +1500,13 @@ impl Case {
                 Box::pin(purge_is_bounded_and_only_expired(dynamic))
             }
             Case::no_plaintext_secret_in_store => Box::pin(no_plaintext_secret_in_store(store)),
+            Case::load_finds_the_first_candidate_flow => {
+                Box::pin(load_finds_the_first_candidate_flow(dynamic))
+            }
+            Case::load_reads_the_account_and_its_flows => {
+                Box::pin(load_reads_the_account_and_its_flows(dynamic))
+            }
+            Case::load_reads_counters_in_order => Box::pin(load_reads_counters_in_order(dynamic)),
         }
     }
 }
@@ -1339,6 +1568,9 @@ macro_rules! store_conformance_tests {
             flows_of_account_lists_the_accounts_flows
             purge_is_bounded_and_only_expired
             no_plaintext_secret_in_store
+            load_finds_the_first_candidate_flow
+            load_reads_the_account_and_its_flows
+            load_reads_counters_in_order
         );
     };
 }

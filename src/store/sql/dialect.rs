@@ -1,0 +1,195 @@
+//! What a SQL backend supplies, and the [`Store`](crate::ports::Store) built on it.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use super::{Rows, read};
+use crate::ports::{
+    Account, AccountId, AccountLoad, AccountLookup, Commit, CommitOutcome, Counter, FlowRecord,
+    Load, Loaded, StoreError, Versioned,
+};
+use crate::token::TokenDigest;
+
+/// Which dead rows [`Dialect::purge`] removes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Dead {
+    /// Flows whose `purge_after` has passed (their lookup keys go with them).
+    Flows,
+    /// Counters whose `expires_at` has passed.
+    Counters,
+}
+
+/// The part of a store that differs between SQL databases.
+#[async_trait]
+pub(crate) trait Dialect: Send + Sync {
+    /// Runs the read statement on a request document ([`read`]) and returns the answer
+    /// document: one statement, so one round trip.
+    async fn read(&self, request: String) -> Result<String, StoreError>;
+
+    /// Applies every row atomically, or none, and says what happened.
+    async fn apply(&self, rows: &Rows) -> Result<CommitOutcome, StoreError>;
+
+    /// Removes up to `limit` (at least 1) dead rows of one kind, returns how many.
+    async fn purge(&self, dead: Dead, now: OffsetDateTime, limit: i64) -> Result<u64, StoreError>;
+}
+
+/// Reads everything `load` names with one read statement; `flows_of` lists that
+/// account's flows even if it has no account row.
+async fn read_with(
+    d: &(impl Dialect + ?Sized),
+    load: &Load,
+    flows_of: Option<&AccountId>,
+) -> Result<Loaded, StoreError> {
+    let text = d.read(read::request(load, flows_of)?).await?;
+    read::answer(load, &text)
+}
+
+/// [`Store::load`](crate::ports::Store::load) on a dialect: one read statement.
+pub(crate) async fn load(d: &(impl Dialect + ?Sized), load: &Load) -> Result<Loaded, StoreError> {
+    read_with(d, load, None).await
+}
+
+/// [`Store::find_flow`](crate::ports::Store::find_flow) on a dialect.
+pub(crate) async fn find_flow(
+    d: &(impl Dialect + ?Sized),
+    key: &TokenDigest,
+) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
+    let loaded = read_with(d, &Load::new().flow([*key]), None).await?;
+    Ok(loaded.flow.map(|(flow, _)| flow))
+}
+
+/// [`Store::flows_of_account`](crate::ports::Store::flows_of_account) on a dialect.
+pub(crate) async fn flows_of_account(
+    d: &(impl Dialect + ?Sized),
+    account: &AccountId,
+) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
+    Ok(read_with(d, &Load::new(), Some(account))
+        .await?
+        .account_flows)
+}
+
+/// [`Store::find_account`](crate::ports::Store::find_account) on a dialect.
+pub(crate) async fn find_account(
+    d: &(impl Dialect + ?Sized),
+    by: AccountLookup,
+) -> Result<Option<Versioned<Account>>, StoreError> {
+    let loaded = read_with(d, &Load::new().account(AccountLoad::By(by)), None).await?;
+    Ok(loaded.account)
+}
+
+/// [`Store::load_counter`](crate::ports::Store::load_counter) on a dialect.
+pub(crate) async fn load_counter(
+    d: &(impl Dialect + ?Sized),
+    key: &str,
+) -> Result<Option<Versioned<Counter>>, StoreError> {
+    let loaded = read_with(d, &Load::new().counter(key), None).await?;
+    Ok(loaded.counters.into_iter().next().flatten())
+}
+
+/// [`Store::commit`](crate::ports::Store::commit) on a dialect.
+pub(crate) async fn commit(
+    d: &(impl Dialect + ?Sized),
+    commit: Commit,
+) -> Result<CommitOutcome, StoreError> {
+    if commit.is_empty() {
+        return Ok(CommitOutcome::Committed);
+    }
+    match Rows::new(&commit)? {
+        Some(rows) => d.apply(&rows).await,
+        // A version no row can have: the compare-and-set can only fail.
+        None => Ok(CommitOutcome::Conflict),
+    }
+}
+
+/// [`Store::purge_expired`](crate::ports::Store::purge_expired) on a dialect: flows
+/// first, then counters with what is left of `limit`.
+pub(crate) async fn purge_expired(
+    d: &(impl Dialect + ?Sized),
+    now: OffsetDateTime,
+    limit: usize,
+) -> Result<usize, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    if limit == 0 {
+        return Ok(0);
+    }
+    let flows = d.purge(Dead::Flows, now, limit).await?;
+    let left = limit.saturating_sub(i64::try_from(flows).unwrap_or(i64::MAX));
+    let counters = if left > 0 {
+        d.purge(Dead::Counters, now, left).await?
+    } else {
+        0
+    };
+    Ok(usize::try_from(flows.saturating_add(counters)).unwrap_or(usize::MAX))
+}
+
+/// Implements [`Store`](crate::ports::Store) for a type that implements [`Dialect`],
+/// with the functions of this module.
+macro_rules! impl_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::ports::Store for $store {
+            async fn find_flow(
+                &self,
+                key: &$crate::token::TokenDigest,
+            ) -> Result<
+                Option<$crate::ports::Versioned<$crate::ports::FlowRecord>>,
+                $crate::ports::StoreError,
+            > {
+                $crate::store::sql::dialect::find_flow(self, key).await
+            }
+
+            async fn flows_of_account(
+                &self,
+                account: &$crate::ports::AccountId,
+            ) -> Result<
+                Vec<$crate::ports::Versioned<$crate::ports::FlowRecord>>,
+                $crate::ports::StoreError,
+            > {
+                $crate::store::sql::dialect::flows_of_account(self, account).await
+            }
+
+            async fn find_account(
+                &self,
+                by: $crate::ports::AccountLookup,
+            ) -> Result<
+                Option<$crate::ports::Versioned<$crate::ports::Account>>,
+                $crate::ports::StoreError,
+            > {
+                $crate::store::sql::dialect::find_account(self, by).await
+            }
+
+            async fn load_counter(
+                &self,
+                key: &str,
+            ) -> Result<
+                Option<$crate::ports::Versioned<$crate::ports::Counter>>,
+                $crate::ports::StoreError,
+            > {
+                $crate::store::sql::dialect::load_counter(self, key).await
+            }
+
+            async fn load(
+                &self,
+                load: &$crate::ports::Load,
+            ) -> Result<$crate::ports::Loaded, $crate::ports::StoreError> {
+                $crate::store::sql::dialect::load(self, load).await
+            }
+
+            async fn commit(
+                &self,
+                commit: $crate::ports::Commit,
+            ) -> Result<$crate::ports::CommitOutcome, $crate::ports::StoreError> {
+                $crate::store::sql::dialect::commit(self, commit).await
+            }
+
+            async fn purge_expired(
+                &self,
+                now: time::OffsetDateTime,
+                limit: usize,
+            ) -> Result<usize, $crate::ports::StoreError> {
+                $crate::store::sql::dialect::purge_expired(self, now, limit).await
+            }
+        }
+    };
+}
+pub(crate) use impl_store;
