@@ -769,8 +769,8 @@ fn round_trips_per_call() {
             assert!(loaded.flow.is_some() && loaded.account.is_some());
             assert_eq!(
                 loaded.account_flows.len(),
-                8,
-                "R5's flow and seven challenges"
+                11,
+                "R5's flow, the journey's two challenges and reset, and seven challenges"
             );
             assert!(loaded.account_counters.iter().all(Option::is_some));
 
