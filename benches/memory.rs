@@ -34,6 +34,7 @@ use kenpo_auth::Policy;
 use kenpo_auth::domain::EmailAddress;
 use kenpo_auth::flow::{Env, FlowState, RegistrationState, registration};
 use kenpo_auth::mail::OutgoingMail;
+use kenpo_auth::model::Expect;
 use kenpo_auth::ports::{
     Commit, CommitOutcome, FlowId, FlowRecord, FlowWrite, MailError, Mailer, Store, Versioned,
 };
@@ -95,7 +96,7 @@ async fn via_commit(store: &MemoryStore, before: u64) {
         let (state, _link1) = registration::start(email, env, rng);
         let commit = Commit {
             flows: vec![FlowWrite {
-                expected: None,
+                expect: Expect::Absent,
                 record: FlowRecord {
                     id: FlowId::generate(rng),
                     state: FlowState::Registration(RegistrationState::AwaitingLinkOpen(state)),

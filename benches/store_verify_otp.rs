@@ -31,6 +31,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use kenpo_auth::Portal;
 use kenpo_auth::flow::{Env, FlowState, LoginState, login};
 use kenpo_auth::mail::{MailMessage, OutgoingMail};
+use kenpo_auth::model::Expect;
 use kenpo_auth::ports::{
     AccountId, Commit, CommitOutcome, FlowId, FlowRecord, FlowWrite, MailError, Mailer, Store,
 };
@@ -138,7 +139,7 @@ impl Fixture {
         };
         let commit = Commit {
             flows: vec![FlowWrite {
-                expected: None,
+                expect: Expect::Absent,
                 record: FlowRecord {
                     id: FlowId::generate(&mut rand::rng()),
                     state: FlowState::Login(LoginState::AwaitingOtp(state)),

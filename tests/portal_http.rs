@@ -26,6 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use axum::http::StatusCode;
+use kenpo_auth::model::Expect;
 use kenpo_auth::ports::{
     AccountId, AccountLookup, AccountWrite, Commit, CommitOutcome, Counter, FlowRecord,
     SecurityStamp, Store, StoreError, Versioned,
@@ -492,8 +493,8 @@ async fn sec_34_logout_destroys_the_session_and_a_changed_stamp_ends_it() {
         .app
         .store
         .commit(Commit {
-            accounts: vec![AccountWrite::Update {
-                expected: account.version,
+            accounts: vec![AccountWrite {
+                expect: Expect::At(account.version),
                 account: changed,
             }],
             ..Commit::default()

@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use rand::rngs::ThreadRng;
 
 use crate::flow::{AccountView, Env, FlowRecord, FlowState, RegistrationState};
-use crate::model::{Account, Counter, CounterKey, Versioned};
+use crate::model::{Account, Counter, CounterKey, Expect, Versioned};
 use crate::ports::{
     self, AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite,
 };
@@ -244,20 +244,24 @@ fn commit_of(writes: Vec<Write>) -> Option<Commit> {
     for w in writes {
         match w {
             Write::Flow { expect, id, state } => commit.flows.push(FlowWrite {
-                expected: expect.version(),
+                expect,
                 record: FlowRecord { id, state },
             }),
-            Write::CreateAccount(new) => commit
-                .accounts
-                .push(AccountWrite::Create(new.into_account())),
-            Write::Account { expect, account } => commit.accounts.push(match expect.version() {
-                Some(expected) => AccountWrite::Update { expected, account },
-                // The core never asks for an account update without a version read:
-                // creating one takes a `NewAccount`.
-                None => return None,
+            Write::CreateAccount(new) => commit.accounts.push(AccountWrite {
+                expect: Expect::Absent,
+                account: new.into_account(),
             }),
+            // The core never asks for an account update without a version read:
+            // creating one takes a `NewAccount`.
+            Write::Account {
+                expect: Expect::Absent,
+                ..
+            } => return None,
+            Write::Account { expect, account } => {
+                commit.accounts.push(AccountWrite { expect, account })
+            }
             Write::Counter(hit) => commit.counters.push(CounterWrite {
-                expected: hit.expect.version(),
+                expect: hit.expect,
                 counter: hit.counter,
             }),
         }

@@ -32,12 +32,12 @@ use crate::mail::{MailMessage, OutgoingMail, RecordingMailer};
 use crate::portal::{NewCredentials, Portal};
 use crate::ports::directory::MockMemberDirectory;
 use crate::ports::mailer::MockMailer;
-use crate::ports::store::MockStore;
 use crate::ports::{
-    Account, AccountId, AccountLookup, AccountWrite, Commit, CommitOutcome, Counter, FlowRecord,
-    MailError, Mailer, MemberDirectory, Store, StoreError, Versioned,
+    Account, AccountId, AccountLookup, Commit, CommitOutcome, Counter, FlowRecord, MailError,
+    Mailer, MemberDirectory, Store, StoreError, Versioned,
 };
-use crate::store::MemoryStore;
+use crate::store::MockStore;
+use crate::store::{Loaded, MemoryStore};
 use crate::testkit::fixtures::{self, parsed, password as pw, rejection_of as rejection};
 use crate::testkit::{ManualClock, MemoryDirectory, RecordingAudit};
 use crate::token::{
@@ -305,7 +305,7 @@ async fn malformed_link_token_at_r2_touches_no_port() {
 #[tokio::test]
 async fn sec_09_forged_handle_at_r3_never_reaches_the_roster() {
     let mut store = store_without_commit();
-    store.expect_find_flow().returning(|_| Ok(None));
+    store.expect_load().returning(|_| Ok(Loaded::default()));
     let p = untouched(store);
     let forged = FlowHandle::generate(&mut rand::rng());
     assert_eq!(
@@ -314,8 +314,9 @@ async fn sec_09_forged_handle_at_r3_never_reaches_the_roster() {
     );
 }
 
-/// Well-formed but unknown secrets: the store is asked once, by the secret's keyed
-/// digest (never its text), answers "no such flow", and nothing is written.
+/// Well-formed but unknown secrets: the store is asked once (one `load`), by the
+/// secret's keyed digest (never its text), answers "no such flow", and nothing is
+/// written.
 #[tokio::test]
 async fn unknown_link_or_challenge_is_looked_up_by_digest_and_writes_nothing() {
     let mut rng = rand::rng();
@@ -339,10 +340,10 @@ async fn unknown_link_or_challenge_is_looked_up_by_digest_and_writes_nothing() {
     for (i, (digest, expected)) in cases.into_iter().enumerate() {
         let mut store = store_without_commit();
         store
-            .expect_find_flow()
-            .withf(move |k| *k == digest)
+            .expect_load()
+            .withf(move |l| l.flow.first() == Some(&digest))
             .times(1)
-            .returning(|_| Ok(None));
+            .returning(|_| Ok(Loaded::default()));
         let p = untouched(store);
         let got = match i {
             0 => rejection(p.open_registration_link(&link1).await),
@@ -370,14 +371,19 @@ async fn over_long_password_at_login_touches_no_port() {
     }
 }
 
-/// A store frozen at one flow: answers `find_flow` for `digest` with `record`, and may
-/// not commit.
+/// A store frozen at one flow: answers a `load` of `digest` with `record`, and may not
+/// commit.
 fn frozen(digest: TokenDigest, record: Versioned<FlowRecord>) -> MockStore {
     let mut store = store_without_commit();
     store
-        .expect_find_flow()
-        .withf(move |k| *k == digest)
-        .returning(move |_| Ok(Some(record.clone())));
+        .expect_load()
+        .withf(move |l| l.flow.first() == Some(&digest))
+        .returning(move |_| {
+            Ok(Loaded {
+                flow: Some((record.clone(), digest)),
+                ..Loaded::default()
+            })
+        });
     store
 }
 
@@ -582,10 +588,7 @@ async fn recorded_journey() -> Recorded {
             stored_keys.extend(w.record.state.lookup_keys());
         }
         for w in &commit.accounts {
-            let account = match w {
-                AccountWrite::Create(a) => a,
-                AccountWrite::Update { account, .. } => account,
-            };
+            let account = &w.account;
             leaves.extend(leaves_of(account));
             password_hashes.push(account.password_hash.as_str().to_owned());
         }

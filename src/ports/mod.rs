@@ -6,13 +6,13 @@ pub mod audit;
 pub mod clock;
 pub mod directory;
 pub mod mailer;
-pub mod store;
 
 pub use audit::{AuditSink, TracingAudit};
 pub use clock::{Clock, SystemClock};
 pub use directory::{DirectoryError, MemberDirectory};
 pub use mailer::{MailError, Mailer};
-pub use store::{
+// The store port lives with its adapters in `crate::store`; its names stay here too.
+pub use crate::store::{
     AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowRecord,
     FlowWrite, Load, Loaded, Store, StoreError,
 };

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::model::Expect;
 use crate::ports::{
     Account, AccountId, AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, Counter,
     FlowId, FlowRecord, Load, Loaded, MemberId, Store, StoreError, Version, Versioned,
@@ -105,7 +106,7 @@ impl Inner {
     fn check(&self, commit: &Commit) -> CommitOutcome {
         for w in &commit.flows {
             let id = &w.record.id;
-            match (w.expected, self.flows.get(id)) {
+            match (w.expect.version(), self.flows.get(id)) {
                 (None, Some(_)) => return CommitOutcome::Conflict,
                 (None, None) => {
                     for k in w.record.state.lookup_keys() {
@@ -126,15 +127,12 @@ impl Inner {
         }
         for w in &commit.counters {
             let cur = self.counters.get(&w.counter.key).map(|c| c.version);
-            if cur != w.expected {
+            if cur != w.expect.version() {
                 return CommitOutcome::Conflict;
             }
         }
         for w in &commit.accounts {
-            let (account, expected) = match w {
-                AccountWrite::Create(a) => (a, None),
-                AccountWrite::Update { expected, account } => (account, Some(*expected)),
-            };
+            let (account, expected) = (&w.account, w.expect.version());
             let cur = self.accounts.get(&account.id).map(|a| a.version);
             if cur != expected {
                 return CommitOutcome::Conflict;
@@ -158,7 +156,11 @@ impl Inner {
     fn apply(&mut self, commit: Commit) {
         for w in commit.flows {
             let id = w.record.id.clone();
-            let version = w.expected.map(Version::next).unwrap_or(Version::FIRST);
+            let version = w
+                .expect
+                .version()
+                .map(Version::next)
+                .unwrap_or(Version::FIRST);
             let mut old_account = None;
             if let Some(old) = self.flows.remove(&id) {
                 for k in old.value.state.lookup_keys() {
@@ -196,7 +198,11 @@ impl Inner {
             );
         }
         for w in commit.counters {
-            let version = w.expected.map(Version::next).unwrap_or(Version::FIRST);
+            let version = w
+                .expect
+                .version()
+                .map(Version::next)
+                .unwrap_or(Version::FIRST);
             self.counters.insert(
                 w.counter.key.clone(),
                 Versioned {
@@ -207,8 +213,14 @@ impl Inner {
         }
         for w in commit.accounts {
             let (account, version) = match w {
-                AccountWrite::Create(a) => (a, Version::FIRST),
-                AccountWrite::Update { expected, account } => (account, expected.next()),
+                AccountWrite {
+                    expect: Expect::Absent,
+                    account,
+                } => (account, Version::FIRST),
+                AccountWrite {
+                    expect: Expect::At(v),
+                    account,
+                } => (account, v.next()),
             };
             if let Some(old) = self.accounts.get(&account.id) {
                 let old = old.value.clone();

@@ -44,6 +44,7 @@ use crate::flow::{
     AwaitingLinkOpen, Dead, DeadReason, Env, FlowState, LoginState, RegistrationState, login,
     registration,
 };
+use crate::model::Expect;
 use crate::password_hash::{HashParams, PasswordHashString, PasswordHasher};
 use crate::policy::Policy;
 use crate::ports::{
@@ -202,7 +203,7 @@ fn counter(key: &str, count: u32, expires_at: OffsetDateTime) -> Counter {
 fn insert_flow(record: FlowRecord) -> Commit {
     Commit {
         flows: vec![FlowWrite {
-            expected: None,
+            expect: Expect::Absent,
             record,
         }],
         ..Commit::default()
@@ -212,7 +213,7 @@ fn insert_flow(record: FlowRecord) -> Commit {
 fn replace_flow(expected: Version, record: FlowRecord) -> Commit {
     Commit {
         flows: vec![FlowWrite {
-            expected: Some(expected),
+            expect: Expect::At(expected),
             record,
         }],
         ..Commit::default()
@@ -221,15 +222,18 @@ fn replace_flow(expected: Version, record: FlowRecord) -> Commit {
 
 fn create_account(a: Account) -> Commit {
     Commit {
-        accounts: vec![AccountWrite::Create(a)],
+        accounts: vec![AccountWrite {
+            expect: Expect::Absent,
+            account: a,
+        }],
         ..Commit::default()
     }
 }
 
 fn update_account(expected: Version, a: Account) -> Commit {
     Commit {
-        accounts: vec![AccountWrite::Update {
-            expected,
+        accounts: vec![AccountWrite {
+            expect: Expect::At(expected),
             account: a,
         }],
         ..Commit::default()
@@ -239,7 +243,7 @@ fn update_account(expected: Version, a: Account) -> Commit {
 fn counter_write(expected: Option<Version>, c: Counter) -> Commit {
     Commit {
         counters: vec![CounterWrite {
-            expected,
+            expect: expected.map_or(Expect::Absent, Expect::At),
             counter: c,
         }],
         ..Commit::default()
@@ -519,8 +523,8 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
             Box::new(|c: &mut Commit| {
                 let mut stale = holder.clone();
                 stale.nickname = None;
-                c.accounts.push(AccountWrite::Update {
-                    expected: Version(7),
+                c.accounts.push(AccountWrite {
+                    expect: Expect::At(Version(7)),
                     account: stale,
                 });
             }),
@@ -530,7 +534,7 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
             "bb",
             Box::new(|c: &mut Commit| {
                 c.counters.push(CounterWrite {
-                    expected: None,
+                    expect: Expect::Absent,
                     counter: counter("held", 2, NOW),
                 });
             }),
@@ -540,7 +544,7 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
             "ccc",
             Box::new(|c: &mut Commit| {
                 c.flows.push(FlowWrite {
-                    expected: None,
+                    expect: Expect::Absent,
                     record: dead_flow(flow_id(), vec![taken_key], NOW),
                 });
             }),
@@ -551,7 +555,10 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
             Box::new(|c: &mut Commit| {
                 let mut dup = account(999);
                 dup.login_id = holder.login_id.clone();
-                c.accounts.push(AccountWrite::Create(dup));
+                c.accounts.push(AccountWrite {
+                    expect: Expect::Absent,
+                    account: dup,
+                });
             }),
             CommitOutcome::LoginIdTaken,
         ),
@@ -559,7 +566,7 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
             "eeeee",
             Box::new(|c: &mut Commit| {
                 c.counters.push(CounterWrite {
-                    expected: Some(Version(3)),
+                    expect: Expect::At(Version(3)),
                     counter: counter("held", 2, NOW),
                 });
             }),
@@ -570,14 +577,17 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
         let (fid, key, a, c) = good(tag);
         let mut batch = Commit {
             flows: vec![FlowWrite {
-                expected: None,
+                expect: Expect::Absent,
                 record: dead_flow(fid.clone(), vec![key], NOW),
             }],
             counters: vec![CounterWrite {
-                expected: None,
+                expect: Expect::Absent,
                 counter: c.clone(),
             }],
-            accounts: vec![AccountWrite::Create(a.clone())],
+            accounts: vec![AccountWrite {
+                expect: Expect::Absent,
+                account: a.clone(),
+            }],
         };
         fail(&mut batch);
         assert_eq!(commit(s, batch).await, outcome, "case {tag}");
@@ -611,14 +621,17 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
     let (fid, key, a, c) = good("ok");
     let batch = Commit {
         flows: vec![FlowWrite {
-            expected: None,
+            expect: Expect::Absent,
             record: dead_flow(fid, vec![key], NOW),
         }],
         counters: vec![CounterWrite {
-            expected: None,
+            expect: Expect::Absent,
             counter: c.clone(),
         }],
-        accounts: vec![AccountWrite::Create(a.clone())],
+        accounts: vec![AccountWrite {
+            expect: Expect::Absent,
+            account: a.clone(),
+        }],
     };
     assert_eq!(commit(s, batch).await, CommitOutcome::Committed);
     assert!(find(s, &key).await.is_some());
@@ -1149,23 +1162,26 @@ pub async fn no_plaintext_secret_in_store<S: Store + DumpText + ?Sized>(store: A
         let c = Commit {
             flows: vec![
                 FlowWrite {
-                    expected: None,
+                    expect: Expect::Absent,
                     record: FlowRecord {
                         id: FlowId::generate(&mut rng),
                         state: FlowState::Registration(opened),
                     },
                 },
                 FlowWrite {
-                    expected: None,
+                    expect: Expect::Absent,
                     record: FlowRecord {
                         id: FlowId::generate(&mut rng),
                         state: FlowState::Login(LoginState::AwaitingOtp(otp)),
                     },
                 },
             ],
-            accounts: vec![AccountWrite::Create(a)],
+            accounts: vec![AccountWrite {
+                expect: Expect::Absent,
+                account: a,
+            }],
             counters: vec![CounterWrite {
-                expected: None,
+                expect: Expect::Absent,
                 counter: counter(
                     &format!("mail:{}", link.digest(&keys).to_hex()),
                     1,

@@ -11,8 +11,8 @@ use time::OffsetDateTime;
 
 use super::{backend, to_json, version_to_db};
 use crate::ports::{
-    Account, AccountWrite, Commit, CommitOutcome, Counter, CounterWrite, FlowRecord, FlowWrite,
-    StoreError, Version,
+    Account, Commit, CommitOutcome, Counter, CounterWrite, FlowRecord, FlowWrite, StoreError,
+    Version,
 };
 
 /// What a flow write puts in the database, computed before the transaction starts so
@@ -67,23 +67,20 @@ impl Rows {
             counters: Vec::with_capacity(commit.counters.len()),
             accounts: Vec::with_capacity(commit.accounts.len()),
         };
-        for FlowWrite { expected, record } in &commit.flows {
-            let Some(expected) = expected_in_db(*expected) else {
+        for FlowWrite { expect, record } in &commit.flows {
+            let Some(expected) = expected_in_db(expect.version()) else {
                 return Ok(None);
             };
             rows.flows.push(flow_row(record, expected)?);
         }
-        for CounterWrite { expected, counter } in &commit.counters {
-            let Some(expected) = expected_in_db(*expected) else {
+        for CounterWrite { expect, counter } in &commit.counters {
+            let Some(expected) = expected_in_db(expect.version()) else {
                 return Ok(None);
             };
             rows.counters.push(counter_row(counter, expected)?);
         }
         for write in &commit.accounts {
-            let (account, expected) = match write {
-                AccountWrite::Create(a) => (a, None),
-                AccountWrite::Update { expected, account } => (account, Some(*expected)),
-            };
+            let (account, expected) = (&write.account, write.expect.version());
             let Some(expected) = expected_in_db(expected) else {
                 return Ok(None);
             };

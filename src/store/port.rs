@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::BoxError;
-pub use crate::flow::FlowRecord;
-use crate::model::{Account, AccountId, Counter, MemberId, Version, Versioned};
+use crate::flow::FlowRecord;
+use crate::model::{Account, AccountId, Counter, Expect, MemberId, Versioned};
 use crate::token::TokenDigest;
 
 /// How to find an account.
@@ -26,33 +26,30 @@ pub enum AccountLookup {
 /// A write to one flow inside a [`Commit`].
 #[derive(Clone, Debug)]
 pub struct FlowWrite {
-    /// `None` to insert a new flow; `Some(v)` to replace the flow read at version `v`.
-    pub expected: Option<Version>,
+    /// [`Expect::Absent`] to insert a new flow; [`Expect::At`] to replace the flow read
+    /// at that version.
+    pub expect: Expect,
     /// The flow's new content.
     pub record: FlowRecord,
 }
 
 /// A write to one account inside a [`Commit`].
 #[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum AccountWrite {
-    /// Create the account: fails with a uniqueness outcome if its login ID, e-mail or
-    /// member is taken.
-    Create(Account),
-    /// Replace the account read at `expected`.
-    Update {
-        /// Version read.
-        expected: Version,
-        /// New content (uniqueness re-checked on login ID and e-mail).
-        account: Account,
-    },
+pub struct AccountWrite {
+    /// [`Expect::Absent`] to create the account — refused with a uniqueness outcome if
+    /// its login ID, e-mail or member is taken; [`Expect::At`] to replace the account
+    /// read at that version (uniqueness re-checked on login ID and e-mail).
+    pub expect: Expect,
+    /// The account's new content.
+    pub account: Account,
 }
 
 /// A write to one counter inside a [`Commit`].
 #[derive(Clone, Debug)]
 pub struct CounterWrite {
-    /// `None` to create the counter; `Some(v)` to replace the one read at version `v`.
-    pub expected: Option<Version>,
+    /// [`Expect::Absent`] to create the counter; [`Expect::At`] to replace the one read
+    /// at that version.
+    pub expect: Expect,
     /// New content.
     pub counter: Counter,
 }
