@@ -53,6 +53,7 @@ pub mod password_hash;
 pub mod policy;
 pub mod portal;
 pub mod ports;
+mod redact;
 pub mod store;
 pub mod testkit;
 pub mod token;

@@ -158,14 +158,7 @@ impl Pepper {
     }
 }
 
-impl fmt::Debug for Pepper {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pepper")
-            .field("id", &self.id)
-            .field("key", &"[REDACTED]")
-            .finish()
-    }
-}
+crate::redact::debug_redacted!(Pepper { id, key });
 
 /// A stored password hash: an Argon2 PHC string, with the pepper ID (if any) as its `keyid`
 /// parameter.
@@ -1057,7 +1050,7 @@ mod tests {
     fn sec_21_pepper_debug_is_redacted() {
         let pepper = Pepper::new(3, [0x42; 32]);
         let text = format!("{pepper:?}");
-        assert!(text.contains("REDACTED") && text.contains('3'), "{text}");
+        assert!(text.contains("[redacted]") && text.contains('3'), "{text}");
         assert!(!text.contains("66") && !text.contains("42"), "{text}");
         let h = hasher(MIN, Some(pepper), vec![]);
         let text = format!("{h:?}");

@@ -241,14 +241,7 @@ fn unreachable_hmac() -> ! {
     unreachable!("HMAC-SHA-256 accepts keys of any length")
 }
 
-impl fmt::Debug for DigestKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DigestKey")
-            .field("id", &self.id)
-            .field("key", &"[redacted]")
-            .finish()
-    }
-}
+crate::redact::debug_redacted!(DigestKey { id, key });
 
 /// A digest key shorter than [`DigestKey::MIN_LEN`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

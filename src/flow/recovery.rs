@@ -323,6 +323,24 @@ mod tests {
         )
     }
 
+    /// One roster re-check at T0 under the default policy, with `birth` typed, against
+    /// `record`.
+    fn attempt(
+        state: ResetState,
+        handle: &TokenDigest,
+        birth: &str,
+        record: Option<&MemberRecord>,
+        member_exhausted: bool,
+    ) -> ResetStep {
+        let (policy, keys, claim) = (Policy::default(), keys(), claim(birth));
+        let check = RosterCheck {
+            claim: &claim,
+            record,
+            member_exhausted,
+        };
+        state.check_identity(handle, check, env(T0, &policy, &keys))
+    }
+
     fn claim(birth: &str) -> IdentityClaim {
         IdentityClaim {
             card_number: CardNumber::parse("999-123456-00").unwrap(),
@@ -390,15 +408,7 @@ mod tests {
         let (mut state, _, handle) = opened(&p, &k);
         let r = record();
         for i in 1..=p.identity_tries_per_flow {
-            let step = state.check_identity(
-                &handle,
-                RosterCheck {
-                    claim: &claim("1985-04-13"),
-                    record: Some(&r),
-                    member_exhausted: false,
-                },
-                env(T0, &p, &k),
-            );
+            let step = attempt(state, &handle, "1985-04-13", Some(&r), false);
             assert_eq!(step.result, Err(Rejection::IdentityNotConfirmed));
             state = step.state;
             if i < p.identity_tries_per_flow {
@@ -409,15 +419,7 @@ mod tests {
             &state,
             ResetState::Ended(e) if e.reason == ResetEndReason::IdentityAttemptsExhausted
         ));
-        let step = state.check_identity(
-            &handle,
-            RosterCheck {
-                claim: &claim("1985-04-12"),
-                record: Some(&r),
-                member_exhausted: false,
-            },
-            env(T0, &p, &k),
-        );
+        let step = attempt(state, &handle, "1985-04-12", Some(&r), false);
         assert_eq!(step.result, Err(Rejection::WrongStep));
     }
 
@@ -426,15 +428,7 @@ mod tests {
     fn sec_09_blocked_member_fails_with_right_data() {
         let (p, k) = (Policy::default(), keys());
         let (state, _, handle) = opened(&p, &k);
-        let step = state.check_identity(
-            &handle,
-            RosterCheck {
-                claim: &claim("1985-04-12"),
-                record: Some(&record()),
-                member_exhausted: true,
-            },
-            env(T0, &p, &k),
-        );
+        let step = attempt(state, &handle, "1985-04-12", Some(&record()), true);
         // SEC-09: the same answer as a wrong birth date.
         assert_eq!(step.result, Err(Rejection::IdentityNotConfirmed));
     }
@@ -450,15 +444,7 @@ mod tests {
             state.ready_to_complete(&handle, env(T0, &p, &k)).err(),
             Some(Rejection::IdentityNotConfirmed)
         );
-        let step = state.check_identity(
-            &handle,
-            RosterCheck {
-                claim: &claim("1985-04-12"),
-                record: Some(&record()),
-                member_exhausted: false,
-            },
-            env(T0, &p, &k),
-        );
+        let step = attempt(state, &handle, "1985-04-12", Some(&record()), false);
         assert_eq!(step.result, Ok(()));
         assert!(
             step.state

@@ -250,32 +250,30 @@ fn counter_write(expected: Option<Version>, c: Counter) -> Commit {
     }
 }
 
+/// A store call's result, or the test's failure naming the call.
+fn ok<T>(result: Result<T, StoreError>, call: &str) -> T {
+    result.unwrap_or_else(|e| panic!("{call} failed with a backend error: {e:?}"))
+}
+
 async fn commit(store: &dyn Store, c: Commit) -> CommitOutcome {
-    store
-        .commit(c)
-        .await
-        .unwrap_or_else(|e| panic!("commit failed with a backend error: {e:?}"))
+    ok(store.commit(c).await, "commit")
+}
+
+/// Commits `c` and checks that the store refused it as a lost race.
+async fn assert_conflict(store: &dyn Store, c: Commit, why: &str) {
+    assert_eq!(commit(store, c).await, CommitOutcome::Conflict, "{why}");
 }
 
 async fn find(store: &dyn Store, key: &TokenDigest) -> Option<Versioned<FlowRecord>> {
-    store
-        .find_flow(key)
-        .await
-        .unwrap_or_else(|e| panic!("find_flow failed: {e:?}"))
+    ok(store.find_flow(key).await, "find_flow")
 }
 
 async fn account_by(store: &dyn Store, by: AccountLookup) -> Option<Versioned<Account>> {
-    store
-        .find_account(by)
-        .await
-        .unwrap_or_else(|e| panic!("find_account failed: {e:?}"))
+    ok(store.find_account(by).await, "find_account")
 }
 
 async fn counter_of(store: &dyn Store, key: &str) -> Option<Versioned<Counter>> {
-    store
-        .load_counter(key)
-        .await
-        .unwrap_or_else(|e| panic!("load_counter failed: {e:?}"))
+    ok(store.load_counter(key).await, "load_counter")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -310,32 +308,27 @@ pub async fn flow_compare_and_set(store: Arc<dyn Store>) {
     assert_eq!(found.value, second);
 
     let stale = link_flow(id.clone(), link, "jiro@example.jp");
-    assert_eq!(
-        commit(s, replace_flow(Version::FIRST, stale)).await,
-        CommitOutcome::Conflict,
-        "a replace at a stale version is a conflict"
-    );
-    assert_eq!(
-        commit(
-            s,
-            insert_flow(link_flow(id.clone(), digest(), "jiro@example.jp"))
-        )
-        .await,
-        CommitOutcome::Conflict,
-        "inserting an existing flow ID is a conflict"
-    );
-    assert_eq!(
-        commit(
-            s,
-            replace_flow(
-                Version::FIRST,
-                link_flow(flow_id(), digest(), "x@example.jp")
-            )
-        )
-        .await,
-        CommitOutcome::Conflict,
-        "replacing a flow that does not exist is a conflict"
-    );
+    assert_conflict(
+        s,
+        replace_flow(Version::FIRST, stale),
+        "a replace at a stale version is a conflict",
+    )
+    .await;
+    assert_conflict(
+        s,
+        insert_flow(link_flow(id.clone(), digest(), "jiro@example.jp")),
+        "inserting an existing flow ID is a conflict",
+    )
+    .await;
+    assert_conflict(
+        s,
+        replace_flow(
+            Version::FIRST,
+            link_flow(flow_id(), digest(), "x@example.jp"),
+        ),
+        "replacing a flow that does not exist is a conflict",
+    )
+    .await;
     let found = find(s, &link).await.expect("flow still there");
     assert_eq!(
         found.version,
@@ -354,11 +347,12 @@ pub async fn flow_lookup_keys_are_unique(store: Arc<dyn Store>) {
         commit(s, insert_flow(dead_flow(a.clone(), vec![shared], NOW))).await,
         CommitOutcome::Committed
     );
-    assert_eq!(
-        commit(s, insert_flow(dead_flow(b.clone(), vec![own, shared], NOW))).await,
-        CommitOutcome::Conflict,
-        "inserting a flow whose lookup key exists is a conflict"
-    );
+    assert_conflict(
+        s,
+        insert_flow(dead_flow(b.clone(), vec![own, shared], NOW)),
+        "inserting a flow whose lookup key exists is a conflict",
+    )
+    .await;
     assert!(
         find(s, &own).await.is_none(),
         "the refused insert wrote no key"
@@ -369,15 +363,12 @@ pub async fn flow_lookup_keys_are_unique(store: Arc<dyn Store>) {
         commit(s, insert_flow(dead_flow(b.clone(), vec![own], NOW))).await,
         CommitOutcome::Committed
     );
-    assert_eq!(
-        commit(
-            s,
-            replace_flow(Version::FIRST, dead_flow(b.clone(), vec![own, shared], NOW))
-        )
-        .await,
-        CommitOutcome::Conflict,
-        "replacing into another flow's key is a conflict"
-    );
+    assert_conflict(
+        s,
+        replace_flow(Version::FIRST, dead_flow(b.clone(), vec![own, shared], NOW)),
+        "replacing into another flow's key is a conflict",
+    )
+    .await;
     let found = find(s, &own).await.expect("b still found by its own key");
     assert_eq!(
         found.version,
@@ -746,11 +737,12 @@ pub async fn account_update_uniqueness(store: Arc<dyn Store>) {
         commit(s, update_account(Version::FIRST, renamed.clone())).await,
         CommitOutcome::Committed
     );
-    assert_eq!(
-        commit(s, update_account(Version::FIRST, b.clone())).await,
-        CommitOutcome::Conflict,
-        "an update at a stale version is a conflict"
-    );
+    assert_conflict(
+        s,
+        update_account(Version::FIRST, b.clone()),
+        "an update at a stale version is a conflict",
+    )
+    .await;
     let read = account_by(s, AccountLookup::Id(b.id.clone()))
         .await
         .expect("b");
@@ -765,21 +757,18 @@ pub async fn account_update_uniqueness(store: Arc<dyn Store>) {
     let mut c = account(3);
     c.email = Some(email("member2@example.jp"));
     assert_eq!(commit(s, create_account(c)).await, CommitOutcome::Committed);
-    assert_eq!(
-        commit(
-            s,
-            update_account(
-                Version::FIRST,
-                Account {
-                    id: account_id(),
-                    ..account(9)
-                }
-            )
-        )
-        .await,
-        CommitOutcome::Conflict,
-        "updating an account that does not exist is a conflict"
-    );
+    assert_conflict(
+        s,
+        update_account(
+            Version::FIRST,
+            Account {
+                id: account_id(),
+                ..account(9)
+            },
+        ),
+        "updating an account that does not exist is a conflict",
+    )
+    .await;
 }
 
 /// `find_account` finds an account by ID, login ID, e-mail and member, each compared in
@@ -845,15 +834,12 @@ pub async fn counter_compare_and_set(store: Arc<dyn Store>) {
         .await,
         CommitOutcome::Conflict
     );
-    assert_eq!(
-        commit(
-            s,
-            counter_write(Some(Version::FIRST), counter("other", 1, expires))
-        )
-        .await,
-        CommitOutcome::Conflict,
-        "updating a counter that does not exist is a conflict"
-    );
+    assert_conflict(
+        s,
+        counter_write(Some(Version::FIRST), counter("other", 1, expires)),
+        "updating a counter that does not exist is a conflict",
+    )
+    .await;
     let read = counter_of(s, "mail:abc").await.expect("counter");
     assert_eq!((read.version, read.value.count), (Version(2), 2));
 }

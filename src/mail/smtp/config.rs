@@ -55,14 +55,7 @@ impl SmtpCredentials {
     }
 }
 
-impl fmt::Debug for SmtpCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SmtpCredentials")
-            .field("user", &self.user)
-            .field("password", &"[redacted]")
-            .finish()
-    }
-}
+crate::redact::debug_redacted!(SmtpCredentials { user, password });
 
 /// Everything [`SmtpMailer`](super::SmtpMailer) needs to reach the server. Build it with
 /// [`SmtpConfig::from_url`] or [`SmtpConfig::new`], then adjust with the methods.
