@@ -237,6 +237,11 @@ pub struct Policy {
     pub otp_failures_per_account: u32,
     /// Cooldown after [`Self::otp_failures_per_account`].
     pub otp_account_cooldown: Duration,
+    /// Wrong 暗証キー entries per account in any 24 hours, whatever cooldowns passed
+    /// and however often the right password was given in between: 100 at most
+    /// (SEC-29). When it is spent, no code is evaluated and no new login starts until
+    /// the day's window ends.
+    pub otp_failures_per_account_per_day: u32,
     /// Time between 暗証キー再請求 (SEC-30).
     pub otp_resend_cooldown: Duration,
     /// Resends per challenge (SEC-30).
@@ -309,6 +314,7 @@ impl Default for Policy {
             otp_digits: 6,
             otp_tries_per_challenge: 5,
             otp_failures_per_account: 10,
+            otp_failures_per_account_per_day: 100,
             otp_account_cooldown: Duration::minutes(15),
             otp_resend_cooldown: Duration::seconds(60),
             otp_resends_per_challenge: 3,
@@ -872,6 +878,7 @@ mod tests {
                 otp_digits,
                 otp_tries_per_challenge,
                 otp_failures_per_account,
+                otp_failures_per_account_per_day,
                 otp_account_cooldown,
                 otp_resend_cooldown,
                 otp_resends_per_challenge,

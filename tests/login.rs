@@ -326,6 +326,57 @@ async fn sec_29_ten_wrong_codes_across_challenges_abort_and_notify() {
     f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
 }
 
+/// SEC-29: an attacker who has the password gets at most
+/// `otp_failures_per_account_per_day` (100) wrong 暗証キー evaluated in 24 hours. The
+/// 15-minute cooldowns restart the consecutive count and each right password clears the
+/// password failure the abort added, but neither resets the day: before, this loop
+/// evaluated 960 wrong codes a day.
+#[tokio::test]
+async fn sec_29_wrong_codes_are_capped_per_day_across_cooldowns() {
+    let f = registered().await;
+    let cap = f.portal.policy().otp_failures_per_account_per_day as usize;
+    let start = f.clock.now();
+    let mut refusals_after_cap = 0;
+    while f.clock.now() < start + Duration::hours(24) {
+        let Ok(ch) = f.portal.start_login(LOGIN, &pw(PASSWORD)).await else {
+            // Cooling down, or the hourly 暗証キー mail cap: wait and try again.
+            f.clock.advance(Duration::minutes(15));
+            continue;
+        };
+        let code = f.otp(TARO);
+        while let Err(e) = f.portal.verify_otp(&ch.challenge, &wrong(&code)).await {
+            if rejection(e) != Rejection::OtpIncorrect {
+                break;
+            }
+        }
+        let evaluated = f.audit.count(AuditKind::OtpFailed)
+            + f.audit
+                .events()
+                .iter()
+                .filter(|e| {
+                    e.kind == AuditKind::OtpAttemptsExhausted
+                        && e.detail.as_deref() != Some("otp_daily_cap")
+                })
+                .count();
+        assert!(
+            evaluated <= cap,
+            "{evaluated} wrong codes evaluated in a day"
+        );
+        if evaluated == cap {
+            refusals_after_cap += 1;
+        }
+        f.clock.advance(Duration::seconds(61));
+    }
+    assert!(refusals_after_cap > 0, "the day's cap was reached");
+    // After the day's window the account can log in again with its 暗証キー.
+    f.clock.advance(Duration::hours(24));
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    f.portal
+        .verify_otp(&ch.challenge, &f.otp(TARO))
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sec_46_hundred_tasks_with_the_right_code_make_one_login() {
     let f = registered().await;

@@ -395,13 +395,33 @@ fn otp_mail_window(env: Env<'_>) -> Window {
     }
 }
 
+/// SEC-29's daily budget of wrong 暗証キー entries per account.
+fn otp_failure_day(env: Env<'_>) -> Window {
+    Window {
+        span: Duration::hours(24),
+        cap: env.policy.otp_failures_per_account_per_day,
+        min_interval: None,
+    }
+}
+
+/// Whether the account's wrong 暗証キー entries today have reached the daily cap.
+fn otp_day_spent(failures_today: Option<&Versioned<Counter>>, env: Env<'_>) -> bool {
+    failures_today.is_some_and(|c| {
+        env.now
+            < c.value
+                .window_start
+                .saturating_add(otp_failure_day(env).span)
+            && c.value.count >= env.policy.otp_failures_per_account_per_day
+    })
+}
+
 /// L1 (ログイン): the password gate, then a new challenge that supersedes the account's
 /// open ones, the hourly 暗証キー-mail cap (answered like every other failure, SEC-23)
 /// and the mail. The account write is conditional on the version read (SEC-34).
 pub fn start<R: rand::CryptoRng + ?Sized>(
     held: AccountView<'_>,
     password: PasswordCheck,
-    otp_mails: Option<&Versioned<Counter>>,
+    (otp_mails, failures_today): (Option<&Versioned<Counter>>, Option<&Versioned<Counter>>),
     env: Env<'_>,
     rng: &mut R,
 ) -> Step<Issued> {
@@ -422,6 +442,15 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     let Some(email) = account.email.clone() else {
         return Step::reject(Rejection::LoginFailed);
     };
+    if otp_day_spent(failures_today, env) {
+        // SEC-29: the day's wrong 暗証キー budget is spent; like every other refusal
+        // after a right password, this answers as a failed login (SEC-23).
+        return Step::reject(Rejection::LoginFailed).audit(
+            AuditEvent::new(AuditKind::LoginFailed, now)
+                .account(&account.id)
+                .detail("otp_daily_cap"),
+        );
+    }
     let key = CounterKey::OtpMails(account.id.clone());
     let Ok(hit) = throttle::hit(&key, otp_mails, now, otp_mail_window(env)) else {
         // SEC-23: the password was right, but saying "too many" here would tell a
@@ -476,7 +505,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
 pub fn verify(
     found: Option<Found<'_>>,
     account: Option<&Versioned<Account>>,
-    code: &OtpCode,
+    (code, failures_today): (&OtpCode, Option<&Versioned<Counter>>),
     env: Env<'_>,
 ) -> Step<(OtpConsumed, SecurityStamp)> {
     let (Some((record, digest)), Some(account)) = (found, account) else {
@@ -490,6 +519,28 @@ pub fn verify(
     }
     let now = env.now;
     let p = env.policy;
+    if otp_day_spent(failures_today, env) {
+        // SEC-29: no code is evaluated once the day's budget is spent; the challenge
+        // ends as exhausted.
+        let Some(ended) = state
+            .clone()
+            .end_for(LoginEndReason::AttemptsExhausted, now)
+        else {
+            return Step::reject(Rejection::OtpInvalid);
+        };
+        return Step::reject(Rejection::OtpAttemptsExhausted)
+            .flow(
+                Expect::At(record.version),
+                record.value.id.clone(),
+                FlowState::Login(ended),
+            )
+            .audit(
+                AuditEvent::new(AuditKind::OtpAttemptsExhausted, now)
+                    .account(&account.value.id)
+                    .flow(&record.value.id)
+                    .detail("otp_daily_cap"),
+            );
+    }
     let verdict = state
         .clone()
         .verify(digest, code, account.value.otp_failures, env);
@@ -502,6 +553,9 @@ pub fn verify(
         updated.password_failures = updated.password_failures.saturating_add(1);
         updated.last_password_failure_at = Some(now);
     }
+    // A wrong code that was compared: what the day's budget counts.
+    let evaluated_wrong =
+        matches!(verdict.outcome, Err(Rejection::OtpIncorrect)) || verdict.aborted;
     let state_changed = verdict.state != *state;
     let account_changed = updated != account.value;
     let flow_id = &record.value.id;
@@ -542,6 +596,13 @@ pub fn verify(
     );
     if account_changed {
         step = step.account(Expect::At(account.version), updated);
+    }
+    if evaluated_wrong {
+        // A wrong code was compared: it counts against the day (SEC-29).
+        let key = CounterKey::OtpFailures(account.value.id.clone());
+        if let Ok(hit) = throttle::hit(&key, failures_today, now, otp_failure_day(env)) {
+            step = step.counter(hit);
+        }
     }
     step
 }

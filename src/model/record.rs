@@ -82,6 +82,8 @@ pub enum CounterKey {
     OtpMails(super::AccountId),
     /// Identity checks of one roster member across flows (SEC-09).
     IdentityChecks(super::MemberId),
+    /// Wrong 暗証キー entries of one account in a day (SEC-29).
+    OtpFailures(super::AccountId),
 }
 
 impl CounterKey {
@@ -89,6 +91,10 @@ impl CounterKey {
     /// identifier: what a store's [`Load::account_counter`](crate::ports::Load::account_counter)
     /// is given to read the loaded account's counter.
     pub const OTP_MAILS_PREFIX: &'static str = "otp-mail:";
+
+    /// What every [`CounterKey::OtpFailures`] key starts with, followed by the account's
+    /// identifier.
+    pub const OTP_FAILURES_PREFIX: &'static str = "otp-fail:";
 
     /// [`CounterKey::MailsToAddress`] of `email`: a keyed digest of its canonical form,
     /// so that counters hold no address.
@@ -112,6 +118,9 @@ impl CounterKey {
                 format!("{}{}", Self::OTP_MAILS_PREFIX, account.as_str())
             }
             CounterKey::IdentityChecks(member) => format!("identity:{}", member.as_str()),
+            CounterKey::OtpFailures(account) => {
+                format!("{}{}", Self::OTP_FAILURES_PREFIX, account.as_str())
+            }
         }
     }
 }

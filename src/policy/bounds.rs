@@ -294,6 +294,7 @@ const MIN_LINK_TTL: Duration = Duration::minutes(5);
 /// | `otp_digits` | 4 | 6 | 10 | below 6: `short_otp` |
 /// | `otp_tries_per_challenge` | 1 | 5 | 10 | — |
 /// | `otp_failures_per_account` | 1 | 10 | 1000 | above 100: `high_failure_cap` |
+/// | `otp_failures_per_account_per_day` | 1 | 100 | 100 | — |
 /// | `otp_account_cooldown` | 1 min | 15 min | 1 d | — |
 /// | `otp_resend_cooldown` | 10 s | 1 min | 1 h | — |
 /// | `otp_resends_per_challenge` | 0 | 3 | 10 | — |
@@ -361,6 +362,9 @@ pub const KNOBS: &[Knob] = &[
         1, 10, MAX_FAILURE_CAP,
         above(n(MAX_CONSECUTIVE_FAILURES as u64), Deviation::HighFailureCap),
         "1 to 1000 consecutive 暗証キー failures per account; above 100 only as a deviation (NIST SP 800-63B-4 §3.2.2, SEC-29)"),
+    knob!(count "otp_failures_per_account_per_day", otp_failures_per_account_per_day,
+        1, 100, MAX_CONSECUTIVE_FAILURES, None,
+        "1 to 100 wrong 暗証キー entries per account in any 24 hours, which cooldowns and right passwords do not reset: never more than 100 (SEC-29)"),
     knob!(duration "otp_account_cooldown", otp_account_cooldown,
         Duration::minutes(1), Duration::minutes(15), Duration::hours(24), None,
         "the account cooldown after too many 暗証キー failures lasts 1 min to 24 h (SEC-29)"),

@@ -83,6 +83,11 @@ fn otp_mails(loaded: &Loaded) -> Option<&Versioned<Counter>> {
     loaded.account_counters.first().and_then(Option::as_ref)
 }
 
+/// The loaded account's wrong 暗証キー entries today (SEC-29).
+fn otp_failures_today(loaded: &Loaded) -> Option<&Versioned<Counter>> {
+    loaded.account_counters.get(1).and_then(Option::as_ref)
+}
+
 /// What a logged-in member's pages show about their account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -151,7 +156,10 @@ impl Portal {
                 .ok()
                 .map(|id| AccountRead::By(AccountLookup::LoginId(id))),
             account_flows: true,
-            account_counters: vec![CounterKey::OTP_MAILS_PREFIX],
+            account_counters: vec![
+                CounterKey::OTP_MAILS_PREFIX,
+                CounterKey::OTP_FAILURES_PREFIX,
+            ],
             ..Load::default()
         };
         let cache = &Memo::new();
@@ -165,7 +173,7 @@ impl Portal {
                     Ok(login::start(
                         loaded.view(),
                         check,
-                        otp_mails(&loaded),
+                        (otp_mails(&loaded), otp_failures_today(&loaded)),
                         env,
                         &mut rng,
                     ))
@@ -184,7 +192,10 @@ impl Portal {
             flow: challenge.digest_candidates(&self.inner.keys),
             account: account.then_some(AccountRead::OfFlow),
             account_counters: if account {
-                vec![CounterKey::OTP_MAILS_PREFIX]
+                vec![
+                    CounterKey::OTP_MAILS_PREFIX,
+                    CounterKey::OTP_FAILURES_PREFIX,
+                ]
             } else {
                 Vec::new()
             },
@@ -203,7 +214,12 @@ impl Portal {
         let load = self.challenge_load(challenge, true);
         let (consumed, security_stamp) = self
             .decide(&load, |loaded: &Loaded, env: Env<'_>, _: &mut ThreadRng| {
-                login::verify(loaded.found(), loaded.account.as_ref(), code, env)
+                login::verify(
+                    loaded.found(),
+                    loaded.account.as_ref(),
+                    (code, otp_failures_today(loaded)),
+                    env,
+                )
             })
             .await?;
         Ok(Authenticated::from_consumed(consumed, security_stamp))
