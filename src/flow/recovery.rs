@@ -569,13 +569,10 @@ pub fn request_reset<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
-    let AccountView {
-        account,
-        flows: account_flows,
-    } = held;
     let now = env.now;
-    let Some((account, email)) =
-        active(account).and_then(|a| a.value.email.as_ref().map(|e| (&a.value, e)))
+    let Some((account, email)) = held
+        .active()
+        .and_then(|a| a.value.email.as_ref().map(|e| (&a.value, e)))
     else {
         return Decision::answer(())
             .audit(AuditEvent::new(AuditKind::PasswordResetRequested, now).detail("no_account"));
@@ -593,7 +590,7 @@ pub fn request_reset<R: rand::CryptoRng + ?Sized>(
     let flow_id = FlowId::generate(rng);
     let url = urls.link(|p| &p.password_reset, token.expose_secret());
     Decision::answer(())
-        .writes(Ends::reset(ResetEndReason::Superseded).writes(account_flows, now, None))
+        .writes(Ends::reset(ResetEndReason::Superseded).writes(held.flows, now, None))
         .flow(
             Expect::Absent,
             flow_id.clone(),
@@ -768,11 +765,7 @@ pub fn complete_reset<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
-    let AccountView {
-        account,
-        flows: account_flows,
-    } = held;
-    let (Some((record, _, _)), Some(account)) = (reset_of(found), active(account)) else {
+    let (Some((record, _, _)), Some(account)) = (reset_of(found), held.active()) else {
         return Decision::reject(Rejection::WrongStep);
     };
     let now = env.now;
@@ -784,7 +777,7 @@ pub fn complete_reset<R: rand::CryptoRng + ?Sized>(
     updated.otp_failures = 0;
     updated.otp_cooldown_until = None;
     let mut d = Decision::answer(())
-        .writes(Ends::ALL.writes(account_flows, now, Some(&record.value.id)))
+        .writes(Ends::ALL.writes(held.flows, now, Some(&record.value.id)))
         .write(replace_reset(record, checked.state.complete(now)))
         .writes(checked.hits.into_iter().map(Write::Counter))
         .audit(
