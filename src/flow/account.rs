@@ -15,16 +15,15 @@ use time::OffsetDateTime;
 use super::ends::Ends;
 use super::gate::{self, Gate, PasswordCheck};
 use super::login::OtpConsumed;
-use super::registration::{Found, LinkStatus, address_mail_window};
+use super::registration::{Found, LinkStatus, address_mail_hit};
 use super::step::{NewAccount, Step as Decision, Write};
-use super::throttle;
 use super::{AccountView, Env, FlowState, TOMBSTONE_TTL, Urls, deadline};
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::Rejection;
 use crate::mail::{MailLink, MailMessage};
 use crate::model::{
-    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId,
-    MemberId, SecurityStamp, Versioned,
+    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, Expect, FlowId, MemberId,
+    SecurityStamp, Versioned,
 };
 use crate::password_hash::PasswordHashString;
 use crate::token::{EmailChangeLinkToken, MailedLink, TokenDigest};
@@ -250,8 +249,7 @@ pub fn request_email_change<R: rand::CryptoRng + ?Sized>(
         return stale();
     }
     let id = &account.value.id;
-    let key = CounterKey::mails_to(&new_email, env.keys);
-    let Ok(hit) = throttle::hit(&key, mails, now, address_mail_window(env)) else {
+    let Ok(hit) = address_mail_hit(&new_email, mails, env) else {
         return Decision::answer(()).audit(
             AuditEvent::new(AuditKind::MailThrottled, now)
                 .account(id)

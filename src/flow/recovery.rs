@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use super::ends::Ends;
 use super::registration::{
-    Found, IdentityClaim, LinkStatus, RosterCheck, address_mail_window, failed_attempt,
+    Found, IdentityClaim, LinkStatus, RosterCheck, address_mail_hit, failed_attempt,
     identity_member_window,
 };
 use super::step::{Step as Decision, Write};
@@ -526,12 +526,7 @@ pub fn remind_login_id(
     let detail = match matched {
         None => "no_match",
         Some(a) => {
-            let allowed = throttle::hit(
-                &CounterKey::mails_to(email, env.keys),
-                facts.mails,
-                now,
-                address_mail_window(env),
-            );
+            let allowed = address_mail_hit(email, facts.mails, env);
             match (&a.value.email, allowed) {
                 (Some(to), Ok(hit)) => {
                     hits.push(hit);
@@ -577,8 +572,7 @@ pub fn request_reset<R: rand::CryptoRng + ?Sized>(
         return Decision::answer(())
             .audit(AuditEvent::new(AuditKind::PasswordResetRequested, now).detail("no_account"));
     };
-    let key = CounterKey::mails_to(email, env.keys);
-    let Ok(hit) = throttle::hit(&key, mails, now, address_mail_window(env)) else {
+    let Ok(hit) = address_mail_hit(email, mails, env) else {
         return Decision::answer(()).audit(
             AuditEvent::new(AuditKind::PasswordResetRequested, now)
                 .account(&account.id)
