@@ -57,42 +57,33 @@ impl Deviation {
 
     /// What the deviation gives up, in plain words.
     pub fn describe(self, lang: Lang) -> &'static str {
-        match (self, lang) {
-            (Deviation::EmailOtpCountsAsFactor, Lang::En) => {
-                "Passwords may be shorter than 15 characters, counting the e-mailed 暗証キー as a second step. NIST SP 800-63B-4 does not recognise e-mail as an authentication factor, so the login is single-factor (AAL1) with a short password."
-            }
-            (Deviation::EmailOtpCountsAsFactor, _) => {
-                "メールで送る暗証キーを2段階目とみなし、15文字未満のパスワードを認めています。NIST SP 800-63B-4 ではメールは認証要素と認められないため、ログインは短いパスワードによる単要素認証(AAL1)です。"
-            }
-            (Deviation::LongOtpLifetime, Lang::En) => {
-                "The 暗証キー stays valid for more than 10 minutes (SEC-28 allows at most 10)."
-            }
-            (Deviation::LongOtpLifetime, _) => {
-                "暗証キーの有効期限が10分を超えています(上限は10分です)。"
-            }
-            (Deviation::ShortOtp, Lang::En) => {
-                "The 暗証キー has fewer than 6 digits (less than 20 bits)."
-            }
-            (Deviation::ShortOtp, _) => "暗証キーが6桁未満です(20ビット未満)。",
-            (Deviation::WeakPasswordHashing, Lang::En) => {
-                "Password hashing is cheaper than Argon2id m=19456 KiB, t=2, p=1 (OWASP minimum)."
-            }
-            (Deviation::WeakPasswordHashing, _) => {
-                "パスワードのハッシュ計算が Argon2id m=19456 KiB, t=2, p=1 (OWASP の最低値) より弱く設定されています。"
-            }
-            (Deviation::HighFailureCap, Lang::En) => {
-                "More than 100 consecutive failed attempts are allowed (NIST allows at most 100)."
-            }
-            (Deviation::HighFailureCap, _) => {
-                "連続して100回を超える失敗を認めています(NIST の上限は100回です)。"
-            }
-            (Deviation::RecoveryByEmailAlone, Lang::En) => {
-                "A forgotten password can be reset with the e-mailed link alone, without re-checking the insurance card data."
-            }
-            (Deviation::RecoveryByEmailAlone, _) => {
-                "パスワードの再設定を、保険証情報の再確認なしにメールのURLだけで行えます。"
-            }
-        }
+        let (ja, en) = match self {
+            Deviation::EmailOtpCountsAsFactor => (
+                "メールで送る暗証キーを2段階目とみなし、15文字未満のパスワードを認めています。NIST SP 800-63B-4 ではメールは認証要素と認められないため、ログインは短いパスワードによる単要素認証(AAL1)です。",
+                "Passwords may be shorter than 15 characters, counting the e-mailed 暗証キー as a second step. NIST SP 800-63B-4 does not recognise e-mail as an authentication factor, so the login is single-factor (AAL1) with a short password.",
+            ),
+            Deviation::LongOtpLifetime => (
+                "暗証キーの有効期限が10分を超えています(上限は10分です)。",
+                "The 暗証キー stays valid for more than 10 minutes (SEC-28 allows at most 10).",
+            ),
+            Deviation::ShortOtp => (
+                "暗証キーが6桁未満です(20ビット未満)。",
+                "The 暗証キー has fewer than 6 digits (less than 20 bits).",
+            ),
+            Deviation::WeakPasswordHashing => (
+                "パスワードのハッシュ計算が Argon2id m=19456 KiB, t=2, p=1 (OWASP の最低値) より弱く設定されています。",
+                "Password hashing is cheaper than Argon2id m=19456 KiB, t=2, p=1 (OWASP minimum).",
+            ),
+            Deviation::HighFailureCap => (
+                "連続して100回を超える失敗を認めています(NIST の上限は100回です)。",
+                "More than 100 consecutive failed attempts are allowed (NIST allows at most 100).",
+            ),
+            Deviation::RecoveryByEmailAlone => (
+                "パスワードの再設定を、保険証情報の再確認なしにメールのURLだけで行えます。",
+                "A forgotten password can be reset with the e-mailed link alone, without re-checking the insurance card data.",
+            ),
+        };
+        lang.pick(ja, en)
     }
 }
 
@@ -646,66 +637,38 @@ mod tests {
             registration_link_ttl: Duration::hours(25),
             ..Policy::default()
         };
-        assert!(matches!(
-            p.validate(),
-            Err(PolicyError::OutOfRange {
-                field: "registration_link_ttl",
-                ..
-            })
-        ));
+        assert_eq!(out_of_range(&p), Some("registration_link_ttl"));
     }
 
     #[test]
     fn sec_14_password_floor_is_eight_even_with_deviation() {
         let mut p = Policy::default().allow_deviation(Deviation::EmailOtpCountsAsFactor, "x");
         p.password.min_chars = 7;
-        assert!(matches!(p.validate(), Err(PolicyError::OutOfRange { .. })));
+        assert!(out_of_range(&p).is_some());
     }
 
     #[test]
     fn every_duration_is_positive_and_bounded() {
         type Change = Box<dyn Fn(&mut Policy, Duration)>;
+        /// A field's name, its setter and a value past its upper bound.
+        macro_rules! field {
+            ($name:ident, $too_long:expr) => {
+                (
+                    stringify!($name),
+                    Box::new(|p: &mut Policy, d| p.$name = d) as Change,
+                    $too_long,
+                )
+            };
+        }
         let fields: Vec<(&str, Change, Duration)> = vec![
-            (
-                "otp_account_cooldown",
-                Box::new(|p, d| p.otp_account_cooldown = d),
-                Duration::days(2),
-            ),
-            (
-                "otp_resend_cooldown",
-                Box::new(|p, d| p.otp_resend_cooldown = d),
-                Duration::hours(2),
-            ),
-            (
-                "identity_step_ttl",
-                Box::new(|p, d| p.identity_step_ttl = d),
-                Duration::days(2),
-            ),
-            (
-                "credentials_step_ttl",
-                Box::new(|p, d| p.credentials_step_ttl = d),
-                Duration::days(2),
-            ),
-            (
-                "identity_member_window",
-                Box::new(|p, d| p.identity_member_window = d),
-                Duration::days(31),
-            ),
-            (
-                "temporary_password_ttl",
-                Box::new(|p, d| p.temporary_password_ttl = d),
-                Duration::days(91),
-            ),
-            (
-                "reauth_window",
-                Box::new(|p, d| p.reauth_window = d),
-                Duration::hours(2),
-            ),
-            (
-                "password_delay_max",
-                Box::new(|p, d| p.password_delay_max = d),
-                Duration::days(2),
-            ),
+            field!(otp_account_cooldown, Duration::days(2)),
+            field!(otp_resend_cooldown, Duration::hours(2)),
+            field!(identity_step_ttl, Duration::days(2)),
+            field!(credentials_step_ttl, Duration::days(2)),
+            field!(identity_member_window, Duration::days(31)),
+            field!(temporary_password_ttl, Duration::days(91)),
+            field!(reauth_window, Duration::hours(2)),
+            field!(password_delay_max, Duration::days(2)),
         ];
         for (field, set, too_long) in fields {
             for bad in [
@@ -716,10 +679,7 @@ mod tests {
             ] {
                 let mut p = Policy::default();
                 set(&mut p, bad);
-                assert!(
-                    matches!(p.validate(), Err(PolicyError::OutOfRange { field: f, .. }) if f == field),
-                    "{field} = {bad}"
-                );
+                assert_eq!(out_of_range(&p), Some(field), "{field} = {bad}");
             }
         }
         let p = Policy {
@@ -727,6 +687,14 @@ mod tests {
             ..Policy::default()
         };
         assert!(p.validate().is_err());
+    }
+
+    /// The field `p.validate()` finds out of range, if that is what it finds.
+    fn out_of_range(p: &Policy) -> Option<&'static str> {
+        match p.validate() {
+            Err(PolicyError::OutOfRange { field, .. }) => Some(field),
+            _ => None,
+        }
     }
 
     const ALL_DEVIATIONS: [Deviation; 6] = [
@@ -795,11 +763,9 @@ mod tests {
                 };
                 let mut p = with_every_deviation(Policy::default());
                 (knob.write)(&mut p, past);
-                assert!(
-                    matches!(
-                        p.validate(),
-                        Err(PolicyError::OutOfRange { field, .. }) if field == knob.name
-                    ),
+                assert_eq!(
+                    out_of_range(&p),
+                    Some(knob.name),
                     "{} = {past} must be out of range",
                     knob.name
                 );
@@ -815,24 +781,12 @@ mod tests {
             auth_key_tries: u32::MAX,
             ..Policy::default()
         };
-        assert!(matches!(
-            p.validate(),
-            Err(PolicyError::OutOfRange {
-                field: "auth_key_tries",
-                ..
-            })
-        ));
+        assert_eq!(out_of_range(&p), Some("auth_key_tries"));
         let p = with_every_deviation(Policy {
             otp_failures_per_account: u32::MAX,
             ..Policy::default()
         });
-        assert!(matches!(
-            p.validate(),
-            Err(PolicyError::OutOfRange {
-                field: "otp_failures_per_account",
-                ..
-            })
-        ));
+        assert_eq!(out_of_range(&p), Some("otp_failures_per_account"));
     }
 
     #[test]
@@ -958,13 +912,7 @@ mod tests {
         p.hashing.p_cost = 64;
         p.hashing.m_cost_kib = 8 * 64 - 1;
         let p = with_every_deviation(p);
-        assert!(matches!(
-            p.validate(),
-            Err(PolicyError::OutOfRange {
-                field: "hashing.m_cost_kib",
-                ..
-            })
-        ));
+        assert_eq!(out_of_range(&p), Some("hashing.m_cost_kib"));
     }
 
     #[test]

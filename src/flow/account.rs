@@ -15,16 +15,15 @@ use time::OffsetDateTime;
 use super::ends::Ends;
 use super::gate::{self, Gate, PasswordCheck};
 use super::login::OtpConsumed;
-use super::registration::{Found, LinkStatus, address_mail_window};
+use super::registration::{Found, LinkStatus, address_mail_hit};
 use super::step::{NewAccount, Step as Decision, Write};
-use super::throttle;
-use super::{AccountView, Env, FlowState, TOMBSTONE_TTL, Urls, active, deadline};
+use super::{AccountView, Env, FlowState, TOMBSTONE_TTL, Urls, deadline};
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::Rejection;
 use crate::mail::{MailLink, MailMessage};
 use crate::model::{
-    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId,
-    MemberId, SecurityStamp, Versioned,
+    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, Expect, FlowId, MemberId,
+    SecurityStamp, Versioned,
 };
 use crate::password_hash::PasswordHashString;
 use crate::token::{EmailChangeLinkToken, MailedLink, TokenDigest};
@@ -184,11 +183,7 @@ pub fn change_password<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<SecurityStamp> {
-    let AccountView {
-        account,
-        flows: account_flows,
-    } = held;
-    let Some(stored) = active(account) else {
+    let Some(stored) = held.active() else {
         return Decision::reject(Rejection::CurrentPasswordIncorrect);
     };
     let opened = match gate::check(Gate::Login, Some(stored), current, env) {
@@ -203,7 +198,7 @@ pub fn change_password<R: rand::CryptoRng + ?Sized>(
     updated.password_hash = new_hash;
     updated.security_stamp = SecurityStamp::generate(rng);
     let mut d = Decision::answer(updated.security_stamp.clone())
-        .writes(Ends::ALL.writes(account_flows, now, None))
+        .writes(Ends::ALL.writes(held.flows, now, None))
         .audits(opened.audit)
         .audit(AuditEvent::new(AuditKind::PasswordChanged, now).account(&updated.id));
     if let Some(email) = &updated.email {
@@ -234,15 +229,11 @@ pub fn request_email_change<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
-    let AccountView {
-        account,
-        flows: account_flows,
-    } = held;
     let now = env.now;
     let FreshLogin { proof, stamp } = fresh;
     let age = now - proof.at();
     let stale = || Decision::reject(Rejection::ReauthenticationRequired);
-    let Some(account) = active(account) else {
+    let Some(account) = held.active() else {
         return stale();
     };
     let same_stamp: bool = subtle::ConstantTimeEq::ct_eq(
@@ -258,8 +249,7 @@ pub fn request_email_change<R: rand::CryptoRng + ?Sized>(
         return stale();
     }
     let id = &account.value.id;
-    let key = CounterKey::mails_to(&new_email, env.keys);
-    let Ok(hit) = throttle::hit(&key, mails, now, address_mail_window(env)) else {
+    let Ok(hit) = address_mail_hit(&new_email, mails, env) else {
         return Decision::answer(()).audit(
             AuditEvent::new(AuditKind::MailThrottled, now)
                 .account(id)
@@ -270,7 +260,7 @@ pub fn request_email_change<R: rand::CryptoRng + ?Sized>(
     let expires_at = state.expires_at;
     let url = urls.link(|p| &p.email_change, token.expose_secret());
     Decision::answer(())
-        .writes(Ends::email(EmailChangeEndReason::Superseded).writes(account_flows, now, None))
+        .writes(Ends::email(EmailChangeEndReason::Superseded).writes(held.flows, now, None))
         .flow(
             Expect::Absent,
             FlowId::generate(rng),
@@ -302,10 +292,6 @@ pub fn confirm_email<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<String> {
-    let AccountView {
-        account,
-        flows: account_flows,
-    } = held;
     let now = env.now;
     let Some((record, digest)) = found else {
         return Decision::reject(Rejection::LinkInvalid);
@@ -317,7 +303,7 @@ pub fn confirm_email<R: rand::CryptoRng + ?Sized>(
         Ok(p) => p.clone(),
         Err(r) => return Decision::reject(r),
     };
-    let Some(account) = active(account).filter(|a| a.value.id == pending.account) else {
+    let Some(account) = held.active().filter(|a| a.value.id == pending.account) else {
         return Decision::reject(Rejection::LinkInvalid);
     };
     let old_email = account.value.email.clone();
@@ -329,7 +315,7 @@ pub fn confirm_email<R: rand::CryptoRng + ?Sized>(
         at: now,
     };
     let mut d = Decision::answer(pending.new_email.masked())
-        .writes(Ends::ALL.writes(account_flows, now, Some(&record.value.id)))
+        .writes(Ends::ALL.writes(held.flows, now, Some(&record.value.id)))
         .flow(
             Expect::At(record.version),
             record.value.id.clone(),
@@ -380,17 +366,13 @@ pub fn provision<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<Provisioned> {
-    let AccountView {
-        account: existing,
-        flows: account_flows,
-    } = held;
     let now = env.now;
     let expires_at = now.saturating_add(env.policy.temporary_password_ttl);
     let status = AccountStatus::Provisioned {
         temporary_expires_at: expires_at,
     };
     let stamp = SecurityStamp::generate(rng);
-    let (account, write, ends, detail) = match existing {
+    let (account, write, ends, detail) = match held.account {
         Some(a) if matches!(a.value.status, AccountStatus::Active) => {
             return Decision::reject(Rejection::AlreadyRegistered);
         }
@@ -412,7 +394,7 @@ pub fn provision<R: rand::CryptoRng + ?Sized>(
             (
                 updated,
                 write,
-                Ends::ALL.writes(account_flows, now, None),
+                Ends::ALL.writes(held.flows, now, None),
                 "reissued",
             )
         }
@@ -473,11 +455,7 @@ pub fn disable<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<DisableOutcome> {
-    let AccountView {
-        account,
-        flows: account_flows,
-    } = held;
-    let Some(a) = account else {
+    let Some(a) = held.account else {
         return Decision::answer(DisableOutcome::UnknownAccount);
     };
     if matches!(a.value.status, AccountStatus::Disabled { .. }) {
@@ -488,7 +466,7 @@ pub fn disable<R: rand::CryptoRng + ?Sized>(
     updated.status = AccountStatus::Disabled { at: now };
     updated.security_stamp = SecurityStamp::generate(rng);
     Decision::answer(DisableOutcome::Disabled)
-        .writes(Ends::ALL.writes(account_flows, now, None))
+        .writes(Ends::ALL.writes(held.flows, now, None))
         .audit(AuditEvent::new(AuditKind::AccountDisabled, now).account(&a.value.id))
         .account(Expect::At(a.version), updated)
 }

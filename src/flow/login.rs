@@ -425,11 +425,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Step<Issued> {
-    let AccountView {
-        account,
-        flows: open_flows,
-    } = held;
-    let opened = match gate::check(Gate::Login, account, password, env) {
+    let opened = match gate::check(Gate::Login, held.account, password, env) {
         Ok(opened) => opened,
         Err(refused) => return refused,
     };
@@ -469,7 +465,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
         expires_at,
         masked_email: email.masked(),
     });
-    for f in open_flows {
+    for f in held.flows {
         if let FlowState::Login(s) = &f.value.state
             && let Some(ended) = s.clone().end_for(LoginEndReason::Superseded, now)
         {

@@ -152,6 +152,13 @@ pub struct AccountView<'a> {
     pub flows: &'a [Versioned<FlowRecord>],
 }
 
+impl<'a> AccountView<'a> {
+    /// The account, if it was found and is active (registered and usable).
+    pub(crate) fn active(&self) -> Option<&'a Versioned<Account>> {
+        active(self.account)
+    }
+}
+
 /// The account, if it is active (registered and usable).
 pub(crate) fn active(account: Option<&Versioned<Account>>) -> Option<&Versioned<Account>> {
     account.filter(|a| matches!(a.value.status, AccountStatus::Active))

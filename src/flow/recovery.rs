@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use super::ends::Ends;
 use super::registration::{
-    Found, IdentityClaim, LinkStatus, RosterCheck, address_mail_window, failed_attempt,
+    Found, IdentityClaim, LinkStatus, RosterCheck, address_mail_hit, failed_attempt,
     identity_member_window,
 };
 use super::step::{Step as Decision, Write};
@@ -526,12 +526,7 @@ pub fn remind_login_id(
     let detail = match matched {
         None => "no_match",
         Some(a) => {
-            let allowed = throttle::hit(
-                &CounterKey::mails_to(email, env.keys),
-                facts.mails,
-                now,
-                address_mail_window(env),
-            );
+            let allowed = address_mail_hit(email, facts.mails, env);
             match (&a.value.email, allowed) {
                 (Some(to), Ok(hit)) => {
                     hits.push(hit);
@@ -569,19 +564,15 @@ pub fn request_reset<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
-    let AccountView {
-        account,
-        flows: account_flows,
-    } = held;
     let now = env.now;
-    let Some((account, email)) =
-        active(account).and_then(|a| a.value.email.as_ref().map(|e| (&a.value, e)))
+    let Some((account, email)) = held
+        .active()
+        .and_then(|a| a.value.email.as_ref().map(|e| (&a.value, e)))
     else {
         return Decision::answer(())
             .audit(AuditEvent::new(AuditKind::PasswordResetRequested, now).detail("no_account"));
     };
-    let key = CounterKey::mails_to(email, env.keys);
-    let Ok(hit) = throttle::hit(&key, mails, now, address_mail_window(env)) else {
+    let Ok(hit) = address_mail_hit(email, mails, env) else {
         return Decision::answer(()).audit(
             AuditEvent::new(AuditKind::PasswordResetRequested, now)
                 .account(&account.id)
@@ -593,7 +584,7 @@ pub fn request_reset<R: rand::CryptoRng + ?Sized>(
     let flow_id = FlowId::generate(rng);
     let url = urls.link(|p| &p.password_reset, token.expose_secret());
     Decision::answer(())
-        .writes(Ends::reset(ResetEndReason::Superseded).writes(account_flows, now, None))
+        .writes(Ends::reset(ResetEndReason::Superseded).writes(held.flows, now, None))
         .flow(
             Expect::Absent,
             flow_id.clone(),
@@ -768,11 +759,7 @@ pub fn complete_reset<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
-    let AccountView {
-        account,
-        flows: account_flows,
-    } = held;
-    let (Some((record, _, _)), Some(account)) = (reset_of(found), active(account)) else {
+    let (Some((record, _, _)), Some(account)) = (reset_of(found), held.active()) else {
         return Decision::reject(Rejection::WrongStep);
     };
     let now = env.now;
@@ -784,7 +771,7 @@ pub fn complete_reset<R: rand::CryptoRng + ?Sized>(
     updated.otp_failures = 0;
     updated.otp_cooldown_until = None;
     let mut d = Decision::answer(())
-        .writes(Ends::ALL.writes(account_flows, now, Some(&record.value.id)))
+        .writes(Ends::ALL.writes(held.flows, now, Some(&record.value.id)))
         .write(replace_reset(record, checked.state.complete(now)))
         .writes(checked.hits.into_iter().map(Write::Counter))
         .audit(

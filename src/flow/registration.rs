@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::gate::{self, Gate, PasswordCheck};
 use super::step::{NewAccount, Step as Decision, Write};
-use super::throttle::{self, Window};
+use super::throttle::{self, CounterHit, Window};
 use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, deadline};
 use crate::domain::{BirthDate, CardNumber, EmailAddress, KanaName, LoginId, Nickname};
 use crate::error::Rejection;
@@ -705,6 +705,21 @@ pub fn address_mail_window(env: Env<'_>) -> Window {
     }
 }
 
+/// Counts one mail to `to` under [`address_mail_window`]; `Err` when it is throttled
+/// (SEC-13).
+pub(crate) fn address_mail_hit(
+    to: &EmailAddress,
+    mails: Option<&Versioned<Counter>>,
+    env: Env<'_>,
+) -> Result<CounterHit, time::Duration> {
+    throttle::hit(
+        &CounterKey::mails_to(to, env.keys),
+        mails,
+        env.now,
+        address_mail_window(env),
+    )
+}
+
 /// R1 (メールアドレス入力 → 送信する): link 1 for a new address, a notice to the owner of
 /// a registered one. SEC-07: both branches do the same work — draw a link, digest it,
 /// insert a flow, count the mail, send one mail — so neither the answer nor its timing
@@ -719,12 +734,11 @@ pub fn begin<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
-    let now = env.now;
-    let key = CounterKey::mails_to(&email, env.keys);
-    let Ok(hit) = throttle::hit(&key, mails, now, address_mail_window(env)) else {
+    let Ok(hit) = address_mail_hit(&email, mails, env) else {
         return Decision::answer(())
-            .audit(AuditEvent::new(AuditKind::MailThrottled, now).email(email.masked()));
+            .audit(AuditEvent::new(AuditKind::MailThrottled, env.now).email(email.masked()));
     };
+    let now = env.now;
     let (state, token) = start(email.clone(), env, rng);
     let expires_at = state.expires_at;
     let flow_id = FlowId::generate(rng);

@@ -578,25 +578,18 @@ mod tests {
             SmtpMailer::from_url("smtp://127.0.0.1", &p).unwrap_err(),
             SmtpConfigError::SenderAddress
         );
-        let c = SmtpConfig::from_url("smtp://127.0.0.1")
-            .unwrap()
-            .reply_to("nope");
+        let config = |url| SmtpConfig::from_url(url).unwrap();
+        let refused = |c| SmtpMailer::new(c, &profile()).unwrap_err();
         assert_eq!(
-            SmtpMailer::new(c, &profile()).unwrap_err(),
+            refused(config("smtp://127.0.0.1").reply_to("nope")),
             SmtpConfigError::ReplyTo
         );
-        let c = SmtpConfig::from_url("smtp://127.0.0.1")
-            .unwrap()
-            .hello_name("a b");
         assert_eq!(
-            SmtpMailer::new(c, &profile()).unwrap_err(),
+            refused(config("smtp://127.0.0.1").hello_name("a b")),
             SmtpConfigError::HelloName
         );
-        let c = SmtpConfig::from_url("smtps://127.0.0.1")
-            .unwrap()
-            .add_root_certificate_pem("not pem");
         assert_eq!(
-            SmtpMailer::new(c, &profile()).unwrap_err(),
+            refused(config("smtps://127.0.0.1").add_root_certificate_pem("not pem")),
             SmtpConfigError::Certificate
         );
     }

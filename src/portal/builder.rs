@@ -58,9 +58,8 @@ pub struct PortalBuilder {
 
 impl PortalBuilder {
     /// Where flows, accounts and counters live.
-    pub fn store(mut self, store: impl Store + 'static) -> Self {
-        self.store = Some(Arc::new(store));
-        self
+    pub fn store(self, store: impl Store + 'static) -> Self {
+        self.shared_store(Arc::new(store))
     }
 
     /// A store already shared elsewhere.
@@ -70,9 +69,8 @@ impl PortalBuilder {
     }
 
     /// How mail leaves.
-    pub fn mailer(mut self, mailer: impl Mailer + 'static) -> Self {
-        self.mailer = Some(Arc::new(mailer));
-        self
+    pub fn mailer(self, mailer: impl Mailer + 'static) -> Self {
+        self.shared_mailer(Arc::new(mailer))
     }
 
     /// A mailer already shared elsewhere (e.g. a `RecordingMailer` a test reads).
@@ -82,9 +80,8 @@ impl PortalBuilder {
     }
 
     /// The insurer roster.
-    pub fn directory(mut self, directory: impl MemberDirectory + 'static) -> Self {
-        self.directory = Some(Arc::new(directory));
-        self
+    pub fn directory(self, directory: impl MemberDirectory + 'static) -> Self {
+        self.shared_directory(Arc::new(directory))
     }
 
     /// A roster already shared elsewhere.

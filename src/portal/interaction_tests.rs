@@ -404,13 +404,17 @@ async fn link_1_get_and_reuse_write_nothing() {
     );
     let digest = link1.digest(&fixtures::test_keyring());
 
+    // A portal whose store holds only `record` and refuses to commit.
+    let reading = |record| {
+        portal(
+            frozen(digest, record),
+            MockMailer::new(),
+            MockMemberDirectory::new(),
+            &clock,
+        )
+    };
     let fresh = memory.find_flow(&digest).await.unwrap().unwrap();
-    let p = portal(
-        frozen(digest, fresh),
-        MockMailer::new(),
-        MockMemberDirectory::new(),
-        &clock,
-    );
+    let p = reading(fresh);
     assert!(matches!(
         p.inspect_registration_link(&link1).await.unwrap(),
         LinkStatus::Valid { .. }
@@ -418,12 +422,7 @@ async fn link_1_get_and_reuse_write_nothing() {
 
     real.open_registration_link(&link1).await.unwrap();
     let used = memory.find_flow(&digest).await.unwrap().unwrap();
-    let p = portal(
-        frozen(digest, used),
-        MockMailer::new(),
-        MockMemberDirectory::new(),
-        &clock,
-    );
+    let p = reading(used);
     assert_eq!(
         p.inspect_registration_link(&link1).await.unwrap(),
         LinkStatus::Used

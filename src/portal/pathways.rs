@@ -125,155 +125,49 @@ pub struct EntryPoint {
     pub throttles: &'static [Throttle],
 }
 
-const fn ep(
-    method: &'static str,
-    pathway: AuthPathway,
-    caller: Caller,
-    throttles: &'static [Throttle],
-) -> EntryPoint {
-    EntryPoint {
-        method,
-        pathway,
-        caller,
-        throttles,
-    }
+/// Builds the inventory from rows `method: Pathway by Caller, [Throttle, …];`.
+macro_rules! entry_points {
+    ($($method:ident: $pathway:ident by $caller:ident, [$($throttle:ident),*];)*) => {
+        &[$(EntryPoint {
+            method: stringify!($method),
+            pathway: AuthPathway::$pathway,
+            caller: Caller::$caller,
+            throttles: &[$(Throttle::$throttle),*],
+        }),*]
+    };
 }
 
-use AuthPathway as P;
-use Caller as C;
-use Throttle as T;
-
 /// The SEC-47 inventory: every public `Portal` entry point.
-pub const ENTRY_POINTS: &[EntryPoint] = &[
-    ep(
-        "start_registration",
-        P::SelfRegistration,
-        C::Member,
-        &[T::MailPerAddress],
-    ),
-    ep(
-        "inspect_registration_link",
-        P::SelfRegistration,
-        C::Member,
-        &[],
-    ),
-    ep(
-        "open_registration_link",
-        P::SelfRegistration,
-        C::Member,
-        &[T::SingleUseLink],
-    ),
-    ep(
-        "verify_identity",
-        P::SelfRegistration,
-        C::Member,
-        &[T::IdentityPerFlow, T::IdentityPerMember],
-    ),
-    ep(
-        "inspect_verification_link",
-        P::SelfRegistration,
-        C::Member,
-        &[],
-    ),
-    ep(
-        "confirm_auth_key",
-        P::SelfRegistration,
-        C::Member,
-        &[T::SingleUseLink, T::AuthKeyTries],
-    ),
-    ep(
-        "sign_in_with_temporary_password",
-        P::TemporaryCredentials,
-        C::Member,
-        &[T::PasswordFailures],
-    ),
-    ep(
-        "complete_registration",
-        P::SelfRegistration,
-        C::Member,
-        &[T::SingleUseLink],
-    ),
-    ep(
-        "start_login",
-        P::NormalLogin,
-        C::Member,
-        &[T::PasswordFailures, T::OtpMailsPerAccount],
-    ),
-    ep(
-        "verify_otp",
-        P::NormalLogin,
-        C::Member,
-        &[T::OtpPerChallenge, T::OtpPerAccount],
-    ),
-    ep(
-        "resend_otp",
-        P::NormalLogin,
-        C::Member,
-        &[T::OtpResendCooldown, T::OtpMailsPerAccount],
-    ),
-    ep("close_otp_screen", P::NormalLogin, C::Member, &[]),
-    ep("heartbeat_otp_screen", P::NormalLogin, C::Member, &[]),
-    ep("check_security_stamp", P::SessionCheck, C::Host, &[]),
-    ep("account_summary", P::SessionCheck, C::Host, &[]),
-    ep("registration_email", P::SelfRegistration, C::Member, &[]),
-    ep(
-        "request_login_id_reminder",
-        P::LoginIdReminder,
-        C::Member,
-        &[T::MailPerAddress, T::IdentityPerMember],
-    ),
-    ep(
-        "request_password_reset",
-        P::PasswordReset,
-        C::Member,
-        &[T::MailPerAddress],
-    ),
-    ep(
-        "inspect_password_reset_link",
-        P::PasswordReset,
-        C::Member,
-        &[],
-    ),
-    ep(
-        "open_password_reset_link",
-        P::PasswordReset,
-        C::Member,
-        &[T::SingleUseLink],
-    ),
-    ep(
-        "complete_password_reset",
-        P::PasswordReset,
-        C::Member,
-        &[T::IdentityPerFlow, T::IdentityPerMember],
-    ),
-    ep(
-        "change_password",
-        P::PasswordChange,
-        C::Member,
-        &[T::PasswordFailures],
-    ),
-    ep(
-        "change_email",
-        P::EmailChange,
-        C::Member,
-        &[T::ReauthWindow, T::MailPerAddress],
-    ),
-    ep("inspect_email_change_link", P::EmailChange, C::Member, &[]),
-    ep(
-        "confirm_email_change",
-        P::EmailChange,
-        C::Member,
-        &[T::SingleUseLink],
-    ),
-    ep("provision_account", P::InsurerProvisioning, C::Insurer, &[]),
-    ep("disable_account", P::InsurerDisabling, C::Insurer, &[]),
-    ep(
-        "purge_expired",
-        P::Housekeeping,
-        C::Host,
-        &[T::BoundedBatch],
-    ),
-];
+pub const ENTRY_POINTS: &[EntryPoint] = entry_points! {
+    start_registration: SelfRegistration by Member, [MailPerAddress];
+    inspect_registration_link: SelfRegistration by Member, [];
+    open_registration_link: SelfRegistration by Member, [SingleUseLink];
+    verify_identity: SelfRegistration by Member, [IdentityPerFlow, IdentityPerMember];
+    inspect_verification_link: SelfRegistration by Member, [];
+    confirm_auth_key: SelfRegistration by Member, [SingleUseLink, AuthKeyTries];
+    sign_in_with_temporary_password: TemporaryCredentials by Member, [PasswordFailures];
+    complete_registration: SelfRegistration by Member, [SingleUseLink];
+    start_login: NormalLogin by Member, [PasswordFailures, OtpMailsPerAccount];
+    verify_otp: NormalLogin by Member, [OtpPerChallenge, OtpPerAccount];
+    resend_otp: NormalLogin by Member, [OtpResendCooldown, OtpMailsPerAccount];
+    close_otp_screen: NormalLogin by Member, [];
+    heartbeat_otp_screen: NormalLogin by Member, [];
+    check_security_stamp: SessionCheck by Host, [];
+    account_summary: SessionCheck by Host, [];
+    registration_email: SelfRegistration by Member, [];
+    request_login_id_reminder: LoginIdReminder by Member, [MailPerAddress, IdentityPerMember];
+    request_password_reset: PasswordReset by Member, [MailPerAddress];
+    inspect_password_reset_link: PasswordReset by Member, [];
+    open_password_reset_link: PasswordReset by Member, [SingleUseLink];
+    complete_password_reset: PasswordReset by Member, [IdentityPerFlow, IdentityPerMember];
+    change_password: PasswordChange by Member, [PasswordFailures];
+    change_email: EmailChange by Member, [ReauthWindow, MailPerAddress];
+    inspect_email_change_link: EmailChange by Member, [];
+    confirm_email_change: EmailChange by Member, [SingleUseLink];
+    provision_account: InsurerProvisioning by Insurer, [];
+    disable_account: InsurerDisabling by Insurer, [];
+    purge_expired: Housekeeping by Host, [BoundedBatch];
+};
 
 impl Portal {
     /// The SEC-47 inventory: every public entry point, its pathway, caller and

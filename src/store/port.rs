@@ -97,6 +97,8 @@ pub enum AccountLoad {
     By(AccountLookup),
     /// The account the flow the load found belongs to ([`FlowState::account`]); none
     /// when no flow was found or the flow belongs to no account.
+    ///
+    /// [`FlowState::account`]: crate::flow::FlowState::account
     OfFlow,
 }
 

@@ -94,6 +94,15 @@ impl DumpText for crate::store::PostgresStore {
 /// The instant every record of the suite is made at.
 const NOW: OffsetDateTime = datetime!(2026-11-24 09:00 UTC);
 
+/// The flow environment at [`NOW`].
+fn env<'a>(policy: &'a Policy, keys: &'a DigestKeyring) -> Env<'a> {
+    Env {
+        now: NOW,
+        policy,
+        keys,
+    }
+}
+
 fn keyring() -> DigestKeyring {
     DigestKeyring::new(DigestKey::new(1, [7u8; 32]).unwrap_or_else(|_| unreachable!()))
 }
@@ -143,11 +152,7 @@ fn dead_flow(id: FlowId, keys: Vec<TokenDigest>, at: OffsetDateTime) -> FlowReco
 fn login_flow(id: FlowId, account: &AccountId) -> FlowRecord {
     let policy = Policy::default();
     let keys = keyring();
-    let env = Env {
-        now: NOW,
-        policy: &policy,
-        keys: &keys,
-    };
+    let env = env(&policy, &keys);
     let (state, _challenge, _code) = login::issue(account.clone(), env, &mut rand::rng());
     FlowRecord {
         id,
@@ -237,6 +242,15 @@ fn update_account(expected: Version, a: Account) -> Commit {
             account: a,
         }],
         ..Commit::default()
+    }
+}
+
+/// One commit creating a flow, a counter and an account together.
+fn create_all(record: FlowRecord, c: Counter, a: Account) -> Commit {
+    Commit {
+        flows: insert_flow(record).flows,
+        counters: counter_write(None, c).counters,
+        accounts: create_account(a).accounts,
     }
 }
 
@@ -412,11 +426,7 @@ pub async fn find_flow_by_every_lookup_key(store: Arc<dyn Store>) {
     // Real transition R2: link 1 stays (spent), the handle is added.
     let keys = keyring();
     let policy = Policy::default();
-    let env = Env {
-        now: NOW,
-        policy: &policy,
-        keys: &keys,
-    };
+    let env = env(&policy, &keys);
     let (start, link) = registration::start(email("taro@example.jp"), env, &mut rand::rng());
     let reg = flow_id();
     let record = FlowRecord {
@@ -566,20 +576,7 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
     ];
     for (tag, fail, outcome) in cases {
         let (fid, key, a, c) = good(tag);
-        let mut batch = Commit {
-            flows: vec![FlowWrite {
-                expect: Expect::Absent,
-                record: dead_flow(fid.clone(), vec![key], NOW),
-            }],
-            counters: vec![CounterWrite {
-                expect: Expect::Absent,
-                counter: c.clone(),
-            }],
-            accounts: vec![AccountWrite {
-                expect: Expect::Absent,
-                account: a.clone(),
-            }],
-        };
+        let mut batch = create_all(dead_flow(fid, vec![key], NOW), c.clone(), a.clone());
         fail(&mut batch);
         assert_eq!(commit(s, batch).await, outcome, "case {tag}");
         assert!(
@@ -610,20 +607,7 @@ pub async fn commit_is_all_or_nothing(store: Arc<dyn Store>) {
 
     // And the same writes without the failing one go through together.
     let (fid, key, a, c) = good("ok");
-    let batch = Commit {
-        flows: vec![FlowWrite {
-            expect: Expect::Absent,
-            record: dead_flow(fid, vec![key], NOW),
-        }],
-        counters: vec![CounterWrite {
-            expect: Expect::Absent,
-            counter: c.clone(),
-        }],
-        accounts: vec![AccountWrite {
-            expect: Expect::Absent,
-            account: a.clone(),
-        }],
-    };
+    let batch = create_all(dead_flow(fid, vec![key], NOW), c.clone(), a.clone());
     assert_eq!(commit(s, batch).await, CommitOutcome::Committed);
     assert!(find(s, &key).await.is_some());
     assert!(counter_of(s, &c.key).await.is_some());
@@ -1047,39 +1031,21 @@ pub async fn purge_is_bounded_and_only_expired(store: Arc<dyn Store>) {
             CommitOutcome::Committed
         );
     }
-    for i in 0..4 {
+    let put_counter = |key: String, expires_at| async move {
         assert_eq!(
-            commit(
-                s,
-                counter_write(
-                    None,
-                    counter(
-                        &format!("dead-{i}"),
-                        1,
-                        purge_at - time::Duration::seconds(i)
-                    )
-                )
-            )
-            .await,
+            commit(s, counter_write(None, counter(&key, 1, expires_at))).await,
             CommitOutcome::Committed
         );
+    };
+    for i in 0..4 {
+        put_counter(format!("dead-{i}"), purge_at - time::Duration::seconds(i)).await;
     }
     for i in 0..2 {
-        assert_eq!(
-            commit(
-                s,
-                counter_write(
-                    None,
-                    counter(
-                        &format!("live-{i}"),
-                        1,
-                        purge_at + time::Duration::seconds(i + 1)
-                    )
-                )
-            )
-            .await,
-            CommitOutcome::Committed
-        );
+        put_counter(
+            format!("live-{i}"),
+            purge_at + time::Duration::seconds(i + 1),
+        )
+        .await;
     }
     let purge = |limit| async move {
         s.purge_expired(purge_at, limit)
@@ -1121,11 +1087,7 @@ pub async fn no_plaintext_secret_in_store<S: Store + DumpText + ?Sized>(store: A
     use base64::Engine as _;
     let keys = keyring();
     let policy = Policy::default();
-    let env = Env {
-        now: NOW,
-        policy: &policy,
-        keys: &keys,
-    };
+    let env = env(&policy, &keys);
     let (secrets, digests, commit_all) = {
         let mut rng = rand::rng();
         let mut secrets: Vec<String> = Vec::new();
