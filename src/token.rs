@@ -316,6 +316,14 @@ mod sealed {
     pub trait Sealed {}
 }
 
+/// A bearer secret whose keyed digest finds its flow: a mailed link, a flow handle or a
+/// 暗証キー screen's handle. Sealed: only this crate's token types are bearers.
+pub trait Bearer: sealed::Sealed {
+    /// Digests under every accepted key (current first), for lookups during key
+    /// rotation.
+    fn candidates(&self, keys: &DigestKeyring) -> Vec<TokenDigest>;
+}
+
 /// A link mailed to a member (registration links 1 and 2, password reset, e-mail
 /// change): a bearer token whose digest finds its flow. Sealed; one type per purpose,
 /// so a link of one journey cannot be handed to another's step:
@@ -326,10 +334,7 @@ mod sealed {
 /// portal.open_registration_link(reset).await;
 /// # }
 /// ```
-pub trait MailedLink: sealed::Sealed {
-    /// Digests under every accepted key, for lookups during key rotation.
-    fn digest_candidates(&self, keys: &DigestKeyring) -> Vec<TokenDigest>;
-
+pub trait MailedLink: Bearer {
     /// A fresh link and the digest its flow keeps.
     fn issue<R: CryptoRng + ?Sized>(keys: &DigestKeyring, rng: &mut R) -> (Self, TokenDigest)
     where
@@ -339,10 +344,6 @@ pub trait MailedLink: sealed::Sealed {
 macro_rules! mailed_link {
     ($($name:ident),*) => {$(
         impl MailedLink for $name {
-            fn digest_candidates(&self, keys: &DigestKeyring) -> Vec<TokenDigest> {
-                $name::digest_candidates(self, keys)
-            }
-
             fn issue<R: CryptoRng + ?Sized>(keys: &DigestKeyring, rng: &mut R) -> (Self, TokenDigest) {
                 let token = $name::generate(rng);
                 let digest = token.digest(keys);
@@ -440,6 +441,12 @@ macro_rules! bearer_token {
         }
 
         impl sealed::Sealed for $name {}
+
+        impl Bearer for $name {
+            fn candidates(&self, keys: &DigestKeyring) -> Vec<TokenDigest> {
+                self.digest_candidates(keys)
+            }
+        }
 
     };
 }

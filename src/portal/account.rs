@@ -12,19 +12,16 @@
 
 use time::OffsetDateTime;
 
-use rand::rngs::ThreadRng;
-
 use super::Portal;
-use super::driver::{AccountRead, Load, Loaded, Memo};
+use super::driver::{AccountRead, Load, Memo};
 use super::login::Authenticated;
 use crate::domain::{
     EmailAddress, InputError, LoginId, Password, PasswordContext, check_confirmation,
     check_new_password,
 };
 use crate::error::{Error, Rejection};
-use crate::flow::Env;
 use crate::flow::account as account_flow;
-use crate::flow::{AccountView, Decision, LinkStatus};
+use crate::flow::{AccountView, Decision};
 use crate::model::CounterKey;
 use crate::password_hash::PasswordHashString;
 use crate::ports::{Account, AccountId, AccountLookup, MemberId, SecurityStamp};
@@ -156,7 +153,7 @@ impl Portal {
         let hashed: &Memo<PasswordHashString> = &Memo::new();
         let (current, new, confirmation) = (&current, &new, &confirmation);
         let security_stamp = self
-            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            .drive(&load, move |loaded, now| {
                 Box::pin(async move {
                     let env = self.env(now);
                     let account = loaded.account.as_ref();
@@ -167,14 +164,7 @@ impl Portal {
                     self.check_account_password(&a.value, new, confirmation)
                         .await?;
                     let current = self.check_password_hash(account, current, cache).await?;
-                    let new_hash = match hashed.get() {
-                        Some(h) => h,
-                        None => {
-                            let h = self.inner.hasher.hash(new).await?;
-                            hashed.set(h.clone());
-                            h
-                        }
-                    };
+                    let new_hash = self.hash_once(new, hashed).await?;
                     let mut rng = Self::rng();
                     Ok(account_flow::change_password(
                         loaded.view(),
@@ -223,38 +213,26 @@ impl Portal {
             stamp: &fresh_auth.security_stamp,
         };
         let new_email = &new_email;
-        self.decide(
-            &load,
-            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                account_flow::request_email_change(
-                    AccountView {
-                        account: loaded
-                            .account
-                            .as_ref()
-                            .filter(|a| a.value.id == *account_id),
-                        flows: &loaded.account_flows,
-                    },
-                    fresh,
-                    (new_email.clone(), loaded.counter(0)),
-                    &self.inner.urls,
-                    env,
-                    rng,
-                )
-            },
-        )
+        self.decide(&load, |loaded, env, rng| {
+            account_flow::request_email_change(
+                AccountView {
+                    account: loaded
+                        .account
+                        .as_ref()
+                        .filter(|a| a.value.id == *account_id),
+                    flows: &loaded.account_flows,
+                },
+                fresh,
+                (new_email.clone(), loaded.counter(0)),
+                &self.inner.urls,
+                env,
+                rng,
+            )
+        })
         .await?;
         Ok(EmailChangeRequested {
             masked_new_email: new_email.masked(),
         })
-    }
-
-    /// GET of the address-confirmation link: what it would do, consuming nothing (mail
-    /// scanners follow links).
-    pub async fn inspect_email_change_link(
-        &self,
-        token: &EmailChangeLinkToken,
-    ) -> Result<LinkStatus, Error> {
-        self.inspect_link(token).await
     }
 
     /// POST of the address-confirmation link: the new address becomes the account's.
@@ -270,15 +248,12 @@ impl Portal {
         let load = Load {
             account: Some(AccountRead::OfFlow),
             account_flows: true,
-            ..self.flow_load(token.digest_candidates(&self.inner.keys))
+            ..self.flow_load(token)
         };
         let masked_email = self
-            .decide(
-                &load,
-                |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                    account_flow::confirm_email(loaded.found(), loaded.view(), env, rng)
-                },
-            )
+            .decide(&load, |loaded, env, rng| {
+                account_flow::confirm_email(loaded.found(), loaded.view(), env, rng)
+            })
             .await?;
         Ok(EmailChangeConfirmed { masked_email })
     }
@@ -320,12 +295,9 @@ impl Portal {
         };
         let password_hash = &password_hash;
         let issued = self
-            .decide(
-                &load,
-                |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                    account_flow::provision(member, loaded.view(), password_hash.clone(), env, rng)
-                },
-            )
+            .decide(&load, |loaded, env, rng| {
+                account_flow::provision(member, loaded.view(), password_hash.clone(), env, rng)
+            })
             .await?;
         Ok(ProvisionedAccount {
             account_id: issued.account_id,
@@ -346,12 +318,9 @@ impl Portal {
             account_flows: true,
             ..Load::default()
         };
-        self.decide(
-            &load,
-            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                account_flow::disable(loaded.view(), env, rng)
-            },
-        )
+        self.decide(&load, |loaded, env, rng| {
+            account_flow::disable(loaded.view(), env, rng)
+        })
         .await
     }
 

@@ -8,6 +8,7 @@
 //! events, then the answer.
 
 use super::Portal;
+use crate::domain::LoginId;
 use crate::error::{Error, Rejection};
 use crate::flow::step::{Step, Write};
 use std::future::Future;
@@ -23,7 +24,7 @@ use crate::model::{Account, Counter, CounterKey, Expect, Versioned};
 use crate::ports::{
     self, AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite,
 };
-use crate::token::TokenDigest;
+use crate::token::{Bearer, TokenDigest};
 
 /// How often a request re-reads and re-decides after losing a compare-and-set race
 /// before it answers [`Rejection::Busy`].
@@ -68,6 +69,16 @@ pub(super) enum AccountRead {
     By(AccountLookup),
     /// The account the found flow belongs to.
     OfFlow,
+}
+
+impl AccountRead {
+    /// The account a typed login ID names; none when the text cannot be a login ID (it
+    /// then gets the same answer, after the same Argon2 work, as an unknown one).
+    pub(super) fn by_login_id(login_id: &str) -> Option<AccountRead> {
+        LoginId::parse(login_id)
+            .ok()
+            .map(|id| AccountRead::By(AccountLookup::LoginId(id)))
+    }
 }
 
 /// What one step reads before it decides.
@@ -130,10 +141,11 @@ impl Loaded {
 }
 
 impl Portal {
-    /// A load of the flow one of `candidates` finds.
-    pub(super) fn flow_load(&self, candidates: Vec<TokenDigest>) -> Load {
+    /// A load of the flow the member's bearer secret finds (by its digest under every
+    /// accepted key).
+    pub(super) fn flow_load(&self, secret: &impl Bearer) -> Load {
         Load {
-            flow: candidates,
+            flow: secret.candidates(&self.inner.keys),
             ..Load::default()
         }
     }
@@ -194,7 +206,7 @@ impl Portal {
         load: &Load,
         mut decide: impl FnMut(&Loaded, Env<'_>, &mut ThreadRng) -> Step<T>,
     ) -> Result<T, Error> {
-        self.drive(load, move |loaded: Loaded, now: OffsetDateTime| {
+        self.drive(load, move |loaded, now| {
             let step = decide(&loaded, self.env(now), &mut Self::rng());
             Box::pin(std::future::ready(Ok(step)))
         })

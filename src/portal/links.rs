@@ -3,24 +3,90 @@
 //! nothing — mail scanners follow links — before the member's POST opens it.
 
 use super::Portal;
-use super::driver::Load;
 use crate::error::Error;
 use crate::flow::LinkStatus;
-use crate::token::MailedLink;
+
+use super::driver::{AccountRead, Load};
+use crate::flow::{recovery, registration};
+use crate::token::{
+    EmailChangeLinkToken, FlowHandle, MailedLink, PasswordResetLinkToken, RegistrationLinkToken,
+    VerificationLinkToken,
+};
 
 impl Portal {
     /// The GET of a link landing: what `token` would do now. Digests are separated by
     /// purpose, so a link of one kind never finds another kind's flow.
     pub(super) async fn inspect_link<T: MailedLink>(&self, token: &T) -> Result<LinkStatus, Error> {
-        let load = Load {
-            flow: token.digest_candidates(&self.inner.keys),
-            ..Load::default()
-        };
-        let loaded = self.load(&load).await?;
+        let loaded = self.load(&self.flow_load(token)).await?;
         let now = self.now();
         Ok(match loaded.found() {
             Some((found, digest)) => found.value.state.link_status(digest, now),
             None => LinkStatus::Invalid,
         })
+    }
+
+    /// R2, GET of link 1: what the link would do, consuming nothing (mail scanners
+    /// follow links).
+    pub async fn inspect_registration_link(
+        &self,
+        token: &RegistrationLinkToken,
+    ) -> Result<LinkStatus, Error> {
+        self.inspect_link(token).await
+    }
+
+    /// R2, POST of 【本人確認ページへ】: consumes link 1 and binds the flow to this
+    /// browser. Keep the returned handle in the browser (cookie or hidden field).
+    pub async fn open_registration_link(
+        &self,
+        token: &RegistrationLinkToken,
+    ) -> Result<FlowHandle, Error> {
+        let load = self.flow_load(token);
+        self.decide(&load, |loaded, env, rng| {
+            registration::open(loaded.found(), env, rng)
+        })
+        .await
+    }
+
+    /// R4, GET of link 2: what the link would do, consuming nothing.
+    pub async fn inspect_verification_link(
+        &self,
+        token: &VerificationLinkToken,
+    ) -> Result<LinkStatus, Error> {
+        self.inspect_link(token).await
+    }
+
+    /// GET of the reset link: what it would do, consuming nothing (mail scanners follow
+    /// links).
+    pub async fn inspect_password_reset_link(
+        &self,
+        token: &PasswordResetLinkToken,
+    ) -> Result<LinkStatus, Error> {
+        self.inspect_link(token).await
+    }
+
+    /// POST of the reset link: consumes it (single use, SEC-38) and binds the reset to
+    /// this browser. Keep the returned handle in the browser (cookie or hidden field) for
+    /// [`Portal::complete_password_reset`].
+    pub async fn open_password_reset_link(
+        &self,
+        token: &PasswordResetLinkToken,
+    ) -> Result<FlowHandle, Error> {
+        let load = Load {
+            account: Some(AccountRead::OfFlow),
+            ..self.flow_load(token)
+        };
+        self.decide(&load, |loaded, env, rng| {
+            recovery::open_reset(loaded.found(), loaded.account.as_ref(), env, rng)
+        })
+        .await
+    }
+
+    /// GET of the address-confirmation link: what it would do, consuming nothing (mail
+    /// scanners follow links).
+    pub async fn inspect_email_change_link(
+        &self,
+        token: &EmailChangeLinkToken,
+    ) -> Result<LinkStatus, Error> {
+        self.inspect_link(token).await
     }
 }

@@ -2,13 +2,10 @@
 
 use time::OffsetDateTime;
 
-use rand::rngs::ThreadRng;
-
 use super::Portal;
 use super::driver::{AccountRead, Load, Loaded, Memo};
 use crate::domain::{EmailAddress, LoginId, Nickname, Password};
 use crate::error::Error;
-use crate::flow::Env;
 use crate::flow::gate::PasswordCheck;
 use crate::flow::login::{self, OtpConsumed};
 use crate::model::{Counter, CounterKey};
@@ -105,6 +102,21 @@ pub struct AccountSummary {
 }
 
 impl Portal {
+    /// Argon2id of a new password, computed once per request: a retry after a lost race
+    /// reuses the hash in `memo`.
+    pub(super) async fn hash_once(
+        &self,
+        password: &Password,
+        memo: &Memo<PasswordHashString>,
+    ) -> Result<PasswordHashString, Error> {
+        if let Some(hash) = memo.get() {
+            return Ok(hash);
+        }
+        let hash = self.inner.hasher.hash(password).await?;
+        memo.set(hash.clone());
+        Ok(hash)
+    }
+
     /// Runs Argon2 for a login ID and password: against the account's hash, or the dummy
     /// hash when there is no account, so both paths cost the same (SEC-23); and hashes
     /// the password again when the stored hash is below the current parameters (SEC-20).
@@ -152,9 +164,7 @@ impl Portal {
         password: &Password,
     ) -> Result<OtpChallenge, Error> {
         let load = Load {
-            account: LoginId::parse(login_id)
-                .ok()
-                .map(|id| AccountRead::By(AccountLookup::LoginId(id))),
+            account: AccountRead::by_login_id(login_id),
             account_flows: true,
             account_counters: vec![
                 CounterKey::OTP_MAILS_PREFIX,
@@ -164,7 +174,7 @@ impl Portal {
         };
         let cache = &Memo::new();
         let issued = self
-            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            .drive(&load, move |loaded, now| {
                 Box::pin(async move {
                     let env = self.env(now);
                     let account = loaded.account.as_ref();
@@ -189,7 +199,6 @@ impl Portal {
 
     fn challenge_load(&self, challenge: &OtpChallengeId, account: bool) -> Load {
         Load {
-            flow: challenge.digest_candidates(&self.inner.keys),
             account: account.then_some(AccountRead::OfFlow),
             account_counters: if account {
                 vec![
@@ -199,7 +208,7 @@ impl Portal {
             } else {
                 Vec::new()
             },
-            ..Load::default()
+            ..self.flow_load(challenge)
         }
     }
 
@@ -213,7 +222,7 @@ impl Portal {
     ) -> Result<Authenticated, Error> {
         let load = self.challenge_load(challenge, true);
         let (consumed, security_stamp) = self
-            .decide(&load, |loaded: &Loaded, env: Env<'_>, _: &mut ThreadRng| {
+            .decide(&load, |loaded, env, _| {
                 login::verify(
                     loaded.found(),
                     loaded.account.as_ref(),
@@ -231,18 +240,15 @@ impl Portal {
     pub async fn resend_otp(&self, challenge: &OtpChallengeId) -> Result<OtpChallenge, Error> {
         let load = self.challenge_load(challenge, true);
         let resent = self
-            .decide(
-                &load,
-                |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                    login::resend(
-                        loaded.found(),
-                        loaded.account.as_ref(),
-                        otp_mails(loaded),
-                        env,
-                        rng,
-                    )
-                },
-            )
+            .decide(&load, |loaded, env, rng| {
+                login::resend(
+                    loaded.found(),
+                    loaded.account.as_ref(),
+                    otp_mails(loaded),
+                    env,
+                    rng,
+                )
+            })
             .await?;
         Ok(OtpChallenge {
             challenge: challenge.clone(),
@@ -256,10 +262,8 @@ impl Portal {
     /// about unknown challenges.
     pub async fn close_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
         let load = self.challenge_load(challenge, false);
-        self.decide(&load, |loaded: &Loaded, env: Env<'_>, _: &mut ThreadRng| {
-            login::close(loaded.found(), env)
-        })
-        .await
+        self.decide(&load, |loaded, env, _| login::close(loaded.found(), env))
+            .await
     }
 
     /// L3 with a heartbeat policy: the code screen is still open. A challenge whose
@@ -267,7 +271,7 @@ impl Portal {
     /// can send the member back to the login screen.
     pub async fn heartbeat_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
         let load = self.challenge_load(challenge, false);
-        self.decide(&load, |loaded: &Loaded, env: Env<'_>, _: &mut ThreadRng| {
+        self.decide(&load, |loaded, env, _| {
             login::heartbeat(loaded.found(), env)
         })
         .await

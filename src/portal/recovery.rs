@@ -7,22 +7,18 @@
 //! a reset link is used and the reset completes.
 
 use std::borrow::Cow;
-use time::OffsetDateTime;
-
-use rand::rngs::ThreadRng;
 
 use super::Portal;
-use super::driver::{AccountRead, Load, Loaded, Memo};
-use crate::domain::{EmailAddress, InputError, LoginId, Password};
+use super::driver::{AccountRead, Load, Memo};
+use crate::domain::{EmailAddress, InputError, Password};
 use crate::error::{Error, Rejection};
-use crate::flow::Env;
 use crate::flow::recovery::{self, ReminderFacts};
-use crate::flow::{Decision, IdentityClaim, LinkStatus};
+use crate::flow::{Decision, IdentityClaim};
 use crate::lang::Lang;
 use crate::model::{Counter, CounterKey, MemberId, Versioned};
 use crate::password_hash::PasswordHashString;
 use crate::ports::{AccountLookup, MemberRecord};
-use crate::token::{FlowHandle, PasswordResetLinkToken};
+use crate::token::FlowHandle;
 
 /// The answer to a forgotten-ID or forgotten-password request: always the same, so it
 /// says nothing about whether anything matched (SEC-37, SEC-40).
@@ -69,7 +65,7 @@ impl Portal {
         };
         let roster = &Memo::new();
         let (email, identity) = (&email, &identity);
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+        self.drive(&load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 // The roster is read only for a typed claim on an address that has an
@@ -115,13 +111,11 @@ impl Portal {
     /// ID: they can trigger the mail, never see or set a password (SEC-47).
     pub async fn request_password_reset(&self, login_id: &str) -> Result<RecoveryRequested, Error> {
         let load = Load {
-            account: LoginId::parse(login_id)
-                .ok()
-                .map(|id| AccountRead::By(AccountLookup::LoginId(id))),
+            account: AccountRead::by_login_id(login_id),
             account_flows: true,
             ..Load::default()
         };
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+        self.drive(&load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 let mails = match loaded.account.as_ref().and_then(|a| a.value.email.as_ref()) {
@@ -145,35 +139,6 @@ impl Portal {
         })
         .await?;
         Ok(RecoveryRequested)
-    }
-
-    /// GET of the reset link: what it would do, consuming nothing (mail scanners follow
-    /// links).
-    pub async fn inspect_password_reset_link(
-        &self,
-        token: &PasswordResetLinkToken,
-    ) -> Result<LinkStatus, Error> {
-        self.inspect_link(token).await
-    }
-
-    /// POST of the reset link: consumes it (single use, SEC-38) and binds the reset to
-    /// this browser. Keep the returned handle in the browser (cookie or hidden field) for
-    /// [`Portal::complete_password_reset`].
-    pub async fn open_password_reset_link(
-        &self,
-        token: &PasswordResetLinkToken,
-    ) -> Result<FlowHandle, Error> {
-        let load = Load {
-            account: Some(AccountRead::OfFlow),
-            ..self.flow_load(token.digest_candidates(&self.inner.keys))
-        };
-        self.decide(
-            &load,
-            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                recovery::open_reset(loaded.found(), loaded.account.as_ref(), env, rng)
-            },
-        )
-        .await
     }
 
     /// Completes a password reset on the browser that opened the link.
@@ -201,12 +166,12 @@ impl Portal {
         let load = Load {
             account: Some(AccountRead::OfFlow),
             account_flows: true,
-            ..self.flow_load(handle.digest_candidates(&self.inner.keys))
+            ..self.flow_load(handle)
         };
         let roster = &Memo::new();
         let hashed: &Memo<PasswordHashString> = &Memo::new();
         let (claim, new_password, confirmation) = (&claim, &new_password, &confirmation);
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+        self.drive(&load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 let account = loaded.account.as_ref();
@@ -241,14 +206,7 @@ impl Portal {
                     Err(Error::Rejected(r)) => return Ok(checked.refuse(loaded.found(), r)),
                     Err(e) => return Err(e),
                 }
-                let password_hash = match hashed.get() {
-                    Some(h) => h,
-                    None => {
-                        let h = self.inner.hasher.hash(new_password).await?;
-                        hashed.set(h.clone());
-                        h
-                    }
-                };
+                let password_hash = self.hash_once(new_password, hashed).await?;
                 let mut rng = Self::rng();
                 Ok(recovery::complete_reset(
                     loaded.found(),

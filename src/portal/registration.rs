@@ -2,8 +2,6 @@
 
 use time::OffsetDateTime;
 
-use rand::rngs::ThreadRng;
-
 use super::Portal;
 use super::driver::{AccountRead, Load, Loaded, Memo};
 use crate::domain::{
@@ -11,13 +9,12 @@ use crate::domain::{
     Password, PasswordContext, check_new_password,
 };
 use crate::error::{Error, Rejection};
-use crate::flow::Env;
-use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkStatus};
+use crate::flow::registration::{self, ChosenCredentials, IdentityFacts};
 use crate::flow::{AwaitingCredentials, Decision, IdentityClaim, RegistrationState};
 use crate::model::CounterKey;
 use crate::password_hash::Verification;
 use crate::ports::{AccountId, AccountLookup, MemberRecord};
-use crate::token::{AuthKey, FlowHandle, RegistrationLinkToken, VerificationLinkToken};
+use crate::token::{AuthKey, FlowHandle, VerificationLinkToken};
 
 /// The answer to R1 — the same whether or not the address is known (SEC-07). It depends
 /// only on the address as typed: a carrier advisory for docomo/au/SoftBank/Y!mobile
@@ -88,46 +85,18 @@ impl Portal {
             ..Load::default()
         };
         let email = &email;
-        self.decide(
-            &load,
-            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                registration::begin(
-                    email.clone(),
-                    loaded.account.is_some(),
-                    loaded.counter(0),
-                    &self.inner.urls,
-                    env,
-                    rng,
-                )
-            },
-        )
+        self.decide(&load, |loaded, env, rng| {
+            registration::begin(
+                email.clone(),
+                loaded.account.is_some(),
+                loaded.counter(0),
+                &self.inner.urls,
+                env,
+                rng,
+            )
+        })
         .await?;
         Ok(answer)
-    }
-
-    /// R2, GET of link 1: what the link would do, consuming nothing (mail scanners
-    /// follow links).
-    pub async fn inspect_registration_link(
-        &self,
-        token: &RegistrationLinkToken,
-    ) -> Result<LinkStatus, Error> {
-        self.inspect_link(token).await
-    }
-
-    /// R2, POST of 【本人確認ページへ】: consumes link 1 and binds the flow to this
-    /// browser. Keep the returned handle in the browser (cookie or hidden field).
-    pub async fn open_registration_link(
-        &self,
-        token: &RegistrationLinkToken,
-    ) -> Result<FlowHandle, Error> {
-        let load = self.flow_load(token.digest_candidates(&self.inner.keys));
-        self.decide(
-            &load,
-            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                registration::open(loaded.found(), env, rng)
-            },
-        )
-        .await
     }
 
     /// Reads what the member typed on 本人確認 into an [`IdentityClaim`], with the
@@ -162,11 +131,11 @@ impl Portal {
         handle: &FlowHandle,
         claim: IdentityClaim,
     ) -> Result<AuthKeyShown, Error> {
-        let load = self.flow_load(handle.digest_candidates(&self.inner.keys));
+        let load = self.flow_load(handle);
         let roster: &Memo<Option<MemberRecord>> = &Memo::new();
         let claim = &claim;
         let (auth_key, expires_at) = self
-            .drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+            .drive(&load, move |loaded, now| {
                 Box::pin(async move {
                     let env = self.env(now);
                     // The roster is asked only once the handle is known to belong to a live
@@ -232,14 +201,6 @@ impl Portal {
         })
     }
 
-    /// R4, GET of link 2: what the link would do, consuming nothing.
-    pub async fn inspect_verification_link(
-        &self,
-        token: &VerificationLinkToken,
-    ) -> Result<LinkStatus, Error> {
-        self.inspect_link(token).await
-    }
-
     /// R4, POST of 認証: link 2 together with the 認証キー from the R3 screen. Consumes
     /// both and binds the flow to this browser (which may be another device than R3's).
     pub async fn confirm_auth_key(
@@ -247,13 +208,10 @@ impl Portal {
         token: &VerificationLinkToken,
         key: &AuthKey,
     ) -> Result<FlowHandle, Error> {
-        let load = self.flow_load(token.digest_candidates(&self.inner.keys));
-        self.decide(
-            &load,
-            |loaded: &Loaded, env: Env<'_>, rng: &mut ThreadRng| {
-                registration::confirm_key(loaded.found(), key, env, rng)
-            },
-        )
+        let load = self.flow_load(token);
+        self.decide(&load, |loaded, env, rng| {
+            registration::confirm_key(loaded.found(), key, env, rng)
+        })
         .await
     }
 
@@ -267,13 +225,11 @@ impl Portal {
         password: &Password,
     ) -> Result<FlowHandle, Error> {
         let load = Load {
-            account: LoginId::parse(login_id)
-                .ok()
-                .map(|id| AccountRead::By(AccountLookup::LoginId(id))),
-            ..self.flow_load(handle.digest_candidates(&self.inner.keys))
+            account: AccountRead::by_login_id(login_id),
+            ..self.flow_load(handle)
         };
         let cache = &Memo::new();
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+        self.drive(&load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 // A handle that is not at the identity step costs no Argon2 work.
@@ -299,7 +255,7 @@ impl Portal {
     /// a handle at that step (after R4 or R2') can read it; any other handle is
     /// [`Rejection::WrongStep`], an expired step [`Rejection::Expired`].
     pub async fn registration_email(&self, handle: &FlowHandle) -> Result<EmailAddress, Error> {
-        let load = self.flow_load(handle.digest_candidates(&self.inner.keys));
+        let load = self.flow_load(handle);
         let loaded = self.load(&load).await?;
         match registration::credentials_gate::<()>(loaded.found(), self.now()) {
             Ok(ready) => Ok(ready.email.clone()),
@@ -316,10 +272,10 @@ impl Portal {
         handle: &FlowHandle,
         credentials: NewCredentials,
     ) -> Result<Registered, Error> {
-        let load = self.flow_load(handle.digest_candidates(&self.inner.keys));
+        let load = self.flow_load(handle);
         let hashed = &Memo::new();
         let credentials = &credentials;
-        self.drive(&load, move |loaded: Loaded, now: OffsetDateTime| {
+        self.drive(&load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 let ready = match registration::credentials_gate(loaded.found(), env.now) {
@@ -377,14 +333,7 @@ impl Portal {
                         found
                     }
                 };
-                let password_hash = match hashed.get() {
-                    Some(h) => h,
-                    None => {
-                        let h = self.inner.hasher.hash(&credentials.password).await?;
-                        hashed.set(h.clone());
-                        h
-                    }
-                };
+                let password_hash = self.hash_once(&credentials.password, hashed).await?;
                 let chosen = ChosenCredentials {
                     login_id,
                     nickname,
