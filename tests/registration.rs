@@ -641,6 +641,54 @@ async fn sec_09_identity_brute_force_across_new_flows_blocks_the_member() {
     f.register(TARO, CARD, BIRTH, "taro-sakura").await;
 }
 
+/// DOM-13: a birth date after today (2090 for 1990, 令和99年) is a field error the member
+/// can fix, not a failed identity check that spends a try.
+#[tokio::test]
+async fn dom_13_future_birth_dates_are_refused_as_typos() {
+    let f = fixture();
+    for typed in ["2090-04-12", "令和99年1月1日"] {
+        let r = f.portal.identity_claim(CARD, typed, None).unwrap_err();
+        assert_eq!(r.code(), "birth_date.in_future", "{typed}");
+        assert!(
+            r.message(kenpo_auth::Lang::Ja).contains("未来の日付"),
+            "{typed}"
+        );
+    }
+    assert!(f.portal.identity_claim(CARD, BIRTH, None).is_ok());
+}
+
+/// SEC-13: rotating the digest key does not give an address a fresh mail allowance. The
+/// per-address counter written under the previous key still counts while that key is
+/// accepted (before, the counter's name changed with the key and the count restarted).
+#[tokio::test]
+async fn sec_13_key_rotation_keeps_the_per_address_mail_count() {
+    let f = fixture();
+    let cap = f.portal.policy().mails_per_address_per_hour;
+    let target = "flooded@example.com";
+    for _ in 0..cap {
+        f.portal.start_registration(target).await.unwrap();
+        f.after_mail_interval();
+    }
+    let sent = f.kinds_to(target).len();
+    assert_eq!(sent, cap as usize);
+    // The same deployment after a key rotation: new current key, the old one previous.
+    let rotated = fixtures::portal_builder()
+        .secret_key(2, [9u8; 32])
+        .previous_secret_key(fixtures::SECRET_KEY_ID, fixtures::SECRET_KEY)
+        .store(f.store.clone())
+        .shared_mailer(Arc::new(f.mailer.clone()))
+        .directory(f.directory.clone())
+        .clock(Arc::new(f.clock.clone()))
+        .build()
+        .unwrap();
+    rotated.start_registration(target).await.unwrap();
+    assert_eq!(f.kinds_to(target).len(), sent, "the hourly cap still holds");
+    // After the hour the address gets mail again, counted under the new key.
+    f.clock.advance(Duration::hours(1));
+    rotated.start_registration(target).await.unwrap();
+    assert_eq!(f.kinds_to(target).len(), sent + 1);
+}
+
 /// SEC-09: once a member's budget is spent, a card number on the roster and one that is
 /// not get the same answer, so ten checks do not reveal whether a 記号-番号-枝番 exists.
 #[tokio::test]

@@ -35,6 +35,10 @@ pub enum BirthDateError {
     /// Before 1900-01-01.
     #[error("date of birth is before 1900")]
     TooEarly,
+    /// After today (DOM-13): a typo such as 2090 for 1990, told as a field error rather
+    /// than a failed identity check.
+    #[error("date of birth is in the future")]
+    InFuture,
 }
 
 impl BirthDateError {
@@ -46,6 +50,7 @@ impl BirthDateError {
             Self::InvalidDate => "birth_date.invalid_date",
             Self::EraRange => "birth_date.era_range",
             Self::TooEarly => "birth_date.too_early",
+            Self::InFuture => "birth_date.in_future",
         }
     }
 
@@ -73,6 +78,10 @@ impl BirthDateError {
             }
             Self::TooEarly if en => "Please enter a date of birth from 1900 onwards.",
             Self::TooEarly => "1900年以降の生年月日を入力してください。",
+            Self::InFuture if en => {
+                "This date is in the future. Please check your date of birth (e.g. the year)."
+            }
+            Self::InFuture => "未来の日付です。生年月日（特に年）をご確認ください。",
         })
     }
 }
@@ -345,6 +354,16 @@ impl BirthDate {
             return Err(BirthDateError::TooEarly);
         }
         Ok(Self(date))
+    }
+
+    /// DOM-13: the date as long as it is not after `today` (the member's today, in
+    /// Japan): a birth date in the future is a typo, told as such.
+    pub fn not_after(self, today: Date) -> Result<Self, BirthDateError> {
+        if self.0 > today {
+            Err(BirthDateError::InFuture)
+        } else {
+            Ok(self)
+        }
     }
 
     /// Wraps an already validated date (e.g. from an insurer roster), applying the 1900 floor.

@@ -67,7 +67,8 @@ impl LoginId {
             return Err(LoginIdError::TooLong);
         }
         let normalised: String = input.nfkc().collect();
-        let trimmed = normalised.trim();
+        // DOM-4: a pasted ID keeps no zero-width characters at its ends either.
+        let trimmed = super::normalize::trim(&normalised);
         if !trimmed.chars().all(is_allowed_char) {
             return Err(LoginIdError::InvalidChar);
         }
@@ -273,6 +274,22 @@ mod tests {
             let id = LoginId::parse(input).unwrap();
             assert_eq!(id.as_str(), canonical, "{input}");
             assert_eq!(id.to_string(), canonical);
+        }
+    }
+
+    // DOM-4: an ID pasted with a zero-width space or a BOM at either end is the ID.
+    #[test]
+    fn dom_04_zero_width_characters_at_the_ends_are_trimmed() {
+        for pasted in [
+            "taro-sakura\u{200B}",
+            "\u{FEFF}taro-sakura",
+            "\u{2060}taro-sakura\u{200D} ",
+        ] {
+            assert_eq!(
+                LoginId::parse(pasted).unwrap().as_str(),
+                "taro-sakura",
+                "{pasted:?}"
+            );
         }
     }
 

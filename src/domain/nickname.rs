@@ -51,7 +51,8 @@ impl Nickname {
         let normalised: String = input.nfkc().collect();
         let mut out = String::with_capacity(normalised.len());
         let mut prev: Option<char> = None;
-        for c in normalised.trim().chars() {
+        // DOM-4: zero-width characters at the ends go too.
+        for c in super::normalize::trim(&normalised).chars() {
             if c == ' ' {
                 if prev != Some(' ') {
                     out.push(' ');
@@ -237,6 +238,13 @@ mod tests {
             assert_eq!(n.as_str(), canonical, "{input:?}");
             assert_eq!(n.to_string(), canonical);
         }
+    }
+
+    // DOM-4: a nickname pasted with a zero-width space or a BOM at either end.
+    #[test]
+    fn dom_04_zero_width_characters_at_the_ends_are_trimmed() {
+        let n = Nickname::parse("\u{FEFF}さくら\u{200B}").unwrap();
+        assert_eq!(n.as_str(), "さくら");
     }
 
     #[test]

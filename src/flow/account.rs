@@ -224,7 +224,7 @@ pub struct FreshLogin<'a> {
 pub fn request_email_change<R: rand::CryptoRng + ?Sized>(
     held: AccountView<'_>,
     fresh: FreshLogin<'_>,
-    (new_email, mails): (EmailAddress, Option<&Versioned<Counter>>),
+    (new_email, mails): (EmailAddress, &[Option<Versioned<Counter>>]),
     urls: &Urls,
     env: Env<'_>,
     rng: &mut R,

@@ -486,7 +486,7 @@ pub struct ReminderFacts<'a> {
     /// Its roster entry.
     pub record: Option<&'a MemberRecord>,
     /// Mails to the typed address (SEC-13).
-    pub mails: Option<&'a Versioned<Counter>>,
+    pub mails: &'a [Option<Versioned<Counter>>],
 }
 
 /// ログインIDを忘れた方: the login ID goes to the registered address when the address
@@ -559,7 +559,7 @@ pub fn remind_login_id(
 /// the account itself is not touched (SEC-37).
 pub fn request_reset<R: rand::CryptoRng + ?Sized>(
     held: AccountView<'_>,
-    mails: Option<&Versioned<Counter>>,
+    mails: &[Option<Versioned<Counter>>],
     urls: &Urls,
     env: Env<'_>,
     rng: &mut R,

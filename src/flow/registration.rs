@@ -709,10 +709,10 @@ pub fn address_mail_window(env: Env<'_>) -> Window {
 /// (SEC-13).
 pub(crate) fn address_mail_hit(
     to: &EmailAddress,
-    mails: Option<&Versioned<Counter>>,
+    mails: &[Option<Versioned<Counter>>],
     env: Env<'_>,
 ) -> Result<CounterHit, time::Duration> {
-    throttle::hit(
+    throttle::hit_across(
         &CounterKey::mails_to(to, env.keys),
         mails,
         env.now,
@@ -729,7 +729,7 @@ pub(crate) fn address_mail_hit(
 pub fn begin<R: rand::CryptoRng + ?Sized>(
     email: EmailAddress,
     registered: bool,
-    mails: Option<&Versioned<Counter>>,
+    mails: &[Option<Versioned<Counter>>],
     urls: &Urls,
     env: Env<'_>,
     rng: &mut R,

@@ -74,6 +74,39 @@ pub fn hit(
     })
 }
 
+/// [`hit`] for a counter that may also have been kept under earlier names — after a
+/// digest-key rotation the same subject's counter has a new key. `counters` holds the
+/// counter under `key` first, then those under the earlier names: their events in the
+/// current window still count and their last event still spaces the next, but only the
+/// counter under `key` is written.
+pub fn hit_across(
+    key: &CounterKey,
+    counters: &[Option<Versioned<Counter>>],
+    now: OffsetDateTime,
+    rule: Window,
+) -> Result<CounterHit, Duration> {
+    let current = counters.first().and_then(Option::as_ref);
+    let mut merged: Option<Versioned<Counter>> = current.cloned();
+    for earlier in counters.iter().skip(1).flatten() {
+        let live = now < earlier.value.window_start.saturating_add(rule.span);
+        merged = Some(match merged {
+            None => earlier.clone(),
+            Some(mut m) => {
+                if live {
+                    m.value.count = m.value.count.saturating_add(earlier.value.count);
+                    m.value.window_start = m.value.window_start.min(earlier.value.window_start);
+                }
+                m.value.last_at = m.value.last_at.max(earlier.value.last_at);
+                m
+            }
+        });
+    }
+    let mut written = hit(key, merged.as_ref(), now, rule)?;
+    written.expect = Expect::of(current);
+    written.counter.key = key.render();
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

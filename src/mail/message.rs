@@ -2,6 +2,8 @@
 //! so hosts can override wording and tests can read links and codes from the typed
 //! message instead of scraping text.
 
+use std::fmt;
+
 use time::OffsetDateTime;
 
 use crate::domain::EmailAddress;
@@ -12,8 +14,9 @@ use crate::token::{
 };
 
 /// A link in a mail: the full URL (built from the configured base URL only, SEC-39) and
-/// the typed token inside it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// the typed token inside it. Its `Debug` shows the URL without its query (the token),
+/// so a logged mail carries no bearer secret (SEC-04).
+#[derive(Clone, PartialEq, Eq)]
 pub struct MailLink<T> {
     /// The URL to print in the mail.
     pub url: String,
@@ -21,6 +24,17 @@ pub struct MailLink<T> {
     pub token: T,
     /// When the link stops working.
     pub expires_at: OffsetDateTime,
+}
+
+impl<T: fmt::Debug> fmt::Debug for MailLink<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let without_query = self.url.split('?').next().unwrap_or_default();
+        f.debug_struct("MailLink")
+            .field("url", &format_args!("{without_query}?[redacted]"))
+            .field("token", &self.token)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// The content of one mail, without its wording.
@@ -103,13 +117,26 @@ impl MailMessage {
     }
 }
 
-/// Subject and text body, ready to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Subject and text body, ready to send. Its `Debug` shows the subject and only the
+/// body's length: the body holds the link or the 暗証キー (SEC-04).
+#[derive(Clone, PartialEq, Eq)]
 pub struct RenderedMail {
     /// Subject line (UTF-8; the transport encodes it).
     pub subject: String,
     /// Plain-text body (UTF-8).
     pub body: String,
+}
+
+impl fmt::Debug for RenderedMail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RenderedMail")
+            .field("subject", &self.subject)
+            .field(
+                "body",
+                &format_args!("[redacted, {} chars]", self.body.chars().count()),
+            )
+            .finish()
+    }
 }
 
 /// One mail to send: recipient, typed content and its rendering.

@@ -86,10 +86,12 @@ impl OutboxMailer {
         let text = eml(mail, &self.profile, now, &format!("{id_stamp}.{unique}"));
         let path = self.dir.join(&name);
         let tmp = self.dir.join(format!(".{name}.tmp"));
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        // The mail holds a link or a 暗証キー: readable by the portal's user only (SEC-04).
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
         let written = file
             .write_all(text.as_bytes())
             .and_then(|()| file.sync_all())
@@ -418,6 +420,51 @@ mod tests {
             .map(|e| parse(&fs::read_to_string(e.unwrap().path()).unwrap()).0["Message-ID"].clone())
             .collect();
         assert_eq!(ids.len(), 3);
+    }
+
+    /// SEC-04: a mail holds its 暗証キー or link, so its file is readable by the portal's
+    /// own user only.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn sec_04_eml_files_are_private_to_the_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = TempDir::new();
+        let outbox = OutboxMailer::new(&tmp.0, profile()).unwrap();
+        outbox.send(&otp_mail()).await.unwrap();
+        for entry in fs::read_dir(outbox.dir()).unwrap() {
+            let mode = entry.unwrap().metadata().unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "mode {mode:o}");
+        }
+    }
+
+    /// SEC-04: `Debug` of a mail — what a host logs when a send fails — shows neither
+    /// the 暗証キー nor a link's token.
+    #[test]
+    fn sec_04_debug_of_a_mail_holds_no_secret() {
+        let otp = otp_mail();
+        let MailMessage::LoginOtp { code, .. } = &otp.message else {
+            panic!("an OTP mail");
+        };
+        let text = format!("{otp:?}");
+        assert!(!text.contains(code.expose_secret()), "{text}");
+        assert!(otp.rendered.body.contains(code.expose_secret()));
+
+        let token = crate::token::RegistrationLinkToken::generate(&mut rand::rng());
+        let link = crate::mail::MailLink {
+            url: profile().link("/registration/link", token.expose_secret()),
+            token: token.clone(),
+            expires_at: datetime!(2026-11-24 09:30 UTC),
+        };
+        let message = MailMessage::RegistrationLink(link);
+        let mail = OutgoingMail {
+            to: EmailAddress::parse("sakura.taro@example.jp").unwrap(),
+            lang: Lang::Ja,
+            rendered: render::render(&message, &profile(), Lang::Ja),
+            message,
+        };
+        let text = format!("{mail:?}");
+        assert!(!text.contains(token.expose_secret()), "{text}");
+        assert!(text.contains("/registration/link?[redacted]"), "{text}");
     }
 
     /// RFC 2047 §2, §5: long Japanese subjects become several words of at most 75

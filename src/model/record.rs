@@ -110,6 +110,23 @@ impl CounterKey {
         CounterKey::MailsToAddress(d.to_hex())
     }
 
+    /// [`CounterKey::mails_to`] under every key the keyring accepts, current first: during
+    /// a digest-key rotation the counter written under the previous key still counts
+    /// (SEC-13), so a rotation does not give every address a fresh allowance.
+    pub fn mails_to_all(
+        email: &crate::domain::EmailAddress,
+        keys: &crate::token::DigestKeyring,
+    ) -> Vec<Self> {
+        keys.candidates(
+            crate::token::Purpose::FlowHandle,
+            b"mail-throttle",
+            email.canonical().as_bytes(),
+        )
+        .into_iter()
+        .map(|d| CounterKey::MailsToAddress(d.to_hex()))
+        .collect()
+    }
+
     /// The key as stored.
     pub fn render(&self) -> String {
         match self {

@@ -205,7 +205,7 @@ impl Portal {
         let load = Load {
             account: Some(AccountRead::By(AccountLookup::Id(account_id.clone()))),
             account_flows: true,
-            counters: vec![CounterKey::mails_to(&new_email, &self.inner.keys)],
+            counters: CounterKey::mails_to_all(&new_email, &self.inner.keys),
             ..Load::default()
         };
         let fresh = account_flow::FreshLogin {
@@ -223,7 +223,7 @@ impl Portal {
                     flows: &loaded.account_flows,
                 },
                 fresh,
-                (new_email.clone(), loaded.counter(0)),
+                (new_email.clone(), &loaded.counters),
                 &self.inner.urls,
                 env,
                 rng,

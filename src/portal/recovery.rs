@@ -60,7 +60,7 @@ impl Portal {
             .map_err(Rejection::from)?;
         let load = Load {
             account: Some(AccountRead::By(AccountLookup::Email(email.clone()))),
-            counters: vec![CounterKey::mails_to(&email, &self.inner.keys)],
+            counters: CounterKey::mails_to_all(&email, &self.inner.keys),
             ..Load::default()
         };
         let roster = &Memo::new();
@@ -87,7 +87,7 @@ impl Portal {
                 let facts = ReminderFacts {
                     account: loaded.account.as_ref(),
                     record: record.as_ref(),
-                    mails: loaded.counter(0),
+                    mails: &loaded.counters,
                 };
                 Ok(recovery::remind_login_id(
                     email,
@@ -118,19 +118,23 @@ impl Portal {
         self.drive(&load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
+                // The mail counter is keyed by the address the account names.
                 let mails = match loaded.account.as_ref().and_then(|a| a.value.email.as_ref()) {
                     Some(e) => {
-                        self.inner
-                            .store
-                            .load_counter(&CounterKey::mails_to(e, &self.inner.keys).render())
-                            .await?
+                        let counters = CounterKey::mails_to_all(e, &self.inner.keys);
+                        self.load(&Load {
+                            counters,
+                            ..Load::default()
+                        })
+                        .await?
+                        .counters
                     }
-                    None => None,
+                    None => Vec::new(),
                 };
                 let mut rng = Self::rng();
                 Ok(recovery::request_reset(
                     loaded.view(),
-                    mails.as_ref(),
+                    &mails,
                     &self.inner.urls,
                     env,
                     &mut rng,

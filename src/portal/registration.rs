@@ -81,7 +81,7 @@ impl Portal {
         };
         let load = Load {
             account: Some(AccountRead::By(AccountLookup::Email(email.clone()))),
-            counters: vec![CounterKey::mails_to(&email, &self.inner.keys)],
+            counters: CounterKey::mails_to_all(&email, &self.inner.keys),
             ..Load::default()
         };
         let email = &email;
@@ -89,7 +89,7 @@ impl Portal {
             registration::begin(
                 email.clone(),
                 loaded.account.is_some(),
-                loaded.counter(0),
+                &loaded.counters,
                 &self.inner.urls,
                 env,
                 rng,
@@ -101,7 +101,8 @@ impl Portal {
 
     /// Reads what the member typed on 本人確認 into an [`IdentityClaim`], with the
     /// insurer's own 記号・番号 format (DOM-8): full-width digits and hyphen look-alikes
-    /// are folded, and anything unreadable is a [`Rejection`] with its Japanese message.
+    /// are folded, and anything unreadable — or a birth date after today (DOM-13) — is a
+    /// [`Rejection`] with its Japanese message.
     pub fn identity_claim(
         &self,
         card_number: &str,
@@ -110,7 +111,9 @@ impl Portal {
     ) -> Result<IdentityClaim, Rejection> {
         let card_number =
             CardNumber::parse_with(card_number, &self.inner.profile.card_number_format)?;
-        let birth_date = BirthDate::parse(birth_date)?;
+        // DOM-13: a birth date after today (in Japan, UTC+9) is a typo, said as one.
+        let today = self.now().to_offset(time::macros::offset!(+9)).date();
+        let birth_date = BirthDate::parse(birth_date)?.not_after(today)?;
         let kana_name = match kana_name.map(str::trim) {
             None | Some("") => None,
             Some(k) => Some(KanaName::parse(k)?),
