@@ -229,25 +229,25 @@ fn verify_otp(c: &mut Criterion) {
                 .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {url}: {e:?}"));
             store.migrate().await.expect("migrate");
             store
-                .pool()
+                .danger_pool()
                 .execute("TRUNCATE kenpo_flows, kenpo_flow_keys, kenpo_accounts, kenpo_counters")
                 .await
                 .expect("truncate");
             (store.clone(), fixture(Arc::new(store)).await)
         });
         bench_store(c, &rt, name, &f);
-        rt.block_on(store.pool().close());
+        rt.block_on(store.danger_pool().close());
     }
     rt.block_on(async {
         let store = PostgresStore::connect(&url).await.expect("connect");
         store
-            .pool()
+            .danger_pool()
             .execute(sqlx::AssertSqlSafe(format!(
                 "DROP SCHEMA \"{schema}\" CASCADE"
             )))
             .await
             .expect("drop schema");
-        store.pool().close().await;
+        store.danger_pool().close().await;
     });
 }
 

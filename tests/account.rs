@@ -413,7 +413,10 @@ async fn provisioned_member_completes_through_r2_prime() {
     assert!(matches!(stored.status, AccountStatus::Provisioned { .. }));
     let temp = issued.temporary_password.expose_secret().to_owned();
     let login_id = issued.login_id.as_str().to_owned();
-    assert!(!f.store.dump().contains(&temp), "stored only as a hash");
+    assert!(
+        !f.store.danger_dump().contains(&temp),
+        "stored only as a hash"
+    );
     // SEC-41: the temporary password is no login.
     assert_eq!(
         rejection(
@@ -443,7 +446,7 @@ async fn provisioned_member_completes_through_r2_prime() {
     let a = f.account(&issued.account_id);
     assert_eq!(a.status, AccountStatus::Active);
     assert_eq!(a.email, Some(addr(ICHIRO)));
-    assert_eq!(f.store.accounts().len(), 1);
+    assert_eq!(f.store.danger_accounts().len(), 1);
     f.login("ichiro-sakura", PASSWORD, ICHIRO).await;
     // The letter's login ID and temporary password are dead now.
     assert_eq!(
@@ -516,7 +519,7 @@ async fn sec_41_reissue_revokes_the_old_temporary_password() {
         first.temporary_password.expose_secret()
     );
     assert_eq!(second.expires_at, f.now() + Duration::days(21));
-    assert_eq!(f.store.accounts().len(), 1);
+    assert_eq!(f.store.danger_accounts().len(), 1);
     // …and can no longer finish there.
     let r = f
         .portal
@@ -572,7 +575,7 @@ async fn sec_41_provisioning_refuses_registered_and_unknown_members() {
         .await
         .unwrap_err();
     assert_eq!(rejection(r).code(), "member.unknown");
-    assert_eq!(f.store.accounts().len(), 1);
+    assert_eq!(f.store.danger_accounts().len(), 1);
 }
 
 #[tokio::test]
@@ -979,7 +982,7 @@ fn sec_47_every_entry_point_is_inventoried() {
 async fn sec_47_the_admin_api_cannot_set_or_see_a_password() {
     // No default accounts.
     let f = fixture();
-    assert!(f.store.accounts().is_empty());
+    assert!(f.store.danger_accounts().is_empty());
     let methods = public_async_methods();
     let insurer: Vec<_> = Portal::pathways()
         .iter()

@@ -469,7 +469,7 @@ async fn sec_24_password_failures_follow_the_throttle_schedule() {
     f.clock.advance(Duration::seconds(1));
     // A success resets the count.
     f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    let acc = &f.store.accounts()[0];
+    let acc = &f.store.danger_accounts()[0];
     assert_eq!(acc.password_failures, 0);
 }
 
@@ -493,13 +493,13 @@ async fn sec_24_after_the_cap_even_the_right_password_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(rejection(r), Rejection::LoginFailed);
-    assert_eq!(f.store.accounts()[0].password_failures, 7);
+    assert_eq!(f.store.danger_accounts()[0].password_failures, 7);
 }
 
 #[tokio::test]
 async fn sec_20_old_hash_is_upgraded_after_a_good_login() {
     let f = registered().await;
-    let before = f.store.accounts()[0].password_hash.clone();
+    let before = f.store.danger_accounts()[0].password_hash.clone();
     assert!(before.as_str().contains("m=8,"));
     // The insurer raises the cost: a new portal over the same store.
     let mut policy = danger_test_minimum_policy();
@@ -518,7 +518,7 @@ async fn sec_20_old_hash_is_upgraded_after_a_good_login() {
         .build()
         .unwrap();
     portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    let after: PasswordHashString = f.store.accounts()[0].password_hash.clone();
+    let after: PasswordHashString = f.store.danger_accounts()[0].password_hash.clone();
     assert!(after.as_str().contains("m=64,t=2,p=1"), "{after:?}");
     assert_ne!(before, after);
 }
@@ -527,7 +527,7 @@ async fn sec_20_old_hash_is_upgraded_after_a_good_login() {
 async fn sec_04_no_otp_reaches_the_store() {
     let f = registered().await;
     let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    let dump = f.store.dump();
+    let dump = f.store.danger_dump();
     assert!(!dump.contains(f.otp(TARO).expose_secret()));
     assert!(!dump.contains(ch.challenge.expose_secret()));
     assert!(!dump.contains(PASSWORD));

@@ -270,7 +270,7 @@ fn round_trips_per_call() {
             );
             assert!(loaded.account_counters.iter().all(Option::is_some));
 
-            store.pool().close().await;
+            store.danger_pool().close().await;
         })
     });
 }

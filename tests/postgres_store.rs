@@ -120,8 +120,8 @@ async fn two_portals_share_one_database() {
         "the right code no longer works: {late:?}"
     );
 
-    store_a.pool().close().await;
-    store_b.pool().close().await;
+    store_a.danger_pool().close().await;
+    store_b.danger_pool().close().await;
 }
 
 /// Terminates every backend of the pools whose connections carry `application_name`,
@@ -211,7 +211,7 @@ async fn lost_connections_fail_one_step_and_write_nothing() {
         .expect("find_account")
         .expect("account");
     assert_eq!(ok.account_id, account.value.id);
-    store.pool().close().await;
+    store.danger_pool().close().await;
 }
 
 /// The connection dies inside R5's transaction, after the flow row was updated and
@@ -229,7 +229,7 @@ async fn connection_lost_inside_a_commit_leaves_no_half_made_account() {
 
     // A trigger that kills its own backend when an account row is inserted.
     store
-        .pool()
+        .danger_pool()
         .execute(
             "CREATE FUNCTION kenpo_test_die() RETURNS trigger LANGUAGE plpgsql AS $$ \
              BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); \
@@ -258,13 +258,13 @@ async fn connection_lost_inside_a_commit_leaves_no_half_made_account() {
         "no half-made account"
     );
     let (accounts,): (i64,) = sqlx::query_as("SELECT count(*) FROM kenpo_accounts")
-        .fetch_one(store.pool())
+        .fetch_one(store.danger_pool())
         .await
         .expect("count");
     assert_eq!(accounts, 0);
 
     store
-        .pool()
+        .danger_pool()
         .execute("DROP TRIGGER kenpo_test_die ON kenpo_accounts")
         .await
         .expect("drop trigger");
@@ -289,7 +289,7 @@ async fn connection_lost_inside_a_commit_leaves_no_half_made_account() {
         )),
         "the registration flow completed with the account"
     );
-    store.pool().close().await;
+    store.danger_pool().close().await;
 }
 
 /// `connect` (without a schema) reaches the server, and `migrate` is idempotent.
@@ -299,13 +299,13 @@ async fn migrate_is_idempotent() {
     let store = store_in(&schema.0, &url()).await;
     store.migrate().await.expect("second migrate is a no-op");
     let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM kenpo_auth_migrations")
-        .fetch_one(store.pool())
+        .fetch_one(store.danger_pool())
         .await
         .expect("migrations table");
     assert_eq!(n, 2, "one row per embedded migration");
     let plain = PostgresStore::connect(&url()).await.expect("connect");
-    plain.pool().close().await;
-    store.pool().close().await;
+    plain.danger_pool().close().await;
+    store.danger_pool().close().await;
 }
 
 // ---------------------------------------------------------------------------------------

@@ -318,7 +318,7 @@ async fn sec_37_reset_request_answers_identically_for_every_login_id() {
         .provision_account(&MemberId::new("M003"))
         .await
         .unwrap();
-    let accounts_before = f.store.accounts();
+    let accounts_before = f.store.danger_accounts();
     let mails_before = f.mailer.count();
     let cases = [
         ("unknown", "nobody-here".to_owned()),
@@ -339,7 +339,7 @@ async fn sec_37_reset_request_answers_identically_for_every_login_id() {
     // Only the known active account got a link; no account changed (SEC-37).
     assert_eq!(f.mailer.count(), mails_before + 1);
     assert_eq!(f.reset_link(TARO).expose_secret().len(), 43);
-    let mut after = f.store.accounts();
+    let mut after = f.store.danger_accounts();
     let mut before = accounts_before;
     after.sort_by(|a, b| a.id.cmp(&b.id));
     before.sort_by(|a, b| a.id.cmp(&b.id));

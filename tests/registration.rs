@@ -93,7 +93,7 @@ async fn member_registers_through_every_seed_screen() {
         .complete_registration(&handle, credentials("taro-sakura", PASSWORD))
         .await
         .unwrap();
-    let accounts = f.store.accounts();
+    let accounts = f.store.danger_accounts();
     assert_eq!(accounts.len(), 1);
     assert_eq!(accounts[0].id, registered.account_id);
     assert_eq!(accounts[0].login_id.as_str(), "taro-sakura");
@@ -367,7 +367,7 @@ async fn credentials_step_lives_thirty_minutes() {
             result.unwrap();
         } else {
             assert_eq!(rejection(result.unwrap_err()), Rejection::Expired);
-            assert!(f.store.accounts().is_empty());
+            assert!(f.store.danger_accounts().is_empty());
         }
     }
 }
@@ -547,7 +547,7 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
         ),
         Rejection::WrongStep
     );
-    assert_eq!(f.store.accounts().len(), 1);
+    assert_eq!(f.store.danger_accounts().len(), 1);
 }
 
 #[tokio::test]
@@ -780,7 +780,7 @@ async fn family_members_cannot_share_an_address() {
         r.message(kenpo_auth::Lang::Ja)
             .contains("ご家族と重複するメールアドレスは使用できません")
     );
-    assert_eq!(f.store.accounts().len(), 1);
+    assert_eq!(f.store.danger_accounts().len(), 1);
 }
 
 #[tokio::test]
@@ -794,7 +794,7 @@ async fn family_member_with_own_address_registers() {
         "hanako-sakura",
     )
     .await;
-    assert_eq!(f.store.accounts().len(), 2);
+    assert_eq!(f.store.danger_accounts().len(), 2);
 }
 
 #[tokio::test]
@@ -809,7 +809,7 @@ async fn one_account_per_member() {
             .unwrap_err(),
     );
     assert_eq!(r, Rejection::AlreadyRegistered);
-    assert_eq!(f.store.accounts().len(), 1);
+    assert_eq!(f.store.danger_accounts().len(), 1);
 }
 
 #[tokio::test]
@@ -926,7 +926,7 @@ async fn sec_03_store_holds_no_plaintext_secret() {
         .verify_identity(&handle, claim(CARD, BIRTH))
         .await
         .unwrap();
-    let dump = f.store.dump();
+    let dump = f.store.danger_dump();
     for secret in [
         link1.as_str(),
         handle.expose_secret(),
@@ -961,7 +961,7 @@ async fn sec_46_fifty_tasks_completing_one_flow_make_one_account() {
         }
     }
     assert_eq!(ok, 1);
-    assert_eq!(f.store.accounts().len(), 1);
+    assert_eq!(f.store.danger_accounts().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1018,7 +1018,7 @@ async fn sec_08_fifty_flows_racing_one_address_make_one_account() {
         }
     }
     assert_eq!(ok, 1);
-    assert_eq!(f.store.accounts().len(), 1);
+    assert_eq!(f.store.danger_accounts().len(), 1);
 }
 
 #[test]

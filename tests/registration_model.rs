@@ -500,7 +500,7 @@ impl StateMachineTest for RegistrationModel {
     }
 
     fn check_invariants(sut: &Sut, model: &Model) {
-        let accounts = sut.f.store.accounts();
+        let accounts = sut.f.store.danger_accounts();
         assert_eq!(accounts.len(), model.accounts.len());
         // E-mail addresses and members stay unique (SEC-08, one account per member).
         let mut emails: Vec<_> = accounts

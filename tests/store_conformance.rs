@@ -33,8 +33,12 @@ mod sqlite_file {
 
     /// Closes the store and removes its directory.
     async fn remove(store: Arc<SqliteStore>) {
-        let file = store.pool().connect_options().get_filename().to_owned();
-        store.pool().close().await;
+        let file = store
+            .danger_pool()
+            .connect_options()
+            .get_filename()
+            .to_owned();
+        store.danger_pool().close().await;
         if let Some(dir) = file.parent() {
             std::fs::remove_dir_all(dir).expect("remove temporary directory");
         }
@@ -105,7 +109,7 @@ mod default_load {
     #[async_trait]
     impl DumpText for HostStore {
         async fn dump_text(&self) -> Result<String, StoreError> {
-            Ok(self.0.dump())
+            Ok(self.0.danger_dump())
         }
     }
 

@@ -62,7 +62,12 @@ impl MemoryStore {
     }
 
     /// Every account held, for tests that inspect what was stored.
-    pub fn accounts(&self) -> Vec<Account> {
+    ///
+    /// # Danger
+    ///
+    /// Reads past every rule of the journeys (and holds every password hash): for tests
+    /// only, never for a portal's pages.
+    pub fn danger_accounts(&self) -> Vec<Account> {
         self.lock()
             .accounts
             .values()
@@ -72,7 +77,11 @@ impl MemoryStore {
 
     /// A JSON-like dump of everything stored, for tests that check no plaintext
     /// secret reaches the store (SEC-03, SEC-04).
-    pub fn dump(&self) -> String {
+    ///
+    /// # Danger
+    ///
+    /// Everything the store holds, in one string: for tests only, never for a log.
+    pub fn danger_dump(&self) -> String {
         let inner = self.lock();
         let mut out = String::new();
         for f in inner.flows.values() {

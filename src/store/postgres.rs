@@ -244,7 +244,12 @@ impl PostgresStore {
     }
 
     /// The connection pool, for hosts that keep their own tables in the same database.
-    pub fn pool(&self) -> &PgPool {
+    ///
+    /// # Danger
+    ///
+    /// The raw pool bypasses every compare-and-set and uniqueness rule of [`Store`]:
+    /// never write the `kenpo_` tables through it.
+    pub fn danger_pool(&self) -> &PgPool {
         &self.pool
     }
 

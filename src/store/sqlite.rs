@@ -162,7 +162,12 @@ impl SqliteStore {
 
     /// The connection pool, for hosts that keep their own tables in the same file or
     /// take online backups (`VACUUM INTO`).
-    pub fn pool(&self) -> &SqlitePool {
+    ///
+    /// # Danger
+    ///
+    /// The raw pool bypasses every compare-and-set and uniqueness rule of [`Store`]:
+    /// never write the `kenpo_` tables through it.
+    pub fn danger_pool(&self) -> &SqlitePool {
         &self.pool
     }
 

@@ -67,7 +67,7 @@ pub trait DumpText: Send + Sync {
 #[async_trait]
 impl DumpText for MemoryStore {
     async fn dump_text(&self) -> Result<String, StoreError> {
-        Ok(self.dump())
+        Ok(self.danger_dump())
     }
 }
 

@@ -189,7 +189,7 @@ impl Fixture {
     /// The stored account with this ID.
     pub fn account(&self, id: &kenpo_auth::ports::AccountId) -> kenpo_auth::ports::Account {
         self.store
-            .accounts()
+            .danger_accounts()
             .into_iter()
             .find(|a| a.id == *id)
             .expect("account stored")

@@ -49,17 +49,17 @@ pub async fn fresh() -> PostgresStore {
 /// Drops the store's schema and closes its pool.
 pub async fn drop_schema(store: Arc<PostgresStore>) {
     let (schema,): (String,) = sqlx::query_as("SELECT current_schema()::text")
-        .fetch_one(store.pool())
+        .fetch_one(store.danger_pool())
         .await
         .expect("current schema");
     store
-        .pool()
+        .danger_pool()
         .execute(sqlx::AssertSqlSafe(format!(
             "DROP SCHEMA \"{schema}\" CASCADE"
         )))
         .await
         .expect("drop schema");
-    store.pool().close().await;
+    store.danger_pool().close().await;
 }
 
 /// Drops a test's schema when the test ends, passed or failed.
