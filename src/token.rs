@@ -353,6 +353,40 @@ macro_rules! mailed_link {
     )*};
 }
 
+/// `digest` and `matches` for a secret the member types, bound to what it was issued
+/// for: the same text issued for two flows or challenges digests differently (SEC-04).
+macro_rules! bound_digest {
+    ($name:ident, $purpose:expr, $bound:literal) => {
+        impl $name {
+            #[doc = concat!("The digest a store keeps, bound to ", $bound, ".")]
+            pub fn digest(&self, keys: &DigestKeyring, bound: &TokenDigest) -> TokenDigest {
+                keys.digest($purpose, bound.as_bytes(), self.0.as_bytes())
+            }
+
+            #[doc = concat!("Whether this is the one stored for ", $bound, ", in constant time.")]
+            pub fn matches(
+                &self,
+                keys: &DigestKeyring,
+                bound: &TokenDigest,
+                stored: &TokenDigest,
+            ) -> bool {
+                keys.matches($purpose, bound.as_bytes(), self.0.as_bytes(), stored)
+            }
+        }
+    };
+}
+
+/// What a member retyped by hand: trimmed (whitespace and zero-width characters) and
+/// with full-width letters and digits folded to ASCII.
+fn retyped(s: &str) -> Zeroizing<String> {
+    Zeroizing::new(
+        s.trim_matches(|c: char| c.is_whitespace() || c == '\u{200B}' || c == '\u{FEFF}')
+            .chars()
+            .map(fold_fullwidth_ascii)
+            .collect(),
+    )
+}
+
 /// Equality of two secrets' text in time that depends only on their lengths.
 fn ct_eq(a: &str, b: &str) -> bool {
     bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
@@ -360,6 +394,12 @@ fn ct_eq(a: &str, b: &str) -> bool {
 
 macro_rules! secret_text_impls {
     ($name:ident, $rejection:expr) => {
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+
         impl PartialEq for $name {
             /// Constant-time in the contents (SEC-02).
             fn eq(&self, other: &Self) -> bool {
@@ -434,13 +474,7 @@ macro_rules! bearer_token {
             }
         }
 
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(concat!(stringify!($name), "([redacted])"))
-            }
-        }
-
-        impl sealed::Sealed for $name {}
+                impl sealed::Sealed for $name {}
 
         impl Bearer for $name {
             fn candidates(&self, keys: &DigestKeyring) -> Vec<TokenDigest> {
@@ -536,19 +570,14 @@ impl AuthKey {
     /// Reads what the member typed: trims, folds full-width letters and digits and lower
     /// case. Any other character is refused.
     pub fn parse(s: &str) -> Result<Self, MalformedToken> {
-        let folded: String = s
-            .trim_matches(|c: char| c.is_whitespace() || c == '\u{200B}' || c == '\u{FEFF}')
-            .chars()
-            .map(fold_fullwidth_ascii)
-            .map(|c| c.to_ascii_uppercase())
-            .collect();
+        let folded = Zeroizing::new(retyped(s).to_ascii_uppercase());
         let n = folded.chars().count();
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&n)
             || !folded.bytes().all(|b| KEY_ALPHABET.contains(&b))
         {
             return Err(MalformedToken);
         }
-        Ok(AuthKey(Zeroizing::new(folded)))
+        Ok(AuthKey(folded))
     }
 
     /// The key's text, to show once on the R3 screen.
@@ -561,23 +590,13 @@ impl AuthKey {
     pub fn expose_secret(&self) -> &str {
         &self.0
     }
-
-    /// The digest a store keeps, bound to the flow it was issued for.
-    pub fn digest(&self, keys: &DigestKeyring, flow: &TokenDigest) -> TokenDigest {
-        keys.digest(Purpose::AuthKey, flow.as_bytes(), self.0.as_bytes())
-    }
-
-    /// Whether this key is the one stored for `flow`, in constant time.
-    pub fn matches(&self, keys: &DigestKeyring, flow: &TokenDigest, stored: &TokenDigest) -> bool {
-        keys.matches(Purpose::AuthKey, flow.as_bytes(), self.0.as_bytes(), stored)
-    }
 }
 
-impl fmt::Debug for AuthKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AuthKey([redacted])")
-    }
-}
+bound_digest!(
+    AuthKey,
+    Purpose::AuthKey,
+    "the flow (its link 2) it was issued for"
+);
 
 /// The 暗証キー mailed at L1 and typed at L2: decimal digits, 6 by default (SEC-28).
 #[derive(Clone)]
@@ -605,17 +624,13 @@ impl OtpCode {
     /// Reads what the member typed: trims, folds full-width digits (０–９). Any other
     /// character, or a length outside 4..=10, is refused.
     pub fn parse(s: &str) -> Result<Self, MalformedToken> {
-        let folded: String = s
-            .trim_matches(|c: char| c.is_whitespace() || c == '\u{200B}' || c == '\u{FEFF}')
-            .chars()
-            .map(fold_fullwidth_ascii)
-            .collect();
+        let folded = retyped(s);
         if !(Self::MIN_DIGITS..=Self::MAX_DIGITS).contains(&folded.len())
             || !folded.bytes().all(|b| b.is_ascii_digit())
         {
             return Err(MalformedToken);
         }
-        Ok(OtpCode(Zeroizing::new(folded)))
+        Ok(OtpCode(folded))
     }
 
     /// The code's digits, for the 「暗証キーのご案内」 mail.
@@ -627,34 +642,13 @@ impl OtpCode {
     pub fn expose_secret(&self) -> &str {
         &self.0
     }
-
-    /// The digest a store keeps, bound to the challenge it was issued for (SEC-04):
-    /// the same code under two challenges digests differently.
-    pub fn digest(&self, keys: &DigestKeyring, challenge: &TokenDigest) -> TokenDigest {
-        keys.digest(Purpose::OtpCode, challenge.as_bytes(), self.0.as_bytes())
-    }
-
-    /// Whether this code is the one stored for `challenge`, in constant time.
-    pub fn matches(
-        &self,
-        keys: &DigestKeyring,
-        challenge: &TokenDigest,
-        stored: &TokenDigest,
-    ) -> bool {
-        keys.matches(
-            Purpose::OtpCode,
-            challenge.as_bytes(),
-            self.0.as_bytes(),
-            stored,
-        )
-    }
 }
 
-impl fmt::Debug for OtpCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("OtpCode([redacted])")
-    }
-}
+bound_digest!(
+    OtpCode,
+    Purpose::OtpCode,
+    "the challenge (the code screen) it was issued for"
+);
 
 /// A temporary password an insurer issues for 事前登録 (SEC-41): 16 characters from the
 /// confusable-free alphabet (80 bits), never derived from member data. Stored as an
