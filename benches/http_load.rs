@@ -30,16 +30,6 @@
 //! `--cycles N` (default 400), `--concurrency 1,4`, `--floor-secs S` (default 8),
 //! `--outbox`.
 
-// Benchmark code may panic: a failed unwrap, expect, index or panic! aborts the run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A bench crate has no public API, and criterion's macros generate undocumented `pub fn`s.
-#![allow(unreachable_pub, missing_docs)]
-
 #[allow(dead_code)]
 #[path = "../examples/portal/app.rs"]
 mod app;

@@ -4,16 +4,6 @@
 //!
 //! Run: `cargo bench --bench login`
 
-// Benchmark code may panic: a failed unwrap, expect, index or panic! aborts the run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A bench crate has no public API, and criterion's macros generate undocumented `pub fn`s.
-#![allow(unreachable_pub, missing_docs)]
-
 use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 

@@ -11,16 +11,6 @@
 //! connection. Run with `cargo bench --features smtp --bench smtp`; needs python3 with
 //! aiosmtpd.
 
-// Benchmark code may panic: a failed unwrap, expect, index or panic! aborts the run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A bench crate has no public API, and criterion's macros generate undocumented `pub fn`s.
-#![allow(unreachable_pub, missing_docs)]
-
 #[path = "../tests/support/sink.rs"]
 mod sink;
 

@@ -14,16 +14,6 @@
 //!
 //! `cargo bench --bench store_verify_otp --features sqlite,postgres`
 
-// Benchmark code may panic: a failed unwrap, expect, index or panic! aborts the run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A bench crate has no public API, and criterion's macros generate undocumented `pub fn`s.
-#![allow(unreachable_pub, missing_docs)]
-
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;

@@ -7,16 +7,6 @@
 //! Run: `cargo bench --bench timing` (about a minute). Plain `main`, not criterion: the
 //! statistic here is a comparison of two distributions, not a throughput.
 
-// Benchmark code may panic: a failed unwrap, expect, index or panic! aborts the run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A bench crate has no public API, and criterion's macros generate undocumented `pub fn`s.
-#![allow(unreachable_pub, missing_docs)]
-
 use std::sync::Arc;
 use std::time::Instant;
 

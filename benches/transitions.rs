@@ -9,16 +9,6 @@
 //!
 //! Run: `cargo bench --bench transitions`
 
-// Benchmark code may panic: a failed unwrap, expect, index or panic! aborts the run.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A bench crate has no public API, and criterion's macros generate undocumented `pub fn`s.
-#![allow(unreachable_pub, missing_docs)]
-
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use kenpo_auth::Policy;
 use kenpo_auth::flow::registration::RosterCheck;

@@ -40,8 +40,18 @@
 //!   [`testkit`] adapters shipped.
 //!
 //! Start with [`Portal::builder`] and the README's quick start.
-// Crate lints (unsafe_code, missing_docs, unreachable_pub, the no-panic clippy set) live
-// in Cargo.toml's [lints] table.
+// `unsafe_code` is forbidden for every target in Cargo.toml's [lints]. The library's own
+// rules: every public item documented, nothing public by accident, and no `unwrap`,
+// `expect`, `panic!` or indexing on a path reachable from input (STYLE 8). Its unit tests
+// may panic (clippy.toml); integration tests, benchmarks and examples are crates of their
+// own and are not bound by these.
+#![warn(missing_docs, unreachable_pub)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 pub mod domain;
 pub mod error;

@@ -2,16 +2,6 @@
 //! logged-in member, the insurer's provisioning (事前登録) and disabling (資格喪失),
 //! housekeeping, and the SEC-47 inventory of entry points.
 
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
-
 mod common;
 
 use std::collections::BTreeSet;

@@ -1,16 +1,6 @@
 //! The actix-web JSON API example, through actix-web's own test utilities: login, the
 //! 暗証キー read from the `RecordingMailer`, resend, close, and the refusals' codes.
 
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
-
 #[allow(dead_code)]
 #[path = "../examples/actix_api.rs"]
 mod actix_api;

@@ -7,16 +7,6 @@
 //! accepts but that does not fit) panicked the request. Deadlines now saturate at the last
 //! representable instant, which still counts as expired once reached (`now >= expires_at`).
 
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
-
 use kenpo_auth::Policy;
 use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, KanaName};
 use kenpo_auth::flow::login::{self, LoginState};

@@ -1,15 +1,5 @@
 //! Login (L1–L4) through `Portal`: password, 暗証キー, resend, closed screen, throttles.
 
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
-
 mod common;
 
 use std::sync::Arc;

@@ -6,16 +6,6 @@
 //! expiry, close, resend or a newer login; never for another challenge; the attempt
 //! budgets are never exceeded.
 
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
-
 mod common;
 
 use common::*;

@@ -12,15 +12,6 @@
 //! Screenshots of every main screen, at phone (390×844) and desktop (1280×900) widths,
 //! go to `target/screenshots/`; a failing scenario adds `FAILED-*.png` and its HTML.
 #![cfg(feature = "browser-tests")]
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
 
 #[allow(dead_code)]
 #[path = "../examples/portal/app.rs"]

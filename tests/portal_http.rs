@@ -3,16 +3,6 @@
 //! security stamp (SEC-34), link landings (SEC-39), CSRF, headers, the rate limit, and
 //! that member errors never become 5xx while host errors become the 503 page.
 
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
-
 #[allow(dead_code)]
 #[path = "../examples/portal/app.rs"]
 mod app;

@@ -6,15 +6,6 @@
 //! the tests run in parallel. Without a reachable server these tests fail; they never
 //! skip.
 #![cfg(all(feature = "postgres", feature = "testkit"))]
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
 
 mod postgres_support;
 

@@ -1,16 +1,6 @@
 //! ログインID・パスワードを忘れた方 end to end through `Portal`, in memory. Links come
 //! from the typed mails, never from mail text.
 
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
-
 mod common;
 
 use common::*;

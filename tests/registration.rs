@@ -1,16 +1,6 @@
 //! 新規利用登録 (R1–R5) end to end through `Portal`, in memory. Links and keys come from
 //! the typed mails and screens, never from mail text.
 
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
-
 mod common;
 
 use std::sync::Arc;

@@ -6,16 +6,6 @@
 //! link, handle or 認証キー works twice or after expiry; e-mail addresses and members stay
 //! unique across accounts.
 
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
-
 mod common;
 
 use common::*;

@@ -7,15 +7,6 @@
 //! Needs `python3` with aiosmtpd (`python3 -m pip install aiosmtpd`); without it these
 //! tests fail with that command in the message.
 #![cfg(feature = "smtp")]
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
 
 #[path = "support/sink.rs"]
 mod sink;

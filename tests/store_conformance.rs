@@ -3,15 +3,6 @@
 //! memory) with the `sqlite` feature, and a host-style store that keeps `Store::load`'s
 //! default implementation. `PostgresStore` runs it in `tests/postgres_store.rs`.
 #![cfg(feature = "testkit")]
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
 
 mod memory {
     kenpo_auth::store_conformance_tests!(async { kenpo_auth::store::MemoryStore::new() });

@@ -2,16 +2,6 @@
 //! of the journey appears, in the order the member meets them, so the example cannot
 //! silently skip a step or stop early.
 
-// Test code may panic: a failed unwrap, expect, index or panic! is a failed test.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
-// A test crate has no public API; `pub` only shares helpers between its modules.
-#![allow(unreachable_pub)]
-
 #[allow(dead_code)]
 #[path = "../examples/walkthrough.rs"]
 mod walkthrough;
