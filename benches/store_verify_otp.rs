@@ -229,15 +229,10 @@ fn verify_otp(c: &mut Criterion) {
         rt.block_on(store.danger_pool().close());
     }
     rt.block_on(async {
-        let store = PostgresStore::connect(&url).await.expect("connect");
-        store
-            .danger_pool()
-            .execute(sqlx::AssertSqlSafe(format!(
-                "DROP SCHEMA \"{schema}\" CASCADE"
-            )))
+        let store = PostgresStore::connect_with_schema(&url, &schema)
             .await
-            .expect("drop schema");
-        store.danger_pool().close().await;
+            .expect("connect");
+        store.danger_drop_schema().await.expect("drop schema");
     });
 }
 

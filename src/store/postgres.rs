@@ -253,6 +253,30 @@ impl PostgresStore {
         &self.pool
     }
 
+    /// Drops the schema this store works in — every table in it — and closes the pool.
+    ///
+    /// # Danger
+    ///
+    /// For tests and benchmarks that made a throwaway schema
+    /// ([`PostgresStore::connect_with_schema`]); on a real deployment's schema it deletes
+    /// every account.
+    pub async fn danger_drop_schema(&self) -> Result<(), StoreError> {
+        let backend = |e: sqlx::Error| StoreError::Backend(Box::new(e));
+        let (schema,): (String,) = sqlx::query_as("SELECT current_schema()::text")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        let quoted = schema.replace('"', "\"\"");
+        self.pool
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA \"{quoted}\" CASCADE"
+            )))
+            .await
+            .map_err(backend)?;
+        self.pool.close().await;
+        Ok(())
+    }
+
     /// Every row of every table of the current schema as text (`bytea` as hex), for
     /// tests that check no plaintext secret reaches the database (SEC-03, SEC-04).
     #[cfg(feature = "testkit")]

@@ -48,18 +48,7 @@ pub async fn fresh() -> PostgresStore {
 
 /// Drops the store's schema and closes its pool.
 pub async fn drop_schema(store: Arc<PostgresStore>) {
-    let (schema,): (String,) = sqlx::query_as("SELECT current_schema()::text")
-        .fetch_one(store.danger_pool())
-        .await
-        .expect("current schema");
-    store
-        .danger_pool()
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA \"{schema}\" CASCADE"
-        )))
-        .await
-        .expect("drop schema");
-    store.danger_pool().close().await;
+    store.danger_drop_schema().await.expect("drop schema");
 }
 
 /// Drops a test's schema when the test ends, passed or failed.
