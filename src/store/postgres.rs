@@ -247,7 +247,7 @@ impl PostgresStore {
     ///
     /// # Danger
     ///
-    /// The raw pool bypasses every compare-and-set and uniqueness rule of [`Store`]:
+    /// The raw pool bypasses every compare-and-set and uniqueness rule of [`Store`](crate::store::Store):
     /// never write the `kenpo_` tables through it.
     pub fn danger_pool(&self) -> &PgPool {
         &self.pool

@@ -165,7 +165,7 @@ impl SqliteStore {
     ///
     /// # Danger
     ///
-    /// The raw pool bypasses every compare-and-set and uniqueness rule of [`Store`]:
+    /// The raw pool bypasses every compare-and-set and uniqueness rule of [`Store`](crate::store::Store):
     /// never write the `kenpo_` tables through it.
     pub fn danger_pool(&self) -> &SqlitePool {
         &self.pool
