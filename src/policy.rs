@@ -7,6 +7,27 @@
 //! named [`Deviation`] with a written reason. [`Policy::validate`] refuses settings
 //! outside the standards' limits unless such a deviation was allowed, and returns the
 //! report of the ones that were (SEC-48).
+//!
+//! # The budgets, as a whole
+//!
+//! Every budget protects one secret or one resource, and is charged only where the
+//! requester proved something it protects or spent what it protects. Every spent budget
+//! answers exactly like the check it guards failing, so no answer tells whether a card
+//! number, address or account exists.
+//!
+//! | budget | per | protects | charged when | spent means | default |
+//! |---|---|---|---|---|---|
+//! | `identity_tries_per_flow` | flow | the birth date behind a card number | R3, a reset's roster re-check | the flow ends | 5 |
+//! | `identity_tries_per_member` | roster member, 24 h | the same, across flows | R3, a reset's re-check (the reset holder proved the mailbox) — never the forgot-ID form, whose answer is no oracle (SEC-25) | `IdentityNotConfirmed`, as a wrong birth date (SEC-09) | 10 |
+//! | `auth_key_tries` | 認証キー | the on-screen key | R4 | the flow ends | 5 |
+//! | `password_failure_cap` + delays | account | the password | L1, R2', password change | the generic login failure | 50, after 5 free |
+//! | `otp_tries_per_challenge` | challenge | the 暗証キー | L2 | the challenge ends | 5 |
+//! | `otp_failures_per_account` | account | the 暗証キー | L2 | cooldown, one password failure | 10 → 15 min |
+//! | `otp_failures_per_account_per_day` | account, 24 h | the 暗証キー, against an attacker who has the password | L2 | no code is evaluated, no login starts | 100 (hard max, SEC-29) |
+//! | `otp_mails_per_account_per_hour` | account | the member's mailbox | L1, L4 | the generic login failure (L1), `TooManyRequests` (L4) | 10 |
+//! | `mails_per_address_per_hour`, `mail_min_interval` | address (every accepted key) | the mailbox | R1, forgot ID, reset request, e-mail change | answered as sent | 5, 60 s |
+//! | `flow_starts_per_requester_per_hour` | requester the host names | the portal's mail | R1, forgot ID, reset request | answered as sent | 20 |
+//! | `flow_starts_per_hour` | the portal | the portal's mail | the same | answered as sent | 10 000 |
 
 use std::borrow::Cow;
 use std::fmt;
@@ -262,6 +283,15 @@ pub struct Policy {
     pub mail_min_interval: Duration,
     /// Mails to one address per hour (SEC-13).
     pub mails_per_address_per_hour: u32,
+    /// Flows one requester may start per hour (SEC-13): registration, password reset and
+    /// login-ID reminder requests from one IP or network prefix, as the host names it
+    /// ([`crate::Portal::from_requester`]). Beyond it, nothing is started or mailed and
+    /// the answer is the one a sent mail gets.
+    pub flow_starts_per_requester_per_hour: u32,
+    /// Flows the whole portal starts per hour, whoever asks (SEC-13): the last guard
+    /// against a flood from many requesters. Beyond it, nothing is started or mailed and
+    /// the answer is the one a sent mail gets.
+    pub flow_starts_per_hour: u32,
 
     /// Password-reset link: 30 min, hard max 24 h (SEC-38).
     pub password_reset_link_ttl: Duration,
@@ -320,6 +350,8 @@ impl Default for Policy {
             second_factor: SecondFactor::EmailOtp,
             mail_min_interval: Duration::seconds(60),
             mails_per_address_per_hour: 5,
+            flow_starts_per_requester_per_hour: 20,
+            flow_starts_per_hour: 10_000,
             password_reset_link_ttl: Duration::minutes(30),
             email_change_link_ttl: Duration::minutes(30),
             recovery_requires_identity: true,
@@ -847,6 +879,8 @@ mod tests {
                 second_factor,
                 mail_min_interval,
                 mails_per_address_per_hour,
+                flow_starts_per_requester_per_hour,
+                flow_starts_per_hour,
                 password_reset_link_ttl,
                 email_change_link_ttl,
                 recovery_requires_identity,

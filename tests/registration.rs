@@ -631,6 +631,71 @@ async fn sec_09_identity_brute_force_across_new_flows_blocks_the_member() {
     f.register(TARO, CARD, BIRTH, "taro-sakura").await;
 }
 
+/// SEC-13: one requester (an IP or network prefix, as the host names it) starts at most
+/// `flow_starts_per_requester_per_hour` (20) flows an hour, whatever addresses it types;
+/// beyond that nothing is mailed and the answer is the one a sent mail gets. Another
+/// requester is not affected. (Before, one IP sent 59 registration mails in 60 s.)
+#[tokio::test]
+async fn sec_13_flow_starts_are_limited_per_requester() {
+    let f = fixture();
+    let cap = f.portal.policy().flow_starts_per_requester_per_hour as usize;
+    let flooder = f.portal.from_requester("203.0.113.7");
+    let first = flooder
+        .start_registration("victim0@example.com")
+        .await
+        .unwrap();
+    for i in 1..=cap {
+        let answer = flooder
+            .start_registration(&format!("victim{i}@example.com"))
+            .await
+            .unwrap();
+        assert_eq!(answer, first, "a throttled request answers like a sent one");
+    }
+    assert_eq!(
+        f.mailer.count(),
+        cap,
+        "no mail beyond the requester's budget"
+    );
+    f.portal
+        .from_requester("198.51.100.9")
+        .start_registration(TARO)
+        .await
+        .unwrap();
+    assert_eq!(
+        f.mailer.count(),
+        cap + 1,
+        "another requester still gets its mail"
+    );
+    f.clock.advance(Duration::hours(1));
+    flooder
+        .start_registration("late@example.com")
+        .await
+        .unwrap();
+    assert_eq!(
+        f.mailer.count(),
+        cap + 2,
+        "the budget comes back after the hour"
+    );
+}
+
+/// SEC-13: the whole portal starts at most `flow_starts_per_hour` flows an hour, however
+/// many requesters share the flood.
+#[tokio::test]
+async fn sec_13_flow_starts_are_limited_for_the_whole_portal() {
+    let mut policy = fixtures::danger_test_minimum_policy();
+    policy.flow_starts_per_hour = 100;
+    let f = fixture_with(policy);
+    for i in 0..=100 {
+        f.portal
+            .from_requester(&format!("192.0.2.{i}"))
+            .start_registration(&format!("member{i}@example.com"))
+            .await
+            .unwrap();
+    }
+    assert_eq!(f.mailer.count(), 100);
+    assert_eq!(f.audit.count(AuditKind::MailThrottled), 1);
+}
+
 /// DOM-13: a birth date after today (2090 for 1990, 令和99年) is a field error the member
 /// can fix, not a failed identity check that spends a try.
 #[tokio::test]

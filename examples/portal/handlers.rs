@@ -23,6 +23,7 @@ use super::pages::{
     LoginPage, MedicalRowView, MessagePage, OtpPage, RecoveryPage, RegisterPage, RegisterSentPage,
     ResetPage, VerifyPage, step, until,
 };
+use super::security::Requester;
 use super::session::{OtpScreen, Session, SessionData, SignedIn, tokens_match};
 
 /// A host failure, already logged: answered with the generic 503 page.
@@ -398,9 +399,11 @@ pub(crate) struct EmailForm {
 pub(crate) async fn register_submit(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
+    requester: Requester,
     Form(f): Form<EmailForm>,
 ) -> Page {
-    match split(state.portal.start_registration(&f.email).await)? {
+    let portal = state.portal.from_requester(&requester.0);
+    match split(portal.start_registration(&f.email).await)? {
         Ok(started) => {
             // The library says *that* the address is a legacy form; the text comes from
             // the parsed address.
@@ -935,6 +938,7 @@ pub(crate) struct ForgotIdForm {
 pub(crate) async fn forgot_login_id(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
+    requester: Requester,
     Form(f): Form<ForgotIdForm>,
 ) -> Page {
     let claim = match identity_claim(&state, &f.card_number, &f.birth_date) {
@@ -944,6 +948,7 @@ pub(crate) async fn forgot_login_id(
     match split(
         state
             .portal
+            .from_requester(&requester.0)
             .request_login_id_reminder(&f.email, claim)
             .await,
     )? {
@@ -968,9 +973,11 @@ pub(crate) struct ForgotPasswordForm {
 pub(crate) async fn forgot_password(
     State(state): State<AppState>,
     Extension(session): Extension<Session>,
+    requester: Requester,
     Form(f): Form<ForgotPasswordForm>,
 ) -> Page {
-    match split(state.portal.request_password_reset(&f.login_id).await)? {
+    let portal = state.portal.from_requester(&requester.0);
+    match split(portal.request_password_reset(&f.login_id).await)? {
         Ok(answer) => Ok(recovery_sent(&session, answer)),
         Err(r) => Ok(with_status(
             &r,

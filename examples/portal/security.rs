@@ -5,7 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -168,5 +169,30 @@ pub(crate) async fn rate_limit(
     match state.limiter.check(ip, post) {
         Ok(()) => next.run(req).await,
         Err(wait) => pages::too_many_requests(wait),
+    }
+}
+
+/// Who is asking, for the library's per-requester budget of flow starts (SEC-13): the TCP
+/// peer's address, an IPv6 peer by its /64 (one subscriber's network). Behind a reverse
+/// proxy, name the client the proxy vouches for instead; a forwarded-for header is not
+/// trusted here.
+pub(crate) struct Requester(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Requester {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        Ok(Requester(match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+        }))
     }
 }

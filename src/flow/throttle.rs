@@ -107,6 +107,59 @@ pub fn hit_across(
     Ok(written)
 }
 
+/// The budgets above any one address (SEC-13): the flows one requester (an IP or network
+/// prefix, as the host names it) and the whole portal may start per hour. Each step that
+/// starts a flow and mails spends one from each, in the same commit as the flow.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartBudgets<'a> {
+    /// The requester's counter, when the host named a requester.
+    pub requester: Option<(&'a CounterKey, Option<&'a Versioned<Counter>>)>,
+    /// The portal's counter.
+    pub portal: Option<&'a Versioned<Counter>>,
+}
+
+impl StartBudgets<'_> {
+    /// Spends one flow start from each budget: the counter writes, or which budget is
+    /// spent (`"requester"`, `"portal"`) when one is.
+    pub fn spend(
+        &self,
+        now: OffsetDateTime,
+        policy: &crate::policy::Policy,
+    ) -> Result<Vec<CounterHit>, &'static str> {
+        let hour = |cap| Window {
+            span: Duration::hours(1),
+            cap,
+            min_interval: None,
+        };
+        let mut hits = Vec::with_capacity(2);
+        if let Some((key, current)) = self.requester {
+            let rule = hour(policy.flow_starts_per_requester_per_hour);
+            hits.push(hit(key, current, now, rule).map_err(|_| "requester")?);
+        }
+        let rule = hour(policy.flow_starts_per_hour);
+        hits.push(hit(&CounterKey::FlowStarts, self.portal, now, rule).map_err(|_| "portal")?);
+        Ok(hits)
+    }
+}
+
+/// Runs `decide` for a request that starts a flow once the start budgets allow it, and
+/// adds the spent starts to its writes; when a budget is spent, nothing is started or
+/// mailed and the answer is `answer`, the one a sent mail gets (SEC-13).
+pub(crate) fn within_start_budgets<T>(
+    starts: StartBudgets<'_>,
+    env: crate::flow::Env<'_>,
+    answer: T,
+    decide: impl FnOnce() -> crate::flow::step::Step<T>,
+) -> crate::flow::step::Step<T> {
+    use crate::flow::step::{Step, Write};
+    use crate::model::{AuditEvent, AuditKind};
+    match starts.spend(env.now, env.policy) {
+        Err(which) => Step::answer(answer)
+            .audit(AuditEvent::new(AuditKind::MailThrottled, env.now).detail(which)),
+        Ok(hits) => decide().writes(hits.into_iter().map(Write::Counter)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

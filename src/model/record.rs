@@ -84,6 +84,10 @@ pub enum CounterKey {
     IdentityChecks(super::MemberId),
     /// Wrong 暗証キー entries of one account in a day (SEC-29).
     OtpFailures(super::AccountId),
+    /// Flows one requester started (SEC-13); the requester's keyed digest, hex.
+    FlowStartsFrom(String),
+    /// Flows the whole portal started (SEC-13).
+    FlowStarts,
 }
 
 impl CounterKey {
@@ -127,6 +131,17 @@ impl CounterKey {
         .collect()
     }
 
+    /// [`CounterKey::FlowStartsFrom`] of the requester the host named (an IP or network
+    /// prefix): a keyed digest, so that counters hold no address.
+    pub fn flow_starts_from(requester: &str, keys: &crate::token::DigestKeyring) -> Self {
+        let d = keys.digest(
+            crate::token::Purpose::FlowHandle,
+            b"requester-throttle",
+            requester.as_bytes(),
+        );
+        CounterKey::FlowStartsFrom(d.to_hex())
+    }
+
     /// The key as stored.
     pub fn render(&self) -> String {
         match self {
@@ -135,6 +150,8 @@ impl CounterKey {
                 format!("{}{}", Self::OTP_MAILS_PREFIX, account.as_str())
             }
             CounterKey::IdentityChecks(member) => format!("identity:{}", member.as_str()),
+            CounterKey::FlowStartsFrom(digest) => format!("starts-from:{digest}"),
+            CounterKey::FlowStarts => "starts:all".to_owned(),
             CounterKey::OtpFailures(account) => {
                 format!("{}{}", Self::OTP_FAILURES_PREFIX, account.as_str())
             }

@@ -311,6 +311,8 @@ const MIN_LINK_TTL: Duration = Duration::minutes(5);
 /// | `hashing.p_cost` | 1 | 1 | 64 | — |
 /// | `mail_min_interval` | 10 s | 1 min | 1 h | — |
 /// | `mails_per_address_per_hour` | 1 | 5 | 20 | — |
+/// | `flow_starts_per_requester_per_hour` | 1 | 20 | 1000 | — |
+/// | `flow_starts_per_hour` | 100 | 10000 | 1000000 | — |
 /// | `password_reset_link_ttl` | 5 min | 30 min | 1 d | — |
 /// | `email_change_link_ttl` | 5 min | 30 min | 1 d | — |
 /// | `temporary_password_ttl` | 1 d | 21 d | 90 d | — |
@@ -429,6 +431,12 @@ pub const KNOBS: &[Knob] = &[
     knob!(count "mails_per_address_per_hour", mails_per_address_per_hour,
         1, 5, MAX_MAILS_PER_HOUR, None,
         "1 to 20 mails per address per hour (SEC-13)"),
+    knob!(count "flow_starts_per_requester_per_hour", flow_starts_per_requester_per_hour,
+        1, 20, 1_000, None,
+        "1 to 1000 flow starts (and mails) per requester per hour; 20 by default (SEC-13)"),
+    knob!(count "flow_starts_per_hour", flow_starts_per_hour,
+        100, 10_000, 1_000_000, None,
+        "100 to 1 000 000 flow starts (and mails) per hour for the whole portal (SEC-13)"),
     knob!(duration "password_reset_link_ttl", password_reset_link_ttl,
         MIN_LINK_TTL, Duration::minutes(30), MAX_CONFIRMATION_TTL, None,
         "the reset link lives 5 min to 24 h (SEC-38)"),

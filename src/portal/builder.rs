@@ -176,6 +176,7 @@ impl PortalBuilder {
                 .unwrap_or_else(PasswordHasher::default_max_concurrent),
         )?;
         Ok(Portal {
+            requester: None,
             inner: Arc::new(Inner {
                 store,
                 mailer,

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 use rand::rngs::ThreadRng;
 
+use crate::flow::throttle::StartBudgets;
 use crate::flow::{AccountView, Env, FlowRecord, FlowState, RegistrationState};
 use crate::model::{Account, Counter, CounterKey, Expect, Versioned};
 use crate::ports::{
@@ -126,6 +127,21 @@ impl Loaded {
         }
     }
 
+    /// The start budgets read first among [`Load::counters`] (see
+    /// [`Portal::start_counters`]), and the counters after them.
+    pub(super) fn start_budgets<'a>(
+        &'a self,
+        requester: Option<&'a CounterKey>,
+    ) -> (StartBudgets<'a>, &'a [Option<Versioned<Counter>>]) {
+        let read = usize::from(requester.is_some()) + 1;
+        let (starts, rest) = self.counters.split_at(read.min(self.counters.len()));
+        let budgets = StartBudgets {
+            portal: starts.first().and_then(Option::as_ref),
+            requester: requester.map(|key| (key, starts.get(1).and_then(Option::as_ref))),
+        };
+        (budgets, rest)
+    }
+
     /// The found flow's state, when it is a registration.
     pub(super) fn registration(&self) -> Option<&RegistrationState> {
         match self.flow.as_ref().map(|(f, _)| &f.value.state) {
@@ -141,6 +157,21 @@ impl Loaded {
 }
 
 impl Portal {
+    /// The requester's flow-start counter, when the host named a requester.
+    pub(super) fn requester_counter(&self) -> Option<CounterKey> {
+        self.requester
+            .as_deref()
+            .map(|r| CounterKey::flow_starts_from(r, &self.inner.keys))
+    }
+
+    /// The start budgets' counters, to read first in a flow-starting step's load: the
+    /// portal's, then the requester's (`requester` from [`Portal::requester_counter`]).
+    pub(super) fn start_counters(requester: Option<&CounterKey>) -> Vec<CounterKey> {
+        let mut keys = vec![CounterKey::FlowStarts];
+        keys.extend(requester.cloned());
+        keys
+    }
+
     /// A load of the flow the member's bearer secret finds (by its digest under every
     /// accepted key).
     pub(super) fn flow_load(&self, secret: &impl Bearer) -> Load {

@@ -48,6 +48,8 @@ use crate::token::DigestKeyring;
 #[derive(Clone)]
 pub struct Portal {
     inner: Arc<Inner>,
+    /// Who is asking, as the host named them ([`Portal::from_requester`]).
+    requester: Option<Arc<str>>,
 }
 
 struct Inner {
@@ -78,6 +80,21 @@ impl Portal {
     /// Starts configuring a portal.
     pub fn builder() -> PortalBuilder {
         PortalBuilder::default()
+    }
+
+    /// This portal, for one request from `requester`: an IP address or network prefix
+    /// (e.g. the client's /64 for IPv6), as the host decides — the library never parses
+    /// HTTP. Registration, password-reset and login-ID-reminder requests then count
+    /// against that requester's hourly budget of flow starts
+    /// ([`Policy::flow_starts_per_requester_per_hour`], SEC-13) as well as the portal's
+    /// ([`Policy::flow_starts_per_hour`]). A spent budget answers exactly like a sent mail
+    /// and sends nothing. Only a keyed digest of `requester` is stored. Cheap: one `Arc`
+    /// clone.
+    pub fn from_requester(&self, requester: &str) -> Portal {
+        Portal {
+            inner: Arc::clone(&self.inner),
+            requester: Some(Arc::from(requester)),
+        }
     }
 
     /// The policy in force.

@@ -54,6 +54,10 @@ pub enum Throttle {
     /// Mails to one address: at least 60 s apart, at most 5 per hour; a throttled
     /// request answers like a sent one (SEC-13).
     MailPerAddress,
+    /// Flow starts per requester (20 an hour, when the host names the requester with
+    /// [`Portal::from_requester`]) and for the whole portal; a throttled request answers
+    /// like a sent one (SEC-13).
+    FlowStarts,
     /// Roster checks per flow (SEC-09).
     IdentityPerFlow,
     /// Roster checks per roster member across flows, registration and recovery alike
@@ -84,7 +88,7 @@ impl Throttle {
     /// The rule of the security checklist the throttle implements.
     pub fn rule(self) -> &'static str {
         match self {
-            Throttle::MailPerAddress => "SEC-13",
+            Throttle::MailPerAddress | Throttle::FlowStarts => "SEC-13",
             Throttle::IdentityPerFlow | Throttle::IdentityPerMember => "SEC-09",
             Throttle::AuthKeyTries => "SEC-11",
             Throttle::PasswordFailures => "SEC-24",
@@ -139,7 +143,7 @@ macro_rules! entry_points {
 
 /// The SEC-47 inventory: every public `Portal` entry point.
 pub const ENTRY_POINTS: &[EntryPoint] = entry_points! {
-    start_registration: SelfRegistration by Member, [MailPerAddress];
+    start_registration: SelfRegistration by Member, [MailPerAddress, FlowStarts];
     inspect_registration_link: SelfRegistration by Member, [];
     open_registration_link: SelfRegistration by Member, [SingleUseLink];
     verify_identity: SelfRegistration by Member, [IdentityPerFlow, IdentityPerMember];
@@ -155,8 +159,8 @@ pub const ENTRY_POINTS: &[EntryPoint] = entry_points! {
     check_security_stamp: SessionCheck by Host, [];
     account_summary: SessionCheck by Host, [];
     registration_email: SelfRegistration by Member, [];
-    request_login_id_reminder: LoginIdReminder by Member, [MailPerAddress, IdentityPerMember];
-    request_password_reset: PasswordReset by Member, [MailPerAddress];
+    request_login_id_reminder: LoginIdReminder by Member, [MailPerAddress, FlowStarts];
+    request_password_reset: PasswordReset by Member, [MailPerAddress, FlowStarts];
     inspect_password_reset_link: PasswordReset by Member, [];
     open_password_reset_link: PasswordReset by Member, [SingleUseLink];
     complete_password_reset: PasswordReset by Member, [IdentityPerFlow, IdentityPerMember];

@@ -58,9 +58,12 @@ impl Portal {
         let email = EmailAddress::parse(email)
             .map_err(InputError::from)
             .map_err(Rejection::from)?;
+        let requester = &self.requester_counter();
+        let mut counters = Self::start_counters(requester.as_ref());
+        counters.extend(CounterKey::mails_to_all(&email, &self.inner.keys));
         let load = Load {
             account: Some(AccountRead::By(AccountLookup::Email(email.clone()))),
-            counters: CounterKey::mails_to_all(&email, &self.inner.keys),
+            counters,
             ..Load::default()
         };
         let roster = &Memo::new();
@@ -84,10 +87,12 @@ impl Portal {
                     }
                     (None, _) => None,
                 };
+                let (starts, mails) = loaded.start_budgets(requester.as_ref());
                 let facts = ReminderFacts {
                     account: loaded.account.as_ref(),
                     record: record.as_ref(),
-                    mails: &loaded.counters,
+                    mails,
+                    starts,
                 };
                 Ok(recovery::remind_login_id(
                     email,
@@ -110,9 +115,11 @@ impl Portal {
     /// Insurer staff who want to help a member use this same call with the member's login
     /// ID: they can trigger the mail, never see or set a password (SEC-47).
     pub async fn request_password_reset(&self, login_id: &str) -> Result<RecoveryRequested, Error> {
+        let requester = &self.requester_counter();
         let load = Load {
             account: AccountRead::by_login_id(login_id),
             account_flows: true,
+            counters: Self::start_counters(requester.as_ref()),
             ..Load::default()
         };
         self.drive(&load, move |loaded, now| {
@@ -131,10 +138,11 @@ impl Portal {
                     }
                     None => Vec::new(),
                 };
+                let (starts, _) = loaded.start_budgets(requester.as_ref());
                 let mut rng = Self::rng();
                 Ok(recovery::request_reset(
                     loaded.view(),
-                    &mails,
+                    (&mails, starts),
                     &self.inner.urls,
                     env,
                     &mut rng,

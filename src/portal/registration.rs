@@ -79,17 +79,21 @@ impl Portal {
                 .legacy_warning(self.inner.profile.lang)
                 .map(str::to_owned),
         };
+        let requester = self.requester_counter();
+        let mut counters = Self::start_counters(requester.as_ref());
+        counters.extend(CounterKey::mails_to_all(&email, &self.inner.keys));
         let load = Load {
             account: Some(AccountRead::By(AccountLookup::Email(email.clone()))),
-            counters: CounterKey::mails_to_all(&email, &self.inner.keys),
+            counters,
             ..Load::default()
         };
         let email = &email;
         self.decide(&load, |loaded, env, rng| {
+            let (starts, mails) = loaded.start_budgets(requester.as_ref());
             registration::begin(
                 email.clone(),
                 loaded.account.is_some(),
-                &loaded.counters,
+                (mails, starts),
                 &self.inner.urls,
                 env,
                 rng,
