@@ -1005,6 +1005,31 @@ async fn sec_47_the_admin_api_cannot_set_or_see_a_password() {
     assert!(!shown.contains("argon2"));
 }
 
+/// The assurance report states every budget with the policy's numbers (per flow, per
+/// member, per account, per address, per requester, portal-wide).
+#[tokio::test]
+async fn assurance_report_states_every_budget() {
+    let mut policy = fixtures::danger_test_minimum_policy();
+    policy.flow_starts_per_requester_per_hour = 7;
+    let f = fixture_with(policy);
+    let en = f.portal.assurance_report(Lang::En);
+    for needle in [
+        "5 identity checks",
+        "10 identity checks in 24 h",
+        "100 wrong 暗証キー a day",
+        "5 mails an hour",
+        "per requester: 7 flow starts an hour",
+        "the whole portal: 10000 flow starts an hour",
+    ] {
+        assert!(en.contains(needle), "{needle} in {en}");
+    }
+    let ja = f.portal.assurance_report(Lang::Ja);
+    assert!(
+        ja.contains("アクセス元ごと: 手続きの開始は1時間7回まで"),
+        "{ja}"
+    );
+}
+
 #[tokio::test]
 async fn assurance_report_covers_recovery_and_temporary_passwords() {
     let f = fixture();

@@ -98,6 +98,37 @@ impl Portal {
                 "保険者による事前登録: 通知書に印字するログインIDと16文字の仮パスワード(80ビット)は無作為に生成し、有効期限は{temp_days}日です。仮パスワードは本人がログインIDとパスワードを設定するためにだけ使え、再発行すると以前のものは無効になります。管理者が加入者のパスワードを設定したり見たりすることはできません。"
             ),
         );
+        let (per_flow, per_member, member_h) = (
+            p.identity_tries_per_flow,
+            p.identity_tries_per_member,
+            p.identity_member_window.whole_hours(),
+        );
+        let (key_tries, pw_free, pw_cap) = (
+            p.auth_key_tries,
+            p.password_free_failures,
+            p.password_failure_cap,
+        );
+        let (otp_ch, otp_acc, otp_day, otp_mails) = (
+            p.otp_tries_per_challenge,
+            p.otp_failures_per_account,
+            p.otp_failures_per_account_per_day,
+            p.otp_mails_per_account_per_hour,
+        );
+        let (addr_h, req_h, all_h) = (
+            p.mails_per_address_per_hour,
+            p.flow_starts_per_requester_per_hour,
+            p.flow_starts_per_hour,
+        );
+        line(
+            &mut out,
+            lang,
+            &format!(
+                "Budgets — per flow: {per_flow} identity checks, {key_tries} 認証キー tries, {otp_ch} 暗証キー tries per challenge; per member: {per_member} identity checks in {member_h} h; per account: {pw_free} free password failures then doubling delays and a hard stop at {pw_cap}, {otp_acc} consecutive wrong 暗証キー then a cooldown, {otp_day} wrong 暗証キー a day, {otp_mails} 暗証キー mails an hour; per address: {addr_h} mails an hour; per requester: {req_h} flow starts an hour; the whole portal: {all_h} flow starts an hour. A spent budget answers like the check it guards failing, or like a sent mail."
+            ),
+            &format!(
+                "試行回数の上限 — 手続きごと: 本人確認{per_flow}回、認証キー{key_tries}回、暗証キー{otp_ch}回(1画面あたり)。加入者ごと: 本人確認{member_h}時間に{per_member}回。アカウントごと: パスワード誤り{pw_free}回まで待ち時間なし、その後は待ち時間が倍増し{pw_cap}回で停止、暗証キー連続{otp_acc}回の誤りで一時停止、暗証キーの誤りは1日{otp_day}回まで、暗証キーのメールは1時間{otp_mails}通まで。メールアドレスごと: 1時間{addr_h}通まで。アクセス元ごと: 手続きの開始は1時間{req_h}回まで。ポータル全体: 1時間{all_h}回まで。上限に達したときの応答は、確認の失敗またはメール送信済みの場合と同じです。"
+            ),
+        );
         out.push_str(&self.inner.report.render(lang));
         out
     }
