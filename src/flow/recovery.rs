@@ -25,7 +25,7 @@ use super::registration::{
     identity_member_window,
 };
 use super::step::{Step as Decision, Write};
-use super::throttle::{self, CounterHit, StartBudgets};
+use super::throttle::{self, CounterHit};
 use super::{AccountView, Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, active, deadline};
 use crate::domain::EmailAddress;
 use crate::error::Rejection;
@@ -487,8 +487,13 @@ pub struct ReminderFacts<'a> {
     pub record: Option<&'a MemberRecord>,
     /// Mails to the typed address (SEC-13).
     pub mails: &'a [Option<Versioned<Counter>>],
-    /// The requester's and the portal's flow starts (SEC-13).
-    pub starts: StartBudgets<'a>,
+}
+
+/// ログインIDを忘れた方 without the card data the policy asks for: refused before any
+/// budget is spent or anything is read — which says nothing about accounts.
+pub fn reminder_gate<T>(identity: Option<&IdentityClaim>, env: Env<'_>) -> Option<Decision<T>> {
+    (env.policy.recovery_requires_identity && identity.is_none())
+        .then(|| Decision::reject(Rejection::IdentityNotConfirmed))
 }
 
 /// ログインIDを忘れた方: the login ID goes to the registered address when the address
@@ -503,20 +508,9 @@ pub fn remind_login_id(
     facts: ReminderFacts<'_>,
     env: Env<'_>,
 ) -> Decision<()> {
-    if env.policy.recovery_requires_identity && identity.is_none() {
-        return Decision::reject(Rejection::IdentityNotConfirmed);
+    if let Some(refused) = reminder_gate(identity, env) {
+        return refused;
     }
-    throttle::within_start_budgets(facts.starts, env, (), || {
-        remind_within_budgets(email, identity, facts, env)
-    })
-}
-
-fn remind_within_budgets(
-    email: &EmailAddress,
-    identity: Option<&IdentityClaim>,
-    facts: ReminderFacts<'_>,
-    env: Env<'_>,
-) -> Decision<()> {
     let now = env.now;
     let target = active(facts.account);
     let mut hits: Vec<CounterHit> = Vec::new();
@@ -571,18 +565,6 @@ fn remind_within_budgets(
 /// answer for an unknown, disabled or provisioned login ID and for a throttled mail, and
 /// the account itself is not touched (SEC-37).
 pub fn request_reset<R: rand::CryptoRng + ?Sized>(
-    held: AccountView<'_>,
-    (mails, starts): (&[Option<Versioned<Counter>>], StartBudgets<'_>),
-    urls: &Urls,
-    env: Env<'_>,
-    rng: &mut R,
-) -> Decision<()> {
-    throttle::within_start_budgets(starts, env, (), || {
-        reset_within_budgets(held, mails, urls, env, rng)
-    })
-}
-
-fn reset_within_budgets<R: rand::CryptoRng + ?Sized>(
     held: AccountView<'_>,
     mails: &[Option<Versioned<Counter>>],
     urls: &Urls,

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::gate::{self, Gate, PasswordCheck};
 use super::step::{NewAccount, Step as Decision, Write};
-use super::throttle::{self, CounterHit, StartBudgets, Window};
+use super::throttle::{self, CounterHit, Window};
 use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, deadline};
 use crate::domain::{BirthDate, CardNumber, EmailAddress, KanaName, LoginId, Nickname};
 use crate::error::Rejection;
@@ -725,23 +725,9 @@ pub(crate) fn address_mail_hit(
 /// insert a flow, count the mail, send one mail — so neither the answer nor its timing
 /// tells whether the address is registered; for a registered address the flow is
 /// stored already dead and its link is never mailed. A throttled mail (SEC-13) is
-/// answered the same way, with nothing written but the spent start budgets: one flow
-/// start from the requester's and the portal's hourly budgets, which when spent answer
-/// the same way too.
+/// answered the same way, with nothing written. The driver runs it within the start
+/// budgets ([`throttle::within_start_budgets`]).
 pub fn begin<R: rand::CryptoRng + ?Sized>(
-    email: EmailAddress,
-    registered: bool,
-    (mails, starts): (&[Option<Versioned<Counter>>], StartBudgets<'_>),
-    urls: &Urls,
-    env: Env<'_>,
-    rng: &mut R,
-) -> Decision<()> {
-    throttle::within_start_budgets(starts, env, (), || {
-        begin_within_budgets(email, registered, mails, urls, env, rng)
-    })
-}
-
-fn begin_within_budgets<R: rand::CryptoRng + ?Sized>(
     email: EmailAddress,
     registered: bool,
     mails: &[Option<Versioned<Counter>>],

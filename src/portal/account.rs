@@ -12,12 +12,11 @@
 
 use time::OffsetDateTime;
 
-use super::Portal;
 use super::driver::{AccountRead, Load, Memo};
 use super::login::Authenticated;
+use super::{Portal, typed_email};
 use crate::domain::{
-    EmailAddress, InputError, LoginId, Password, PasswordContext, check_confirmation,
-    check_new_password,
+    InputError, LoginId, Password, PasswordContext, check_confirmation, check_new_password,
 };
 use crate::error::{Error, Rejection};
 use crate::flow::account as account_flow;
@@ -199,9 +198,7 @@ impl Portal {
         fresh_auth: &Authenticated,
         new_email: &str,
     ) -> Result<EmailChangeRequested, Error> {
-        let new_email = EmailAddress::parse(new_email)
-            .map_err(InputError::from)
-            .map_err(Rejection::from)?;
+        let new_email = typed_email(new_email)?;
         let load = Load {
             account: Some(AccountRead::By(AccountLookup::Id(account_id.clone()))),
             account_flows: true,

@@ -56,16 +56,45 @@ pub struct PortalBuilder {
     max_concurrent_hashes: Option<usize>,
 }
 
+/// Builder setters that store one value: `name: field: Type;` writes `pub fn name(mut
+/// self, value: Type) -> Self` setting `self.field`.
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $field:ident: $ty:ty;)*) => {
+        impl PortalBuilder {
+            $($(#[$doc])*
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.$field = Some(value);
+                self
+            })*
+        }
+    };
+}
+
+setters! {
+    /// A store already shared elsewhere.
+    shared_store: store: Arc<dyn Store>;
+    /// A mailer already shared elsewhere (e.g. a `RecordingMailer` a test reads).
+    shared_mailer: mailer: Arc<dyn Mailer>;
+    /// A roster already shared elsewhere.
+    shared_directory: directory: Arc<dyn MemberDirectory>;
+    /// Where `now` comes from (default: the system clock).
+    clock: clock: Arc<dyn Clock>;
+    /// Where security events go (default: `tracing`).
+    audit: audit: Arc<dyn AuditSink>;
+    /// Mail wording (default: the Japanese and English texts of [`DefaultTemplates`]).
+    templates: templates: Arc<dyn MailTemplates>;
+    /// The rules (default: [`Policy::default`], the strict one). Validated by `build`.
+    policy: policy: Policy;
+    /// The insurer's names and base URL.
+    insurer: profile: InsurerProfile;
+    /// Paths of the pages mailed links land on.
+    link_paths: paths: LinkPaths;
+}
+
 impl PortalBuilder {
     /// Where flows, accounts and counters live.
     pub fn store(self, store: impl Store + 'static) -> Self {
         self.shared_store(Arc::new(store))
-    }
-
-    /// A store already shared elsewhere.
-    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = Some(store);
-        self
     }
 
     /// How mail leaves.
@@ -73,57 +102,9 @@ impl PortalBuilder {
         self.shared_mailer(Arc::new(mailer))
     }
 
-    /// A mailer already shared elsewhere (e.g. a `RecordingMailer` a test reads).
-    pub fn shared_mailer(mut self, mailer: Arc<dyn Mailer>) -> Self {
-        self.mailer = Some(mailer);
-        self
-    }
-
     /// The insurer roster.
     pub fn directory(self, directory: impl MemberDirectory + 'static) -> Self {
         self.shared_directory(Arc::new(directory))
-    }
-
-    /// A roster already shared elsewhere.
-    pub fn shared_directory(mut self, directory: Arc<dyn MemberDirectory>) -> Self {
-        self.directory = Some(directory);
-        self
-    }
-
-    /// Where `now` comes from (default: the system clock).
-    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = Some(clock);
-        self
-    }
-
-    /// Where security events go (default: `tracing`).
-    pub fn audit(mut self, audit: Arc<dyn AuditSink>) -> Self {
-        self.audit = Some(audit);
-        self
-    }
-
-    /// Mail wording (default: the Japanese and English texts of [`DefaultTemplates`]).
-    pub fn templates(mut self, templates: Arc<dyn MailTemplates>) -> Self {
-        self.templates = Some(templates);
-        self
-    }
-
-    /// The rules (default: [`Policy::default`], the strict one). Validated by `build`.
-    pub fn policy(mut self, policy: Policy) -> Self {
-        self.policy = Some(policy);
-        self
-    }
-
-    /// The insurer's names and base URL.
-    pub fn insurer(mut self, profile: InsurerProfile) -> Self {
-        self.profile = Some(profile);
-        self
-    }
-
-    /// Paths of the pages mailed links land on.
-    pub fn link_paths(mut self, paths: LinkPaths) -> Self {
-        self.paths = Some(paths);
-        self
     }
 
     /// The HMAC key for token digests (≥ 32 bytes, from the host's secret store — never

@@ -8,7 +8,7 @@
 //! events, then the answer.
 
 use super::Portal;
-use crate::domain::LoginId;
+use crate::domain::{EmailAddress, LoginId};
 use crate::error::{Error, Rejection};
 use crate::flow::step::{Step, Write};
 use std::future::Future;
@@ -170,6 +170,21 @@ impl Portal {
         let mut keys = vec![CounterKey::FlowStarts];
         keys.extend(requester.cloned());
         keys
+    }
+
+    /// The load of a step that starts a flow for a typed address (R1, the forgot-ID
+    /// form): the account holding the address, the start budgets (the requester's key is
+    /// returned beside it), and the address's mail counters under every accepted key.
+    pub(super) fn address_start_load(&self, email: &EmailAddress) -> (Load, Option<CounterKey>) {
+        let requester = self.requester_counter();
+        let mut counters = Self::start_counters(requester.as_ref());
+        counters.extend(CounterKey::mails_to_all(email, &self.inner.keys));
+        let load = Load {
+            account: Some(AccountRead::By(AccountLookup::Email(email.clone()))),
+            counters,
+            ..Load::default()
+        };
+        (load, requester)
     }
 
     /// A load of the flow the member's bearer secret finds (by its digest under every

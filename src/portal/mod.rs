@@ -158,3 +158,11 @@ impl Portal {
         rand::rng()
     }
 }
+
+/// What the member typed as an e-mail address, or the field error to show them (DOM-15 …
+/// DOM-22).
+fn typed_email(typed: &str) -> Result<crate::domain::EmailAddress, crate::Rejection> {
+    crate::domain::EmailAddress::parse(typed)
+        .map_err(crate::domain::InputError::from)
+        .map_err(crate::Rejection::from)
+}

@@ -8,16 +8,17 @@
 
 use std::borrow::Cow;
 
-use super::Portal;
 use super::driver::{AccountRead, Load, Memo};
-use crate::domain::{EmailAddress, InputError, Password};
+use super::{Portal, typed_email};
+use crate::domain::Password;
 use crate::error::{Error, Rejection};
 use crate::flow::recovery::{self, ReminderFacts};
+use crate::flow::throttle;
 use crate::flow::{Decision, IdentityClaim};
 use crate::lang::Lang;
 use crate::model::{Counter, CounterKey, MemberId, Versioned};
 use crate::password_hash::PasswordHashString;
-use crate::ports::{AccountLookup, MemberRecord};
+use crate::ports::MemberRecord;
 use crate::token::FlowHandle;
 
 /// The answer to a forgotten-ID or forgotten-password request: always the same, so it
@@ -55,22 +56,16 @@ impl Portal {
         email: &str,
         identity: Option<IdentityClaim>,
     ) -> Result<RecoveryRequested, Error> {
-        let email = EmailAddress::parse(email)
-            .map_err(InputError::from)
-            .map_err(Rejection::from)?;
-        let requester = &self.requester_counter();
-        let mut counters = Self::start_counters(requester.as_ref());
-        counters.extend(CounterKey::mails_to_all(&email, &self.inner.keys));
-        let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Email(email.clone()))),
-            counters,
-            ..Load::default()
-        };
+        let email = typed_email(email)?;
+        let (load, requester) = &self.address_start_load(&email);
         let roster = &Memo::new();
         let (email, identity) = (&email, &identity);
-        self.drive(&load, move |loaded, now| {
+        self.drive(load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
+                if let Some(refused) = recovery::reminder_gate(identity.as_ref(), env) {
+                    return Ok(refused);
+                }
                 // The roster is read only for a typed claim on an address that has an
                 // account: there is nothing else to check it against.
                 let member = loaded
@@ -92,14 +87,10 @@ impl Portal {
                     account: loaded.account.as_ref(),
                     record: record.as_ref(),
                     mails,
-                    starts,
                 };
-                Ok(recovery::remind_login_id(
-                    email,
-                    identity.as_ref(),
-                    facts,
-                    env,
-                ))
+                Ok(throttle::within_start_budgets(starts, env, (), || {
+                    recovery::remind_login_id(email, identity.as_ref(), facts, env)
+                }))
             })
         })
         .await?;
@@ -140,13 +131,10 @@ impl Portal {
                 };
                 let (starts, _) = loaded.start_budgets(requester.as_ref());
                 let mut rng = Self::rng();
-                Ok(recovery::request_reset(
-                    loaded.view(),
-                    (&mails, starts),
-                    &self.inner.urls,
-                    env,
-                    &mut rng,
-                ))
+                Ok(throttle::within_start_budgets(starts, env, (), || {
+                    let urls = &self.inner.urls;
+                    recovery::request_reset(loaded.view(), &mails, urls, env, &mut rng)
+                }))
             })
         })
         .await?;

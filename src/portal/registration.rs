@@ -2,14 +2,15 @@
 
 use time::OffsetDateTime;
 
-use super::Portal;
 use super::driver::{AccountRead, Load, Loaded, Memo};
+use super::{Portal, typed_email};
 use crate::domain::{
     BirthDate, CardNumber, Carrier, EmailAddress, InputError, KanaName, LoginId, Nickname,
     Password, PasswordContext, check_new_password,
 };
 use crate::error::{Error, Rejection};
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts};
+use crate::flow::throttle;
 use crate::flow::{AwaitingCredentials, Decision, IdentityClaim, RegistrationState};
 use crate::model::CounterKey;
 use crate::password_hash::Verification;
@@ -66,9 +67,7 @@ impl Portal {
     /// an account — a notice to its owner instead. The answer is the same either way,
     /// and also when the mail was throttled (SEC-07, SEC-13).
     pub async fn start_registration(&self, email: &str) -> Result<RegistrationStarted, Error> {
-        let email = EmailAddress::parse(email)
-            .map_err(InputError::from)
-            .map_err(Rejection::from)?;
+        let email = typed_email(email)?;
         let answer = RegistrationStarted {
             carrier: email.carrier(),
             carrier_advisory: email
@@ -79,25 +78,14 @@ impl Portal {
                 .legacy_warning(self.inner.profile.lang)
                 .map(str::to_owned),
         };
-        let requester = self.requester_counter();
-        let mut counters = Self::start_counters(requester.as_ref());
-        counters.extend(CounterKey::mails_to_all(&email, &self.inner.keys));
-        let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Email(email.clone()))),
-            counters,
-            ..Load::default()
-        };
+        let (load, requester) = self.address_start_load(&email);
         let email = &email;
         self.decide(&load, |loaded, env, rng| {
             let (starts, mails) = loaded.start_budgets(requester.as_ref());
-            registration::begin(
-                email.clone(),
-                loaded.account.is_some(),
-                (mails, starts),
-                &self.inner.urls,
-                env,
-                rng,
-            )
+            throttle::within_start_budgets(starts, env, (), || {
+                let registered = loaded.account.is_some();
+                registration::begin(email.clone(), registered, mails, &self.inner.urls, env, rng)
+            })
         })
         .await?;
         Ok(answer)
