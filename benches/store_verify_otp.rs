@@ -14,46 +14,23 @@
 //!
 //! `cargo bench --bench store_verify_otp --features sqlite,postgres`
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use kenpo_auth::Portal;
 use kenpo_auth::flow::{Env, FlowState, LoginState, login};
-use kenpo_auth::mail::{MailMessage, OutgoingMail};
+use kenpo_auth::mail::{MailMessage, RecordingMailer};
 use kenpo_auth::model::Expect;
-use kenpo_auth::ports::{
-    AccountId, Commit, CommitOutcome, FlowId, FlowRecord, FlowWrite, MailError, Mailer, Store,
-};
+use kenpo_auth::ports::{AccountId, Commit, CommitOutcome, FlowId, FlowRecord, FlowWrite, Store};
 use kenpo_auth::store::{MemoryStore, PostgresStore, SqliteStore};
 use kenpo_auth::testkit::fixtures::{self, PASSWORD, TARO_BIRTH, TARO_CARD, TARO_EMAIL as EMAIL};
 use kenpo_auth::token::DigestKeyring;
 use sqlx::Executor;
 use time::macros::datetime;
 
-#[derive(Clone, Default)]
-struct Inbox(Arc<Mutex<Vec<MailMessage>>>);
-
-#[async_trait]
-impl Mailer for Inbox {
-    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(mail.message.clone());
-        Ok(())
-    }
-}
-
-impl Inbox {
-    fn last(&self) -> MailMessage {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .last()
-            .cloned()
-            .expect("a mail")
-    }
+/// The last mail the recording mailer saw.
+fn last_message(inbox: &RecordingMailer) -> MailMessage {
+    inbox.sent().pop().expect("a mail").message
 }
 
 /// A portal over `store` with one registered member.
@@ -65,7 +42,7 @@ struct Fixture {
 }
 
 async fn fixture(store: Arc<dyn Store>) -> Fixture {
-    let inbox = Inbox::default();
+    let inbox = RecordingMailer::new();
     // The test-minimum policy, sample insurer and key of `fixtures::portal_builder`.
     let portal = fixtures::portal_builder()
         .shared_store(store.clone())
@@ -75,7 +52,7 @@ async fn fixture(store: Arc<dyn Store>) -> Fixture {
         .build()
         .expect("portal");
     portal.start_registration(EMAIL).await.expect("R1");
-    let MailMessage::RegistrationLink(link1) = inbox.last() else {
+    let MailMessage::RegistrationLink(link1) = last_message(&inbox) else {
         panic!("link 1 expected");
     };
     let handle = portal
@@ -86,7 +63,7 @@ async fn fixture(store: Arc<dyn Store>) -> Fixture {
         .verify_identity(&handle, fixtures::claim(TARO_CARD, TARO_BIRTH))
         .await
         .expect("R3");
-    let MailMessage::IdentityVerified(link2) = inbox.last() else {
+    let MailMessage::IdentityVerified(link2) = last_message(&inbox) else {
         panic!("link 2 expected");
     };
     let handle = portal
