@@ -143,7 +143,7 @@ impl Bench {
             .unwrap();
         t[3] = s.elapsed();
 
-        let mut credentials = fixtures::credentials(&format!("member-{i}"), PASSWORD);
+        let mut credentials = fixtures::credentials(&format!("kumiai-{i:04}"), PASSWORD);
         credentials.nickname = None;
         let s = Instant::now();
         self.portal

@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --example actix_api
 //! curl -s -X POST localhost:8081/login -H 'content-type: application/json' \
-//!      -d '{"login_id":"demo-member","password":"hanami-Bento-7"}'
+//!      -d '{"login_id":"sakura-demo","password":"hanami-Bento-7"}'
 //! # → {"challenge":"…","expires_at":"…","masked_email":"d***@example.jp"}
 //! curl -s -X POST localhost:8081/otp -H 'content-type: application/json' \
 //!      -d '{"challenge":"…","code":"123456"}'
@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 
 /// The demo account's login ID.
-pub const DEMO_LOGIN_ID: &str = "demo-member";
+pub const DEMO_LOGIN_ID: &str = "sakura-demo";
 /// The demo account's password (the seed portal's 8-character minimum applies).
 pub const DEMO_PASSWORD: &str = "hanami-Bento-7";
 /// The demo account's address (fictional).

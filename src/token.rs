@@ -376,11 +376,12 @@ macro_rules! bound_digest {
     };
 }
 
-/// What a member retyped by hand: trimmed (whitespace and zero-width characters) and
+/// What a member retyped by hand: trimmed like every typed value (whitespace and the
+/// zero-width characters, DOM-4) and
 /// with full-width letters and digits folded to ASCII.
 fn retyped(s: &str) -> Zeroizing<String> {
     Zeroizing::new(
-        s.trim_matches(|c: char| c.is_whitespace() || c == '\u{200B}' || c == '\u{FEFF}')
+        crate::domain::normalize::trim(s)
             .chars()
             .map(fold_fullwidth_ascii)
             .collect(),

@@ -696,6 +696,28 @@ async fn sec_13_flow_starts_are_limited_for_the_whole_portal() {
     assert_eq!(f.audit.count(AuditKind::MailThrottled), 1);
 }
 
+/// SEC-42: at R5 a login ID may not be the card number in any spelling — other
+/// separators included (`999.123456.00`, before accepted) — nor the address or its
+/// local part.
+#[tokio::test]
+async fn sec_42_login_id_cannot_spell_the_card_number_or_the_address() {
+    let f = fixture();
+    let handle = at_credentials(&f, TARO, CARD, BIRTH).await;
+    let local = TARO.split_once('@').map(|(l, _)| l).unwrap();
+    for typed in ["999.123456.00", "999_123456_00", "99912345600", local] {
+        let r = f
+            .portal
+            .complete_registration(&handle, credentials(typed, PASSWORD))
+            .await
+            .unwrap_err();
+        assert_eq!(rejection(r), Rejection::LoginIdIdentifying, "{typed}");
+    }
+    f.portal
+        .complete_registration(&handle, credentials("taro-sakura", PASSWORD))
+        .await
+        .unwrap();
+}
+
 /// DOM-13: a birth date after today (2090 for 1990, 令和99年) is a field error the member
 /// can fix, not a failed identity check that spends a try.
 #[tokio::test]

@@ -9,7 +9,7 @@ pub mod insurer_number;
 pub mod kana_name;
 pub mod login_id;
 pub mod nickname;
-mod normalize;
+pub(crate) mod normalize;
 pub mod password;
 
 use std::borrow::Cow;

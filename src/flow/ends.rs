@@ -2,9 +2,9 @@
 
 use time::OffsetDateTime;
 
-use super::account::EmailChangeEndReason;
+use super::account::{EmailChangeEndReason, EmailChangeState};
 use super::login::LoginEndReason;
-use super::recovery::ResetEndReason;
+use super::recovery::{ResetEndReason, ResetState};
 use super::step::Write;
 use super::{FlowRecord, FlowState};
 use crate::model::{Expect, FlowId, Versioned};
@@ -66,7 +66,14 @@ impl Ends {
     ) -> Vec<Write> {
         let mut writes = Vec::new();
         for f in flows {
-            if except == Some(&f.value.id) {
+            // Ended flows stay listed until purged: skip them before cloning anything.
+            let open = match &f.value.state {
+                FlowState::Login(s) => s.is_open(),
+                FlowState::PasswordReset(s) => !matches!(s, ResetState::Ended(_)),
+                FlowState::EmailChange(s) => !matches!(s, EmailChangeState::Ended(_)),
+                _ => false,
+            };
+            if !open || except == Some(&f.value.id) {
                 continue;
             }
             let next = match (&f.value.state, self.login, self.reset, self.email) {

@@ -100,7 +100,12 @@ pub enum LoginState {
 ///
 /// ```compile_fail
 /// // A proof cannot be made up outside the core…
-/// let forged = kenpo_auth::flow::OtpConsumed { account: todo!(), at: todo!() };
+/// fn forge(
+///     account: kenpo_auth::model::AccountId,
+///     at: time::OffsetDateTime,
+/// ) -> kenpo_auth::flow::OtpConsumed {
+///     kenpo_auth::flow::OtpConsumed { account, at }
+/// }
 /// ```
 ///
 /// ```compile_fail

@@ -25,7 +25,7 @@ use super::registration::{
     identity_member_window,
 };
 use super::step::{Step as Decision, Write};
-use super::throttle::{self, CounterHit};
+use super::throttle::{self, CounterHit, StartBudgets};
 use super::{AccountView, Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, active, deadline};
 use crate::domain::EmailAddress;
 use crate::error::Rejection;
@@ -487,6 +487,8 @@ pub struct ReminderFacts<'a> {
     pub record: Option<&'a MemberRecord>,
     /// Mails to the typed address (SEC-13).
     pub mails: &'a [Option<Versioned<Counter>>],
+    /// The requester's and the portal's flow starts (SEC-13).
+    pub starts: StartBudgets<'a>,
 }
 
 /// ログインIDを忘れた方 without the card data the policy asks for: refused before any
@@ -511,53 +513,55 @@ pub fn remind_login_id(
     if let Some(refused) = reminder_gate(identity, env) {
         return refused;
     }
-    let now = env.now;
-    let target = active(facts.account);
-    let mut hits: Vec<CounterHit> = Vec::new();
-    // SEC-25: no identity budget is charged here. The answer is the same whether or not
-    // the claim matched (SEC-40) and the login ID only ever goes to the registered
-    // address, so a guess teaches the requester nothing; charging the member's budget
-    // would only let anyone who knows the address block the member's own recovery.
-    let identity_ok = match identity {
-        None => true,
-        Some(claim) => RosterCheck {
-            claim,
-            record: facts.record,
-            member_exhausted: false,
-        }
-        .matched()
-        .is_some(),
-    };
-    let matched = target.filter(|_| identity_ok);
-    let mut decision = Decision::answer(());
-    let detail = match matched {
-        None => "no_match",
-        Some(a) => {
-            let allowed = address_mail_hit(email, facts.mails, env);
-            match (&a.value.email, allowed) {
-                (Some(to), Ok(hit)) => {
-                    hits.push(hit);
-                    decision = decision.mail(
-                        to.clone(),
-                        MailMessage::LoginIdReminder {
-                            login_id: a.value.login_id.as_str().to_owned(),
-                        },
-                    );
-                    "sent"
-                }
-                _ => "throttled",
+    throttle::within_start_budgets(facts.starts, env, (), || {
+        let now = env.now;
+        let target = active(facts.account);
+        let mut hits: Vec<CounterHit> = Vec::new();
+        // SEC-25: no identity budget is charged here. The answer is the same whether or not
+        // the claim matched (SEC-40) and the login ID only ever goes to the registered
+        // address, so a guess teaches the requester nothing; charging the member's budget
+        // would only let anyone who knows the address block the member's own recovery.
+        let identity_ok = match identity {
+            None => true,
+            Some(claim) => RosterCheck {
+                claim,
+                record: facts.record,
+                member_exhausted: false,
             }
+            .matched()
+            .is_some(),
+        };
+        let matched = target.filter(|_| identity_ok);
+        let mut decision = Decision::answer(());
+        let detail = match matched {
+            None => "no_match",
+            Some(a) => {
+                let allowed = address_mail_hit(email, facts.mails, env);
+                match (&a.value.email, allowed) {
+                    (Some(to), Ok(hit)) => {
+                        hits.push(hit);
+                        decision = decision.mail(
+                            to.clone(),
+                            MailMessage::LoginIdReminder {
+                                login_id: a.value.login_id.as_str().to_owned(),
+                            },
+                        );
+                        "sent"
+                    }
+                    _ => "throttled",
+                }
+            }
+        };
+        let mut ev = AuditEvent::new(AuditKind::LoginIdReminderRequested, now)
+            .email(email.masked())
+            .detail(detail);
+        if let Some(a) = matched {
+            ev = ev.account(&a.value.id);
         }
-    };
-    let mut ev = AuditEvent::new(AuditKind::LoginIdReminderRequested, now)
-        .email(email.masked())
-        .detail(detail);
-    if let Some(a) = matched {
-        ev = ev.account(&a.value.id);
-    }
-    decision
-        .writes(hits.into_iter().map(Write::Counter))
-        .audit(ev)
+        decision
+            .writes(hits.into_iter().map(Write::Counter))
+            .audit(ev)
+    })
 }
 
 /// パスワードを忘れた方: a reset link to the registered address of an active account —
@@ -566,52 +570,55 @@ pub fn remind_login_id(
 /// the account itself is not touched (SEC-37).
 pub fn request_reset<R: rand::CryptoRng + ?Sized>(
     held: AccountView<'_>,
-    mails: &[Option<Versioned<Counter>>],
+    (mails, starts): (&[Option<Versioned<Counter>>], StartBudgets<'_>),
     urls: &Urls,
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
-    let now = env.now;
-    let Some((account, email)) = held
-        .active()
-        .and_then(|a| a.value.email.as_ref().map(|e| (&a.value, e)))
-    else {
-        return Decision::answer(())
-            .audit(AuditEvent::new(AuditKind::PasswordResetRequested, now).detail("no_account"));
-    };
-    let Ok(hit) = address_mail_hit(email, mails, env) else {
-        return Decision::answer(()).audit(
-            AuditEvent::new(AuditKind::PasswordResetRequested, now)
-                .account(&account.id)
-                .detail("throttled"),
-        );
-    };
-    let (state, token) = start(account.id.clone(), env, rng);
-    let expires_at = state.expires_at;
-    let flow_id = FlowId::generate(rng);
-    let url = urls.link(|p| &p.password_reset, token.expose_secret());
-    Decision::answer(())
-        .writes(Ends::reset(ResetEndReason::Superseded).writes(held.flows, now, None))
-        .flow(
-            Expect::Absent,
-            flow_id.clone(),
-            FlowState::PasswordReset(ResetState::AwaitingLinkOpen(state)),
-        )
-        .counter(hit)
-        .audit(
-            AuditEvent::new(AuditKind::PasswordResetRequested, now)
-                .account(&account.id)
-                .flow(&flow_id)
-                .detail("sent"),
-        )
-        .mail(
-            email.clone(),
-            MailMessage::PasswordResetLink(MailLink {
-                url,
-                token,
-                expires_at,
-            }),
-        )
+    throttle::within_start_budgets(starts, env, (), || {
+        let now = env.now;
+        let Some((account, email)) = held
+            .active()
+            .and_then(|a| a.value.email.as_ref().map(|e| (&a.value, e)))
+        else {
+            return Decision::answer(()).audit(
+                AuditEvent::new(AuditKind::PasswordResetRequested, now).detail("no_account"),
+            );
+        };
+        let Ok(hit) = address_mail_hit(email, mails, env) else {
+            return Decision::answer(()).audit(
+                AuditEvent::new(AuditKind::PasswordResetRequested, now)
+                    .account(&account.id)
+                    .detail("throttled"),
+            );
+        };
+        let (state, token) = start(account.id.clone(), env, rng);
+        let expires_at = state.expires_at;
+        let flow_id = FlowId::generate(rng);
+        let url = urls.link(|p| &p.password_reset, token.expose_secret());
+        Decision::answer(())
+            .writes(Ends::reset(ResetEndReason::Superseded).writes(held.flows, now, None))
+            .flow(
+                Expect::Absent,
+                flow_id.clone(),
+                FlowState::PasswordReset(ResetState::AwaitingLinkOpen(state)),
+            )
+            .counter(hit)
+            .audit(
+                AuditEvent::new(AuditKind::PasswordResetRequested, now)
+                    .account(&account.id)
+                    .flow(&flow_id)
+                    .detail("sent"),
+            )
+            .mail(
+                email.clone(),
+                MailMessage::PasswordResetLink(MailLink {
+                    url,
+                    token,
+                    expires_at,
+                }),
+            )
+    })
 }
 
 fn reset_of<'a>(

@@ -18,7 +18,7 @@ use time::OffsetDateTime;
 
 use super::gate::{self, Gate, PasswordCheck};
 use super::step::{NewAccount, Step as Decision, Write};
-use super::throttle::{self, CounterHit, Window};
+use super::throttle::{self, CounterHit, StartBudgets, Window};
 use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, deadline};
 use crate::domain::{BirthDate, CardNumber, EmailAddress, KanaName, LoginId, Nickname};
 use crate::error::Rejection;
@@ -725,61 +725,63 @@ pub(crate) fn address_mail_hit(
 /// insert a flow, count the mail, send one mail — so neither the answer nor its timing
 /// tells whether the address is registered; for a registered address the flow is
 /// stored already dead and its link is never mailed. A throttled mail (SEC-13) is
-/// answered the same way, with nothing written. The driver runs it within the start
-/// budgets ([`throttle::within_start_budgets`]).
+/// answered the same way, with nothing written but one flow start from the requester's
+/// and the portal's hourly budgets, which when spent answer the same way too.
 pub fn begin<R: rand::CryptoRng + ?Sized>(
     email: EmailAddress,
     registered: bool,
-    mails: &[Option<Versioned<Counter>>],
+    (mails, starts): (&[Option<Versioned<Counter>>], StartBudgets<'_>),
     urls: &Urls,
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
-    let Ok(hit) = address_mail_hit(&email, mails, env) else {
-        return Decision::answer(())
-            .audit(AuditEvent::new(AuditKind::MailThrottled, env.now).email(email.masked()));
-    };
-    let now = env.now;
-    let (state, token) = start(email.clone(), env, rng);
-    let expires_at = state.expires_at;
-    let flow_id = FlowId::generate(rng);
-    let (stored, kind, message) = if registered {
-        (
-            RegistrationState::Dead(Dead {
-                reason: DeadReason::AlreadyRegistered,
-                spent: vec![state.link],
-                at: now,
-            }),
-            AuditKind::RegistrationForRegisteredAddress,
-            MailMessage::AlreadyRegistered {
-                login_url: urls.login(),
-            },
-        )
-    } else {
-        let url = urls.link(|p| &p.registration, token.expose_secret());
-        (
-            RegistrationState::AwaitingLinkOpen(state),
-            AuditKind::RegistrationStarted,
-            MailMessage::RegistrationLink(MailLink {
-                url,
-                token,
-                expires_at,
-            }),
-        )
-    };
-    Decision::answer(())
-        .flow(
-            Expect::Absent,
-            flow_id.clone(),
-            FlowState::Registration(stored),
-        )
-        .counter(hit)
-        .audit(
-            AuditEvent::new(kind, now)
-                .flow(&flow_id)
-                .email(email.masked()),
-        )
-        .mail(email, message)
+    throttle::within_start_budgets(starts, env, (), || {
+        let Ok(hit) = address_mail_hit(&email, mails, env) else {
+            return Decision::answer(())
+                .audit(AuditEvent::new(AuditKind::MailThrottled, env.now).email(email.masked()));
+        };
+        let now = env.now;
+        let (state, token) = start(email.clone(), env, rng);
+        let expires_at = state.expires_at;
+        let flow_id = FlowId::generate(rng);
+        let (stored, kind, message) = if registered {
+            (
+                RegistrationState::Dead(Dead {
+                    reason: DeadReason::AlreadyRegistered,
+                    spent: vec![state.link],
+                    at: now,
+                }),
+                AuditKind::RegistrationForRegisteredAddress,
+                MailMessage::AlreadyRegistered {
+                    login_url: urls.login(),
+                },
+            )
+        } else {
+            let url = urls.link(|p| &p.registration, token.expose_secret());
+            (
+                RegistrationState::AwaitingLinkOpen(state),
+                AuditKind::RegistrationStarted,
+                MailMessage::RegistrationLink(MailLink {
+                    url,
+                    token,
+                    expires_at,
+                }),
+            )
+        };
+        Decision::answer(())
+            .flow(
+                Expect::Absent,
+                flow_id.clone(),
+                FlowState::Registration(stored),
+            )
+            .counter(hit)
+            .audit(
+                AuditEvent::new(kind, now)
+                    .flow(&flow_id)
+                    .email(email.masked()),
+            )
+            .mail(email, message)
+    })
 }
 
 /// R2 POST of 【本人確認ページへ】: consumes link 1 and binds the flow to this browser.
@@ -1078,26 +1080,19 @@ pub fn provisioned_still_valid(
 
 /// SEC-42: a chosen login ID may not be the e-mail address (or its local part), the
 /// card number in any spelling, or the birth date. `identifying` holds the roster's
-/// spellings; separators are ignored, so `999.123456.00` is `999-123456-00`.
+/// spellings; [`LoginId::ensure_not_identifying`] ignores case, width and separators, so
+/// `999.123456.00` is `999-123456-00`.
 pub fn login_is_identifying(
     login_id: &LoginId,
     email: &EmailAddress,
     identifying: &[String],
 ) -> bool {
-    let id = login_id.as_str();
-    let local = email.canonical().split_once('@').map(|(l, _)| l);
-    let bare = |s: &str| -> String {
-        s.chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .map(|c| c.to_ascii_lowercase())
-            .collect()
-    };
-    let id_bare = bare(id);
-    id == email.canonical()
-        || local == Some(id)
-        || identifying
-            .iter()
-            .any(|w| w.to_ascii_lowercase() == id || (!id_bare.is_empty() && bare(w) == id_bare))
+    let address = email.canonical();
+    let local = address.split_once('@').map(|(l, _)| l);
+    let words = identifying.iter().map(String::as_str);
+    login_id
+        .ensure_not_identifying(words.chain([address]).chain(local))
+        .is_err()
 }
 
 /// What R5 checked and computed before deciding.

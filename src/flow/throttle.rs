@@ -145,7 +145,7 @@ impl StartBudgets<'_> {
 /// Runs `decide` for a request that starts a flow once the start budgets allow it, and
 /// adds the spent starts to its writes; when a budget is spent, nothing is started or
 /// mailed and the answer is `answer`, the one a sent mail gets (SEC-13).
-pub fn within_start_budgets<T>(
+pub(crate) fn within_start_budgets<T>(
     starts: StartBudgets<'_>,
     env: crate::flow::Env<'_>,
     answer: T,

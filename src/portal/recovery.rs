@@ -13,7 +13,6 @@ use super::{Portal, typed_email};
 use crate::domain::Password;
 use crate::error::{Error, Rejection};
 use crate::flow::recovery::{self, ReminderFacts};
-use crate::flow::throttle;
 use crate::flow::{Decision, IdentityClaim};
 use crate::lang::Lang;
 use crate::model::{Counter, CounterKey, MemberId, Versioned};
@@ -87,10 +86,14 @@ impl Portal {
                     account: loaded.account.as_ref(),
                     record: record.as_ref(),
                     mails,
+                    starts,
                 };
-                Ok(throttle::within_start_budgets(starts, env, (), || {
-                    recovery::remind_login_id(email, identity.as_ref(), facts, env)
-                }))
+                Ok(recovery::remind_login_id(
+                    email,
+                    identity.as_ref(),
+                    facts,
+                    env,
+                ))
             })
         })
         .await?;
@@ -131,10 +134,13 @@ impl Portal {
                 };
                 let (starts, _) = loaded.start_budgets(requester.as_ref());
                 let mut rng = Self::rng();
-                Ok(throttle::within_start_budgets(starts, env, (), || {
-                    let urls = &self.inner.urls;
-                    recovery::request_reset(loaded.view(), &mails, urls, env, &mut rng)
-                }))
+                Ok(recovery::request_reset(
+                    loaded.view(),
+                    (&mails, starts),
+                    &self.inner.urls,
+                    env,
+                    &mut rng,
+                ))
             })
         })
         .await?;

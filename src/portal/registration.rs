@@ -10,7 +10,6 @@ use crate::domain::{
 };
 use crate::error::{Error, Rejection};
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts};
-use crate::flow::throttle;
 use crate::flow::{AwaitingCredentials, Decision, IdentityClaim, RegistrationState};
 use crate::model::CounterKey;
 use crate::password_hash::Verification;
@@ -82,10 +81,15 @@ impl Portal {
         let email = &email;
         self.decide(&load, |loaded, env, rng| {
             let (starts, mails) = loaded.start_budgets(requester.as_ref());
-            throttle::within_start_budgets(starts, env, (), || {
-                let registered = loaded.account.is_some();
-                registration::begin(email.clone(), registered, mails, &self.inner.urls, env, rng)
-            })
+            let registered = loaded.account.is_some();
+            registration::begin(
+                email.clone(),
+                registered,
+                (mails, starts),
+                &self.inner.urls,
+                env,
+                rng,
+            )
         })
         .await?;
         Ok(answer)
