@@ -15,6 +15,148 @@ use time::Duration;
 
 const LOGIN: &str = "taro-sakura";
 
+/// A store that lets one password reset commit between L1's read and its commit: the
+/// moment a login races a reset (SEC-34).
+#[derive(Clone)]
+struct ResetDuringLogin {
+    inner: kenpo_auth::store::MemoryStore,
+    /// The hash the racing reset sets, taken once.
+    reset_to: Arc<std::sync::Mutex<Option<PasswordHashString>>>,
+}
+
+#[async_trait::async_trait]
+impl kenpo_auth::ports::Store for ResetDuringLogin {
+    async fn find_flow(
+        &self,
+        key: &kenpo_auth::token::TokenDigest,
+    ) -> Result<
+        Option<kenpo_auth::ports::Versioned<kenpo_auth::ports::FlowRecord>>,
+        kenpo_auth::ports::StoreError,
+    > {
+        self.inner.find_flow(key).await
+    }
+    async fn flows_of_account(
+        &self,
+        account: &kenpo_auth::ports::AccountId,
+    ) -> Result<
+        Vec<kenpo_auth::ports::Versioned<kenpo_auth::ports::FlowRecord>>,
+        kenpo_auth::ports::StoreError,
+    > {
+        self.inner.flows_of_account(account).await
+    }
+    async fn find_account(
+        &self,
+        by: kenpo_auth::ports::AccountLookup,
+    ) -> Result<
+        Option<kenpo_auth::ports::Versioned<kenpo_auth::ports::Account>>,
+        kenpo_auth::ports::StoreError,
+    > {
+        self.inner.find_account(by).await
+    }
+    async fn load_counter(
+        &self,
+        key: &str,
+    ) -> Result<
+        Option<kenpo_auth::ports::Versioned<kenpo_auth::ports::Counter>>,
+        kenpo_auth::ports::StoreError,
+    > {
+        self.inner.load_counter(key).await
+    }
+    async fn load(
+        &self,
+        load: &kenpo_auth::ports::Load,
+    ) -> Result<kenpo_auth::ports::Loaded, kenpo_auth::ports::StoreError> {
+        let read = self.inner.load(load).await?;
+        let racing = self.reset_to.lock().unwrap().take();
+        if let (Some(hash), Some(account)) = (racing, &read.account) {
+            // The reset commits now, after L1 read the account.
+            let mut reset = account.value.clone();
+            reset.password_hash = hash;
+            let commit = kenpo_auth::ports::Commit {
+                accounts: vec![kenpo_auth::ports::AccountWrite {
+                    expect: kenpo_auth::model::Expect::At(account.version),
+                    account: reset,
+                }],
+                ..Default::default()
+            };
+            assert_eq!(
+                self.inner.commit(commit).await?,
+                kenpo_auth::ports::CommitOutcome::Committed
+            );
+        }
+        Ok(read)
+    }
+    async fn commit(
+        &self,
+        commit: kenpo_auth::ports::Commit,
+    ) -> Result<kenpo_auth::ports::CommitOutcome, kenpo_auth::ports::StoreError> {
+        self.inner.commit(commit).await
+    }
+    async fn purge_expired(
+        &self,
+        now: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<usize, kenpo_auth::ports::StoreError> {
+        self.inner.purge_expired(now, limit).await
+    }
+}
+
+/// SEC-34: a login whose password was checked before a password reset committed does not
+/// survive the reset. L1's commit is conditional on the account's version, so it loses
+/// the race, reads again, and the old password now fails (before, the challenge was
+/// committed anyway and its 暗証キー gave a session with the new stamp).
+#[tokio::test]
+async fn sec_34_a_login_racing_a_password_reset_does_not_survive_it() {
+    let f = registered().await;
+    // The hash of another password, as the racing reset sets it.
+    f.after_mail_interval();
+    f.portal.start_registration(HANAKO).await.unwrap();
+    let handle = f
+        .portal
+        .open_registration_link(&f.link1(HANAKO))
+        .await
+        .unwrap();
+    let shown = f
+        .portal
+        .verify_identity(&handle, claim("999-123456-01", "1987-09-30"))
+        .await
+        .unwrap();
+    let handle = f
+        .portal
+        .confirm_auth_key(&f.link2(HANAKO), &shown.auth_key)
+        .await
+        .unwrap();
+    f.portal
+        .complete_registration(
+            &handle,
+            credentials("hanako-sakura", "川沿いの道を自転車で走る朝の光"),
+        )
+        .await
+        .unwrap();
+    let other = f
+        .store
+        .danger_accounts()
+        .into_iter()
+        .find(|a| a.login_id.as_str() == "hanako-sakura")
+        .unwrap()
+        .password_hash;
+    let racing = ResetDuringLogin {
+        inner: f.store.clone(),
+        reset_to: Arc::new(std::sync::Mutex::new(Some(other))),
+    };
+    let portal = kenpo_auth::testkit::fixtures::portal_builder()
+        .store(racing)
+        .shared_mailer(Arc::new(f.mailer.clone()))
+        .directory(f.directory.clone())
+        .clock(Arc::new(f.clock.clone()))
+        .build()
+        .unwrap();
+    let mails = f.mailer.count();
+    let r = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err();
+    assert_eq!(rejection(r), Rejection::LoginFailed);
+    assert_eq!(f.mailer.count(), mails, "no 暗証キー was mailed");
+}
+
 async fn registered() -> Fixture {
     let f = fixture();
     f.register(TARO, "999-123456-00", "1985-04-12", LOGIN).await;
