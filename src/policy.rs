@@ -25,7 +25,7 @@
 //! | `otp_failures_per_account` | account | the 暗証キー | L2 | cooldown, one password failure | 10 → 15 min |
 //! | `otp_failures_per_account_per_day` | account, 24 h | the 暗証キー, against an attacker who has the password | L2 | no code is evaluated, no login starts | 100 (hard max, SEC-29) |
 //! | `otp_mails_per_account_per_hour` | account | the member's mailbox | L1, L4 | the generic login failure (L1), `TooManyRequests` (L4) | 10 |
-//! | `mails_per_address_per_hour`, `mail_min_interval` | address (every accepted key) | the mailbox | R1, forgot ID, reset request, e-mail change | answered as sent | 5, 60 s |
+//! | `mails_per_address_per_hour`, `mail_min_interval` | address (every accepted key); a reset request's typed login ID | the mailbox | R1, forgot ID (matched or not), reset request (known ID or not), e-mail change | answered as sent | 5, 60 s |
 //! | `flow_starts_per_requester_per_hour` | requester the host names | the portal's mail | R1, forgot ID, reset request | answered as sent | 20 |
 //! | `flow_starts_per_hour` | the portal | the portal's mail | the same | answered as sent | 10 000 |
 
@@ -292,6 +292,15 @@ pub struct Policy {
     /// against a flood from many requesters. Beyond it, nothing is started or mailed and
     /// the answer is the one a sent mail gets.
     pub flow_starts_per_hour: u32,
+    /// The least time R1, the forgot-ID form and the reset request take to answer
+    /// (SEC-07, SEC-37, SEC-40). Their paths already do the same store work whether or
+    /// not an account exists; what is left — an account read and decoded, a mail rendered
+    /// and handed to the mailer — is microseconds that a patient requester could average
+    /// out. Each of these steps therefore answers no sooner than this after it began. It
+    /// should exceed the slowest of these steps on the host's store (`benches/timing.rs`
+    /// measures them); a step that takes longer answers when it is done. Zero turns the
+    /// floor off. Needs the Tokio timer (every `#[tokio::main]` runtime has it).
+    pub answer_floor: Duration,
 
     /// Password-reset link: 30 min, hard max 24 h (SEC-38).
     pub password_reset_link_ttl: Duration,
@@ -352,6 +361,7 @@ impl Default for Policy {
             mails_per_address_per_hour: 5,
             flow_starts_per_requester_per_hour: 20,
             flow_starts_per_hour: 10_000,
+            answer_floor: Duration::milliseconds(30),
             password_reset_link_ttl: Duration::minutes(30),
             email_change_link_ttl: Duration::minutes(30),
             recovery_requires_identity: true,
@@ -881,6 +891,7 @@ mod tests {
                 mails_per_address_per_hour,
                 flow_starts_per_requester_per_hour,
                 flow_starts_per_hour,
+                answer_floor,
                 password_reset_link_ttl,
                 email_change_link_ttl,
                 recovery_requires_identity,

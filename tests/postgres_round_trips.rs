@@ -46,9 +46,8 @@ impl tracing::Subscriber for StatementCounter {
     fn exit(&self, _: &tracing::span::Id) {}
 }
 
-/// Round trips per call, counted: every portal step is one `load` and one commit (R3 and
-/// a reset request also read what the first read named); a `load` of every part is one
-/// statement, a
+/// Round trips per call, counted: every portal step is one `load` and one commit (R3
+/// also reads what the first read named); a `load` of every part is one statement, a
 /// commit of one write or of ten writes (flows, counters, an account) is one, a refused
 /// commit is one.
 #[test]
@@ -154,11 +153,9 @@ fn round_trips_per_call() {
             }
             for (step, n) in &steps {
                 // R3 reads what the roster named (the member's budget and account) and
-                // whether the address was taken meanwhile; a reset request reads the mail
-                // counter of the address the account names.
+                // whether the address was taken meanwhile.
                 let most = match *step {
                     s if s.starts_with("R3") => 4,
-                    "request_password_reset" => 3,
                     _ => 2,
                 };
                 assert!(*n <= most, "{step}: {n} round trips (at most {most})");

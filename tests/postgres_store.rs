@@ -293,7 +293,17 @@ async fn migrate_is_idempotent() {
         .fetch_one(store.danger_pool())
         .await
         .expect("migrations table");
-    assert_eq!(n, 2, "one row per embedded migration");
+    assert_eq!(n, 3, "one row per embedded migration");
+    // SEC-45: the schema says what a stored flow holds (migration 0003).
+    let (comment,): (Option<String>,) = sqlx::query_as(
+        "SELECT col_description(to_regclass('kenpo_flows'), \
+         (SELECT attnum FROM pg_attribute \
+          WHERE attrelid = to_regclass('kenpo_flows') AND attname = 'state'))",
+    )
+    .fetch_one(store.danger_pool())
+    .await
+    .expect("column comment");
+    assert!(comment.is_some_and(|c| c.contains("SEC-45") && c.contains("member ID")));
     let plain = PostgresStore::connect(&url()).await.expect("connect");
     plain.danger_pool().close().await;
     store.danger_pool().close().await;

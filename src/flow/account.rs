@@ -186,7 +186,7 @@ pub fn change_password<R: rand::CryptoRng + ?Sized>(
     let Some(stored) = held.active() else {
         return Decision::reject(Rejection::CurrentPasswordIncorrect);
     };
-    let opened = match gate::check(Gate::Login, Some(stored), current, env) {
+    let opened = match gate::check(Gate::Login, Some(stored), current, None, env) {
         Ok(opened) => opened,
         Err(mut refused) => {
             refused.answer = Err(Rejection::CurrentPasswordIncorrect);

@@ -9,8 +9,11 @@
 use crate::error::Rejection;
 use crate::flow::Env;
 use crate::flow::step::Step;
+use crate::flow::throttle::{self, Window};
 use crate::mail::MailMessage;
-use crate::model::{Account, AccountStatus, AuditEvent, AuditKind, Expect, Versioned};
+use crate::model::{
+    Account, AccountStatus, AuditEvent, AuditKind, Counter, CounterKey, Expect, Versioned,
+};
 use crate::password_hash::{PasswordHashString, Verification};
 
 /// Which accounts a password check accepts.
@@ -46,12 +49,39 @@ pub struct Opened {
     pub audit: Vec<AuditEvent>,
 }
 
+/// The counter a refusal that writes nothing else is recorded on (SEC-23): the
+/// [`CounterKey::RefusedLogins`] of the login ID as typed, and its loaded value.
+#[derive(Clone, Copy, Debug)]
+pub struct Refusals<'a> {
+    /// [`CounterKey::refused_logins`] of the typed login ID.
+    pub key: &'a CounterKey,
+    /// The counter as loaded.
+    pub counter: Option<&'a Versioned<Counter>>,
+}
+
+impl Refusals<'_> {
+    /// The window refused logins are counted in. Not a throttle: the count is there so
+    /// every refusal writes one row, as a wrong password writes the account.
+    pub const WINDOW: Window = Window {
+        span: time::Duration::HOUR,
+        cap: u32::MAX,
+        min_interval: None,
+    };
+}
+
 /// Decides a login ID + password. `account` is `None` for an unknown or unreadable ID
 /// (then `check` came from the dummy hash).
+///
+/// Equal work (SEC-23): a wrong password writes the account (its failure count). Every
+/// other refusal — an unknown ID, an account that is not usable, locked, delayed or
+/// cooling down — writes `refusals`' counter instead, so each refusal commits one row
+/// and the store's work does not tell them apart. Without `refusals` (a signed-in
+/// member re-typing their password) those refusals write nothing.
 pub fn check<T>(
     gate: Gate,
     account: Option<&Versioned<Account>>,
     check: PasswordCheck,
+    refusals: Option<Refusals<'_>>,
     env: Env<'_>,
 ) -> Result<Opened, Step<T>> {
     let now = env.now;
@@ -62,8 +92,15 @@ pub fn check<T>(
         }
         Step::reject(Rejection::LoginFailed).audit(ev)
     };
+    let refused = |detail: &'static str, account: Option<&Account>| {
+        let step = failed(detail, account);
+        match refusals.and_then(|r| throttle::hit(r.key, r.counter, now, Refusals::WINDOW).ok()) {
+            Some(hit) => step.counter(hit),
+            None => step,
+        }
+    };
     let Some(stored) = account else {
-        return Err(failed("unknown_login_id", None));
+        return Err(refused("unknown_login_id", None));
     };
     let a = &stored.value;
     let p = env.policy;
@@ -94,7 +131,7 @@ pub fn check<T>(
         None
     };
     if let Some(detail) = refusal {
-        return Err(failed(detail, Some(a)));
+        return Err(refused(detail, Some(a)));
     }
     match check.verification {
         Verification::Match { .. } => {

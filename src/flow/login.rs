@@ -15,7 +15,7 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::gate::{self, Gate, Opened, PasswordCheck};
+use super::gate::{self, Gate, Opened, PasswordCheck, Refusals};
 use super::step::Step;
 use super::throttle::{self, Window};
 use super::{AccountView, Env, FlowRecord, FlowState, TOMBSTONE_TTL, deadline};
@@ -422,15 +422,17 @@ fn otp_day_spent(failures_today: Option<&Versioned<Counter>>, env: Env<'_>) -> b
 
 /// L1 (ログイン): the password gate, then a new challenge that supersedes the account's
 /// open ones, the hourly 暗証キー-mail cap (answered like every other failure, SEC-23)
-/// and the mail. The account write is conditional on the version read (SEC-34).
+/// and the mail. The account write is conditional on the version read (SEC-34). A
+/// refusal commits one row whatever refused it (see [`gate::check`]).
 pub fn start<R: rand::CryptoRng + ?Sized>(
     held: AccountView<'_>,
     password: PasswordCheck,
     (otp_mails, failures_today): (Option<&Versioned<Counter>>, Option<&Versioned<Counter>>),
+    refusals: Refusals<'_>,
     env: Env<'_>,
     rng: &mut R,
 ) -> Step<Issued> {
-    let opened = match gate::check(Gate::Login, held.account, password, env) {
+    let opened = match gate::check(Gate::Login, held.account, password, Some(refusals), env) {
         Ok(opened) => opened,
         Err(refused) => return refused,
     };

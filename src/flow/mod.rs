@@ -33,6 +33,7 @@ pub use ends::Ends;
 pub use login::{AwaitingOtp, LoginEnd, LoginEndReason, LoginState, OtpConsumed, OtpVerdict};
 pub use recovery::{
     AwaitingNewPassword, AwaitingResetLink, ResetEnd, ResetEndReason, ResetState, ResetStep,
+    UnmatchedReset,
 };
 pub use registration::{
     AwaitingAuthKey, AwaitingCredentials, AwaitingIdentity, AwaitingLinkOpen, Completed, Dead,
@@ -136,7 +137,7 @@ impl FlowState {
         match self {
             FlowState::Registration(s) => s.account(),
             FlowState::Login(s) => Some(s.account()),
-            FlowState::PasswordReset(s) => Some(s.account()),
+            FlowState::PasswordReset(s) => s.account(),
             FlowState::EmailChange(s) => Some(s.account()),
         }
     }

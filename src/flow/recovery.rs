@@ -4,9 +4,17 @@
 //! request ──▶ AwaitingLinkOpen ──POST link──▶ AwaitingNewPassword ──roster ok + new password──▶ Ended(Completed)
 //!               │                               │  └─ roster check failed (attempts spent)
 //!               │                               ├─ tries exhausted ───────────▶ Ended(IdentityAttemptsExhausted)
-//!               ├─ a newer reset link ──────────┴───────────────────────────▶ Ended(Superseded)
+//!               ├─ another link of the account opened ┴─────────────────────▶ Ended(Superseded)
 //!               └─ password / e-mail changed, account disabled ─────────────▶ Ended(AccountChanged)
+//!
+//! request for a login ID with no active account ──▶ Unmatched (never mailed; expires)
 //! ```
+//!
+//! A request only adds: it never ends the account's earlier links (an outsider who knows
+//! a login ID could otherwise kill the member's link at will), and for an unknown ID it
+//! stores an [`UnmatchedReset`] in place of the real flow, so both cost the store the
+//! same (SEC-37). Opening a link ends the account's other open links, so one reset at
+//! most is ever in progress.
 //!
 //! The link is single use (SEC-38): opening it (POST) consumes it and binds the flow to
 //! one browser with a [`FlowHandle`]. When [`Policy::recovery_requires_identity`] is on
@@ -21,8 +29,8 @@ use time::OffsetDateTime;
 
 use super::ends::Ends;
 use super::registration::{
-    Found, IdentityClaim, LinkStatus, RosterCheck, address_mail_hit, failed_attempt,
-    identity_member_window,
+    Found, IdentityClaim, LinkStatus, RosterCheck, address_mail_hit, address_mail_window,
+    failed_attempt, identity_member_window,
 };
 use super::step::{Step as Decision, Write};
 use super::throttle::{self, CounterHit, StartBudgets};
@@ -45,6 +53,18 @@ pub struct AwaitingResetLink {
     /// Digest of the link.
     pub link: TokenDigest,
     /// When the link dies (30 min by default, SEC-38).
+    pub expires_at: OffsetDateTime,
+}
+
+/// A reset asked for a login ID that names no active account with an address (SEC-37).
+/// It is stored as a real request is — one flow, found by the digest of a freshly drawn
+/// link — so that the request costs the store the same either way. The link is never
+/// mailed (its token is dropped); the flow holds no account and ends at `expires_at`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnmatchedReset {
+    /// Digest of the link that was drawn and dropped.
+    pub link: TokenDigest,
+    /// When the flow may go (as a real link's).
     pub expires_at: OffsetDateTime,
 }
 
@@ -73,7 +93,7 @@ pub struct AwaitingNewPassword {
 pub enum ResetEndReason {
     /// The new password was set.
     Completed,
-    /// A newer reset link was mailed for the account.
+    /// Another reset link of the account was opened.
     Superseded,
     /// The password or e-mail changed, or the account was disabled, while the flow was
     /// open (SEC-34).
@@ -105,6 +125,8 @@ pub enum ResetState {
     AwaitingNewPassword(AwaitingNewPassword),
     /// See [`ResetEnd`].
     Ended(ResetEnd),
+    /// See [`UnmatchedReset`].
+    Unmatched(UnmatchedReset),
 }
 
 /// A reset transition whose new state must be stored whatever the member is told
@@ -136,12 +158,13 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
 }
 
 impl ResetState {
-    /// The account the reset belongs to.
-    pub fn account(&self) -> &AccountId {
+    /// The account the reset belongs to; `None` for an [`UnmatchedReset`].
+    pub fn account(&self) -> Option<&AccountId> {
         match self {
-            ResetState::AwaitingLinkOpen(s) => &s.account,
-            ResetState::AwaitingNewPassword(s) => &s.account,
-            ResetState::Ended(s) => &s.account,
+            ResetState::AwaitingLinkOpen(s) => Some(&s.account),
+            ResetState::AwaitingNewPassword(s) => Some(&s.account),
+            ResetState::Ended(s) => Some(&s.account),
+            ResetState::Unmatched(_) => None,
         }
     }
 
@@ -263,26 +286,25 @@ impl ResetState {
 
     /// The reset committed: the state to store together with the account's new password.
     pub fn complete(self, now: OffsetDateTime) -> ResetState {
-        ResetState::Ended(ResetEnd {
-            account: self.account().clone(),
-            spent: self.lookup_keys(),
-            reason: ResetEndReason::Completed,
-            at: now,
-        })
+        let completed = self.clone().end_for(ResetEndReason::Completed, now);
+        completed.unwrap_or(self)
     }
 
-    /// Ends an open reset for `reason` (a newer link, a password change, a disable).
-    /// `None` when it was already over.
+    /// Ends an open reset for `reason` (another link opened, a password change, a
+    /// disable). `None` when it was already over or never had an account.
     pub fn end_for(self, reason: ResetEndReason, now: OffsetDateTime) -> Option<ResetState> {
-        match self {
-            ResetState::Ended(_) => None,
-            open => Some(ResetState::Ended(ResetEnd {
-                account: open.account().clone(),
-                spent: open.lookup_keys(),
-                reason,
-                at: now,
-            })),
-        }
+        let spent = self.lookup_keys();
+        let account = match self {
+            ResetState::AwaitingLinkOpen(s) => s.account,
+            ResetState::AwaitingNewPassword(s) => s.account,
+            ResetState::Ended(_) | ResetState::Unmatched(_) => return None,
+        };
+        Some(ResetState::Ended(ResetEnd {
+            account,
+            spent,
+            reason,
+            at: now,
+        }))
     }
 
     pub(crate) fn lookup_keys(&self) -> Vec<TokenDigest> {
@@ -290,6 +312,7 @@ impl ResetState {
             ResetState::AwaitingLinkOpen(s) => vec![s.link],
             ResetState::AwaitingNewPassword(s) => vec![s.link, s.handle],
             ResetState::Ended(s) => s.spent.clone(),
+            ResetState::Unmatched(s) => vec![s.link],
         }
     }
 
@@ -298,6 +321,7 @@ impl ResetState {
             ResetState::AwaitingLinkOpen(s) => deadline(s.expires_at, TOMBSTONE_TTL),
             ResetState::AwaitingNewPassword(s) => deadline(s.expires_at, TOMBSTONE_TTL),
             ResetState::Ended(s) => deadline(s.at, TOMBSTONE_TTL),
+            ResetState::Unmatched(s) => deadline(s.expires_at, TOMBSTONE_TTL),
         }
     }
 }
@@ -503,7 +527,8 @@ pub fn reminder_gate<T>(identity: Option<&IdentityClaim>, env: Env<'_>) -> Optio
 /// roster entry. The answer is always the same (SEC-40); only a missing claim where the
 /// policy needs one is refused, which says nothing about accounts. No identity budget is
 /// charged (SEC-25): the answer is no oracle, and the mail throttle (SEC-13) bounds what
-/// reaches the member.
+/// reaches the member. The address's mail allowance is counted on every path, so a
+/// match and a miss commit the same rows (SEC-40).
 pub fn remind_login_id(
     email: &EmailAddress,
     identity: Option<&IdentityClaim>,
@@ -532,14 +557,19 @@ pub fn remind_login_id(
             .is_some(),
         };
         let matched = target.filter(|_| identity_ok);
+        // Equal work (SEC-40): the typed address's mail allowance is counted whether or
+        // not a login ID goes out, so a match commits the same rows as a miss.
         let mut decision = Decision::answer(());
-        let detail = match matched {
-            None => "no_match",
-            Some(a) => {
-                let allowed = address_mail_hit(email, facts.mails, env);
-                match (&a.value.email, allowed) {
-                    (Some(to), Ok(hit)) => {
-                        hits.push(hit);
+        let detail = match (address_mail_hit(email, facts.mails, env), matched) {
+            (Err(_), _) => "throttled",
+            (Ok(hit), None) => {
+                hits.push(hit);
+                "no_match"
+            }
+            (Ok(hit), Some(a)) => {
+                hits.push(hit);
+                match &a.value.email {
+                    Some(to) => {
                         decision = decision.mail(
                             to.clone(),
                             MailMessage::LoginIdReminder {
@@ -548,7 +578,7 @@ pub fn remind_login_id(
                         );
                         "sent"
                     }
-                    _ => "throttled",
+                    None => "no_match",
                 }
             }
         };
@@ -564,52 +594,77 @@ pub fn remind_login_id(
     })
 }
 
+/// The reset mails asked for one typed login ID: the [`CounterKey::MailsForLoginId`]
+/// keys (current first) and the counters loaded for them.
+#[derive(Clone, Copy, Debug)]
+pub struct ResetMails<'a> {
+    /// [`CounterKey::mails_for_login_id_all`] of the typed login ID.
+    pub keys: &'a [CounterKey],
+    /// One per key.
+    pub counters: &'a [Option<Versioned<Counter>>],
+}
+
 /// パスワードを忘れた方: a reset link to the registered address of an active account —
-/// locked or not (SEC-25) — which ends the account's earlier reset links. The same
-/// answer for an unknown, disabled or provisioned login ID and for a throttled mail, and
-/// the account itself is not touched (SEC-37).
+/// locked or not (SEC-25). The same answer for an unknown, disabled or provisioned login
+/// ID and for a throttled mail, and the account itself is not touched (SEC-37).
+///
+/// Equal work (SEC-37): the mail allowance is counted on the login ID as typed, known or
+/// not, and an unknown ID stores an [`UnmatchedReset`] where a known one stores its
+/// flow, so both commit the same rows. Earlier links of the account stay alive: opening
+/// one ends the others ([`open_reset`]).
 pub fn request_reset<R: rand::CryptoRng + ?Sized>(
-    held: AccountView<'_>,
-    (mails, starts): (&[Option<Versioned<Counter>>], StartBudgets<'_>),
+    account: Option<&Versioned<Account>>,
+    (mails, starts): (ResetMails<'_>, StartBudgets<'_>),
     urls: &Urls,
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<()> {
     throttle::within_start_budgets(starts, env, (), || {
         let now = env.now;
-        let Some((account, email)) = held
-            .active()
-            .and_then(|a| a.value.email.as_ref().map(|e| (&a.value, e)))
+        let target = active(account).and_then(|a| a.value.email.as_ref().map(|e| (&a.value, e)));
+        let event = |detail: &'static str| {
+            let ev = AuditEvent::new(AuditKind::PasswordResetRequested, now).detail(detail);
+            match target {
+                Some((a, _)) => ev.account(&a.id),
+                None => ev,
+            }
+        };
+        let Some(key) = mails.keys.first() else {
+            return Decision::answer(()).audit(event("throttled"));
+        };
+        let Ok(hit) = throttle::hit_across(key, mails.counters, now, address_mail_window(env))
         else {
-            return Decision::answer(()).audit(
-                AuditEvent::new(AuditKind::PasswordResetRequested, now).detail("no_account"),
-            );
+            return Decision::answer(()).audit(event("throttled"));
         };
-        let Ok(hit) = address_mail_hit(email, mails, env) else {
-            return Decision::answer(()).audit(
-                AuditEvent::new(AuditKind::PasswordResetRequested, now)
-                    .account(&account.id)
-                    .detail("throttled"),
-            );
-        };
-        let (state, token) = start(account.id.clone(), env, rng);
-        let expires_at = state.expires_at;
+        // The link is drawn and digested on both paths; only a real one is mailed.
+        let (token, link) = PasswordResetLinkToken::issue(env.keys, rng);
+        let expires_at = deadline(now, env.policy.password_reset_link_ttl);
         let flow_id = FlowId::generate(rng);
+        let decision = Decision::answer(()).counter(hit);
+        let Some((account, email)) = target else {
+            return decision
+                .flow(
+                    Expect::Absent,
+                    flow_id,
+                    FlowState::PasswordReset(ResetState::Unmatched(UnmatchedReset {
+                        link,
+                        expires_at,
+                    })),
+                )
+                .audit(event("no_account"));
+        };
         let url = urls.link(|p| &p.password_reset, token.expose_secret());
-        Decision::answer(())
-            .writes(Ends::reset(ResetEndReason::Superseded).writes(held.flows, now, None))
+        decision
             .flow(
                 Expect::Absent,
                 flow_id.clone(),
-                FlowState::PasswordReset(ResetState::AwaitingLinkOpen(state)),
+                FlowState::PasswordReset(ResetState::AwaitingLinkOpen(AwaitingResetLink {
+                    account: account.id.clone(),
+                    link,
+                    expires_at,
+                })),
             )
-            .counter(hit)
-            .audit(
-                AuditEvent::new(AuditKind::PasswordResetRequested, now)
-                    .account(&account.id)
-                    .flow(&flow_id)
-                    .detail("sent"),
-            )
+            .audit(event("sent").flow(&flow_id))
             .mail(
                 email.clone(),
                 MailMessage::PasswordResetLink(MailLink {
@@ -642,23 +697,30 @@ fn replace_reset(record: &Versioned<FlowRecord>, state: ResetState) -> Write {
 }
 
 /// POST of the reset link: consumes it (single use, SEC-38) and binds the reset to this
-/// browser — for an account that is still active.
+/// browser — for an account that is still active. The account's other open reset links
+/// end (one reset in progress at most); a request never ends them, so an outsider's
+/// request cannot kill the member's link.
 pub fn open_reset<R: rand::CryptoRng + ?Sized>(
     found: Option<Found<'_>>,
-    account: Option<&Versioned<Account>>,
+    held: AccountView<'_>,
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<FlowHandle> {
-    let (Some((record, digest, state)), Some(_)) = (reset_of(found), active(account)) else {
+    let (Some((record, digest, state)), Some(account)) = (reset_of(found), held.active()) else {
         return Decision::reject(Rejection::LinkInvalid);
     };
     match state.clone().open_link(digest, env, rng) {
         Err(r) => Decision::reject(r),
         Ok((next, handle)) => Decision::answer(handle)
+            .writes(Ends::reset(ResetEndReason::Superseded).writes(
+                held.flows,
+                env.now,
+                Some(&record.value.id),
+            ))
             .write(replace_reset(record, next))
             .audit(
                 AuditEvent::new(AuditKind::PasswordResetLinkOpened, env.now)
-                    .account(state.account())
+                    .account(&account.value.id)
                     .flow(&record.value.id),
             ),
     }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
-use super::gate::{self, Gate, PasswordCheck};
+use super::gate::{self, Gate, PasswordCheck, Refusals};
 use super::step::{NewAccount, Step as Decision, Write};
 use super::throttle::{self, CounterHit, StartBudgets, Window};
 use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, deadline};
@@ -1004,6 +1004,7 @@ pub fn temporary_sign_in<R: rand::CryptoRng + ?Sized>(
     found: Option<Found<'_>>,
     account: Option<&Versioned<Account>>,
     password: PasswordCheck,
+    refusals: Refusals<'_>,
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<FlowHandle> {
@@ -1014,7 +1015,7 @@ pub fn temporary_sign_in<R: rand::CryptoRng + ?Sized>(
     {
         return Decision::reject(Rejection::WrongStep);
     }
-    let opened = match gate::check(Gate::Temporary, account, password, env) {
+    let opened = match gate::check(Gate::Temporary, account, password, Some(refusals), env) {
         Ok(opened) => opened,
         Err(refused) => return refused,
     };

@@ -88,6 +88,16 @@ pub enum CounterKey {
     FlowStartsFrom(String),
     /// Flows the whole portal started (SEC-13).
     FlowStarts,
+    /// Reset mails asked for one typed login ID (SEC-13, SEC-37); the keyed digest of its
+    /// canonical form (or of the text as typed when it is no login ID), hex. Keyed by
+    /// what was typed, not by the account, so a request for an unknown ID charges a
+    /// counter exactly as one for a known ID does.
+    MailsForLoginId(String),
+    /// Refused logins of one typed login ID that wrote nothing else (SEC-23): an unknown
+    /// ID, or an account refused before its password counts. A wrong password writes the
+    /// account; these write this counter, so every refusal commits one row. Keyed digest,
+    /// hex. Not a throttle: operators may read it as pressure on an ID.
+    RefusedLogins(String),
 }
 
 impl CounterKey {
@@ -121,14 +131,26 @@ impl CounterKey {
         email: &crate::domain::EmailAddress,
         keys: &crate::token::DigestKeyring,
     ) -> Vec<Self> {
-        keys.candidates(
-            crate::token::Purpose::FlowHandle,
+        Self::under_every_key(
+            keys,
             b"mail-throttle",
             email.canonical().as_bytes(),
+            CounterKey::MailsToAddress,
         )
-        .into_iter()
-        .map(|d| CounterKey::MailsToAddress(d.to_hex()))
-        .collect()
+    }
+
+    /// The key `kind` of the keyed digest of `text` under `label`, under every key the
+    /// keyring accepts, current first.
+    fn under_every_key(
+        keys: &crate::token::DigestKeyring,
+        label: &[u8],
+        text: &[u8],
+        kind: fn(String) -> Self,
+    ) -> Vec<Self> {
+        keys.candidates(crate::token::Purpose::FlowHandle, label, text)
+            .into_iter()
+            .map(|d| kind(d.to_hex()))
+            .collect()
     }
 
     /// [`CounterKey::FlowStartsFrom`] of the requester the host named (an IP or network
@@ -142,6 +164,36 @@ impl CounterKey {
         CounterKey::FlowStartsFrom(d.to_hex())
     }
 
+    /// [`CounterKey::MailsForLoginId`] of what was typed as a login ID, under every key
+    /// the keyring accepts, current first (as [`CounterKey::mails_to_all`]).
+    pub fn mails_for_login_id_all(typed: &str, keys: &crate::token::DigestKeyring) -> Vec<Self> {
+        Self::under_every_key(
+            keys,
+            b"reset-throttle",
+            Self::typed_login_id(typed).as_bytes(),
+            CounterKey::MailsForLoginId,
+        )
+    }
+
+    /// [`CounterKey::RefusedLogins`] of what was typed as a login ID.
+    pub fn refused_logins(typed: &str, keys: &crate::token::DigestKeyring) -> Self {
+        let d = keys.digest(
+            crate::token::Purpose::FlowHandle,
+            b"refused-logins",
+            Self::typed_login_id(typed).as_bytes(),
+        );
+        CounterKey::RefusedLogins(d.to_hex())
+    }
+
+    /// The canonical form of a typed login ID, or the text as typed when it is none, so
+    /// that every spelling of one ID counts on one counter.
+    fn typed_login_id(typed: &str) -> std::borrow::Cow<'_, str> {
+        match crate::domain::LoginId::parse(typed) {
+            Ok(id) => std::borrow::Cow::Owned(id.as_str().to_owned()),
+            Err(_) => std::borrow::Cow::Borrowed(typed),
+        }
+    }
+
     /// The key as stored.
     pub fn render(&self) -> String {
         match self {
@@ -152,6 +204,8 @@ impl CounterKey {
             CounterKey::IdentityChecks(member) => format!("identity:{}", member.as_str()),
             CounterKey::FlowStartsFrom(digest) => format!("starts-from:{digest}"),
             CounterKey::FlowStarts => "starts:all".to_owned(),
+            CounterKey::MailsForLoginId(digest) => format!("reset-mail:{digest}"),
+            CounterKey::RefusedLogins(digest) => format!("refused-login:{digest}"),
             CounterKey::OtpFailures(account) => {
                 format!("{}{}", Self::OTP_FAILURES_PREFIX, account.as_str())
             }

@@ -242,11 +242,7 @@ impl Portal {
         &self,
         token: &EmailChangeLinkToken,
     ) -> Result<EmailChangeConfirmed, Error> {
-        let load = Load {
-            account: Some(AccountRead::OfFlow),
-            account_flows: true,
-            ..self.flow_load(token)
-        };
+        let load = self.flow_with_account_load(token);
         let masked_email = self
             .decide(&load, |loaded, env, rng| {
                 account_flow::confirm_email(loaded.found(), loaded.view(), env, rng)

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 use rand::rngs::ThreadRng;
 
+use crate::flow::gate::Refusals;
 use crate::flow::throttle::StartBudgets;
 use crate::flow::{AccountView, Env, FlowRecord, FlowState, RegistrationState};
 use crate::model::{Account, Counter, CounterKey, Expect, Versioned};
@@ -119,6 +120,14 @@ impl Loaded {
         self.counters.get(i).and_then(Option::as_ref)
     }
 
+    /// The refusal counter [`Portal::password_load`] read (its last counter), keyed `key`.
+    pub(super) fn refusals<'a>(&'a self, key: &'a CounterKey) -> Refusals<'a> {
+        Refusals {
+            key,
+            counter: self.counters.last().and_then(Option::as_ref),
+        }
+    }
+
     /// The account and its flows, as the core's decisions take them.
     pub(super) fn view(&self) -> AccountView<'_> {
         AccountView {
@@ -157,6 +166,20 @@ impl Loaded {
 }
 
 impl Portal {
+    /// Runs `step` and answers no sooner than [`Policy::answer_floor`] after it began
+    /// (SEC-07, SEC-37, SEC-40): what the steps that may or may not find an account still
+    /// do differently is hidden under the floor.
+    ///
+    /// [`Policy::answer_floor`]: crate::Policy::answer_floor
+    pub(super) async fn floored<T>(&self, step: impl Future<Output = T>) -> T {
+        let began = tokio::time::Instant::now();
+        let answer = step.await;
+        let floor =
+            std::time::Duration::try_from(self.inner.policy.answer_floor).unwrap_or_default();
+        tokio::time::sleep_until(began + floor).await;
+        answer
+    }
+
     /// The requester's flow-start counter, when the host named a requester.
     pub(super) fn requester_counter(&self) -> Option<CounterKey> {
         self.requester
@@ -185,6 +208,26 @@ impl Portal {
             ..Load::default()
         };
         (load, requester)
+    }
+
+    /// `load` for a step that checks a typed login ID and password (L1, R2'), which also
+    /// reads the account and the typed ID's refusal counter (returned beside it): a
+    /// refusal writes that counter where a wrong password writes the account (SEC-23).
+    pub(super) fn password_load(&self, login_id: &str, mut load: Load) -> (Load, CounterKey) {
+        let refused = CounterKey::refused_logins(login_id, &self.inner.keys);
+        load.account = AccountRead::by_login_id(login_id);
+        load.counters.push(refused.clone());
+        (load, refused)
+    }
+
+    /// A load of the flow the member's bearer secret finds, its account and the account's
+    /// flows: what a step that changes the account, or ends its other flows, reads.
+    pub(super) fn flow_with_account_load(&self, secret: &impl Bearer) -> Load {
+        Load {
+            account: Some(AccountRead::OfFlow),
+            account_flows: true,
+            ..self.flow_load(secret)
+        }
     }
 
     /// A load of the flow the member's bearer secret finds (by its digest under every

@@ -714,6 +714,195 @@ async fn sec_45_card_number_and_birth_date_never_reach_the_store() {
     );
 }
 
+/// SEC-45: the address and the roster's member ID stay readable in a stored flow only
+/// while the flow still has to mail the address or create the account from them; once a
+/// flow has ended, its stored state holds digests and timestamps only.
+#[tokio::test]
+async fn sec_45_only_flows_that_still_need_them_keep_the_address_and_member() {
+    use crate::flow::{FlowState, RegistrationState};
+    let (p, store, _, _) = registered_recording().await;
+    p.request_password_reset(LOGIN_ID).await.unwrap();
+    p.start_login(LOGIN_ID, &pw(PASSWORD)).await.unwrap();
+    let commits = store.commits.lock().unwrap().clone();
+    let mut live_with_address = 0;
+    for w in commits.iter().flat_map(|c| &c.flows) {
+        let leaves = leaves_of(&w.record);
+        let holds = leaves.iter().any(|l| l == EMAIL || l == "M001");
+        let needs = matches!(
+            &w.record.state,
+            FlowState::Registration(
+                RegistrationState::AwaitingLinkOpen(_)
+                    | RegistrationState::AwaitingIdentity(_)
+                    | RegistrationState::AwaitingAuthKey(_)
+                    | RegistrationState::AwaitingCredentials(_)
+            ) | FlowState::EmailChange(_)
+        );
+        assert!(
+            !holds || needs,
+            "{:?} keeps the address or member",
+            w.record
+        );
+        live_with_address += usize::from(holds);
+    }
+    assert!(
+        live_with_address > 0,
+        "the pending registration keeps what R3 and R5 need"
+    );
+    // What the store holds at the end: the last state written of each flow.
+    let mut last = std::collections::HashMap::new();
+    for w in commits.iter().flat_map(|c| &c.flows) {
+        last.insert(w.record.id.clone(), &w.record);
+    }
+    for record in last.values() {
+        let leaves = leaves_of(*record);
+        assert!(
+            leaves.iter().all(|l| l != EMAIL && l != "M001"),
+            "a flow the journey left keeps the address or member: {:?}",
+            record.state
+        );
+    }
+}
+
+/// A portal over a recording store on which Taro has registered (R1–R5).
+async fn registered_recording() -> (Portal, RecordingStore, RecordingMailer, ManualClock) {
+    let clock = fixtures::sample_clock();
+    let store = RecordingStore::default();
+    let mailer = RecordingMailer::new();
+    let p = portal(store.clone(), mailer.clone(), roster(), &clock);
+    register(&p, &mailer).await;
+    (p, store, mailer, clock)
+}
+
+/// R1–R5 for Taro on `p`.
+async fn register(p: &Portal, mailer: &RecordingMailer) {
+    let to = EmailAddress::parse(EMAIL).unwrap();
+    let last = || mailer.last_to(&to).unwrap().message;
+    p.start_registration(EMAIL).await.unwrap();
+    let handle = p.open_registration_link(&link1_of(&last())).await.unwrap();
+    let shown = p.verify_identity(&handle, claim()).await.unwrap();
+    let handle = p
+        .confirm_auth_key(&link2_of(&last()), &shown.auth_key)
+        .await
+        .unwrap();
+    p.complete_registration(&handle, credentials())
+        .await
+        .unwrap();
+}
+
+/// The rows one call committed: (flows, accounts, counters) per commit.
+async fn rows_of<F: std::future::Future>(store: &RecordingStore, call: F) -> Vec<[usize; 3]> {
+    let before = store.commits.lock().unwrap().len();
+    call.await;
+    store.commits.lock().unwrap()[before..]
+        .iter()
+        .map(|c| [c.flows.len(), c.accounts.len(), c.counters.len()])
+        .collect()
+}
+
+/// SEC-23 equal work: every refused login commits exactly one row — the account's
+/// failure count for a wrong password, the typed ID's refusal counter for an unknown ID
+/// or an account refused before its password counts — so the store's work does not
+/// tell them apart.
+#[tokio::test]
+async fn sec_23_every_refused_login_commits_one_row() {
+    let (p, store, _, _) = registered_recording().await;
+    let wrong = pw(WRONG_PASSWORD);
+    let unknown = rows_of(&store, p.start_login("nobody-here", &wrong)).await;
+    let wrong_password = rows_of(&store, p.start_login(LOGIN_ID, &wrong)).await;
+    assert_eq!(unknown, vec![[0, 0, 1]]);
+    assert_eq!(wrong_password, vec![[0, 1, 0]]);
+    // Spend the free failures: the next attempt is refused by the delay, before the
+    // password counts.
+    for _ in 1..p.policy().password_free_failures {
+        p.start_login(LOGIN_ID, &wrong).await.unwrap_err();
+    }
+    let delayed = rows_of(&store, p.start_login(LOGIN_ID, &pw(PASSWORD))).await;
+    assert_eq!(delayed, vec![[0, 0, 1]]);
+}
+
+/// SEC-37 / SEC-40 equal work: a reset request for an unknown login ID commits the same
+/// rows as one for a known ID, and a login-ID reminder the same rows whether the address
+/// and claim matched or not.
+#[tokio::test]
+async fn sec_37_sec_40_requests_commit_the_same_rows_known_or_not() {
+    let (p, store, mailer, clock) = registered_recording().await;
+    let known = rows_of(&store, p.request_password_reset(LOGIN_ID)).await;
+    let unknown = rows_of(&store, p.request_password_reset("nobody-here")).await;
+    assert_eq!(known, unknown);
+    assert_eq!(
+        known,
+        vec![[1, 0, 2]],
+        "the flow, the typed ID's mails, the portal's starts"
+    );
+    clock.advance(Duration::minutes(2));
+    let matched = rows_of(&store, p.request_login_id_reminder(EMAIL, Some(claim()))).await;
+    let wrong_claim = rows_of(
+        &store,
+        p.request_login_id_reminder(
+            "hanako.yamada@example.jp",
+            Some(fixtures::claim(CARD, "1990-01-01")),
+        ),
+    )
+    .await;
+    let no_account = rows_of(
+        &store,
+        p.request_login_id_reminder("nobody@example.jp", Some(claim())),
+    )
+    .await;
+    assert_eq!(
+        matched,
+        vec![[0, 0, 2]],
+        "the address's mails, the portal's starts"
+    );
+    assert_eq!(wrong_claim, matched);
+    assert_eq!(no_account, matched);
+    // Only the match mailed anything.
+    assert_eq!(
+        mailer
+            .last_to(&EmailAddress::parse(EMAIL).unwrap())
+            .unwrap()
+            .message
+            .kind(),
+        "login_id_reminder"
+    );
+}
+
+/// SEC-07 / SEC-37 / SEC-40: the steps that may or may not find an account answer no
+/// sooner than `Policy::answer_floor` after they began (measured on Tokio's paused
+/// clock, so the assertion is about the wait the portal asks for, not the machine).
+#[tokio::test(start_paused = true)]
+async fn sec_37_enumerable_steps_answer_at_the_floor() {
+    let clock = fixtures::sample_clock();
+    let mut policy = fixtures::danger_test_minimum_policy();
+    policy.answer_floor = Duration::milliseconds(30);
+    let p = fixtures::portal_builder()
+        .policy(policy)
+        .store(MemoryStore::new())
+        .mailer(RecordingMailer::new())
+        .directory(roster())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    let floor = std::time::Duration::from_millis(30);
+    let began = tokio::time::Instant::now();
+    p.request_password_reset("nobody-here").await.unwrap();
+    assert!(began.elapsed() >= floor);
+    let began = tokio::time::Instant::now();
+    p.request_login_id_reminder("nobody@example.jp", Some(claim()))
+        .await
+        .unwrap();
+    assert!(began.elapsed() >= floor);
+    let began = tokio::time::Instant::now();
+    p.start_registration("new@example.jp").await.unwrap();
+    assert!(began.elapsed() >= floor);
+    // A step without an account to hide is not held back.
+    let began = tokio::time::Instant::now();
+    p.start_login("nobody-here", &pw(WRONG_PASSWORD))
+        .await
+        .unwrap_err();
+    assert!(began.elapsed() < floor);
+}
+
 // ── A serializer that keeps every leaf value ─────────────────────────────────────────
 
 /// Every leaf of a value's `serde` form — strings, numbers and booleans, and the field

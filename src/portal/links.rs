@@ -6,7 +6,6 @@ use super::Portal;
 use crate::error::Error;
 use crate::flow::LinkStatus;
 
-use super::driver::{AccountRead, Load};
 use crate::flow::{recovery, registration};
 use crate::token::{
     EmailChangeLinkToken, FlowHandle, MailedLink, PasswordResetLinkToken, RegistrationLinkToken,
@@ -71,12 +70,9 @@ impl Portal {
         &self,
         token: &PasswordResetLinkToken,
     ) -> Result<FlowHandle, Error> {
-        let load = Load {
-            account: Some(AccountRead::OfFlow),
-            ..self.flow_load(token)
-        };
+        let load = self.flow_with_account_load(token);
         self.decide(&load, |loaded, env, rng| {
-            recovery::open_reset(loaded.found(), loaded.account.as_ref(), env, rng)
+            recovery::open_reset(loaded.found(), loaded.view(), env, rng)
         })
         .await
     }

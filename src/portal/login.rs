@@ -153,8 +153,10 @@ impl Portal {
 
     /// L1 (ログイン): checks the login ID and password and mails a 暗証キー. Every
     /// failure — unknown ID, wrong password, locked, disabled — is the same
-    /// [`Rejection::LoginFailed`](crate::Rejection::LoginFailed) after the same Argon2 work (SEC-23). A new login ends
-    /// the account's earlier open challenges.
+    /// [`Rejection::LoginFailed`](crate::Rejection::LoginFailed) after the same Argon2 work (SEC-23), and commits one
+    /// row: the account's failure count for a wrong password, the typed ID's refusal
+    /// counter for every other refusal. A new login ends the account's earlier open
+    /// challenges.
     ///
     /// Build the [`Password`] with [`Password::new`]; at login, answer any error it gives
     /// with [`Rejection::LoginFailed`](crate::Rejection::LoginFailed) too (SEC-22).
@@ -163,29 +165,31 @@ impl Portal {
         login_id: &str,
         password: &Password,
     ) -> Result<OtpChallenge, Error> {
-        let load = Load {
-            account: AccountRead::by_login_id(login_id),
-            account_flows: true,
-            account_counters: vec![
-                CounterKey::OTP_MAILS_PREFIX,
-                CounterKey::OTP_FAILURES_PREFIX,
-            ],
-            ..Load::default()
-        };
+        let (load, refused) = &self.password_load(
+            login_id,
+            Load {
+                account_flows: true,
+                account_counters: vec![
+                    CounterKey::OTP_MAILS_PREFIX,
+                    CounterKey::OTP_FAILURES_PREFIX,
+                ],
+                ..Load::default()
+            },
+        );
         let cache = &Memo::new();
         let issued = self
-            .drive(&load, move |loaded, now| {
+            .drive(load, move |loaded, now| {
                 Box::pin(async move {
-                    let env = self.env(now);
-                    let account = loaded.account.as_ref();
-                    let check = self.check_password_hash(account, password, cache).await?;
-                    let mut rng = Self::rng();
+                    let check = self
+                        .check_password_hash(loaded.account.as_ref(), password, cache)
+                        .await?;
                     Ok(login::start(
                         loaded.view(),
                         check,
                         (otp_mails(&loaded), otp_failures_today(&loaded)),
-                        env,
-                        &mut rng,
+                        loaded.refusals(refused),
+                        self.env(now),
+                        &mut Self::rng(),
                     ))
                 })
             })

@@ -12,7 +12,7 @@ use super::driver::{AccountRead, Load, Memo};
 use super::{Portal, typed_email};
 use crate::domain::Password;
 use crate::error::{Error, Rejection};
-use crate::flow::recovery::{self, ReminderFacts};
+use crate::flow::recovery::{self, ReminderFacts, ResetMails};
 use crate::flow::{Decision, IdentityClaim};
 use crate::lang::Lang;
 use crate::model::{Counter, CounterKey, MemberId, Versioned};
@@ -46,10 +46,16 @@ impl Portal {
     /// returned (SEC-40). The answer is the same whether or not anything matched, and
     /// when the mail is throttled (SEC-13).
     ///
-    /// Roster checks count against the member like the registration's (SEC-09), so the
-    /// form cannot be used to guess a member's birth date. Only a malformed address, or a
-    /// missing `identity` where the policy needs one, is refused — neither says anything
+    /// No identity budget is charged (SEC-25): the answer never says whether the claim
+    /// matched, so there is nothing to guess, and charging the member's budget would let
+    /// anyone who knows the address block the member's own reset. The address's mail
+    /// allowance is counted whether or not anything matched. Only a malformed address, or
+    /// a missing `identity` where the policy needs one, is refused — neither says anything
     /// about accounts.
+    ///
+    /// It answers no sooner than [`Policy::answer_floor`](crate::Policy::answer_floor)
+    /// after it began, and commits the same rows on every path, so neither its answer nor
+    /// its timing says whether an account exists.
     pub async fn request_login_id_reminder(
         &self,
         email: &str,
@@ -59,7 +65,7 @@ impl Portal {
         let (load, requester) = &self.address_start_load(&email);
         let roster = &Memo::new();
         let (email, identity) = (&email, &identity);
-        self.drive(load, move |loaded, now| {
+        let step = self.drive(load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 if let Some(refused) = recovery::reminder_gate(identity.as_ref(), env) {
@@ -95,55 +101,49 @@ impl Portal {
                     env,
                 ))
             })
-        })
-        .await?;
+        });
+        self.floored(step).await?;
         Ok(RecoveryRequested)
     }
 
     /// パスワードを忘れた方: mails a reset link (30 min, single use, SEC-38) to the
-    /// registered address of an active account — locked or not (SEC-25). An earlier
-    /// unused link of the account dies. The answer is the same for an unknown, malformed,
-    /// disabled or provisioned login ID and when the mail is throttled, and the account
-    /// itself is not touched (SEC-37).
+    /// registered address of an active account — locked or not (SEC-25). The answer is
+    /// the same for an unknown, malformed, disabled or provisioned login ID and when the
+    /// mail is throttled, and nothing of the account's changes (SEC-37): earlier links
+    /// stay alive until one of the account's links is opened, which ends the others.
+    /// Mails are counted per login ID as typed.
+    ///
+    /// It answers no sooner than [`Policy::answer_floor`](crate::Policy::answer_floor)
+    /// after it began, and commits the same rows on every path, so neither its answer nor
+    /// its timing says whether an account exists.
     ///
     /// Insurer staff who want to help a member use this same call with the member's login
     /// ID: they can trigger the mail, never see or set a password (SEC-47).
     pub async fn request_password_reset(&self, login_id: &str) -> Result<RecoveryRequested, Error> {
         let requester = &self.requester_counter();
+        let mail_keys = &CounterKey::mails_for_login_id_all(login_id, &self.inner.keys);
+        let mut counters = Self::start_counters(requester.as_ref());
+        counters.extend(mail_keys.iter().cloned());
         let load = Load {
             account: AccountRead::by_login_id(login_id),
-            account_flows: true,
-            counters: Self::start_counters(requester.as_ref()),
+            counters,
             ..Load::default()
         };
-        self.drive(&load, move |loaded, now| {
-            Box::pin(async move {
-                let env = self.env(now);
-                // The mail counter is keyed by the address the account names.
-                let mails = match loaded.account.as_ref().and_then(|a| a.value.email.as_ref()) {
-                    Some(e) => {
-                        let counters = CounterKey::mails_to_all(e, &self.inner.keys);
-                        self.load(&Load {
-                            counters,
-                            ..Load::default()
-                        })
-                        .await?
-                        .counters
-                    }
-                    None => Vec::new(),
-                };
-                let (starts, _) = loaded.start_budgets(requester.as_ref());
-                let mut rng = Self::rng();
-                Ok(recovery::request_reset(
-                    loaded.view(),
-                    (&mails, starts),
-                    &self.inner.urls,
-                    env,
-                    &mut rng,
-                ))
-            })
-        })
-        .await?;
+        let step = self.decide(&load, move |loaded, env, rng| {
+            let (starts, mails) = loaded.start_budgets(requester.as_ref());
+            let mails = ResetMails {
+                keys: mail_keys,
+                counters: mails,
+            };
+            recovery::request_reset(
+                loaded.account.as_ref(),
+                (mails, starts),
+                &self.inner.urls,
+                env,
+                rng,
+            )
+        });
+        self.floored(step).await?;
         Ok(RecoveryRequested)
     }
 
@@ -169,11 +169,7 @@ impl Portal {
         new_password: Password,
         confirmation: Password,
     ) -> Result<(), Error> {
-        let load = Load {
-            account: Some(AccountRead::OfFlow),
-            account_flows: true,
-            ..self.flow_load(handle)
-        };
+        let load = self.flow_with_account_load(handle);
         let roster = &Memo::new();
         let hashed: &Memo<PasswordHashString> = &Memo::new();
         let (claim, new_password, confirmation) = (&claim, &new_password, &confirmation);

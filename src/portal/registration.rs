@@ -65,6 +65,10 @@ impl Portal {
     /// R1 (メールアドレス入力 → 送信する): mails link 1, or — when the address already has
     /// an account — a notice to its owner instead. The answer is the same either way,
     /// and also when the mail was throttled (SEC-07, SEC-13).
+    ///
+    /// It answers no sooner than [`Policy::answer_floor`](crate::Policy::answer_floor)
+    /// after it began, and commits the same rows on every path, so neither its answer nor
+    /// its timing says whether an account exists.
     pub async fn start_registration(&self, email: &str) -> Result<RegistrationStarted, Error> {
         let email = typed_email(email)?;
         let answer = RegistrationStarted {
@@ -79,7 +83,7 @@ impl Portal {
         };
         let (load, requester) = self.address_start_load(&email);
         let email = &email;
-        self.decide(&load, |loaded, env, rng| {
+        self.floored(self.decide(&load, |loaded, env, rng| {
             let (starts, mails) = loaded.start_budgets(requester.as_ref());
             let registered = loaded.account.is_some();
             registration::begin(
@@ -90,7 +94,7 @@ impl Portal {
                 env,
                 rng,
             )
-        })
+        }))
         .await?;
         Ok(answer)
     }
@@ -223,12 +227,9 @@ impl Portal {
         login_id: &str,
         password: &Password,
     ) -> Result<FlowHandle, Error> {
-        let load = Load {
-            account: AccountRead::by_login_id(login_id),
-            ..self.flow_load(handle)
-        };
+        let (load, refused) = &self.password_load(login_id, self.flow_load(handle));
         let cache = &Memo::new();
-        self.drive(&load, move |loaded, now| {
+        self.drive(load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 // A handle that is not at the identity step costs no Argon2 work.
@@ -242,6 +243,7 @@ impl Portal {
                     loaded.found(),
                     account,
                     check,
+                    loaded.refusals(refused),
                     env,
                     &mut rng,
                 ))

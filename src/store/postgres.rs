@@ -97,6 +97,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "kenpo_commit",
         include_str!("../../migrations/postgres/0002_kenpo_commit.sql"),
     ),
+    (
+        3,
+        "kenpo_flow_contents",
+        include_str!("../../migrations/postgres/0003_kenpo_flow_contents.sql"),
+    ),
 ];
 
 /// When this store last saw a connection die, so that older connections are checked

@@ -62,11 +62,18 @@ use time::OffsetDateTime;
 use super::sql::{self, Dead, Dialect, Refused, Rows, backend};
 use crate::ports::{CommitOutcome, StoreError};
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "kenpo_auth_init",
-    include_str!("../../migrations/sqlite/0001_kenpo_auth_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "kenpo_auth_init",
+        include_str!("../../migrations/sqlite/0001_kenpo_auth_init.sql"),
+    ),
+    (
+        2,
+        "kenpo_flow_contents",
+        include_str!("../../migrations/sqlite/0002_kenpo_flow_contents.sql"),
+    ),
+];
 
 /// How long a writer waits for another writer's transaction before giving up with
 /// [`StoreError::Backend`].
