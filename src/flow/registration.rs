@@ -838,11 +838,15 @@ pub fn credentials_entry_refused(found: Option<Found<'_>>, now: OffsetDateTime) 
 /// What R3 learned beyond the flow: the roster entry for the typed card number, the
 /// member's identity-check counter, and whether the member or the flow's address
 /// already has an account.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct IdentityFacts<'a> {
     /// The roster entry of the typed card number.
     pub record: Option<&'a MemberRecord>,
-    /// The member's identity checks across flows (SEC-09).
+    /// The budget this check is charged to (SEC-09): the member's
+    /// [`CounterKey::IdentityChecks`], or for a card number not on the roster its
+    /// [`CounterKey::IdentityChecksOfCard`] — so a miss writes what a hit writes.
+    pub budget: &'a CounterKey,
+    /// That budget's counter as loaded.
     pub member_checks: Option<&'a Versioned<Counter>>,
     /// The member already has an account.
     pub member_has_account: bool,
@@ -879,17 +883,16 @@ pub fn confirm_identity<R: rand::CryptoRng + ?Sized>(
     };
     let now = env.now;
     let member = facts.record.map(|r| r.member_id.clone());
-    let (member_hit, member_exhausted) = match &member {
-        Some(m) => match throttle::hit(
-            &CounterKey::IdentityChecks(m.clone()),
-            facts.member_checks,
-            now,
-            identity_member_window(env),
-        ) {
-            Ok(hit) => (Some(hit), false),
-            Err(_) => (None, true),
-        },
-        None => (None, false),
+    // Equal work (SEC-09): a card on the roster and one that is not each charge one
+    // budget, so the commit does not tell them apart.
+    let (member_hit, member_exhausted) = match throttle::hit(
+        facts.budget,
+        facts.member_checks,
+        now,
+        identity_member_window(env),
+    ) {
+        Ok(hit) => (Some(hit), false),
+        Err(_) => (None, true),
     };
     let step = state.clone().verify_identity(
         digest,

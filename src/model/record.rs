@@ -93,6 +93,10 @@ pub enum CounterKey {
     /// what was typed, not by the account, so a request for an unknown ID charges a
     /// counter exactly as one for a known ID does.
     MailsForLoginId(String),
+    /// Identity checks of one typed card number that is not on the roster (SEC-09): the
+    /// keyed digest of its canonical form, hex. R3 charges this where a card on the
+    /// roster charges [`CounterKey::IdentityChecks`], so a miss costs what a hit does.
+    IdentityChecksOfCard(String),
     /// Refused logins of one typed login ID that wrote nothing else (SEC-23): an unknown
     /// ID, or an account refused before its password counts. A wrong password writes the
     /// account; these write this counter, so every refusal commits one row. Keyed digest,
@@ -175,6 +179,19 @@ impl CounterKey {
         )
     }
 
+    /// [`CounterKey::IdentityChecksOfCard`] of a typed card number.
+    pub fn identity_checks_of_card(
+        card: &crate::domain::CardNumber,
+        keys: &crate::token::DigestKeyring,
+    ) -> Self {
+        let d = keys.digest(
+            crate::token::Purpose::FlowHandle,
+            b"card-checks",
+            card.canonical().as_bytes(),
+        );
+        CounterKey::IdentityChecksOfCard(d.to_hex())
+    }
+
     /// [`CounterKey::RefusedLogins`] of what was typed as a login ID.
     pub fn refused_logins(typed: &str, keys: &crate::token::DigestKeyring) -> Self {
         let d = keys.digest(
@@ -206,6 +223,7 @@ impl CounterKey {
             CounterKey::FlowStarts => "starts:all".to_owned(),
             CounterKey::MailsForLoginId(digest) => format!("reset-mail:{digest}"),
             CounterKey::RefusedLogins(digest) => format!("refused-login:{digest}"),
+            CounterKey::IdentityChecksOfCard(digest) => format!("identity-card:{digest}"),
             CounterKey::OtpFailures(account) => {
                 format!("{}{}", Self::OTP_FAILURES_PREFIX, account.as_str())
             }

@@ -820,6 +820,33 @@ async fn sec_23_every_refused_login_commits_one_row() {
     assert_eq!(delayed, vec![[0, 0, 1]]);
 }
 
+/// SEC-09 equal work at R3: a wrong birth date for a card on the roster and any claim
+/// for a card that is not commit the same rows (the flow's attempt and one budget: the
+/// member's, or the typed card's), so the store's work is no card-number oracle.
+#[tokio::test]
+async fn sec_09_a_card_off_the_roster_commits_what_a_card_on_it_does() {
+    let (p, store, mailer, clock) = registered_recording().await;
+    let to = EmailAddress::parse("new.member@example.jp").unwrap();
+    let mut rows = Vec::new();
+    for card in [CARD, "999-000000-00"] {
+        clock.advance(Duration::minutes(2));
+        p.start_registration("new.member@example.jp").await.unwrap();
+        let handle = p
+            .open_registration_link(&link1_of(&mailer.last_to(&to).unwrap().message))
+            .await
+            .unwrap();
+        rows.push(
+            rows_of(
+                &store,
+                p.verify_identity(&handle, fixtures::claim(card, "1990-01-01")),
+            )
+            .await,
+        );
+    }
+    assert_eq!(rows[0], vec![[1, 0, 1]]);
+    assert_eq!(rows[1], rows[0]);
+}
+
 /// SEC-37 / SEC-40 equal work: a reset request for an unknown login ID commits the same
 /// rows as one for a known ID, and a login-ID reminder the same rows whether the address
 /// and claim matched or not.

@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::driver::{AccountRead, Load, Loaded, Memo};
+use super::driver::{AccountRead, Load, Memo};
 use super::{Portal, typed_email};
 use crate::domain::{
     BirthDate, CardNumber, Carrier, EmailAddress, InputError, KanaName, LoginId, Nickname,
@@ -13,7 +13,7 @@ use crate::flow::registration::{self, ChosenCredentials, IdentityFacts};
 use crate::flow::{AwaitingCredentials, Decision, IdentityClaim, RegistrationState};
 use crate::model::CounterKey;
 use crate::password_hash::Verification;
-use crate::ports::{AccountId, AccountLookup, MemberRecord};
+use crate::ports::{AccountId, AccountLookup, MemberId, MemberRecord};
 use crate::token::{AuthKey, FlowHandle, VerificationLinkToken};
 
 /// The answer to R1 — the same whether or not the address is known (SEC-07). It depends
@@ -155,20 +155,30 @@ impl Portal {
                         }
                     };
                     let record = record.as_ref();
-                    // What to read next depends on the roster's answer: the member's budget
-                    // and whether the member already has an account, in one more load.
-                    let member = match record {
-                        Some(r) => {
-                            let m = &r.member_id;
-                            self.load(&Load {
-                                account: Some(AccountRead::By(AccountLookup::Member(m.clone()))),
-                                counters: vec![CounterKey::IdentityChecks(m.clone())],
-                                ..Load::default()
-                            })
-                            .await?
-                        }
-                        None => Loaded::default(),
+                    // What to read next depends on the roster's answer: the budget to
+                    // charge and whether the member already has an account, in one more
+                    // load — made for a card not on the roster too (its own budget, and a
+                    // member ID no entry has), so a miss costs what a hit does (SEC-09).
+                    let (budget, member_id) = match record {
+                        Some(r) => (
+                            CounterKey::IdentityChecks(r.member_id.clone()),
+                            r.member_id.clone(),
+                        ),
+                        None => (
+                            CounterKey::identity_checks_of_card(
+                                &claim.card_number,
+                                &self.inner.keys,
+                            ),
+                            MemberId::new(""),
+                        ),
                     };
+                    let member = self
+                        .load(&Load {
+                            account: Some(AccountRead::By(AccountLookup::Member(member_id))),
+                            counters: vec![budget.clone()],
+                            ..Load::default()
+                        })
+                        .await?;
                     let member_checks = member.counter(0).cloned();
                     let member_has_account = member.account.is_some();
                     let store = &self.inner.store;
@@ -182,6 +192,7 @@ impl Portal {
                     };
                     let facts = IdentityFacts {
                         record,
+                        budget: &budget,
                         member_checks: member_checks.as_ref(),
                         member_has_account,
                         email_taken,
