@@ -296,8 +296,9 @@ pub struct Policy {
     /// (SEC-07, SEC-37, SEC-40). Their paths already do the same store work whether or
     /// not an account exists; what is left — an account read and decoded, a mail rendered
     /// and handed to the mailer — is microseconds that a patient requester could average
-    /// out. Each of these steps therefore answers no sooner than this after it began. It
-    /// should exceed the slowest of these steps on the host's store (`benches/timing.rs`
+    /// out. Each of these steps therefore answers no sooner than this after it began, at
+    /// a random moment within the fifth of it that follows (so the little that is left —
+    /// a timer's phase — does not add up over many requests). It should exceed the slowest of these steps on the host's store (`benches/timing.rs`
     /// measures them); a step that takes longer answers when it is done. Zero turns the
     /// floor off. Needs the Tokio timer (every `#[tokio::main]` runtime has it).
     pub answer_floor: Duration,

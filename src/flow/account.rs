@@ -30,6 +30,7 @@ use crate::token::{EmailChangeLinkToken, MailedLink, TokenDigest};
 
 /// The confirmation link was mailed to the new address; waiting for it to come back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AwaitingEmailConfirmation {
     /// Whose address changes.
     pub account: AccountId,
@@ -55,6 +56,7 @@ pub enum EmailChangeEndReason {
 
 /// An address change that is over.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct EmailChangeEnd {
     /// Whose change it was.
     pub account: AccountId,

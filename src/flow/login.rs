@@ -32,6 +32,7 @@ use crate::token::{OtpChallengeId, OtpCode, TokenDigest};
 /// Store this server-side only: the code digest and the attempt counters are what make
 /// a 6-digit code safe to mail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AwaitingOtp {
     /// Whose login this is.
     pub account: AccountId,
@@ -71,6 +72,7 @@ pub enum LoginEndReason {
 
 /// A challenge that is over.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LoginEnd {
     /// Whose login it was.
     pub account: AccountId,

@@ -47,6 +47,7 @@ use crate::token::{FlowHandle, MailedLink, PasswordResetLinkToken, TokenDigest};
 
 /// The reset link was mailed; waiting for the member to open it and press the button.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AwaitingResetLink {
     /// Whose password the link resets.
     pub account: AccountId,
@@ -61,6 +62,7 @@ pub struct AwaitingResetLink {
 /// link — so that the request costs the store the same either way. The link is never
 /// mailed (its token is dropped); the flow holds no account and ends at `expires_at`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct UnmatchedReset {
     /// Digest of the link that was drawn and dropped.
     pub link: TokenDigest,
@@ -71,6 +73,7 @@ pub struct UnmatchedReset {
 /// The link was opened in one browser; waiting for the roster re-check and the new
 /// password.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AwaitingNewPassword {
     /// Whose password is being reset.
     pub account: AccountId,
@@ -104,6 +107,7 @@ pub enum ResetEndReason {
 
 /// A reset flow that is over.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ResetEnd {
     /// Whose reset it was.
     pub account: AccountId,

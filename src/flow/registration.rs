@@ -97,6 +97,7 @@ impl RegistrationProof {
 /// R1 done: link 1 mailed, waiting for the member to open it and press
 /// 【本人確認ページへ】.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AwaitingLinkOpen {
     /// The address the member typed at R1.
     pub email: EmailAddress,
@@ -108,6 +109,7 @@ pub struct AwaitingLinkOpen {
 
 /// R2 done: the flow is bound to a browser; waiting for 記号・番号・枝番 and 生年月日.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AwaitingIdentity {
     /// The address from R1.
     pub email: EmailAddress,
@@ -123,6 +125,7 @@ pub struct AwaitingIdentity {
 
 /// R3 done: the 認証キー was shown and link 2 mailed; waiting for both to come back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AwaitingAuthKey {
     /// The address from R1.
     pub email: EmailAddress,
@@ -142,6 +145,7 @@ pub struct AwaitingAuthKey {
 
 /// R4 (or R2') done: waiting for 新ログインID, 新パスワード and ニックネーム.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AwaitingCredentials {
     /// The address the account will get.
     pub email: EmailAddress,
@@ -156,7 +160,18 @@ pub struct AwaitingCredentials {
 }
 
 /// R5 done: the account exists.
+///
+/// Like every stored state, it can be read but not built outside the core
+/// (`#[non_exhaustive]`): a host cannot hand the store a state no transition made.
+///
+/// ```compile_fail
+/// use kenpo_auth::flow::Completed;
+/// fn forge(done: Completed) -> Completed {
+///     Completed { spent: Vec::new(), ..done } // error[E0639]: non-exhaustive struct
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Completed {
     /// The new account.
     pub account: AccountId,
@@ -182,6 +197,7 @@ pub enum DeadReason {
 
 /// The flow ended without an account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Dead {
     /// Why.
     pub reason: DeadReason,

@@ -166,9 +166,11 @@ impl Loaded {
 }
 
 impl Portal {
-    /// Runs `step` and answers no sooner than [`Policy::answer_floor`] after it began
-    /// (SEC-07, SEC-37, SEC-40): what the steps that may or may not find an account still
-    /// do differently is hidden under the floor.
+    /// Runs `step` and answers no sooner than [`Policy::answer_floor`] after it began,
+    /// plus a fresh random fraction of up to a fifth of it (SEC-07, SEC-37, SEC-40): what
+    /// the steps that may or may not find an account still do differently is hidden under
+    /// the floor, and the spread keeps what is left (a timer's phase, microseconds) from
+    /// lining up into a measurable shift.
     ///
     /// [`Policy::answer_floor`]: crate::Policy::answer_floor
     pub(super) async fn floored<T>(&self, step: impl Future<Output = T>) -> T {
@@ -176,7 +178,8 @@ impl Portal {
         let answer = step.await;
         let floor =
             std::time::Duration::try_from(self.inner.policy.answer_floor).unwrap_or_default();
-        tokio::time::sleep_until(began + floor).await;
+        let jitter = (floor / 5).mul_f64(rand::random::<f64>());
+        tokio::time::sleep_until(began + floor + jitter).await;
         answer
     }
 

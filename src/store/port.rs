@@ -229,6 +229,19 @@ pub enum StoreError {
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Finds the flow that names `key` among its lookup keys.
+    ///
+    /// # What it promises
+    ///
+    /// - At most one flow names a digest (the insert of a second is refused by
+    ///   [`commit`](Store::commit)), so the answer is that flow or `None`.
+    /// - The version returned is the one to pass back to `commit`.
+    /// - It writes nothing.
+    ///
+    /// # What a failure costs
+    ///
+    /// - [`StoreError::Backend`]: nothing read; the step fails and can be retried.
+    /// - [`StoreError::Corrupt`]: the flow's record is malformed; the step fails, and
+    ///   keeps failing for this secret until the flow is purged.
     async fn find_flow(
         &self,
         key: &TokenDigest,
@@ -236,18 +249,61 @@ pub trait Store: Send + Sync {
 
     /// Every flow that belongs to `account` (open login challenges, reset links …), so
     /// that a new login or a password change can end them.
+    ///
+    /// # What it promises
+    ///
+    /// - **Creation order**: the flow inserted first comes first. The core relies on it
+    ///   only for stable output; no decision depends on the order.
+    /// - Every flow whose [`FlowState::account`](crate::flow::FlowState::account) is
+    ///   `account` and that has not been purged, ended ones included (the core skips
+    ///   those). Flows of no account (a registration before R5) are never listed.
+    /// - It writes nothing.
+    ///
+    /// # What a failure costs
+    ///
+    /// - [`StoreError::Backend`]: nothing read; the step fails and can be retried.
+    /// - [`StoreError::Corrupt`]: one of the flows is malformed; the whole call fails (no
+    ///   partial list), so a step that must end the account's flows cannot skip one.
     async fn flows_of_account(
         &self,
         account: &AccountId,
     ) -> Result<Vec<Versioned<FlowRecord>>, StoreError>;
 
-    /// Finds an account.
+    /// Finds an account by its ID, canonical login ID, canonical address or member.
+    ///
+    /// # What it promises
+    ///
+    /// - Lookups compare the canonical forms the unique constraints hold, so at most one
+    ///   account answers.
+    /// - The version returned is the one to pass back to `commit`.
+    /// - It writes nothing.
+    ///
+    /// # What a failure costs
+    ///
+    /// - [`StoreError::Backend`]: nothing read; the step fails and can be retried.
+    /// - [`StoreError::Corrupt`]: the account's record is malformed; every step that
+    ///   reads it fails until an operator repairs it (the member cannot log in).
     async fn find_account(
         &self,
         by: AccountLookup,
     ) -> Result<Option<Versioned<Account>>, StoreError>;
 
-    /// Reads a throttle counter.
+    /// Reads a throttle counter by its rendered key
+    /// ([`CounterKey::render`](crate::model::CounterKey::render)).
+    ///
+    /// # What it promises
+    ///
+    /// - The counter as last committed, expired or not: the core decides whether its
+    ///   window is over, so a counter past `expires_at` that is not yet purged still
+    ///   reads (and is replaced by compare-and-set like any other).
+    /// - It writes nothing.
+    ///
+    /// # What a failure costs
+    ///
+    /// - [`StoreError::Backend`]: nothing read; the step fails and can be retried. A
+    ///   throttle never fails open: no counter read, no step.
+    /// - [`StoreError::Corrupt`]: the counter is malformed; steps that read it fail until
+    ///   it expires and is purged.
     async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError>;
 
     /// Reads everything one portal step needs before it decides, in one round trip
@@ -326,9 +382,47 @@ pub trait Store: Send + Sync {
     }
 
     /// Applies every write of `commit` atomically, or none (see the trait docs).
+    ///
+    /// # What it promises
+    ///
+    /// - All or nothing, with compare-and-set on every write ([`Expect`]): `Committed`
+    ///   only when every write took effect.
+    /// - [`CommitOutcome::Conflict`] when any record moved since it was read (or an
+    ///   insert found its ID or a flow lookup key taken); the core reloads and decides
+    ///   again, at most a few times.
+    /// - `LoginIdTaken`, `EmailTaken`, `MemberTaken` when an account write would break a
+    ///   unique constraint, decided inside the same atomic step; nothing was written.
+    /// - Once it answers `Committed`, the writes are durable and visible to every later
+    ///   read on every server sharing the store.
+    ///
+    /// # What a failure costs
+    ///
+    /// - [`StoreError::Backend`] before the commit reached the backend: nothing written;
+    ///   the step fails and can be retried.
+    /// - [`StoreError::Backend`] when the connection was lost during `COMMIT`: the
+    ///   outcome is unknown. A retry is safe — it reloads and compares versions, so a
+    ///   commit that did take effect is seen as the new state, never applied twice.
+    /// - [`StoreError::Corrupt`] is not returned by a commit.
+    ///
+    /// [`Expect`]: crate::model::Expect
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError>;
 
     /// Removes up to `limit` flows whose [`FlowState::purge_after`](crate::flow::FlowState::purge_after) and counters whose
     /// `expires_at` is at or before `now`; returns how many were removed.
+    ///
+    /// # What it promises
+    ///
+    /// - Only records past their time go: a flow's `purge_after` is after every deadline
+    ///   it answers for (plus a tombstone period so a used link still says "used"), a
+    ///   counter's `expires_at` after its window.
+    /// - At most `limit` records per call, so no call holds the store long; the portal
+    ///   calls it in batches until fewer than asked come back.
+    /// - Accounts are never purged.
+    ///
+    /// # What a failure costs
+    ///
+    /// - [`StoreError::Backend`]: some, all or none of a batch may be gone; the next call
+    ///   carries on. Nothing a member needs is lost: only records already past their time
+    ///   are ever removed.
     async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError>;
 }
