@@ -97,6 +97,8 @@ pub(super) struct Load {
     /// Counters of the loaded account, by key prefix (e.g.
     /// [`CounterKey::OTP_MAILS_PREFIX`]).
     pub(super) account_counters: Vec<&'static str>,
+    /// Whether any account holds this address.
+    pub(super) address_taken: Option<EmailAddress>,
 }
 
 /// What [`Load`] read.
@@ -112,6 +114,8 @@ pub(super) struct Loaded {
     pub(super) counters: Vec<Option<Versioned<Counter>>>,
     /// One per `account_counters` entry.
     pub(super) account_counters: Vec<Option<Versioned<Counter>>>,
+    /// Whether an account holds [`Load::address_taken`].
+    pub(super) address_taken: bool,
 }
 
 impl Loaded {
@@ -262,6 +266,9 @@ impl Portal {
         for prefix in &load.account_counters {
             request = request.account_counter(*prefix);
         }
+        if let Some(email) = &load.address_taken {
+            request = request.address_taken(email.clone());
+        }
         let read = self.inner.store.load(&request).await?;
         Ok(Loaded {
             flow: read.flow,
@@ -269,6 +276,7 @@ impl Portal {
             account_flows: read.account_flows,
             counters: read.counters,
             account_counters: read.account_counters,
+            address_taken: read.address_taken,
         })
     }
 

@@ -172,24 +172,22 @@ impl Portal {
                             MemberId::new(""),
                         ),
                     };
+                    // Whether the flow's address was taken meanwhile (a family member's
+                    // account) is read in the same load.
                     let member = self
                         .load(&Load {
                             account: Some(AccountRead::By(AccountLookup::Member(member_id))),
                             counters: vec![budget.clone()],
+                            address_taken: loaded
+                                .registration()
+                                .and_then(RegistrationState::email)
+                                .cloned(),
                             ..Load::default()
                         })
                         .await?;
                     let member_checks = member.counter(0).cloned();
                     let member_has_account = member.account.is_some();
-                    let store = &self.inner.store;
-                    let email_taken = match loaded.registration().and_then(RegistrationState::email)
-                    {
-                        Some(e) => store
-                            .find_account(AccountLookup::Email(e.clone()))
-                            .await?
-                            .is_some(),
-                        None => false,
-                    };
+                    let email_taken = member.address_taken;
                     let facts = IdentityFacts {
                         record,
                         budget: &budget,

@@ -317,12 +317,17 @@ impl Inner {
                 self.load_counter(&format!("{prefix}{id}"))
             })
             .collect();
+        let address_taken = load.address_taken.as_ref().is_some_and(|e| {
+            self.find_account(&AccountLookup::Email(e.clone()))
+                .is_some()
+        });
         Loaded {
             flow,
             account,
             account_flows,
             counters,
             account_counters,
+            address_taken,
         }
     }
 }

@@ -123,6 +123,9 @@ pub struct Load {
     /// Key prefixes: for each, the counter `format!("{prefix}{account_id}")` of the
     /// loaded account.
     pub account_counters: Vec<String>,
+    /// Also whether any account holds this address (canonical form), without reading
+    /// it: R3's family-address check beside the member's own account.
+    pub address_taken: Option<EmailAddress>,
 }
 
 impl Load {
@@ -161,6 +164,12 @@ impl Load {
         self.account_counters.push(prefix.into());
         self
     }
+
+    /// Also answers whether any account holds `email` ([`Loaded::address_taken`]).
+    pub fn address_taken(mut self, email: EmailAddress) -> Self {
+        self.address_taken = Some(email);
+        self
+    }
 }
 
 /// What a [`Load`] found.
@@ -178,6 +187,8 @@ pub struct Loaded {
     /// One entry per [`Load::account_counters`] prefix, in the same order (all `None`
     /// when no account was read).
     pub account_counters: Vec<Option<Versioned<Counter>>>,
+    /// Whether an account holds [`Load::address_taken`] (`false` when not asked).
+    pub address_taken: bool,
 }
 
 /// A failure of the store's backend. The backend's own error is the `source`, so hosts
@@ -372,12 +383,20 @@ pub trait Store: Send + Sync {
                 None => None,
             });
         }
+        let address_taken = match &load.address_taken {
+            Some(e) => self
+                .find_account(AccountLookup::Email(e.clone()))
+                .await?
+                .is_some(),
+            None => false,
+        };
         Ok(Loaded {
             flow,
             account,
             account_flows,
             counters,
             account_counters,
+            address_taken,
         })
     }
 

@@ -383,7 +383,9 @@ SELECT jsonb_build_object( \
                                                            'version', k.version, 'data', k.data)) \
            FROM jsonb_array_elements_text($1::jsonb -> 'account_counters') \
                 WITH ORDINALITY AS c (prefix, i) \
-           JOIN kenpo_counters AS k ON k.key = c.prefix || (SELECT id FROM acc)) \
+           JOIN kenpo_counters AS k ON k.key = c.prefix || (SELECT id FROM acc)), \
+  'address_taken', EXISTS (SELECT 1 FROM kenpo_accounts \
+           WHERE email = $1::jsonb ->> 'taken_email') \
 )::text";
 
 #[async_trait]

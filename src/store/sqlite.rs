@@ -280,7 +280,9 @@ SELECT json_object( \
   'account_counters', json((SELECT json_group_array(json_object('i', c.key, \
                                  'version', k.version, 'data', json(k.data))) \
                 FROM json_each(?1, '$.account_counters') AS c \
-                JOIN kenpo_counters AS k ON k.key = c.value || (SELECT id FROM acc))))";
+                JOIN kenpo_counters AS k ON k.key = c.value || (SELECT id FROM acc))), \
+  'address_taken', json(CASE WHEN EXISTS (SELECT 1 FROM kenpo_accounts \
+                WHERE email = ?1 ->> '$.taken_email') THEN 'true' ELSE 'false' END))";
 
 // The writes of a commit. Inserts and updates take the same parameters (an insert
 // leaves `?2`, the expected version, unused).

@@ -1320,7 +1320,8 @@ pub async fn load_reads_the_account_and_its_flows(store: Arc<dyn Store>) {
 
 /// `load` reads counters by key and by prefix plus the loaded account's ID: one entry
 /// per key or prefix, in the order asked, `None` where no counter exists, and every
-/// account counter `None` when no account was read.
+/// account counter `None` when no account was read. It also answers whether any account
+/// holds an address (by its canonical form), beside the account it reads.
 pub async fn load_reads_counters_in_order(store: Arc<dyn Store>) {
     let s = store.as_ref();
     let x = account(1);
@@ -1348,9 +1349,14 @@ pub async fn load_reads_counters_in_order(store: Arc<dyn Store>) {
             .counter("mail:a")
             .account(AccountLoad::By(AccountLookup::Id(x.id.clone())))
             .account_counter("pw:")
-            .account_counter("otp:"),
+            .account_counter("otp:")
+            .address_taken(email("Member1@EXAMPLE.jp")),
     )
     .await;
+    assert!(
+        got.address_taken,
+        "member1's address is held (canonical form)"
+    );
     let counts: Vec<Option<u32>> = got
         .counters
         .iter()
@@ -1379,15 +1385,18 @@ pub async fn load_reads_counters_in_order(store: Arc<dyn Store>) {
         &Load::new()
             .account(AccountLoad::By(AccountLookup::Id(account_id())))
             .account_counter("otp:")
-            .account_counter("pw:"),
+            .account_counter("pw:")
+            .address_taken(email("nobody@example.jp")),
     )
     .await;
+    assert!(!without.address_taken, "no account holds this address");
     assert_eq!(without.account_counters.len(), 2);
     assert!(
         without.account_counters.iter().all(Option::is_none),
         "no account, no account counters"
     );
     let no_account = load(s, &Load::new().account_counter("otp:")).await;
+    assert!(!no_account.address_taken, "not asked, not taken");
     assert_eq!(no_account.account_counters.len(), 1);
     assert!(no_account.account_counters.iter().all(Option::is_none));
 }

@@ -6,7 +6,8 @@
 //! ```json
 //! { "flow": ["<hex digest>", …], "by": "id" | "login_id" | "email" | "member" | "of_flow" | null,
 //!   "value": "<lookup value>" | null, "account_flows": true | false, "flows_of": "<account id>" | null,
-//!   "counters": ["<key>", …], "account_counters": ["<prefix>", …] }
+//!   "counters": ["<key>", …], "account_counters": ["<prefix>", …],
+//!   "taken_email": "<canonical address>" | null }
 //! ```
 //!
 //! The answer (any part may be `null` or missing when nothing was found):
@@ -16,12 +17,14 @@
 //!   "account": { "version": …, "data": {…} },
 //!   "account_flows": [{ "id": …, "version": …, "state": {…} }, …],   (creation order)
 //!   "counters": [{ "i": <key index>, "version": …, "data": {…} }, …],  (found ones only)
-//!   "account_counters": [{ "i": <prefix index>, "version": …, "data": {…} }, …] }
+//!   "account_counters": [{ "i": <prefix index>, "version": …, "data": {…} }, …],
+//!   "address_taken": true | false }
 //! ```
 
 use serde::{Deserialize, Serialize};
 
 use super::{corrupt, from_json, to_json, version_from_db};
+use crate::domain::EmailAddress;
 use crate::flow::FlowState;
 use crate::ports::{
     Account, AccountId, AccountLoad, AccountLookup, Counter, FlowId, FlowRecord, Load, Loaded,
@@ -37,6 +40,7 @@ struct Request<'a> {
     flows_of: Option<&'a str>,
     counters: &'a [String],
     account_counters: &'a [String],
+    taken_email: Option<&'a str>,
 }
 
 /// The request document of `load`. `flows_of` asks for the flows of that account
@@ -63,6 +67,7 @@ pub(crate) fn request(load: &Load, flows_of: Option<&AccountId>) -> Result<Strin
         flows_of: flows_of.map(AccountId::as_str),
         counters: &load.counters,
         account_counters: &load.account_counters,
+        taken_email: load.address_taken.as_ref().map(EmailAddress::canonical),
     })
 }
 
@@ -73,6 +78,8 @@ struct Answer {
     account_flows: Option<Vec<FlowRow>>,
     counters: Option<Vec<Row<Counter>>>,
     account_counters: Option<Vec<Row<Counter>>>,
+    #[serde(default)]
+    address_taken: bool,
 }
 
 /// A flow row; `i` is the index of the candidate digest that found it.
@@ -155,5 +162,6 @@ pub(crate) fn answer(load: &Load, text: &str) -> Result<Loaded, StoreError> {
             .collect::<Result<_, _>>()?,
         counters: by_index(load.counters.len(), answer.counters)?,
         account_counters: by_index(load.account_counters.len(), answer.account_counters)?,
+        address_taken: answer.address_taken,
     })
 }
