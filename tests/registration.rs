@@ -724,7 +724,7 @@ async fn sec_42_login_id_cannot_spell_the_card_number_or_the_address() {
 async fn dom_13_future_birth_dates_are_refused_as_typos() {
     let f = fixture();
     for typed in ["2090-04-12", "令和99年1月1日"] {
-        let r = f.portal.identity_claim(CARD, typed, None).unwrap_err();
+        let r = rejection(f.portal.identity_claim(CARD, typed, None).unwrap_err());
         assert_eq!(r.code(), "birth_date.in_future", "{typed}");
         assert!(
             r.message(kenpo_auth::Lang::Ja).contains("未来の日付"),
@@ -1141,21 +1141,24 @@ async fn dom_08_identity_claim_uses_the_insurers_card_format() {
     assert_eq!(claim.card_number.canonical(), "999-123456-00");
     assert_eq!(claim.kana_name.unwrap().as_str(), "ヤマダタロウ");
     // The default 健保組合 format takes digits only: a kana 記号 is refused, in Japanese.
-    let r = f
-        .portal
-        .identity_claim("あいう-1234-01", "1985-04-12", None)
-        .unwrap_err();
+    let r = rejection(
+        f.portal
+            .identity_claim("あいう-1234-01", "1985-04-12", None)
+            .unwrap_err(),
+    );
     assert!(r.code().starts_with("card_number."));
     assert!(
         !r.starts_over(),
         "the member corrects the field on the same screen"
     );
     assert!(
-        f.portal
-            .identity_claim(CARD, "1985-02-30", None)
-            .unwrap_err()
-            .code()
-            .starts_with("birth_date.")
+        rejection(
+            f.portal
+                .identity_claim(CARD, "1985-02-30", None)
+                .unwrap_err()
+        )
+        .code()
+        .starts_with("birth_date.")
     );
 }
 
