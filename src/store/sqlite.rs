@@ -174,6 +174,7 @@ impl SqliteStore {
     /// Every row of every table as text (blobs as hex), for tests that check no
     /// plaintext secret reaches the database (SEC-03, SEC-04).
     #[cfg(feature = "testkit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
     pub async fn dump_text(&self) -> Result<String, StoreError> {
         use sqlx::{AssertSqlSafe, Row};
         let tables: Vec<(String,)> = sqlx::query_as(
