@@ -34,7 +34,7 @@
 //! transaction of five statements (right code) or six (wrong code: the account's
 //! failure counter too). [`Store::load`] reads everything a step needs in that same one
 //! statement. The store calls per portal step are those listed for
-//! [`PostgresStore`](super::PostgresStore) (feature `postgres`).
+//! [`PostgresStore`] (feature `postgres`).
 //!
 //! # Schema
 //!
@@ -46,6 +46,9 @@
 //! [`Store::load_counter`]: crate::ports::Store::load_counter
 //! [`Store::flows_of_account`]: crate::ports::Store::flows_of_account
 //! [`Store::load`]: crate::ports::Store::load
+//!
+#![cfg_attr(feature = "postgres", doc = "[`PostgresStore`]: super::PostgresStore")]
+#![cfg_attr(not(feature = "postgres"), doc = "[`PostgresStore`]: crate#features")]
 
 use std::str::FromStr;
 use std::time::Duration;
