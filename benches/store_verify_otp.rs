@@ -19,7 +19,7 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use kenpo_auth::Portal;
 use kenpo_auth::flow::{Env, FlowState, LoginState, login};
-use kenpo_auth::mail::{MailMessage, RecordingMailer};
+use kenpo_auth::mail::RecordingMailer;
 use kenpo_auth::model::Expect;
 use kenpo_auth::ports::{AccountId, Commit, CommitOutcome, FlowId, FlowRecord, FlowWrite, Store};
 use kenpo_auth::store::{MemoryStore, PostgresStore, SqliteStore};
@@ -27,11 +27,6 @@ use kenpo_auth::testkit::fixtures::{self, PASSWORD, TARO_BIRTH, TARO_CARD, TARO_
 use kenpo_auth::token::DigestKeyring;
 use sqlx::Executor;
 use time::macros::datetime;
-
-/// The last mail the recording mailer saw.
-fn last_message(inbox: &RecordingMailer) -> MailMessage {
-    inbox.sent().pop().expect("a mail").message
-}
 
 /// A portal over `store` with one registered member.
 struct Fixture {
@@ -52,9 +47,7 @@ async fn fixture(store: Arc<dyn Store>) -> Fixture {
         .build()
         .expect("portal");
     portal.start_registration(EMAIL).await.expect("R1");
-    let MailMessage::RegistrationLink(link1) = last_message(&inbox) else {
-        panic!("link 1 expected");
-    };
+    let link1 = inbox.last_registration_link(EMAIL).expect("link 1");
     let handle = portal
         .open_registration_link(&link1.token)
         .await
@@ -63,9 +56,7 @@ async fn fixture(store: Arc<dyn Store>) -> Fixture {
         .verify_identity(&handle, fixtures::claim(TARO_CARD, TARO_BIRTH))
         .await
         .expect("R3");
-    let MailMessage::IdentityVerified(link2) = last_message(&inbox) else {
-        panic!("link 2 expected");
-    };
+    let link2 = inbox.last_verification_link(EMAIL).expect("link 2");
     let handle = portal
         .confirm_auth_key(&link2.token, &shown.auth_key)
         .await

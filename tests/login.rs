@@ -6,100 +6,17 @@ use std::sync::Arc;
 
 use common::*;
 use kenpo_auth::Rejection;
+use kenpo_auth::domain::LoginId;
 use kenpo_auth::mail::MailMessage;
+use kenpo_auth::model::Expect;
 use kenpo_auth::password_hash::{HashParams, PasswordHashString};
 use kenpo_auth::policy::Deviation;
-use kenpo_auth::ports::{AuditKind, Clock};
+use kenpo_auth::ports::{AccountLookup, AccountWrite, AuditKind, Commit, CommitOutcome, Store};
+use kenpo_auth::testkit::{FaultyStore, StoreCall, When};
 use kenpo_auth::token::{OtpChallengeId, OtpCode};
 use time::Duration;
 
 const LOGIN: &str = "taro-sakura";
-
-/// A store that lets one password reset commit between L1's read and its commit: the
-/// moment a login races a reset (SEC-34).
-#[derive(Clone)]
-struct ResetDuringLogin {
-    inner: kenpo_auth::store::MemoryStore,
-    /// The hash the racing reset sets, taken once.
-    reset_to: Arc<std::sync::Mutex<Option<PasswordHashString>>>,
-}
-
-#[async_trait::async_trait]
-impl kenpo_auth::ports::Store for ResetDuringLogin {
-    async fn find_flow(
-        &self,
-        key: &kenpo_auth::token::TokenDigest,
-    ) -> Result<
-        Option<kenpo_auth::ports::Versioned<kenpo_auth::ports::FlowRecord>>,
-        kenpo_auth::ports::StoreError,
-    > {
-        self.inner.find_flow(key).await
-    }
-    async fn flows_of_account(
-        &self,
-        account: &kenpo_auth::ports::AccountId,
-    ) -> Result<
-        Vec<kenpo_auth::ports::Versioned<kenpo_auth::ports::FlowRecord>>,
-        kenpo_auth::ports::StoreError,
-    > {
-        self.inner.flows_of_account(account).await
-    }
-    async fn find_account(
-        &self,
-        by: kenpo_auth::ports::AccountLookup,
-    ) -> Result<
-        Option<kenpo_auth::ports::Versioned<kenpo_auth::ports::Account>>,
-        kenpo_auth::ports::StoreError,
-    > {
-        self.inner.find_account(by).await
-    }
-    async fn load_counter(
-        &self,
-        key: &str,
-    ) -> Result<
-        Option<kenpo_auth::ports::Versioned<kenpo_auth::ports::Counter>>,
-        kenpo_auth::ports::StoreError,
-    > {
-        self.inner.load_counter(key).await
-    }
-    async fn load(
-        &self,
-        load: &kenpo_auth::ports::Load,
-    ) -> Result<kenpo_auth::ports::Loaded, kenpo_auth::ports::StoreError> {
-        let read = self.inner.load(load).await?;
-        let racing = self.reset_to.lock().unwrap().take();
-        if let (Some(hash), Some(account)) = (racing, &read.account) {
-            // The reset commits now, after L1 read the account.
-            let mut reset = account.value.clone();
-            reset.password_hash = hash;
-            let commit = kenpo_auth::ports::Commit {
-                accounts: vec![kenpo_auth::ports::AccountWrite {
-                    expect: kenpo_auth::model::Expect::At(account.version),
-                    account: reset,
-                }],
-                ..Default::default()
-            };
-            assert_eq!(
-                self.inner.commit(commit).await?,
-                kenpo_auth::ports::CommitOutcome::Committed
-            );
-        }
-        Ok(read)
-    }
-    async fn commit(
-        &self,
-        commit: kenpo_auth::ports::Commit,
-    ) -> Result<kenpo_auth::ports::CommitOutcome, kenpo_auth::ports::StoreError> {
-        self.inner.commit(commit).await
-    }
-    async fn purge_expired(
-        &self,
-        now: time::OffsetDateTime,
-        limit: usize,
-    ) -> Result<usize, kenpo_auth::ports::StoreError> {
-        self.inner.purge_expired(now, limit).await
-    }
-}
 
 /// SEC-34: a login whose password was checked before a password reset committed does not
 /// survive the reset. L1's commit is conditional on the account's version, so it loses
@@ -140,12 +57,29 @@ async fn sec_34_a_login_racing_a_password_reset_does_not_survive_it() {
         .find(|a| a.login_id.as_str() == "hanako-sakura")
         .unwrap()
         .password_hash;
-    let racing = ResetDuringLogin {
-        inner: f.store.clone(),
-        reset_to: Arc::new(std::sync::Mutex::new(Some(other))),
+    // The reset, as it will commit: Taro's account, at the version L1 reads, with the
+    // other password's hash.
+    let taro = f
+        .store
+        .find_account(AccountLookup::LoginId(LoginId::parse(LOGIN).unwrap()))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut reset = taro.value.clone();
+    reset.password_hash = other;
+    let reset = Commit {
+        accounts: vec![AccountWrite {
+            expect: Expect::At(taro.version),
+            account: reset,
+        }],
+        ..Commit::default()
     };
+    // It lands after L1 has read the account and checked the password, just before L1
+    // commits.
+    let racing = FaultyStore::new(f.store.clone());
+    racing.interleave(StoreCall::Commit, When::Nth(1), reset);
     let portal = kenpo_auth::testkit::fixtures::portal_builder()
-        .store(racing)
+        .store(racing.clone())
         .shared_mailer(Arc::new(f.mailer.clone()))
         .directory(f.directory.clone())
         .clock(Arc::new(f.clock.clone()))
@@ -153,6 +87,11 @@ async fn sec_34_a_login_racing_a_password_reset_does_not_survive_it() {
         .unwrap();
     let mails = f.mailer.count();
     let r = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap_err();
+    assert_eq!(
+        racing.interleaved(),
+        [CommitOutcome::Committed],
+        "the reset won"
+    );
     assert_eq!(rejection(r), Rejection::LoginFailed);
     assert_eq!(f.mailer.count(), mails, "no 暗証キー was mailed");
 }

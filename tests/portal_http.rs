@@ -12,20 +12,14 @@ mod portal_support;
 mod sink;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use async_trait::async_trait;
 use axum::http::StatusCode;
 use kenpo_auth::model::Expect;
-use kenpo_auth::ports::{
-    AccountId, AccountLookup, AccountWrite, Commit, CommitOutcome, Counter, FlowRecord,
-    SecurityStamp, Store, StoreError, Versioned,
-};
+use kenpo_auth::ports::{AccountLookup, AccountWrite, Commit, CommitOutcome, SecurityStamp};
 use kenpo_auth::store::MemoryStore;
-use kenpo_auth::testkit::ManualClock;
-use kenpo_auth::token::TokenDigest;
+use kenpo_auth::testkit::{FaultyStore, ManualClock, StoreCall, When};
+use time::Duration;
 use time::macros::datetime;
-use time::{Duration, OffsetDateTime};
 
 use app::security::{Bucket, RateLimit};
 use portal_support::{Client, Outbox};
@@ -766,69 +760,13 @@ async fn member_errors_never_answer_5xx() {
     assert!(r.body.contains("class=\"alert error\""), "{}", r.body);
 }
 
-/// A store whose backend can be switched off, to show what a host failure looks like.
-struct FlakyStore {
-    inner: MemoryStore,
-    down: Arc<AtomicBool>,
-}
-
-impl FlakyStore {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            Err(StoreError::Backend(
-                "database unreachable (simulated)".into(),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait]
-impl Store for FlakyStore {
-    async fn find_flow(
-        &self,
-        key: &TokenDigest,
-    ) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
-        self.check()?;
-        self.inner.find_flow(key).await
-    }
-    async fn flows_of_account(
-        &self,
-        account: &AccountId,
-    ) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
-        self.check()?;
-        self.inner.flows_of_account(account).await
-    }
-    async fn find_account(
-        &self,
-        lookup: AccountLookup,
-    ) -> Result<Option<Versioned<kenpo_auth::ports::Account>>, StoreError> {
-        self.check()?;
-        self.inner.find_account(lookup).await
-    }
-    async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError> {
-        self.check()?;
-        self.inner.load_counter(key).await
-    }
-    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
-        self.check()?;
-        self.inner.commit(commit).await
-    }
-    async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
-        self.check()?;
-        self.inner.purge_expired(now, limit).await
-    }
-}
-
 #[tokio::test]
 async fn host_errors_answer_the_generic_503_page() {
-    let down = Arc::new(AtomicBool::new(true));
-    let store = FlakyStore {
-        inner: MemoryStore::new(),
-        down: down.clone(),
-    };
-    let mut f = fixture_with(|c| c.store = Some(Arc::new(store)));
+    // The database is unreachable until healed.
+    let store = FaultyStore::new(MemoryStore::new());
+    store.fail(StoreCall::Any, When::Always);
+    let shared = store.clone();
+    let mut f = fixture_with(|c| c.store = Some(Arc::new(shared)));
     let csrf = f.client.get("/login").await.csrf();
     let r = f
         .client
@@ -843,13 +781,16 @@ async fn host_errors_answer_the_generic_503_page() {
         .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.body.contains("ただいまサービスを利用できません"));
-    assert!(!r.body.contains("simulated"), "no internals on the page");
+    assert!(
+        !r.body.contains("injected") && !r.body.contains("testkit"),
+        "no internals on the page"
+    );
     let r = f
         .client
         .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
         .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    down.store(false, Ordering::SeqCst);
+    store.heal();
     let r = f
         .client
         .post("/register", &[("csrf", &csrf), ("email", EMAIL)])

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use common::*;
 use kenpo_auth::Rejection;
 use kenpo_auth::flow::LinkStatus;
-use kenpo_auth::mail::MailMessage;
 use kenpo_auth::ports::AuditKind;
 use kenpo_auth::token::{AuthKey, RegistrationLinkToken, VerificationLinkToken};
 use time::Duration;
@@ -21,14 +20,12 @@ async fn member_registers_through_every_seed_screen() {
     assert_eq!(started.carrier, None);
     let mail = f.mailer.last_to(&addr(TARO)).unwrap();
     assert_eq!(mail.rendered.subject, "利用登録手続きのご案内");
-    let MailMessage::RegistrationLink(link) = &mail.message else {
-        panic!("link 1 expected")
-    };
+    let link = f.mailer.last_registration_link(TARO).expect("link 1");
     assert!(
         link.url
             .starts_with("https://portal.sakura-kenpo.example.jp/")
     );
-    assert_eq!(link.expires_at, f.clock_now() + Duration::hours(3));
+    assert_eq!(link.expires_at, f.clock.now() + Duration::hours(3));
 
     // R2: GET shows the page without consuming; POST 【本人確認ページへ】 binds the browser.
     let token = link.token.clone();
@@ -97,13 +94,6 @@ async fn member_registers_through_every_seed_screen() {
         ]
     );
     assert_eq!(f.audit.count(AuditKind::RegistrationCompleted), 1);
-}
-
-impl Fixture {
-    fn clock_now(&self) -> time::OffsetDateTime {
-        use kenpo_auth::ports::Clock;
-        self.clock.now()
-    }
 }
 
 #[tokio::test]
@@ -459,15 +449,7 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
     // Link 1 used as link 2, and link 2 as link 1: different token types never match.
     // The types keep them apart at compile time; the text of one parsed as the other
     // (what a host gets from a URL) must not find the flow either.
-    let link1_as_link2: VerificationLinkToken = f
-        .mailer
-        .sent()
-        .iter()
-        .find_map(|m| match &m.message {
-            MailMessage::RegistrationLink(l) => Some(parsed(l.token.expose_secret())),
-            _ => None,
-        })
-        .unwrap();
+    let link1_as_link2: VerificationLinkToken = parsed(f.link1(TARO).expose_secret());
     let link2 = f.link2(TARO);
     let link2_as_link1: RegistrationLinkToken = parsed(link2.expose_secret());
     assert_eq!(
@@ -724,7 +706,7 @@ async fn sec_42_login_id_cannot_spell_the_card_number_or_the_address() {
 async fn dom_13_future_birth_dates_are_refused_as_typos() {
     let f = fixture();
     for typed in ["2090-04-12", "令和99年1月1日"] {
-        let r = f.portal.identity_claim(CARD, typed, None).unwrap_err();
+        let r = rejection(f.portal.identity_claim(CARD, typed, None).unwrap_err());
         assert_eq!(r.code(), "birth_date.in_future", "{typed}");
         assert!(
             r.message(kenpo_auth::Lang::Ja).contains("未来の日付"),
@@ -989,15 +971,7 @@ async fn sec_44_audit_events_carry_no_address_or_card_number() {
 async fn sec_03_store_holds_no_plaintext_secret() {
     let f = fixture();
     let handle = opened(&f, TARO).await;
-    let link1 = f
-        .mailer
-        .sent()
-        .iter()
-        .find_map(|m| match &m.message {
-            MailMessage::RegistrationLink(l) => Some(l.token.expose_secret().to_owned()),
-            _ => None,
-        })
-        .unwrap();
+    let link1 = f.link1(TARO).expose_secret().to_owned();
     let shown = f
         .portal
         .verify_identity(&handle, claim(CARD, BIRTH))
@@ -1141,21 +1115,24 @@ async fn dom_08_identity_claim_uses_the_insurers_card_format() {
     assert_eq!(claim.card_number.canonical(), "999-123456-00");
     assert_eq!(claim.kana_name.unwrap().as_str(), "ヤマダタロウ");
     // The default 健保組合 format takes digits only: a kana 記号 is refused, in Japanese.
-    let r = f
-        .portal
-        .identity_claim("あいう-1234-01", "1985-04-12", None)
-        .unwrap_err();
+    let r = rejection(
+        f.portal
+            .identity_claim("あいう-1234-01", "1985-04-12", None)
+            .unwrap_err(),
+    );
     assert!(r.code().starts_with("card_number."));
     assert!(
         !r.starts_over(),
         "the member corrects the field on the same screen"
     );
     assert!(
-        f.portal
-            .identity_claim(CARD, "1985-02-30", None)
-            .unwrap_err()
-            .code()
-            .starts_with("birth_date.")
+        rejection(
+            f.portal
+                .identity_claim(CARD, "1985-02-30", None)
+                .unwrap_err()
+        )
+        .code()
+        .starts_with("birth_date.")
     );
 }
 

@@ -639,10 +639,11 @@ pub(crate) async fn identity_submit(
         return Ok(dead_end(&session, "本人確認", &Rejection::WrongStep));
     };
     // The library reads the numbers with the insurer's own format (DOM-8).
-    let claim = match state
-        .portal
-        .identity_claim(&f.card_number, &f.birth_date, None)
-    {
+    let claim = match split(
+        state
+            .portal
+            .identity_claim(&f.card_number, &f.birth_date, None),
+    )? {
         Ok(claim) => claim,
         Err(r) => return Ok(identity_form(&session, ja(&r)).into_response()),
     };
@@ -910,20 +911,19 @@ fn recovery_sent(session: &Session, answer: RecoveryRequested) -> Response {
     .into_response()
 }
 
-/// 記号・番号・枝番 and 生年月日 from a form; `Ok(None)` when both are empty.
+/// 記号・番号・枝番 and 生年月日 from a form; `Ok(Ok(None))` when both are empty, the
+/// field error to show when they cannot be read.
 fn identity_claim(
     state: &AppState,
     card: &str,
     birth: &str,
-) -> Result<Option<IdentityClaim>, String> {
+) -> Result<Result<Option<IdentityClaim>, String>, Unavailable> {
     if card.trim().is_empty() && birth.trim().is_empty() {
-        return Ok(None);
+        return Ok(Ok(None));
     }
-    state
-        .portal
-        .identity_claim(card, birth, None)
+    Ok(split(state.portal.identity_claim(card, birth, None))?
         .map(Some)
-        .map_err(|r| r.message(Lang::Ja).into_owned())
+        .map_err(|r| r.message(Lang::Ja).into_owned()))
 }
 
 #[derive(Deserialize, Default)]
@@ -941,7 +941,7 @@ pub(crate) async fn forgot_login_id(
     requester: Requester,
     Form(f): Form<ForgotIdForm>,
 ) -> Page {
-    let claim = match identity_claim(&state, &f.card_number, &f.birth_date) {
+    let claim = match identity_claim(&state, &f.card_number, &f.birth_date)? {
         Ok(c) => c,
         Err(message) => return Ok(recovery_form_error(&session, message)),
     };
@@ -1092,7 +1092,7 @@ pub(crate) async fn reset_submit(
             ));
         }
     };
-    let claim = match identity_claim(&state, &f.card_number, &f.birth_date) {
+    let claim = match identity_claim(&state, &f.card_number, &f.birth_date)? {
         Ok(c) => c,
         Err(message) => {
             return Ok(reset_form(&state, &session, None, Some(message)).into_response());

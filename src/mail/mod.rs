@@ -4,17 +4,21 @@
 pub mod message;
 pub mod outbox;
 #[cfg(feature = "queue")]
+#[cfg_attr(docsrs, doc(cfg(feature = "queue")))]
 pub mod queue;
 pub mod recording;
 pub mod render;
 #[cfg(feature = "smtp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub mod smtp;
 
 pub use message::*;
 pub use outbox::OutboxMailer;
 #[cfg(feature = "queue")]
+#[cfg_attr(docsrs, doc(cfg(feature = "queue")))]
 pub use queue::{QueueConfig, QueueError, QueuedMailer};
 pub use recording::{RecordingMailer, SimulatedMailFailure};
 pub use render::{DefaultTemplates, MailTemplates};
 #[cfg(feature = "smtp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub use smtp::{SmtpConfig, SmtpConfigError, SmtpCredentials, SmtpError, SmtpMailer, SmtpSecurity};

@@ -334,42 +334,31 @@ mod tests {
     use super::*;
     use crate::domain::EmailAddress;
     use crate::lang::Lang;
+    use crate::mail::RecordingMailer;
     use crate::mail::{MailMessage, RenderedMail};
     use crate::ports::SystemClock;
-    use crate::testkit::RecordingAudit;
-    use std::collections::VecDeque;
+    use crate::testkit::{FaultyMailer, MailFault, RecordingAudit, When};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Answers with the scripted outcomes in order (then Ok), counting calls.
-    #[derive(Default)]
-    struct Scripted {
-        outcomes: Mutex<VecDeque<Option<bool>>>, // None = ok, Some(true) = transient
-        calls: AtomicUsize,
-        gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// The transport under the queue: it records what it delivered and fails the sends a
+    /// test chooses (`FaultyMailer`), counting every attempt.
+    fn transport() -> (FaultyMailer<RecordingMailer>, RecordingMailer) {
+        let delivered = RecordingMailer::new();
+        (FaultyMailer::new(delivered.clone()), delivered)
     }
 
-    impl Scripted {
-        fn new(outcomes: &[Option<bool>]) -> Self {
-            Scripted {
-                outcomes: Mutex::new(outcomes.iter().copied().collect()),
-                ..Default::default()
-            }
-        }
+    /// A transport that waits for a permit before each send, so its worker stays busy
+    /// while a test fills the queue.
+    struct Gated {
+        gate: Arc<tokio::sync::Semaphore>,
+        delivered: RecordingMailer,
     }
 
     #[async_trait]
-    impl Mailer for Scripted {
-        async fn send(&self, _mail: &OutgoingMail) -> Result<(), MailError> {
-            if let Some(g) = &self.gate {
-                let _permit = g.acquire().await.unwrap();
-            }
-            self.calls.fetch_add(1, Ordering::SeqCst);
-            let next = self.outcomes.lock().unwrap().pop_front().flatten();
-            match next {
-                None => Ok(()),
-                Some(true) => Err(MailError::Transient("451".into())),
-                Some(false) => Err(MailError::Permanent("550".into())),
-            }
+    impl Mailer for Gated {
+        async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
+            let _permit = self.gate.acquire().await.unwrap();
+            self.delivered.send(mail).await
         }
     }
 
@@ -393,7 +382,7 @@ mod tests {
             .backoff(Duration::from_millis(1), Duration::from_millis(4))
     }
 
-    fn start(m: Arc<Scripted>, audit: &RecordingAudit, c: QueueConfig) -> QueuedMailer {
+    fn start(m: Arc<dyn Mailer>, audit: &RecordingAudit, c: QueueConfig) -> QueuedMailer {
         QueuedMailer::start(m, Arc::new(audit.clone()), Arc::new(SystemClock), c).unwrap()
     }
 
@@ -401,17 +390,14 @@ mod tests {
     // the masked address and kind, never the content.
     #[tokio::test]
     async fn queue_retries_transient_then_audits_once() {
-        let m = Arc::new(Scripted::new(&[
-            Some(true),
-            Some(true),
-            Some(true),
-            Some(true),
-        ]));
+        let (m, delivered) = transport();
+        m.fail(When::Always, MailFault::Transient);
         let audit = RecordingAudit::new();
-        let q = start(Arc::clone(&m), &audit, fast());
+        let q = start(Arc::new(m.clone()), &audit, fast());
         q.send(&mail()).await.unwrap();
         q.flush().await;
-        assert_eq!(m.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(m.attempts(), 3);
+        assert_eq!(delivered.count(), 0);
         let events = audit.events();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].kind, AuditKind::MailFailed);
@@ -427,24 +413,27 @@ mod tests {
     // A transient failure followed by success is delivered, not audited.
     #[tokio::test]
     async fn queue_recovers_after_a_transient_failure() {
-        let m = Arc::new(Scripted::new(&[Some(true), None]));
+        let (m, delivered) = transport();
+        m.fail(When::Next(1), MailFault::Transient);
         let audit = RecordingAudit::new();
-        let q = start(Arc::clone(&m), &audit, fast());
+        let q = start(Arc::new(m.clone()), &audit, fast());
         q.send(&mail()).await.unwrap();
         q.flush().await;
-        assert_eq!(m.calls.load(Ordering::SeqCst), 2);
+        assert_eq!(m.attempts(), 2);
+        assert_eq!(delivered.count(), 1);
         assert!(audit.events().is_empty());
     }
 
     // A permanent failure is not retried.
     #[tokio::test]
     async fn queue_does_not_retry_permanent_failures() {
-        let m = Arc::new(Scripted::new(&[Some(false)]));
+        let (m, _) = transport();
+        m.fail(When::Always, MailFault::Permanent);
         let audit = RecordingAudit::new();
-        let q = start(Arc::clone(&m), &audit, fast());
+        let q = start(Arc::new(m.clone()), &audit, fast());
         q.send(&mail()).await.unwrap();
         q.flush().await;
-        assert_eq!(m.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(m.attempts(), 1);
         assert_eq!(audit.count(AuditKind::MailFailed), 1);
     }
 
@@ -452,12 +441,13 @@ mod tests {
     #[tokio::test]
     async fn queue_full_is_transient_immediately() {
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        let m = Arc::new(Scripted {
-            gate: Some(Arc::clone(&gate)),
-            ..Default::default()
-        });
+        let delivered = RecordingMailer::new();
+        let m = Gated {
+            gate: Arc::clone(&gate),
+            delivered: delivered.clone(),
+        };
         let audit = RecordingAudit::new();
-        let q = start(Arc::clone(&m), &audit, fast().capacity(2).workers(1));
+        let q = start(Arc::new(m), &audit, fast().capacity(2).workers(1));
         // One in the worker's hands (blocked on the gate), two in the queue.
         q.send(&mail()).await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), async {
@@ -476,21 +466,23 @@ mod tests {
         assert_eq!(q.pending(), 3);
         gate.add_permits(100);
         q.flush().await;
-        assert_eq!(m.calls.load(Ordering::SeqCst), 3);
+        assert_eq!(delivered.count(), 3);
         assert_eq!(q.pending(), 0);
     }
 
     // Shutdown drains what was queued, then refuses new mail.
     #[tokio::test]
     async fn queue_shutdown_drains_then_refuses() {
-        let m = Arc::new(Scripted::new(&[Some(true)]));
+        let (m, delivered) = transport();
+        m.fail(When::Nth(1), MailFault::Transient);
         let audit = RecordingAudit::new();
-        let q = start(Arc::clone(&m), &audit, fast());
+        let q = start(Arc::new(m.clone()), &audit, fast());
         for _ in 0..5 {
             q.send(&mail()).await.unwrap();
         }
         q.shutdown().await;
-        assert_eq!(m.calls.load(Ordering::SeqCst), 6);
+        assert_eq!(m.attempts(), 6, "one retry");
+        assert_eq!(delivered.count(), 5);
         assert_eq!(q.pending(), 0);
         assert!(matches!(
             q.send(&mail()).await,
@@ -539,7 +531,7 @@ mod tests {
     #[test]
     fn queue_start_outside_runtime_is_an_error() {
         let e = QueuedMailer::start(
-            Arc::new(Scripted::default()),
+            Arc::new(RecordingMailer::new()),
             Arc::new(RecordingAudit::new()),
             Arc::new(SystemClock),
             QueueConfig::default(),

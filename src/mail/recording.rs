@@ -1,8 +1,36 @@
 //! A [`Mailer`] that keeps every mail in memory, for tests and demos.
 //!
-//! Journey tests read links and codes from the typed [`MailMessage`](crate::mail::MailMessage)
-//! of the recorded mails, never by scraping text. The failure switch lets a test prove
-//! that a mail which fails to send leaves a state the member can resend from.
+//! Journey tests read links and codes from the typed [`MailMessage`] of the recorded
+//! mails, never by scraping text: the typed accessors
+//! ([`last_registration_link`](RecordingMailer::last_registration_link),
+//! [`last_otp`](RecordingMailer::last_otp), …) give the secret a member would copy from
+//! the mail, already typed for the `Portal` step that takes it. The failure switch lets a
+//! test prove that a mail which fails to send leaves a state the member can resend from;
+//! [`FaultyMailer`](crate::testkit::FaultyMailer) wraps any mailer for finer faults.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use kenpo_auth::mail::RecordingMailer;
+//! use kenpo_auth::store::MemoryStore;
+//! use kenpo_auth::testkit::fixtures;
+//!
+//! let mailer = RecordingMailer::new();
+//! let portal = fixtures::portal_builder()
+//!     .store(MemoryStore::new())
+//!     .shared_mailer(Arc::new(mailer.clone()))
+//!     .directory(fixtures::sample_roster())
+//!     .build()?;
+//! portal.start_registration("taro.yamada@example.jp").await?;
+//! let link = mailer
+//!     .last_registration_link("Taro.Yamada@example.jp")
+//!     .expect("link 1 was mailed");
+//! assert!(link.url.starts_with("https://"));
+//! portal.open_registration_link(&link.token).await?;
+//! # Ok(())
+//! # }
+//! ```
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -10,8 +38,12 @@ use async_trait::async_trait;
 
 use crate::domain::EmailAddress;
 use crate::lang::Lang;
-use crate::mail::OutgoingMail;
+use crate::mail::{MailLink, MailMessage, OutgoingMail};
 use crate::ports::{MailError, Mailer};
+use crate::token::{
+    EmailChangeLinkToken, OtpCode, PasswordResetLinkToken, RegistrationLinkToken,
+    VerificationLinkToken,
+};
 
 /// Records every mail it is asked to send. Clones share one record, so a test can keep a
 /// clone while the portal owns another.
@@ -64,6 +96,97 @@ impl RecordingMailer {
     /// How many mails were sent (failed attempts are not counted).
     pub fn count(&self) -> usize {
         self.record().sent.len()
+    }
+
+    /// The kinds ([`MailMessage::kind`]) of every mail sent to `to`, oldest first:
+    /// `["registration_link", "identity_verified", …]`. `to` is compared by canonical
+    /// address; text that is not an address was never mailed, so it gets an empty list.
+    pub fn kinds_to(&self, to: &str) -> Vec<&'static str> {
+        let Ok(to) = EmailAddress::parse(to) else {
+            return Vec::new();
+        };
+        self.record()
+            .sent
+            .iter()
+            .filter(|m| m.to.canonical() == to.canonical())
+            .map(|m| m.message.kind())
+            .collect()
+    }
+
+    /// The latest mail to `to` whose message `pick` accepts, newest first. `to` is typed
+    /// text, compared by canonical address; text that is not an address finds nothing.
+    fn latest_to<T>(&self, to: &str, pick: impl Fn(&MailMessage) -> Option<T>) -> Option<T> {
+        let to = EmailAddress::parse(to).ok()?;
+        self.record()
+            .sent
+            .iter()
+            .rev()
+            .filter(|m| m.to.canonical() == to.canonical())
+            .find_map(|m| pick(&m.message))
+    }
+
+    /// Link 1 of 新規利用登録 (「利用登録手続きのご案内」, R1): the latest
+    /// [`MailMessage::RegistrationLink`] sent to `to`, for
+    /// [`Portal::open_registration_link`](crate::Portal::open_registration_link).
+    ///
+    /// Like every `last_*` accessor it looks for the latest mail *of its kind* to `to`
+    /// (later mails of other kinds are skipped, mails forgotten by [`take`](Self::take)
+    /// are not seen), compares addresses in canonical form, and answers `None` when no
+    /// such mail was sent — so a test can also assert that a step mailed nothing.
+    pub fn last_registration_link(&self, to: &str) -> Option<MailLink<RegistrationLinkToken>> {
+        self.latest_to(to, |m| match m {
+            MailMessage::RegistrationLink(link) => Some(link.clone()),
+            _ => None,
+        })
+    }
+
+    /// Link 2 of 新規利用登録 (「本人確認完了のご案内」, R3): the latest
+    /// [`MailMessage::IdentityVerified`] sent to `to`, for
+    /// [`Portal::confirm_auth_key`](crate::Portal::confirm_auth_key) together with the
+    /// 認証キー shown on screen (which is never mailed).
+    pub fn last_verification_link(&self, to: &str) -> Option<MailLink<VerificationLinkToken>> {
+        self.latest_to(to, |m| match m {
+            MailMessage::IdentityVerified(link) => Some(link.clone()),
+            _ => None,
+        })
+    }
+
+    /// The 暗証キー of the latest 「暗証キーのご案内」 ([`MailMessage::LoginOtp`], L1 and
+    /// L4) sent to `to`, for [`Portal::verify_otp`](crate::Portal::verify_otp).
+    pub fn last_otp(&self, to: &str) -> Option<OtpCode> {
+        self.latest_to(to, |m| match m {
+            MailMessage::LoginOtp { code, .. } => Some(code.clone()),
+            _ => None,
+        })
+    }
+
+    /// The latest 「パスワード再設定のご案内」 link
+    /// ([`MailMessage::PasswordResetLink`]) sent to `to`, for
+    /// [`Portal::open_password_reset_link`](crate::Portal::open_password_reset_link).
+    pub fn last_reset_link(&self, to: &str) -> Option<MailLink<PasswordResetLinkToken>> {
+        self.latest_to(to, |m| match m {
+            MailMessage::PasswordResetLink(link) => Some(link.clone()),
+            _ => None,
+        })
+    }
+
+    /// The latest address-confirmation link ([`MailMessage::EmailChangeLink`]) sent to
+    /// the *new* address `to`, for
+    /// [`Portal::confirm_email_change`](crate::Portal::confirm_email_change).
+    pub fn last_email_change_link(&self, to: &str) -> Option<MailLink<EmailChangeLinkToken>> {
+        self.latest_to(to, |m| match m {
+            MailMessage::EmailChangeLink(link) => Some(link.clone()),
+            _ => None,
+        })
+    }
+
+    /// The login ID of the latest 「ログインIDのお知らせ」
+    /// ([`MailMessage::LoginIdReminder`]) sent to `to`.
+    pub fn last_login_id_reminder(&self, to: &str) -> Option<String> {
+        self.latest_to(to, |m| match m {
+            MailMessage::LoginIdReminder { login_id } => Some(login_id.clone()),
+            _ => None,
+        })
     }
 
     /// Makes the next `n` sends fail with [`MailError::Transient`] (and record nothing).
@@ -188,6 +311,96 @@ mod tests {
         mailer.set_failing(false);
         mailer.send(&mail("taro@example.jp", "b")).await.unwrap();
         assert_eq!(mailer.count(), 2);
+    }
+
+    /// Every typed accessor finds the latest mail of its kind to the address (canonical
+    /// form), skipping later mails of other kinds, and nothing for other addresses.
+    #[tokio::test]
+    async fn typed_accessors_read_the_latest_secret_of_their_kind() {
+        use crate::mail::MailLink;
+        use time::OffsetDateTime;
+
+        let rng = &mut rand::rng();
+        let at = OffsetDateTime::UNIX_EPOCH;
+        fn link<T>(token: T) -> MailLink<T> {
+            MailLink {
+                url: "https://portal.example.jp/x?t=…".to_owned(),
+                token,
+                expires_at: OffsetDateTime::UNIX_EPOCH,
+            }
+        }
+        let first = RegistrationLinkToken::generate(rng);
+        let second = RegistrationLinkToken::generate(rng);
+        let verify = VerificationLinkToken::generate(rng);
+        let reset = PasswordResetLinkToken::generate(rng);
+        let change = EmailChangeLinkToken::generate(rng);
+        let code: OtpCode = "123456".parse().unwrap();
+        let mailer = RecordingMailer::new();
+        let to = |to: &str, message| OutgoingMail {
+            message,
+            ..mail(to, "")
+        };
+        for m in [
+            to(
+                "taro@example.jp",
+                MailMessage::RegistrationLink(link(first)),
+            ),
+            to(
+                "taro@example.jp",
+                MailMessage::RegistrationLink(link(second.clone())),
+            ),
+            to(
+                "taro@example.jp",
+                MailMessage::IdentityVerified(link(verify.clone())),
+            ),
+            to(
+                "taro@example.jp",
+                MailMessage::PasswordResetLink(link(reset.clone())),
+            ),
+            to(
+                "new@example.jp",
+                MailMessage::EmailChangeLink(link(change.clone())),
+            ),
+            to(
+                "taro@example.jp",
+                MailMessage::LoginOtp {
+                    code: code.clone(),
+                    expires_at: at,
+                },
+            ),
+            mail("taro@example.jp", "taro-2026"),
+        ] {
+            mailer.send(&m).await.unwrap();
+        }
+        let taro = "Taro@Example.JP";
+        assert_eq!(mailer.last_registration_link(taro).unwrap().token, second);
+        assert_eq!(mailer.last_verification_link(taro).unwrap().token, verify);
+        assert_eq!(mailer.last_reset_link(taro).unwrap().token, reset);
+        assert_eq!(mailer.last_otp(taro).unwrap(), code);
+        assert_eq!(mailer.last_login_id_reminder(taro).unwrap(), "taro-2026");
+        assert_eq!(
+            mailer
+                .last_email_change_link("new@example.jp")
+                .unwrap()
+                .token,
+            change
+        );
+        assert!(mailer.last_email_change_link(taro).is_none());
+        assert!(mailer.last_otp("hanako@example.jp").is_none());
+        assert!(mailer.last_otp("not an address").is_none());
+        assert_eq!(
+            mailer.kinds_to(taro),
+            [
+                "registration_link",
+                "registration_link",
+                "identity_verified",
+                "password_reset_link",
+                "login_otp",
+                "login_id_reminder"
+            ]
+        );
+        mailer.take();
+        assert!(mailer.last_otp(taro).is_none(), "forgotten by take");
     }
 
     #[test]

@@ -101,22 +101,26 @@ impl Portal {
 
     /// Reads what the member typed on 本人確認 into an [`IdentityClaim`], with the
     /// insurer's own 記号・番号 format (DOM-8): full-width digits and hyphen look-alikes
-    /// are folded, and anything unreadable — or a birth date after today (DOM-13) — is a
-    /// [`Rejection`] with its Japanese message.
+    /// are folded, and anything unreadable — or a birth date after today (DOM-13) — is
+    /// [`Error::Rejected`] with a [`Rejection::InvalidInput`] and its Japanese message,
+    /// like every other step's field errors. It never fails otherwise.
     pub fn identity_claim(
         &self,
         card_number: &str,
         birth_date: &str,
         kana_name: Option<&str>,
-    ) -> Result<IdentityClaim, Rejection> {
+    ) -> Result<IdentityClaim, Error> {
         let card_number =
-            CardNumber::parse_with(card_number, &self.inner.profile.card_number_format)?;
+            CardNumber::parse_with(card_number, &self.inner.profile.card_number_format)
+                .map_err(Rejection::from)?;
         // DOM-13: a birth date after today (in Japan, UTC+9) is a typo, said as one.
         let today = self.now().to_offset(time::macros::offset!(+9)).date();
-        let birth_date = BirthDate::parse(birth_date)?.not_after(today)?;
+        let birth_date = BirthDate::parse(birth_date)
+            .and_then(|b| b.not_after(today))
+            .map_err(Rejection::from)?;
         let kana_name = match kana_name.map(str::trim) {
             None | Some("") => None,
-            Some(k) => Some(KanaName::parse(k)?),
+            Some(k) => Some(KanaName::parse(k).map_err(Rejection::from)?),
         };
         Ok(IdentityClaim {
             card_number,

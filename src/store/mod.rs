@@ -10,14 +10,19 @@
 //! [`MemoryStore`] always; [`SqliteStore`] with the `sqlite` feature; [`PostgresStore`]
 //! with the `postgres` feature. All three pass the same conformance suite
 //! (`testkit::conformance`).
+//!
+#![cfg_attr(not(feature = "sqlite"), doc = "[`SqliteStore`]: crate#features")]
+#![cfg_attr(not(feature = "postgres"), doc = "[`PostgresStore`]: crate#features")]
 
 pub mod memory;
 mod port;
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
 
 pub use crate::flow::FlowRecord;
@@ -29,6 +34,8 @@ pub use port::{
     Loaded, Store, StoreError,
 };
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;

@@ -236,6 +236,12 @@ pub enum StoreError {
 /// comparing the secret" is the portal's job: it commits the incremented counter and
 /// the comparison's outcome in one `commit`, and only reports the outcome once that
 /// commit succeeded.
+///
+/// # Implementing this port
+///
+/// See [Implementing a port](crate::guide::implementing_ports#store): a wrapper around a
+/// shipped store with `#[kenpo_auth::async_trait]` (re-exported, no dependency of your
+/// own), and the conformance suite every store runs.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait Store: Send + Sync {

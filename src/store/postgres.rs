@@ -285,6 +285,7 @@ impl PostgresStore {
     /// Every row of every table of the current schema as text (`bytea` as hex), for
     /// tests that check no plaintext secret reaches the database (SEC-03, SEC-04).
     #[cfg(feature = "testkit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
     pub async fn dump_text(&self) -> Result<String, StoreError> {
         let tables: Vec<(String,)> = sqlx::query_as(
             "SELECT table_name::text FROM information_schema.tables \

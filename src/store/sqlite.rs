@@ -34,7 +34,7 @@
 //! transaction of five statements (right code) or six (wrong code: the account's
 //! failure counter too). [`Store::load`] reads everything a step needs in that same one
 //! statement. The store calls per portal step are those listed for
-//! [`PostgresStore`](super::PostgresStore) (feature `postgres`).
+//! [`PostgresStore`] (feature `postgres`).
 //!
 //! # Schema
 //!
@@ -46,6 +46,9 @@
 //! [`Store::load_counter`]: crate::ports::Store::load_counter
 //! [`Store::flows_of_account`]: crate::ports::Store::flows_of_account
 //! [`Store::load`]: crate::ports::Store::load
+//!
+#![cfg_attr(feature = "postgres", doc = "[`PostgresStore`]: super::PostgresStore")]
+#![cfg_attr(not(feature = "postgres"), doc = "[`PostgresStore`]: crate#features")]
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -181,6 +184,7 @@ impl SqliteStore {
     /// Every row of every table as text (blobs as hex), for tests that check no
     /// plaintext secret reaches the database (SEC-03, SEC-04).
     #[cfg(feature = "testkit")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
     pub async fn dump_text(&self) -> Result<String, StoreError> {
         use sqlx::{AssertSqlSafe, Row};
         let tables: Vec<(String,)> = sqlx::query_as(

@@ -72,6 +72,7 @@ impl DumpText for MemoryStore {
 }
 
 #[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 #[async_trait]
 impl DumpText for crate::store::SqliteStore {
     async fn dump_text(&self) -> Result<String, StoreError> {
@@ -80,6 +81,7 @@ impl DumpText for crate::store::SqliteStore {
 }
 
 #[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 #[async_trait]
 impl DumpText for crate::store::PostgresStore {
     async fn dump_text(&self) -> Result<String, StoreError> {
@@ -1520,6 +1522,7 @@ where
 /// }
 /// ```
 #[macro_export]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 macro_rules! store_conformance_tests {
     ($make:expr $(,)?) => {
         $crate::store_conformance_tests!($make, |_store| async {});

@@ -9,11 +9,24 @@
 //! the adapters here, because the crate's own unit tests and the integration tests that
 //! plain `cargo test` runs use it.
 //!
+//! [`FaultyStore`] and [`FaultyMailer`] wrap any store or mailer and fail the calls a
+//! test chooses (module [`faults`]); the typed accessors of
+//! [`RecordingMailer`](crate::mail::RecordingMailer) read the links and codes a member
+//! would copy from the mails.
+//!
 //! With the `testkit` feature, [`conformance`] holds the store conformance suite.
+//!
+#![cfg_attr(not(feature = "testkit"), doc = "[`conformance`]: crate#features")]
 
 #[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod conformance;
+pub mod faults;
 pub mod fixtures;
+
+pub use faults::{
+    FaultyMailer, FaultyStore, InjectedFault, MailFault, StoreCall, StoreFault, When,
+};
 
 use std::sync::{Arc, Mutex};
 
@@ -51,11 +64,17 @@ impl ManualClock {
     pub fn set(&self, to: OffsetDateTime) {
         *self.now.lock().unwrap_or_else(|p| p.into_inner()) = to;
     }
+
+    /// The time the clock shows — what the portal reads through [`Clock::now`], callable
+    /// without importing the port trait (for `expires_at - clock.now()` in a test).
+    pub fn now(&self) -> OffsetDateTime {
+        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> OffsetDateTime {
-        *self.now.lock().unwrap_or_else(|p| p.into_inner())
+        ManualClock::now(self)
     }
 }
 

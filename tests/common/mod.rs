@@ -1,12 +1,13 @@
 //! Shared fixture: a portal over MemoryStore, RecordingMailer, MemoryDirectory and a
 //! ManualClock, with the fictional insurer and roster of `kenpo_auth::testkit::fixtures`.
-//! Links and codes are read from the typed mails, never from their text.
+//! Links and codes are read from the typed mails, never from their text, through the
+//! `RecordingMailer` accessors a host's tests use too.
 #![allow(dead_code)]
 
 use std::sync::Arc;
 
 use kenpo_auth::domain::Password;
-use kenpo_auth::mail::{MailMessage, RecordingMailer};
+use kenpo_auth::mail::RecordingMailer;
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::testkit::{ManualClock, MemoryDirectory, RecordingAudit};
 use kenpo_auth::token::{OtpCode, RegistrationLinkToken, VerificationLinkToken};
@@ -61,39 +62,29 @@ pub fn fixture_with(policy: Policy) -> Fixture {
 }
 
 impl Fixture {
-    /// Link 1 from the last mail to `to`.
+    /// Link 1 from the latest registration mail to `to`.
     pub fn link1(&self, to: &str) -> RegistrationLinkToken {
-        match self.mailer.last_to(&addr(to)).map(|m| m.message) {
-            Some(MailMessage::RegistrationLink(l)) => l.token,
-            other => panic!("expected a registration link mail, got {other:?}"),
-        }
+        let link = self.mailer.last_registration_link(to);
+        link.unwrap_or_else(|| panic!("no registration link mailed to {to}"))
+            .token
     }
 
-    /// Link 2 from the last mail to `to`.
+    /// Link 2 from the latest identity-verified mail to `to`.
     pub fn link2(&self, to: &str) -> VerificationLinkToken {
-        match self.mailer.last_to(&addr(to)).map(|m| m.message) {
-            Some(MailMessage::IdentityVerified(l)) => l.token,
-            other => panic!("expected an identity-verified mail, got {other:?}"),
-        }
+        let link = self.mailer.last_verification_link(to);
+        link.unwrap_or_else(|| panic!("no identity-verified mail to {to}"))
+            .token
     }
 
-    /// The 暗証キー from the last mail to `to`.
+    /// The 暗証キー from the latest 暗証キー mail to `to`.
     pub fn otp(&self, to: &str) -> OtpCode {
-        match self.mailer.last_to(&addr(to)).map(|m| m.message) {
-            Some(MailMessage::LoginOtp { code, .. }) => code,
-            other => panic!("expected a 暗証キー mail, got {other:?}"),
-        }
+        let code = self.mailer.last_otp(to);
+        code.unwrap_or_else(|| panic!("no 暗証キー mailed to {to}"))
     }
 
     /// Mails sent to `to`, by kind.
     pub fn kinds_to(&self, to: &str) -> Vec<&'static str> {
-        let to = addr(to);
-        self.mailer
-            .sent()
-            .iter()
-            .filter(|m| m.to.canonical() == to.canonical())
-            .map(|m| m.message.kind())
-            .collect()
+        self.mailer.kinds_to(to)
     }
 
     /// R1–R5 for a roster member; returns the account ID.
@@ -152,20 +143,18 @@ pub async fn host_start_login(
 }
 
 impl Fixture {
-    /// The reset link from the last mail to `to`.
+    /// The link from the latest password-reset mail to `to`.
     pub fn reset_link(&self, to: &str) -> kenpo_auth::token::PasswordResetLinkToken {
-        match self.mailer.last_to(&addr(to)).map(|m| m.message) {
-            Some(MailMessage::PasswordResetLink(l)) => l.token,
-            other => panic!("expected a password-reset mail, got {other:?}"),
-        }
+        let link = self.mailer.last_reset_link(to);
+        link.unwrap_or_else(|| panic!("no password-reset link mailed to {to}"))
+            .token
     }
 
-    /// The address-confirmation link from the last mail to `to`.
+    /// The link from the latest address-confirmation mail to `to`.
     pub fn email_change_link(&self, to: &str) -> kenpo_auth::token::EmailChangeLinkToken {
-        match self.mailer.last_to(&addr(to)).map(|m| m.message) {
-            Some(MailMessage::EmailChangeLink(l)) => l.token,
-            other => panic!("expected an e-mail-change mail, got {other:?}"),
-        }
+        let link = self.mailer.last_email_change_link(to);
+        link.unwrap_or_else(|| panic!("no e-mail-change link mailed to {to}"))
+            .token
     }
 
     /// L1–L2 with the 暗証キー mailed to `email`.
@@ -196,7 +185,6 @@ impl Fixture {
     }
 
     pub fn now(&self) -> time::OffsetDateTime {
-        use kenpo_auth::ports::Clock;
         self.clock.now()
     }
 

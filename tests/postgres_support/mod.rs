@@ -1,16 +1,14 @@
-//! What the PostgreSQL suites share: a fresh schema per test, an inbox, and a world
-//! of roster, clock and mail that several portals (web servers) share.
+//! What the PostgreSQL suites share: a fresh schema per test, and a world of roster,
+//! clock and mail (one `RecordingMailer` inbox) that several portals (web servers) share.
 
 #![allow(dead_code)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use kenpo_auth::domain::EmailAddress;
 use kenpo_auth::flow::{FlowState, LoginState};
-use kenpo_auth::mail::{MailMessage, OutgoingMail};
+use kenpo_auth::mail::RecordingMailer;
 use kenpo_auth::portal::NewCredentials;
-use kenpo_auth::ports::{MailError, Mailer, Store, StoreError};
+use kenpo_auth::ports::{Store, StoreError};
 use kenpo_auth::store::PostgresStore;
 use kenpo_auth::testkit::fixtures::{
     self, PASSWORD, TARO_BIRTH as BIRTH, TARO_CARD as CARD, TARO_EMAIL as EMAIL,
@@ -91,42 +89,11 @@ impl Drop for SchemaGuard {
 // Portals over PostgreSQL
 // ---------------------------------------------------------------------------------------
 
-/// Every mail both portals send, as one mail system would see them.
-#[derive(Clone, Default)]
-pub struct Inbox(pub Arc<Mutex<Vec<OutgoingMail>>>);
-
-#[async_trait]
-impl Mailer for Inbox {
-    async fn send(&self, mail: &OutgoingMail) -> Result<(), MailError> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(mail.clone());
-        Ok(())
-    }
-}
-
-impl Inbox {
-    pub fn to(&self, to: &str) -> Vec<MailMessage> {
-        let to = EmailAddress::parse(to).expect("address");
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .filter(|m| m.to.canonical() == to.canonical())
-            .map(|m| m.message.clone())
-            .collect()
-    }
-
-    pub fn last(&self, to: &str) -> MailMessage {
-        self.to(to).pop().expect("a mail to this address")
-    }
-}
-
 pub const LOGIN_ID: &str = "yamada-portal";
 
 pub struct World {
-    pub inbox: Inbox,
+    /// Every mail both portals send, as one mail system would see them.
+    pub inbox: RecordingMailer,
     pub directory: MemoryDirectory,
     pub clock: ManualClock,
 }
@@ -134,7 +101,7 @@ pub struct World {
 impl World {
     pub fn new() -> Self {
         World {
-            inbox: Inbox::default(),
+            inbox: RecordingMailer::new(),
             directory: fixtures::roster_of([fixtures::taro()]),
             clock: fixtures::sample_clock(),
         }
@@ -152,25 +119,22 @@ impl World {
             .expect("portal")
     }
 
+    /// Link 1 of the latest registration mail, as the browser sends it back.
     pub fn link1(&self) -> String {
-        match self.inbox.last(EMAIL) {
-            MailMessage::RegistrationLink(l) => l.token.expose_secret().to_owned(),
-            other => panic!("expected link 1, got {other:?}"),
-        }
+        let link = self.inbox.last_registration_link(EMAIL).expect("link 1");
+        link.token.expose_secret().to_owned()
     }
 
+    /// Link 2 of the latest identity-verified mail, as the browser sends it back.
     pub fn link2(&self) -> String {
-        match self.inbox.last(EMAIL) {
-            MailMessage::IdentityVerified(l) => l.token.expose_secret().to_owned(),
-            other => panic!("expected link 2, got {other:?}"),
-        }
+        let link = self.inbox.last_verification_link(EMAIL).expect("link 2");
+        link.token.expose_secret().to_owned()
     }
 
+    /// The latest 暗証キー, as the member types it.
     pub fn otp(&self) -> String {
-        match self.inbox.last(EMAIL) {
-            MailMessage::LoginOtp { code, .. } => code.expose_secret().to_owned(),
-            other => panic!("expected a 暗証キー mail, got {other:?}"),
-        }
+        let code = self.inbox.last_otp(EMAIL).expect("a 暗証キー mail");
+        code.expose_secret().to_owned()
     }
 
     /// R1–R4 through `portal`; returns the handle R5 needs.
