@@ -319,6 +319,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether the member may simply try again shortly: the store lost its connection
+    /// or did not answer in time ([`StoreError::is_retryable`]), or the roster failed.
+    /// Hosts answer these with their "try again" page (503 with `Retry-After`).
+    ///
+    /// [`StoreError::is_retryable`]: crate::ports::StoreError::is_retryable
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Store(e) => e.is_retryable(),
+            Error::Directory(_) | Error::Mail(_) => true,
+            Error::Rejected(_) | Error::Hash(_) => false,
+        }
+    }
+
     /// The rejection, if the member caused this error.
     pub fn rejection(&self) -> Option<&Rejection> {
         match self {

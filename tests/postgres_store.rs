@@ -312,3 +312,93 @@ async fn migrate_is_idempotent() {
 // ---------------------------------------------------------------------------------------
 // Round trips
 // ---------------------------------------------------------------------------------------
+
+/// Copies `r` to `w` until either closes; once `silent` is set, holds every byte.
+async fn pump(
+    mut r: tokio::net::tcp::OwnedReadHalf,
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    silent: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if silent.load(std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if w.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A TCP relay to the PostgreSQL server that can go silent: once cut, it forwards
+/// nothing either way and new connections get no answer — a network that drops packets,
+/// the case in which a client would wait longest. Returns its port and the switch.
+async fn relay(to: &str) -> (u16, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (to, flag) = (to.to_owned(), silent.clone());
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let (to, flag) = (to.clone(), flag.clone());
+            tokio::spawn(async move {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Accepted, never answered: the socket stays open, silent.
+                    return std::future::pending::<()>().await;
+                }
+                let server = tokio::net::TcpStream::connect(&to).await.unwrap();
+                let (cr, cw) = client.into_split();
+                let (sr, sw) = server.into_split();
+                tokio::spawn(pump(cr, sw, flag.clone()));
+                pump(sr, cw, flag).await;
+            });
+        }
+    });
+    (port, silent)
+}
+
+/// Fail fast (#14): when PostgreSQL stops answering mid-service, a step answers
+/// `Error::Store(StoreError::Timeout)` — retryable — within the store's timeouts,
+/// instead of holding the request (sqlx's default would wait 30 s for a connection).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_database_answers_a_timeout_not_a_hang() {
+    use kenpo_auth::ports::StoreError;
+    use kenpo_auth::store::Timeouts;
+    let schema = SchemaGuard::new();
+    // Migrate directly, then reach the server only through the relay.
+    store_in(&schema.0, &url())
+        .await
+        .danger_pool()
+        .close()
+        .await;
+    let (port, silent) = relay("127.0.0.1:5432").await;
+    let through = url().replace("127.0.0.1:5432", &format!("127.0.0.1:{port}"));
+    let timeouts = Timeouts::new(Duration::from_millis(300), Duration::from_millis(300));
+    let store = PostgresStore::connect_with_timeouts(&through, Some(&schema.0), timeouts)
+        .await
+        .expect("connect through the relay");
+    let world = World::new();
+    let portal = world.portal(store);
+    portal
+        .start_registration("before.cut@example.jp")
+        .await
+        .expect("a step while the database answers");
+
+    silent.store(true, std::sync::atomic::Ordering::SeqCst);
+    let began = std::time::Instant::now();
+    let e = portal
+        .start_registration("during.cut@example.jp")
+        .await
+        .expect_err("no answer from the database");
+    eprintln!("fail fast: Error::Store after {:?}", began.elapsed());
+    assert!(
+        matches!(e, Error::Store(StoreError::Timeout(_))),
+        "a timeout, not a hang or another error: {e:?}"
+    );
+    assert!(e.is_retryable(), "the member is told to try again");
+}

@@ -27,6 +27,37 @@ pub mod sqlite;
 
 pub use crate::flow::FlowRecord;
 pub use memory::MemoryStore;
+
+/// How long an SQL store waits for its backend before a step gives up with
+/// [`StoreError::Timeout`], so an outage answers every request quickly (the host's
+/// 503 page with `Retry-After`) instead of holding it and a worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// Waiting for a connection from the pool (or for a new one to open).
+    pub acquire: std::time::Duration,
+    /// Waiting for one statement's answer, once it has a connection; also set as the
+    /// server's `statement_timeout` on PostgreSQL.
+    pub statement: std::time::Duration,
+}
+
+impl Timeouts {
+    /// `acquire` and `statement`, as described on the fields.
+    pub const fn new(acquire: std::time::Duration, statement: std::time::Duration) -> Self {
+        Timeouts { acquire, statement }
+    }
+}
+
+impl Default for Timeouts {
+    /// Two seconds each: far above a healthy step (BENCHMARKS.md: milliseconds), far
+    /// below what a member waits before reloading.
+    fn default() -> Self {
+        Timeouts::new(
+            std::time::Duration::from_secs(2),
+            std::time::Duration::from_secs(2),
+        )
+    }
+}
 #[cfg(test)]
 pub use port::MockStore;
 pub use port::{

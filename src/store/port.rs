@@ -205,6 +205,21 @@ pub enum StoreError {
     /// A stored record could not be read back (corruption or an incompatible version).
     #[error("stored record is malformed")]
     Corrupt(#[source] BoxError),
+    /// The backend did not answer in time: no connection within the acquire timeout, or
+    /// no answer within the statement timeout ([`Timeouts`](crate::store::Timeouts)).
+    /// Retryable, like [`StoreError::Backend`]; for a commit in flight the outcome is
+    /// unknown, and a retry is safe for the same reason. The step answers at once
+    /// instead of holding the request (and a worker) until the backend comes back.
+    #[error("store did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+impl StoreError {
+    /// Whether the same request may succeed if the member tries again shortly (a lost
+    /// connection, a timeout), as opposed to a record that cannot be read.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Backend(_) | StoreError::Timeout(_))
+    }
 }
 
 /// Persistence for flows, accounts and counters.

@@ -83,6 +83,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, Executor};
 use time::OffsetDateTime;
 
+use super::Timeouts;
 use super::sql::{self, Dead, Dialect, Refused, Rows};
 use crate::ports::{CommitOutcome, StoreError};
 
@@ -160,6 +161,7 @@ fn is_connection_loss(e: &sqlx::Error) -> bool {
 pub struct PostgresStore {
     pool: PgPool,
     health: Arc<Health>,
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -170,15 +172,35 @@ impl std::fmt::Debug for PostgresStore {
 
 impl PostgresStore {
     /// Connects to `url` (e.g. `postgres://portal@db.internal/portal`) with a pool of up
-    /// to 10 connections. Does not migrate: call [`PostgresStore::migrate`] (or apply
+    /// to 10 connections and the default [`Timeouts`] (2 s to get a connection, 2 s per
+    /// statement). Does not migrate: call [`PostgresStore::migrate`] (or apply
     /// `migrations/postgres/*.sql` with the host's own tool) before use.
     ///
     /// # Errors
     /// [`StoreError::Backend`] (source: `sqlx::Error`) if the URL is malformed or the
     /// server cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with_timeouts(url, None, Timeouts::default()).await
+    }
+
+    /// Like [`PostgresStore::connect`] (or [`PostgresStore::connect_with_schema`] when
+    /// `schema` is given), with the host's own [`Timeouts`]. When the server stops
+    /// answering, each step fails with [`StoreError::Timeout`] within about
+    /// `acquire + statement`.
+    ///
+    /// # Errors
+    /// As [`PostgresStore::connect`] and [`PostgresStore::connect_with_schema`].
+    pub async fn connect_with_timeouts(
+        url: &str,
+        schema: Option<&str>,
+        timeouts: Timeouts,
+    ) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url).map_err(sql::backend)?;
-        Self::connect_with(options).await
+        let options = match schema {
+            None => options,
+            Some(schema) => Self::create_schema(options, schema).await?,
+        };
+        Self::connect_with(options, timeouts).await
     }
 
     /// Like [`PostgresStore::connect`], but in the schema `schema`, which is created if
@@ -189,7 +211,14 @@ impl PostgresStore {
     /// [`StoreError::Backend`] (source: `sqlx::Error`) if the server cannot be reached or
     /// the schema cannot be created.
     pub async fn connect_with_schema(url: &str, schema: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url).map_err(sql::backend)?;
+        Self::connect_with_timeouts(url, Some(schema), Timeouts::default()).await
+    }
+
+    /// Creates `schema` if missing; the options put every connection in it.
+    async fn create_schema(
+        options: PgConnectOptions,
+        schema: &str,
+    ) -> Result<PgConnectOptions, StoreError> {
         let ident = quote_ident(schema);
         let mut conn = PgConnection::connect_with(&options)
             .await
@@ -201,14 +230,24 @@ impl PostgresStore {
         .map_err(sql::backend)?;
         conn.close().await.map_err(sql::backend)?;
         // A startup parameter rather than a `SET` after connecting: no extra round trip.
-        Self::connect_with(options.options([("search_path", ident)])).await
+        Ok(options.options([("search_path", ident)]))
     }
 
-    async fn connect_with(options: PgConnectOptions) -> Result<Self, StoreError> {
+    async fn connect_with(
+        options: PgConnectOptions,
+        timeouts: Timeouts,
+    ) -> Result<Self, StoreError> {
         let health = Arc::new(Health::default());
         let check = health.clone();
+        // The server cancels a statement that outlives the timeout too, so a stuck query
+        // does not hold its connection after the step has given up on it.
+        let options = options.options([(
+            "statement_timeout",
+            timeouts.statement.as_millis().to_string(),
+        )]);
         let pool = PgPoolOptions::new()
             .max_connections(10)
+            .acquire_timeout(timeouts.acquire)
             .test_before_acquire(false)
             .before_acquire(move |conn, meta| {
                 let suspect = check.suspect(meta.age);
@@ -223,7 +262,11 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(sql::backend)?;
-        Ok(PostgresStore { pool, health })
+        Ok(PostgresStore {
+            pool,
+            health,
+            timeouts,
+        })
     }
 
     /// A store over a pool the host configured itself (size, timeouts, TLS). Such a pool
@@ -233,6 +276,33 @@ impl PostgresStore {
         PostgresStore {
             pool,
             health: Arc::new(Health::default()),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    /// Runs one statement within the store's [`Timeouts`] (`acquire + statement` in
+    /// all, measured here, so a backend that stops answering — a silent network, a
+    /// stopped server — cannot hold the step longer).
+    async fn within<T>(
+        &self,
+        statement: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.timeouts.acquire + self.timeouts.statement;
+        match tokio::time::timeout(limit, statement).await {
+            // No connection within the acquire timeout: the same outage, told the same way.
+            Ok(Err(StoreError::Backend(source)))
+                if source
+                    .downcast_ref::<sqlx::Error>()
+                    .is_some_and(|e| matches!(e, sqlx::Error::PoolTimedOut)) =>
+            {
+                Err(StoreError::Timeout(self.timeouts.acquire))
+            }
+            Ok(answer) => answer,
+            Err(_) => {
+                // Whatever connection the statement held is suspect now.
+                self.health.lost();
+                Err(StoreError::Timeout(limit))
+            }
         }
     }
 
@@ -392,11 +462,15 @@ SELECT jsonb_build_object( \
 #[async_trait]
 impl Dialect for PostgresStore {
     async fn read(&self, request: String) -> Result<String, StoreError> {
-        let (answer,): (String,) = sqlx::query_as(READ)
-            .bind(request)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.health.backend(e))?;
+        let (answer,): (String,) = self
+            .within(async {
+                sqlx::query_as(READ)
+                    .bind(request)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(|e| self.health.backend(e))
+            })
+            .await?;
         Ok(answer)
     }
 
@@ -404,14 +478,18 @@ impl Dialect for PostgresStore {
         // The whole commit is one statement, atomic by itself: one round trip. A
         // connection lost while it runs leaves the outcome unknown to us; the member's
         // retry is safe either way, because it re-reads and compares-and-sets again.
-        let answer: Result<(String,), _> = sqlx::query_as("SELECT kenpo_commit($1::jsonb)")
-            .bind(sql::to_json(rows)?)
-            .fetch_one(&self.pool)
-            .await;
-        match answer {
-            Ok((outcome,)) => sql::outcome_named(&outcome),
-            Err(e) => self.refused(e).outcome(),
-        }
+        let document = sql::to_json(rows)?;
+        self.within(async {
+            let answer: Result<(String,), _> = sqlx::query_as("SELECT kenpo_commit($1::jsonb)")
+                .bind(document)
+                .fetch_one(&self.pool)
+                .await;
+            match answer {
+                Ok((outcome,)) => sql::outcome_named(&outcome),
+                Err(e) => self.refused(e).outcome(),
+            }
+        })
+        .await
     }
 
     async fn purge(&self, dead: Dead, now: OffsetDateTime, limit: i64) -> Result<u64, StoreError> {
@@ -431,12 +509,16 @@ impl Dialect for PostgresStore {
                  ) DELETE FROM kenpo_counters c USING dead WHERE c.key = dead.key"
             }
         };
-        let done = sqlx::query(sql)
-            .bind(floor_micros(now))
-            .bind(limit)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.health.backend(e))?;
+        let done = self
+            .within(async {
+                sqlx::query(sql)
+                    .bind(floor_micros(now))
+                    .bind(limit)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| self.health.backend(e))
+            })
+            .await?;
         Ok(done.rows_affected())
     }
 }

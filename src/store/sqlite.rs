@@ -79,8 +79,14 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
 ];
 
 /// How long a writer waits for another writer's transaction before giving up with
-/// [`StoreError::Backend`].
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// [`StoreError::Backend`]: the statement part of the default
+/// [`Timeouts`](super::Timeouts) (a commit takes milliseconds; a lock held longer is a
+/// stuck writer, and the member is better told to retry than kept waiting).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a request waits for a connection of a file database's pool: the acquire part
+/// of the default [`Timeouts`](super::Timeouts).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A [`Store`](crate::ports::Store) in one SQLite database file (or in memory, for tests and demos).
 ///
@@ -125,6 +131,7 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(backend)?;
