@@ -1,7 +1,9 @@
 //! What the library adds on top of the unavoidable Argon2id work, against the fastest
 //! Argon2id this machine has: in one run, each implementation's raw hash and verify at the
 //! library's default cost (m = 19 456 KiB, t = 2, p = 1, 32-byte tag), the library's own
-//! `PasswordHasher::verify_blocking`, and one full `start_login` + `verify_otp` cycle
+//! `PasswordHasher::verify_blocking` (and, interleaved, its async `verify`: the same work
+//! plus the hop to Tokio's blocking pool and back), and one full `start_login` +
+//! `verify_otp` cycle
 //! through `Portal` with `MemoryStore`. At the end it prints every figure as a ratio to
 //! the **fastest raw verify measured in the run** (issue target: cycle ≤ 1.03 × that).
 //!
@@ -406,6 +408,15 @@ fn login_cycle(c: &mut Criterion) {
             Box::new(|| {
                 timed_once(&mut || {
                     let outcome = library.verify_blocking(&password, &stored).unwrap();
+                    assert!(matches!(outcome, Verification::Match { .. }));
+                })
+            }),
+        ),
+        (
+            "verify/library_verify_async",
+            Box::new(|| {
+                timed_once(&mut || {
+                    let outcome = rt.block_on(library.verify(&password, &stored)).unwrap();
                     assert!(matches!(outcome, Verification::Match { .. }));
                 })
             }),
