@@ -11,8 +11,34 @@
 //! The `async` methods run Argon2 on Tokio's blocking pool (`spawn_blocking`) under a
 //! semaphore permit, so a **Tokio runtime is required** (current-thread or multi-thread).
 //! Called outside one they return [`HashError::NoRuntime`] instead of panicking.
-//! Argon2 deliberately burns ~20 ms of CPU and ~19 MiB of memory per call; running it on an
-//! async worker thread would stall every other request on that thread.
+//! Argon2 deliberately burns ~10–20 ms of CPU and ~19 MiB of memory per call; running it
+//! on an async worker thread would stall every other request on that thread.
+//!
+//! # Implementation
+//!
+//! Stored strings are parsed, and new ones written, with RustCrypto's `argon2` /
+//! `password-hash` (the PHC format every Argon2 library reads). The Argon2 computation
+//! itself runs on `argon2-rust`, a port of the reference implementation that picks its
+//! SIMD code (AVX-512, AVX2, SSE2, NEON or portable) at run time, so one binary is fast on
+//! every server: about twice as fast as RustCrypto's on the machines measured in
+//! BENCHMARKS.md, with the same output for the same inputs
+//! (`tests/argon2_agreement.rs` checks both directions).
+//!
+//! # Memory
+//!
+//! Hashing and verifying share one pool of Argon2 working memory ("arenas"), so neither
+//! allocates its 19 MiB (at the default cost) per call. The pool keeps **at most
+//! `max_concurrent` arenas of the configured `m` KiB each** between calls — 2 × 19 MiB on
+//! a two-core server at the default — and never more: the first arena is made at
+//! construction (by the dummy hash), the others when that many computations first overlap.
+//! Each arena is wiped when its computation returns, so no password-derived block stays
+//! resident between calls. A stored hash with a larger `m` than the configured one (made
+//! under an earlier, higher policy) is computed on an arena of its own, wiped and freed
+//! before the call returns, so a stored string cannot make the pool grow. The `async`
+//! methods hold a semaphore permit while they compute, so at most `max_concurrent`
+//! computations — and arenas — exist at once (SEC-22); the `*_blocking` methods take no
+//! permit, and their callers bound their own concurrency (a computation that finds the
+//! pool empty makes an arena, and frees it afterwards if the pool is already full).
 //!
 //! # Login responses (SEC-23)
 //!
@@ -27,8 +53,7 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::password_hash as ph;
-use argon2::password_hash::PasswordHasher as _;
-use argon2::{Algorithm, Argon2, Block, KeyId, Params, ParamsBuilder, Version};
+use argon2::{Algorithm, KeyId, Params, ParamsBuilder, Version};
 use rand::rngs::{SysError, SysRng};
 use rand_core::TryRng;
 use secrecy::{ExposeSecret, SecretBox};
@@ -394,13 +419,12 @@ struct Inner {
     previous: Vec<Pepper>,
     permits: Arc<Semaphore>,
     max_concurrent: usize,
+    /// `argon2_params` as `argon2-rust` computes them (Argon2id v19, 32-byte tag).
+    engine: argon2_rust::Argon2,
     /// A hash of a random, discarded password, made with the current params and pepper.
     dummy: PasswordHashString,
-    /// Argon2 working memory kept between verifications: at most `max_concurrent`
-    /// buffers, none larger than the current `params` need (see [`Inner::with_memory`]).
-    memory: Mutex<Vec<Vec<Block>>>,
-    /// The block count of the current `params`: the largest buffer kept.
-    memory_blocks: usize,
+    /// Argon2 working memory kept between computations (see [`Arenas`]).
+    memory: Arenas,
     #[cfg(test)]
     probe: probe::Probe,
 }
@@ -430,9 +454,11 @@ impl PasswordHasher {
     ///   and report `needs_rehash` so they move to the current pepper on the next login.
     /// - `max_concurrent`: how many Argon2 computations the `async` methods run at once, so
     ///   peak memory stays ≤ `max_concurrent × m` under a login flood (SEC-22). Up to
-    ///   that much working memory is kept between verifications and reused, so a login
-    ///   does not pay for fresh pages. Use [`PasswordHasher::default_max_concurrent`] (the
-    ///   number of CPU cores) unless you know better.
+    ///   that much working memory — `max_concurrent` arenas of `m` KiB, one of them made
+    ///   here by the dummy hash — is kept between hashes and verifications and reused, so
+    ///   neither pays for fresh pages (see [Memory](self#memory)). Use
+    ///   [`PasswordHasher::default_max_concurrent`] (the number of CPU cores) unless you
+    ///   know better.
     ///
     /// # Errors
     /// [`HashError::InvalidParams`] if argon2 rejects `params`,
@@ -462,15 +488,32 @@ impl PasswordHasher {
             }
         }
 
+        let engine = engine(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            &argon2_params,
+            OUTPUT_LEN,
+        )?;
+        let memory = Arenas {
+            pool: Mutex::new(Vec::new()),
+            keep: max_concurrent,
+            blocks: engine.params().memory_blocks() as usize,
+        };
+
         // SEC-23: the dummy must cost exactly what a real verify costs, so it uses the
         // current parameters and pepper. Its password is random and immediately dropped.
+        // Its arena stays in the pool for the first login.
         let mut dummy_password = Zeroizing::new([0u8; 32]);
         SysRng
             .try_fill_bytes(dummy_password.as_mut())
             .map_err(HashError::Rng)?;
-        let dummy = hash_with(&argon2_params, pepper.as_ref(), dummy_password.as_ref())?;
+        let dummy = memory.hash(
+            &engine,
+            &argon2_params,
+            pepper.as_ref(),
+            dummy_password.as_ref(),
+        )?;
 
-        let memory_blocks = argon2_params.block_count();
         Ok(Self {
             inner: Arc::new(Inner {
                 params,
@@ -479,9 +522,9 @@ impl PasswordHasher {
                 previous: previous_peppers,
                 permits: Arc::new(Semaphore::new(max_concurrent)),
                 max_concurrent,
+                engine,
                 dummy,
-                memory: Mutex::new(Vec::new()),
-                memory_blocks,
+                memory,
                 #[cfg(test)]
                 probe: probe::Probe::default(),
             }),
@@ -593,7 +636,14 @@ impl PasswordHasher {
 
 impl Inner {
     fn hash_now(&self, password: &[u8]) -> Result<PasswordHashString, HashError> {
-        self.argon2_section(|| hash_with(&self.argon2_params, self.current.as_ref(), password))
+        self.argon2_section(|| {
+            self.memory.hash(
+                &self.engine,
+                &self.argon2_params,
+                self.current.as_ref(),
+                password,
+            )
+        })
     }
 
     fn verify_now(&self, password: &[u8], stored: &str) -> Result<Verification, HashError> {
@@ -608,24 +658,28 @@ impl Inner {
                     .ok_or(HashError::UnknownPepperId { id })?,
             ),
         };
-        // Variant, version and parameters (output length included) come from the stored
-        // hash; the pepper supplies the secret. This is argon2's `verify_password`, except
-        // that the working memory is reused (see `with_memory`).
+        // Variant, version and parameters (output length and associated data included)
+        // come from the stored hash; the pepper supplies the secret. This is argon2's
+        // `verify_password`, computed by argon2-rust on pooled memory (see `Arenas`).
         let params = Params::try_from(&parsed.phc).map_err(HashError::MalformedStoredHash)?;
         let (Some(salt), Some(expected)) = (&parsed.phc.salt, &parsed.phc.hash) else {
             return Err(HashError::MalformedStoredHash(ph::Error::OutputSize));
         };
-        let argon2 = argon2_with(pepper, parsed.algorithm, parsed.version, params)?;
+        let engine = engine(parsed.algorithm, parsed.version, &params, expected.len())?;
         let mut computed = Zeroizing::new([0u8; ph::phc::Output::MAX_LENGTH]);
         let out = computed
             .get_mut(..expected.len())
             .ok_or(HashError::MalformedStoredHash(ph::Error::OutputSize))?;
         self.argon2_section(|| {
-            self.with_memory(argon2.params().block_count(), |blocks| {
-                argon2.hash_password_into_with_memory(password, salt, out, blocks)
-            })
-        })
-        .map_err(|e| HashError::Argon2(e.into()))?;
+            self.memory.compute(
+                &engine,
+                password,
+                salt.as_ref(),
+                secret(pepper),
+                params.data(),
+                out,
+            )
+        })?;
         // Constant time, as argon2's own comparison of `Output`s.
         if bool::from(out.ct_eq(expected.as_bytes())) {
             Ok(Verification::Match {
@@ -634,38 +688,6 @@ impl Inner {
         } else {
             Ok(Verification::Mismatch)
         }
-    }
-
-    /// Runs `f` on Argon2 working memory of at least `blocks` blocks, reusing a buffer an
-    /// earlier computation left.
-    ///
-    /// argon2's own `verify_password` allocates its 19 MiB (at the default cost) on every
-    /// call, and glibc's allocator may hand it back to the kernel in between: on the
-    /// example portal each login then page-faulted ~1 200 times while zeroing it, 1–4 ms
-    /// on top of a 14 ms verify (see BENCHMARKS.md). Reuse is safe because Argon2 writes every
-    /// block before it reads it (the first pass overwrites, it never XORs into, what the
-    /// memory held). Memory stays within SEC-22's bound: at most `max_concurrent`
-    /// buffers are kept (the permits bound how many run at once), none larger than the
-    /// current parameters need; a stored hash with a larger `m` gets a buffer of its own,
-    /// freed afterwards.
-    fn with_memory<T>(&self, blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
-        let pooled = self
-            .memory
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let mut buffer = pooled.unwrap_or_default();
-        if buffer.len() < blocks {
-            buffer.resize(blocks, Block::default());
-        }
-        let out = f(&mut buffer);
-        if buffer.len() <= self.memory_blocks {
-            let mut pool = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
-            if pool.len() < self.max_concurrent {
-                pool.push(buffer);
-            }
-        }
-        out
     }
 
     fn needs_rehash(&self, stored: &Parsed) -> bool {
@@ -691,30 +713,170 @@ impl Inner {
     }
 }
 
-fn argon2_with(
-    pepper: Option<&Pepper>,
-    algorithm: Algorithm,
-    version: Version,
-    params: Params,
-) -> Result<Argon2<'_>, HashError> {
-    match pepper {
-        Some(p) => Argon2::new_with_secret(p.key.expose_secret(), algorithm, version, params)
-            .map_err(HashError::InvalidParams),
-        None => Ok(Argon2::new(algorithm, version, params)),
+/// Argon2 working memory kept between computations: `argon2-rust` hashers, each holding
+/// one arena.
+///
+/// argon2's own `hash_password` and `verify_password` allocate their 19 MiB (at the
+/// default cost) on every call, and glibc keeps what each blocking-pool thread freed: on
+/// the example portal each login page-faulted ~1 200 times while zeroing fresh memory,
+/// and 2 500 registrations left the process at ~645 MB resident (see BENCHMARKS.md). Here
+/// at most `keep` (= `max_concurrent`) arenas are kept — the permits bound how many
+/// computations run at once — none larger than the current parameters need; a stored hash
+/// with a larger `m` is computed on an arena of its own, freed afterwards. argon2-rust
+/// wipes an arena when the computation that used it returns, and reuse cannot change a
+/// result: Argon2 writes every block before it reads it.
+struct Arenas {
+    pool: Mutex<Vec<argon2_rust::Hasher>>,
+    /// The most arenas kept (`max_concurrent`).
+    keep: usize,
+    /// The block count of the current parameters: the largest arena kept.
+    blocks: usize,
+}
+
+impl Arenas {
+    /// Computes the Argon2 tag of `password` into `out` (whose length is the engine's tag
+    /// length) on a pooled arena.
+    fn compute(
+        &self,
+        engine: &argon2_rust::Argon2,
+        password: &[u8],
+        salt: &[u8],
+        secret: &[u8],
+        data: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), HashError> {
+        if engine.params().memory_blocks() as usize > self.blocks {
+            // Costlier than the configured parameters: an arena of its own, wiped and
+            // freed on return, so a stored string cannot make the pool grow.
+            return engine
+                .hash_into_with_ad(password, salt, secret, data, out)
+                .map_err(compute_error);
+        }
+        let pooled = self
+            .pool
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let mut hasher = match pooled {
+            Some(mut hasher) => {
+                // Keeps the arena (it only ever grows, and `blocks` bounds what it meets).
+                hasher.set_argon2(*engine);
+                hasher
+            }
+            None => engine.hasher(),
+        };
+        let result = hasher.hash_into_with_ad(password, salt, secret, data, out);
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < self.keep {
+            pool.push(hasher);
+        }
+        // Otherwise `hasher` is dropped (its arena wiped and freed) after the lock.
+        drop(pool);
+        result.map_err(compute_error)
+    }
+
+    /// A new PHC string for `password`: Argon2id v19 with `params` (and the pepper's
+    /// `keyid`), a fresh salt from the OS CSPRNG and a 32-byte tag.
+    fn hash(
+        &self,
+        engine: &argon2_rust::Argon2,
+        params: &Params,
+        pepper: Option<&Pepper>,
+        password: &[u8],
+    ) -> Result<PasswordHashString, HashError> {
+        let mut salt = [0u8; SALT_LEN];
+        SysRng.try_fill_bytes(&mut salt).map_err(HashError::Rng)?;
+        self.hash_with_salt(engine, params, pepper, password, &salt)
+    }
+
+    /// [`hash`](Self::hash) with a given salt; exactly the string RustCrypto's
+    /// `hash_password_with_salt` writes for the same inputs.
+    fn hash_with_salt(
+        &self,
+        engine: &argon2_rust::Argon2,
+        params: &Params,
+        pepper: Option<&Pepper>,
+        password: &[u8],
+        salt: &[u8],
+    ) -> Result<PasswordHashString, HashError> {
+        let mut tag = Zeroizing::new([0u8; OUTPUT_LEN]);
+        self.compute(
+            engine,
+            password,
+            salt,
+            secret(pepper),
+            params.data(),
+            tag.as_mut(),
+        )?;
+        let phc = ph::phc::PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ph::phc::ParamsString::try_from(params).map_err(HashError::Argon2)?,
+            salt: Some(ph::phc::Salt::new(salt).map_err(|e| HashError::Argon2(e.into()))?),
+            hash: Some(
+                ph::phc::Output::new(tag.as_ref()).map_err(|e| HashError::Argon2(e.into()))?,
+            ),
+        };
+        Ok(PasswordHashString(phc.to_string()))
     }
 }
 
-fn hash_with(
+/// The pepper's key as Argon2's secret input `K` (empty without a pepper).
+fn secret(pepper: Option<&Pepper>) -> &[u8] {
+    pepper.map_or(&[], |p| p.key.expose_secret().as_slice())
+}
+
+/// `argon2-rust`'s configuration for what RustCrypto's `params` describe: the same
+/// variant, version, m, t, p and tag length. Lanes are computed one after another on the
+/// calling thread (one permit, one core: SEC-22), as RustCrypto's `argon2` does.
+fn engine(
+    algorithm: Algorithm,
+    version: Version,
     params: &Params,
-    pepper: Option<&Pepper>,
-    password: &[u8],
-) -> Result<PasswordHashString, HashError> {
-    let mut salt = [0u8; SALT_LEN];
-    SysRng.try_fill_bytes(&mut salt).map_err(HashError::Rng)?;
-    let phc = argon2_with(pepper, Algorithm::Argon2id, Version::V0x13, params.clone())?
-        .hash_password_with_salt(password, &salt)
-        .map_err(HashError::Argon2)?;
-    Ok(PasswordHashString(phc.to_string()))
+    output_len: usize,
+) -> Result<argon2_rust::Argon2, HashError> {
+    let algorithm = match algorithm {
+        Algorithm::Argon2d => argon2_rust::Algorithm::Argon2d,
+        Algorithm::Argon2i => argon2_rust::Algorithm::Argon2i,
+        Algorithm::Argon2id => argon2_rust::Algorithm::Argon2id,
+    };
+    let version = match version {
+        Version::V0x10 => argon2_rust::Version::V0x10,
+        Version::V0x13 => argon2_rust::Version::V0x13,
+    };
+    let built = argon2_rust::Params::builder()
+        .memory(argon2_rust::params::Memory::kib(u64::from(params.m_cost())))
+        .passes(params.t_cost())
+        .lanes(params.p_cost())
+        .threads(1)
+        .tag_len(argon2_rust::params::TagLen::bytes(output_len as u64))
+        .build()
+        .map_err(compute_error)?;
+    Ok(argon2_rust::Argon2::new(algorithm, version, built))
+}
+
+/// An `argon2-rust` error as the `password-hash` error [`HashError::Argon2`] carries.
+/// Inputs are validated by RustCrypto's parser and parameters first, so in practice only
+/// an allocation failure reaches here.
+fn compute_error(e: argon2_rust::Error) -> HashError {
+    use argon2_rust::Error as E;
+    HashError::Argon2(match e {
+        E::MemoryAllocationError => ph::Error::OutOfMemory,
+        E::SaltTooShort | E::SaltTooLong => ph::Error::SaltInvalid,
+        E::OutputTooShort | E::OutputTooLong | E::OutPtrMismatch => ph::Error::OutputSize,
+        E::PwdTooLong => ph::Error::PasswordInvalid,
+        E::TimeTooSmall
+        | E::TimeTooLarge
+        | E::MemoryTooLittle
+        | E::MemoryTooMuch
+        | E::LanesTooFew
+        | E::LanesTooMany
+        | E::ThreadsTooFew
+        | E::ThreadsTooMany
+        | E::SecretTooLong
+        | E::AdTooLong => ph::Error::ParamsInvalid,
+        _ => ph::Error::Internal,
+    })
 }
 
 #[cfg(test)]
@@ -750,7 +912,8 @@ mod probe {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use argon2::password_hash::PasswordVerifier as _;
+    use argon2::Argon2;
+    use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
     use proptest::prelude::*;
     use serde::de::IntoDeserializer;
     use std::sync::atomic::Ordering;
@@ -1114,15 +1277,21 @@ mod tests {
         assert!(peak_in_flight(8, 8).await > 2);
     }
 
-    /// The pool's state: how many buffers, and the largest.
+    /// The pool's state: how many arenas, and the largest (in 1 KiB blocks).
     fn pooled(h: &PasswordHasher) -> (usize, usize) {
-        let pool = h.inner.memory.lock().unwrap();
-        (pool.len(), pool.iter().map(Vec::len).max().unwrap_or(0))
+        let pool = h.inner.memory.pool.lock().unwrap();
+        (
+            pool.len(),
+            pool.iter()
+                .map(argon2_rust::Hasher::reserved_blocks)
+                .max()
+                .unwrap_or(0),
+        )
     }
 
     // SEC-22: reused Argon2 memory stays within the bound — at most `max_concurrent`
-    // buffers, none larger than the configured parameters need; a stored hash with a
-    // larger `m` verifies on a buffer of its own that is not kept.
+    // arenas, none larger than the configured parameters need; a stored hash with a
+    // larger `m` verifies on an arena of its own that is not kept.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sec_22_reused_memory_is_bounded() {
         let configured = HashParams {
@@ -1131,11 +1300,7 @@ mod tests {
             p_cost: 1,
         };
         let h = PasswordHasher::new(configured, None, vec![], 2).unwrap();
-        assert_eq!(
-            pooled(&h),
-            (0, 0),
-            "nothing allocated before the first verify"
-        );
+        assert_eq!(pooled(&h), (1, 64), "the dummy hash's arena, kept");
         let password = pw("メモリを使い回すパスワード");
         let larger = hasher(
             HashParams {
@@ -1156,8 +1321,8 @@ mod tests {
         ));
         assert_eq!(
             pooled(&h),
-            (0, 0),
-            "a buffer above the configured m is freed"
+            (1, 64),
+            "an arena above the configured m is not kept"
         );
 
         let own = h.hash(&password).await.unwrap();
@@ -1186,10 +1351,98 @@ mod tests {
         let (buffers, largest) = pooled(&h);
         assert!((1..=2).contains(&buffers), "{buffers} buffers kept");
         assert_eq!(
-            largest, h.inner.memory_blocks,
-            "one configured-size buffer each"
+            largest, h.inner.memory.blocks,
+            "one configured-size arena each"
         );
         assert_eq!(largest, 64, "64 KiB = 64 blocks of 1 KiB");
+    }
+
+    // SEC-22: hashing takes its memory from the same pool as verification, under the same
+    // permits: a burst of hashes leaves at most `max_concurrent` configured-size arenas.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sec_22_hashing_reuses_the_pool() {
+        let h = PasswordHasher::new(
+            HashParams {
+                m_cost_kib: 128,
+                t_cost: 1,
+                p_cost: 1,
+            },
+            None,
+            vec![],
+            2,
+        )
+        .unwrap();
+        let mut joins = Vec::new();
+        for i in 0..10 {
+            let h = h.clone();
+            joins.push(tokio::spawn(async move {
+                let password = pw(&format!("password {i}"));
+                let stored = h.hash(&password).await.unwrap();
+                (password, stored)
+            }));
+        }
+        for j in joins {
+            let (password, stored) = j.await.unwrap();
+            assert_eq!(
+                h.verify_blocking(&password, &stored).unwrap(),
+                Verification::Match {
+                    needs_rehash: false
+                }
+            );
+        }
+        let (arenas, largest) = pooled(&h);
+        assert!((1..=2).contains(&arenas), "{arenas} arenas kept");
+        assert_eq!(largest, 128);
+    }
+
+    // The PHC string is the one RustCrypto's `argon2` writes for the same password, salt,
+    // parameters and pepper — computed by argon2-rust, encoded by password-hash.
+    #[test]
+    fn hash_is_rustcrypto_s_string_for_the_same_salt() {
+        let salt = b"0123456789abcdef";
+        for pepper in [None, Some(Pepper::new(3, [0x33; 32]))] {
+            let key_id = pepper.as_ref().map(Pepper::id);
+            let h = hasher(
+                HashParams {
+                    m_cost_kib: 96,
+                    t_cost: 2,
+                    p_cost: 2,
+                },
+                pepper,
+                vec![],
+            );
+            let inner = &h.inner;
+            let ours = inner
+                .memory
+                .hash_with_salt(
+                    &inner.engine,
+                    &inner.argon2_params,
+                    inner.current.as_ref(),
+                    "同じ塩".as_bytes(),
+                    salt,
+                )
+                .unwrap();
+            let params = inner.params.to_argon2(key_id).unwrap();
+            let theirs = argon2_with(inner.current.as_ref(), params)
+                .hash_password_with_salt("同じ塩".as_bytes(), salt)
+                .unwrap()
+                .to_string();
+            assert_eq!(ours.as_str(), theirs);
+        }
+    }
+
+    /// RustCrypto's `argon2` for the current parameters and pepper (the reference).
+    fn argon2_with(pepper: Option<&Pepper>, params: Params) -> Argon2<'_> {
+        match pepper {
+            Some(p) => Argon2::new_with_secret(
+                p.key.expose_secret(),
+                Algorithm::Argon2id,
+                Version::V0x13,
+                params,
+            )
+            .unwrap(),
+            None => Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
+        }
     }
 
     #[tokio::test]
