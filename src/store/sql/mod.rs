@@ -24,7 +24,9 @@ pub(crate) mod read;
 pub(crate) mod write;
 
 pub(crate) use dialect::{Dead, Dialect, impl_store};
-pub(crate) use write::{Refused, Rows, outcome_named, refused};
+#[cfg(feature = "postgres")]
+pub(crate) use write::outcome_named;
+pub(crate) use write::{Refused, Rows, refused};
 
 /// A stored row that cannot be what the store wrote (negative version, wrong-sized
 /// digest …). Wrapped in [`StoreError::Corrupt`].

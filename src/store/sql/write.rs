@@ -170,6 +170,7 @@ pub(crate) enum Refused {
 }
 
 /// The outcome a one-statement commit names (`kenpo_commit`'s answer).
+#[cfg(feature = "postgres")]
 pub(crate) fn outcome_named(name: &str) -> Result<CommitOutcome, StoreError> {
     match name {
         "committed" => Ok(CommitOutcome::Committed),
