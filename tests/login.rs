@@ -165,12 +165,22 @@ async fn sec_28_code_accepted_at_9_59_and_rejected_at_10_00() {
     }
 }
 
+/// SEC-28: a code is consumed once — one login. Sent again by its holder within
+/// `flow::REPEAT_WINDOW` it is told of that same login (#14: a double tap must not show
+/// "expired" for a login that happened); afterwards it is refused.
 #[tokio::test]
 async fn sec_28_code_works_only_once() {
     let f = registered().await;
     let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code = f.otp(TARO);
-    f.portal.verify_otp(&ch.challenge, &code).await.unwrap();
+    let login = f.portal.verify_otp(&ch.challenge, &code).await.unwrap();
+    let again = f.portal.verify_otp(&ch.challenge, &code).await.unwrap();
+    assert_eq!(
+        again.authenticated_at, login.authenticated_at,
+        "the same login"
+    );
+    assert_eq!(f.audit.count(AuditKind::LoginSucceeded), 2);
+    f.clock.advance(kenpo_auth::flow::REPEAT_WINDOW);
     let r = f.portal.verify_otp(&ch.challenge, &code).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
 }
@@ -334,23 +344,30 @@ async fn sec_27_code_of_challenge_a_does_not_work_on_challenge_b() {
     f.portal.verify_otp(&b.challenge, &code_b).await.unwrap();
 }
 
+/// #14: a second L1 (a double tap, a second device) does not kill the code already
+/// mailed; the login that completes ends the account's other open challenges.
 #[tokio::test]
-async fn new_login_kills_the_earlier_open_challenge() {
+async fn a_completed_login_ends_the_other_open_challenges() {
     let f = registered().await;
     let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let first_code = f.otp(TARO);
     f.clock.advance(Duration::seconds(5));
     let second = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    let r = f
-        .portal
+    let second_code = f.otp(TARO);
+    f.portal
         .verify_otp(&first.challenge, &first_code)
         .await
-        .unwrap_err();
-    assert_eq!(rejection(r), Rejection::OtpInvalid);
-    f.portal
-        .verify_otp(&second.challenge, &f.otp(TARO))
+        .expect("the first code still works after a second login");
+    let r = f
+        .portal
+        .verify_otp(&second.challenge, &second_code)
         .await
-        .unwrap();
+        .unwrap_err();
+    assert_eq!(
+        rejection(r),
+        Rejection::OtpInvalid,
+        "ended by the login made"
+    );
 }
 
 #[tokio::test]
@@ -448,6 +465,10 @@ async fn sec_29_wrong_codes_are_capped_per_day_across_cooldowns() {
         .unwrap();
 }
 
+/// SEC-46 with #14's repeat: a hundred tasks sending the right code at once (a storm of
+/// double taps) make one login — one state change, one `LoginSucceeded` — and every
+/// task is told the same login: the code is consumed once, and its holder is never told
+/// "expired" for a login that happened.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sec_46_hundred_tasks_with_the_right_code_make_one_login() {
     let f = registered().await;
@@ -461,15 +482,63 @@ async fn sec_46_hundred_tasks_with_the_right_code_make_one_login() {
             async move { portal.verify_otp(&id, &code).await },
         ));
     }
-    let mut ok = 0;
+    let mut logins = Vec::new();
     for t in tasks {
-        match t.await.unwrap() {
-            Ok(_) => ok += 1,
-            Err(e) => assert_eq!(rejection(e), Rejection::OtpInvalid),
-        }
+        let a = t.await.unwrap().expect("every holder is told it logged in");
+        logins.push((a.account_id, a.security_stamp, a.authenticated_at));
     }
-    assert_eq!(ok, 1);
-    assert_eq!(f.audit.count(AuditKind::LoginSucceeded), 1);
+    logins.dedup();
+    assert_eq!(logins.len(), 1, "one login, told a hundred times");
+    let first = f
+        .audit
+        .events()
+        .into_iter()
+        .filter(|e| e.kind == AuditKind::LoginSucceeded && e.detail.as_deref() != Some("repeated"))
+        .count();
+    assert_eq!(first, 1, "one login event; the rest are repeats");
+}
+
+/// #14: the accepted code sent again on its challenge within `flow::REPEAT_WINDOW`
+/// answers the same login; after the window, or with another code, or on another
+/// challenge, it is refused as before (SEC-02: a code works once).
+#[tokio::test]
+async fn a_repeated_code_submission_gets_the_same_login_for_a_moment() {
+    let f = registered().await;
+    let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    let code = f.otp(TARO);
+    let first = f.portal.verify_otp(&ch.challenge, &code).await.unwrap();
+    f.clock.advance(Duration::seconds(29));
+    let again = f.portal.verify_otp(&ch.challenge, &code).await.unwrap();
+    assert_eq!(
+        (
+            &again.account_id,
+            &again.security_stamp,
+            again.authenticated_at
+        ),
+        (
+            &first.account_id,
+            &first.security_stamp,
+            first.authenticated_at
+        )
+    );
+    let other = wrong(&code);
+    let r = f
+        .portal
+        .verify_otp(&ch.challenge, &other)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        rejection(r),
+        Rejection::OtpInvalid,
+        "another code is no repeat"
+    );
+    f.clock.advance(Duration::seconds(1));
+    let r = f.portal.verify_otp(&ch.challenge, &code).await.unwrap_err();
+    assert_eq!(
+        rejection(r),
+        Rejection::OtpInvalid,
+        "after the window, used"
+    );
 }
 
 #[tokio::test]

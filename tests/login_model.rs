@@ -47,6 +47,9 @@ struct Challenge {
     expires_at: i64,
     last_seen: i64,
     codes: usize,
+    /// When its code logged the member in: the same code again within the repeat
+    /// window answers the same login (`flow::REPEAT_WINDOW`).
+    logged_in_at: Option<i64>,
 }
 
 /// What the member is told, as a comparable value.
@@ -149,9 +152,6 @@ impl Model {
                 if !self.mail_allowed() {
                     return Outcome::Code("login.failed");
                 }
-                for c in &mut self.challenges {
-                    c.open = false;
-                }
                 self.challenges.push(Challenge {
                     open: true,
                     attempts: 0,
@@ -160,17 +160,31 @@ impl Model {
                     expires_at: self.now + OTP_TTL,
                     last_seen: self.now,
                     codes: 1,
+                    logged_in_at: None,
                 });
                 Outcome::Ok
             }
             Step::Right(i) => {
                 self.touch(i);
+                let now = self.now;
                 let c = &mut self.challenges[i];
-                if !c.open || self.now >= c.expires_at {
+                let repeat = kenpo_auth::flow::REPEAT_WINDOW.whole_seconds();
+                if !c.open {
+                    return match c.logged_in_at {
+                        Some(at) if now < at + repeat => Outcome::Ok,
+                        _ => Outcome::Code("otp.invalid"),
+                    };
+                }
+                if now >= c.expires_at {
                     return Outcome::Code("otp.invalid");
                 }
                 c.open = false;
+                c.logged_in_at = Some(now);
                 self.otp_failures = 0;
+                // The login made ends the account's other open challenges.
+                for c in &mut self.challenges {
+                    c.open = false;
+                }
                 Outcome::Ok
             }
             Step::Wrong(i) | Step::Old(i) | Step::Foreign(i, _) => self.wrong_code(i),
@@ -288,7 +302,8 @@ struct Sut {
     rt: tokio::runtime::Runtime,
     f: Fixture,
     challenges: Vec<(OtpChallengeId, Vec<OtpCode>)>,
-    successes: Vec<usize>,
+    /// Each login answered: the challenge, and when its code was accepted.
+    successes: Vec<(usize, time::OffsetDateTime)>,
 }
 
 /// A code that is not `current`.
@@ -333,8 +348,8 @@ impl Sut {
                 let (id, codes) = &self.challenges[i];
                 let code = codes.last().unwrap().clone();
                 let r = self.rt.block_on(portal.verify_otp(id, &code));
-                if r.is_ok() {
-                    self.successes.push(i);
+                if let Ok(a) = &r {
+                    self.successes.push((i, a.authenticated_at));
                 }
                 Self::outcome(r)
             }
@@ -400,11 +415,15 @@ impl StateMachineTest for LoginModel {
     }
 
     fn check_invariants(sut: &Sut, model: &Model) {
-        // A challenge is authenticated at most once.
-        let mut seen = sut.successes.clone();
-        seen.sort_unstable();
-        seen.dedup();
-        assert_eq!(seen.len(), sut.successes.len(), "a code worked twice");
+        // A challenge is authenticated at most once: a repeat within the window is told
+        // of the same login (the same instant), never of a second one.
+        let mut logins = sut.successes.clone();
+        logins.sort_unstable();
+        logins.dedup();
+        let mut challenges: Vec<usize> = logins.iter().map(|(i, _)| *i).collect();
+        challenges.sort_unstable();
+        challenges.dedup();
+        assert_eq!(challenges.len(), logins.len(), "a code worked twice");
         // Attempts never exceed the budget.
         assert!(model.challenges.iter().all(|c| c.attempts <= TRIES));
         assert!(model.otp_failures < ACCOUNT_TRIES);

@@ -1174,3 +1174,40 @@ fn rejections_say_whether_the_member_starts_over() {
         assert!(!r.starts_over(), "{r:?}");
     }
 }
+
+/// #14: R5 sent again by the holder of its handle with the same login ID, moments after
+/// it made the account (a double tap, a response lost on the way), is told the same
+/// account instead of "start over"; nothing more is written. Another login ID, or after
+/// `flow::REPEAT_WINDOW`, is the old refusal.
+#[tokio::test]
+async fn a_repeated_r5_is_told_the_account_it_made() {
+    let f = fixture();
+    let handle = at_credentials(&f, TARO, CARD, BIRTH).await;
+    let made = f
+        .portal
+        .complete_registration(&handle, credentials("taro-sakura", PASSWORD))
+        .await
+        .unwrap();
+    let mails = f.mailer.count();
+    let again = f
+        .portal
+        .complete_registration(&handle, credentials("taro-sakura", PASSWORD))
+        .await
+        .expect("the same registration");
+    assert_eq!(again.account_id, made.account_id);
+    assert_eq!(f.mailer.count(), mails, "no second 利用登録完了 mail");
+    assert_eq!(f.store.danger_accounts().len(), 1);
+    let other = f
+        .portal
+        .complete_registration(&handle, credentials("taro-other", PASSWORD))
+        .await
+        .unwrap_err();
+    assert_eq!(rejection(other), Rejection::WrongStep);
+    f.clock.advance(kenpo_auth::flow::REPEAT_WINDOW);
+    let late = f
+        .portal
+        .complete_registration(&handle, credentials("taro-sakura", PASSWORD))
+        .await
+        .unwrap_err();
+    assert_eq!(rejection(late), Rejection::WrongStep);
+}

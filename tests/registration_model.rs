@@ -80,6 +80,9 @@ struct Flow {
     member: Option<usize>,
     has_link2: bool,
     has_credentials_handle: bool,
+    /// When R5 made the account, with the login ID chosen: the same R5 again within
+    /// `flow::REPEAT_WINDOW` is told the same account.
+    done: Option<(i64, usize)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -166,6 +169,7 @@ impl Model {
                         member: None,
                         has_link2: false,
                         has_credentials_handle: false,
+                        done: None,
                     });
                     self.started_flow = true;
                 }
@@ -253,6 +257,13 @@ impl Model {
             }
             Step::Complete { flow: f, login } => {
                 let flow = &self.flows[f];
+                let repeat = kenpo_auth::flow::REPEAT_WINDOW.whole_seconds();
+                if let Some((at, chosen)) = flow.done
+                    && chosen == login
+                    && now < at + repeat
+                {
+                    return Outcome::Ok;
+                }
                 if flow.stage != Stage::AwaitingCredentials {
                     return Outcome::Code("flow.wrong_step");
                 }
@@ -272,6 +283,7 @@ impl Model {
                 }
                 self.accounts.push((member, email, login));
                 self.flows[f].stage = Stage::Done;
+                self.flows[f].done = Some((now, login));
                 Outcome::Ok
             }
         }

@@ -15,6 +15,7 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
+use super::ends::Ends;
 use super::gate::{self, Gate, Opened, PasswordCheck, Refusals};
 use super::step::Step;
 use super::throttle::{self, Window};
@@ -82,6 +83,12 @@ pub struct LoginEnd {
     pub reason: LoginEndReason,
     /// When.
     pub at: OffsetDateTime,
+    /// Digest of the code that was accepted, when it ended [`LoginEndReason::Authenticated`]:
+    /// the same code sent again on the same challenge within
+    /// [`REPEAT_WINDOW`](crate::flow::REPEAT_WINDOW) gets the same login (a double tap,
+    /// a lost response). Absent in challenges stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<TokenDigest>,
 }
 
 /// Where a login challenge is.
@@ -151,6 +158,10 @@ pub struct OtpVerdict {
     /// the abort counts as a password failure (SEC-24), and the consecutive count starts
     /// again after the cooldown.
     pub account_limit_reached: bool,
+    /// Whether this was the accepted code sent again on its challenge within
+    /// [`REPEAT_WINDOW`](crate::flow::REPEAT_WINDOW): the same login is answered and
+    /// nothing changes.
+    pub repeated: bool,
 }
 
 /// L1: a new challenge for `account` and its first code.
@@ -207,9 +218,26 @@ impl LoginState {
             account_failures,
             aborted: false,
             account_limit_reached: false,
+            repeated: false,
         };
         let s = match self {
             LoginState::AwaitingOtp(s) if s.challenge == *challenge => s,
+            LoginState::Ended(e) if Self::repeats(&e, challenge, code, env) => {
+                // The accepted code again, on its own challenge, moments later: the
+                // holder's double tap or lost response. The same login, nothing written.
+                let consumed = OtpConsumed {
+                    account: e.account.clone(),
+                    at: e.at,
+                };
+                return OtpVerdict {
+                    state: LoginState::Ended(e),
+                    outcome: Ok(consumed),
+                    account_failures,
+                    aborted: false,
+                    account_limit_reached: false,
+                    repeated: true,
+                };
+            }
             other => return reject(other, Rejection::OtpInvalid),
         };
         match Self::check_live(&s, env) {
@@ -225,8 +253,12 @@ impl LoginState {
         }
         if code.matches(env.keys, &s.challenge, &s.code) {
             let account = s.account.clone();
+            let mut state = end(&s, LoginEndReason::Authenticated, env.now);
+            if let LoginState::Ended(e) = &mut state {
+                e.code = Some(s.code);
+            }
             return OtpVerdict {
-                state: end(&s, LoginEndReason::Authenticated, env.now),
+                state,
                 outcome: Ok(OtpConsumed {
                     account,
                     at: env.now,
@@ -234,6 +266,7 @@ impl LoginState {
                 account_failures: 0,
                 aborted: false,
                 account_limit_reached: false,
+                repeated: false,
             };
         }
         let attempts = s.attempts + 1;
@@ -246,6 +279,7 @@ impl LoginState {
                 account_failures: if account_limit { 0 } else { failures },
                 aborted: true,
                 account_limit_reached: account_limit,
+                repeated: false,
             };
         }
         OtpVerdict {
@@ -254,7 +288,19 @@ impl LoginState {
             account_failures: failures,
             aborted: false,
             account_limit_reached: false,
+            repeated: false,
         }
+    }
+
+    /// Whether `code` on `challenge` repeats the submission that ended `e` with a login,
+    /// within [`REPEAT_WINDOW`](crate::flow::REPEAT_WINDOW).
+    fn repeats(e: &LoginEnd, challenge: &TokenDigest, code: &OtpCode, env: Env<'_>) -> bool {
+        e.reason == LoginEndReason::Authenticated
+            && e.challenge == *challenge
+            && env.now < e.at.saturating_add(crate::flow::REPEAT_WINDOW)
+            && e.code
+                .as_ref()
+                .is_some_and(|accepted| code.matches(env.keys, challenge, accepted))
     }
 
     /// `Ok` when the code can be used; `Err(Some(reason))` when the challenge is over
@@ -374,6 +420,7 @@ fn end(s: &AwaitingOtp, reason: LoginEndReason, now: OffsetDateTime) -> LoginSta
         challenge: s.challenge,
         reason,
         at: now,
+        code: None,
     })
 }
 
@@ -422,9 +469,9 @@ fn otp_day_spent(failures_today: Option<&Versioned<Counter>>, env: Env<'_>) -> b
     })
 }
 
-/// L1 (ログイン): the password gate, then a new challenge that supersedes the account's
-/// open ones, the hourly 暗証キー-mail cap (answered like every other failure, SEC-23)
-/// and the mail. The account write is conditional on the version read (SEC-34). A
+/// L1 (ログイン): the password gate, then a new challenge (the account's open ones stay
+/// until a login completes), the hourly 暗証キー-mail cap (answered like every other
+/// failure, SEC-23) and the mail. The account write is conditional on the version read (SEC-34). A
 /// refusal commits one row whatever refused it (see [`gate::check`]).
 pub fn start<R: rand::CryptoRng + ?Sized>(
     held: AccountView<'_>,
@@ -469,22 +516,13 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     let (state, challenge, code) = issue(account.id.clone(), env, rng);
     let expires_at = state.expires_at;
     let flow_id = FlowId::generate(rng);
+    // The account's other open challenges stay alive: a double tap or a second device
+    // does not kill the code already mailed. The login that completes ends them (L2).
     let mut step = Step::answer(Issued {
         challenge,
         expires_at,
         masked_email: email.masked(),
     });
-    for f in held.flows {
-        if let FlowState::Login(s) = &f.value.state
-            && let Some(ended) = s.clone().end_for(LoginEndReason::Superseded, now)
-        {
-            step = step.flow(
-                Expect::At(f.version),
-                f.value.id.clone(),
-                FlowState::Login(ended),
-            );
-        }
-    }
     step = step
         .flow(
             Expect::Absent,
@@ -509,11 +547,11 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
 /// Answers the proof and the account's security stamp.
 pub fn verify(
     found: Option<Found<'_>>,
-    account: Option<&Versioned<Account>>,
+    held: AccountView<'_>,
     (code, failures_today): (&OtpCode, Option<&Versioned<Counter>>),
     env: Env<'_>,
 ) -> Step<(OtpConsumed, SecurityStamp)> {
-    let (Some((record, digest)), Some(account)) = (found, account) else {
+    let (Some((record, digest)), Some(account)) = (found, held.account) else {
         return Step::reject(Rejection::OtpInvalid);
     };
     let FlowState::Login(state) = &record.value.state else {
@@ -565,13 +603,25 @@ pub fn verify(
     let account_changed = updated != account.value;
     let flow_id = &record.value.id;
     let mut step = match verdict.outcome {
-        Ok(consumed) => Step::answer((consumed, updated.security_stamp.clone())).audit(
-            AuditEvent::new(AuditKind::LoginSucceeded, now)
+        Ok(consumed) => {
+            let mut ev = AuditEvent::new(AuditKind::LoginSucceeded, now)
                 .account(&updated.id)
-                .flow(flow_id),
-        ),
+                .flow(flow_id);
+            let mut step = Step::answer((consumed, updated.security_stamp.clone()));
+            if verdict.repeated {
+                ev = ev.detail("repeated");
+            } else {
+                // The login is made: the account's other open challenges end.
+                step = step.writes(Ends::login(LoginEndReason::Superseded).writes(
+                    held.flows,
+                    now,
+                    Some(flow_id),
+                ));
+            }
+            step.audit(ev)
+        }
         // Nothing to record (finished, expired or exhausted challenge): answer without
-        // writing. (Success always changes the state.)
+        // writing. (Success changes the state, but for a repeat within REPEAT_WINDOW.)
         Err(rejection) if !state_changed && !account_changed => return Step::reject(rejection),
         Err(rejection) => {
             let kind = if verdict.aborted {
@@ -594,11 +644,13 @@ pub fn verify(
             step
         }
     };
-    step = step.flow(
-        Expect::At(record.version),
-        flow_id.clone(),
-        FlowState::Login(verdict.state),
-    );
+    if state_changed {
+        step = step.flow(
+            Expect::At(record.version),
+            flow_id.clone(),
+            FlowState::Login(verdict.state),
+        );
+    }
     if account_changed {
         step = step.account(Expect::At(account.version), updated);
     }

@@ -179,6 +179,23 @@ pub struct Completed {
     pub spent: Vec<TokenDigest>,
     /// When it completed.
     pub at: OffsetDateTime,
+    /// Keyed digest of the login ID chosen at R5: R5 sent again with the same ID by the
+    /// holder of the R5 handle within [`REPEAT_WINDOW`](super::REPEAT_WINDOW) is told the
+    /// same account. Absent in flows stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<TokenDigest>,
+}
+
+/// The keyed digest [`Completed::login`] holds, under every accepted key (current first).
+fn chosen_login_digests(
+    login_id: &LoginId,
+    keys: &crate::token::DigestKeyring,
+) -> Vec<TokenDigest> {
+    keys.candidates(
+        crate::token::Purpose::FlowHandle,
+        b"r5-login-id",
+        login_id.as_str().as_bytes(),
+    )
 }
 
 /// Why a flow ended without an account.
@@ -544,6 +561,7 @@ impl RegistrationState {
             account,
             spent: self.lookup_keys(),
             at: now,
+            login: None,
         })
     }
 
@@ -1076,6 +1094,43 @@ pub fn credentials_gate<'a, T>(
         .map_err(Decision::reject)
 }
 
+/// R5's gate: [`credentials_gate`], except that the holder of the R5 handle sending R5
+/// again with the same login ID moments after it made the account (a double tap, a lost
+/// response) is answered the same account, with nothing written.
+pub fn completion_gate<'a>(
+    found: Option<Found<'a>>,
+    login_id: Option<&LoginId>,
+    env: Env<'_>,
+) -> Result<&'a AwaitingCredentials, Box<Decision<AccountId>>> {
+    match repeated_completion(found, login_id, env) {
+        Some(made) => Err(Box::new(Decision::answer(made))),
+        None => credentials_gate(found, env.now).map_err(Box::new),
+    }
+}
+
+/// The account a completed flow made, when `found` is that flow found by its R5 handle
+/// (the last digest it spent), `login_id` is the one it chose, and it completed less
+/// than [`REPEAT_WINDOW`](super::REPEAT_WINDOW) ago.
+fn repeated_completion(
+    found: Option<Found<'_>>,
+    login_id: Option<&LoginId>,
+    env: Env<'_>,
+) -> Option<AccountId> {
+    let (Some((_, digest, RegistrationState::Completed(done))), Some(login_id)) =
+        (registration_of(found), login_id)
+    else {
+        return None;
+    };
+    let same_login = done
+        .login
+        .as_ref()
+        .is_some_and(|d| chosen_login_digests(login_id, env.keys).contains(d));
+    (done.spent.last() == Some(digest)
+        && same_login
+        && env.now < done.at.saturating_add(super::REPEAT_WINDOW))
+    .then(|| done.account.clone())
+}
+
 /// Whether a provisioned account may still be completed by a flow that passed R2'
 /// when the account had `stamp`: still provisioned, temporary password unexpired, and
 /// not re-issued or disabled since (both change the stamp) (SEC-41).
@@ -1139,10 +1194,13 @@ pub fn complete<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> Decision<AccountId> {
-    let ready = match credentials_gate(found, env.now) {
+    let ready = match completion_gate(found, Some(&chosen.login_id), env) {
         Ok(ready) => ready.clone(),
-        Err(stop) => return stop,
+        Err(stop) => return *stop,
     };
+    let login_digest = chosen_login_digests(&chosen.login_id, env.keys)
+        .into_iter()
+        .next();
     let Some((record, _, state)) = registration_of(found) else {
         return Decision::reject(Rejection::WrongStep);
     };
@@ -1187,11 +1245,12 @@ pub fn complete<R: rand::CryptoRng + ?Sized>(
         },
         None => Write::CreateAccount(NewAccount::new(account)),
     };
+    let mut completed = state.clone().complete(account_id.clone(), now);
+    if let RegistrationState::Completed(done) = &mut completed {
+        done.login = login_digest;
+    }
     let mut decision = Decision::answer(account_id.clone())
-        .write(replace(
-            record,
-            state.clone().complete(account_id.clone(), now),
-        ))
+        .write(replace(record, completed))
         .write(write)
         .audit(
             AuditEvent::new(AuditKind::RegistrationCompleted, now)

@@ -155,8 +155,8 @@ impl Portal {
     /// failure — unknown ID, wrong password, locked, disabled — is the same
     /// [`Rejection::LoginFailed`](crate::Rejection::LoginFailed) after the same Argon2 work (SEC-23), and commits one
     /// row: the account's failure count for a wrong password, the typed ID's refusal
-    /// counter for every other refusal. A new login ends the account's earlier open
-    /// challenges.
+    /// counter for every other refusal. Earlier open challenges of the account stay alive
+    /// (a double tap, a second device): the login that completes ends them.
     ///
     /// Build the [`Password`] with [`Password::new`]; at login, answer any error it gives
     /// with [`Rejection::LoginFailed`](crate::Rejection::LoginFailed) too (SEC-22).
@@ -168,7 +168,6 @@ impl Portal {
         let (load, refused) = &self.password_load(
             login_id,
             Load {
-                account_flows: true,
                 account_counters: vec![
                     CounterKey::OTP_MAILS_PREFIX,
                     CounterKey::OTP_FAILURES_PREFIX,
@@ -224,12 +223,15 @@ impl Portal {
         challenge: &OtpChallengeId,
         code: &OtpCode,
     ) -> Result<Authenticated, Error> {
-        let load = self.challenge_load(challenge, true);
+        let load = Load {
+            account_flows: true,
+            ..self.challenge_load(challenge, true)
+        };
         let (consumed, security_stamp) = self
             .decide(&load, |loaded, env, _| {
                 login::verify(
                     loaded.found(),
-                    loaded.account.as_ref(),
+                    loaded.view(),
                     (code, otp_failures_today(loaded)),
                     env,
                 )

@@ -292,13 +292,13 @@ impl Portal {
         self.drive(&load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
-                let ready = match registration::credentials_gate(loaded.found(), env.now) {
-                    Ok(ready) => ready,
-                    Err(stop) => return Ok(stop),
-                };
-                let login_id = LoginId::parse(&credentials.login_id)
-                    .map_err(InputError::from)
-                    .map_err(Rejection::from)?;
+                let typed = LoginId::parse(&credentials.login_id);
+                let ready =
+                    match registration::completion_gate(loaded.found(), typed.as_ref().ok(), env) {
+                        Ok(ready) => ready,
+                        Err(stop) => return Ok(*stop),
+                    };
+                let login_id = typed.map_err(InputError::from).map_err(Rejection::from)?;
                 let nickname = match credentials.nickname.as_deref().map(str::trim) {
                     None | Some("") => None,
                     Some(n) => Some(
