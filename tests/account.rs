@@ -795,6 +795,12 @@ fn expected_inventory() -> Vec<(&'static str, AuthPathway, Caller, Vec<Throttle>
             vec![T::SingleUseLink, T::AuthKeyTries],
         ),
         (
+            "resend_verification_link",
+            P::SelfRegistration,
+            C::Member,
+            vec![T::LinkResendCap],
+        ),
+        (
             "sign_in_with_temporary_password",
             P::TemporaryCredentials,
             C::Member,

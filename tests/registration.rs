@@ -1211,3 +1211,95 @@ async fn a_repeated_r5_is_told_the_account_it_made() {
         .unwrap_err();
     assert_eq!(rejection(late), Rejection::WrongStep);
 }
+
+/// #14: link 2 can be mailed again from the browser that passed R3 (a lost or late
+/// mail). The new link replaces the old, which dies; the 認証キー on screen stays valid;
+/// the deadline does not move; resends are a mail interval apart and capped per flow
+/// (SEC-13); no other handle may ask.
+#[tokio::test]
+async fn link_2_can_be_resent_with_the_key_unchanged() {
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    let shown = f
+        .portal
+        .verify_identity(&handle, claim(CARD, BIRTH))
+        .await
+        .unwrap();
+    let old = f.link2(TARO);
+    let soon = f
+        .portal
+        .resend_verification_link(&handle)
+        .await
+        .unwrap_err();
+    assert!(matches!(rejection(soon), Rejection::TooManyRequests { .. }));
+    f.clock.advance(Duration::seconds(61));
+    let resent = f.portal.resend_verification_link(&handle).await.unwrap();
+    assert_eq!(
+        resent.expires_at, shown.expires_at,
+        "the deadline does not move"
+    );
+    let new = f.link2(TARO);
+    assert_ne!(old.expose_secret(), new.expose_secret());
+    let stranger = opened(&f, HANAKO).await;
+    assert_eq!(
+        rejection(
+            f.portal
+                .resend_verification_link(&stranger)
+                .await
+                .unwrap_err()
+        ),
+        Rejection::WrongStep,
+        "another flow's handle"
+    );
+    assert_eq!(
+        rejection(
+            f.portal
+                .confirm_auth_key(&old, &shown.auth_key)
+                .await
+                .unwrap_err()
+        ),
+        Rejection::LinkUsed,
+        "the replaced link is dead"
+    );
+    f.portal
+        .confirm_auth_key(&new, &shown.auth_key)
+        .await
+        .expect("the new link with the key already on screen");
+}
+
+/// #14 / SEC-13: link 2 resends stop at the per-flow cap, and after link 2's deadline a
+/// resend says the step expired.
+#[tokio::test]
+async fn link_2_resends_are_capped_and_end_with_the_link() {
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    f.portal
+        .verify_identity(&handle, claim(CARD, BIRTH))
+        .await
+        .unwrap();
+    let cap = f.portal.policy().mails_per_address_per_hour;
+    for _ in 0..cap {
+        f.clock.advance(Duration::seconds(61));
+        f.portal.resend_verification_link(&handle).await.unwrap();
+    }
+    f.clock.advance(Duration::seconds(61));
+    assert_eq!(
+        rejection(
+            f.portal
+                .resend_verification_link(&handle)
+                .await
+                .unwrap_err()
+        ),
+        Rejection::WrongStep
+    );
+    f.clock.advance(Duration::minutes(30));
+    assert_eq!(
+        rejection(
+            f.portal
+                .resend_verification_link(&handle)
+                .await
+                .unwrap_err()
+        ),
+        Rejection::Expired
+    );
+}

@@ -135,8 +135,19 @@ pub struct AwaitingAuthKey {
     pub spent: Vec<TokenDigest>,
     /// Digest of link 2.
     pub link: TokenDigest,
-    /// Digest of the 認証キー, bound to link 2.
+    /// Digest of the 認証キー, bound to the first link 2 (`key_bound_to`, or `link`
+    /// when link 2 was never resent).
     pub auth_key: TokenDigest,
+    /// The link the 認証キー's digest is bound to, once link 2 has been resent: a new
+    /// link 2 keeps the key the member already has on screen (#14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_bound_to: Option<TokenDigest>,
+    /// Times link 2 was mailed again.
+    #[serde(default)]
+    pub resends: u32,
+    /// When link 2 was last mailed (absent in flows stored before resends existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<OffsetDateTime>,
     /// Wrong 認証キー entries so far.
     pub attempts: u32,
     /// When link 2 and the key die (30 min).
@@ -413,6 +424,9 @@ impl RegistrationState {
                     spent: vec![s.link, s.handle],
                     link: link_digest,
                     auth_key: key.digest(env.keys, &link_digest),
+                    key_bound_to: None,
+                    resends: 0,
+                    sent_at: Some(env.now),
                     attempts: 0,
                     expires_at,
                 };
@@ -499,7 +513,8 @@ impl RegistrationState {
                 Rejection::AuthKeyAttemptsExhausted,
             );
         }
-        if key.matches(env.keys, &s.link, &s.auth_key) {
+        let bound = s.key_bound_to.unwrap_or(s.link);
+        if key.matches(env.keys, &bound, &s.auth_key) {
             let handle = FlowHandle::generate(rng);
             let mut spent = s.spent;
             spent.push(s.link);
@@ -999,6 +1014,79 @@ pub fn confirm_identity<R: rand::CryptoRng + ?Sized>(
         decision = decision.counter(hit);
     }
     decision
+}
+
+/// The answer to a link-2 resend: a new link 2 went to the R1 address.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct LinkResent {
+    /// When link 2 (and the 認証キー) stop working: unchanged by the resend.
+    pub expires_at: OffsetDateTime,
+    /// The address it went to, masked.
+    pub masked_email: String,
+}
+
+/// R3's 「メールが届かない場合」: link 2 mailed again to the R1 address, for the browser
+/// that passed R3 (its handle, spent at R3, is the flow's second spent digest). The new
+/// link replaces the old one, which dies; the 認証キー on screen stays valid; the link's
+/// deadline does not move. Resends are `mail_min_interval` apart and at most
+/// `mails_per_address_per_hour` per flow (SEC-13), kept on the flow itself so no
+/// counter is read.
+pub fn resend_link2<R: rand::CryptoRng + ?Sized>(
+    found: Option<Found<'_>>,
+    urls: &Urls,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Decision<LinkResent> {
+    let Some((record, digest, RegistrationState::AwaitingAuthKey(s))) = registration_of(found)
+    else {
+        return Decision::reject(Rejection::WrongStep);
+    };
+    // R3 spent link 1, then the R2 handle: only that browser may ask.
+    if s.spent.get(1) != Some(digest) {
+        return Decision::reject(Rejection::WrongStep);
+    }
+    let now = env.now;
+    if expired(now, s.expires_at) {
+        return Decision::reject(Rejection::Expired);
+    }
+    if let Some(sent) = s.sent_at {
+        let ready_at = sent.saturating_add(env.policy.mail_min_interval);
+        if now < ready_at {
+            return Decision::reject(Rejection::TooManyRequests {
+                retry_after: ready_at - now,
+            });
+        }
+    }
+    if s.resends >= env.policy.mails_per_address_per_hour {
+        return Decision::reject(Rejection::WrongStep);
+    }
+    let (token, link) = VerificationLinkToken::issue(env.keys, rng);
+    let mut spent = s.spent.clone();
+    spent.push(s.link);
+    let next = AwaitingAuthKey {
+        spent,
+        link,
+        key_bound_to: Some(s.key_bound_to.unwrap_or(s.link)),
+        resends: s.resends.saturating_add(1),
+        sent_at: Some(now),
+        ..s.clone()
+    };
+    let url = urls.link(|p| &p.verification, token.expose_secret());
+    Decision::answer(LinkResent {
+        expires_at: s.expires_at,
+        masked_email: s.email.masked(),
+    })
+    .write(replace(record, RegistrationState::AwaitingAuthKey(next)))
+    .audit(AuditEvent::new(AuditKind::VerificationLinkResent, now).flow(&record.value.id))
+    .mail(
+        s.email.clone(),
+        MailMessage::IdentityVerified(MailLink {
+            url,
+            token,
+            expires_at: s.expires_at,
+        }),
+    )
 }
 
 /// R4 POST of 認証: link 2 with the 認証キー. A wrong key spends one of its tries; the

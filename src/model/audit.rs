@@ -50,6 +50,8 @@ pub enum AuditKind {
     OtpScreenClosed,
     /// L4: 暗証キー resent.
     OtpResent,
+    /// R3's link 2 was mailed again (the 認証キー unchanged).
+    VerificationLinkResent,
     /// L2: logged in.
     LoginSucceeded,
     /// Password hash upgraded to the current parameters (SEC-20).

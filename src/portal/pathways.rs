@@ -76,6 +76,9 @@ pub enum Throttle {
     OtpResendCooldown,
     /// 暗証キー mails per account per hour (SEC-30).
     OtpMailsPerAccount,
+    /// Link 2 mailed again: a mail interval apart, a few times per flow, before the
+    /// link's unchanged deadline (SEC-13).
+    LinkResendCap,
     /// The link or handle works once, before its expiry (SEC-02, SEC-06, SEC-38).
     SingleUseLink,
     /// Only within minutes of a full login (SEC-36).
@@ -94,6 +97,7 @@ impl Throttle {
             Throttle::PasswordFailures => "SEC-24",
             Throttle::OtpPerChallenge | Throttle::OtpPerAccount => "SEC-29",
             Throttle::OtpResendCooldown | Throttle::OtpMailsPerAccount => "SEC-30",
+            Throttle::LinkResendCap => "SEC-13",
             Throttle::SingleUseLink => "SEC-38",
             Throttle::ReauthWindow => "SEC-36",
             Throttle::BoundedBatch => "DESIGN §4",
@@ -149,6 +153,7 @@ pub const ENTRY_POINTS: &[EntryPoint] = entry_points! {
     verify_identity: SelfRegistration by Member, [IdentityPerFlow, IdentityPerMember];
     inspect_verification_link: SelfRegistration by Member, [];
     confirm_auth_key: SelfRegistration by Member, [SingleUseLink, AuthKeyTries];
+    resend_verification_link: SelfRegistration by Member, [LinkResendCap];
     sign_in_with_temporary_password: TemporaryCredentials by Member, [PasswordFailures];
     complete_registration: SelfRegistration by Member, [SingleUseLink];
     start_login: NormalLogin by Member, [PasswordFailures, OtpMailsPerAccount];

@@ -9,7 +9,7 @@ use crate::domain::{
     Password, PasswordContext, check_new_password,
 };
 use crate::error::{Error, Rejection};
-use crate::flow::registration::{self, ChosenCredentials, IdentityFacts};
+use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkResent};
 use crate::flow::{AwaitingCredentials, Decision, IdentityClaim, RegistrationState};
 use crate::model::CounterKey;
 use crate::password_hash::Verification;
@@ -227,6 +227,20 @@ impl Portal {
         let load = self.flow_load(token);
         self.decide(&load, |loaded, env, rng| {
             registration::confirm_key(loaded.found(), key, env, rng)
+        })
+        .await
+    }
+
+    /// R3's 「メールが届かない場合」: mails link 2 again to the R1 address, for the browser
+    /// that passed R3 (its R2 handle). The new link replaces the old one; the 認証キー
+    /// already on screen stays valid and the deadline does not move (30 min from R3).
+    /// `TooManyRequests { retry_after }` within `Policy::mail_min_interval` of the last
+    /// mail; [`Rejection::WrongStep`] once `Policy::mails_per_address_per_hour` resends
+    /// are spent or for any other handle; [`Rejection::Expired`] after the deadline.
+    pub async fn resend_verification_link(&self, handle: &FlowHandle) -> Result<LinkResent, Error> {
+        let load = self.flow_load(handle);
+        self.decide(&load, |loaded, env, rng| {
+            registration::resend_link2(loaded.found(), &self.inner.urls, env, rng)
         })
         .await
     }
