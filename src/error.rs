@@ -69,10 +69,19 @@ pub enum Rejection {
     /// The 暗証キー was wrong.
     #[error("one-time code is not correct")]
     OtpIncorrect,
-    /// The 暗証キー is no longer valid: expired, used, screen closed, replaced by a
-    /// resend or by a newer login. The member starts again at the login screen.
+    /// The 暗証キー is no longer valid: used, screen closed, ended by a completed login
+    /// or a password change, or past the challenge's resends. The member starts again
+    /// at the login screen.
     #[error("one-time code is no longer valid")]
     OtpInvalid,
+    /// The current 暗証キー passed its lifespan (10 minutes by default), but the code
+    /// screen is still open: 「暗証キー再請求」 sends a new one. No try was spent.
+    #[error("one-time code has expired")]
+    OtpExpired,
+    /// The code typed is one this screen had before a 暗証キー再請求: the member should
+    /// type the one in the newest mail. No try was spent.
+    #[error("one-time code was replaced by a newer one")]
+    OtpReplaced,
     /// Too many wrong 暗証キー entries; the login was aborted (SEC-29).
     #[error("too many one-time code attempts")]
     OtpAttemptsExhausted,
@@ -121,6 +130,8 @@ impl Rejection {
             Rejection::LoginFailed => "login.failed",
             Rejection::OtpIncorrect => "otp.incorrect",
             Rejection::OtpInvalid => "otp.invalid",
+            Rejection::OtpExpired => "otp.expired",
+            Rejection::OtpReplaced => "otp.replaced",
             Rejection::OtpAttemptsExhausted => "otp.attempts_exhausted",
             Rejection::TooManyRequests { .. } => "too_many_requests",
             Rejection::Busy => "busy",
@@ -203,6 +214,14 @@ impl Rejection {
             Rejection::OtpInvalid => pick(
                 "この暗証キーは無効になりました。お手数ですがログイン画面から再度ログインしてください。",
                 "This 暗証キー is no longer valid. Please log in again.",
+            ),
+            Rejection::OtpExpired => pick(
+                "暗証キーの有効期限が切れました。「暗証キー再請求」から新しい暗証キーを受け取ってください。",
+                "This 暗証キー has expired. Use 暗証キー再請求 to receive a new one.",
+            ),
+            Rejection::OtpReplaced => pick(
+                "この暗証キーは再請求により無効になりました。最新のメールに記載された暗証キーを入力してください。",
+                "This 暗証キー was replaced when a new one was requested. Enter the key from the newest mail.",
             ),
             Rejection::OtpAttemptsExhausted => pick(
                 "暗証キーの入力回数が上限に達しました。しばらく時間をおいてから、ログイン画面から再度ログインしてください。",

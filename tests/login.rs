@@ -160,7 +160,16 @@ async fn sec_28_code_accepted_at_9_59_and_rejected_at_10_00() {
         if ok {
             r.unwrap();
         } else {
-            assert_eq!(rejection(r.unwrap_err()), Rejection::OtpInvalid);
+            // #17: the member is told the code expired (and that a resend helps), not
+            // that the screen is dead.
+            let r = rejection(r.unwrap_err());
+            assert_eq!(r, Rejection::OtpExpired);
+            assert!(!r.starts_over());
+            f.portal.resend_otp(&ch.challenge).await.unwrap();
+            f.portal
+                .verify_otp(&ch.challenge, &f.otp(TARO))
+                .await
+                .expect("the resent code works");
         }
     }
 }
@@ -257,7 +266,11 @@ async fn sec_12_resend_kills_old_code_and_keeps_the_attempt_count() {
     assert_eq!(again.expires_at, f.clock.now() + Duration::minutes(10));
     let new = f.otp(TARO);
     assert_ne!(old, new);
+    // The old code is dead and the member is told to type the newest one (#17); it is
+    // no guess at the new code, so it spends no try.
     let r = f.portal.verify_otp(&id, &old).await.unwrap_err();
+    assert_eq!(rejection(r), Rejection::OtpReplaced);
+    let r = f.portal.verify_otp(&id, &wrong(&new)).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpIncorrect);
     // 3 + 1 wrong so far: the fifth wrong entry ends the challenge although the code is new.
     let r = f.portal.verify_otp(&id, &wrong(&new)).await.unwrap_err();

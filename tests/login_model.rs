@@ -111,10 +111,30 @@ impl Model {
         true
     }
 
-    fn wrong_code(&mut self, i: usize) -> Outcome {
+    /// Whether challenge `i` can take a code now: `Err` with the answer when it cannot.
+    fn usable(&mut self, i: usize) -> Result<(), Outcome> {
         self.touch(i);
-        if !self.challenges[i].open || self.now >= self.challenges[i].expires_at {
-            return Outcome::Code("otp.invalid");
+        if !self.challenges[i].open {
+            return Err(Outcome::Code("otp.invalid"));
+        }
+        if self.now >= self.challenges[i].expires_at {
+            // Only the current code lapsed: a resend can revive the screen.
+            return Err(Outcome::Code("otp.expired"));
+        }
+        Ok(())
+    }
+
+    /// A code the screen had before a resend: "type the newest", no try spent.
+    fn old_code(&mut self, i: usize) -> Outcome {
+        match self.usable(i) {
+            Err(o) => o,
+            Ok(()) => Outcome::Code("otp.replaced"),
+        }
+    }
+
+    fn wrong_code(&mut self, i: usize) -> Outcome {
+        if let Err(o) = self.usable(i) {
+            return o;
         }
         let c = &mut self.challenges[i];
         c.attempts += 1;
@@ -176,7 +196,7 @@ impl Model {
                     };
                 }
                 if now >= c.expires_at {
-                    return Outcome::Code("otp.invalid");
+                    return Outcome::Code("otp.expired");
                 }
                 c.open = false;
                 c.logged_in_at = Some(now);
@@ -187,6 +207,7 @@ impl Model {
                 }
                 Outcome::Ok
             }
+            Step::Old(i) if self.challenges[i].codes > 1 => self.old_code(i),
             Step::Wrong(i) | Step::Old(i) | Step::Foreign(i, _) => self.wrong_code(i),
             Step::Resend(i) => {
                 if !self.alive(i) {

@@ -51,6 +51,10 @@ pub struct AwaitingOtp {
     pub expires_at: OffsetDateTime,
     /// When the code screen last reported in (for the heartbeat policy).
     pub last_seen_at: OffsetDateTime,
+    /// Digests of the codes earlier resends replaced: typed again, they are answered
+    /// [`Rejection::OtpReplaced`] ("type the newest one") without spending a try.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replaced: Vec<TokenDigest>,
 }
 
 /// Why a challenge ended.
@@ -182,6 +186,7 @@ pub fn issue<R: rand::CryptoRng + ?Sized>(
         sent_at: env.now,
         expires_at: deadline(env.now, env.policy.otp_ttl),
         last_seen_at: env.now,
+        replaced: Vec::new(),
     };
     (state, challenge, code)
 }
@@ -246,7 +251,8 @@ impl LoginState {
                 let ended = end(&s, reason, env.now);
                 return reject(ended, Rejection::OtpInvalid);
             }
-            Err(None) => return reject(LoginState::AwaitingOtp(s), Rejection::OtpInvalid),
+            // Only the current code lapsed: the screen can ask for a new one.
+            Err(None) => return reject(LoginState::AwaitingOtp(s), Rejection::OtpExpired),
         }
         if s.attempts >= env.policy.otp_tries_per_challenge {
             return reject(LoginState::AwaitingOtp(s), Rejection::OtpAttemptsExhausted);
@@ -268,6 +274,14 @@ impl LoginState {
                 account_limit_reached: false,
                 repeated: false,
             };
+        }
+        if s.replaced
+            .iter()
+            .any(|old| code.matches(env.keys, &s.challenge, old))
+        {
+            // A code this screen had before the resend: the member read an older mail.
+            // Not a guess at the current code, so no try is spent.
+            return reject(LoginState::AwaitingOtp(s), Rejection::OtpReplaced);
         }
         let attempts = s.attempts + 1;
         let failures = account_failures.saturating_add(1);
@@ -348,8 +362,11 @@ impl LoginState {
             return Err(Rejection::OtpInvalid);
         }
         let code = OtpCode::generate(rng, env.policy.otp_digits);
+        let mut replaced = s.replaced.clone();
+        replaced.push(s.code);
         let next = AwaitingOtp {
             code: code.digest(env.keys, &s.challenge),
+            replaced,
             resends: s.resends + 1,
             sent_at: env.now,
             expires_at: deadline(env.now, env.policy.otp_ttl),
