@@ -33,6 +33,16 @@ pub enum Rejection {
     /// The identity attributes did not match the roster (never says which, SEC-09).
     #[error("identity could not be confirmed")]
     IdentityNotConfirmed,
+    /// R3 was sent again by the browser that already passed it (a double tap, a lost
+    /// response). The 認証キー was shown once and is not shown again: the host shows the
+    /// key it kept, or tells the member to go on with the key on the earlier screen and
+    /// link 2 (which [`Portal::resend_verification_link`](crate::Portal::resend_verification_link)
+    /// can mail again) before `expires_at`.
+    #[error("identity already verified")]
+    IdentityAlreadyVerified {
+        /// When the 認証キー and link 2 stop working.
+        expires_at: time::OffsetDateTime,
+    },
     /// Too many identity checks for this flow or this member (SEC-09).
     #[error("too many identity attempts")]
     IdentityAttemptsExhausted,
@@ -118,6 +128,7 @@ impl Rejection {
             Rejection::Expired => "expired",
             Rejection::WrongStep => "flow.wrong_step",
             Rejection::IdentityNotConfirmed => "identity.not_confirmed",
+            Rejection::IdentityAlreadyVerified { .. } => "identity.already_verified",
             Rejection::IdentityAttemptsExhausted => "identity.attempts_exhausted",
             Rejection::AuthKeyIncorrect => "auth_key.incorrect",
             Rejection::AuthKeyAttemptsExhausted => "auth_key.attempts_exhausted",
@@ -162,6 +173,10 @@ impl Rejection {
             Rejection::WrongStep => pick(
                 "この操作は現在行えません。最初から手続きをやり直してください。",
                 "This step is not available now. Please start again.",
+            ),
+            Rejection::IdentityAlreadyVerified { .. } => pick(
+                "本人確認は完了しています。画面に表示された認証キーと、メールで届いたURLから手続きを続けてください。メールが届かない場合は再送できます。",
+                "Your identity is already confirmed. Continue with the 認証キー shown on the earlier screen and the link in the mail; the mail can be sent again.",
             ),
             Rejection::IdentityNotConfirmed => pick(
                 "入力された内容では本人確認ができませんでした。記号・番号・枝番と生年月日をご確認ください。",

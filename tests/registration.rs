@@ -430,14 +430,14 @@ async fn sec_10_every_skip_reorder_and_replay_is_rejected() {
         .verify_identity(&h1, claim(CARD, BIRTH))
         .await
         .unwrap();
-    // Replay R3 on the same handle.
+    // Replay R3 on the same handle: refused (no second key), and told why (#14).
     let r = rejection(
         f.portal
             .verify_identity(&h1, claim(CARD, BIRTH))
             .await
             .unwrap_err(),
     );
-    assert_eq!(r, Rejection::WrongStep);
+    assert!(matches!(r, Rejection::IdentityAlreadyVerified { .. }));
     // Skip R4: the R2 handle still cannot complete.
     let r = rejection(
         f.portal
@@ -1302,4 +1302,37 @@ async fn link_2_resends_are_capped_and_end_with_the_link() {
         ),
         Rejection::Expired
     );
+}
+
+/// #14: R3 sent again by the browser that passed it (a double tap, a lost response) is
+/// told identity is already verified — with link 2's deadline — not "start over", and
+/// the 認証キー is not shown again; link 2 and the key shown first still work.
+#[tokio::test]
+async fn a_repeated_r3_is_told_identity_is_already_verified() {
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    let shown = f
+        .portal
+        .verify_identity(&handle, claim(CARD, BIRTH))
+        .await
+        .unwrap();
+    let mails = f.mailer.count();
+    let again = rejection(
+        f.portal
+            .verify_identity(&handle, claim(CARD, BIRTH))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        again,
+        Rejection::IdentityAlreadyVerified {
+            expires_at: shown.expires_at
+        }
+    );
+    assert!(!again.starts_over());
+    assert_eq!(f.mailer.count(), mails, "no second link 2, no second key");
+    f.portal
+        .confirm_auth_key(&f.link2(TARO), &shown.auth_key)
+        .await
+        .expect("the first key and link 2 still work");
 }

@@ -192,6 +192,10 @@ impl Model {
                 member: m,
                 right,
             } => {
+                // The browser that passed R3, again: told so while link 2 lives.
+                if self.flows[f].stage == Stage::AwaitingKey && now < self.flows[f].expires_at {
+                    return Outcome::Code("identity.already_verified");
+                }
                 if self.flows[f].stage != Stage::AwaitingIdentity {
                     return Outcome::Code("flow.wrong_step");
                 }

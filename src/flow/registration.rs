@@ -872,6 +872,16 @@ pub fn identity_gate<T>(found: Option<Found<'_>>, env: Env<'_>) -> Option<Decisi
                 Rejection::IdentityAttemptsExhausted
             }))
         }
+        // The browser that passed R3 sends R3 again (a double tap, a lost response, a
+        // reload): the key was shown once and is not shown again; the member is told
+        // to go on with it and link 2 (or have link 2 resent), not to start over.
+        RegistrationState::AwaitingAuthKey(s)
+            if s.spent.get(1) == Some(digest) && !expired(env.now, s.expires_at) =>
+        {
+            Some(Decision::reject(Rejection::IdentityAlreadyVerified {
+                expires_at: s.expires_at,
+            }))
+        }
         _ => Some(Decision::reject(Rejection::WrongStep)),
     }
 }
