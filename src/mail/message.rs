@@ -115,6 +115,25 @@ impl MailMessage {
             MailMessage::EmailChanged { .. } => "email_changed",
         }
     }
+
+    /// Until when the mail is worth delivering: the deadline of the link or code it
+    /// carries. `None` for a notice, which carries nothing that expires.
+    pub fn useful_until(&self) -> Option<OffsetDateTime> {
+        match self {
+            MailMessage::RegistrationLink(l) => Some(l.expires_at),
+            MailMessage::IdentityVerified(l) => Some(l.expires_at),
+            MailMessage::PasswordResetLink(l) => Some(l.expires_at),
+            MailMessage::EmailChangeLink(l) => Some(l.expires_at),
+            MailMessage::LoginOtp { expires_at, .. } => Some(*expires_at),
+            MailMessage::AlreadyRegistered { .. }
+            | MailMessage::RegistrationCompleted { .. }
+            | MailMessage::LoginOtpAborted { .. }
+            | MailMessage::AccountLocked { .. }
+            | MailMessage::LoginIdReminder { .. }
+            | MailMessage::PasswordChanged { .. }
+            | MailMessage::EmailChanged { .. } => None,
+        }
+    }
 }
 
 /// Subject and text body, ready to send. Its `Debug` shows the subject and only the
