@@ -405,6 +405,21 @@ mod tests {
         }
     }
 
+    /// A 暗証キー mail whose code expires `expires_in` from now.
+    fn otp_mail(expires_in: time::Duration) -> OutgoingMail {
+        let mut m = mail();
+        m.message = MailMessage::LoginOtp {
+            code: "123456".parse().unwrap(),
+            expires_at: time::OffsetDateTime::now_utc() + expires_in,
+        };
+        m
+    }
+
+    /// The default (unbounded tries) with millisecond backoff.
+    fn patient() -> QueueConfig {
+        QueueConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(2))
+    }
+
     fn fast() -> QueueConfig {
         QueueConfig::default()
             .max_attempts(3)
@@ -446,15 +461,10 @@ mod tests {
         let (m, delivered) = transport();
         m.fail(When::Next(12), MailFault::Transient);
         let audit = RecordingAudit::new();
-        let config =
-            QueueConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(2));
-        let q = start(Arc::new(m.clone()), &audit, config);
-        let mut code = mail();
-        code.message = MailMessage::LoginOtp {
-            code: "123456".parse().unwrap(),
-            expires_at: time::OffsetDateTime::now_utc() + time::Duration::minutes(10),
-        };
-        q.send(&code).await.unwrap();
+        let q = start(Arc::new(m.clone()), &audit, patient());
+        q.send(&otp_mail(time::Duration::minutes(10)))
+            .await
+            .unwrap();
         q.flush().await;
         assert_eq!(m.attempts(), 13, "twelve failures, then delivered");
         assert_eq!(delivered.count(), 1);
@@ -467,15 +477,10 @@ mod tests {
         let (m, delivered) = transport();
         m.fail(When::Always, MailFault::Transient);
         let audit = RecordingAudit::new();
-        let config =
-            QueueConfig::default().backoff(Duration::from_millis(1), Duration::from_millis(2));
-        let q = start(Arc::new(m.clone()), &audit, config);
-        let mut code = mail();
-        code.message = MailMessage::LoginOtp {
-            code: "123456".parse().unwrap(),
-            expires_at: time::OffsetDateTime::now_utc() - time::Duration::seconds(1),
-        };
-        q.send(&code).await.unwrap();
+        let q = start(Arc::new(m.clone()), &audit, patient());
+        q.send(&otp_mail(-time::Duration::seconds(1)))
+            .await
+            .unwrap();
         q.flush().await;
         assert_eq!(m.attempts(), 1, "one try, then given up");
         assert_eq!(delivered.count(), 0);

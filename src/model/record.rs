@@ -120,12 +120,12 @@ impl CounterKey {
         email: &crate::domain::EmailAddress,
         keys: &crate::token::DigestKeyring,
     ) -> Self {
-        let d = keys.digest(
-            crate::token::Purpose::FlowHandle,
+        Self::keyed(
+            keys,
             b"mail-throttle",
             email.canonical().as_bytes(),
-        );
-        CounterKey::MailsToAddress(d.to_hex())
+            CounterKey::MailsToAddress,
+        )
     }
 
     /// [`CounterKey::mails_to`] under every key the keyring accepts, current first: during
@@ -140,6 +140,19 @@ impl CounterKey {
             b"mail-throttle",
             email.canonical().as_bytes(),
             CounterKey::MailsToAddress,
+        )
+    }
+
+    /// The key `kind` of the keyed digest of `text` under `label`, with the current key.
+    fn keyed(
+        keys: &crate::token::DigestKeyring,
+        label: &[u8],
+        text: &[u8],
+        kind: fn(String) -> Self,
+    ) -> Self {
+        kind(
+            keys.digest(crate::token::Purpose::FlowHandle, label, text)
+                .to_hex(),
         )
     }
 
@@ -160,12 +173,12 @@ impl CounterKey {
     /// [`CounterKey::FlowStartsFrom`] of the requester the host named (an IP or network
     /// prefix): a keyed digest, so that counters hold no address.
     pub fn flow_starts_from(requester: &str, keys: &crate::token::DigestKeyring) -> Self {
-        let d = keys.digest(
-            crate::token::Purpose::FlowHandle,
+        Self::keyed(
+            keys,
             b"requester-throttle",
             requester.as_bytes(),
-        );
-        CounterKey::FlowStartsFrom(d.to_hex())
+            CounterKey::FlowStartsFrom,
+        )
     }
 
     /// [`CounterKey::MailsForLoginId`] of what was typed as a login ID, under every key
@@ -184,22 +197,22 @@ impl CounterKey {
         card: &crate::domain::CardNumber,
         keys: &crate::token::DigestKeyring,
     ) -> Self {
-        let d = keys.digest(
-            crate::token::Purpose::FlowHandle,
+        Self::keyed(
+            keys,
             b"card-checks",
             card.canonical().as_bytes(),
-        );
-        CounterKey::IdentityChecksOfCard(d.to_hex())
+            CounterKey::IdentityChecksOfCard,
+        )
     }
 
     /// [`CounterKey::RefusedLogins`] of what was typed as a login ID.
     pub fn refused_logins(typed: &str, keys: &crate::token::DigestKeyring) -> Self {
-        let d = keys.digest(
-            crate::token::Purpose::FlowHandle,
+        Self::keyed(
+            keys,
             b"refused-logins",
             Self::typed_login_id(typed).as_bytes(),
-        );
-        CounterKey::RefusedLogins(d.to_hex())
+            CounterKey::RefusedLogins,
+        )
     }
 
     /// The canonical form of a typed login ID, or the text as typed when it is none, so

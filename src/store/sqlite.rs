@@ -105,7 +105,8 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating it if missing) the database at `url_or_path` — a path such as
     /// `/var/lib/portal/kenpo.db` or a URL such as `sqlite:///var/lib/portal/kenpo.db` —
-    /// in WAL mode with `synchronous = NORMAL` and a 5 s busy timeout, and applies the
+    /// in WAL mode with `synchronous = NORMAL` and a 2 s busy timeout (2 s also to get a
+    /// connection: the default [`Timeouts`](super::Timeouts)), and applies the
     /// embedded migrations.
     ///
     /// `sqlite::memory:` (or any URL naming an in-memory database) gives the same store
