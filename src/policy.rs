@@ -61,6 +61,10 @@ pub enum Deviation {
     /// Forgotten-password recovery by e-mail alone, without re-checking a roster
     /// attribute (SECURITY.md conflict 6).
     RecoveryByEmailAlone,
+    /// R1, the forgot-ID form and the reset request answer sooner than 10 ms after they
+    /// began (`Policy::answer_floor`; SEC-07, SEC-37, SEC-40 then rest on equal store work
+    /// alone).
+    LowAnswerFloor,
 }
 
 impl Deviation {
@@ -73,6 +77,7 @@ impl Deviation {
             Deviation::WeakPasswordHashing => "weak_password_hashing",
             Deviation::HighFailureCap => "high_failure_cap",
             Deviation::RecoveryByEmailAlone => "recovery_by_email_alone",
+            Deviation::LowAnswerFloor => "low_answer_floor",
         }
     }
 
@@ -102,6 +107,10 @@ impl Deviation {
             Deviation::RecoveryByEmailAlone => (
                 "パスワードの再設定を、保険証情報の再確認なしにメールのURLだけで行えます。",
                 "A forgotten password can be reset with the e-mailed link alone, without re-checking the insurance card data.",
+            ),
+            Deviation::LowAnswerFloor => (
+                "新規登録・ID/パスワードを忘れた方の応答時間の下限が10ミリ秒未満です。登録の有無による処理時間のわずかな差が、応答時間から読み取られるおそれがあります。",
+                "Registration and the forgotten-ID/password forms may answer sooner than 10 ms: the small difference in work between a known and an unknown account is no longer hidden in the answer time.",
             ),
         };
         lang.pick(ja, en)
@@ -649,6 +658,10 @@ mod tests {
                 Box::new(|p| p.recovery_requires_identity = false),
                 Deviation::RecoveryByEmailAlone,
             ),
+            (
+                Box::new(|p| p.answer_floor = Duration::milliseconds(5)),
+                Deviation::LowAnswerFloor,
+            ),
         ];
         for (change, deviation) in cases {
             let mut p = Policy::default();
@@ -662,6 +675,7 @@ mod tests {
                         Deviation::WeakPasswordHashing => "hashing.m_cost_kib",
                         Deviation::HighFailureCap => "password_failure_cap",
                         Deviation::EmailOtpCountsAsFactor => "password.min_chars",
+                        Deviation::LowAnswerFloor => "answer_floor",
                         _ => "recovery_requires_identity",
                     },
                     deviation
@@ -740,13 +754,14 @@ mod tests {
         }
     }
 
-    const ALL_DEVIATIONS: [Deviation; 6] = [
+    const ALL_DEVIATIONS: [Deviation; 7] = [
         Deviation::EmailOtpCountsAsFactor,
         Deviation::LongOtpLifetime,
         Deviation::ShortOtp,
         Deviation::WeakPasswordHashing,
         Deviation::HighFailureCap,
         Deviation::RecoveryByEmailAlone,
+        Deviation::LowAnswerFloor,
     ];
 
     fn with_every_deviation(mut p: Policy) -> Policy {

@@ -313,7 +313,7 @@ const MIN_LINK_TTL: Duration = Duration::minutes(5);
 /// | `mails_per_address_per_hour` | 1 | 5 | 20 | — |
 /// | `flow_starts_per_requester_per_hour` | 1 | 20 | 1000 | — |
 /// | `flow_starts_per_hour` | 100 | 10000 | 1000000 | — |
-/// | `answer_floor` | 0 s | 30 ms | 1 s | — |
+/// | `answer_floor` | 0 s | 30 ms | 1 s | below 10 ms: `low_answer_floor` |
 /// | `password_reset_link_ttl` | 5 min | 30 min | 1 d | — |
 /// | `email_change_link_ttl` | 5 min | 30 min | 1 d | — |
 /// | `temporary_password_ttl` | 1 d | 21 d | 90 d | — |
@@ -439,7 +439,8 @@ pub const KNOBS: &[Knob] = &[
         100, 10_000, 1_000_000, None,
         "100 to 1 000 000 flow starts (and mails) per hour for the whole portal (SEC-13)"),
     knob!(duration "answer_floor", answer_floor,
-        Duration::ZERO, Duration::milliseconds(30), Duration::seconds(1), None,
+        Duration::ZERO, Duration::milliseconds(30), Duration::seconds(1),
+        below(d(Duration::milliseconds(10)), Deviation::LowAnswerFloor),
         "R1, forgot-ID and reset requests answer after 0 (off) to 1 s (SEC-07, SEC-37, SEC-40)"),
     knob!(duration "password_reset_link_ttl", password_reset_link_ttl,
         MIN_LINK_TTL, Duration::minutes(30), MAX_CONFIRMATION_TTL, None,
