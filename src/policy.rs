@@ -309,8 +309,17 @@ pub struct Policy {
     /// a random moment within the fifth of it that follows (so the little that is left —
     /// a timer's phase — does not add up over many requests). It should exceed the slowest of these steps on the host's store (`benches/timing.rs`
     /// measures them); a step that takes longer answers when it is done. Zero turns the
-    /// floor off. Needs the Tokio timer (every `#[tokio::main]` runtime has it).
+    /// floor off. Needs the Tokio timer (every `#[tokio::main]` runtime has it). The
+    /// mailer must queue (`QueuedMailer`; `SmtpMailer` alone waits for the SMTP server
+    /// inside the step, and only a step that found an account mails).
     pub answer_floor: Duration,
+    /// How long after a step succeeded the same request, repeated by the one who made it,
+    /// is told the same outcome instead of a refusal (a double tap, a reload, a response
+    /// lost on a phone's network): the accepted 暗証キー on its challenge (the same login,
+    /// while the account is unchanged) and R5 with the same login ID (the same account).
+    /// A repeat changes nothing and makes no second login or account. Zero: every repeat
+    /// is refused as used.
+    pub repeat_window: Duration,
 
     /// Password-reset link: 30 min, hard max 24 h (SEC-38).
     pub password_reset_link_ttl: Duration,
@@ -372,6 +381,7 @@ impl Default for Policy {
             flow_starts_per_requester_per_hour: 20,
             flow_starts_per_hour: 10_000,
             answer_floor: Duration::milliseconds(30),
+            repeat_window: Duration::seconds(30),
             password_reset_link_ttl: Duration::minutes(30),
             email_change_link_ttl: Duration::minutes(30),
             recovery_requires_identity: true,
@@ -908,6 +918,7 @@ mod tests {
                 flow_starts_per_requester_per_hour,
                 flow_starts_per_hour,
                 answer_floor,
+                repeat_window,
                 password_reset_link_ttl,
                 email_change_link_ttl,
                 recovery_requires_identity,

@@ -96,7 +96,7 @@ async fn login_then_otp_from_the_recording_mailer() {
         .to_request();
     let resp = test::call_service(&app, req).await;
     // The same code again at once (a retried request): told the same login, not a
-    // second one (#14); after `flow::REPEAT_WINDOW` it is refused.
+    // second one (#14); after `Policy::repeat_window` it is refused.
     assert_eq!(
         resp.status(),
         StatusCode::OK,

@@ -48,7 +48,7 @@ struct Challenge {
     last_seen: i64,
     codes: usize,
     /// When its code logged the member in: the same code again within the repeat
-    /// window answers the same login (`flow::REPEAT_WINDOW`).
+    /// window answers the same login (`Policy::repeat_window`).
     logged_in_at: Option<i64>,
 }
 
@@ -118,7 +118,11 @@ impl Model {
             return Err(Outcome::Code("otp.invalid"));
         }
         if self.now >= self.challenges[i].expires_at {
-            // Only the current code lapsed: a resend can revive the screen.
+            // Only the current code lapsed: a resend can revive the screen, unless the
+            // resends are spent.
+            if self.challenges[i].resends >= RESENDS {
+                return Err(Outcome::Code("otp.invalid"));
+            }
             return Err(Outcome::Code("otp.expired"));
         }
         Ok(())
@@ -188,7 +192,7 @@ impl Model {
                 self.touch(i);
                 let now = self.now;
                 let c = &mut self.challenges[i];
-                let repeat = kenpo_auth::flow::REPEAT_WINDOW.whole_seconds();
+                let repeat = kenpo_auth::Policy::default().repeat_window.whole_seconds();
                 if !c.open {
                     return match c.logged_in_at {
                         Some(at) if now < at + repeat => Outcome::Ok,
@@ -196,6 +200,9 @@ impl Model {
                     };
                 }
                 if now >= c.expires_at {
+                    if c.resends >= RESENDS {
+                        return Outcome::Code("otp.invalid");
+                    }
                     return Outcome::Code("otp.expired");
                 }
                 c.open = false;

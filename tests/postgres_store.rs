@@ -61,14 +61,22 @@ async fn two_portals_share_one_database() {
         .await
         .expect("B accepts the 暗証キー A mailed");
     assert_eq!(ok.account_id, registered.account_id);
-    // The same code again, through A: the challenge is spent.
+    // The same code again, through A, at once: told of the same login (a repeat,
+    // #14), never a second one, whichever server sees it.
     let again = a
         .verify_otp(&challenge.challenge, &code.parse().unwrap())
         .await
-        .expect_err("a 暗証キー works once, whichever server sees it");
+        .expect("a repeat within the window");
+    assert!(again.is_repeat() && again.authenticated_at == ok.authenticated_at);
+    // After the repeat window, the challenge is spent on both servers.
+    world.clock.advance(time::Duration::seconds(31));
+    let late = a
+        .verify_otp(&challenge.challenge, &code.parse().unwrap())
+        .await
+        .expect_err("a 暗証キー makes one login, whichever server sees it");
     assert!(
-        matches!(again, Error::Rejected(_)),
-        "refused as a member error: {again:?}"
+        matches!(late, Error::Rejected(_)),
+        "refused as a member error: {late:?}"
     );
 
     // Mail throttle (SEC-13): a second R1 right after the first, through the other

@@ -1178,7 +1178,7 @@ fn rejections_say_whether_the_member_starts_over() {
 /// #14: R5 sent again by the holder of its handle with the same login ID, moments after
 /// it made the account (a double tap, a response lost on the way), is told the same
 /// account instead of "start over"; nothing more is written. Another login ID, or after
-/// `flow::REPEAT_WINDOW`, is the old refusal.
+/// `Policy::repeat_window`, is the old refusal.
 #[tokio::test]
 async fn a_repeated_r5_is_told_the_account_it_made() {
     let f = fixture();
@@ -1203,7 +1203,7 @@ async fn a_repeated_r5_is_told_the_account_it_made() {
         .await
         .unwrap_err();
     assert_eq!(rejection(other), Rejection::WrongStep);
-    f.clock.advance(kenpo_auth::flow::REPEAT_WINDOW);
+    f.clock.advance(f.portal.policy().repeat_window);
     let late = f
         .portal
         .complete_registration(&handle, credentials("taro-sakura", PASSWORD))

@@ -81,7 +81,7 @@ struct Flow {
     has_link2: bool,
     has_credentials_handle: bool,
     /// When R5 made the account, with the login ID chosen: the same R5 again within
-    /// `flow::REPEAT_WINDOW` is told the same account.
+    /// `Policy::repeat_window` is told the same account.
     done: Option<(i64, usize)>,
 }
 
@@ -261,7 +261,7 @@ impl Model {
             }
             Step::Complete { flow: f, login } => {
                 let flow = &self.flows[f];
-                let repeat = kenpo_auth::flow::REPEAT_WINDOW.whole_seconds();
+                let repeat = kenpo_auth::Policy::default().repeat_window.whole_seconds();
                 if let Some((at, chosen)) = flow.done
                     && chosen == login
                     && now < at + repeat

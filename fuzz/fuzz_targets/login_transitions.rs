@@ -223,8 +223,24 @@ impl Harness {
             LoginState::AwaitingOtp(s) if s.challenge == d => s.clone(),
             _ => {
                 assert_eq!(v.state, before, "a foreign or ended challenge changed");
-                assert_eq!(v.outcome.err(), Some(Rejection::OtpInvalid));
                 assert_eq!(v.account_failures, af);
+                // The accepted code again on its own challenge, within the repeat window:
+                // told of the same login (a repeat), never a second one.
+                let repeat = matches!(&before, LoginState::Ended(e)
+                    if e.reason == LoginEndReason::Authenticated
+                        && e.challenge == d
+                        && self.now < e.at + self.policy.repeat_window
+                        && current.as_deref() == Some(code.expose_secret()));
+                match &v.outcome {
+                    Ok(consumed) => {
+                        assert!(repeat && v.repeated, "an ended challenge logged in again");
+                        assert!(consumed.is_repeat());
+                    }
+                    Err(e) => {
+                        assert!(!repeat, "a repeat was refused");
+                        assert_eq!(*e, Rejection::OtpInvalid);
+                    }
+                }
                 return;
             }
         };
@@ -251,7 +267,12 @@ impl Harness {
         if self.now >= s.expires_at {
             assert!(v.outcome.is_err(), "code accepted at or after expires_at");
             assert_eq!(v.state, before, "an expired code changed the challenge");
-            assert_eq!(v.outcome.err(), Some(Rejection::OtpInvalid));
+            let expected = if s.resends >= self.policy.otp_resends_per_challenge {
+                Rejection::OtpInvalid
+            } else {
+                Rejection::OtpExpired
+            };
+            assert_eq!(v.outcome.err(), Some(expected));
             return;
         }
         if s.attempts >= tries {
@@ -260,6 +281,17 @@ impl Harness {
             return;
         }
         let right = current.as_deref() == Some(code.expose_secret());
+        let replaced = !right
+            && c.codes[..c.codes.len().saturating_sub(1)]
+                .iter()
+                .any(|k| k.expose_secret() == code.expose_secret());
+        if replaced {
+            // A code an earlier resend replaced: "type the newest", no try spent.
+            assert_eq!(v.outcome.err(), Some(Rejection::OtpReplaced));
+            assert_eq!(v.state, before);
+            assert_eq!(v.account_failures, af);
+            return;
+        }
         match &v.outcome {
             Ok(consumed) => {
                 assert!(right, "a code that is not the current one verified");

@@ -12,8 +12,9 @@
 --     is confirmed to it and then gives it to the account).
 --   * kenpo_accounts keeps the account's address (every mail goes to it) and member ID.
 --
--- Everything else is keyed digests (links, handles, 認証キー, 暗証キー; counter keys),
--- counters and timestamps. A flow that has ended keeps neither the address nor the
+-- Everything else is keyed digests (links, handles, 認証キー, 暗証キー; the counter keys
+-- of addresses, typed login IDs, card numbers and requesters), the pseudonymous account
+-- and member IDs (in counter keys too), counters and timestamps. A flow that has ended keeps neither the address nor the
 -- member ID, and every flow is deleted at purge_after. The card number and birth date
 -- typed at R3 or at a reset are compared with the roster and never stored.
 SELECT 1;

@@ -5,12 +5,16 @@
 //!                     │  ▲  L4 resend (new code, same attempt budget)
 //!                     │  └──┘
 //!                     ├─ L3 screen closed / heartbeat lapsed ──▶ Ended(ScreenClosed)
-//!                     ├─ a newer login for the account ─────────▶ Ended(Superseded)
+//!                     ├─ another challenge of the account logs in ▶ Ended(Superseded)
 //!                     └─ tries exhausted ───────────────────────▶ Ended(AttemptsExhausted)
 //! ```
 //!
-//! A code works once, only on its own challenge (SEC-27), only before `expires_at`
-//! (SEC-28), and never after a resend, a close or a newer login.
+//! A code makes one login, only on its own challenge (SEC-27), only before `expires_at`
+//! (SEC-28), and never after a resend, a close or another challenge's login. The same
+//! code sent again by the challenge's holder within [`Policy::repeat_window`] is told of
+//! that one login, as long as the account is unchanged (SEC-34).
+//!
+//! [`Policy::repeat_window`]: crate::Policy::repeat_window
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -22,9 +26,11 @@ use super::throttle::{self, Window};
 use super::{AccountView, Env, FlowRecord, FlowState, TOMBSTONE_TTL, deadline};
 use crate::error::Rejection;
 use crate::mail::MailMessage;
+use subtle::ConstantTimeEq as _;
+
 use crate::model::{
-    Account, AccountId, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId, SecurityStamp,
-    Versioned,
+    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId,
+    SecurityStamp, Versioned,
 };
 use crate::token::{OtpChallengeId, OtpCode, TokenDigest};
 
@@ -67,7 +73,7 @@ pub enum LoginEndReason {
     ScreenClosed,
     /// The code screen stopped sending heartbeats (L3 with a heartbeat policy).
     HeartbeatLapsed,
-    /// A newer login for the same account started.
+    /// Another challenge of the account logged in.
     Superseded,
     /// Too many wrong codes (SEC-29).
     AttemptsExhausted,
@@ -89,10 +95,15 @@ pub struct LoginEnd {
     pub at: OffsetDateTime,
     /// Digest of the code that was accepted, when it ended [`LoginEndReason::Authenticated`]:
     /// the same code sent again on the same challenge within
-    /// [`REPEAT_WINDOW`](crate::flow::REPEAT_WINDOW) gets the same login (a double tap,
+    /// [`Policy::repeat_window`](crate::Policy::repeat_window) gets the same login (a double tap,
     /// a lost response). Absent in challenges stored before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub code: Option<TokenDigest>,
+    /// The account's security stamp when that login was made: a repeat is answered only
+    /// while it is unchanged (a password reset, address change or disable in between
+    /// ends it, SEC-34).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<SecurityStamp>,
 }
 
 /// Where a login challenge is.
@@ -131,9 +142,17 @@ pub enum LoginState {
 pub struct OtpConsumed {
     account: AccountId,
     at: OffsetDateTime,
+    repeat: bool,
 }
 
 impl OtpConsumed {
+    /// Whether this answers a repeat of a login already made (the same code sent again
+    /// within [`Policy::repeat_window`](crate::Policy::repeat_window)): the same login,
+    /// not a second one.
+    pub fn is_repeat(&self) -> bool {
+        self.repeat
+    }
+
     /// The account that logged in.
     pub fn account(&self) -> &AccountId {
         &self.account
@@ -163,7 +182,7 @@ pub struct OtpVerdict {
     /// again after the cooldown.
     pub account_limit_reached: bool,
     /// Whether this was the accepted code sent again on its challenge within
-    /// [`REPEAT_WINDOW`](crate::flow::REPEAT_WINDOW): the same login is answered and
+    /// [`Policy::repeat_window`](crate::Policy::repeat_window): the same login is answered and
     /// nothing changes.
     pub repeated: bool,
 }
@@ -233,6 +252,7 @@ impl LoginState {
                 let consumed = OtpConsumed {
                     account: e.account.clone(),
                     at: e.at,
+                    repeat: true,
                 };
                 return OtpVerdict {
                     state: LoginState::Ended(e),
@@ -251,8 +271,16 @@ impl LoginState {
                 let ended = end(&s, reason, env.now);
                 return reject(ended, Rejection::OtpInvalid);
             }
-            // Only the current code lapsed: the screen can ask for a new one.
-            Err(None) => return reject(LoginState::AwaitingOtp(s), Rejection::OtpExpired),
+            // Only the current code lapsed: the screen can ask for a new one — unless its
+            // resends are spent, when the member must start again.
+            Err(None) => {
+                let r = if s.resends >= env.policy.otp_resends_per_challenge {
+                    Rejection::OtpInvalid
+                } else {
+                    Rejection::OtpExpired
+                };
+                return reject(LoginState::AwaitingOtp(s), r);
+            }
         }
         if s.attempts >= env.policy.otp_tries_per_challenge {
             return reject(LoginState::AwaitingOtp(s), Rejection::OtpAttemptsExhausted);
@@ -268,6 +296,7 @@ impl LoginState {
                 outcome: Ok(OtpConsumed {
                     account,
                     at: env.now,
+                    repeat: false,
                 }),
                 account_failures: 0,
                 aborted: false,
@@ -307,11 +336,11 @@ impl LoginState {
     }
 
     /// Whether `code` on `challenge` repeats the submission that ended `e` with a login,
-    /// within [`REPEAT_WINDOW`](crate::flow::REPEAT_WINDOW).
+    /// within [`Policy::repeat_window`](crate::Policy::repeat_window).
     fn repeats(e: &LoginEnd, challenge: &TokenDigest, code: &OtpCode, env: Env<'_>) -> bool {
         e.reason == LoginEndReason::Authenticated
             && e.challenge == *challenge
-            && env.now < e.at.saturating_add(crate::flow::REPEAT_WINDOW)
+            && env.now < e.at.saturating_add(env.policy.repeat_window)
             && e.code
                 .as_ref()
                 .is_some_and(|accepted| code.matches(env.keys, challenge, accepted))
@@ -407,8 +436,8 @@ impl LoginState {
         }
     }
 
-    /// Ends an open challenge for `reason` (a newer login, a password change). `None`
-    /// when it was already over.
+    /// Ends an open challenge for `reason` (another challenge's login, a password
+    /// change). `None` when it was already over.
     pub fn end_for(self, reason: LoginEndReason, now: OffsetDateTime) -> Option<LoginState> {
         match self {
             LoginState::AwaitingOtp(s) => Some(end(&s, reason, now)),
@@ -438,6 +467,7 @@ fn end(s: &AwaitingOtp, reason: LoginEndReason, now: OffsetDateTime) -> LoginSta
         reason,
         at: now,
         code: None,
+        stamp: None,
     })
 }
 
@@ -508,27 +538,32 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
         expect,
         audit,
     } = opened;
+    // A refusal after a right password commits one row like every other refusal
+    // (SEC-23): the refusal counter, so its work does not tell the password was right.
+    let refused = |detail: &'static str| {
+        let step = Step::reject(Rejection::LoginFailed).audit(
+            AuditEvent::new(AuditKind::LoginFailed, now)
+                .account(&account.id)
+                .detail(detail),
+        );
+        match throttle::hit(refusals.key, refusals.counter, now, Refusals::WINDOW) {
+            Ok(hit) => step.counter(hit),
+            Err(_) => step,
+        }
+    };
     let Some(email) = account.email.clone() else {
-        return Step::reject(Rejection::LoginFailed);
+        return refused("no_address");
     };
     if otp_day_spent(failures_today, env) {
         // SEC-29: the day's wrong 暗証キー budget is spent; like every other refusal
         // after a right password, this answers as a failed login (SEC-23).
-        return Step::reject(Rejection::LoginFailed).audit(
-            AuditEvent::new(AuditKind::LoginFailed, now)
-                .account(&account.id)
-                .detail("otp_daily_cap"),
-        );
+        return refused("otp_daily_cap");
     }
     let key = CounterKey::OtpMails(account.id.clone());
     let Ok(hit) = throttle::hit(&key, otp_mails, now, otp_mail_window(env)) else {
         // SEC-23: the password was right, but saying "too many" here would tell a
         // guesser so. The hourly 暗証キー cap answers like every other failure.
-        return Step::reject(Rejection::LoginFailed).audit(
-            AuditEvent::new(AuditKind::LoginFailed, now)
-                .account(&account.id)
-                .detail("otp_mail_cap"),
-        );
+        return refused("otp_mail_cap");
     };
     let (state, challenge, code) = issue(account.id.clone(), env, rng);
     let expires_at = state.expires_at;
@@ -601,9 +636,28 @@ pub fn verify(
                     .detail("otp_daily_cap"),
             );
     }
-    let verdict = state
+    let mut verdict = state
         .clone()
         .verify(digest, code, account.value.otp_failures, env);
+    if let (Ok(_), LoginState::Ended(e)) = (&verdict.outcome, &mut verdict.state) {
+        if verdict.repeated {
+            // SEC-34: a repeat stands on the login made then; a password reset, address
+            // change or disable since ends it like every other session.
+            let unchanged = matches!(account.value.status, AccountStatus::Active)
+                && e.stamp.as_ref().is_some_and(|made| {
+                    bool::from(
+                        made.as_str()
+                            .as_bytes()
+                            .ct_eq(account.value.security_stamp.as_str().as_bytes()),
+                    )
+                });
+            if !unchanged {
+                return Step::reject(Rejection::OtpInvalid);
+            }
+        } else {
+            e.stamp = Some(account.value.security_stamp.clone());
+        }
+    }
     let mut updated = account.value.clone();
     updated.otp_failures = verdict.account_failures;
     if verdict.account_limit_reached {
@@ -621,13 +675,16 @@ pub fn verify(
     let flow_id = &record.value.id;
     let mut step = match verdict.outcome {
         Ok(consumed) => {
-            let mut ev = AuditEvent::new(AuditKind::LoginSucceeded, now)
+            let kind = if verdict.repeated {
+                AuditKind::LoginRepeated
+            } else {
+                AuditKind::LoginSucceeded
+            };
+            let ev = AuditEvent::new(kind, now)
                 .account(&updated.id)
                 .flow(flow_id);
             let mut step = Step::answer((consumed, updated.security_stamp.clone()));
-            if verdict.repeated {
-                ev = ev.detail("repeated");
-            } else {
+            if !verdict.repeated {
                 // The login is made: the account's other open challenges end.
                 step = step.writes(Ends::login(LoginEndReason::Superseded).writes(
                     held.flows,
@@ -638,7 +695,7 @@ pub fn verify(
             step.audit(ev)
         }
         // Nothing to record (finished, expired or exhausted challenge): answer without
-        // writing. (Success changes the state, but for a repeat within REPEAT_WINDOW.)
+        // writing. (Success changes the state, but for a repeat within the policy's repeat window.)
         Err(rejection) if !state_changed && !account_changed => return Step::reject(rejection),
         Err(rejection) => {
             let kind = if verdict.aborted {

@@ -43,12 +43,6 @@ pub use registration::{
 pub use step::{Mail, Step as Decision, Write};
 pub use urls::{LinkPaths, Urls};
 
-/// How long after a step succeeded the same request, repeated by the same holder,
-/// gets the same answer instead of a refusal: a double tap, a reload, a response lost
-/// on a phone's network. Only the holder of the step's secret (the challenge handle
-/// with the code it accepted, the R5 handle) can repeat it, and a repeat changes nothing.
-pub const REPEAT_WINDOW: time::Duration = time::Duration::seconds(30);
-
 /// What every transition needs from outside: the instant, the policy and the keys.
 #[derive(Clone, Copy, Debug)]
 pub struct Env<'a> {

@@ -511,7 +511,8 @@ mod tests {
 pub struct ReminderFacts<'a> {
     /// The account whose registered address was typed.
     pub account: Option<&'a Versioned<Account>>,
-    /// Its roster entry.
+    /// The roster entry of the typed card number (the core checks it is the account's
+    /// member's).
     pub record: Option<&'a MemberRecord>,
     /// Mails to the typed address (SEC-13).
     pub mails: &'a [Option<Versioned<Counter>>],
@@ -550,6 +551,8 @@ pub fn remind_login_id(
         // the claim matched (SEC-40) and the login ID only ever goes to the registered
         // address, so a guess teaches the requester nothing; charging the member's budget
         // would only let anyone who knows the address block the member's own recovery.
+        // `facts.record` is the roster entry of the typed card: it must be the account's
+        // member's, and match what was typed.
         let identity_ok = match identity {
             None => true,
             Some(claim) => RosterCheck {
@@ -558,7 +561,7 @@ pub fn remind_login_id(
                 member_exhausted: false,
             }
             .matched()
-            .is_some(),
+            .is_some_and(|r| target.is_some_and(|a| r.member_id == a.value.member)),
         };
         let matched = target.filter(|_| identity_ok);
         // Equal work (SEC-40): the typed address's mail allowance is counted whether or

@@ -173,7 +173,8 @@ pub struct AwaitingCredentials {
 /// R5 done: the account exists.
 ///
 /// Like every stored state, it can be read but not built outside the core
-/// (`#[non_exhaustive]`): a host cannot hand the store a state no transition made.
+/// (`#[non_exhaustive]`): a host's code cannot make one up by accident. (What is stored is
+/// still plain JSON: a store's own records are trusted, not proven.)
 ///
 /// ```compile_fail
 /// use kenpo_auth::flow::Completed;
@@ -191,7 +192,7 @@ pub struct Completed {
     /// When it completed.
     pub at: OffsetDateTime,
     /// Keyed digest of the login ID chosen at R5: R5 sent again with the same ID by the
-    /// holder of the R5 handle within [`REPEAT_WINDOW`](super::REPEAT_WINDOW) is told the
+    /// holder of the R5 handle within [`Policy::repeat_window`](crate::Policy::repeat_window) is told the
     /// same account. Absent in flows stored before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login: Option<TokenDigest>,
@@ -913,6 +914,28 @@ pub struct IdentityFacts<'a> {
     pub email_taken: bool,
 }
 
+/// What R3 reads after the roster answered (SEC-09): the budget the check is charged to
+/// — the member's, or for a card number not on the roster its own keyed budget — and
+/// whose account to look for. For a card off the roster that is a member ID no roster
+/// entry has (the empty one), so the read is the same statement either way and the
+/// store's work is no card-number oracle.
+pub fn identity_budget(
+    record: Option<&MemberRecord>,
+    card: &crate::domain::CardNumber,
+    keys: &crate::token::DigestKeyring,
+) -> (CounterKey, MemberId) {
+    match record {
+        Some(r) => (
+            CounterKey::IdentityChecks(r.member_id.clone()),
+            r.member_id.clone(),
+        ),
+        None => (
+            CounterKey::identity_checks_of_card(card, keys),
+            MemberId::new(""),
+        ),
+    }
+}
+
 /// The SEC-09 budget of identity checks per member across flows.
 pub fn identity_member_window(env: Env<'_>) -> Window {
     Window {
@@ -1000,7 +1023,8 @@ pub fn confirm_identity<R: rand::CryptoRng + ?Sized>(
             d
         }
         Err(rejection) => {
-            let kind = if member_exhausted {
+            // A spent budget of a card off the roster is no member to alert about.
+            let kind = if member_exhausted && member.is_some() {
                 AuditKind::IdentityMemberBlocked
             } else if matches!(
                 rejection,
@@ -1208,7 +1232,7 @@ pub fn completion_gate<'a>(
 
 /// The account a completed flow made, when `found` is that flow found by its R5 handle
 /// (the last digest it spent), `login_id` is the one it chose, and it completed less
-/// than [`REPEAT_WINDOW`](super::REPEAT_WINDOW) ago.
+/// than [`Policy::repeat_window`](crate::Policy::repeat_window) ago.
 fn repeated_completion(
     found: Option<Found<'_>>,
     login_id: Option<&LoginId>,
@@ -1225,7 +1249,7 @@ fn repeated_completion(
         .is_some_and(|d| chosen_login_digests(login_id, env.keys).contains(d));
     (done.spent.last() == Some(digest)
         && same_login
-        && env.now < done.at.saturating_add(super::REPEAT_WINDOW))
+        && env.now < done.at.saturating_add(env.policy.repeat_window))
     .then(|| done.account.clone())
 }
 

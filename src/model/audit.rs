@@ -54,6 +54,9 @@ pub enum AuditKind {
     VerificationLinkResent,
     /// L2: logged in.
     LoginSucceeded,
+    /// L2: the accepted code sent again within the repeat window; told of the login
+    /// already made (no second login).
+    LoginRepeated,
     /// Password hash upgraded to the current parameters (SEC-20).
     PasswordRehashed,
     /// A mail could not be delivered.

@@ -97,10 +97,11 @@ pub enum CounterKey {
     /// keyed digest of its canonical form, hex. R3 charges this where a card on the
     /// roster charges [`CounterKey::IdentityChecks`], so a miss costs what a hit does.
     IdentityChecksOfCard(String),
-    /// Refused logins of one typed login ID that wrote nothing else (SEC-23): an unknown
-    /// ID, or an account refused before its password counts. A wrong password writes the
-    /// account; these write this counter, so every refusal commits one row. Keyed digest,
-    /// hex. Not a throttle: operators may read it as pressure on an ID.
+    /// Refused logins that wrote nothing else (SEC-23): an unknown ID, or an account
+    /// refused before or after its password counted. A wrong password writes the account;
+    /// these write this counter, so every refusal commits one row. Counted per bucket —
+    /// the first three hex digits of the typed ID's keyed digest, 4 096 buckets — so a
+    /// stream of made-up IDs updates rows instead of inserting one each. Not a throttle.
     RefusedLogins(String),
 }
 
@@ -205,13 +206,13 @@ impl CounterKey {
         )
     }
 
-    /// [`CounterKey::RefusedLogins`] of what was typed as a login ID.
+    /// [`CounterKey::RefusedLogins`] of what was typed as a login ID: its bucket.
     pub fn refused_logins(typed: &str, keys: &crate::token::DigestKeyring) -> Self {
         Self::keyed(
             keys,
             b"refused-logins",
             Self::typed_login_id(typed).as_bytes(),
-            CounterKey::RefusedLogins,
+            |hex| CounterKey::RefusedLogins(hex.chars().take(3).collect()),
         )
     }
 

@@ -314,6 +314,7 @@ const MIN_LINK_TTL: Duration = Duration::minutes(5);
 /// | `flow_starts_per_requester_per_hour` | 1 | 20 | 1000 | — |
 /// | `flow_starts_per_hour` | 100 | 10000 | 1000000 | — |
 /// | `answer_floor` | 0 s | 30 ms | 1 s | below 10 ms: `low_answer_floor` |
+/// | `repeat_window` | 0 s | 30 s | 1 min | — |
 /// | `password_reset_link_ttl` | 5 min | 30 min | 1 d | — |
 /// | `email_change_link_ttl` | 5 min | 30 min | 1 d | — |
 /// | `temporary_password_ttl` | 1 d | 21 d | 90 d | — |
@@ -442,6 +443,9 @@ pub const KNOBS: &[Knob] = &[
         Duration::ZERO, Duration::milliseconds(30), Duration::seconds(1),
         below(d(Duration::milliseconds(10)), Deviation::LowAnswerFloor),
         "R1, forgot-ID and reset requests answer after 0 (off) to 1 s (SEC-07, SEC-37, SEC-40)"),
+    knob!(duration "repeat_window", repeat_window,
+        Duration::ZERO, Duration::seconds(30), Duration::minutes(1), None,
+        "a repeated 暗証キー or R5 gets the same answer for 0 (never) to 60 s"),
     knob!(duration "password_reset_link_ttl", password_reset_link_ttl,
         MIN_LINK_TTL, Duration::minutes(30), MAX_CONFIRMATION_TTL, None,
         "the reset link lives 5 min to 24 h (SEC-38)"),

@@ -805,7 +805,7 @@ async fn rows_of<F: std::future::Future>(store: &RecordingStore, call: F) -> Vec
 /// tell them apart.
 #[tokio::test]
 async fn sec_23_every_refused_login_commits_one_row() {
-    let (p, store, _, _) = registered_recording().await;
+    let (p, store, _, clock) = registered_recording().await;
     let wrong = pw(WRONG_PASSWORD);
     let unknown = rows_of(&store, p.start_login("nobody-here", &wrong)).await;
     let wrong_password = rows_of(&store, p.start_login(LOGIN_ID, &wrong)).await;
@@ -818,6 +818,14 @@ async fn sec_23_every_refused_login_commits_one_row() {
     }
     let delayed = rows_of(&store, p.start_login(LOGIN_ID, &pw(PASSWORD))).await;
     assert_eq!(delayed, vec![[0, 0, 1]]);
+    // A right password refused after the gate (the hourly 暗証キー-mail cap) writes the
+    // same one row: its work does not say the password was right.
+    clock.advance(Duration::hours(2));
+    for _ in 0..p.policy().otp_mails_per_account_per_hour {
+        p.start_login(LOGIN_ID, &pw(PASSWORD)).await.unwrap();
+    }
+    let capped = rows_of(&store, p.start_login(LOGIN_ID, &pw(PASSWORD))).await;
+    assert_eq!(capped, vec![[0, 0, 1]]);
 }
 
 /// SEC-09 equal work at R3: a wrong birth date for a card on the roster and any claim

@@ -73,6 +73,14 @@ impl Authenticated {
     pub fn proof(&self) -> &OtpConsumed {
         &self.proof
     }
+
+    /// Whether this answers a repeat of a login already made (the same code sent again
+    /// within [`Policy::repeat_window`](crate::Policy::repeat_window)): the host keeps
+    /// (or re-issues) the session it made for the first answer rather than counting a
+    /// second login.
+    pub fn is_repeat(&self) -> bool {
+        self.proof.is_repeat()
+    }
 }
 
 /// The hourly 暗証キー-mail counter of the loaded account.

@@ -71,17 +71,13 @@ impl Portal {
                 if let Some(refused) = recovery::reminder_gate(identity.as_ref(), env) {
                     return Ok(refused);
                 }
-                // The roster is read only for a typed claim on an address that has an
-                // account: there is nothing else to check it against.
-                let member = loaded
-                    .account
-                    .as_ref()
-                    .filter(|_| identity.is_some())
-                    .map(|a| a.value.member.clone());
-                let record = match (member, roster.get()) {
+                // The roster is asked for the typed card whether or not the address has
+                // an account, so its latency says nothing (SEC-40); the core checks the
+                // entry belongs to the account's member.
+                let record = match (identity.as_ref(), roster.get()) {
                     (Some(_), Some(r)) => r,
-                    (Some(m), None) => {
-                        let r = self.inner.directory.get(&m).await?;
+                    (Some(claim), None) => {
+                        let r = self.inner.directory.find(&claim.card_number).await?;
                         roster.set(r.clone());
                         r
                     }

@@ -11,9 +11,8 @@ use crate::domain::{
 use crate::error::{Error, Rejection};
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkResent};
 use crate::flow::{AwaitingCredentials, Decision, IdentityClaim, RegistrationState};
-use crate::model::CounterKey;
 use crate::password_hash::Verification;
-use crate::ports::{AccountId, AccountLookup, MemberId, MemberRecord};
+use crate::ports::{AccountId, AccountLookup, MemberRecord};
 use crate::token::{AuthKey, FlowHandle, VerificationLinkToken};
 
 /// The answer to R1 — the same whether or not the address is known (SEC-07). It depends
@@ -159,23 +158,10 @@ impl Portal {
                         }
                     };
                     let record = record.as_ref();
-                    // What to read next depends on the roster's answer: the budget to
-                    // charge and whether the member already has an account, in one more
-                    // load — made for a card not on the roster too (its own budget, and a
-                    // member ID no entry has), so a miss costs what a hit does (SEC-09).
-                    let (budget, member_id) = match record {
-                        Some(r) => (
-                            CounterKey::IdentityChecks(r.member_id.clone()),
-                            r.member_id.clone(),
-                        ),
-                        None => (
-                            CounterKey::identity_checks_of_card(
-                                &claim.card_number,
-                                &self.inner.keys,
-                            ),
-                            MemberId::new(""),
-                        ),
-                    };
+                    // What to read next depends on the roster's answer (the core says
+                    // what): the budget and the member's account, in one more load.
+                    let (budget, member_id) =
+                        registration::identity_budget(record, &claim.card_number, &self.inner.keys);
                     // Whether the flow's address was taken meanwhile (a family member's
                     // account) is read in the same load.
                     let member = self

@@ -317,18 +317,18 @@ impl Inner {
                 self.load_counter(&format!("{prefix}{id}"))
             })
             .collect();
-        // Built as a host's own store must build it (`Loaded` is non-exhaustive).
-        let mut loaded = Loaded::default();
-        loaded.address_taken = load.address_taken.as_ref().is_some_and(|e| {
+        let address_taken = load.address_taken.as_ref().is_some_and(|e| {
             self.find_account(&AccountLookup::Email(e.clone()))
                 .is_some()
         });
-        loaded.flow = flow;
-        loaded.account = account;
-        loaded.account_flows = account_flows;
-        loaded.counters = counters;
-        loaded.account_counters = account_counters;
-        loaded
+        Loaded {
+            address_taken,
+            account_counters,
+            counters,
+            account_flows,
+            account,
+            flow,
+        }
     }
 }
 

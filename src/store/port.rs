@@ -280,7 +280,7 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<Versioned<FlowRecord>>, StoreError>;
 
     /// Every flow that belongs to `account` (open login challenges, reset links …), so
-    /// that a new login or a password change can end them.
+    /// that a completed login or a password change can end them.
     ///
     /// # What it promises
     ///

@@ -29,23 +29,14 @@
 //!
 //! # Round trips per portal step
 //!
-//! Each read ([`Store::find_flow`] — one join over the key table —,
+//! Each single read ([`Store::find_flow`] — one join over the key table —,
 //! [`Store::find_account`], [`Store::load_counter`], [`Store::flows_of_account`]) is
-//! one statement, so one round trip. A commit is one statement whatever its size: one
-//! round trip. So:
-//!
-//! | step | store calls | round trips |
-//! |---|---|---|
-//! | L2 `verify_otp`, right code | find flow, find account, commit (flow) | 3 |
-//! | L2 `verify_otp`, wrong code | find flow, find account, commit (flow + account) | 3 |
-//! | L1 `start_login` | find account, load counter, flows of account, commit (new flow + counter + each superseded challenge) | 4 |
-//! | R1 `start_registration` | find account, load counter, commit (flow + counter) | 3 |
-//! | R2 `open_registration_link` | find flow, commit (flow) | 2 |
-//!
+//! one statement, so one round trip, and a commit is one statement whatever its size.
 //! [`Store::load`] reads everything a step needs (flow by candidate digests, account
-//! by lookup or of the flow, the account's flows, counters by key and by account) in
-//! that same one statement, so a portal step that calls `load` then `commit` costs
-//! **two round trips**, whatever it reads and writes.
+//! by lookup or of the flow, the account's flows, counters by key and by account,
+//! whether an address is taken) in one statement, so a portal step that calls `load`
+//! then `commit` costs **two round trips**, whatever it reads and writes. Every step
+//! does, but R3, which reads once more after the roster answered (three).
 //!
 //! A lost compare-and-set race repeats the step's reads and commit; during a
 //! digest-key rotation, a link issued under the previous key costs one more lookup.
