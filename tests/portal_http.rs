@@ -666,8 +666,9 @@ async fn otp_resend_kills_the_old_code_and_wrong_codes_are_shown_in_japanese() {
             )
             .await;
         assert!(
-            r.body.contains("暗証キーが正しくありません"),
-            "old code dead"
+            r.body.contains("再請求により無効になりました"),
+            "old code dead, and the member told to type the newest: {}",
+            r.body
         );
     }
     let r = f

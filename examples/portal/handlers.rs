@@ -282,9 +282,13 @@ pub(crate) async fn otp_submit(
             }
             Ok(see_other("/home"))
         }
-        Err(r @ (Rejection::OtpIncorrect | Rejection::InvalidInput(_) | Rejection::Busy)) => {
-            Ok(otp_page(&state, &session, &otp, ja(&r), None).into_response())
-        }
+        Err(
+            r @ (Rejection::OtpIncorrect
+            | Rejection::OtpExpired
+            | Rejection::OtpReplaced
+            | Rejection::InvalidInput(_)
+            | Rejection::Busy),
+        ) => Ok(otp_page(&state, &session, &otp, ja(&r), None).into_response()),
         Err(r @ Rejection::TooManyRequests { .. }) => Ok(with_status(
             &r,
             otp_page(&state, &session, &otp, ja(&r), None),

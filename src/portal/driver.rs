@@ -22,7 +22,7 @@ use rand::rngs::ThreadRng;
 use crate::flow::gate::Refusals;
 use crate::flow::throttle::StartBudgets;
 use crate::flow::{AccountView, Env, FlowRecord, FlowState, RegistrationState};
-use crate::model::{Account, Counter, CounterKey, Expect, Versioned};
+use crate::model::{Account, Counter, CounterKey, Expect, Version, Versioned};
 use crate::ports::{
     self, AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite,
 };
@@ -326,7 +326,21 @@ impl Portal {
     ) -> Result<Option<Result<T, Error>>, Error> {
         if !step.is_read_only() {
             let commit = commit_of(step.writes).ok_or_else(busy)?;
-            let taken = match self.inner.store.commit(commit).await? {
+            let probe = Probe::of(&commit);
+            let outcome = match self.inner.store.commit(commit).await {
+                Ok(outcome) => outcome,
+                // The connection was lost or timed out during the commit: its outcome is
+                // unknown. Read back rather than guess (#14): a commit that took effect
+                // is carried through — mails, audit, answer — instead of leaving the
+                // member with an error for a step that happened (an R3 whose 認証キー
+                // would never be shown).
+                Err(e) if e.is_retryable() => match &probe {
+                    Some(probe) if self.took_effect(probe).await => CommitOutcome::Committed,
+                    _ => return Err(e.into()),
+                },
+                Err(e) => return Err(e.into()),
+            };
+            let taken = match outcome {
                 CommitOutcome::Committed => None,
                 CommitOutcome::LoginIdTaken if step.redraw_on_login_id_taken => return Ok(None),
                 CommitOutcome::LoginIdTaken => Some(Rejection::LoginIdTaken),
@@ -350,6 +364,67 @@ impl Portal {
             self.audit(event);
         }
         Ok(Some(step.answer.map_err(Error::from)))
+    }
+}
+
+/// One write of a commit, and what the store holds if the commit took effect: commits
+/// are atomic, so one write shows whether all did.
+enum Probe {
+    Flow(TokenDigest, Versioned<FlowRecord>),
+    Account(Versioned<Account>),
+    Counter(Versioned<Counter>),
+}
+
+impl Probe {
+    /// The commit's first write that can be read back, with the version it leaves.
+    fn of(commit: &Commit) -> Option<Probe> {
+        let after = |expect: Expect| match expect {
+            Expect::Absent => Version::FIRST,
+            Expect::At(v) => v.next(),
+        };
+        if let Some(w) = commit.flows.first() {
+            let digest = *w.record.state.lookup_keys().last()?;
+            return Some(Probe::Flow(
+                digest,
+                Versioned {
+                    version: after(w.expect),
+                    value: w.record.clone(),
+                },
+            ));
+        }
+        if let Some(w) = commit.accounts.first() {
+            return Some(Probe::Account(Versioned {
+                version: after(w.expect),
+                value: w.account.clone(),
+            }));
+        }
+        commit.counters.first().map(|w| {
+            Probe::Counter(Versioned {
+                version: after(w.expect),
+                value: w.counter.clone(),
+            })
+        })
+    }
+}
+
+impl Portal {
+    /// Whether the commit `probe` stands for took effect: the record is at the version
+    /// the commit gave it, holding what it wrote. A store still failing counts as no.
+    async fn took_effect(&self, probe: &Probe) -> bool {
+        let store = &self.inner.store;
+        match probe {
+            Probe::Flow(digest, written) => {
+                matches!(store.find_flow(digest).await, Ok(Some(ref r)) if r == written)
+            }
+            Probe::Account(written) => matches!(
+                store.find_account(AccountLookup::Id(written.value.id.clone())).await,
+                Ok(Some(ref a)) if a == written
+            ),
+            Probe::Counter(written) => matches!(
+                store.load_counter(&written.value.key).await,
+                Ok(Some(ref c)) if c == written
+            ),
+        }
     }
 }
 
