@@ -1336,3 +1336,34 @@ async fn a_repeated_r3_is_told_identity_is_already_verified() {
         .await
         .expect("the first key and link 2 still work");
 }
+
+/// SEC-11 / SEC-12 across a link-2 resend: wrong 認証キー entries carry over to the new
+/// link, so resending cannot buy more guesses.
+#[tokio::test]
+async fn sec_11_wrong_keys_carry_over_a_link_2_resend() {
+    let f = fixture();
+    let handle = opened(&f, TARO).await;
+    let shown = f
+        .portal
+        .verify_identity(&handle, claim(CARD, BIRTH))
+        .await
+        .unwrap();
+    let wrong: kenpo_auth::token::AuthKey = parsed(if shown.auth_key.expose_secret() == "AAAA" {
+        "BBBB"
+    } else {
+        "AAAA"
+    });
+    let tries = f.portal.policy().auth_key_tries;
+    for _ in 1..tries {
+        let r = f.portal.confirm_auth_key(&f.link2(TARO), &wrong).await;
+        assert_eq!(rejection(r.unwrap_err()), Rejection::AuthKeyIncorrect);
+    }
+    f.clock.advance(Duration::seconds(61));
+    f.portal.resend_verification_link(&handle).await.unwrap();
+    let r = f.portal.confirm_auth_key(&f.link2(TARO), &wrong).await;
+    assert_eq!(
+        rejection(r.unwrap_err()),
+        Rejection::AuthKeyAttemptsExhausted,
+        "the last try was spent before the resend"
+    );
+}

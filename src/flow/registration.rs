@@ -148,10 +148,23 @@ pub struct AwaitingAuthKey {
     /// When link 2 was last mailed (absent in flows stored before resends existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sent_at: Option<OffsetDateTime>,
+    /// Digest of the handle of the browser that passed R3 (spent there): the one that
+    /// may have link 2 resent, and is told identity is already verified if it sends R3
+    /// again. Absent in flows stored before it existed (then the second spent digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<TokenDigest>,
     /// Wrong 認証キー entries so far.
     pub attempts: u32,
     /// When link 2 and the key die (30 min).
     pub expires_at: OffsetDateTime,
+}
+
+impl AwaitingAuthKey {
+    /// Whether `digest` is the handle of the browser that passed R3.
+    fn is_r3_browser(&self, digest: &TokenDigest) -> bool {
+        // R3 spent link 1, then the R2 handle: the fallback for older records.
+        self.browser.as_ref().or_else(|| self.spent.get(1)) == Some(digest)
+    }
 }
 
 /// R4 (or R2') done: waiting for 新ログインID, 新パスワード and ニックネーム.
@@ -428,6 +441,7 @@ impl RegistrationState {
                     key_bound_to: None,
                     resends: 0,
                     sent_at: Some(env.now),
+                    browser: Some(s.handle),
                     attempts: 0,
                     expires_at,
                 };
@@ -877,7 +891,7 @@ pub fn identity_gate<T>(found: Option<Found<'_>>, env: Env<'_>) -> Option<Decisi
         // reload): the key was shown once and is not shown again; the member is told
         // to go on with it and link 2 (or have link 2 resent), not to start over.
         RegistrationState::AwaitingAuthKey(s)
-            if s.spent.get(1) == Some(digest) && !expired(env.now, s.expires_at) =>
+            if s.is_r3_browser(digest) && !expired(env.now, s.expires_at) =>
         {
             Some(Decision::reject(Rejection::IdentityAlreadyVerified {
                 expires_at: s.expires_at,
@@ -1076,8 +1090,8 @@ pub fn resend_link2<R: rand::CryptoRng + ?Sized>(
     else {
         return Decision::reject(Rejection::WrongStep);
     };
-    // R3 spent link 1, then the R2 handle: only that browser may ask.
-    if s.spent.get(1) != Some(digest) {
+    // Only the browser that passed R3 may ask.
+    if !s.is_r3_browser(digest) {
         return Decision::reject(Rejection::WrongStep);
     }
     let now = env.now;
