@@ -117,24 +117,42 @@ impl Fixture {
 
 #[tokio::test]
 async fn sec_35_cookie_is_httponly_lax_and_host_prefixed_behind_https() {
-    // Plain-http localhost: no `Secure`, so no `__Host-` prefix (browsers refuse it).
+    // Plain-http localhost: no `Secure`, so no `__Host-` prefix (browsers refuse it). The
+    // session cookie comes with the first post that stores something.
     let mut f = fixture();
-    let r = f.client.get("/login").await;
-    let cookie = r.header("set-cookie");
+    let page = f.client.get("/login").await;
+    assert_eq!(f.client.cookie, None, "no session for a GET");
+    let token = f.client.others.get("kenpo_csrf").cloned().unwrap();
+    assert_eq!(
+        page.header("set-cookie"),
+        format!("kenpo_csrf={token}; Path=/; HttpOnly; SameSite=Lax")
+    );
+    f.register().await;
+    let r = f
+        .client
+        .post(
+            "/login",
+            &[
+                ("csrf", &page.csrf()),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
     let value = f.client.cookie.clone().unwrap();
     assert_eq!(
-        cookie,
+        r.header("set-cookie"),
         format!("kenpo_sid={value}; Path=/; HttpOnly; SameSite=Lax")
     );
     assert_eq!(value.len(), 43, "256-bit id, base64url");
 
-    // Behind HTTPS: `__Host-kenpo_sid` with `Secure`, and HSTS.
+    // Behind HTTPS: `__Host-` cookies with `Secure`, and HSTS.
     let mut f = fixture_with(|c| c.secure_cookies = true);
     let r = f.client.get("/login").await;
-    let value = f.client.cookie.clone().unwrap();
+    let token = f.client.others.get("__Host-kenpo_csrf").cloned().unwrap();
     assert_eq!(
         r.header("set-cookie"),
-        format!("__Host-kenpo_sid={value}; Path=/; HttpOnly; SameSite=Lax; Secure")
+        format!("__Host-kenpo_csrf={token}; Path=/; HttpOnly; SameSite=Lax; Secure")
     );
     assert_eq!(r.header("strict-transport-security"), "max-age=31536000");
 }
@@ -207,7 +225,7 @@ async fn csrf_token_is_required_on_every_post() {
     assert_eq!(beacon.status, StatusCode::FORBIDDEN);
     let ok = f
         .client
-        .post(
+        .post_follow(
             "/login",
             &[("csrf", &good), ("login_id", LOGIN_ID), ("password", "x")],
         )
@@ -225,7 +243,7 @@ async fn sec_39_link_landing_swaps_the_token_for_session_state_and_redirects() {
     let page = f.client.get("/register").await;
     let r = f
         .client
-        .post("/register", &[("csrf", &page.csrf()), ("email", EMAIL)])
+        .post_follow("/register", &[("csrf", &page.csrf()), ("email", EMAIL)])
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("利用登録手続きのご案内"));
@@ -278,14 +296,14 @@ async fn registration_through_the_pages_then_sec_32_session_rotates_at_login() {
     // R1
     let csrf = f.client.get("/register").await.csrf();
     f.client
-        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .post_follow("/register", &[("csrf", &csrf), ("email", EMAIL)])
         .await;
     let link1 = f.outbox.next("registration_link");
     // R2
     f.client.get(&link1.link_path()).await;
     let csrf = f.client.get("/registration/link").await.csrf();
     f.client
-        .post("/registration/link", &[("csrf", &csrf)])
+        .post_follow("/registration/link", &[("csrf", &csrf)])
         .await;
     // R3: a wrong birth date first (generic message), then the right one, typed in
     // full-width the way members often do.
@@ -294,7 +312,7 @@ async fn registration_through_the_pages_then_sec_32_session_rotates_at_login() {
     assert!(page.body.contains("マイナポータル"));
     let wrong = f
         .client
-        .post(
+        .post_follow(
             "/registration/identity",
             &[
                 ("csrf", &page.csrf()),
@@ -310,7 +328,7 @@ async fn registration_through_the_pages_then_sec_32_session_rotates_at_login() {
     );
     let shown = f
         .client
-        .post(
+        .post_follow(
             "/registration/identity",
             &[
                 ("csrf", &page.csrf()),
@@ -339,7 +357,7 @@ async fn registration_through_the_pages_then_sec_32_session_rotates_at_login() {
     let page = phone.get("/registration/credentials").await;
     assert!(page.body.contains(EMAIL), "メールアドレス shown read-only");
     let mismatch = phone
-        .post(
+        .post_follow(
             "/registration/credentials",
             &[
                 ("csrf", &page.csrf()),
@@ -491,13 +509,13 @@ async fn sec_34_logout_destroys_the_session_and_a_changed_stamp_ends_it() {
 }
 
 #[tokio::test]
-async fn otp_page_close_beacon_and_heartbeat_need_the_page_token() {
+async fn otp_page_close_beacon_needs_the_page_token_and_a_closed_page_says_why() {
     let mut f = fixture();
     f.register().await;
     let page = f.start_login().await;
     let code = f.outbox.next("login_otp").otp();
     let csrf = page.csrf();
-    // A beacon with another page's token closes nothing.
+    // A beacon with another page's token closes nothing: the page is still alive.
     let r = f
         .client
         .post(
@@ -506,15 +524,8 @@ async fn otp_page_close_beacon_and_heartbeat_need_the_page_token() {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let hb = f
-        .client
-        .post(
-            "/login/otp/heartbeat",
-            &[("csrf", &csrf), ("page_token", &page.page_token())],
-        )
-        .await;
-    assert_eq!(hb.status, StatusCode::NO_CONTENT, "alive");
-    // The real beacon closes the screen: the code is refused afterwards.
+    assert_eq!(f.client.get("/login/otp").await.status, StatusCode::OK);
+    // The real beacon closes the screen: coming back says why, once.
     let r = f
         .client
         .post(
@@ -523,14 +534,15 @@ async fn otp_page_close_beacon_and_heartbeat_need_the_page_token() {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let hb = f
-        .client
-        .post(
-            "/login/otp/heartbeat",
-            &[("csrf", &csrf), ("page_token", &page.page_token())],
-        )
-        .await;
-    assert_eq!(hb.status, StatusCode::GONE);
+    let back = f.client.get("/login/otp").await;
+    assert_eq!(back.location(), "/login?reason=otp_closed");
+    let login = f.client.follow(back).await;
+    assert!(
+        login.body.contains("暗証キー入力画面が閉じられたため"),
+        "{}",
+        login.body
+    );
+    // The code typed in a stale tab is refused by the library itself.
     let r = f
         .client
         .post(
@@ -542,46 +554,20 @@ async fn otp_page_close_beacon_and_heartbeat_need_the_page_token() {
             ],
         )
         .await;
-    assert_eq!(r.location(), "/login", "post-redirect-get");
-    let login = f.client.get("/login").await;
-    assert!(
-        login.body.contains("この暗証キーは無効になりました"),
-        "{}",
-        login.body
-    );
-    let again = f.client.get("/login").await;
-    assert!(
-        !again.body.contains("この暗証キーは無効になりました"),
-        "shown once"
-    );
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(f.client.get("/home").await.status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
-async fn otp_heartbeat_lapse_after_60_seconds_kills_the_code() {
+async fn otp_page_hidden_for_minutes_keeps_its_code_and_a_superseded_page_says_why() {
     let mut f = fixture();
     f.register().await;
     let page = f.start_login().await;
     let code = f.outbox.next("login_otp").otp();
     let (csrf, token) = (page.csrf(), page.page_token());
-    f.clock.advance(Duration::seconds(45));
-    let hb = f
-        .client
-        .post(
-            "/login/otp/heartbeat",
-            &[("csrf", &csrf), ("page_token", &token)],
-        )
-        .await;
-    assert_eq!(hb.status, StatusCode::NO_CONTENT);
-    f.clock.advance(Duration::seconds(61));
-    let hb = f
-        .client
-        .post(
-            "/login/otp/heartbeat",
-            &[("csrf", &csrf), ("page_token", &token)],
-        )
-        .await;
-    assert_eq!(hb.status, StatusCode::GONE);
+    // The member reads the mail for 3 minutes: no request at all from the page.
+    f.clock.advance(Duration::minutes(3));
+    assert_eq!(f.client.get("/login/otp").await.status, StatusCode::OK);
     let r = f
         .client
         .post(
@@ -589,10 +575,29 @@ async fn otp_heartbeat_lapse_after_60_seconds_kills_the_code() {
             &[("csrf", &csrf), ("page_token", &token), ("code", &code)],
         )
         .await;
-    assert_eq!(r.location(), "/login");
-    let login = f.client.get("/login").await;
+    assert_eq!(r.location(), "/home", "the code still works");
+
+    // A newer login elsewhere ends this page's challenge: a return to it says so.
+    let mut f = fixture();
+    f.register().await;
+    f.start_login().await;
+    let mut other = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
+    let csrf = other.get("/login").await.csrf();
+    other
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    let back = f.client.get("/login/otp").await;
+    assert_eq!(back.location(), "/login?reason=otp_ended");
+    let login = f.client.follow(back).await;
     assert!(
-        login.body.contains("この暗証キーは無効になりました"),
+        login.body.contains("別の画面で新たにログインが行われたか"),
         "{}",
         login.body
     );
@@ -608,48 +613,28 @@ async fn otp_resend_kills_the_old_code_and_wrong_codes_are_shown_in_japanese() {
     let wrong = if old == "000000" { "111111" } else { "000000" };
     let r = f
         .client
-        .post(
+        .post_follow(
             "/login/otp",
             &[("csrf", &csrf), ("page_token", &token), ("code", wrong)],
         )
         .await;
     assert!(r.body.contains("暗証キーが正しくありません"));
-    // Resend during the 60 s cooldown: 429 with the library's message, no mail.
+    assert!(r.body.contains("aria-invalid=\"true\""), "{}", r.body);
+    // Resend during the 60 s cooldown: said on the page (429), no mail.
     let r = f
         .client
-        .post(
+        .post_follow(
             "/login/otp/resend",
             &[("csrf", &csrf), ("page_token", &token)],
         )
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.body.contains("暗証キーは送信済みです。"), "{}", r.body);
     assert!(r.body.contains("秒ほど待ってから"));
     f.clock.advance(Duration::seconds(61));
-    let hb = f
-        .client
-        .post(
-            "/login/otp/heartbeat",
-            &[("csrf", &csrf), ("page_token", &token)],
-        )
-        .await;
-    assert_eq!(hb.status, StatusCode::GONE, "no heartbeat for 61 s: closed");
-
-    // Again, with heartbeats this time.
-    let page = f.start_login().await;
-    let (csrf, token) = (page.csrf(), page.page_token());
-    let old = f.outbox.next("login_otp").otp();
-    for _ in 0..5 {
-        f.clock.advance(Duration::seconds(15));
-        f.client
-            .post(
-                "/login/otp/heartbeat",
-                &[("csrf", &csrf), ("page_token", &token)],
-            )
-            .await;
-    }
     let r = f
         .client
-        .post(
+        .post_follow(
             "/login/otp/resend",
             &[("csrf", &csrf), ("page_token", &token)],
         )
@@ -660,7 +645,7 @@ async fn otp_resend_kills_the_old_code_and_wrong_codes_are_shown_in_japanese() {
     if old != new {
         let r = f
             .client
-            .post(
+            .post_follow(
                 "/login/otp",
                 &[("csrf", &csrf), ("page_token", &token), ("code", &old)],
             )
@@ -720,7 +705,7 @@ async fn member_errors_never_answer_5xx() {
     for (path, fields) in posts {
         let mut all = vec![("csrf", csrf.as_str())];
         all.extend_from_slice(fields);
-        let r = f.client.post(path, &all).await;
+        let r = f.client.post_follow(path, &all).await;
         assert!(r.status.as_u16() < 500, "{path}: {}", r.status);
         if *path != "/logout" {
             let csrf_now = f.client.get("/login").await.csrf();
@@ -755,7 +740,7 @@ async fn member_errors_never_answer_5xx() {
     let csrf = f.client.get("/register").await.csrf();
     let r = f
         .client
-        .post("/register", &[("csrf", &csrf), ("email", "taro@@example")])
+        .post_follow("/register", &[("csrf", &csrf), ("email", "taro@@example")])
         .await;
     assert!(r.body.contains("class=\"alert error\""), "{}", r.body);
 }
@@ -793,7 +778,7 @@ async fn host_errors_answer_the_generic_503_page() {
     store.heal();
     let r = f
         .client
-        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .post_follow("/register", &[("csrf", &csrf), ("email", EMAIL)])
         .await;
     assert_eq!(r.status, StatusCode::OK, "the member can retry");
 }
@@ -820,7 +805,7 @@ async fn sec_26_password_spraying_from_one_ip_is_throttled() {
         let id = format!("sprayed-{i}");
         let r = f
             .client
-            .post(
+            .post_follow(
                 "/login",
                 &[
                     ("csrf", &csrf),
@@ -870,7 +855,7 @@ async fn sec_40_forgot_login_id_mails_it_and_never_shows_it() {
     let csrf = f.client.get("/recovery").await.csrf();
     let known = f
         .client
-        .post(
+        .post_follow(
             "/recovery/login-id",
             &[
                 ("csrf", &csrf),
@@ -888,7 +873,7 @@ async fn sec_40_forgot_login_id_mails_it_and_never_shows_it() {
     // An unknown address gets the very same page.
     let unknown = f
         .client
-        .post(
+        .post_follow(
             "/recovery/login-id",
             &[
                 ("csrf", &csrf),
@@ -909,14 +894,14 @@ async fn sec_37_forgot_password_reset_link_then_new_password() {
     let csrf = f.client.get("/recovery").await.csrf();
     let known = f
         .client
-        .post(
+        .post_follow(
             "/recovery/password",
             &[("csrf", &csrf), ("login_id", LOGIN_ID)],
         )
         .await;
     let unknown = f
         .client
-        .post(
+        .post_follow(
             "/recovery/password",
             &[("csrf", &csrf), ("login_id", "nobody-here")],
         )
@@ -937,7 +922,7 @@ async fn sec_37_forgot_password_reset_link_then_new_password() {
     let new_password = "kawazoi-Sanpo-42";
     let wrong = f
         .client
-        .post(
+        .post_follow(
             "/password-reset/link",
             &[
                 ("csrf", &page.csrf()),
@@ -955,7 +940,7 @@ async fn sec_37_forgot_password_reset_link_then_new_password() {
     );
     let done = f
         .client
-        .post(
+        .post_follow(
             "/password-reset/link",
             &[
                 ("csrf", &page.csrf()),
@@ -983,7 +968,7 @@ async fn sec_37_forgot_password_reset_link_then_new_password() {
     let csrf = f.client.get("/login").await.csrf();
     let old = f
         .client
-        .post(
+        .post_follow(
             "/login",
             &[
                 ("csrf", &csrf),
@@ -1021,7 +1006,7 @@ async fn smtp_url_sends_through_a_real_smtp_server() {
     let csrf = f.client.get("/register").await.csrf();
     let r = f
         .client
-        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .post_follow("/register", &[("csrf", &csrf), ("email", EMAIL)])
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let mails = sink.wait_for(1);

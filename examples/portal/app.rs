@@ -78,10 +78,10 @@ pub(crate) struct AppConfig {
     pub audit: Option<Arc<dyn AuditSink>>,
     /// The HMAC key of the token digests. A real host loads it from its secret store.
     pub secret_key: [u8; 32],
-    /// The rules: the seed portal's, with the code-screen heartbeat on.
+    /// The rules: the seed portal's. No code-screen heartbeat: a phone that switches to
+    /// the mail app stops the page's timers, and the code must survive that; closing
+    /// the screen is reported by its `pagehide` beacon.
     pub policy: Policy,
-    /// How often the 暗証キー page reports that it is still open.
-    pub heartbeat_every: Duration,
     /// Idle session timeout (SEC-33).
     pub session_idle: Duration,
     /// Absolute session timeout (SEC-33).
@@ -101,14 +101,14 @@ pub(crate) struct AppConfig {
 }
 
 impl AppConfig {
-    /// The defaults: seed-portal policy (8-character passwords, members know them) with
-    /// a 60 s code-screen heartbeat and 15 s heartbeats, system clock, a fresh random
-    /// key, the shipped roster, plain-http cookies.
+    /// The defaults: seed-portal policy (8-character passwords, members know them), no
+    /// code-screen heartbeat, system clock, a fresh random key, the shipped roster,
+    /// plain-http cookies.
     pub(crate) fn new(base_url: impl Into<String>, outbox_dir: impl Into<PathBuf>) -> Self {
         let mut secret_key = [0u8; 32];
         rand::fill(&mut secret_key);
         let mut policy = Policy::seed_portal();
-        policy.otp_screen_heartbeat = Some(Duration::seconds(60));
+        policy.otp_screen_heartbeat = None;
         AppConfig {
             base_url: base_url.into(),
             outbox_dir: outbox_dir.into(),
@@ -119,7 +119,6 @@ impl AppConfig {
             audit: None,
             secret_key,
             policy,
-            heartbeat_every: Duration::seconds(15),
             session_idle: Duration::minutes(30),
             session_absolute: Duration::hours(8),
             rate_limit: RateLimit::default(),
@@ -190,7 +189,7 @@ pub(crate) struct AppState {
     pub(crate) roster: Arc<Roster>,
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) limiter: Arc<RateLimiter>,
-    pub(crate) heartbeat_every: Duration,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Builds the portal and the router.
@@ -247,7 +246,7 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
         roster: roster.clone(),
         sessions: sessions.clone(),
         limiter: Arc::new(RateLimiter::new(config.rate_limit)),
-        heartbeat_every: config.heartbeat_every,
+        clock: config.clock.clone(),
     };
     let router = routes(state, config.secure_cookies);
     Ok(App {
@@ -294,8 +293,8 @@ fn routes(state: AppState, https: bool) -> Router {
         .route("/login/otp", get(h::otp_page_get).post(h::otp_submit))
         .route("/login/otp/resend", post(h::otp_resend))
         .route("/login/otp/close", post(h::otp_close))
-        .route("/login/otp/heartbeat", post(h::otp_heartbeat))
         .route("/register", get(h::register_page).post(h::register_submit))
+        .route("/register/sent", get(h::register_sent))
         .route(
             "/registration/link",
             get(h::link1_landing).post(h::link1_open),
@@ -305,6 +304,7 @@ fn routes(state: AppState, https: bool) -> Router {
             "/registration/identity",
             get(h::identity_page).post(h::identity_submit),
         )
+        .route("/registration/auth-key", get(h::auth_key_page))
         .route(
             "/registration/verify",
             get(h::link2_landing).post(h::link2_confirm),
@@ -317,10 +317,12 @@ fn routes(state: AppState, https: bool) -> Router {
         .route("/recovery", get(h::recovery_page))
         .route("/recovery/login-id", post(h::forgot_login_id))
         .route("/recovery/password", post(h::forgot_password))
+        .route("/recovery/sent", get(h::recovery_sent_page))
         .route(
             "/password-reset/link",
             get(h::reset_landing).post(h::reset_submit),
         )
+        .route("/password-reset/done", get(h::reset_done))
         .route("/home", get(h::home))
         .route("/logout", post(h::logout))
         .route("/static/portal.css", get(h::stylesheet))

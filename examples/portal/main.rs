@@ -24,6 +24,9 @@
 //!   `smtp://mail.example.jp:587?tls=starttls`, `smtps://user:password@mail.example.jp`
 //! - `DATABASE_URL` — `postgres://…` (needs `--features postgres`) or a SQLite path /
 //!   `sqlite://…` URL (needs `--features sqlite`); default `./kenpo-portal.db`
+//! - `RATE_LIMIT_BURST`, `RATE_LIMIT_PER_SECOND` (default 120, 5) — requests per client
+//!   IP; `RATE_LIMIT_POST_BURST`, `RATE_LIMIT_POST_PER_SECOND` (default 30, 0.5) — form
+//!   posts per client IP (a token bucket: the burst, refilled per second)
 //! - note: without `KENPO_SECRET_KEY` the digest key is new at every start, so links
 //!   and challenges issued before a restart stop working (accounts stay)
 //!
@@ -106,6 +109,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         config.secret_key = parse_key(&k)?;
     }
     config.smtp_url = env("SMTP_URL");
+    config.rate_limit = app::security::RateLimit::from_env(env)?;
     let mails_to = if config.smtp_url.is_some() {
         "the SMTP server of SMTP_URL (queued, with retries)".to_owned()
     } else {
