@@ -13,7 +13,6 @@
 //! - a token bucket per client IP;
 //! - the security-stamp check on every protected page (SEC-34).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -39,6 +38,8 @@ mod pages;
 pub(crate) mod roster;
 #[path = "security.rs"]
 pub(crate) mod security;
+#[path = "serve.rs"]
+pub(crate) mod serve;
 #[path = "session.rs"]
 pub(crate) mod session;
 
@@ -169,16 +170,6 @@ pub(crate) struct App {
     pub sessions: Arc<Sessions>,
     /// The roster.
     pub roster: Arc<Roster>,
-}
-
-impl App {
-    /// The router as a service that knows each client's address (for the rate limit).
-    pub(crate) fn into_make_service(
-        self,
-    ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
-        self.router
-            .into_make_service_with_connect_info::<SocketAddr>()
-    }
 }
 
 /// Shared by every handler.

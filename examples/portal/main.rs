@@ -27,6 +27,8 @@
 //! - `RATE_LIMIT_BURST`, `RATE_LIMIT_PER_SECOND` (default 120, 5) — requests per client
 //!   IP; `RATE_LIMIT_POST_BURST`, `RATE_LIMIT_POST_PER_SECOND` (default 30, 0.5) — form
 //!   posts per client IP (a token bucket: the burst, refilled per second)
+//! - `HEADER_TIMEOUT_SECS` (default 10) — a connection that has not sent a request's
+//!   complete headers within this time (idle, or trickling them: slowloris) is closed
 //! - note: without `KENPO_SECRET_KEY` the digest key is new at every start, so links
 //!   and challenges issued before a restart stop working (accounts stay)
 //!
@@ -110,6 +112,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     }
     config.smtp_url = env("SMTP_URL");
     config.rate_limit = app::security::RateLimit::from_env(env)?;
+    let header_timeout = match env("HEADER_TIMEOUT_SECS") {
+        Some(s) => std::time::Duration::from_secs(
+            s.parse()
+                .map_err(|_| format!("HEADER_TIMEOUT_SECS {s:?} is not a number of seconds"))?,
+        ),
+        None => app::serve::HEADER_READ_TIMEOUT,
+    };
     let mails_to = if config.smtp_url.is_some() {
         "the SMTP server of SMTP_URL (queued, with retries)".to_owned()
     } else {
@@ -165,11 +174,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("Open {base_url}/ in your browser (listening on {addr}). Ctrl-C stops.");
     app::spawn_housekeeping(&app);
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    app::serve::serve(listener, app.router, header_timeout, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
     Ok(())
 }
 
