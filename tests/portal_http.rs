@@ -1033,3 +1033,306 @@ fn smtp_url_problems_are_refused_at_start_up() {
     };
     assert!(matches!(built, Err(app::BuildError::Smtp(_))));
 }
+
+// ───────────────────────── denial of service (issue 15, item 5) ─────────────────────────
+
+#[tokio::test]
+async fn cookieless_gets_create_no_session() {
+    let mut f = fixture();
+    for path in [
+        "/",
+        "/login",
+        "/register",
+        "/recovery",
+        "/favicon.ico",
+        "/no-such-page",
+        "/registration/link?token=abc",
+        "/registration/link",
+        "/registration/verify?token=abc",
+        "/password-reset/link?token=abc",
+        "/home",
+        "/login/otp",
+    ] {
+        let mut fresh = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
+        let r = fresh.get(path).await;
+        assert!(r.status.as_u16() < 500, "{path}: {}", r.status);
+        assert_eq!(fresh.cookie, None, "{path} set a session cookie");
+    }
+    assert_eq!(
+        f.app.sessions.count(),
+        0,
+        "no server-side session for a GET"
+    );
+    // A form post that stores something is what creates one.
+    let csrf = f.client.get("/register").await.csrf();
+    f.client
+        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    assert_eq!(f.app.sessions.count(), 1);
+    // A refused post stores nothing but its message for the next page.
+    let mut other = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
+    let csrf = other.get("/login").await.csrf();
+    let r = other
+        .post_follow(
+            "/login",
+            &[("csrf", &csrf), ("login_id", "nobody"), ("password", "x")],
+        )
+        .await;
+    assert!(
+        r.body
+            .contains("ログインIDまたはパスワードが正しくありません。")
+    );
+}
+
+#[tokio::test]
+async fn a_cross_site_get_of_a_link_url_does_not_touch_the_session() {
+    let mut f = fixture();
+    let csrf = f.client.get("/register").await.csrf();
+    f.client
+        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    let link = f.outbox.next("registration_link");
+    f.client.get(&link.link_path()).await;
+    let csrf = f.client.get("/registration/link").await.csrf();
+    let r = f
+        .client
+        .post("/registration/link", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.location(), "/registration/identity");
+    let before = f.client.get("/registration/identity").await;
+    assert!(before.body.contains("identity-form"));
+    // Another site sends the member's browser (with its SameSite=Lax cookie, as a
+    // top-level GET carries it) to a link URL of its own, and to the other landings.
+    for path in [
+        "/registration/link?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "/registration/verify?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "/password-reset/link?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let r = f.client.get(path).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+    }
+    // The registration in progress is untouched: 本人確認 goes on.
+    let after = f.client.get("/registration/identity").await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert!(after.body.contains("identity-form"), "{}", after.body);
+    let r = f
+        .client
+        .post_follow(
+            "/registration/identity",
+            &[
+                ("csrf", &after.csrf()),
+                ("card_symbol", "999"),
+                ("card_number", "123456"),
+                ("card_branch", "00"),
+                ("birth_date", BIRTH),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("id=\"auth-key\""), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_form_post_needs_the_exact_content_type_and_each_field_once() {
+    let mut f = fixture();
+    let csrf = f.client.get("/login").await.csrf();
+    let body = format!("csrf={csrf}&login_id=x&password=y");
+    for bad in [
+        "application/x-www-form-urlencodedX",
+        "application/x-www-form-urlencoded-evil",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = f.client.post_raw("/login", bad, &body).await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad}");
+        assert!(r.body.contains("正しく送信できませんでした"), "{bad}");
+        assert!(r.header("content-type").starts_with("text/html"), "{bad}");
+    }
+    // Parameters are fine, and the type is case-insensitive.
+    for good in [
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        "Application/X-WWW-Form-URLEncoded",
+    ] {
+        let r = f.client.post_raw("/login", good, &body).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{good}: {}", r.body);
+    }
+    // A field sent twice: the portal's own page, not the framework's plain-text 422.
+    let twice = format!("csrf={csrf}&login_id=a&login_id=b&password=y");
+    let r = f
+        .client
+        .post_raw("/login", "application/x-www-form-urlencoded", &twice)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("正しく送信できませんでした"), "{}", r.body);
+    assert!(r.header("content-type").starts_with("text/html"));
+    let csrf_twice = format!("csrf={csrf}&csrf={csrf}&login_id=a&password=y");
+    let r = f
+        .client
+        .post_raw("/login", "application/x-www-form-urlencoded", &csrf_twice)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn the_rate_limit_is_set_by_environment_variables() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    };
+    let limits = RateLimit::from_env(env(&[])).unwrap();
+    assert_eq!(limits.all.burst, 120.0);
+    assert_eq!(limits.posts.per_second, 0.5);
+    let limits = RateLimit::from_env(env(&[
+        ("RATE_LIMIT_BURST", "500"),
+        ("RATE_LIMIT_PER_SECOND", "20"),
+        ("RATE_LIMIT_POST_BURST", "2"),
+        ("RATE_LIMIT_POST_PER_SECOND", "0.1"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (
+            limits.all.burst,
+            limits.all.per_second,
+            limits.posts.burst,
+            limits.posts.per_second
+        ),
+        (500.0, 20.0, 2.0, 0.1)
+    );
+    for bad in ["0", "-1", "many", "NaN", "inf"] {
+        let pairs: &'static [(&'static str, &'static str)] =
+            Box::leak(Box::new([("RATE_LIMIT_POST_BURST", bad)]));
+        let e = RateLimit::from_env(env(pairs)).unwrap_err();
+        assert!(e.contains("RATE_LIMIT_POST_BURST"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn the_rate_limit_from_the_environment_applies() {
+    let limits =
+        RateLimit::from_env(|name| (name == "RATE_LIMIT_POST_BURST").then(|| "2".to_owned()))
+            .unwrap();
+    let mut f = fixture_with(|c| c.rate_limit = limits);
+    let csrf = f.client.get("/login").await.csrf();
+    for _ in 0..2 {
+        let r = f
+            .client
+            .post(
+                "/login",
+                &[("csrf", &csrf), ("login_id", "a"), ("password", "b")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+    }
+    let r = f
+        .client
+        .post(
+            "/login",
+            &[("csrf", &csrf), ("login_id", "a"), ("password", "b")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// The portal on a real socket with a 1 s header timeout.
+async fn served(f: &Fixture) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(app::serve::serve(
+        listener,
+        f.app.router.clone(),
+        std::time::Duration::from_secs(1),
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// Reads until the server closes the connection; how long that took from `since`.
+async fn closed_after(
+    stream: &mut tokio::net::TcpStream,
+    since: std::time::Instant,
+) -> std::time::Duration {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf)).await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return since.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("the connection was still open after 10 s"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_and_slowloris_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt as _;
+    let f = fixture();
+    let addr = served(&f).await;
+
+    // A connection that never sends anything.
+    let start = std::time::Instant::now();
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let t = closed_after(&mut idle, start).await;
+    assert!(
+        t < std::time::Duration::from_secs(4),
+        "idle closed after {t:?}"
+    );
+
+    // A connection that trickles a header, a byte every 200 ms (slowloris).
+    let start = std::time::Instant::now();
+    let slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = slow.into_split();
+    let trickle = tokio::spawn(async move {
+        for b in
+            b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        {
+            if write.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        use tokio::io::AsyncReadExt as _;
+        match tokio::time::timeout(std::time::Duration::from_secs(10), read.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break start.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("the trickling connection was still open after 10 s"),
+        }
+    };
+    trickle.abort();
+    assert!(
+        closed < std::time::Duration::from_secs(4),
+        "slowloris closed after {closed:?}"
+    );
+
+    // A kept-alive connection that goes quiet after its answer is closed as well.
+    let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let t = closed_after(&mut kept, start).await;
+    assert!(
+        t < std::time::Duration::from_secs(4),
+        "kept-alive closed after {t:?}"
+    );
+
+    // And a normal request is answered.
+    let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+    ok.write_all(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    use tokio::io::AsyncReadExt as _;
+    ok.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}

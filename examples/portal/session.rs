@@ -865,7 +865,12 @@ async fn read_form(req: Request) -> Result<(Request, Vec<(String, String)>), Res
     if !form {
         return Err(pages::bad_form(StatusCode::UNSUPPORTED_MEDIA_TYPE));
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    // The handlers' form extractor wants the type spelled exactly so.
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
         return Err(pages::bad_form(StatusCode::PAYLOAD_TOO_LARGE));
     };
