@@ -404,12 +404,12 @@ async fn registration_through_the_pages_then_sec_32_session_rotates_at_login() {
     let post_auth = f.client.cookie.clone().unwrap();
     assert_ne!(pre_auth, post_auth, "new session id at authentication");
     assert!(
-        !f.app.sessions.contains(&pre_auth),
+        !f.app.sessions.contains(&pre_auth).await,
         "pre-auth session destroyed"
     );
-    assert!(f.app.sessions.contains(&post_auth));
+    assert!(f.app.sessions.contains(&post_auth).await);
     assert!(
-        !f.app.sessions.stores_plain_id(&post_auth),
+        !f.app.sessions.stores_plain_id(&post_auth).await,
         "stored as SHA-256"
     );
 
@@ -473,7 +473,7 @@ async fn sec_34_logout_destroys_the_session_and_a_changed_stamp_ends_it() {
     let r = f.client.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(r.location(), "/login?reason=logged_out");
     assert!(r.header("set-cookie").contains("Max-Age=0"));
-    assert!(!f.app.sessions.contains(&id), "gone on the server");
+    assert!(!f.app.sessions.contains(&id).await, "gone on the server");
     assert_eq!(copy.get("/home").await.status, StatusCode::SEE_OTHER);
 
     // A password / e-mail change elsewhere changes the account's stamp: simulated by
@@ -1059,7 +1059,7 @@ async fn cookieless_gets_create_no_session() {
         assert_eq!(fresh.cookie, None, "{path} set a session cookie");
     }
     assert_eq!(
-        f.app.sessions.count(),
+        f.app.sessions.count().await,
         0,
         "no server-side session for a GET"
     );
@@ -1068,7 +1068,7 @@ async fn cookieless_gets_create_no_session() {
     f.client
         .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
         .await;
-    assert_eq!(f.app.sessions.count(), 1);
+    assert_eq!(f.app.sessions.count().await, 1);
     // A refused post stores nothing but its message for the next page.
     let mut other = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
     let csrf = other.get("/login").await.csrf();
@@ -1335,4 +1335,188 @@ async fn idle_and_slowloris_connections_are_closed_after_the_header_timeout() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
+}
+
+// ───────────────────────── sessions in the database (issue 15, item 4) ─────────────────────────
+
+/// R1–R5 and L1–L2 through the pages, calling `between` after each step (to restart the
+/// server, or to check where the requests went). Ends on ホーム.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn whole_journey<F>(client: &mut Client, outbox: &Outbox, mut between: F)
+where
+    F: AsyncFnMut(&mut Client, &str),
+{
+    let csrf = client.get("/register").await.csrf();
+    let r = client
+        .post_follow("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    assert!(r.body.contains("利用登録手続きのご案内"), "{}", r.body);
+    between(client, "R1").await;
+    let link1 = outbox.next("registration_link");
+    client.get(&link1.link_path()).await;
+    let page = client.get("/registration/link").await;
+    between(client, "R2 landing").await;
+    let r = client
+        .post_follow("/registration/link", &[("csrf", &page.csrf())])
+        .await;
+    assert!(r.body.contains("identity-form"), "{}", r.body);
+    between(client, "R2").await;
+    let r = client
+        .post_follow(
+            "/registration/identity",
+            &[
+                ("csrf", &r.csrf()),
+                ("card_symbol", "999"),
+                ("card_number", "123456"),
+                ("card_branch", "00"),
+                ("birth_date", BIRTH),
+            ],
+        )
+        .await;
+    let key = portal_support::element_text(&r.body, "auth-key").expect("the 認証キー page");
+    between(client, "R3").await;
+    // Still there after the step: the page is a GET.
+    let again = client.get("/registration/auth-key").await;
+    assert_eq!(
+        portal_support::element_text(&again.body, "auth-key").as_deref(),
+        Some(key.as_str())
+    );
+    let link2 = outbox.next("identity_verified");
+    client.get(&link2.link_path()).await;
+    let page = client.get("/registration/verify").await;
+    between(client, "R4 landing").await;
+    let r = client
+        .post_follow(
+            "/registration/verify",
+            &[("csrf", &page.csrf()), ("auth_key", &key)],
+        )
+        .await;
+    assert!(r.body.contains("credentials-form"), "{}", r.body);
+    between(client, "R4").await;
+    let r = client
+        .post_follow(
+            "/registration/credentials",
+            &[
+                ("csrf", &r.csrf()),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+                ("password_confirmation", PASSWORD),
+                ("nickname", ""),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("id=\"registered\""), "{}", r.body);
+    between(client, "R5").await;
+    let csrf = client.get("/login").await.csrf();
+    let r = client
+        .post_follow(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("otp-form"), "{}", r.body);
+    between(client, "L1").await;
+    let code = outbox.next("login_otp").otp();
+    let page = client.get("/login/otp").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let r = client
+        .post_follow(
+            "/login/otp",
+            &[
+                ("csrf", &page.csrf()),
+                ("page_token", &page.page_token()),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("ようこそ"), "{}", r.body);
+    between(client, "L2").await;
+    let home = client.get("/home").await;
+    assert_eq!(home.status, StatusCode::OK, "still signed in");
+    assert!(home.body.contains("ようこそ"));
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_restart_mid_journey_keeps_the_members_place() {
+    use kenpo_auth::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("portal.db");
+    let clock = ManualClock::new(datetime!(2026-11-24 09:00 UTC));
+    // The digest key must survive the restart (KENPO_SECRET_KEY), or mailed links die.
+    let key = [7u8; 32];
+    let start = {
+        let (db, clock, outbox) = (db.clone(), clock.clone(), dir.path().join("outbox"));
+        move || {
+            let (db, clock, outbox) = (db.clone(), clock.clone(), outbox.clone());
+            async move {
+                let store = SqliteStore::open(db.to_str().unwrap()).await.unwrap();
+                let sessions = app::session_store::SqliteSessions::new(store.danger_pool().clone())
+                    .await
+                    .unwrap();
+                let mut config = app::AppConfig::new("http://127.0.0.1:8080", outbox);
+                config.clock = Arc::new(clock);
+                config.secret_key = key;
+                config.store = Some(Arc::new(store));
+                config.session_backend = Some(Arc::new(sessions));
+                app::build(config).unwrap()
+            }
+        }
+    };
+    let first = start().await;
+    let mut client = Client::new(first.router.clone(), first.sessions.cookie_name());
+    drop(first);
+    let outbox = Outbox::new(dir.path().join("outbox"));
+    let mut restarts = 0;
+    whole_journey(
+        &mut client,
+        &outbox,
+        async |client: &mut Client, _step: &str| {
+            // The server stops and starts again between every two steps of the journey.
+            let next = start().await;
+            client.rotation = vec![next.router.clone()];
+            restarts += 1;
+        },
+    )
+    .await;
+    assert_eq!(restarts, 9);
+}
+
+#[cfg(feature = "postgres")]
+#[path = "postgres_support/mod.rs"]
+mod postgres_support;
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn two_servers_on_one_postgresql_take_turns_on_one_journey() {
+    let schema = postgres_support::SchemaGuard::new();
+    let url = postgres_support::url();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(datetime!(2026-11-24 09:00 UTC));
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        // Each server has its own pool, as two processes would.
+        let store = postgres_support::store_in(&schema.0, &url).await;
+        let sessions = app::session_store::PostgresSessions::new(store.danger_pool().clone())
+            .await
+            .unwrap();
+        let mut config = app::AppConfig::new("http://127.0.0.1:8080", dir.path().join("outbox"));
+        config.clock = Arc::new(clock.clone());
+        config.secret_key = [9u8; 32];
+        config.store = Some(Arc::new(store));
+        config.session_backend = Some(Arc::new(sessions));
+        apps.push(app::build(config).unwrap());
+    }
+    let mut client = Client::new(apps[0].router.clone(), apps[0].sessions.cookie_name());
+    // A load balancer without sticky sessions: request 1 to A, 2 to B, 3 to A …
+    client.rotation = apps.iter().map(|a| a.router.clone()).collect();
+    let outbox = Outbox::new(dir.path().join("outbox"));
+    whole_journey(&mut client, &outbox, async |_: &mut Client, _: &str| {}).await;
+    // Both servers see the member's one session.
+    assert_eq!(apps[0].sessions.count().await, 1);
+    assert_eq!(apps[1].sessions.count().await, 1);
 }

@@ -5,8 +5,9 @@
 //! Everything web-specific lives here, in the example — the library sets no cookies and
 //! knows nothing of HTTP (DESIGN.md §2). What the example adds on top of the library:
 //!
-//! - server-side sessions keyed by a random 256-bit id, stored as its SHA-256, rotated at
-//!   login, with idle (30 min) and absolute (8 h) timeouts (SEC-32, SEC-33, SEC-35);
+//! - server-side sessions keyed by a random 256-bit id, stored as its SHA-256 in the
+//!   library's database (or in memory), rotated at login, with idle (30 min) and absolute
+//!   (8 h) timeouts (SEC-32, SEC-33, SEC-35), created only by a form post;
 //! - a synchronizer CSRF token on every form and beacon, compared in constant time;
 //! - mailed links swapped for session state and redirected away (SEC-39);
 //! - a strict CSP with scripts and styles in static files, `nosniff`, `no-referrer`;
@@ -42,6 +43,8 @@ pub(crate) mod security;
 pub(crate) mod serve;
 #[path = "session.rs"]
 pub(crate) mod session;
+#[path = "session_store.rs"]
+pub(crate) mod session_store;
 
 use roster::Roster;
 use security::{RateLimit, RateLimiter};
@@ -91,6 +94,10 @@ pub(crate) struct AppConfig {
     pub rate_limit: RateLimit,
     /// The store; `None` builds a fresh `MemoryStore`.
     pub store: Option<Arc<dyn Store>>,
+    /// Where web sessions are kept; `None` keeps them in this process's memory. `main`
+    /// puts them in the store's database (SQLite or PostgreSQL), so that several servers
+    /// share them and a restart keeps them.
+    pub session_backend: Option<Arc<dyn session_store::SessionBackend>>,
     /// A real mail server (`smtp://host:port?tls=starttls`, `smtps://user:pass@host`;
     /// feature `smtp`) instead of the outbox folder. Mails then leave through a
     /// `QueuedMailer`, off the request path.
@@ -124,6 +131,7 @@ impl AppConfig {
             session_absolute: Duration::hours(8),
             rate_limit: RateLimit::default(),
             store: None,
+            session_backend: None,
             smtp_url: None,
             mailer: None,
         }
@@ -225,7 +233,11 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
         builder = builder.audit(audit);
     }
     let portal = builder.build().map_err(BuildError::Portal)?;
+    let session_backend = config
+        .session_backend
+        .unwrap_or_else(|| Arc::new(session_store::MemorySessions::default()));
     let sessions = Arc::new(Sessions::new(
+        session_backend,
         config.clock.clone(),
         config.session_idle,
         config.session_absolute,
@@ -343,7 +355,7 @@ pub(crate) fn spawn_housekeeping(app: &App) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
         loop {
             tick.tick().await;
-            sessions.purge_expired();
+            sessions.purge_expired().await;
             if let Err(e) = portal.purge_expired(10_000).await {
                 tracing::warn!(error = %e, "purge of expired flows failed");
             }

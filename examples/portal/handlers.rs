@@ -124,11 +124,11 @@ fn back_with_message(
     fields: Vec<(&'static str, String)>,
 ) -> Response {
     session.flash(Flash {
-        page,
+        page: page.to_owned(),
         error,
         notice: None,
-        field,
-        fields,
+        field: field.map(str::to_owned),
+        fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
         retry_after,
     });
     see_other(page)
@@ -153,8 +153,8 @@ fn flash_error(flash: &Option<Flash>) -> Option<String> {
     flash.as_ref().and_then(|f| f.error.clone())
 }
 
-fn flash_field(flash: &Option<Flash>) -> Option<&'static str> {
-    flash.as_ref().and_then(|f| f.field)
+fn flash_field(flash: &Option<Flash>) -> Option<String> {
+    flash.as_ref().and_then(|f| f.field.clone())
 }
 
 fn flash_value(flash: &Option<Flash>, name: &str) -> String {
@@ -430,9 +430,7 @@ pub(crate) async fn otp_submit(
                 }),
                 ..SessionData::default()
             };
-            if !session.rotate_with_handover(fresh, otp_proof(&f.page_token, &f.code)) {
-                return Err(Unavailable);
-            }
+            session.rotate_with_handover(fresh, otp_proof(&f.page_token, &f.code));
             Ok(see_other("/home"))
         }
         Err(
@@ -474,7 +472,7 @@ pub(crate) async fn otp_resend(
                     o.masked_email = ch.masked_email;
                 }
                 d.flash = Some(Flash {
-                    page: "/login/otp",
+                    page: "/login/otp".to_owned(),
                     notice: Some("暗証キーを再送信しました。新しいメールに記載された暗証キーを入力してください(以前の暗証キーは無効になりました)。".to_owned()),
                     ..Flash::default()
                 });
@@ -1262,7 +1260,7 @@ pub(crate) async fn recovery_page(Extension(session): Extension<Session>) -> Res
 /// matched, on a GET after a 303.
 fn recovery_sent(session: &Session, answer: RecoveryRequested) -> Response {
     session.flash(Flash {
-        page: "/recovery/sent",
+        page: "/recovery/sent".to_owned(),
         notice: Some(format!(
             "{} しばらく経ってもメールが届かない場合は、入力内容をご確認のうえ、もう一度お試しください。",
             answer.message(Lang::Ja)

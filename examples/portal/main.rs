@@ -124,8 +124,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     } else {
         format!("{outbox}/*.eml")
     };
-    let (store, store_label) = open_store().await?;
+    let (store, sessions, store_label) = open_store().await?;
     config.store = Some(store);
+    config.session_backend = sessions;
     let app = app::build(config)?;
 
     println!(
@@ -181,10 +182,15 @@ async fn main() -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// Where sessions are kept: in the store's database, or (`None`) in memory.
+type SessionPlace = Option<Arc<dyn app::session_store::SessionBackend>>;
+
 /// The store: `DATABASE_URL` (`postgres://…` with the `postgres` feature, `sqlite://…` or a
 /// path with the `sqlite` feature); otherwise the embedded SQLite file
-/// `./kenpo-portal.db` when built with `--features sqlite`, and memory without it.
-async fn open_store() -> Result<(Arc<dyn kenpo_auth::ports::Store>, String), Box<dyn Error>> {
+/// `./kenpo-portal.db` when built with `--features sqlite`, and memory without it. The web
+/// sessions go into the same database.
+async fn open_store()
+-> Result<(Arc<dyn kenpo_auth::ports::Store>, SessionPlace, String), Box<dyn Error>> {
     let url = env("DATABASE_URL");
     if let Some(url) = url.as_deref()
         && (url.starts_with("postgres://") || url.starts_with("postgresql://"))
@@ -193,7 +199,13 @@ async fn open_store() -> Result<(Arc<dyn kenpo_auth::ports::Store>, String), Box
         {
             let store = kenpo_auth::store::PostgresStore::connect(url).await?;
             store.migrate().await?;
-            return Ok((Arc::new(store), "PostgreSQL (DATABASE_URL)".to_owned()));
+            let sessions =
+                app::session_store::PostgresSessions::new(store.danger_pool().clone()).await?;
+            return Ok((
+                Arc::new(store),
+                Some(Arc::new(sessions)),
+                "PostgreSQL (DATABASE_URL), sessions in table portal_sessions".to_owned(),
+            ));
         }
         #[cfg(not(feature = "postgres"))]
         return Err("DATABASE_URL is a PostgreSQL URL: run with --features postgres".into());
@@ -202,7 +214,12 @@ async fn open_store() -> Result<(Arc<dyn kenpo_auth::ports::Store>, String), Box
     {
         let path = url.unwrap_or_else(|| "./kenpo-portal.db".to_owned());
         let store = kenpo_auth::store::SqliteStore::open(&path).await?;
-        Ok((Arc::new(store), format!("SQLite file {path}")))
+        let sessions = app::session_store::SqliteSessions::new(store.danger_pool().clone()).await?;
+        Ok((
+            Arc::new(store),
+            Some(Arc::new(sessions)),
+            format!("SQLite file {path}, sessions in table portal_sessions"),
+        ))
     }
     #[cfg(not(feature = "sqlite"))]
     {
@@ -211,6 +228,7 @@ async fn open_store() -> Result<(Arc<dyn kenpo_auth::ports::Store>, String), Box
         }
         Ok((
             Arc::new(kenpo_auth::store::MemoryStore::new()),
+            None,
             "MemoryStore (built without --features sqlite: accounts are gone when the server stops)"
                 .to_owned(),
         ))

@@ -43,7 +43,7 @@ pub(crate) struct Layout {
     pub(crate) error: Option<String>,
     pub(crate) notice: Option<String>,
     /// The form field the error is about (`aria-invalid`, `aria-describedby="error"`).
-    pub(crate) invalid: Option<&'static str>,
+    pub(crate) invalid: Option<String>,
     /// Steps passed over rather than done (事前登録 skips 本人確認 and 認証キー).
     pub(crate) skipped: Vec<u8>,
 }
@@ -65,7 +65,7 @@ impl Layout {
         }
     }
 
-    pub(crate) fn invalid(mut self, field: Option<&'static str>) -> Self {
+    pub(crate) fn invalid(mut self, field: Option<String>) -> Self {
         self.invalid = field;
         self
     }
@@ -80,7 +80,7 @@ impl Layout {
     /// about this field, the error too, with `aria-invalid="true"`. Only fixed ids go
     /// in, so the text is safe to emit unescaped.
     pub(crate) fn aria(&self, field: &str, hint: &str) -> String {
-        let invalid = self.error.is_some() && self.invalid == Some(field);
+        let invalid = self.error.is_some() && self.invalid.as_deref() == Some(field);
         let mut ids: Vec<&str> = Vec::new();
         if invalid {
             ids.push("error");

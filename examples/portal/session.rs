@@ -42,8 +42,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use time::{Duration, OffsetDateTime};
 
+use serde::{Deserialize, Serialize};
+
 use super::AppState;
 use super::pages;
+use super::session_store::SessionBackend;
 
 /// Cookie name over plain-http localhost (a `__Host-` cookie requires `Secure`).
 pub(crate) const DEV_COOKIE: &str = "kenpo_sid";
@@ -68,15 +71,12 @@ const MAX_TOKEN_CHARS: usize = 128;
 pub(crate) const CSRF_FIELD: &str = "csrf";
 /// Largest form body read (the forms are a few hundred bytes).
 const MAX_FORM_BYTES: usize = 16 * 1024;
-/// Sessions kept at most; beyond, expired ones are purged and then new visitors get 503.
-/// Only form posts (limited per IP) create sessions, so filling this takes a botnet.
-const MAX_SESSIONS: usize = 100_000;
 /// How long the browser of an accepted 暗証キー may repeat that very post (a double tap,
 /// a reload of the answer) and still be let in — see [`Sessions::rotate_with_handover`].
 const HANDOVER_FOR: Duration = Duration::minutes(2);
 
 /// What a session remembers between requests.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct SessionData {
     /// R1 was answered in this browser: 「…メールを送信しました」 (its page, and a
     /// repeated 【送信する】 with the same address moments later lands there again).
@@ -112,7 +112,7 @@ pub(crate) struct SessionData {
 }
 
 /// What the page after R1 shows.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct RegistrationSent {
     /// The SHA-256 of the address typed.
     pub email_digest: [u8; 32],
@@ -127,18 +127,18 @@ pub(crate) struct RegistrationSent {
 /// A message and the typed fields for the page a post redirects to (post-redirect-get):
 /// the page shows the message and fills its fields again. Secrets (passwords, codes) are
 /// never kept here.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Flash {
     /// Which page it is for (its path), so another page never shows it.
-    pub page: &'static str,
+    pub page: String,
     /// The error to show.
     pub error: Option<String>,
     /// The notice to show.
     pub notice: Option<String>,
     /// Which form field the error is about (for `aria-invalid`).
-    pub field: Option<&'static str>,
+    pub field: Option<String>,
     /// What the member typed, by field name.
-    pub fields: Vec<(&'static str, String)>,
+    pub fields: Vec<(String, String)>,
     /// `Retry-After` seconds, when the message is a cooldown.
     pub retry_after: Option<i64>,
 }
@@ -155,7 +155,7 @@ impl Flash {
 }
 
 /// The 認証キー shown after R3.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct ShownAuthKey {
     /// The key itself.
     pub key: String,
@@ -164,7 +164,7 @@ pub(crate) struct ShownAuthKey {
 }
 
 /// The 暗証キー screen's state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct OtpScreen {
     /// The challenge handle (kept server-side; the page never sees it).
     pub challenge: String,
@@ -186,7 +186,7 @@ pub(crate) struct OtpScreen {
 }
 
 /// A logged-in member.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct SignedIn {
     /// Who.
     pub account: AccountId,
@@ -194,8 +194,9 @@ pub(crate) struct SignedIn {
     pub stamp: SecurityStamp,
 }
 
-#[derive(Debug)]
-struct Record {
+/// A session as stored: its times, its synchronizer token and what it remembers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Record {
     created_at: OffsetDateTime,
     last_seen: OffsetDateTime,
     csrf: String,
@@ -203,18 +204,30 @@ struct Record {
 }
 
 /// A rotated session's forwarding address, for the browser that repeats the post which
-/// authenticated it (see [`Sessions::rotate_with_handover`]).
-#[derive(Debug)]
-struct Handover {
-    new_id: String,
-    proof: [u8; 32],
-    until: OffsetDateTime,
+/// authenticated it (see [`Session::rotate_with_handover`]). The new id is stored
+/// sealed with the old one (XOR with a hash of it): the table alone yields no live id.
+#[derive(Clone, Debug)]
+pub(crate) struct Handover {
+    pub(crate) sealed: [u8; 32],
+    pub(crate) proof: [u8; 32],
+    pub(crate) until: OffsetDateTime,
 }
 
-/// The session table.
+fn seal(new_id: &str, old_id: &str) -> Option<[u8; 32]> {
+    let raw: [u8; 32] = URL_SAFE_NO_PAD.decode(new_id).ok()?.try_into().ok()?;
+    let pad = digest(&["handover", old_id]);
+    Some(std::array::from_fn(|i| raw[i] ^ pad[i]))
+}
+
+fn unseal(sealed: &[u8; 32], old_id: &str) -> String {
+    let pad = digest(&["handover", old_id]);
+    let raw: [u8; 32] = std::array::from_fn(|i| sealed[i] ^ pad[i]);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// The sessions: where they are kept, their timeouts and cookies.
 pub(crate) struct Sessions {
-    map: Mutex<HashMap<[u8; 32], Record>>,
-    handovers: Mutex<HashMap<[u8; 32], Handover>>,
+    backend: Arc<dyn SessionBackend>,
     locks: Mutex<HashMap<[u8; 32], Arc<tokio::sync::Mutex<()>>>>,
     clock: Arc<dyn Clock>,
     idle: Duration,
@@ -225,7 +238,6 @@ pub(crate) struct Sessions {
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sessions")
-            .field("count", &self.count())
             .field("idle", &self.idle)
             .field("absolute", &self.absolute)
             .finish_non_exhaustive()
@@ -270,26 +282,23 @@ fn well_formed(v: &str) -> bool {
 }
 
 impl Sessions {
-    /// An empty table with the given timeouts; `secure` picks the `__Host-` cookie.
+    /// Sessions kept in `backend`, with the given timeouts; `secure` picks the `__Host-`
+    /// cookies.
     pub(crate) fn new(
+        backend: Arc<dyn SessionBackend>,
         clock: Arc<dyn Clock>,
         idle: Duration,
         absolute: Duration,
         secure: bool,
     ) -> Self {
         Sessions {
-            map: Mutex::new(HashMap::new()),
-            handovers: Mutex::new(HashMap::new()),
+            backend,
             locks: Mutex::new(HashMap::new()),
             clock,
             idle,
             absolute,
             secure,
         }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], Record>> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The cookie's name.
@@ -319,79 +328,25 @@ impl Sessions {
         }
     }
 
-    /// How many sessions are held.
-    pub(crate) fn count(&self) -> usize {
-        self.lock().len()
+    /// How many sessions are held (0 when the store cannot say).
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) async fn count(&self) -> usize {
+        self.backend.count().await.unwrap_or(0)
     }
 
-    fn expired(&self, r: &Record, now: OffsetDateTime) -> bool {
-        now >= r.last_seen + self.idle || now >= r.created_at + self.absolute
+    fn expires_at(&self, r: &Record) -> OffsetDateTime {
+        (r.last_seen + self.idle).min(r.created_at + self.absolute)
     }
 
     /// Drops every timed-out session and forwarding address.
-    pub(crate) fn purge_expired(&self) {
-        let now = self.clock.now();
-        let mut map = self.lock();
-        map.retain(|_, r| !(now >= r.last_seen + self.idle || now >= r.created_at + self.absolute));
-        drop(map);
-        self.handovers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, h| now < h.until);
-    }
-
-    /// Finds a live session by the id from the cookie and marks it used now.
-    fn touch(&self, id: &str) -> Lookup {
-        let now = self.clock.now();
-        let key = key_of(id);
-        let mut map = self.lock();
-        match map.get_mut(&key) {
-            None => Lookup::Unknown,
-            Some(r) if self.expired(r, now) => {
-                map.remove(&key);
-                Lookup::TimedOut
-            }
-            Some(r) => {
-                r.last_seen = now;
-                Lookup::Live
-            }
+    pub(crate) async fn purge_expired(&self) {
+        if let Err(e) = self.backend.purge(self.clock.now()).await {
+            tracing::warn!(error = %e, "purging expired sessions failed");
         }
     }
 
-    /// A new session; returns its id (for the cookie), or `None` when the table is full.
-    fn create(&self, data: SessionData, csrf: Option<String>) -> Option<String> {
-        let now = self.clock.now();
-        let id = random_id();
-        let mut map = self.lock();
-        if map.len() >= MAX_SESSIONS {
-            map.retain(|_, r| {
-                !(now >= r.last_seen + self.idle || now >= r.created_at + self.absolute)
-            });
-            if map.len() >= MAX_SESSIONS {
-                return None;
-            }
-        }
-        map.insert(
-            key_of(&id),
-            Record {
-                created_at: now,
-                last_seen: now,
-                csrf: csrf.unwrap_or_else(random_id),
-                data,
-            },
-        );
-        Some(id)
-    }
-
-    fn with<T>(&self, id: &str, f: impl FnOnce(&mut Record) -> T) -> Option<T> {
-        self.lock().get_mut(&key_of(id)).map(f)
-    }
-
-    fn remove(&self, id: &str) {
-        self.lock().remove(&key_of(id));
-    }
-
-    /// The lock that makes one session's posts run one after the other.
+    /// The lock that makes one session's posts run one after the other (in this
+    /// process; posts of one browser reach one server at a time).
     fn post_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
         // Drop the locks nobody holds or waits for (only the table refers to them).
@@ -401,37 +356,23 @@ impl Sessions {
         locks.entry(key_of(id)).or_default().clone()
     }
 
-    /// Takes the forwarding address of a rotated session, when `proof` is the one the
-    /// authenticating post carried and it has not lapsed.
-    fn take_handover(&self, old_id: &str, proof: &[u8; 32]) -> Option<String> {
-        let now = self.clock.now();
-        let mut handovers = self
-            .handovers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let key = key_of(old_id);
-        let h = handovers.get(&key)?;
-        if now >= h.until || !bool::from(h.proof.ct_eq(proof)) {
-            return None;
-        }
-        let new_id = h.new_id.clone();
-        handovers.remove(&key);
-        // The new session must still be alive.
-        self.lock().contains_key(&key_of(&new_id)).then_some(new_id)
-    }
-
-    /// Whether the table holds a session for this id (tests: the old id is gone after
+    /// Whether a live session is held for this id (tests: the old id is gone after
     /// rotation and logout).
     #[cfg(test)]
-    pub fn contains(&self, id: &str) -> bool {
-        self.lock().contains_key(&key_of(id))
+    pub async fn contains(&self, id: &str) -> bool {
+        matches!(self.backend.load(&key_of(id)).await, Ok(Some(_)))
     }
 
     /// Whether any stored key equals the id itself (tests: only digests are stored).
     #[cfg(test)]
-    pub fn stores_plain_id(&self, id: &str) -> bool {
+    pub async fn stores_plain_id(&self, id: &str) -> bool {
         let bytes = id.as_bytes();
-        self.lock().keys().any(|k| k.as_slice() == bytes)
+        self.backend
+            .keys()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .any(|k| k.as_slice() == bytes)
     }
 
     fn cookie(&self, name: &str, value: &str, max_age: Option<u32>) -> String {
@@ -470,16 +411,23 @@ impl LinkKind {
     }
 }
 
+/// The request's view of its session: loaded at the start, changed by the handler in
+/// memory, written back once the handler is done.
 struct Current {
     /// The link cookie as it came; `link_out` what this response sets (`Some(None)`:
     /// cleared).
     link_in: Option<String>,
     link_out: Option<Option<String>>,
     id: Option<String>,
+    record: Option<Record>,
+    dirty: bool,
     cookie: CookieOut,
     /// The double-submit token: from the request's cookie, or made for this response.
     pre_csrf: Option<String>,
     set_pre_csrf: bool,
+    /// Sessions to delete (rotated away, logged out, timed out).
+    deletes: Vec<[u8; 32]>,
+    handover: Option<([u8; 32], Handover)>,
 }
 
 /// A handle on the request's session, put in the request's extensions by
@@ -499,40 +447,43 @@ impl Session {
 
     /// A copy of what the session remembers.
     pub(crate) fn data(&self) -> SessionData {
-        let id = self.current().id.clone();
-        id.and_then(|id| self.sessions.with(&id, |r| r.data.clone()))
+        self.current()
+            .record
+            .as_ref()
+            .map(|r| r.data.clone())
             .unwrap_or_default()
     }
 
-    /// Changes what the session remembers; creates the session if there is none yet.
-    /// When the table is full the change is lost (and logged): the next page says the
-    /// screen expired, which is what a member would see after a timeout.
+    /// Changes what the session remembers; creates the session if there is none yet
+    /// (written when the handler is done).
     pub(crate) fn update(&self, f: impl FnOnce(&mut SessionData)) {
         let mut cur = self.current();
-        let id = match cur.id.clone() {
-            Some(id) => id,
-            None => {
-                let csrf = cur.pre_csrf.clone();
-                match self.sessions.create(SessionData::default(), csrf) {
-                    Some(id) => {
-                        cur.cookie = CookieOut::Set(id.clone());
-                        cur.id = Some(id.clone());
-                        id
-                    }
-                    None => {
-                        tracing::warn!("session table full; a session could not be created");
-                        return;
-                    }
-                }
-            }
-        };
-        drop(cur);
-        self.sessions.with(&id, |r| f(&mut r.data));
+        if cur.record.is_none() {
+            let now = self.sessions.clock.now();
+            let id = random_id();
+            cur.record = Some(Record {
+                created_at: now,
+                last_seen: now,
+                csrf: cur.pre_csrf.clone().unwrap_or_else(random_id),
+                data: SessionData::default(),
+            });
+            cur.cookie = CookieOut::Set(id.clone());
+            cur.id = Some(id);
+        }
+        if let Some(r) = cur.record.as_mut() {
+            f(&mut r.data);
+        }
+        cur.dirty = true;
     }
 
     /// Takes the flash for `page`, if any (a flash for another page is dropped).
     pub(crate) fn take_flash(&self, page: &str) -> Option<Flash> {
-        if self.current().id.is_none() {
+        let has = self
+            .current()
+            .record
+            .as_ref()
+            .is_some_and(|r| r.data.flash.is_some());
+        if !has {
             return None;
         }
         let mut flash = None;
@@ -549,10 +500,8 @@ impl Session {
     /// the double-submit token (set as a cookie with this response).
     pub(crate) fn csrf(&self) -> String {
         let mut cur = self.current();
-        if let Some(id) = cur.id.clone()
-            && let Some(t) = self.sessions.with(&id, |r| r.csrf.clone())
-        {
-            return t;
+        if let Some(r) = &cur.record {
+            return r.csrf.clone();
         }
         if let Some(t) = cur.pre_csrf.clone() {
             return t;
@@ -563,59 +512,50 @@ impl Session {
         t
     }
 
-    fn rotate_inner(&self, data: SessionData) -> Option<(Option<String>, String)> {
+    /// SEC-32: drops this session and starts a new one, with a new id, a new CSRF token
+    /// and only `data` — nothing of the pre-auth state survives. Called at L2, leaving
+    /// a forwarding address for two minutes: the browser that repeats this very post —
+    /// same old session, same page token, same 暗証キー (`proof`) — because it never
+    /// saw the answer (a double tap cancels the first request), is given the new session
+    /// instead of an expired screen. Knowing the old id is not enough (a fixated id,
+    /// SEC-32): the 暗証キー was only in the mail.
+    pub(crate) fn rotate_with_handover(&self, data: SessionData, proof: [u8; 32]) {
+        let now = self.sessions.clock.now();
         let mut cur = self.current();
         let old = cur.id.take();
+        let new_id = random_id();
         if let Some(old) = &old {
-            self.sessions.remove(old);
-        }
-        match self.sessions.create(data, None) {
-            Some(id) => {
-                cur.cookie = CookieOut::Set(id.clone());
-                cur.id = Some(id.clone());
-                Some((old, id))
-            }
-            None => {
-                cur.cookie = CookieOut::Clear;
-                None
-            }
-        }
-    }
-
-    /// SEC-32: drops this session and starts a new one, with a new id, a new CSRF token
-    /// and only `data` — nothing of the pre-auth state survives. Called at L2, leaving a forwarding address for two minutes: the
-    /// browser that repeats this very post — same old session, same page token, same
-    /// 暗証キー (`proof`) — because it never saw the answer (a double tap cancels the
-    /// first request), is given the new session instead of an expired screen. Knowing the
-    /// old id is not enough (a fixated id, SEC-32): the 暗証キー was only in the mail.
-    pub(crate) fn rotate_with_handover(&self, data: SessionData, proof: [u8; 32]) -> bool {
-        let Some((old, new_id)) = self.rotate_inner(data) else {
-            return false;
-        };
-        if let Some(old) = old {
-            let until = self.sessions.clock.now() + HANDOVER_FOR;
-            self.sessions
-                .handovers
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(
-                    key_of(&old),
+            cur.deletes.push(key_of(old));
+            if let Some(sealed) = seal(&new_id, old) {
+                cur.handover = Some((
+                    key_of(old),
                     Handover {
-                        new_id,
+                        sealed,
                         proof,
-                        until,
+                        until: now + HANDOVER_FOR,
                     },
-                );
+                ));
+            }
         }
-        true
+        cur.record = Some(Record {
+            created_at: now,
+            last_seen: now,
+            csrf: random_id(),
+            data,
+        });
+        cur.dirty = true;
+        cur.cookie = CookieOut::Set(new_id.clone());
+        cur.id = Some(new_id);
     }
 
     /// Logout: the session is gone on the server, and the cookie is cleared (SEC-34).
     pub(crate) fn destroy(&self) {
         let mut cur = self.current();
         if let Some(old) = cur.id.take() {
-            self.sessions.remove(&old);
+            cur.deletes.push(key_of(&old));
         }
+        cur.record = None;
+        cur.dirty = false;
         cur.cookie = CookieOut::Clear;
     }
 
@@ -649,6 +589,16 @@ impl Session {
     /// Whether the request came with a session that had just timed out.
     pub(crate) fn timed_out(&self) -> bool {
         self.lookup == Lookup::TimedOut
+    }
+
+    /// The token a post must carry: the session's, or without one the double-submit
+    /// cookie's. Empty (nothing matches) when there is neither.
+    fn csrf_expected(&self) -> String {
+        let cur = self.current();
+        if let Some(r) = &cur.record {
+            return r.csrf.clone();
+        }
+        cur.pre_csrf.clone().unwrap_or_default()
     }
 }
 
@@ -684,8 +634,9 @@ pub(crate) fn tokens_match(submitted: &str, expected: &str) -> bool {
 }
 
 /// Loads the session (if the cookie names one), checks the form and its CSRF token on
-/// every POST, runs the handler and sets or clears cookies. A POST runs in a task of its
-/// own, after the session's earlier posts: see the module documentation.
+/// every POST, runs the handler, writes the session back and sets or clears cookies. A
+/// POST runs in a task of its own, after the session's earlier posts: see the module
+/// documentation.
 pub(crate) async fn session_layer(
     State(state): State<AppState>,
     req: Request,
@@ -717,27 +668,48 @@ pub(crate) async fn session_layer(
 
 async fn handle(state: AppState, req: Request, next: Next) -> Response {
     let sessions = state.sessions.clone();
+    let now = sessions.clock.now();
     let cookie_id = cookie_value(&req, sessions.cookie_name());
-    let (id, lookup) = match &cookie_id {
-        Some(id) => match sessions.touch(id) {
-            Lookup::Live => (Some(id.clone()), Lookup::Live),
-            other => (None, other),
+    let mut deletes = Vec::new();
+    let (id, record, lookup) = match &cookie_id {
+        Some(id) => match sessions.backend.load(&key_of(id)).await {
+            Ok(Some(r)) if now < sessions.expires_at(&r) => {
+                (Some(id.clone()), Some(r), Lookup::Live)
+            }
+            Ok(Some(_)) => {
+                deletes.push(key_of(id));
+                (None, None, Lookup::TimedOut)
+            }
+            Ok(None) => (None, None, Lookup::Unknown),
+            Err(e) => {
+                tracing::error!(error = %e, "loading a session failed; answered 503");
+                return pages::unavailable();
+            }
         },
-        None => (None, Lookup::Unknown),
+        None => (None, None, Lookup::Unknown),
     };
+    let live = record.is_some();
     let session = Session {
         sessions: sessions.clone(),
         current: Arc::new(Mutex::new(Current {
-            cookie: match (&cookie_id, &id) {
+            cookie: match (&cookie_id, live) {
                 // A cookie the server no longer knows is cleared.
-                (Some(_), None) => CookieOut::Clear,
+                (Some(_), false) => CookieOut::Clear,
                 _ => CookieOut::Keep,
             },
             id,
+            record: record.map(|mut r| {
+                r.last_seen = now;
+                r
+            }),
+            // Every request of a live session moves its idle deadline (SEC-33).
+            dirty: live,
             pre_csrf: cookie_value(&req, sessions.csrf_cookie_name()),
             set_pre_csrf: false,
             link_in: raw_cookie(&req, sessions.link_cookie_name()),
             link_out: None,
+            deletes,
+            handover: None,
         })),
         lookup,
     };
@@ -745,11 +717,11 @@ async fn handle(state: AppState, req: Request, next: Next) -> Response {
     let req = if req.method() == Method::POST {
         let (req, fields) = match read_form(req).await {
             Ok(r) => r,
-            Err(resp) => return finish(&session, resp),
+            Err(resp) => return finish(&session, resp).await,
         };
-        if lookup != Lookup::Live
+        if !live
             && let Some(old) = &cookie_id
-            && let Some(resp) = handover(&sessions, &req, old, &fields)
+            && let Some(resp) = handover(&sessions, req.uri().path(), old, &fields).await
         {
             return resp;
         }
@@ -759,7 +731,7 @@ async fn handle(state: AppState, req: Request, next: Next) -> Response {
             .map(|(_, v)| v.as_str())
             .unwrap_or("");
         if !tokens_match(submitted, &session.csrf_expected()) {
-            return finish(&session, pages::csrf_failed(StatusCode::FORBIDDEN));
+            return finish(&session, pages::csrf_failed(StatusCode::FORBIDDEN)).await;
         }
         req
     } else {
@@ -768,33 +740,18 @@ async fn handle(state: AppState, req: Request, next: Next) -> Response {
     let mut req = req;
     req.extensions_mut().insert(session.clone());
     let resp = next.run(req).await;
-    finish(&session, resp)
-}
-
-impl Session {
-    /// The token a post must carry: the session's, or without one the double-submit
-    /// cookie's. Empty (nothing matches) when there is neither.
-    fn csrf_expected(&self) -> String {
-        let cur = self.current();
-        if let Some(id) = cur.id.clone() {
-            return self
-                .sessions
-                .with(&id, |r| r.csrf.clone())
-                .unwrap_or_default();
-        }
-        cur.pre_csrf.clone().unwrap_or_default()
-    }
+    finish(&session, resp).await
 }
 
 /// The repeated L2 post of a browser whose session was rotated under it: see
 /// [`Session::rotate_with_handover`].
-fn handover(
+async fn handover(
     sessions: &Sessions,
-    req: &Request,
+    path: &str,
     old_id: &str,
     fields: &[(String, String)],
 ) -> Option<Response> {
-    if req.uri().path() != "/login/otp" {
+    if path != "/login/otp" {
         return None;
     }
     let field = |name: &str| {
@@ -805,7 +762,21 @@ fn handover(
             .unwrap_or("")
     };
     let proof = otp_proof(field("page_token"), field("code"));
-    let new_id = sessions.take_handover(old_id, &proof)?;
+    let h = sessions
+        .backend
+        .take_handover(&key_of(old_id))
+        .await
+        .ok()
+        .flatten()?;
+    if sessions.clock.now() >= h.until || !bool::from(h.proof.ct_eq(&proof)) {
+        return None;
+    }
+    let new_id = unseal(&h.sealed, old_id);
+    // The new session must still be alive.
+    let alive = matches!(sessions.backend.load(&key_of(&new_id)).await, Ok(Some(r)) if sessions.clock.now() < sessions.expires_at(&r));
+    if !alive {
+        return None;
+    }
     let mut resp = Redirect::to("/home").into_response();
     if let Ok(v) = HeaderValue::from_str(&sessions.cookie(sessions.cookie_name(), &new_id, None)) {
         resp.headers_mut().append(header::SET_COOKIE, v);
@@ -818,26 +789,53 @@ pub(crate) fn otp_proof(page_token: &str, code: &str) -> [u8; 32] {
     digest(&["otp", page_token, code.trim()])
 }
 
-fn finish(session: &Session, mut resp: Response) -> Response {
+/// Writes the session back (deletes, forwarding address, the record) and adds the
+/// cookies. A store that fails here answers the 503 page: the member may retry.
+async fn finish(session: &Session, mut resp: Response) -> Response {
     let s = &session.sessions;
-    let cur = session.current();
-    let mut values = Vec::new();
-    match &cur.cookie {
-        CookieOut::Keep => {}
-        CookieOut::Set(id) => values.push(s.cookie(s.cookie_name(), id, None)),
-        CookieOut::Clear => values.push(s.cookie(s.cookie_name(), "", Some(0))),
-    }
-    match &cur.link_out {
-        Some(Some(v)) => values.push(s.cookie(s.link_cookie_name(), v, Some(LINK_COOKIE_SECONDS))),
-        Some(None) if cur.link_in.is_some() => {
-            values.push(s.cookie(s.link_cookie_name(), "", Some(0)));
+    let (deletes, handover, save, values) = {
+        let mut cur = session.current();
+        let deletes = std::mem::take(&mut cur.deletes);
+        let handover = cur.handover.take();
+        let save = match (&cur.id, &cur.record, cur.dirty) {
+            (Some(id), Some(r), true) => Some((key_of(id), r.clone())),
+            _ => None,
+        };
+        let mut values = Vec::new();
+        match &cur.cookie {
+            CookieOut::Keep => {}
+            CookieOut::Set(id) => values.push(s.cookie(s.cookie_name(), id, None)),
+            CookieOut::Clear => values.push(s.cookie(s.cookie_name(), "", Some(0))),
         }
-        _ => {}
+        match &cur.link_out {
+            Some(Some(v)) => {
+                values.push(s.cookie(s.link_cookie_name(), v, Some(LINK_COOKIE_SECONDS)));
+            }
+            Some(None) if cur.link_in.is_some() => {
+                values.push(s.cookie(s.link_cookie_name(), "", Some(0)));
+            }
+            _ => {}
+        }
+        if cur.set_pre_csrf
+            && let Some(t) = &cur.pre_csrf
+        {
+            values.push(s.cookie(s.csrf_cookie_name(), t, None));
+        }
+        (deletes, handover, save, values)
+    };
+    let mut stored = Ok(());
+    for key in &deletes {
+        stored = stored.and(s.backend.delete(key).await);
     }
-    if cur.set_pre_csrf
-        && let Some(t) = &cur.pre_csrf
-    {
-        values.push(s.cookie(s.csrf_cookie_name(), t, None));
+    if let Some((old, h)) = &handover {
+        stored = stored.and(s.backend.put_handover(old, h).await);
+    }
+    if let Some((key, record)) = &save {
+        stored = stored.and(s.backend.save(key, record, s.expires_at(record)).await);
+    }
+    if let Err(e) = stored {
+        tracing::error!(error = %e, "writing a session failed; answered 503");
+        return pages::unavailable();
     }
     for v in values {
         if let Ok(v) = HeaderValue::from_str(&v) {

@@ -269,6 +269,10 @@ pub struct Client {
     pub cookie: Option<String>,
     pub cookie_name: String,
     pub others: std::collections::BTreeMap<String, String>,
+    /// Servers the requests take turns on (a load balancer without sticky sessions);
+    /// empty: `router` alone.
+    pub rotation: Vec<Router>,
+    sent: usize,
 }
 
 impl Client {
@@ -278,11 +282,19 @@ impl Client {
             cookie: None,
             cookie_name: cookie_name.to_owned(),
             others: Default::default(),
+            rotation: Vec::new(),
+            sent: 0,
         }
     }
 
     async fn send(&mut self, req: Request<Body>) -> Answer {
-        let resp = self.router.clone().oneshot(req).await.expect("infallible");
+        let router = if self.rotation.is_empty() {
+            self.router.clone()
+        } else {
+            self.rotation[self.sent % self.rotation.len()].clone()
+        };
+        self.sent += 1;
+        let resp = router.oneshot(req).await.expect("infallible");
         let status = resp.status();
         let headers = resp.headers().clone();
         for v in headers.get_all(header::SET_COOKIE) {
