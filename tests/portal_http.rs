@@ -1520,3 +1520,53 @@ async fn two_servers_on_one_postgresql_take_turns_on_one_journey() {
     assert_eq!(apps[0].sessions.count().await, 1);
     assert_eq!(apps[1].sessions.count().await, 1);
 }
+
+// ───────────────────────── development mailbox (issue 15, item 6) ─────────────────────────
+
+#[tokio::test]
+async fn the_dev_mailbox_lists_mails_decoded_with_clickable_links_on_loopback_only() {
+    use axum::extract::ConnectInfo;
+    let f = fixture_with(|c| c.dev_mailbox = true);
+    let from = |ip: [u8; 4]| {
+        f.app
+            .router
+            .clone()
+            .layer(axum::Extension(ConnectInfo(std::net::SocketAddr::from((
+                ip, 50000,
+            )))))
+    };
+    let mut local = Client::new(from([127, 0, 0, 1]), f.app.sessions.cookie_name());
+    let csrf = local.get("/register").await.csrf();
+    local
+        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    let link = f.outbox.next("registration_link").link();
+    let page = local.get("/dev/mailbox").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("利用登録手続きのご案内"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("さくら健康保険組合です。"),
+        "decoded body"
+    );
+    assert!(
+        page.body.contains(&format!("<a href=\"{link}\">")),
+        "the link is clickable: {}",
+        page.body
+    );
+    // Another machine does not see it, even with the flag on.
+    let mut remote = Client::new(from([192, 0, 2, 7]), f.app.sessions.cookie_name());
+    assert_eq!(
+        remote.get("/dev/mailbox").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Without the flag there is no such page.
+    let mut f = fixture();
+    assert_eq!(
+        f.client.get("/dev/mailbox").await.status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -72,6 +72,11 @@ pub(crate) struct AppConfig {
     /// this in production; the example turns it on only for a loopback base URL unless
     /// told otherwise.
     pub dev_log_secrets: bool,
+    /// DEVELOPMENT ONLY: the `/dev/mailbox` page, listing every mail sent since the
+    /// start, decoded, with its links clickable, and the demo's 事前登録 letter. `main`
+    /// turns it on only with the dev flag and a loopback address to listen on; the page
+    /// also answers only loopback clients.
+    pub dev_mailbox: bool,
     /// Serve the session cookie as `__Host-kenpo_sid` with `Secure` (behind HTTPS).
     pub secure_cookies: bool,
     /// The roster CSV text (see `roster.csv`).
@@ -121,6 +126,7 @@ impl AppConfig {
             base_url: base_url.into(),
             outbox_dir: outbox_dir.into(),
             dev_log_secrets: false,
+            dev_mailbox: false,
             secure_cookies: false,
             roster_csv: DEMO_ROSTER.to_owned(),
             clock: Arc::new(SystemClock),
@@ -178,6 +184,8 @@ pub(crate) struct App {
     pub sessions: Arc<Sessions>,
     /// The roster.
     pub roster: Arc<Roster>,
+    /// The development mailbox, when it is on.
+    pub dev_mailbox: Option<Arc<dev_mailer::DevMailbox>>,
 }
 
 /// Shared by every handler.
@@ -189,6 +197,8 @@ pub(crate) struct AppState {
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) limiter: Arc<RateLimiter>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) dev_mailbox: Option<Arc<dev_mailer::DevMailbox>>,
+    pub(crate) base_url: String,
 }
 
 /// Builds the portal and the router.
@@ -218,7 +228,15 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
             config.clock.clone(),
         )?,
     };
-    let mailer = dev_mailer::DevConsoleMailer::new(delivery, config.dev_log_secrets);
+    let mailbox = config
+        .dev_mailbox
+        .then(|| Arc::new(dev_mailer::DevMailbox::default()));
+    let mailer = dev_mailer::DevConsoleMailer::new(
+        delivery,
+        config.dev_log_secrets,
+        mailbox.clone(),
+        config.clock.clone(),
+    );
     // Switch to SqliteStore / PostgresStore here once those adapters exist.
     let store: Arc<dyn Store> = config.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
     let mut builder = Portal::builder()
@@ -250,6 +268,8 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
         sessions: sessions.clone(),
         limiter: Arc::new(RateLimiter::new(config.rate_limit)),
         clock: config.clock.clone(),
+        dev_mailbox: mailbox.clone(),
+        base_url: config.base_url.clone(),
     };
     let router = routes(state, config.secure_cookies);
     Ok(App {
@@ -258,6 +278,7 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
         store,
         sessions,
         roster,
+        dev_mailbox: mailbox,
     })
 }
 
@@ -290,7 +311,13 @@ fn smtp_delivery(
 
 fn routes(state: AppState, https: bool) -> Router {
     use handlers as h;
-    Router::new()
+    let router = Router::new();
+    let router = if state.dev_mailbox.is_some() {
+        router.route("/dev/mailbox", get(h::dev_mailbox))
+    } else {
+        router
+    };
+    router
         .route("/", get(h::root))
         .route("/login", get(h::login_page).post(h::login_submit))
         .route("/login/otp", get(h::otp_page_get).post(h::otp_submit))

@@ -1665,6 +1665,52 @@ pub(crate) async fn logout(Extension(session): Extension<Session>) -> Response {
     see_other("/login?reason=logged_out")
 }
 
+// ───────────────────────────── development ─────────────────────────────
+
+/// DEVELOPMENT ONLY: `/dev/mailbox`, every mail since the start, decoded, the portal's
+/// own links clickable, and the demo's 事前登録 letter. The route exists only with the
+/// dev flag on a loopback address; this also refuses a client that is not loopback.
+pub(crate) async fn dev_mailbox(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    req: axum::extract::Request,
+) -> Response {
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let (Some(mailbox), Some(peer)) = (&state.dev_mailbox, peer) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !peer.ip().is_loopback() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let base = format!("{}/", state.base_url);
+    let mails = mailbox
+        .mails()
+        .into_iter()
+        .map(|m| pages::MailView {
+            at: m.at,
+            to: m.to,
+            subject: m.subject,
+            lines: m
+                .body
+                .lines()
+                .map(|l| pages::MailLineView {
+                    text: l.to_owned(),
+                    link: l.trim().starts_with(&base).then(|| l.trim().to_owned()),
+                })
+                .collect(),
+        })
+        .collect();
+    pages::MailboxPage {
+        layout: Layout::new("開発用メールボックス", session.csrf()),
+        letters: mailbox.letters(),
+        mails,
+    }
+    .into_response()
+}
+
 // ───────────────────────────── static files ─────────────────────────────
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -34,8 +34,13 @@
 //!
 //! Flags:
 //! - `--dev-log-secrets` / `--no-dev-log-secrets` — DEVELOPMENT ONLY: print each mailed
-//!   link and 暗証キー on the console as well. On by default when `BASE_URL` is loopback,
-//!   off otherwise. SEC-39 forbids tokens in logs; never use it in production.
+//!   link and 暗証キー on the console as well, and serve the development mailbox
+//!   `/dev/mailbox` (every mail since the start, decoded, links clickable, and the demo's
+//!   事前登録 letter) when listening on loopback. On by default when `BASE_URL` is
+//!   loopback, off otherwise. SEC-39 forbids tokens in logs; never use it in production.
+//! - `--reset-demo` — start from nothing: deletes the SQLite file (and the `.eml` files of
+//!   the outbox) first, so the demo members can register again and a new 事前登録 letter
+//!   is issued. Refused for a PostgreSQL `DATABASE_URL`.
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -80,10 +85,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     for a in &args {
         if !matches!(
             a.as_str(),
-            "--dev-log-secrets" | "--no-dev-log-secrets" | "--secure-cookies"
+            "--dev-log-secrets" | "--no-dev-log-secrets" | "--secure-cookies" | "--reset-demo"
         ) {
             return Err(format!(
-                "unknown argument {a:?}; known: --dev-log-secrets, --no-dev-log-secrets, --secure-cookies"
+                "unknown argument {a:?}; known: --dev-log-secrets, --no-dev-log-secrets, --secure-cookies, --reset-demo"
             )
             .into());
         }
@@ -103,8 +108,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let secure_cookies = args.iter().any(|a| a == "--secure-cookies")
         || env("KENPO_SECURE_COOKIES").is_some_and(|v| v == "1" || v == "true");
 
+    if args.iter().any(|a| a == "--reset-demo") {
+        reset_demo(&outbox)?;
+    }
+    let loopback_bind = bind
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+        || bind == "localhost";
     let mut config = app::AppConfig::new(base_url.clone(), outbox.clone());
     config.dev_log_secrets = dev_log_secrets;
+    config.dev_mailbox = dev_log_secrets && loopback_bind;
     config.secure_cookies = secure_cookies;
     config.clock = Arc::new(SystemClock);
     if let Some(k) = env("KENPO_SECRET_KEY") {
@@ -160,13 +173,22 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .provision_account(&MemberId::new("SAKURA-0004"))
             .await
         {
-            Ok(letter) => println!(
-                "DEV-ONLY 事前登録 letter for 鈴木 一郎 (999-654321-00): ログインID {} / 仮パスワード {} — \
-                 register with any address, open link 1 and use 「事前登録がお済みの方」.",
-                letter.login_id.as_str(),
-                letter.temporary_password.expose_secret()
+            Ok(letter) => {
+                let text = format!(
+                    "事前登録のお知らせ(鈴木 一郎 様, 999-654321-00)\nログインID: {}\n仮パスワード: {}\n\
+                     新規利用登録でメールアドレスを登録し、届いたURLの画面で「事前登録がお済みの方」に入力してください。",
+                    letter.login_id.as_str(),
+                    letter.temporary_password.expose_secret()
+                );
+                println!("DEV-ONLY {}", text.replace('\n', " / "));
+                if let Some(mailbox) = &app.dev_mailbox {
+                    mailbox.post_letter(text);
+                }
+            }
+            Err(e) => println!(
+                "The demo's 事前登録 letter (鈴木 一郎) was issued at an earlier start ({e}); \
+                 run with --reset-demo for a fresh demo and a new letter."
             ),
-            Err(e) => eprintln!("provisioning the demo account failed: {e}"),
         }
     }
     println!();
@@ -174,11 +196,56 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let addr: SocketAddr = format!("{bind}:{port}").parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("Open {base_url}/ in your browser (listening on {addr}). Ctrl-C stops.");
+    if app.dev_mailbox.is_some() {
+        println!("DEV-ONLY mailbox: {base_url}/dev/mailbox (every mail, decoded, links clickable)");
+    }
     app::spawn_housekeeping(&app);
     app::serve::serve(listener, app.router, header_timeout, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await;
+    Ok(())
+}
+
+/// `--reset-demo`: removes the demo's SQLite file (with its `-wal`/`-shm` companions) and
+/// the outbox's `.eml` files. Only the default file or a `DATABASE_URL` SQLite path.
+fn reset_demo(outbox: &str) -> Result<(), Box<dyn Error>> {
+    let url = env("DATABASE_URL");
+    if url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    {
+        return Err(
+            "--reset-demo only resets a SQLite demo; drop the PostgreSQL tables yourself".into(),
+        );
+    }
+    let path = url.unwrap_or_else(|| "./kenpo-portal.db".to_owned());
+    let path = path
+        .strip_prefix("sqlite://")
+        .or_else(|| path.strip_prefix("sqlite:"))
+        .unwrap_or(&path)
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => println!("--reset-demo: removed {file}"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("--reset-demo: cannot remove {file}: {e}").into()),
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(outbox) {
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|x| x == "eml")
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        println!("--reset-demo: removed {removed} mails from {outbox}");
+    }
     Ok(())
 }
 

@@ -279,6 +279,28 @@ pub(crate) struct OtpPage {
     pub(crate) expires: String,
 }
 
+/// One line of a mail on the development mailbox: a link of this portal is clickable.
+pub(crate) struct MailLineView {
+    pub(crate) text: String,
+    pub(crate) link: Option<String>,
+}
+
+/// A mail on the development mailbox.
+pub(crate) struct MailView {
+    pub(crate) at: String,
+    pub(crate) to: String,
+    pub(crate) subject: String,
+    pub(crate) lines: Vec<MailLineView>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "mailbox.html", config = "examples/portal/askama.toml")]
+pub(crate) struct MailboxPage {
+    pub(crate) layout: Layout,
+    pub(crate) letters: Vec<String>,
+    pub(crate) mails: Vec<MailView>,
+}
+
 /// A row of the medical-expense table, amounts formatted.
 pub(crate) struct MedicalRowView {
     pub(crate) month: &'static str,
