@@ -867,6 +867,8 @@ async fn sec_40_forgot_login_id_mails_it_and_never_shows_it() {
         .await;
     assert_eq!(known.status, StatusCode::OK);
     assert!(known.body.contains("ご登録がある場合は"));
+    // The cooldown is said (on every answer alike): a second request sends nothing.
+    assert!(known.body.contains("60秒以内の2通目はお送りしません。"));
     assert!(!known.body.contains(LOGIN_ID), "never on screen");
     let mail = f.outbox.next("login_id_reminder");
     assert!(mail.body.contains(LOGIN_ID));

@@ -613,6 +613,12 @@ pub(crate) async fn register_sent(
         legacy_warning: sent.legacy_warning,
         sender: super::SENDER,
         ttl_hours: state.portal.policy().registration_link_ttl.whole_hours(),
+        gap_seconds: state
+            .portal
+            .policy()
+            .mail_min_interval
+            .whole_seconds()
+            .max(1),
     }
     .into_response()
 }
@@ -1258,11 +1264,20 @@ pub(crate) async fn recovery_page(Extension(session): Extension<Session>) -> Res
 
 /// The one answer of both recovery forms (SEC-37, SEC-40): the same page whatever
 /// matched, on a GET after a 303.
-fn recovery_sent(session: &Session, answer: RecoveryRequested) -> Response {
+fn recovery_sent(state: &AppState, session: &Session, answer: RecoveryRequested) -> Response {
+    // The cooldown is said on every answer, matched or not: it tells nothing about the
+    // address, and a second request within it sends nothing (the library answers alike).
+    let gap = state
+        .portal
+        .policy()
+        .mail_min_interval
+        .whole_seconds()
+        .max(1);
     session.flash(Flash {
         page: "/recovery/sent".to_owned(),
         notice: Some(format!(
-            "{} しばらく経ってもメールが届かない場合は、入力内容をご確認のうえ、もう一度お試しください。",
+            "{} しばらく経ってもメールが届かない場合は、入力内容をご確認のうえ、もう一度お試しください。\n\
+             ※同じメールアドレスへのご案内は{gap}秒に1回までです。続けてお申し込みいただいても、{gap}秒以内の2通目はお送りしません。",
             answer.message(Lang::Ja)
         )),
         ..Flash::default()
@@ -1331,7 +1346,7 @@ pub(crate) async fn forgot_login_id(
             .request_login_id_reminder(&f.email, claim)
             .await,
     )? {
-        Ok(answer) => Ok(recovery_sent(&session, answer)),
+        Ok(answer) => Ok(recovery_sent(&state, &session, answer)),
         Err(r) => Ok(back_to_form(
             &session,
             "/recovery",
@@ -1357,7 +1372,7 @@ pub(crate) async fn forgot_password(
 ) -> Page {
     let portal = state.portal.from_requester(&requester.0);
     match split(portal.request_password_reset(&f.login_id).await)? {
-        Ok(answer) => Ok(recovery_sent(&session, answer)),
+        Ok(answer) => Ok(recovery_sent(&state, &session, answer)),
         Err(r) => Ok(back_to_form(
             &session,
             "/recovery",

@@ -191,6 +191,7 @@ pub(crate) struct RegisterSentPage {
     pub(crate) legacy_warning: Option<String>,
     pub(crate) sender: &'static str,
     pub(crate) ttl_hours: i64,
+    pub(crate) gap_seconds: i64,
 }
 
 #[derive(Template, WebTemplate)]
