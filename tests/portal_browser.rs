@@ -106,6 +106,8 @@ struct Options {
     /// A slow network: every form post's answer leaves the server this much later
     /// (after the handler did its work), so a second tap comes before the first answer.
     post_delay: Option<Duration>,
+    /// Serve the development mailbox.
+    dev_mailbox: bool,
 }
 
 async fn start_portal() -> Server {
@@ -120,6 +122,7 @@ async fn start_portal_with(options: Options) -> Server {
     let audit = RecordingAudit::new();
     let mut config = app::AppConfig::new(base.clone(), dir.path().join("outbox"));
     config.audit = Some(Arc::new(audit.clone()));
+    config.dev_mailbox = options.dev_mailbox;
     let clock = options.manual_clock.then(|| {
         let clock = ManualClock::new(time::OffsetDateTime::now_utc());
         config.clock = Arc::new(clock.clone());
@@ -979,4 +982,66 @@ async fn phone_journey(s: &Server, c: &Client) -> Outcome {
     on_path(c, "/registration/done").await?;
     text_of(c, "#registered").await?;
     fits_the_phone(c, "登録完了").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_other_screens_are_axe_clean_too() {
+    let server = start_portal_with(Options {
+        dev_mailbox: true,
+        ..Options::default()
+    })
+    .await;
+    register_suzuki(&server).await;
+    let browser = start_browser().await;
+    run(
+        "other-screens",
+        &browser,
+        other_screens(&server, &browser.client),
+    )
+    .await;
+    browser.client.clone().close().await.ok();
+}
+
+/// パスワード再設定 from the request to the result, the dead ends, 404 and the
+/// development mailbox: each checked by axe-core (through `shoot`).
+async fn other_screens(s: &Server, c: &Client) -> Outcome {
+    c.goto(&format!("{}/recovery", s.base)).await?;
+    fill(c, "#rpw_login_id", "suzuki-ichiro").await?;
+    click(c, "#forgot-password-submit").await?;
+    on_path(c, "/recovery/sent").await?;
+    page_contains(c, "秒以内の2通目はお送りしません").await?;
+    shoot(c, "15-recovery-sent").await?;
+    c.goto(&s.outbox.next("password_reset_link").link()).await?;
+    on_path(c, "/password-reset/link").await?;
+    page_contains(c, "※URLの有効期限は30分").await?;
+    // A wrong birth date first: the error, tied to the fields, and the card kept.
+    fill(c, "#card_symbol", "999").await?;
+    fill(c, "#card_number", "654321").await?;
+    fill(c, "#card_branch", "00").await?;
+    fill(c, "#birth_date", "1990-01-16").await?;
+    fill(c, "#password", "sakura-Mochi-2027").await?;
+    fill(c, "#password_confirmation", "sakura-Mochi-2027").await?;
+    click(c, "#reset-submit").await?;
+    text_of(c, "#error").await?;
+    shoot(c, "16-reset-error").await?;
+    fill(c, "#birth_date", "1990-01-15").await?;
+    fill(c, "#password", "sakura-Mochi-2027").await?;
+    fill(c, "#password_confirmation", "sakura-Mochi-2027").await?;
+    click(c, "#reset-submit").await?;
+    on_path(c, "/password-reset/done").await?;
+    page_contains(c, "パスワードを再設定しました。").await?;
+    shoot(c, "17-reset-done").await?;
+    // Back to the link's page after the reset: the result, not an error.
+    c.goto(&format!("{}/password-reset/link", s.base)).await?;
+    on_path(c, "/password-reset/done").await?;
+    c.goto(&format!("{}/registration/link?token=nothing-here", s.base))
+        .await?;
+    page_contains(c, "このURLは無効です").await?;
+    shoot(c, "19-link-invalid").await?;
+    c.goto(&format!("{}/no-such-page", s.base)).await?;
+    page_contains(c, "お探しのページは見つかりませんでした。").await?;
+    shoot(c, "20-not-found").await?;
+    c.goto(&format!("{}/dev/mailbox", s.base)).await?;
+    page_contains(c, "パスワード再設定のご案内").await?;
+    shoot(c, "21-dev-mailbox").await
 }
