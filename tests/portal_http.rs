@@ -1572,3 +1572,23 @@ async fn the_dev_mailbox_lists_mails_decoded_with_clickable_links_on_loopback_on
         StatusCode::NOT_FOUND
     );
 }
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_session_row_this_version_cannot_read_is_no_session() {
+    use app::session_store::SessionBackend as _;
+    let store = kenpo_auth::store::SqliteStore::in_memory().await.unwrap();
+    let sessions = app::session_store::SqliteSessions::new(store.danger_pool().clone())
+        .await
+        .unwrap();
+    let key = [3u8; 32];
+    sqlx::query("INSERT INTO portal_sessions (id_hash, expires_at, record) VALUES ($1, $2, $3)")
+        .bind(key.to_vec())
+        .bind(i64::MAX)
+        .bind("{\"written_by\": \"an older portal\"}")
+        .execute(store.danger_pool())
+        .await
+        .unwrap();
+    assert!(sessions.load(&key).await.unwrap().is_none());
+    assert_eq!(sessions.count().await.unwrap(), 1);
+}

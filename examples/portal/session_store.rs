@@ -207,8 +207,16 @@ macro_rules! sql_sessions {
                         .fetch_optional(&self.pool)
                         .await
                         .map_err(|e| e.to_string())?;
-                row.map(|(json,)| serde_json::from_str(&json).map_err(|e| e.to_string()))
-                    .transpose()
+                // A row this version cannot read (written by an older portal whose
+                // session data differed) is no session: the member starts again, as
+                // after a timeout, instead of every page answering 503.
+                Ok(row.and_then(|(json,)| match serde_json::from_str(&json) {
+                    Ok(record) => Some(record),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "an unreadable session row is ignored");
+                        None
+                    }
+                }))
             }
 
             async fn save(
