@@ -384,6 +384,9 @@ async fn run(name: &str, browser: &Browser, scenario: impl Future<Output = Outco
         if let Ok(html) = browser.client.source().await {
             let _ = std::fs::write(dir.join(format!("FAILED-{name}.html")), html);
         }
+        // End the browser before failing: chromedriver dies with the test, and a
+        // Chromium it never told to quit would outlive the run.
+        browser.client.clone().close().await.ok();
         panic!(
             "{name} failed: {e} (see {}/FAILED-{name}.png)",
             dir.display()
