@@ -293,7 +293,6 @@ fn hidden(html: &str, name: &str) -> String {
 struct Http {
     client: Client<HttpConnector, String>,
     base: String,
-    cookie_name: &'static str,
 }
 
 impl Http {
@@ -308,7 +307,7 @@ impl Http {
             .method(method)
             .uri(format!("{}{path}", self.base));
         if !cookie.is_empty() {
-            req = req.header(header::COOKIE, format!("{}={cookie}", self.cookie_name));
+            req = req.header(header::COOKIE, cookie);
         }
         let body = match form {
             Some(fields) => {
@@ -329,15 +328,18 @@ impl Http {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let prefix = format!("{}=", self.cookie_name);
-        let cookie = resp
+        // Every cookie set, as `name=value` pairs for the next request's header: the
+        // form's token cookie before there is a session, then the session's.
+        let set: Vec<String> = resp
             .headers()
             .get_all(header::SET_COOKIE)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .filter_map(|v| v.split(';').next()?.strip_prefix(prefix.as_str()))
+            .filter_map(|v| v.split(';').next())
+            .filter(|pair| pair.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
             .map(str::to_owned)
-            .next_back();
+            .collect();
+        let cookie = (!set.is_empty()).then(|| set.join("; "));
         let bytes = axum::body::to_bytes(axum::body::Body::new(resp.into_body()), 1 << 20)
             .await
             .expect("body");
@@ -360,7 +362,7 @@ async fn cycle(http: &Http, tap: &Tap, i: usize) -> Steps {
     let page = http.send("GET", "/login", "", None).await;
     t[0] = s.elapsed();
     assert_eq!(page.status, StatusCode::OK);
-    let mut cookie = page.cookie.expect("a session cookie");
+    let mut cookie = page.cookie.expect("the form's token cookie");
     let csrf = hidden(&page.body, "csrf");
 
     let id = login_id(i);
@@ -377,7 +379,7 @@ async fn cycle(http: &Http, tap: &Tap, i: usize) -> Steps {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(r.location, "/login/otp");
     if let Some(c) = r.cookie {
-        cookie = c;
+        cookie = format!("{cookie}; {c}");
     }
 
     let s = Instant::now();
@@ -545,12 +547,12 @@ fn main() {
     config.mailer = Some(Arc::new(tap.clone()));
     let app = server_rt.block_on(async { app::build(config) }).unwrap();
     let portal = app.portal.clone();
-    let cookie_name = app.sessions.cookie_name();
-    server_rt.spawn(async move {
-        axum::serve(listener, app.into_make_service())
-            .await
-            .unwrap();
-    });
+    server_rt.spawn(app::serve::serve(
+        listener,
+        app.router,
+        app::serve::HEADER_READ_TIMEOUT,
+        std::future::pending(),
+    ));
 
     let t = Instant::now();
     server_rt.block_on(async {
@@ -586,7 +588,6 @@ fn main() {
         client: client_rt
             .block_on(async { Client::builder(TokioExecutor::new()).build_http::<String>() }),
         base,
-        cookie_name,
     };
     client_rt.block_on(run(&http, &tap, 0..warmup, 2));
 

@@ -539,6 +539,48 @@ pub struct InsurerProfile {
     pub lang: Lang,
     /// What 記号・番号 look like at this insurer (DOM-8).
     pub card_number_format: CardNumberFormat,
+    /// How long mailed links and the 暗証キー are good for, as the mails say it
+    /// (「※URLの有効期限は3時間です。」) next to the instant. The [`Portal`](crate::Portal)
+    /// sets it from its [`Policy`] when it is built; [`InsurerProfile::new`] starts with
+    /// the default policy's durations.
+    pub mail_validity: MailValidity,
+}
+
+/// The lifetimes mails state as durations (「3時間」「30分」「10分以内に」), taken from a
+/// [`Policy`] so that the wording and the rules cannot disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MailValidity {
+    /// Link 1 (「利用登録手続きのご案内」): `Policy::registration_link_ttl`.
+    pub registration_link: Duration,
+    /// Link 2 and the 認証キー (「本人確認完了のご案内」): `Policy::verification_link_ttl`.
+    pub verification_link: Duration,
+    /// The 暗証キー (「暗証キーのご案内」): `Policy::otp_ttl`.
+    pub login_otp: Duration,
+    /// The password-reset link: `Policy::password_reset_link_ttl`.
+    pub password_reset_link: Duration,
+    /// The address-change link: `Policy::email_change_link_ttl`.
+    pub email_change_link: Duration,
+}
+
+impl MailValidity {
+    /// The durations `policy` gives.
+    pub fn of(policy: &Policy) -> Self {
+        MailValidity {
+            registration_link: policy.registration_link_ttl,
+            verification_link: policy.verification_link_ttl,
+            login_otp: policy.otp_ttl,
+            password_reset_link: policy.password_reset_link_ttl,
+            email_change_link: policy.email_change_link_ttl,
+        }
+    }
+}
+
+impl Default for MailValidity {
+    /// The default [`Policy`]'s durations (the seed's: 3時間, 30分, 10分).
+    fn default() -> Self {
+        MailValidity::of(&Policy::default())
+    }
 }
 
 /// An [`InsurerProfile`] that cannot be used.
@@ -574,6 +616,7 @@ impl InsurerProfile {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             lang: Lang::Ja,
             card_number_format: CardNumberFormat::default(),
+            mail_validity: MailValidity::default(),
         }
     }
 

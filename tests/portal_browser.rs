@@ -18,16 +18,17 @@
 mod app;
 mod portal_support;
 
+use std::collections::HashMap;
 use std::error::Error;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use kenpo_auth::ports::AuditKind;
-use kenpo_auth::testkit::RecordingAudit;
+use kenpo_auth::testkit::{ManualClock, RecordingAudit};
 use portal_support::Outbox;
 use serde_json::json;
 
@@ -85,10 +86,35 @@ struct Server {
     app_portal: kenpo_auth::Portal,
     outbox: Outbox,
     audit: RecordingAudit,
+    /// The server's clock when the test stops time (see [`Options::manual_clock`]).
+    clock: Option<ManualClock>,
+    /// Form posts the server received, by path (see [`Options::post_delay`]).
+    posts: Arc<Mutex<HashMap<String, usize>>>,
     _dir: tempfile::TempDir,
 }
 
+impl Server {
+    fn posts_to(&self, path: &str) -> usize {
+        self.posts.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Default)]
+struct Options {
+    /// Run the server on a ManualClock the test moves.
+    manual_clock: bool,
+    /// A slow network: every form post's answer leaves the server this much later
+    /// (after the handler did its work), so a second tap comes before the first answer.
+    post_delay: Option<Duration>,
+    /// Serve the development mailbox.
+    dev_mailbox: bool,
+}
+
 async fn start_portal() -> Server {
+    start_portal_with(Options::default()).await
+}
+
+async fn start_portal_with(options: Options) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
@@ -96,18 +122,50 @@ async fn start_portal() -> Server {
     let audit = RecordingAudit::new();
     let mut config = app::AppConfig::new(base.clone(), dir.path().join("outbox"));
     config.audit = Some(Arc::new(audit.clone()));
+    config.dev_mailbox = options.dev_mailbox;
+    let clock = options.manual_clock.then(|| {
+        let clock = ManualClock::new(time::OffsetDateTime::now_utc());
+        config.clock = Arc::new(clock.clone());
+        clock
+    });
     let app = app::build(config).unwrap();
     let portal = app.portal.clone();
-    tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service())
-            .await
-            .unwrap();
-    });
+    let posts: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let counted = posts.clone();
+    let delay = options.post_delay;
+    let router = app.router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let counted = counted.clone();
+            async move {
+                let post = req.method() == axum::http::Method::POST;
+                if post {
+                    *counted
+                        .lock()
+                        .unwrap()
+                        .entry(req.uri().path().to_owned())
+                        .or_default() += 1;
+                }
+                let resp = next.run(req).await;
+                if post && let Some(d) = delay {
+                    tokio::time::sleep(d).await;
+                }
+                resp
+            }
+        },
+    ));
+    tokio::spawn(app::serve::serve(
+        listener,
+        router,
+        app::serve::HEADER_READ_TIMEOUT,
+        std::future::pending(),
+    ));
     Server {
         base,
         app_portal: portal,
         outbox: Outbox::new(dir.path().join("outbox")),
         audit,
+        clock,
+        posts,
         _dir: dir,
     }
 }
@@ -209,9 +267,86 @@ async fn emulate(c: &Client, w: u32, h: u32, mobile: bool) -> Outcome {
     Ok(())
 }
 
+/// axe-core (from npm), installed on first use into `target/axe/` with `npm install`:
+/// the browser suite needs it, so a failed install fails the test — it never skips.
+fn axe_source() -> &'static str {
+    static SOURCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SOURCE.get_or_init(|| {
+        let dir = screenshot_dir()
+            .parent()
+            .map(|t| t.join("axe"))
+            .unwrap_or_else(|| PathBuf::from("target/axe"));
+        let file = dir.join("node_modules/axe-core/axe.min.js");
+        if !file.exists() {
+            std::fs::create_dir_all(&dir).expect("create target/axe");
+            let status = std::process::Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&dir)
+                .arg("axe-core@4")
+                .status()
+                .unwrap_or_else(|e| {
+                    panic!("npm not found ({e}): the browser suite needs axe-core from npm (apt-get install -y npm)")
+                });
+            assert!(status.success(), "npm install axe-core failed: {status}");
+        }
+        std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("read {}: {e}", file.display()))
+    })
+}
+
+/// Runs axe-core on the page as it is and fails on any violation, naming the rules and
+/// the elements.
+async fn axe_clean(c: &Client, screen: &str) -> Outcome {
+    c.execute(axe_source(), vec![]).await?;
+    let found = c
+        .execute_async(
+            "var done = arguments[arguments.length - 1];\
+             axe.run(document).then(function (r) {\
+               done(r.violations.map(function (v) {\
+                 return v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(function (n) {\
+                   return n.target.join(' ');\
+                 }).join(', ');\
+               }));\
+             }, function (e) { done(['axe failed: ' + e]); });",
+            vec![],
+        )
+        .await?;
+    let violations: Vec<String> = serde_json::from_value(found)?;
+    ensure(
+        violations.is_empty(),
+        format!("axe-core on {screen}: {violations:#?}"),
+    )
+}
+
+/// Submits the form `form_css` twice, the second time 300 ms later, as a double tap on a
+/// slow network does: the first request is on its way (and its answer late) when the
+/// browser replaces it with the second.
+async fn double_submit(c: &Client, form_css: &str) -> Outcome {
+    c.execute(
+        "var form = document.querySelector(arguments[0]);\
+         form.requestSubmit();\
+         window.setTimeout(function () { form.requestSubmit(); }, 300);",
+        vec![json!(form_css)],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The page lifecycle of a phone that switched apps: `frozen` (no events, no timers),
+/// then `active` again.
+async fn lifecycle(c: &Client, state: &str) -> Outcome {
+    c.issue_cmd(Cdp {
+        cmd: "Page.setWebLifecycleState",
+        params: json!({ "state": state }),
+    })
+    .await?;
+    Ok(())
+}
+
 /// Screenshots the whole page at desktop and phone size: the viewport is made as tall
 /// as the page for the shot (WebDriver screenshots only the viewport), then restored.
 async fn shoot(c: &Client, name: &str) -> Outcome {
+    axe_clean(c, name).await?;
     let dir = screenshot_dir();
     for (label, (w, h), mobile) in [("desktop", DESKTOP, false), ("phone", PHONE, true)] {
         emulate(c, w, h, mobile).await?;
@@ -249,6 +384,9 @@ async fn run(name: &str, browser: &Browser, scenario: impl Future<Output = Outco
         if let Ok(html) = browser.client.source().await {
             let _ = std::fs::write(dir.join(format!("FAILED-{name}.html")), html);
         }
+        // End the browser before failing: chromedriver dies with the test, and a
+        // Chromium it never told to quit would outlive the run.
+        browser.client.clone().close().await.ok();
         panic!(
             "{name} failed: {e} (see {}/FAILED-{name}.png)",
             dir.display()
@@ -356,7 +494,9 @@ async fn registration_journey(s: &Server, c: &Client) -> Outcome {
     shoot(c, "05-identity").await?;
 
     // R3: a wrong date first — the library's Japanese message — then the right one.
-    fill(c, "#card_number", "999-123456-00").await?;
+    fill(c, "#card_symbol", "999").await?;
+    fill(c, "#card_number", "123456").await?;
+    fill(c, "#card_branch", "00").await?;
     fill(c, "#birth_date", "1985-04-21").await?;
     click(c, "#identity-submit").await?;
     let error = text_of(c, "#error").await?;
@@ -364,8 +504,23 @@ async fn registration_journey(s: &Server, c: &Client) -> Outcome {
         error.contains("本人確認ができませんでした"),
         format!("identity error: {error}"),
     )?;
+    // What the member typed is still there, and the fields say they are in error.
+    let kept = c
+        .find(Locator::Css("#card_number"))
+        .await?
+        .prop("value")
+        .await?;
+    ensure(kept.as_deref() == Some("123456"), format!("kept: {kept:?}"))?;
+    let invalid = c
+        .find(Locator::Css("#card_number"))
+        .await?
+        .attr("aria-invalid")
+        .await?;
+    ensure(
+        invalid.as_deref() == Some("true"),
+        "aria-invalid on the card",
+    )?;
     shoot(c, "05b-identity-error").await?;
-    fill(c, "#card_number", "999-123456-00").await?;
     fill(c, "#birth_date", "1985-04-12").await?;
     click(c, "#identity-submit").await?;
     let auth_key = text_of(c, "#auth-key").await?;
@@ -531,16 +686,7 @@ async fn temporary_password_journey(s: &Server, c: &Client, id: &str, temp: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closing_the_otp_screen_kills_the_code() {
     let server = start_portal().await;
-    portal_support::register_via_library(
-        &server.app_portal,
-        &server.outbox,
-        "ichiro.suzuki@example.jp",
-        "999-654321-00",
-        "1990-01-15",
-        "suzuki-ichiro",
-        PASSWORD,
-    )
-    .await;
+    register_suzuki(&server).await;
     let browser = start_browser().await;
     run(
         "otp-close",
@@ -577,16 +723,15 @@ async fn log_in_to_otp_screen(s: &Server, c: &Client) -> Outcome<String> {
     Ok(s.outbox.next("login_otp").otp())
 }
 
-/// Types `code` on the 暗証キー page and expects the library to refuse it.
-async fn code_is_refused(s: &Server, c: &Client, code: &str) -> Outcome {
+/// Comes back to the 暗証キー page after it was closed: the member is on the login
+/// screen, told why, instead of a form that looks alive.
+async fn return_says_closed(s: &Server, c: &Client) -> Outcome {
     c.goto(&format!("{}/login/otp", s.base)).await?;
-    fill(c, "#code", code).await?;
-    click(c, "#otp-submit").await?;
     on_path(c, "/login").await?;
-    let error = text_of(c, "#error").await?;
+    let notice = text_of(c, "#notice").await?;
     ensure(
-        error.contains("この暗証キーは無効になりました"),
-        format!("expected the code to be refused, page says: {error}"),
+        notice.contains("暗証キー入力画面が閉じられたため、暗証キーは無効になりました。"),
+        format!("expected the reason, page says: {notice}"),
     )
 }
 
@@ -596,18 +741,18 @@ async fn otp_close_scenario(s: &Server, c: &Client) -> Outcome {
     c.goto(&format!("{}/login", s.base)).await?;
     let second = c.new_window(true).await?;
     c.switch_to_window(second.handle).await?;
-    let code = log_in_to_otp_screen(s, c).await?;
+    log_in_to_otp_screen(s, c).await?;
     c.close_window().await?;
     c.switch_to_window(first).await?;
     closed_screens(s, 1).await?;
-    code_is_refused(s, c, &code).await?;
-    shoot(c, "13-otp-closed-refused").await?;
+    return_says_closed(s, c).await?;
+    shoot(c, "13-otp-closed").await?;
 
     // 2. Navigate away from the 暗証キー screen (pagehide fires the beacon too).
-    let code = log_in_to_otp_screen(s, c).await?;
-    c.goto(&format!("{}/login", s.base)).await?;
+    log_in_to_otp_screen(s, c).await?;
+    c.goto(&format!("{}/recovery", s.base)).await?;
     closed_screens(s, 2).await?;
-    code_is_refused(s, c, &code).await?;
+    return_says_closed(s, c).await?;
 
     // 3. And a code typed with the screen left open still works.
     let code = log_in_to_otp_screen(s, c).await?;
@@ -618,4 +763,288 @@ async fn otp_close_scenario(s: &Server, c: &Client) -> Outcome {
         s.audit.count(AuditKind::OtpScreenClosed) == 2,
         "submitting the code is not closing the screen",
     )
+}
+
+async fn register_suzuki(server: &Server) {
+    portal_support::register_via_library(
+        &server.app_portal,
+        &server.outbox,
+        "ichiro.suzuki@example.jp",
+        "999-654321-00",
+        "1990-01-15",
+        "suzuki-ichiro",
+        PASSWORD,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_page_frozen_for_three_minutes_still_takes_its_code() {
+    let server = start_portal_with(Options {
+        manual_clock: true,
+        ..Options::default()
+    })
+    .await;
+    register_suzuki(&server).await;
+    let browser = start_browser().await;
+    run(
+        "otp-frozen",
+        &browser,
+        otp_frozen_scenario(&server, &browser.client),
+    )
+    .await;
+    browser.client.clone().close().await.ok();
+}
+
+/// The member switches to the mail app: the page is frozen (no timers, no events) while
+/// three minutes pass on the server, then comes back and takes the code.
+async fn otp_frozen_scenario(s: &Server, c: &Client) -> Outcome {
+    let clock = s.clock.as_ref().ok_or("a manual clock")?;
+    emulate(c, PHONE.0, PHONE.1, true).await?;
+    let code = log_in_to_otp_screen(s, c).await?;
+    lifecycle(c, "frozen").await?;
+    clock.advance(time::Duration::minutes(3));
+    // Real time passes too: anything the page had scheduled would be due by now.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    lifecycle(c, "active").await?;
+    ensure(
+        s.audit.count(AuditKind::OtpScreenClosed) == 0,
+        "a frozen page is not a closed one",
+    )?;
+    fill(c, "#code", &code).await?;
+    click(c, "#otp-submit").await?;
+    on_path(c, "/home").await?;
+    page_contains(c, "鈴木 一郎さん、ようこそ。").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn double_submits_on_a_slow_network_end_on_the_right_page() {
+    let server = start_portal_with(Options {
+        post_delay: Some(Duration::from_millis(1500)),
+        ..Options::default()
+    })
+    .await;
+    let browser = start_browser().await;
+    run(
+        "double-submit",
+        &browser,
+        double_submit_scenario(&server, &browser.client),
+    )
+    .await;
+    browser.client.clone().close().await.ok();
+}
+
+/// R3, R5, L1 and L2, each posted twice by a double tap whose first answer is late.
+async fn double_submit_scenario(s: &Server, c: &Client) -> Outcome {
+    emulate(c, PHONE.0, PHONE.1, true).await?;
+    c.goto(&format!("{}/register", s.base)).await?;
+    fill(c, "#email", "hanako.yamada@example.jp").await?;
+    click(c, "#register-submit").await?;
+    text_of(c, "#sent").await?;
+    c.goto(&s.outbox.next("registration_link").link()).await?;
+    click(c, "#to-identity").await?;
+    on_path(c, "/registration/identity").await?;
+
+    // R3 twice: the 認証キー page, with the one key whose mail was sent.
+    fill(c, "#card_symbol", "999").await?;
+    fill(c, "#card_number", "123456").await?;
+    fill(c, "#card_branch", "01").await?;
+    fill(c, "#birth_date", "1987-09-30").await?;
+    double_submit(c, "#identity-form").await?;
+    on_path(c, "/registration/auth-key").await?;
+    let auth_key = text_of(c, "#auth-key").await?;
+    ensure(
+        s.posts_to("/registration/identity") == 2,
+        format!("R3 posted {} times", s.posts_to("/registration/identity")),
+    )?;
+    // A reload shows the same key: it is not lost.
+    c.refresh().await?;
+    ensure(
+        text_of(c, "#auth-key").await? == auth_key,
+        "the 認証キー survives a reload",
+    )?;
+    let link2 = s.outbox.next("identity_verified");
+    ensure(
+        s.outbox.of_kind("identity_verified").len() == 1,
+        "one 本人確認完了のご案内",
+    )?;
+    c.goto(&link2.link()).await?;
+    fill(c, "#auth_key", &auth_key).await?;
+    click(c, "#verify-submit").await?;
+    on_path(c, "/registration/credentials").await?;
+
+    // R5 twice: 登録完了, not 「この操作は行えません」.
+    fill(c, "#login_id", "yamada-hanako").await?;
+    fill(c, "#password", PASSWORD).await?;
+    fill(c, "#password_confirmation", PASSWORD).await?;
+    double_submit(c, "#credentials-form").await?;
+    on_path(c, "/registration/done").await?;
+    text_of(c, "#registered").await?;
+    ensure(
+        s.posts_to("/registration/credentials") == 2,
+        format!(
+            "R5 posted {} times",
+            s.posts_to("/registration/credentials")
+        ),
+    )?;
+
+    // L1 twice: one 暗証キー mail, and its code works.
+    c.goto(&format!("{}/login", s.base)).await?;
+    fill(c, "#login_id", "yamada-hanako").await?;
+    fill(c, "#password", PASSWORD).await?;
+    double_submit(c, "#login-form").await?;
+    on_path(c, "/login/otp").await?;
+    text_of(c, "#otp-form").await?;
+    ensure(
+        s.posts_to("/login") == 2,
+        format!("L1 posted {} times", s.posts_to("/login")),
+    )?;
+    let code = s.outbox.next("login_otp").otp();
+    ensure(
+        s.outbox.of_kind("login_otp").len() == 1,
+        "a double tap mails one 暗証キー",
+    )?;
+
+    // L2 twice: home, not 「画面の有効期限が切れました」.
+    fill(c, "#code", &code).await?;
+    double_submit(c, "#otp-form").await?;
+    on_path(c, "/home").await?;
+    page_contains(c, "山田 花子さん、ようこそ。").await?;
+    ensure(
+        s.posts_to("/login/otp") == 2,
+        format!("L2 posted {} times", s.posts_to("/login/otp")),
+    )?;
+    // The session the second post was handed is the member's: home stays open.
+    c.refresh().await?;
+    on_path(c, "/home").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn family_member_registers_on_a_phone_with_the_number_pad() {
+    let server = start_portal().await;
+    let browser = start_browser().await;
+    run("phone", &browser, phone_journey(&server, &browser.client)).await;
+    browser.client.clone().close().await.ok();
+}
+
+/// Fails when the page is wider than the phone (sideways scrolling).
+async fn fits_the_phone(c: &Client, screen: &str) -> Outcome {
+    let width = c
+        .execute("return document.documentElement.scrollWidth;", vec![])
+        .await?
+        .as_u64()
+        .unwrap_or(0);
+    ensure(
+        width <= u64::from(PHONE.0),
+        format!("{screen} is {width}px wide on a {}px phone", PHONE.0),
+    )
+}
+
+/// R1–R5 at 390×844 for the family member 999-123456-01, the card typed in three
+/// fields that each bring up the number pad (which has no hyphen key).
+async fn phone_journey(s: &Server, c: &Client) -> Outcome {
+    emulate(c, PHONE.0, PHONE.1, true).await?;
+    c.goto(&format!("{}/register", s.base)).await?;
+    fits_the_phone(c, "R1").await?;
+    fill(c, "#email", "hanako.yamada@example.jp").await?;
+    click(c, "#register-submit").await?;
+    text_of(c, "#sent").await?;
+    fits_the_phone(c, "R1 sent").await?;
+    c.goto(&s.outbox.next("registration_link").link()).await?;
+    on_path(c, "/registration/link").await?;
+    fits_the_phone(c, "R2").await?;
+    click(c, "#to-identity").await?;
+    on_path(c, "/registration/identity").await?;
+    fits_the_phone(c, "R3").await?;
+    for id in ["#card_symbol", "#card_number", "#card_branch"] {
+        let mode = c.find(Locator::Css(id)).await?.attr("inputmode").await?;
+        ensure(
+            mode.as_deref() == Some("numeric"),
+            format!("{id} brings up the number pad"),
+        )?;
+    }
+    // Digits only, as a number pad types them.
+    fill(c, "#card_symbol", "999").await?;
+    fill(c, "#card_number", "123456").await?;
+    fill(c, "#card_branch", "01").await?;
+    fill(c, "#birth_date", "1987-09-30").await?;
+    click(c, "#identity-submit").await?;
+    on_path(c, "/registration/auth-key").await?;
+    let auth_key = text_of(c, "#auth-key").await?;
+    fits_the_phone(c, "認証キー").await?;
+    c.goto(&s.outbox.next("identity_verified").link()).await?;
+    on_path(c, "/registration/verify").await?;
+    fill(c, "#auth_key", &auth_key).await?;
+    click(c, "#verify-submit").await?;
+    on_path(c, "/registration/credentials").await?;
+    fits_the_phone(c, "R5").await?;
+    fill(c, "#login_id", "yamada-hanako").await?;
+    fill(c, "#password", PASSWORD).await?;
+    fill(c, "#password_confirmation", PASSWORD).await?;
+    click(c, "#credentials-submit").await?;
+    on_path(c, "/registration/done").await?;
+    text_of(c, "#registered").await?;
+    fits_the_phone(c, "登録完了").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_other_screens_are_axe_clean_too() {
+    let server = start_portal_with(Options {
+        dev_mailbox: true,
+        ..Options::default()
+    })
+    .await;
+    register_suzuki(&server).await;
+    let browser = start_browser().await;
+    run(
+        "other-screens",
+        &browser,
+        other_screens(&server, &browser.client),
+    )
+    .await;
+    browser.client.clone().close().await.ok();
+}
+
+/// パスワード再設定 from the request to the result, the dead ends, 404 and the
+/// development mailbox: each checked by axe-core (through `shoot`).
+async fn other_screens(s: &Server, c: &Client) -> Outcome {
+    c.goto(&format!("{}/recovery", s.base)).await?;
+    fill(c, "#rpw_login_id", "suzuki-ichiro").await?;
+    click(c, "#forgot-password-submit").await?;
+    on_path(c, "/recovery/sent").await?;
+    page_contains(c, "秒以内の2通目はお送りしません").await?;
+    shoot(c, "15-recovery-sent").await?;
+    c.goto(&s.outbox.next("password_reset_link").link()).await?;
+    on_path(c, "/password-reset/link").await?;
+    page_contains(c, "※URLの有効期限は30分").await?;
+    // A wrong birth date first: the error, tied to the fields, and the card kept.
+    fill(c, "#card_symbol", "999").await?;
+    fill(c, "#card_number", "654321").await?;
+    fill(c, "#card_branch", "00").await?;
+    fill(c, "#birth_date", "1990-01-16").await?;
+    fill(c, "#password", "sakura-Mochi-2027").await?;
+    fill(c, "#password_confirmation", "sakura-Mochi-2027").await?;
+    click(c, "#reset-submit").await?;
+    text_of(c, "#error").await?;
+    shoot(c, "16-reset-error").await?;
+    fill(c, "#birth_date", "1990-01-15").await?;
+    fill(c, "#password", "sakura-Mochi-2027").await?;
+    fill(c, "#password_confirmation", "sakura-Mochi-2027").await?;
+    click(c, "#reset-submit").await?;
+    on_path(c, "/password-reset/done").await?;
+    page_contains(c, "パスワードを再設定しました。").await?;
+    shoot(c, "17-reset-done").await?;
+    // Back to the link's page after the reset: the result, not an error.
+    c.goto(&format!("{}/password-reset/link", s.base)).await?;
+    on_path(c, "/password-reset/done").await?;
+    c.goto(&format!("{}/registration/link?token=nothing-here", s.base))
+        .await?;
+    page_contains(c, "このURLは無効です").await?;
+    shoot(c, "19-link-invalid").await?;
+    c.goto(&format!("{}/no-such-page", s.base)).await?;
+    page_contains(c, "お探しのページは見つかりませんでした。").await?;
+    shoot(c, "20-not-found").await?;
+    c.goto(&format!("{}/dev/mailbox", s.base)).await?;
+    page_contains(c, "パスワード再設定のご案内").await?;
+    shoot(c, "21-dev-mailbox").await
 }

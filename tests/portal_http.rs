@@ -117,24 +117,42 @@ impl Fixture {
 
 #[tokio::test]
 async fn sec_35_cookie_is_httponly_lax_and_host_prefixed_behind_https() {
-    // Plain-http localhost: no `Secure`, so no `__Host-` prefix (browsers refuse it).
+    // Plain-http localhost: no `Secure`, so no `__Host-` prefix (browsers refuse it). The
+    // session cookie comes with the first post that stores something.
     let mut f = fixture();
-    let r = f.client.get("/login").await;
-    let cookie = r.header("set-cookie");
+    let page = f.client.get("/login").await;
+    assert_eq!(f.client.cookie, None, "no session for a GET");
+    let token = f.client.others.get("kenpo_csrf").cloned().unwrap();
+    assert_eq!(
+        page.header("set-cookie"),
+        format!("kenpo_csrf={token}; Path=/; HttpOnly; SameSite=Lax")
+    );
+    f.register().await;
+    let r = f
+        .client
+        .post(
+            "/login",
+            &[
+                ("csrf", &page.csrf()),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
     let value = f.client.cookie.clone().unwrap();
     assert_eq!(
-        cookie,
+        r.header("set-cookie"),
         format!("kenpo_sid={value}; Path=/; HttpOnly; SameSite=Lax")
     );
     assert_eq!(value.len(), 43, "256-bit id, base64url");
 
-    // Behind HTTPS: `__Host-kenpo_sid` with `Secure`, and HSTS.
+    // Behind HTTPS: `__Host-` cookies with `Secure`, and HSTS.
     let mut f = fixture_with(|c| c.secure_cookies = true);
     let r = f.client.get("/login").await;
-    let value = f.client.cookie.clone().unwrap();
+    let token = f.client.others.get("__Host-kenpo_csrf").cloned().unwrap();
     assert_eq!(
         r.header("set-cookie"),
-        format!("__Host-kenpo_sid={value}; Path=/; HttpOnly; SameSite=Lax; Secure")
+        format!("__Host-kenpo_csrf={token}; Path=/; HttpOnly; SameSite=Lax; Secure")
     );
     assert_eq!(r.header("strict-transport-security"), "max-age=31536000");
 }
@@ -207,7 +225,7 @@ async fn csrf_token_is_required_on_every_post() {
     assert_eq!(beacon.status, StatusCode::FORBIDDEN);
     let ok = f
         .client
-        .post(
+        .post_follow(
             "/login",
             &[("csrf", &good), ("login_id", LOGIN_ID), ("password", "x")],
         )
@@ -225,7 +243,7 @@ async fn sec_39_link_landing_swaps_the_token_for_session_state_and_redirects() {
     let page = f.client.get("/register").await;
     let r = f
         .client
-        .post("/register", &[("csrf", &page.csrf()), ("email", EMAIL)])
+        .post_follow("/register", &[("csrf", &page.csrf()), ("email", EMAIL)])
         .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("利用登録手続きのご案内"));
@@ -278,14 +296,14 @@ async fn registration_through_the_pages_then_sec_32_session_rotates_at_login() {
     // R1
     let csrf = f.client.get("/register").await.csrf();
     f.client
-        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .post_follow("/register", &[("csrf", &csrf), ("email", EMAIL)])
         .await;
     let link1 = f.outbox.next("registration_link");
     // R2
     f.client.get(&link1.link_path()).await;
     let csrf = f.client.get("/registration/link").await.csrf();
     f.client
-        .post("/registration/link", &[("csrf", &csrf)])
+        .post_follow("/registration/link", &[("csrf", &csrf)])
         .await;
     // R3: a wrong birth date first (generic message), then the right one, typed in
     // full-width the way members often do.
@@ -294,7 +312,7 @@ async fn registration_through_the_pages_then_sec_32_session_rotates_at_login() {
     assert!(page.body.contains("マイナポータル"));
     let wrong = f
         .client
-        .post(
+        .post_follow(
             "/registration/identity",
             &[
                 ("csrf", &page.csrf()),
@@ -310,7 +328,7 @@ async fn registration_through_the_pages_then_sec_32_session_rotates_at_login() {
     );
     let shown = f
         .client
-        .post(
+        .post_follow(
             "/registration/identity",
             &[
                 ("csrf", &page.csrf()),
@@ -339,7 +357,7 @@ async fn registration_through_the_pages_then_sec_32_session_rotates_at_login() {
     let page = phone.get("/registration/credentials").await;
     assert!(page.body.contains(EMAIL), "メールアドレス shown read-only");
     let mismatch = phone
-        .post(
+        .post_follow(
             "/registration/credentials",
             &[
                 ("csrf", &page.csrf()),
@@ -386,12 +404,12 @@ async fn registration_through_the_pages_then_sec_32_session_rotates_at_login() {
     let post_auth = f.client.cookie.clone().unwrap();
     assert_ne!(pre_auth, post_auth, "new session id at authentication");
     assert!(
-        !f.app.sessions.contains(&pre_auth),
+        !f.app.sessions.contains(&pre_auth).await,
         "pre-auth session destroyed"
     );
-    assert!(f.app.sessions.contains(&post_auth));
+    assert!(f.app.sessions.contains(&post_auth).await);
     assert!(
-        !f.app.sessions.stores_plain_id(&post_auth),
+        !f.app.sessions.stores_plain_id(&post_auth).await,
         "stored as SHA-256"
     );
 
@@ -455,7 +473,7 @@ async fn sec_34_logout_destroys_the_session_and_a_changed_stamp_ends_it() {
     let r = f.client.post("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(r.location(), "/login?reason=logged_out");
     assert!(r.header("set-cookie").contains("Max-Age=0"));
-    assert!(!f.app.sessions.contains(&id), "gone on the server");
+    assert!(!f.app.sessions.contains(&id).await, "gone on the server");
     assert_eq!(copy.get("/home").await.status, StatusCode::SEE_OTHER);
 
     // A password / e-mail change elsewhere changes the account's stamp: simulated by
@@ -491,13 +509,13 @@ async fn sec_34_logout_destroys_the_session_and_a_changed_stamp_ends_it() {
 }
 
 #[tokio::test]
-async fn otp_page_close_beacon_and_heartbeat_need_the_page_token() {
+async fn otp_page_close_beacon_needs_the_page_token_and_a_closed_page_says_why() {
     let mut f = fixture();
     f.register().await;
     let page = f.start_login().await;
     let code = f.outbox.next("login_otp").otp();
     let csrf = page.csrf();
-    // A beacon with another page's token closes nothing.
+    // A beacon with another page's token closes nothing: the page is still alive.
     let r = f
         .client
         .post(
@@ -506,15 +524,8 @@ async fn otp_page_close_beacon_and_heartbeat_need_the_page_token() {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let hb = f
-        .client
-        .post(
-            "/login/otp/heartbeat",
-            &[("csrf", &csrf), ("page_token", &page.page_token())],
-        )
-        .await;
-    assert_eq!(hb.status, StatusCode::NO_CONTENT, "alive");
-    // The real beacon closes the screen: the code is refused afterwards.
+    assert_eq!(f.client.get("/login/otp").await.status, StatusCode::OK);
+    // The real beacon closes the screen: coming back says why, once.
     let r = f
         .client
         .post(
@@ -523,14 +534,15 @@ async fn otp_page_close_beacon_and_heartbeat_need_the_page_token() {
         )
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let hb = f
-        .client
-        .post(
-            "/login/otp/heartbeat",
-            &[("csrf", &csrf), ("page_token", &page.page_token())],
-        )
-        .await;
-    assert_eq!(hb.status, StatusCode::GONE);
+    let back = f.client.get("/login/otp").await;
+    assert_eq!(back.location(), "/login?reason=otp_closed");
+    let login = f.client.follow(back).await;
+    assert!(
+        login.body.contains("暗証キー入力画面が閉じられたため"),
+        "{}",
+        login.body
+    );
+    // The code typed in a stale tab is refused by the library itself.
     let r = f
         .client
         .post(
@@ -542,46 +554,20 @@ async fn otp_page_close_beacon_and_heartbeat_need_the_page_token() {
             ],
         )
         .await;
-    assert_eq!(r.location(), "/login", "post-redirect-get");
-    let login = f.client.get("/login").await;
-    assert!(
-        login.body.contains("この暗証キーは無効になりました"),
-        "{}",
-        login.body
-    );
-    let again = f.client.get("/login").await;
-    assert!(
-        !again.body.contains("この暗証キーは無効になりました"),
-        "shown once"
-    );
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(f.client.get("/home").await.status, StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
-async fn otp_heartbeat_lapse_after_60_seconds_kills_the_code() {
+async fn otp_page_hidden_for_minutes_keeps_its_code_and_a_superseded_page_says_why() {
     let mut f = fixture();
     f.register().await;
     let page = f.start_login().await;
     let code = f.outbox.next("login_otp").otp();
     let (csrf, token) = (page.csrf(), page.page_token());
-    f.clock.advance(Duration::seconds(45));
-    let hb = f
-        .client
-        .post(
-            "/login/otp/heartbeat",
-            &[("csrf", &csrf), ("page_token", &token)],
-        )
-        .await;
-    assert_eq!(hb.status, StatusCode::NO_CONTENT);
-    f.clock.advance(Duration::seconds(61));
-    let hb = f
-        .client
-        .post(
-            "/login/otp/heartbeat",
-            &[("csrf", &csrf), ("page_token", &token)],
-        )
-        .await;
-    assert_eq!(hb.status, StatusCode::GONE);
+    // The member reads the mail for 3 minutes: no request at all from the page.
+    f.clock.advance(Duration::minutes(3));
+    assert_eq!(f.client.get("/login/otp").await.status, StatusCode::OK);
     let r = f
         .client
         .post(
@@ -589,10 +575,45 @@ async fn otp_heartbeat_lapse_after_60_seconds_kills_the_code() {
             &[("csrf", &csrf), ("page_token", &token), ("code", &code)],
         )
         .await;
-    assert_eq!(r.location(), "/login");
-    let login = f.client.get("/login").await;
+    assert_eq!(r.location(), "/home", "the code still works");
+
+    // A login completed elsewhere ends this page's challenge (a newer login alone does
+    // not: a double tap or a second device keeps the code already mailed): a return to
+    // it says so.
+    let mut f = fixture();
+    f.register().await;
+    f.start_login().await;
+    f.outbox.next("login_otp");
+    let mut other = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
+    let csrf = other.get("/login").await.csrf();
+    other
+        .post(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    let other_page = other.get("/login/otp").await;
+    let other_code = f.outbox.next("login_otp").otp();
+    let done = other
+        .post(
+            "/login/otp",
+            &[
+                ("csrf", &other_page.csrf()),
+                ("page_token", &other_page.page_token()),
+                ("code", &other_code),
+            ],
+        )
+        .await;
+    assert_eq!(done.location(), "/home");
+    let back = f.client.get("/login/otp").await;
+    assert_eq!(back.location(), "/login?reason=otp_ended");
+    let login = f.client.follow(back).await;
     assert!(
-        login.body.contains("この暗証キーは無効になりました"),
+        login.body.contains("別の画面で新たにログインが行われたか"),
         "{}",
         login.body
     );
@@ -608,48 +629,28 @@ async fn otp_resend_kills_the_old_code_and_wrong_codes_are_shown_in_japanese() {
     let wrong = if old == "000000" { "111111" } else { "000000" };
     let r = f
         .client
-        .post(
+        .post_follow(
             "/login/otp",
             &[("csrf", &csrf), ("page_token", &token), ("code", wrong)],
         )
         .await;
     assert!(r.body.contains("暗証キーが正しくありません"));
-    // Resend during the 60 s cooldown: 429 with the library's message, no mail.
+    assert!(r.body.contains("aria-invalid=\"true\""), "{}", r.body);
+    // Resend during the 60 s cooldown: said on the page (429), no mail.
     let r = f
         .client
-        .post(
+        .post_follow(
             "/login/otp/resend",
             &[("csrf", &csrf), ("page_token", &token)],
         )
         .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.body.contains("暗証キーは送信済みです。"), "{}", r.body);
     assert!(r.body.contains("秒ほど待ってから"));
     f.clock.advance(Duration::seconds(61));
-    let hb = f
-        .client
-        .post(
-            "/login/otp/heartbeat",
-            &[("csrf", &csrf), ("page_token", &token)],
-        )
-        .await;
-    assert_eq!(hb.status, StatusCode::GONE, "no heartbeat for 61 s: closed");
-
-    // Again, with heartbeats this time.
-    let page = f.start_login().await;
-    let (csrf, token) = (page.csrf(), page.page_token());
-    let old = f.outbox.next("login_otp").otp();
-    for _ in 0..5 {
-        f.clock.advance(Duration::seconds(15));
-        f.client
-            .post(
-                "/login/otp/heartbeat",
-                &[("csrf", &csrf), ("page_token", &token)],
-            )
-            .await;
-    }
     let r = f
         .client
-        .post(
+        .post_follow(
             "/login/otp/resend",
             &[("csrf", &csrf), ("page_token", &token)],
         )
@@ -660,7 +661,7 @@ async fn otp_resend_kills_the_old_code_and_wrong_codes_are_shown_in_japanese() {
     if old != new {
         let r = f
             .client
-            .post(
+            .post_follow(
                 "/login/otp",
                 &[("csrf", &csrf), ("page_token", &token), ("code", &old)],
             )
@@ -721,7 +722,7 @@ async fn member_errors_never_answer_5xx() {
     for (path, fields) in posts {
         let mut all = vec![("csrf", csrf.as_str())];
         all.extend_from_slice(fields);
-        let r = f.client.post(path, &all).await;
+        let r = f.client.post_follow(path, &all).await;
         assert!(r.status.as_u16() < 500, "{path}: {}", r.status);
         if *path != "/logout" {
             let csrf_now = f.client.get("/login").await.csrf();
@@ -756,7 +757,7 @@ async fn member_errors_never_answer_5xx() {
     let csrf = f.client.get("/register").await.csrf();
     let r = f
         .client
-        .post("/register", &[("csrf", &csrf), ("email", "taro@@example")])
+        .post_follow("/register", &[("csrf", &csrf), ("email", "taro@@example")])
         .await;
     assert!(r.body.contains("class=\"alert error\""), "{}", r.body);
 }
@@ -794,7 +795,7 @@ async fn host_errors_answer_the_generic_503_page() {
     store.heal();
     let r = f
         .client
-        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .post_follow("/register", &[("csrf", &csrf), ("email", EMAIL)])
         .await;
     assert_eq!(r.status, StatusCode::OK, "the member can retry");
 }
@@ -821,7 +822,7 @@ async fn sec_26_password_spraying_from_one_ip_is_throttled() {
         let id = format!("sprayed-{i}");
         let r = f
             .client
-            .post(
+            .post_follow(
                 "/login",
                 &[
                     ("csrf", &csrf),
@@ -871,7 +872,7 @@ async fn sec_40_forgot_login_id_mails_it_and_never_shows_it() {
     let csrf = f.client.get("/recovery").await.csrf();
     let known = f
         .client
-        .post(
+        .post_follow(
             "/recovery/login-id",
             &[
                 ("csrf", &csrf),
@@ -883,13 +884,15 @@ async fn sec_40_forgot_login_id_mails_it_and_never_shows_it() {
         .await;
     assert_eq!(known.status, StatusCode::OK);
     assert!(known.body.contains("ご登録がある場合は"));
+    // The cooldown is said (on every answer alike): a second request sends nothing.
+    assert!(known.body.contains("60秒以内の2通目はお送りしません。"));
     assert!(!known.body.contains(LOGIN_ID), "never on screen");
     let mail = f.outbox.next("login_id_reminder");
     assert!(mail.body.contains(LOGIN_ID));
     // An unknown address gets the very same page.
     let unknown = f
         .client
-        .post(
+        .post_follow(
             "/recovery/login-id",
             &[
                 ("csrf", &csrf),
@@ -910,14 +913,14 @@ async fn sec_37_forgot_password_reset_link_then_new_password() {
     let csrf = f.client.get("/recovery").await.csrf();
     let known = f
         .client
-        .post(
+        .post_follow(
             "/recovery/password",
             &[("csrf", &csrf), ("login_id", LOGIN_ID)],
         )
         .await;
     let unknown = f
         .client
-        .post(
+        .post_follow(
             "/recovery/password",
             &[("csrf", &csrf), ("login_id", "nobody-here")],
         )
@@ -938,7 +941,7 @@ async fn sec_37_forgot_password_reset_link_then_new_password() {
     let new_password = "kawazoi-Sanpo-42";
     let wrong = f
         .client
-        .post(
+        .post_follow(
             "/password-reset/link",
             &[
                 ("csrf", &page.csrf()),
@@ -956,7 +959,7 @@ async fn sec_37_forgot_password_reset_link_then_new_password() {
     );
     let done = f
         .client
-        .post(
+        .post_follow(
             "/password-reset/link",
             &[
                 ("csrf", &page.csrf()),
@@ -984,7 +987,7 @@ async fn sec_37_forgot_password_reset_link_then_new_password() {
     let csrf = f.client.get("/login").await.csrf();
     let old = f
         .client
-        .post(
+        .post_follow(
             "/login",
             &[
                 ("csrf", &csrf),
@@ -1022,7 +1025,7 @@ async fn smtp_url_sends_through_a_real_smtp_server() {
     let csrf = f.client.get("/register").await.csrf();
     let r = f
         .client
-        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .post_follow("/register", &[("csrf", &csrf), ("email", EMAIL)])
         .await;
     assert_eq!(r.status, StatusCode::OK);
     let mails = sink.wait_for(1);
@@ -1048,4 +1051,561 @@ fn smtp_url_problems_are_refused_at_start_up() {
         app::build(config)
     };
     assert!(matches!(built, Err(app::BuildError::Smtp(_))));
+}
+
+// ───────────────────────── denial of service (issue 15, item 5) ─────────────────────────
+
+#[tokio::test]
+async fn cookieless_gets_create_no_session() {
+    let mut f = fixture();
+    for path in [
+        "/",
+        "/login",
+        "/register",
+        "/recovery",
+        "/favicon.ico",
+        "/no-such-page",
+        "/registration/link?token=abc",
+        "/registration/link",
+        "/registration/verify?token=abc",
+        "/password-reset/link?token=abc",
+        "/home",
+        "/login/otp",
+    ] {
+        let mut fresh = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
+        let r = fresh.get(path).await;
+        assert!(r.status.as_u16() < 500, "{path}: {}", r.status);
+        assert_eq!(fresh.cookie, None, "{path} set a session cookie");
+    }
+    assert_eq!(
+        f.app.sessions.count().await,
+        0,
+        "no server-side session for a GET"
+    );
+    // A form post that stores something is what creates one.
+    let csrf = f.client.get("/register").await.csrf();
+    f.client
+        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    assert_eq!(f.app.sessions.count().await, 1);
+    // A refused post stores nothing but its message for the next page.
+    let mut other = Client::new(f.app.router.clone(), f.app.sessions.cookie_name());
+    let csrf = other.get("/login").await.csrf();
+    let r = other
+        .post_follow(
+            "/login",
+            &[("csrf", &csrf), ("login_id", "nobody"), ("password", "x")],
+        )
+        .await;
+    assert!(
+        r.body
+            .contains("ログインIDまたはパスワードが正しくありません。")
+    );
+}
+
+#[tokio::test]
+async fn a_cross_site_get_of_a_link_url_does_not_touch_the_session() {
+    let mut f = fixture();
+    let csrf = f.client.get("/register").await.csrf();
+    f.client
+        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    let link = f.outbox.next("registration_link");
+    f.client.get(&link.link_path()).await;
+    let csrf = f.client.get("/registration/link").await.csrf();
+    let r = f
+        .client
+        .post("/registration/link", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.location(), "/registration/identity");
+    let before = f.client.get("/registration/identity").await;
+    assert!(before.body.contains("identity-form"));
+    // Another site sends the member's browser (with its SameSite=Lax cookie, as a
+    // top-level GET carries it) to a link URL of its own, and to the other landings.
+    for path in [
+        "/registration/link?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "/registration/verify?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "/password-reset/link?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    ] {
+        let r = f.client.get(path).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+    }
+    // The registration in progress is untouched: 本人確認 goes on.
+    let after = f.client.get("/registration/identity").await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert!(after.body.contains("identity-form"), "{}", after.body);
+    let r = f
+        .client
+        .post_follow(
+            "/registration/identity",
+            &[
+                ("csrf", &after.csrf()),
+                ("card_symbol", "999"),
+                ("card_number", "123456"),
+                ("card_branch", "00"),
+                ("birth_date", BIRTH),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("id=\"auth-key\""), "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_form_post_needs_the_exact_content_type_and_each_field_once() {
+    let mut f = fixture();
+    let csrf = f.client.get("/login").await.csrf();
+    let body = format!("csrf={csrf}&login_id=x&password=y");
+    for bad in [
+        "application/x-www-form-urlencodedX",
+        "application/x-www-form-urlencoded-evil",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+    ] {
+        let r = f.client.post_raw("/login", bad, &body).await;
+        assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{bad}");
+        assert!(r.body.contains("正しく送信できませんでした"), "{bad}");
+        assert!(r.header("content-type").starts_with("text/html"), "{bad}");
+    }
+    // Parameters are fine, and the type is case-insensitive.
+    for good in [
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        "Application/X-WWW-Form-URLEncoded",
+    ] {
+        let r = f.client.post_raw("/login", good, &body).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{good}: {}", r.body);
+    }
+    // A field sent twice: the portal's own page, not the framework's plain-text 422.
+    let twice = format!("csrf={csrf}&login_id=a&login_id=b&password=y");
+    let r = f
+        .client
+        .post_raw("/login", "application/x-www-form-urlencoded", &twice)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.body.contains("正しく送信できませんでした"), "{}", r.body);
+    assert!(r.header("content-type").starts_with("text/html"));
+    let csrf_twice = format!("csrf={csrf}&csrf={csrf}&login_id=a&password=y");
+    let r = f
+        .client
+        .post_raw("/login", "application/x-www-form-urlencoded", &csrf_twice)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn the_rate_limit_is_set_by_environment_variables() {
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    };
+    let limits = RateLimit::from_env(env(&[])).unwrap();
+    assert_eq!(limits.all.burst, 120.0);
+    assert_eq!(limits.posts.per_second, 0.5);
+    let limits = RateLimit::from_env(env(&[
+        ("RATE_LIMIT_BURST", "500"),
+        ("RATE_LIMIT_PER_SECOND", "20"),
+        ("RATE_LIMIT_POST_BURST", "2"),
+        ("RATE_LIMIT_POST_PER_SECOND", "0.1"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        (
+            limits.all.burst,
+            limits.all.per_second,
+            limits.posts.burst,
+            limits.posts.per_second
+        ),
+        (500.0, 20.0, 2.0, 0.1)
+    );
+    for bad in ["0", "-1", "many", "NaN", "inf"] {
+        let pairs: &'static [(&'static str, &'static str)] =
+            Box::leak(Box::new([("RATE_LIMIT_POST_BURST", bad)]));
+        let e = RateLimit::from_env(env(pairs)).unwrap_err();
+        assert!(e.contains("RATE_LIMIT_POST_BURST"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn the_rate_limit_from_the_environment_applies() {
+    let limits =
+        RateLimit::from_env(|name| (name == "RATE_LIMIT_POST_BURST").then(|| "2".to_owned()))
+            .unwrap();
+    let mut f = fixture_with(|c| c.rate_limit = limits);
+    let csrf = f.client.get("/login").await.csrf();
+    for _ in 0..2 {
+        let r = f
+            .client
+            .post(
+                "/login",
+                &[("csrf", &csrf), ("login_id", "a"), ("password", "b")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER);
+    }
+    let r = f
+        .client
+        .post(
+            "/login",
+            &[("csrf", &csrf), ("login_id", "a"), ("password", "b")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// The portal on a real socket with a 1 s header timeout.
+async fn served(f: &Fixture) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(app::serve::serve(
+        listener,
+        f.app.router.clone(),
+        std::time::Duration::from_secs(1),
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// Reads until the server closes the connection; how long that took from `since`.
+async fn closed_after(
+    stream: &mut tokio::net::TcpStream,
+    since: std::time::Instant,
+) -> std::time::Duration {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf)).await
+        {
+            Ok(Ok(0)) | Ok(Err(_)) => return since.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("the connection was still open after 10 s"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_and_slowloris_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt as _;
+    let f = fixture();
+    let addr = served(&f).await;
+
+    // A connection that never sends anything.
+    let start = std::time::Instant::now();
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let t = closed_after(&mut idle, start).await;
+    assert!(
+        t < std::time::Duration::from_secs(4),
+        "idle closed after {t:?}"
+    );
+
+    // A connection that trickles a header, a byte every 200 ms (slowloris).
+    let start = std::time::Instant::now();
+    let slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = slow.into_split();
+    let trickle = tokio::spawn(async move {
+        for b in
+            b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        {
+            if write.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    });
+    let mut buf = [0u8; 1024];
+    let closed = loop {
+        use tokio::io::AsyncReadExt as _;
+        match tokio::time::timeout(std::time::Duration::from_secs(10), read.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break start.elapsed(),
+            Ok(Ok(_)) => continue,
+            Err(_) => panic!("the trickling connection was still open after 10 s"),
+        }
+    };
+    trickle.abort();
+    assert!(
+        closed < std::time::Duration::from_secs(4),
+        "slowloris closed after {closed:?}"
+    );
+
+    // A kept-alive connection that goes quiet after its answer is closed as well.
+    let mut kept = tokio::net::TcpStream::connect(addr).await.unwrap();
+    kept.write_all(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let t = closed_after(&mut kept, start).await;
+    assert!(
+        t < std::time::Duration::from_secs(4),
+        "kept-alive closed after {t:?}"
+    );
+
+    // And a normal request is answered.
+    let mut ok = tokio::net::TcpStream::connect(addr).await.unwrap();
+    ok.write_all(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    use tokio::io::AsyncReadExt as _;
+    ok.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+// ───────────────────────── sessions in the database (issue 15, item 4) ─────────────────────────
+
+/// R1–R5 and L1–L2 through the pages, calling `between` after each step (to restart the
+/// server, or to check where the requests went). Ends on ホーム.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn whole_journey<F>(client: &mut Client, outbox: &Outbox, mut between: F)
+where
+    F: AsyncFnMut(&mut Client, &str),
+{
+    let csrf = client.get("/register").await.csrf();
+    let r = client
+        .post_follow("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    assert!(r.body.contains("利用登録手続きのご案内"), "{}", r.body);
+    between(client, "R1").await;
+    let link1 = outbox.next("registration_link");
+    client.get(&link1.link_path()).await;
+    let page = client.get("/registration/link").await;
+    between(client, "R2 landing").await;
+    let r = client
+        .post_follow("/registration/link", &[("csrf", &page.csrf())])
+        .await;
+    assert!(r.body.contains("identity-form"), "{}", r.body);
+    between(client, "R2").await;
+    let r = client
+        .post_follow(
+            "/registration/identity",
+            &[
+                ("csrf", &r.csrf()),
+                ("card_symbol", "999"),
+                ("card_number", "123456"),
+                ("card_branch", "00"),
+                ("birth_date", BIRTH),
+            ],
+        )
+        .await;
+    let key = portal_support::element_text(&r.body, "auth-key").expect("the 認証キー page");
+    between(client, "R3").await;
+    // Still there after the step: the page is a GET.
+    let again = client.get("/registration/auth-key").await;
+    assert_eq!(
+        portal_support::element_text(&again.body, "auth-key").as_deref(),
+        Some(key.as_str())
+    );
+    let link2 = outbox.next("identity_verified");
+    client.get(&link2.link_path()).await;
+    let page = client.get("/registration/verify").await;
+    between(client, "R4 landing").await;
+    let r = client
+        .post_follow(
+            "/registration/verify",
+            &[("csrf", &page.csrf()), ("auth_key", &key)],
+        )
+        .await;
+    assert!(r.body.contains("credentials-form"), "{}", r.body);
+    between(client, "R4").await;
+    let r = client
+        .post_follow(
+            "/registration/credentials",
+            &[
+                ("csrf", &r.csrf()),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+                ("password_confirmation", PASSWORD),
+                ("nickname", ""),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("id=\"registered\""), "{}", r.body);
+    between(client, "R5").await;
+    let csrf = client.get("/login").await.csrf();
+    let r = client
+        .post_follow(
+            "/login",
+            &[
+                ("csrf", &csrf),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("otp-form"), "{}", r.body);
+    between(client, "L1").await;
+    let code = outbox.next("login_otp").otp();
+    let page = client.get("/login/otp").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let r = client
+        .post_follow(
+            "/login/otp",
+            &[
+                ("csrf", &page.csrf()),
+                ("page_token", &page.page_token()),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("ようこそ"), "{}", r.body);
+    between(client, "L2").await;
+    let home = client.get("/home").await;
+    assert_eq!(home.status, StatusCode::OK, "still signed in");
+    assert!(home.body.contains("ようこそ"));
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_restart_mid_journey_keeps_the_members_place() {
+    use kenpo_auth::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("portal.db");
+    let clock = ManualClock::new(datetime!(2026-11-24 09:00 UTC));
+    // The digest key must survive the restart (KENPO_SECRET_KEY), or mailed links die.
+    let key = [7u8; 32];
+    let start = {
+        let (db, clock, outbox) = (db.clone(), clock.clone(), dir.path().join("outbox"));
+        move || {
+            let (db, clock, outbox) = (db.clone(), clock.clone(), outbox.clone());
+            async move {
+                let store = SqliteStore::open(db.to_str().unwrap()).await.unwrap();
+                let sessions = app::session_store::SqliteSessions::new(store.danger_pool().clone())
+                    .await
+                    .unwrap();
+                let mut config = app::AppConfig::new("http://127.0.0.1:8080", outbox);
+                config.clock = Arc::new(clock);
+                config.secret_key = key;
+                config.store = Some(Arc::new(store));
+                config.session_backend = Some(Arc::new(sessions));
+                app::build(config).unwrap()
+            }
+        }
+    };
+    let first = start().await;
+    let mut client = Client::new(first.router.clone(), first.sessions.cookie_name());
+    drop(first);
+    let outbox = Outbox::new(dir.path().join("outbox"));
+    let mut restarts = 0;
+    whole_journey(
+        &mut client,
+        &outbox,
+        async |client: &mut Client, _step: &str| {
+            // The server stops and starts again between every two steps of the journey.
+            let next = start().await;
+            client.rotation = vec![next.router.clone()];
+            restarts += 1;
+        },
+    )
+    .await;
+    assert_eq!(restarts, 9);
+}
+
+#[cfg(feature = "postgres")]
+#[path = "postgres_support/mod.rs"]
+mod postgres_support;
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn two_servers_on_one_postgresql_take_turns_on_one_journey() {
+    let schema = postgres_support::SchemaGuard::new();
+    let url = postgres_support::url();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(datetime!(2026-11-24 09:00 UTC));
+    let mut apps = Vec::new();
+    for _ in 0..2 {
+        // Each server has its own pool, as two processes would.
+        let store = postgres_support::store_in(&schema.0, &url).await;
+        let sessions = app::session_store::PostgresSessions::new(store.danger_pool().clone())
+            .await
+            .unwrap();
+        let mut config = app::AppConfig::new("http://127.0.0.1:8080", dir.path().join("outbox"));
+        config.clock = Arc::new(clock.clone());
+        config.secret_key = [9u8; 32];
+        config.store = Some(Arc::new(store));
+        config.session_backend = Some(Arc::new(sessions));
+        apps.push(app::build(config).unwrap());
+    }
+    let mut client = Client::new(apps[0].router.clone(), apps[0].sessions.cookie_name());
+    // A load balancer without sticky sessions: request 1 to A, 2 to B, 3 to A …
+    client.rotation = apps.iter().map(|a| a.router.clone()).collect();
+    let outbox = Outbox::new(dir.path().join("outbox"));
+    whole_journey(&mut client, &outbox, async |_: &mut Client, _: &str| {}).await;
+    // Both servers see the member's one session.
+    assert_eq!(apps[0].sessions.count().await, 1);
+    assert_eq!(apps[1].sessions.count().await, 1);
+}
+
+// ───────────────────────── development mailbox (issue 15, item 6) ─────────────────────────
+
+#[tokio::test]
+async fn the_dev_mailbox_lists_mails_decoded_with_clickable_links_on_loopback_only() {
+    use axum::extract::ConnectInfo;
+    let f = fixture_with(|c| c.dev_mailbox = true);
+    let from = |ip: [u8; 4]| {
+        f.app
+            .router
+            .clone()
+            .layer(axum::Extension(ConnectInfo(std::net::SocketAddr::from((
+                ip, 50000,
+            )))))
+    };
+    let mut local = Client::new(from([127, 0, 0, 1]), f.app.sessions.cookie_name());
+    let csrf = local.get("/register").await.csrf();
+    local
+        .post("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    let link = f.outbox.next("registration_link").link();
+    let page = local.get("/dev/mailbox").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("利用登録手続きのご案内"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("さくら健康保険組合です。"),
+        "decoded body"
+    );
+    assert!(
+        page.body.contains(&format!("<a href=\"{link}\">")),
+        "the link is clickable: {}",
+        page.body
+    );
+    // Another machine does not see it, even with the flag on.
+    let mut remote = Client::new(from([192, 0, 2, 7]), f.app.sessions.cookie_name());
+    assert_eq!(
+        remote.get("/dev/mailbox").await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Without the flag there is no such page.
+    let mut f = fixture();
+    assert_eq!(
+        f.client.get("/dev/mailbox").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_session_row_this_version_cannot_read_is_no_session() {
+    use app::session_store::SessionBackend as _;
+    let store = kenpo_auth::store::SqliteStore::in_memory().await.unwrap();
+    let sessions = app::session_store::SqliteSessions::new(store.danger_pool().clone())
+        .await
+        .unwrap();
+    let key = [3u8; 32];
+    sqlx::query("INSERT INTO portal_sessions (id_hash, expires_at, record) VALUES ($1, $2, $3)")
+        .bind(key.to_vec())
+        .bind(i64::MAX)
+        .bind("{\"written_by\": \"an older portal\"}")
+        .execute(store.danger_pool())
+        .await
+        .unwrap();
+    assert!(sessions.load(&key).await.unwrap().is_none());
+    assert_eq!(sessions.count().await.unwrap(), 1);
 }

@@ -5,15 +5,15 @@
 //! Everything web-specific lives here, in the example — the library sets no cookies and
 //! knows nothing of HTTP (DESIGN.md §2). What the example adds on top of the library:
 //!
-//! - server-side sessions keyed by a random 256-bit id, stored as its SHA-256, rotated at
-//!   login, with idle (30 min) and absolute (8 h) timeouts (SEC-32, SEC-33, SEC-35);
+//! - server-side sessions keyed by a random 256-bit id, stored as its SHA-256 in the
+//!   library's database (or in memory), rotated at login, with idle (30 min) and absolute
+//!   (8 h) timeouts (SEC-32, SEC-33, SEC-35), created only by a form post;
 //! - a synchronizer CSRF token on every form and beacon, compared in constant time;
 //! - mailed links swapped for session state and redirected away (SEC-39);
 //! - a strict CSP with scripts and styles in static files, `nosniff`, `no-referrer`;
 //! - a token bucket per client IP;
 //! - the security-stamp check on every protected page (SEC-34).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -39,8 +39,12 @@ mod pages;
 pub(crate) mod roster;
 #[path = "security.rs"]
 pub(crate) mod security;
+#[path = "serve.rs"]
+pub(crate) mod serve;
 #[path = "session.rs"]
 pub(crate) mod session;
+#[path = "session_store.rs"]
+pub(crate) mod session_store;
 
 use roster::Roster;
 use security::{RateLimit, RateLimiter};
@@ -68,6 +72,11 @@ pub(crate) struct AppConfig {
     /// this in production; the example turns it on only for a loopback base URL unless
     /// told otherwise.
     pub dev_log_secrets: bool,
+    /// DEVELOPMENT ONLY: the `/dev/mailbox` page, listing every mail sent since the
+    /// start, decoded, with its links clickable, and the demo's 事前登録 letter. `main`
+    /// turns it on only with the dev flag and a loopback address to listen on; the page
+    /// also answers only loopback clients.
+    pub dev_mailbox: bool,
     /// Serve the session cookie as `__Host-kenpo_sid` with `Secure` (behind HTTPS).
     pub secure_cookies: bool,
     /// The roster CSV text (see `roster.csv`).
@@ -78,10 +87,10 @@ pub(crate) struct AppConfig {
     pub audit: Option<Arc<dyn AuditSink>>,
     /// The HMAC key of the token digests. A real host loads it from its secret store.
     pub secret_key: [u8; 32],
-    /// The rules: the seed portal's, with the code-screen heartbeat on.
+    /// The rules: the seed portal's. No code-screen heartbeat: a phone that switches to
+    /// the mail app stops the page's timers, and the code must survive that; closing
+    /// the screen is reported by its `pagehide` beacon.
     pub policy: Policy,
-    /// How often the 暗証キー page reports that it is still open.
-    pub heartbeat_every: Duration,
     /// Idle session timeout (SEC-33).
     pub session_idle: Duration,
     /// Absolute session timeout (SEC-33).
@@ -90,6 +99,10 @@ pub(crate) struct AppConfig {
     pub rate_limit: RateLimit,
     /// The store; `None` builds a fresh `MemoryStore`.
     pub store: Option<Arc<dyn Store>>,
+    /// Where web sessions are kept; `None` keeps them in this process's memory. `main`
+    /// puts them in the store's database (SQLite or PostgreSQL), so that several servers
+    /// share them and a restart keeps them.
+    pub session_backend: Option<Arc<dyn session_store::SessionBackend>>,
     /// A real mail server (`smtp://host:port?tls=starttls`, `smtps://user:pass@host`;
     /// feature `smtp`) instead of the outbox folder. Mails then leave through a
     /// `QueuedMailer`, off the request path.
@@ -101,29 +114,30 @@ pub(crate) struct AppConfig {
 }
 
 impl AppConfig {
-    /// The defaults: seed-portal policy (8-character passwords, members know them) with
-    /// a 60 s code-screen heartbeat and 15 s heartbeats, system clock, a fresh random
-    /// key, the shipped roster, plain-http cookies.
+    /// The defaults: seed-portal policy (8-character passwords, members know them), no
+    /// code-screen heartbeat, system clock, a fresh random key, the shipped roster,
+    /// plain-http cookies.
     pub(crate) fn new(base_url: impl Into<String>, outbox_dir: impl Into<PathBuf>) -> Self {
         let mut secret_key = [0u8; 32];
         rand::fill(&mut secret_key);
         let mut policy = Policy::seed_portal();
-        policy.otp_screen_heartbeat = Some(Duration::seconds(60));
+        policy.otp_screen_heartbeat = None;
         AppConfig {
             base_url: base_url.into(),
             outbox_dir: outbox_dir.into(),
             dev_log_secrets: false,
+            dev_mailbox: false,
             secure_cookies: false,
             roster_csv: DEMO_ROSTER.to_owned(),
             clock: Arc::new(SystemClock),
             audit: None,
             secret_key,
             policy,
-            heartbeat_every: Duration::seconds(15),
             session_idle: Duration::minutes(30),
             session_absolute: Duration::hours(8),
             rate_limit: RateLimit::default(),
             store: None,
+            session_backend: None,
             smtp_url: None,
             mailer: None,
         }
@@ -170,16 +184,8 @@ pub(crate) struct App {
     pub sessions: Arc<Sessions>,
     /// The roster.
     pub roster: Arc<Roster>,
-}
-
-impl App {
-    /// The router as a service that knows each client's address (for the rate limit).
-    pub(crate) fn into_make_service(
-        self,
-    ) -> axum::extract::connect_info::IntoMakeServiceWithConnectInfo<Router, SocketAddr> {
-        self.router
-            .into_make_service_with_connect_info::<SocketAddr>()
-    }
+    /// The development mailbox, when it is on.
+    pub dev_mailbox: Option<Arc<dev_mailer::DevMailbox>>,
 }
 
 /// Shared by every handler.
@@ -190,7 +196,9 @@ pub(crate) struct AppState {
     pub(crate) roster: Arc<Roster>,
     pub(crate) sessions: Arc<Sessions>,
     pub(crate) limiter: Arc<RateLimiter>,
-    pub(crate) heartbeat_every: Duration,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) dev_mailbox: Option<Arc<dev_mailer::DevMailbox>>,
+    pub(crate) base_url: String,
 }
 
 /// Builds the portal and the router.
@@ -220,7 +228,15 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
             config.clock.clone(),
         )?,
     };
-    let mailer = dev_mailer::DevConsoleMailer::new(delivery, config.dev_log_secrets);
+    let mailbox = config
+        .dev_mailbox
+        .then(|| Arc::new(dev_mailer::DevMailbox::default()));
+    let mailer = dev_mailer::DevConsoleMailer::new(
+        delivery,
+        config.dev_log_secrets,
+        mailbox.clone(),
+        config.clock.clone(),
+    );
     // Switch to SqliteStore / PostgresStore here once those adapters exist.
     let store: Arc<dyn Store> = config.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
     let mut builder = Portal::builder()
@@ -235,7 +251,11 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
         builder = builder.audit(audit);
     }
     let portal = builder.build().map_err(BuildError::Portal)?;
+    let session_backend = config
+        .session_backend
+        .unwrap_or_else(|| Arc::new(session_store::MemorySessions::default()));
     let sessions = Arc::new(Sessions::new(
+        session_backend,
         config.clock.clone(),
         config.session_idle,
         config.session_absolute,
@@ -247,7 +267,9 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
         roster: roster.clone(),
         sessions: sessions.clone(),
         limiter: Arc::new(RateLimiter::new(config.rate_limit)),
-        heartbeat_every: config.heartbeat_every,
+        clock: config.clock.clone(),
+        dev_mailbox: mailbox.clone(),
+        base_url: config.base_url.clone(),
     };
     let router = routes(state, config.secure_cookies);
     Ok(App {
@@ -256,6 +278,7 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
         store,
         sessions,
         roster,
+        dev_mailbox: mailbox,
     })
 }
 
@@ -288,14 +311,20 @@ fn smtp_delivery(
 
 fn routes(state: AppState, https: bool) -> Router {
     use handlers as h;
-    Router::new()
+    let router = Router::new();
+    let router = if state.dev_mailbox.is_some() {
+        router.route("/dev/mailbox", get(h::dev_mailbox))
+    } else {
+        router
+    };
+    router
         .route("/", get(h::root))
         .route("/login", get(h::login_page).post(h::login_submit))
         .route("/login/otp", get(h::otp_page_get).post(h::otp_submit))
         .route("/login/otp/resend", post(h::otp_resend))
         .route("/login/otp/close", post(h::otp_close))
-        .route("/login/otp/heartbeat", post(h::otp_heartbeat))
         .route("/register", get(h::register_page).post(h::register_submit))
+        .route("/register/sent", get(h::register_sent))
         .route(
             "/registration/link",
             get(h::link1_landing).post(h::link1_open),
@@ -305,6 +334,7 @@ fn routes(state: AppState, https: bool) -> Router {
             "/registration/identity",
             get(h::identity_page).post(h::identity_submit),
         )
+        .route("/registration/auth-key", get(h::auth_key_page))
         .route(
             "/registration/verify",
             get(h::link2_landing).post(h::link2_confirm),
@@ -317,10 +347,12 @@ fn routes(state: AppState, https: bool) -> Router {
         .route("/recovery", get(h::recovery_page))
         .route("/recovery/login-id", post(h::forgot_login_id))
         .route("/recovery/password", post(h::forgot_password))
+        .route("/recovery/sent", get(h::recovery_sent_page))
         .route(
             "/password-reset/link",
             get(h::reset_landing).post(h::reset_submit),
         )
+        .route("/password-reset/done", get(h::reset_done))
         .route("/home", get(h::home))
         .route("/logout", post(h::logout))
         .route("/static/portal.css", get(h::stylesheet))
@@ -350,7 +382,7 @@ pub(crate) fn spawn_housekeeping(app: &App) {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
         loop {
             tick.tick().await;
-            sessions.purge_expired();
+            sessions.purge_expired().await;
             if let Err(e) = portal.purge_expired(10_000).await {
                 tracing::warn!(error = %e, "purge of expired flows failed");
             }

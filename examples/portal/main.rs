@@ -24,13 +24,23 @@
 //!   `smtp://mail.example.jp:587?tls=starttls`, `smtps://user:password@mail.example.jp`
 //! - `DATABASE_URL` — `postgres://…` (needs `--features postgres`) or a SQLite path /
 //!   `sqlite://…` URL (needs `--features sqlite`); default `./kenpo-portal.db`
+//! - `RATE_LIMIT_BURST`, `RATE_LIMIT_PER_SECOND` (default 120, 5) — requests per client
+//!   IP; `RATE_LIMIT_POST_BURST`, `RATE_LIMIT_POST_PER_SECOND` (default 30, 0.5) — form
+//!   posts per client IP (a token bucket: the burst, refilled per second)
+//! - `HEADER_TIMEOUT_SECS` (default 10) — a connection that has not sent a request's
+//!   complete headers within this time (idle, or trickling them: slowloris) is closed
 //! - note: without `KENPO_SECRET_KEY` the digest key is new at every start, so links
 //!   and challenges issued before a restart stop working (accounts stay)
 //!
 //! Flags:
 //! - `--dev-log-secrets` / `--no-dev-log-secrets` — DEVELOPMENT ONLY: print each mailed
-//!   link and 暗証キー on the console as well. On by default when `BASE_URL` is loopback,
-//!   off otherwise. SEC-39 forbids tokens in logs; never use it in production.
+//!   link and 暗証キー on the console as well, and serve the development mailbox
+//!   `/dev/mailbox` (every mail since the start, decoded, links clickable, and the demo's
+//!   事前登録 letter) when listening on loopback. On by default when `BASE_URL` is
+//!   loopback, off otherwise. SEC-39 forbids tokens in logs; never use it in production.
+//! - `--reset-demo` — start from nothing: deletes the SQLite file (and the `.eml` files of
+//!   the outbox) first, so the demo members can register again and a new 事前登録 letter
+//!   is issued. Refused for a PostgreSQL `DATABASE_URL`.
 
 use std::error::Error;
 use std::net::SocketAddr;
@@ -75,10 +85,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     for a in &args {
         if !matches!(
             a.as_str(),
-            "--dev-log-secrets" | "--no-dev-log-secrets" | "--secure-cookies"
+            "--dev-log-secrets" | "--no-dev-log-secrets" | "--secure-cookies" | "--reset-demo"
         ) {
             return Err(format!(
-                "unknown argument {a:?}; known: --dev-log-secrets, --no-dev-log-secrets, --secure-cookies"
+                "unknown argument {a:?}; known: --dev-log-secrets, --no-dev-log-secrets, --secure-cookies, --reset-demo"
             )
             .into());
         }
@@ -98,21 +108,38 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let secure_cookies = args.iter().any(|a| a == "--secure-cookies")
         || env("KENPO_SECURE_COOKIES").is_some_and(|v| v == "1" || v == "true");
 
+    if args.iter().any(|a| a == "--reset-demo") {
+        reset_demo(&outbox)?;
+    }
+    let loopback_bind = bind
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+        || bind == "localhost";
     let mut config = app::AppConfig::new(base_url.clone(), outbox.clone());
     config.dev_log_secrets = dev_log_secrets;
+    config.dev_mailbox = dev_log_secrets && loopback_bind;
     config.secure_cookies = secure_cookies;
     config.clock = Arc::new(SystemClock);
     if let Some(k) = env("KENPO_SECRET_KEY") {
         config.secret_key = parse_key(&k)?;
     }
     config.smtp_url = env("SMTP_URL");
+    config.rate_limit = app::security::RateLimit::from_env(env)?;
+    let header_timeout = match env("HEADER_TIMEOUT_SECS") {
+        Some(s) => std::time::Duration::from_secs(
+            s.parse()
+                .map_err(|_| format!("HEADER_TIMEOUT_SECS {s:?} is not a number of seconds"))?,
+        ),
+        None => app::serve::HEADER_READ_TIMEOUT,
+    };
     let mails_to = if config.smtp_url.is_some() {
         "the SMTP server of SMTP_URL (queued, with retries)".to_owned()
     } else {
         format!("{outbox}/*.eml")
     };
-    let (store, store_label) = open_store().await?;
+    let (store, sessions, store_label) = open_store().await?;
     config.store = Some(store);
+    config.session_backend = sessions;
     let app = app::build(config)?;
 
     println!(
@@ -146,13 +173,22 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .provision_account(&MemberId::new("SAKURA-0004"))
             .await
         {
-            Ok(letter) => println!(
-                "DEV-ONLY 事前登録 letter for 鈴木 一郎 (999-654321-00): ログインID {} / 仮パスワード {} — \
-                 register with any address, open link 1 and use 「事前登録がお済みの方」.",
-                letter.login_id.as_str(),
-                letter.temporary_password.expose_secret()
+            Ok(letter) => {
+                let text = format!(
+                    "事前登録のお知らせ(鈴木 一郎 様, 999-654321-00)\nログインID: {}\n仮パスワード: {}\n\
+                     新規利用登録でメールアドレスを登録し、届いたURLの画面で「事前登録がお済みの方」に入力してください。",
+                    letter.login_id.as_str(),
+                    letter.temporary_password.expose_secret()
+                );
+                println!("DEV-ONLY {}", text.replace('\n', " / "));
+                if let Some(mailbox) = &app.dev_mailbox {
+                    mailbox.post_letter(text);
+                }
+            }
+            Err(e) => println!(
+                "The demo's 事前登録 letter (鈴木 一郎) was issued at an earlier start ({e}); \
+                 run with --reset-demo for a fresh demo and a new letter."
             ),
-            Err(e) => eprintln!("provisioning the demo account failed: {e}"),
         }
     }
     println!();
@@ -160,19 +196,68 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let addr: SocketAddr = format!("{bind}:{port}").parse()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("Open {base_url}/ in your browser (listening on {addr}). Ctrl-C stops.");
+    if app.dev_mailbox.is_some() {
+        println!("DEV-ONLY mailbox: {base_url}/dev/mailbox (every mail, decoded, links clickable)");
+    }
     app::spawn_housekeeping(&app);
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    app::serve::serve(listener, app.router, header_timeout, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await;
     Ok(())
 }
 
+/// `--reset-demo`: removes the demo's SQLite file (with its `-wal`/`-shm` companions) and
+/// the outbox's `.eml` files. Only the default file or a `DATABASE_URL` SQLite path.
+fn reset_demo(outbox: &str) -> Result<(), Box<dyn Error>> {
+    let url = env("DATABASE_URL");
+    if url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    {
+        return Err(
+            "--reset-demo only resets a SQLite demo; drop the PostgreSQL tables yourself".into(),
+        );
+    }
+    let path = url.unwrap_or_else(|| "./kenpo-portal.db".to_owned());
+    let path = path
+        .strip_prefix("sqlite://")
+        .or_else(|| path.strip_prefix("sqlite:"))
+        .unwrap_or(&path)
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    for file in [path.clone(), format!("{path}-wal"), format!("{path}-shm")] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => println!("--reset-demo: removed {file}"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("--reset-demo: cannot remove {file}: {e}").into()),
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(outbox) {
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            if entry.path().extension().is_some_and(|x| x == "eml")
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                removed += 1;
+            }
+        }
+        println!("--reset-demo: removed {removed} mails from {outbox}");
+    }
+    Ok(())
+}
+
+/// Where sessions are kept: in the store's database, or (`None`) in memory.
+type SessionPlace = Option<Arc<dyn app::session_store::SessionBackend>>;
+
 /// The store: `DATABASE_URL` (`postgres://…` with the `postgres` feature, `sqlite://…` or a
 /// path with the `sqlite` feature); otherwise the embedded SQLite file
-/// `./kenpo-portal.db` when built with `--features sqlite`, and memory without it.
-async fn open_store() -> Result<(Arc<dyn kenpo_auth::ports::Store>, String), Box<dyn Error>> {
+/// `./kenpo-portal.db` when built with `--features sqlite`, and memory without it. The web
+/// sessions go into the same database.
+async fn open_store()
+-> Result<(Arc<dyn kenpo_auth::ports::Store>, SessionPlace, String), Box<dyn Error>> {
     let url = env("DATABASE_URL");
     if let Some(url) = url.as_deref()
         && (url.starts_with("postgres://") || url.starts_with("postgresql://"))
@@ -181,7 +266,13 @@ async fn open_store() -> Result<(Arc<dyn kenpo_auth::ports::Store>, String), Box
         {
             let store = kenpo_auth::store::PostgresStore::connect(url).await?;
             store.migrate().await?;
-            return Ok((Arc::new(store), "PostgreSQL (DATABASE_URL)".to_owned()));
+            let sessions =
+                app::session_store::PostgresSessions::new(store.danger_pool().clone()).await?;
+            return Ok((
+                Arc::new(store),
+                Some(Arc::new(sessions)),
+                "PostgreSQL (DATABASE_URL), sessions in table portal_sessions".to_owned(),
+            ));
         }
         #[cfg(not(feature = "postgres"))]
         return Err("DATABASE_URL is a PostgreSQL URL: run with --features postgres".into());
@@ -190,7 +281,12 @@ async fn open_store() -> Result<(Arc<dyn kenpo_auth::ports::Store>, String), Box
     {
         let path = url.unwrap_or_else(|| "./kenpo-portal.db".to_owned());
         let store = kenpo_auth::store::SqliteStore::open(&path).await?;
-        Ok((Arc::new(store), format!("SQLite file {path}")))
+        let sessions = app::session_store::SqliteSessions::new(store.danger_pool().clone()).await?;
+        Ok((
+            Arc::new(store),
+            Some(Arc::new(sessions)),
+            format!("SQLite file {path}, sessions in table portal_sessions"),
+        ))
     }
     #[cfg(not(feature = "sqlite"))]
     {
@@ -199,6 +295,7 @@ async fn open_store() -> Result<(Arc<dyn kenpo_auth::ports::Store>, String), Box
         }
         Ok((
             Arc::new(kenpo_auth::store::MemoryStore::new()),
+            None,
             "MemoryStore (built without --features sqlite: accounts are gone when the server stops)"
                 .to_owned(),
         ))

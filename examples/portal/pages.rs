@@ -42,6 +42,10 @@ pub(crate) struct Layout {
     pub(crate) step: u8,
     pub(crate) error: Option<String>,
     pub(crate) notice: Option<String>,
+    /// The form field the error is about (`aria-invalid`, `aria-describedby="error"`).
+    pub(crate) invalid: Option<String>,
+    /// Steps passed over rather than done (事前登録 skips 本人確認 and 認証キー).
+    pub(crate) skipped: Vec<u8>,
 }
 
 impl Layout {
@@ -56,7 +60,42 @@ impl Layout {
             step: step::NONE,
             error: None,
             notice: None,
+            invalid: None,
+            skipped: Vec::new(),
         }
+    }
+
+    pub(crate) fn invalid(mut self, field: Option<String>) -> Self {
+        self.invalid = field;
+        self
+    }
+
+    pub(crate) fn skipped(mut self, steps: &[u8]) -> Self {
+        self.skipped = steps.to_vec();
+        self
+    }
+
+    /// The accessibility attributes of the input `field` whose hint has the id `hint`
+    /// (empty: none): `aria-describedby` names the hint and, when the page's error is
+    /// about this field, the error too, with `aria-invalid="true"`. Only fixed ids go
+    /// in, so the text is safe to emit unescaped.
+    pub(crate) fn aria(&self, field: &str, hint: &str) -> String {
+        let invalid = self.error.is_some() && self.invalid.as_deref() == Some(field);
+        let mut ids: Vec<&str> = Vec::new();
+        if invalid {
+            ids.push("error");
+        }
+        if !hint.is_empty() {
+            ids.push(hint);
+        }
+        let mut out = String::new();
+        if invalid {
+            out.push_str(" aria-invalid=\"true\"");
+        }
+        if !ids.is_empty() {
+            out.push_str(&format!(" aria-describedby=\"{}\"", ids.join(" ")));
+        }
+        out
     }
 
     pub(crate) fn step(mut self, s: u8) -> Self {
@@ -86,10 +125,13 @@ impl Layout {
             .map(|(i, label)| {
                 let n = i + 1;
                 let current = usize::from(self.step);
+                let skipped = u8::try_from(n).is_ok_and(|n| self.skipped.contains(&n));
                 StepView {
                     number: n,
                     label,
-                    class: if n < current {
+                    class: if skipped {
+                        "skipped"
+                    } else if n < current {
                         "done"
                     } else if n == current {
                         "current"
@@ -100,6 +142,18 @@ impl Layout {
             })
             .collect()
     }
+}
+
+/// A validity as members read it: the duration, then until when —
+/// 「3時間(11月24日 12:00まで)」.
+pub(crate) fn with_minutes(expires_at: OffsetDateTime, ttl: time::Duration) -> String {
+    let minutes = ttl.whole_minutes();
+    let duration = if minutes >= 60 && minutes % 60 == 0 {
+        format!("{}時間", minutes / 60)
+    } else {
+        format!("{minutes}分")
+    };
+    format!("{duration}({}まで)", until(expires_at))
 }
 
 /// `HH:MM` in Japan time, for 「…まで」.
@@ -137,6 +191,7 @@ pub(crate) struct RegisterSentPage {
     pub(crate) legacy_warning: Option<String>,
     pub(crate) sender: &'static str,
     pub(crate) ttl_hours: i64,
+    pub(crate) gap_seconds: i64,
 }
 
 #[derive(Template, WebTemplate)]
@@ -151,6 +206,10 @@ pub(crate) struct Link1Page {
 #[template(path = "identity.html", config = "examples/portal/askama.toml")]
 pub(crate) struct IdentityPage {
     pub(crate) layout: Layout,
+    pub(crate) card_symbol: String,
+    pub(crate) card_number: String,
+    pub(crate) card_branch: String,
+    pub(crate) birth_date: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -184,6 +243,12 @@ pub(crate) struct CredentialsPage {
 #[template(path = "recovery.html", config = "examples/portal/askama.toml")]
 pub(crate) struct RecoveryPage {
     pub(crate) layout: Layout,
+    pub(crate) email: String,
+    pub(crate) card_symbol: String,
+    pub(crate) card_number: String,
+    pub(crate) card_branch: String,
+    pub(crate) birth_date: String,
+    pub(crate) login_id: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -193,6 +258,10 @@ pub(crate) struct ResetPage {
     pub(crate) expires: Option<String>,
     pub(crate) ask_identity: bool,
     pub(crate) pw_min: usize,
+    pub(crate) card_symbol: String,
+    pub(crate) card_number: String,
+    pub(crate) card_branch: String,
+    pub(crate) birth_date: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -207,9 +276,30 @@ pub(crate) struct OtpPage {
     pub(crate) layout: Layout,
     pub(crate) masked_email: String,
     pub(crate) page_token: String,
-    pub(crate) heartbeat_ms: i64,
     pub(crate) ttl_minutes: i64,
     pub(crate) expires: String,
+}
+
+/// One line of a mail on the development mailbox: a link of this portal is clickable.
+pub(crate) struct MailLineView {
+    pub(crate) text: String,
+    pub(crate) link: Option<String>,
+}
+
+/// A mail on the development mailbox.
+pub(crate) struct MailView {
+    pub(crate) at: String,
+    pub(crate) to: String,
+    pub(crate) subject: String,
+    pub(crate) lines: Vec<MailLineView>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "mailbox.html", config = "examples/portal/askama.toml")]
+pub(crate) struct MailboxPage {
+    pub(crate) layout: Layout,
+    pub(crate) letters: Vec<String>,
+    pub(crate) mails: Vec<MailView>,
 }
 
 /// A row of the medical-expense table, amounts formatted.
@@ -292,6 +382,17 @@ pub(crate) fn csrf_failed(status: StatusCode) -> Response {
     let page = MessagePage::new(
         Layout::new("画面の有効期限が切れました", String::new()),
         "画面の有効期限が切れたか、正しくない操作が行われました。お手数ですが、最初から操作をやり直してください。",
+    )
+    .link("/login", "ログイン画面へ");
+    (status, page).into_response()
+}
+
+/// A post that is not a well-formed form (wrong content type, a field sent twice, too
+/// large, not decodable): the portal's own page, never a framework's plain text.
+pub(crate) fn bad_form(status: StatusCode) -> Response {
+    let page = MessagePage::new(
+        Layout::new("正しく送信できませんでした", String::new()),
+        "入力内容を正しく受け付けられませんでした。お手数ですが、画面を開き直してから、もう一度お試しください。",
     )
     .link("/login", "ログイン画面へ");
     (status, page).into_response()

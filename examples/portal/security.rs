@@ -82,6 +82,33 @@ impl Default for RateLimit {
     }
 }
 
+impl RateLimit {
+    /// The defaults, changed by whichever of these settings are given (`lookup` reads
+    /// the environment in `main`):
+    ///
+    /// - `RATE_LIMIT_BURST`, `RATE_LIMIT_PER_SECOND` — every request (default 120, 5)
+    /// - `RATE_LIMIT_POST_BURST`, `RATE_LIMIT_POST_PER_SECOND` — form posts (30, 0.5)
+    ///
+    /// A value that is not a positive number is refused with its name.
+    pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let mut limits = RateLimit::default();
+        let read = |name: &str, into: &mut f64| -> Result<(), String> {
+            if let Some(v) = lookup(name).filter(|v| !v.trim().is_empty()) {
+                match v.trim().parse::<f64>() {
+                    Ok(n) if n.is_finite() && n > 0.0 => *into = n,
+                    _ => return Err(format!("{name} {v:?} is not a positive number")),
+                }
+            }
+            Ok(())
+        };
+        read("RATE_LIMIT_BURST", &mut limits.all.burst)?;
+        read("RATE_LIMIT_PER_SECOND", &mut limits.all.per_second)?;
+        read("RATE_LIMIT_POST_BURST", &mut limits.posts.burst)?;
+        read("RATE_LIMIT_POST_PER_SECOND", &mut limits.posts.per_second)?;
+        Ok(limits)
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 struct Level {
     tokens: f64,

@@ -23,10 +23,11 @@
 //!   までご連絡ください。」. Mails the reader may simply not have asked for (links, the
 //!   暗証キー) end with the seed's 「本メールを破棄してください」 instead.
 //!
-//! Templates have no clock. Validity is therefore printed as the instant a link or key
-//! stops working, in Japan time (UTC+9) — 「※URLの有効期限は2026年11月24日
-//! 15:30(日本時間)です。」 — rather than as a duration such as 「3時間」, which the
-//! templates could only guess from the message kind while the policy may differ.
+//! Validity is printed both ways, as members need it: the duration the insurer's guide
+//! and the seed's mails teach (「※URLの有効期限は3時間です。」「10分以内に」), taken from
+//! [`InsurerProfile::mail_validity`] — which the `Portal` sets from its `Policy`, so the
+//! words and the rules agree — and the instant it ends, in Japan time (UTC+9), which a
+//! mail read hours later still gets right: 「2026年11月24日 15:30(日本時間)を過ぎた場合は…」.
 
 use std::borrow::Cow;
 
@@ -35,7 +36,7 @@ use time::macros::offset;
 
 use crate::lang::Lang;
 use crate::mail::{MailMessage, RenderedMail};
-use crate::policy::InsurerProfile;
+use crate::policy::{InsurerProfile, MailValidity};
 
 /// Wording of every mail. Hosts override single mails by implementing this trait and
 /// delegating the rest to [`DefaultTemplates`].
@@ -109,6 +110,7 @@ struct Names<'a> {
     insurer: Cow<'a, str>,
     service: Cow<'a, str>,
     support: Cow<'a, str>,
+    validity: MailValidity,
 }
 
 impl<'a> Names<'a> {
@@ -117,6 +119,7 @@ impl<'a> Names<'a> {
             insurer: one_line(&profile.insurer_name),
             service: one_line(&profile.service_name),
             support: one_line(&profile.support_contact),
+            validity: profile.mail_validity,
         }
     }
 }
@@ -128,6 +131,9 @@ enum Closing {
     Discard,
     /// Something happened to the account or identity (SEC-43): whom to call.
     Contact,
+    /// The mail's own notes say what to do when it was not expected (the 暗証キー: reset
+    /// the password). A discard note as well would contradict them.
+    Notes,
 }
 
 /// A mail before its common frame (opening, closing notes, signature) is added.
@@ -147,14 +153,15 @@ impl Draft {
                 format!("This is a message from {}.", names.insurer),
                 "* ",
                 match self.closing {
-                    Closing::Discard => {
+                    Closing::Discard => Some(
                         "If you did not expect this mail, please accept our apologies and delete it."
-                            .to_owned()
-                    }
-                    Closing::Contact => format!(
+                            .to_owned(),
+                    ),
+                    Closing::Contact => Some(format!(
                         "If this was not you, please contact {}.",
                         names.support
-                    ),
+                    )),
+                    Closing::Notes => None,
                 },
                 "This mail was sent from a send-only address; please do not reply to it.",
             ),
@@ -162,14 +169,15 @@ impl Draft {
                 format!("{}です。", names.insurer),
                 "※",
                 match self.closing {
-                    Closing::Discard => {
+                    Closing::Discard => Some(
                         "本メールに覚えがない場合は、大変お手数ですが本メールを破棄してください。"
-                            .to_owned()
-                    }
-                    Closing::Contact => format!(
+                            .to_owned(),
+                    ),
+                    Closing::Contact => Some(format!(
                         "お心当たりのない場合は、{} までご連絡ください。",
                         names.support
-                    ),
+                    )),
+                    Closing::Notes => None,
                 },
                 "本メールには返信できませんのでご了承ください。",
             ),
@@ -184,7 +192,8 @@ impl Draft {
             .notes
             .iter()
             .map(String::as_str)
-            .chain([closing.as_str(), no_reply])
+            .chain(closing.as_deref())
+            .chain([no_reply])
         {
             body.push_str(bullet);
             body.push_str(note);
@@ -218,7 +227,8 @@ fn japanese(message: &MailMessage, n: &Names<'_>) -> Draft {
                 one_line(&link.url).into_owned(),
             ],
             notes: vec![format!(
-                "URLの有効期限は{}です。有効期限を過ぎた場合は、メールアドレスの登録からやり直してください。",
+                "URLの有効期限は{}です。{}を過ぎた場合は、メールアドレスの登録からやり直してください。",
+                span_ja(n.validity.registration_link),
                 when_ja(link.expires_at)
             )],
             closing: Closing::Discard,
@@ -253,7 +263,8 @@ fn japanese(message: &MailMessage, n: &Names<'_>) -> Draft {
             ],
             notes: vec![
                 format!(
-                    "URLの有効期限は{}です。有効期限を過ぎた場合は、新規利用登録からやり直してください。",
+                    "URLの有効期限は{}です。{}を過ぎた場合は、新規利用登録からやり直してください。",
+                    span_ja(n.validity.verification_link),
                     when_ja(link.expires_at)
                 ),
                 "認証キーは本メールには記載していません。本人確認の画面に表示された認証キーをご利用ください。".to_owned(),
@@ -286,7 +297,8 @@ fn japanese(message: &MailMessage, n: &Names<'_>) -> Draft {
             notes: vec![
                 "暗証キーは1回限り有効です。".to_owned(),
                 format!(
-                    "{}までにログインされないと、暗証キーは無効になります。",
+                    "{}以内にログインがされないと、暗証キーは無効になります。有効期限は{}です。",
+                    span_ja(n.validity.login_otp),
                     when_ja(*expires_at)
                 ),
                 "暗証キー入力画面を閉じてしまうと、発行された暗証キーは無効になります。その際は初めから再度手続きを行ってください。".to_owned(),
@@ -294,7 +306,7 @@ fn japanese(message: &MailMessage, n: &Names<'_>) -> Draft {
                     "ログインしていないのに本メールが届いた場合は、パスワードが第三者に知られているおそれがあります。ログイン画面の{FORGOT_JA}からパスワードを再設定してください。"
                 ),
             ],
-            closing: Closing::Discard,
+            closing: Closing::Notes,
         },
         MailMessage::LoginOtpAborted { at } => Draft {
             subject: "暗証キーによるログインが完了しませんでした",
@@ -353,7 +365,8 @@ fn japanese(message: &MailMessage, n: &Names<'_>) -> Draft {
             ],
             notes: vec![
                 format!(
-                    "URLの有効期限は{}です。有効期限を過ぎた場合は、ログイン画面の{FORGOT_JA}からやり直してください。",
+                    "URLの有効期限は{}です。{}を過ぎた場合は、ログイン画面の{FORGOT_JA}からやり直してください。",
+                    span_ja(n.validity.password_reset_link),
                     when_ja(link.expires_at)
                 ),
                 "パスワードの再設定が完了するまで、現在のパスワードは変更されません。".to_owned(),
@@ -381,7 +394,8 @@ fn japanese(message: &MailMessage, n: &Names<'_>) -> Draft {
             ],
             notes: vec![
                 format!(
-                    "URLの有効期限は{}です。有効期限を過ぎた場合は、メールアドレスの変更からやり直してください。",
+                    "URLの有効期限は{}です。{}を過ぎた場合は、メールアドレスの変更からやり直してください。",
+                    span_ja(n.validity.email_change_link),
                     when_ja(link.expires_at)
                 ),
                 "URLにアクセスして変更を完了するまで、ご登録のメールアドレスは変更されません。".to_owned(),
@@ -422,7 +436,8 @@ fn english(message: &MailMessage, n: &Names<'_>) -> Draft {
                 one_line(&link.url).into_owned(),
             ],
             notes: vec![format!(
-                "This link is valid until {}. After that, please start again by entering your e-mail address.",
+                "This link is valid for {}, until {}. After that, please start again by entering your e-mail address.",
+                span_en(n.validity.registration_link),
                 when_en(link.expires_at)
             )],
             closing: Closing::Discard,
@@ -457,7 +472,8 @@ fn english(message: &MailMessage, n: &Names<'_>) -> Draft {
             ],
             notes: vec![
                 format!(
-                    "This link is valid until {}. After that, please register again from the start.",
+                    "This link is valid for {}, until {}. After that, please register again from the start.",
+                    span_en(n.validity.verification_link),
                     when_en(link.expires_at)
                 ),
                 "The authentication key is not in this mail. Use the key shown on the identity-check screen.".to_owned(),
@@ -490,7 +506,8 @@ fn english(message: &MailMessage, n: &Names<'_>) -> Draft {
             notes: vec![
                 "The code can be used only once.".to_owned(),
                 format!(
-                    "The code stops working if you have not logged in by {}.",
+                    "The code stops working if you have not logged in within {}, by {}.",
+                    span_en(n.validity.login_otp),
                     when_en(*expires_at)
                 ),
                 "If you close the code-entry screen, the code stops working. In that case, please log in again from the start.".to_owned(),
@@ -498,7 +515,7 @@ fn english(message: &MailMessage, n: &Names<'_>) -> Draft {
                     "If you did not try to log in, someone else may know your password. Please reset it with {FORGOT_EN} on the login screen."
                 ),
             ],
-            closing: Closing::Discard,
+            closing: Closing::Notes,
         },
         MailMessage::LoginOtpAborted { at } => Draft {
             subject: "A login with your password was not completed",
@@ -555,7 +572,8 @@ fn english(message: &MailMessage, n: &Names<'_>) -> Draft {
             ],
             notes: vec![
                 format!(
-                    "This link is valid until {}. After that, please start again with {FORGOT_EN} on the login screen.",
+                    "This link is valid for {}, until {}. After that, please start again with {FORGOT_EN} on the login screen.",
+                    span_en(n.validity.password_reset_link),
                     when_en(link.expires_at)
                 ),
                 "Your current password stays unchanged until you set a new one.".to_owned(),
@@ -583,7 +601,8 @@ fn english(message: &MailMessage, n: &Names<'_>) -> Draft {
             ],
             notes: vec![
                 format!(
-                    "This link is valid until {}. After that, please request the change again.",
+                    "This link is valid for {}, until {}. After that, please request the change again.",
+                    span_en(n.validity.email_change_link),
                     when_en(link.expires_at)
                 ),
                 "Your registered address stays unchanged until you open the link and complete the change.".to_owned(),
@@ -609,6 +628,47 @@ fn english(message: &MailMessage, n: &Names<'_>) -> Draft {
             closing: Closing::Contact,
         },
     }
+}
+
+/// A lifetime as the seed's mails say it: 「3時間」「30分」「1時間30分」「2日」.
+fn span_ja(d: time::Duration) -> String {
+    let minutes = d.whole_minutes().max(0);
+    let (days, hours, mins) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
+    let mut out = String::new();
+    if days > 0 {
+        out.push_str(&format!("{days}日"));
+    }
+    if hours > 0 {
+        out.push_str(&format!("{hours}時間"));
+    }
+    if mins > 0 || out.is_empty() {
+        out.push_str(&format!("{mins}分"));
+    }
+    out
+}
+
+/// The same in English: "3 hours", "30 minutes", "1 hour 30 minutes".
+fn span_en(d: time::Duration) -> String {
+    let minutes = d.whole_minutes().max(0);
+    let (days, hours, mins) = (minutes / 1440, minutes % 1440 / 60, minutes % 60);
+    let unit = |n: i64, one: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {one}s")
+        }
+    };
+    let mut parts = Vec::new();
+    if days > 0 {
+        parts.push(unit(days, "day"));
+    }
+    if hours > 0 {
+        parts.push(unit(hours, "hour"));
+    }
+    if mins > 0 || parts.is_empty() {
+        parts.push(unit(mins, "minute"));
+    }
+    parts.join(" ")
 }
 
 /// Japan Standard Time: members read every time in it, whatever the server's zone.
@@ -828,7 +888,7 @@ mod tests {
                 Some(*expires_at),
                 None,
                 Some(code.expose_secret().to_owned()),
-                Discard,
+                Closing::Notes,
             ),
             MailMessage::LoginOtpAborted { at } => e(
                 "暗証キーによるログインが完了しませんでした",
@@ -997,8 +1057,9 @@ mod tests {
         }
     }
 
-    /// The link mails state the validity the seed states, as an instant: 「※URLの有効期限は
-    /// {JST}です。」, and the 暗証キー mail the seed's notes.
+    /// The link mails state the validity as the seed does — 「※URLの有効期限は3時間です。」 —
+    /// and until when, in Japan time; the 暗証キー mail the seed's notes, with one answer
+    /// to 「I did not ask for this」 (reset the password), not two.
     #[test]
     fn validity_lines_follow_the_seed() {
         let p = profile();
@@ -1008,10 +1069,10 @@ mod tests {
             render(m, &p, Lang::Ja).body
         };
         assert!(ja("registration_link").contains(
-            "※URLの有効期限は2026年11月24日 18:00(日本時間)です。有効期限を過ぎた場合は、メールアドレスの登録からやり直してください。\n"
+            "※URLの有効期限は3時間です。2026年11月24日 18:00(日本時間)を過ぎた場合は、メールアドレスの登録からやり直してください。\n"
         ));
         assert!(ja("identity_verified").contains(
-            "※URLの有効期限は2026年11月24日 15:30(日本時間)です。有効期限を過ぎた場合は、新規利用登録からやり直してください。\n"
+            "※URLの有効期限は30分です。2026年11月24日 15:30(日本時間)を過ぎた場合は、新規利用登録からやり直してください。\n"
         ));
         let otp = ja("login_otp");
         let code = match messages.iter().find(|m| m.kind() == "login_otp").unwrap() {
@@ -1022,11 +1083,32 @@ mod tests {
             "さくらけんぽWebへログインするための暗証キーをお知らせします。\n".to_owned(),
             format!("\n暗証キー：{code}\n"),
             "※暗証キーは1回限り有効です。\n".to_owned(),
-            "※2026年11月24日 15:10(日本時間)までにログインされないと、暗証キーは無効になります。\n".to_owned(),
+            "※10分以内にログインがされないと、暗証キーは無効になります。有効期限は2026年11月24日 15:10(日本時間)です。\n".to_owned(),
             "※暗証キー入力画面を閉じてしまうと、発行された暗証キーは無効になります。その際は初めから再度手続きを行ってください。\n".to_owned(),
         ] {
             assert!(otp.contains(&line), "missing {line}");
         }
+        assert!(
+            !otp.contains("本メールに覚えがない場合"),
+            "one answer for an unexpected 暗証キー mail: reset the password"
+        );
+        // The durations come from the profile (the Portal's policy), not from the kind.
+        let mut p = profile();
+        p.mail_validity.registration_link = time::Duration::minutes(90);
+        let m = messages
+            .iter()
+            .find(|m| m.kind() == "registration_link")
+            .unwrap();
+        assert!(
+            render(m, &p, Lang::Ja)
+                .body
+                .contains("※URLの有効期限は1時間30分です。")
+        );
+        assert!(
+            render(m, &p, Lang::En)
+                .body
+                .contains("valid for 1 hour 30 minutes, until")
+        );
     }
 
     /// Japan time is UTC+9, across a date change, and the extremes of `time` do not panic.

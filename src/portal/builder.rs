@@ -140,11 +140,13 @@ impl PortalBuilder {
         let store = self.store.ok_or(ConfigError::Missing("store"))?;
         let mailer = self.mailer.ok_or(ConfigError::Missing("mailer"))?;
         let directory = self.directory.ok_or(ConfigError::Missing("directory"))?;
-        let profile = self.profile.ok_or(ConfigError::Missing("insurer"))?;
+        let mut profile = self.profile.ok_or(ConfigError::Missing("insurer"))?;
         let secret = self.secret_key.ok_or(ConfigError::Missing("secret_key"))?;
         profile.validate()?;
         let policy = self.policy.unwrap_or_default();
         let report = policy.validate()?;
+        // The mails state the policy's lifetimes (「※URLの有効期限は3時間です。」).
+        profile.mail_validity = crate::policy::MailValidity::of(&policy);
         let mut keys = DigestKeyring::new(DigestKey::new(self.key_id, secret)?);
         for (id, k) in self.previous_keys {
             keys = keys.with_previous(DigestKey::new(id, k)?);

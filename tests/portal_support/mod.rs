@@ -260,12 +260,19 @@ pub fn element_text(html: &str, id: &str) -> Option<String> {
     Some(html[start..end].trim().to_owned())
 }
 
-/// A browser stand-in over the router (no network): one cookie, no redirects followed.
+/// A browser stand-in over the router (no network): a cookie jar (the session cookie in
+/// `cookie`, the others — the double-submit token, the opened link — in `others`), no
+/// redirects followed unless asked ([`Client::follow`]).
 #[derive(Clone)]
 pub struct Client {
     router: Router,
     pub cookie: Option<String>,
     pub cookie_name: String,
+    pub others: std::collections::BTreeMap<String, String>,
+    /// Servers the requests take turns on (a load balancer without sticky sessions);
+    /// empty: `router` alone.
+    pub rotation: Vec<Router>,
+    sent: usize,
 }
 
 impl Client {
@@ -274,20 +281,33 @@ impl Client {
             router,
             cookie: None,
             cookie_name: cookie_name.to_owned(),
+            others: Default::default(),
+            rotation: Vec::new(),
+            sent: 0,
         }
     }
 
     async fn send(&mut self, req: Request<Body>) -> Answer {
-        let resp = self.router.clone().oneshot(req).await.expect("infallible");
+        let router = if self.rotation.is_empty() {
+            self.router.clone()
+        } else {
+            self.rotation[self.sent % self.rotation.len()].clone()
+        };
+        self.sent += 1;
+        let resp = router.oneshot(req).await.expect("infallible");
         let status = resp.status();
         let headers = resp.headers().clone();
         for v in headers.get_all(header::SET_COOKIE) {
             let v = v.to_str().unwrap_or_default();
             let first = v.split(';').next().unwrap_or_default();
-            if let Some((name, value)) = first.split_once('=')
-                && name == self.cookie_name
-            {
-                self.cookie = (!value.is_empty()).then(|| value.to_owned());
+            if let Some((name, value)) = first.split_once('=') {
+                if name == self.cookie_name {
+                    self.cookie = (!value.is_empty()).then(|| value.to_owned());
+                } else if value.is_empty() {
+                    self.others.remove(name);
+                } else {
+                    self.others.insert(name.to_owned(), value.to_owned());
+                }
             }
         }
         let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
@@ -302,14 +322,50 @@ impl Client {
 
     fn request(&self, method: &str, path: &str) -> axum::http::request::Builder {
         let mut b = Request::builder().method(method).uri(path);
+        let mut pairs: Vec<String> = self
+            .others
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         if let Some(c) = &self.cookie {
-            b = b.header(header::COOKIE, format!("{}={c}", self.cookie_name));
+            pairs.push(format!("{}={c}", self.cookie_name));
+        }
+        if !pairs.is_empty() {
+            b = b.header(header::COOKIE, pairs.join("; "));
         }
         b
     }
 
     pub async fn get(&mut self, path: &str) -> Answer {
         let req = self.request("GET", path).body(Body::empty()).unwrap();
+        self.send(req).await
+    }
+
+    /// Follows `answer`'s 303s (GETs, as a browser does) to the page it ends on.
+    pub async fn follow(&mut self, mut answer: Answer) -> Answer {
+        for _ in 0..5 {
+            if answer.status != StatusCode::SEE_OTHER {
+                break;
+            }
+            let to = answer.location().to_owned();
+            answer = self.get(&to).await;
+        }
+        answer
+    }
+
+    /// A post, then the page its 303 leads to (post-redirect-get).
+    pub async fn post_follow(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let answer = self.post(path, fields).await;
+        self.follow(answer).await
+    }
+
+    /// A post with a body and content type as given (malformed forms).
+    pub async fn post_raw(&mut self, path: &str, content_type: &str, body: &str) -> Answer {
+        let req = self
+            .request("POST", path)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body.to_owned()))
+            .unwrap();
         self.send(req).await
     }
 

@@ -17,18 +17,20 @@ function wirePasswordToggles() {
   });
 }
 
-// 暗証キー入力: closing this screen kills the 暗証キー (L3). The page reports `pagehide`
-// with a beacon, and sends a heartbeat every few seconds so the server also notices a
-// screen that vanished without a beacon (the policy's otp_screen_heartbeat). Both carry
-// the session's CSRF token and this page's own token in the body.
+// 暗証キー入力: closing this screen kills the 暗証キー (L3). Only closing it: a phone that
+// switches to the mail app hides or freezes the page, and its code must stay good for
+// its whole lifetime. So there is no timer here (a hidden page's timers stop, and a
+// missed heartbeat would look like a closed screen); the page reports `pagehide` with a
+// beacon, unless the browser keeps the page in its back-forward cache (`persisted`):
+// that page is only hidden and may come back. A tab that is closed, a navigation away,
+// a newer login and the code's own lifetime still end it. The beacon carries the
+// session's CSRF token and this page's own token in the body.
 function wireOtpScreen() {
   var screen = document.getElementById("otp-screen");
   if (!screen) {
     return;
   }
   var closeUrl = screen.getAttribute("data-close-url");
-  var heartbeatUrl = screen.getAttribute("data-heartbeat-url");
-  var every = parseInt(screen.getAttribute("data-heartbeat-ms"), 10) || 15000;
   var body = function () {
     var p = new URLSearchParams();
     p.set("csrf", screen.getAttribute("data-csrf"));
@@ -42,35 +44,19 @@ function wireOtpScreen() {
       leaving = true;
     });
   });
-  window.addEventListener("pagehide", function () {
-    if (!leaving) {
+  window.addEventListener("pagehide", function (event) {
+    if (!leaving && !event.persisted) {
       navigator.sendBeacon(closeUrl, body());
     }
   });
-  // Back from the back-forward cache: the key was closed when the page was hidden, so
-  // ask the server again instead of showing a stale form.
+  // Back from the back-forward cache: ask the server again, which shows the screen if
+  // its code is still good and says why if not.
   window.addEventListener("pageshow", function (event) {
     if (event.persisted) {
+      leaving = true;
       window.location.reload();
     }
   });
-  var timer = window.setInterval(function () {
-    fetch(heartbeatUrl, {
-      method: "POST",
-      body: body(),
-      credentials: "same-origin",
-      cache: "no-store",
-    }).then(function (response) {
-      if (response.status === 410) {
-        window.clearInterval(timer);
-        leaving = true;
-        window.location.assign("/login?reason=otp_closed");
-      }
-    }).catch(function () {
-      // Offline for a moment: the next heartbeat tries again; the server's own
-      // deadline decides.
-    });
-  }, every);
 }
 
 document.addEventListener("DOMContentLoaded", function () {
