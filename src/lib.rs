@@ -109,6 +109,8 @@
 //!   [`store::MemoryStore`], [`mail::OutboxMailer`] and the [`testkit`] adapters shipped.
 //!   [Implementing a port](guide::implementing_ports) shows each; the ports are
 //!   [`async_trait`](macro@async_trait) traits, re-exported here so a host needs no dependency of its own.
+//! - [`observe`] — what operators watch: a `tracing` span per step and, with the
+//!   `metrics` feature, counters and a latency histogram, under stable names.
 //! - [`testkit`] — what a host's own tests need: a manual clock, a roster in memory,
 //!   typed access to the mailed links and codes, stores and mailers that fail on cue
 //!   ([testing a host](guide::testing)).
@@ -126,6 +128,7 @@
 //! | `postgres` | `store::PostgresStore`: the store for hosts that run several web servers (sqlx) |
 //! | `queue` | `mail::QueuedMailer`: delivery off the request path, with retries, over any `Mailer` |
 //! | `smtp` | `mail::SmtpMailer`: SMTP over lettre with rustls (implies `queue`) |
+//! | `metrics` | step and audit-event counters and a step-latency histogram through the `metrics` facade ([`observe`]) |
 //! | `testkit` | `testkit::conformance` and `store_conformance_tests!`: the store conformance suite for a host's own store |
 //!
 //! `browser-tests` only switches on this crate's own browser test suite. On docs.rs every
@@ -153,6 +156,7 @@ pub mod guide;
 pub mod lang;
 pub mod mail;
 pub mod model;
+pub mod observe;
 pub mod password_hash;
 pub mod policy;
 pub mod portal;

@@ -22,6 +22,7 @@ use crate::error::{Error, Rejection};
 use crate::flow::account as account_flow;
 use crate::flow::{AccountView, Decision};
 use crate::model::CounterKey;
+use crate::observe::StepName;
 use crate::password_hash::PasswordHashString;
 use crate::ports::{Account, AccountId, AccountLookup, MemberId, SecurityStamp};
 use crate::token::{EmailChangeLinkToken, TemporaryPassword};
@@ -152,7 +153,7 @@ impl Portal {
         let hashed: &Memo<PasswordHashString> = &Memo::new();
         let (current, new, confirmation) = (&current, &new, &confirmation);
         let security_stamp = self
-            .drive(&load, move |loaded, now| {
+            .drive(StepName::ChangePassword, &load, move |loaded, now| {
                 Box::pin(async move {
                     let env = self.env(now);
                     let account = loaded.account.as_ref();
@@ -210,7 +211,7 @@ impl Portal {
             stamp: &fresh_auth.security_stamp,
         };
         let new_email = &new_email;
-        self.decide(&load, |loaded, env, rng| {
+        self.decide(StepName::ChangeEmail, &load, |loaded, env, rng| {
             account_flow::request_email_change(
                 AccountView {
                     account: loaded
@@ -244,7 +245,7 @@ impl Portal {
     ) -> Result<EmailChangeConfirmed, Error> {
         let load = self.flow_with_account_load(token);
         let masked_email = self
-            .decide(&load, |loaded, env, rng| {
+            .decide(StepName::ConfirmEmailChange, &load, |loaded, env, rng| {
                 account_flow::confirm_email(loaded.found(), loaded.view(), env, rng)
             })
             .await?;
@@ -288,7 +289,7 @@ impl Portal {
         };
         let password_hash = &password_hash;
         let issued = self
-            .decide(&load, |loaded, env, rng| {
+            .decide(StepName::ProvisionAccount, &load, |loaded, env, rng| {
                 account_flow::provision(member, loaded.view(), password_hash.clone(), env, rng)
             })
             .await?;
@@ -311,7 +312,7 @@ impl Portal {
             account_flows: true,
             ..Load::default()
         };
-        self.decide(&load, |loaded, env, rng| {
+        self.decide(StepName::DisableAccount, &load, |loaded, env, rng| {
             account_flow::disable(loaded.view(), env, rng)
         })
         .await

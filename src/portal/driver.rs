@@ -11,6 +11,7 @@ use super::Portal;
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::{Error, Rejection};
 use crate::flow::step::{Step, Write};
+use crate::observe::{self, StepName};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
@@ -287,12 +288,28 @@ impl Portal {
     /// Runs one step: reads `load`, asks `decide`, and carries the step out, reading and
     /// deciding again after a lost compare-and-set race. `decide` may await (Argon2, the
     /// roster) but holds no policy: that is the core's.
+    ///
+    /// The whole step runs in its `kenpo.step` span and is counted under `name`
+    /// ([`observe`](crate::observe)).
     pub(super) async fn drive<'a, T>(
+        &'a self,
+        name: StepName,
+        load: &Load,
+        decide: impl FnMut(Loaded, OffsetDateTime) -> Deciding<'a, T>,
+    ) -> Result<T, Error> {
+        observe::step(name, self.attempts(load, decide)).await
+    }
+
+    /// [`drive`](Self::drive)'s rounds: read, decide, carry out, until one commits.
+    async fn attempts<'a, T>(
         &'a self,
         load: &Load,
         mut decide: impl FnMut(Loaded, OffsetDateTime) -> Deciding<'a, T>,
     ) -> Result<T, Error> {
-        for _ in 0..MAX_CAS_RETRIES {
+        for retries in 0..MAX_CAS_RETRIES {
+            if retries > 0 {
+                observe::retried(retries);
+            }
             let now = self.now();
             let loaded = self.load(load).await?;
             let step = decide(loaded, now).await?;
@@ -307,10 +324,11 @@ impl Portal {
     /// what was loaded, the environment and an RNG, and is the core's decision function.
     pub(super) async fn decide<'a, T: Send + 'a>(
         &'a self,
+        name: StepName,
         load: &Load,
         mut decide: impl FnMut(&Loaded, Env<'_>, &mut ThreadRng) -> Step<T>,
     ) -> Result<T, Error> {
-        self.drive(load, move |loaded, now| {
+        self.drive(name, load, move |loaded, now| {
             let step = decide(&loaded, self.env(now), &mut Self::rng());
             Box::pin(std::future::ready(Ok(step)))
         })

@@ -5,6 +5,7 @@
 use super::Portal;
 use crate::error::Error;
 use crate::flow::LinkStatus;
+use crate::observe::{self, StepName};
 
 use crate::flow::{recovery, registration};
 use crate::token::{
@@ -15,13 +16,21 @@ use crate::token::{
 impl Portal {
     /// The GET of a link landing: what `token` would do now. Digests are separated by
     /// purpose, so a link of one kind never finds another kind's flow.
-    pub(super) async fn inspect_link<T: MailedLink>(&self, token: &T) -> Result<LinkStatus, Error> {
-        let loaded = self.load(&self.flow_load(token)).await?;
-        let now = self.now();
-        Ok(match loaded.found() {
-            Some((found, digest)) => found.value.state.link_status(digest, now),
-            None => LinkStatus::Invalid,
+    /// It runs in the step's span, counted under `name`, like the driven steps.
+    pub(super) async fn inspect_link<T: MailedLink>(
+        &self,
+        name: StepName,
+        token: &T,
+    ) -> Result<LinkStatus, Error> {
+        observe::step(name, async {
+            let loaded = self.load(&self.flow_load(token)).await?;
+            let now = self.now();
+            Ok(match loaded.found() {
+                Some((found, digest)) => found.value.state.link_status(digest, now),
+                None => LinkStatus::Invalid,
+            })
         })
+        .await
     }
 
     /// R2, GET of link 1: what the link would do, consuming nothing (mail scanners
@@ -30,7 +39,8 @@ impl Portal {
         &self,
         token: &RegistrationLinkToken,
     ) -> Result<LinkStatus, Error> {
-        self.inspect_link(token).await
+        self.inspect_link(StepName::InspectRegistrationLink, token)
+            .await
     }
 
     /// R2, POST of 【本人確認ページへ】: consumes link 1 and binds the flow to this
@@ -40,7 +50,7 @@ impl Portal {
         token: &RegistrationLinkToken,
     ) -> Result<FlowHandle, Error> {
         let load = self.flow_load(token);
-        self.decide(&load, |loaded, env, rng| {
+        self.decide(StepName::OpenRegistrationLink, &load, |loaded, env, rng| {
             registration::open(loaded.found(), env, rng)
         })
         .await
@@ -51,7 +61,8 @@ impl Portal {
         &self,
         token: &VerificationLinkToken,
     ) -> Result<LinkStatus, Error> {
-        self.inspect_link(token).await
+        self.inspect_link(StepName::InspectVerificationLink, token)
+            .await
     }
 
     /// GET of the reset link: what it would do, consuming nothing (mail scanners follow
@@ -60,7 +71,8 @@ impl Portal {
         &self,
         token: &PasswordResetLinkToken,
     ) -> Result<LinkStatus, Error> {
-        self.inspect_link(token).await
+        self.inspect_link(StepName::InspectPasswordResetLink, token)
+            .await
     }
 
     /// POST of the reset link: consumes it (single use, SEC-38) and binds the reset to
@@ -71,7 +83,8 @@ impl Portal {
         token: &PasswordResetLinkToken,
     ) -> Result<FlowHandle, Error> {
         let load = self.flow_with_account_load(token);
-        self.decide(&load, |loaded, env, rng| {
+        let step_name = StepName::OpenPasswordResetLink;
+        self.decide(step_name, &load, |loaded, env, rng| {
             recovery::open_reset(loaded.found(), loaded.view(), env, rng)
         })
         .await
@@ -83,6 +96,7 @@ impl Portal {
         &self,
         token: &EmailChangeLinkToken,
     ) -> Result<LinkStatus, Error> {
-        self.inspect_link(token).await
+        self.inspect_link(StepName::InspectEmailChangeLink, token)
+            .await
     }
 }

@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::flow::gate::PasswordCheck;
 use crate::flow::login::{self, OtpConsumed};
 use crate::model::{Counter, CounterKey};
+use crate::observe::StepName;
 use crate::password_hash::{PasswordHashString, Verification};
 use crate::ports::{
     Account, AccountId, AccountLookup, AccountStatus, MemberId, SecurityStamp, Versioned,
@@ -185,7 +186,7 @@ impl Portal {
         );
         let cache = &Memo::new();
         let issued = self
-            .drive(load, move |loaded, now| {
+            .drive(StepName::StartLogin, load, move |loaded, now| {
                 Box::pin(async move {
                     let check = self
                         .check_password_hash(loaded.account.as_ref(), password, cache)
@@ -236,7 +237,7 @@ impl Portal {
             ..self.challenge_load(challenge, true)
         };
         let (consumed, security_stamp) = self
-            .decide(&load, |loaded, env, _| {
+            .decide(StepName::VerifyOtp, &load, |loaded, env, _| {
                 login::verify(
                     loaded.found(),
                     loaded.view(),
@@ -254,7 +255,7 @@ impl Portal {
     pub async fn resend_otp(&self, challenge: &OtpChallengeId) -> Result<OtpChallenge, Error> {
         let load = self.challenge_load(challenge, true);
         let resent = self
-            .decide(&load, |loaded, env, rng| {
+            .decide(StepName::ResendOtp, &load, |loaded, env, rng| {
                 login::resend(
                     loaded.found(),
                     loaded.account.as_ref(),
@@ -276,8 +277,10 @@ impl Portal {
     /// about unknown challenges.
     pub async fn close_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
         let load = self.challenge_load(challenge, false);
-        self.decide(&load, |loaded, env, _| login::close(loaded.found(), env))
-            .await
+        self.decide(StepName::CloseOtpScreen, &load, |loaded, env, _| {
+            login::close(loaded.found(), env)
+        })
+        .await
     }
 
     /// L3 with a heartbeat policy: the code screen is still open. A challenge whose
@@ -285,7 +288,7 @@ impl Portal {
     /// can send the member back to the login screen.
     pub async fn heartbeat_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
         let load = self.challenge_load(challenge, false);
-        self.decide(&load, |loaded, env, _| {
+        self.decide(StepName::HeartbeatOtpScreen, &load, |loaded, env, _| {
             login::heartbeat(loaded.found(), env)
         })
         .await

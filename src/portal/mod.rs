@@ -125,6 +125,7 @@ impl Portal {
     }
 
     fn audit(&self, event: AuditEvent) {
+        crate::observe::audited(&event);
         self.inner.audit.record(event);
     }
 

@@ -16,6 +16,7 @@ use crate::flow::recovery::{self, ReminderFacts, ResetMails};
 use crate::flow::{Decision, IdentityClaim};
 use crate::lang::Lang;
 use crate::model::{Counter, CounterKey, MemberId, Versioned};
+use crate::observe::StepName;
 use crate::password_hash::PasswordHashString;
 use crate::ports::MemberRecord;
 use crate::token::FlowHandle;
@@ -65,7 +66,8 @@ impl Portal {
         let (load, requester) = &self.address_start_load(&email);
         let roster = &Memo::new();
         let (email, identity) = (&email, &identity);
-        let step = self.drive(load, move |loaded, now| {
+        let step_name = StepName::RequestLoginIdReminder;
+        let step = self.drive(step_name, load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 if let Some(refused) = recovery::reminder_gate(identity.as_ref(), env) {
@@ -125,7 +127,8 @@ impl Portal {
             counters,
             ..Load::default()
         };
-        let step = self.decide(&load, move |loaded, env, rng| {
+        let step_name = StepName::RequestPasswordReset;
+        let step = self.decide(step_name, &load, move |loaded, env, rng| {
             let (starts, mails) = loaded.start_budgets(requester.as_ref());
             let mails = ResetMails {
                 keys: mail_keys,
@@ -169,7 +172,8 @@ impl Portal {
         let roster = &Memo::new();
         let hashed: &Memo<PasswordHashString> = &Memo::new();
         let (claim, new_password, confirmation) = (&claim, &new_password, &confirmation);
-        self.drive(&load, move |loaded, now| {
+        let step_name = StepName::CompletePasswordReset;
+        self.drive(step_name, &load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 let account = loaded.account.as_ref();

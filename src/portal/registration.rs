@@ -11,6 +11,7 @@ use crate::domain::{
 use crate::error::{Error, Rejection};
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkResent};
 use crate::flow::{AwaitingCredentials, Decision, IdentityClaim, RegistrationState};
+use crate::observe::StepName;
 use crate::password_hash::Verification;
 use crate::ports::{AccountId, AccountLookup, MemberRecord};
 use crate::token::{AuthKey, FlowHandle, VerificationLinkToken};
@@ -82,7 +83,8 @@ impl Portal {
         };
         let (load, requester) = self.address_start_load(&email);
         let email = &email;
-        self.floored(self.decide(&load, |loaded, env, rng| {
+        let step_name = StepName::StartRegistration;
+        self.floored(self.decide(step_name, &load, |loaded, env, rng| {
             let (starts, mails) = loaded.start_budgets(requester.as_ref());
             let registered = loaded.account.is_some();
             registration::begin(
@@ -141,7 +143,7 @@ impl Portal {
         let roster: &Memo<Option<MemberRecord>> = &Memo::new();
         let claim = &claim;
         let (auth_key, expires_at) = self
-            .drive(&load, move |loaded, now| {
+            .drive(StepName::VerifyIdentity, &load, move |loaded, now| {
                 Box::pin(async move {
                     let env = self.env(now);
                     // The roster is asked only once the handle is known to belong to a live
@@ -211,7 +213,7 @@ impl Portal {
         key: &AuthKey,
     ) -> Result<FlowHandle, Error> {
         let load = self.flow_load(token);
-        self.decide(&load, |loaded, env, rng| {
+        self.decide(StepName::ConfirmAuthKey, &load, |loaded, env, rng| {
             registration::confirm_key(loaded.found(), key, env, rng)
         })
         .await
@@ -225,7 +227,8 @@ impl Portal {
     /// are spent or for any other handle; [`Rejection::Expired`] after the deadline.
     pub async fn resend_verification_link(&self, handle: &FlowHandle) -> Result<LinkResent, Error> {
         let load = self.flow_load(handle);
-        self.decide(&load, |loaded, env, rng| {
+        let step_name = StepName::ResendVerificationLink;
+        self.decide(step_name, &load, |loaded, env, rng| {
             registration::resend_link2(loaded.found(), &self.inner.urls, env, rng)
         })
         .await
@@ -242,7 +245,8 @@ impl Portal {
     ) -> Result<FlowHandle, Error> {
         let (load, refused) = &self.password_load(login_id, self.flow_load(handle));
         let cache = &Memo::new();
-        self.drive(load, move |loaded, now| {
+        let step_name = StepName::SignInWithTemporaryPassword;
+        self.drive(step_name, load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 // A handle that is not at the identity step costs no Argon2 work.
@@ -289,7 +293,7 @@ impl Portal {
         let load = self.flow_load(handle);
         let hashed = &Memo::new();
         let credentials = &credentials;
-        self.drive(&load, move |loaded, now| {
+        self.drive(StepName::CompleteRegistration, &load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 let typed = LoginId::parse(&credentials.login_id);
