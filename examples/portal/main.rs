@@ -27,6 +27,8 @@
 //! - `RATE_LIMIT_BURST`, `RATE_LIMIT_PER_SECOND` (default 120, 5) — requests per client
 //!   IP; `RATE_LIMIT_POST_BURST`, `RATE_LIMIT_POST_PER_SECOND` (default 30, 0.5) — form
 //!   posts per client IP (a token bucket: the burst, refilled per second)
+//! - `METRICS_ADDR` — serve `/metrics` (Prometheus text) on this loopback address, e.g.
+//!   `127.0.0.1:9090`; off by default; the library records only with `--features metrics`
 //! - `HEADER_TIMEOUT_SECS` (default 10) — a connection that has not sent a request's
 //!   complete headers within this time (idle, or trickling them: slowloris) is closed
 //! - note: without `KENPO_SECRET_KEY` the digest key is new at every start, so links
@@ -50,6 +52,7 @@ use kenpo_auth::Lang;
 use kenpo_auth::ports::{MemberId, SystemClock};
 
 mod app;
+mod metrics_endpoint;
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
@@ -92,6 +95,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
             )
             .into());
         }
+    }
+    // Before anything calls the portal: metrics recorded before the recorder is
+    // installed are lost.
+    if let Some(addr) = env("METRICS_ADDR") {
+        let bound = metrics_endpoint::serve(addr.parse()?).await?;
+        println!("  metrics: http://{bound}/metrics (Prometheus text, loopback only)");
     }
     let port: u16 = match env("PORT") {
         Some(p) => p.parse().map_err(|_| format!("PORT {p:?} is not a port"))?,
