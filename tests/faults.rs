@@ -46,6 +46,18 @@ fn faulty() -> Faulty {
     }
 }
 
+/// A faulty fixture with Taro's registration opened (R2 done): its handle.
+async fn opened() -> (Faulty, kenpo_auth::token::FlowHandle) {
+    let t = faulty();
+    t.f.portal.start_registration(TARO).await.unwrap();
+    let handle =
+        t.f.portal
+            .open_registration_link(&t.f.link1(TARO))
+            .await
+            .unwrap();
+    (t, handle)
+}
+
 /// Whether `e` is the store's error, caused by an injected fault.
 fn injected_store_error(e: &Error) -> bool {
     let Error::Store(StoreError::Backend(source) | StoreError::Corrupt(source)) = e else {
@@ -132,13 +144,7 @@ async fn a_failed_commit_at_l2_consumes_nothing() {
 /// exists, and one account exists. A retry is told the same (a repeat).
 #[tokio::test]
 async fn a_lost_commit_reply_at_r5_is_read_back() {
-    let t = faulty();
-    t.f.portal.start_registration(TARO).await.unwrap();
-    let handle =
-        t.f.portal
-            .open_registration_link(&t.f.link1(TARO))
-            .await
-            .unwrap();
+    let (t, handle) = opened().await;
     let shown =
         t.f.portal
             .verify_identity(&handle, claim(CARD, BIRTH))
@@ -172,13 +178,7 @@ async fn a_lost_commit_reply_at_r5_is_read_back() {
 /// is mailed — before, the key was never shown and the flow was stuck at the key step.
 #[tokio::test]
 async fn a_lost_commit_reply_at_r3_still_shows_the_key() {
-    let t = faulty();
-    t.f.portal.start_registration(TARO).await.unwrap();
-    let handle =
-        t.f.portal
-            .open_registration_link(&t.f.link1(TARO))
-            .await
-            .unwrap();
+    let (t, handle) = opened().await;
     t.store
         .inject(StoreCall::Commit, When::Nth(1), StoreFault::LostReply);
     let shown =

@@ -244,6 +244,22 @@ async fn sec_06_registration_link_accepted_one_second_before_expiry() {
 }
 
 /// Runs R1–R2 and returns the flow handle.
+/// Taro's flow past R3: the R2 handle (the browser that passed R3) and the key shown.
+async fn at_auth_key(
+    f: &Fixture,
+) -> (
+    kenpo_auth::token::FlowHandle,
+    kenpo_auth::portal::AuthKeyShown,
+) {
+    let handle = opened(f, TARO).await;
+    let shown = f
+        .portal
+        .verify_identity(&handle, claim(CARD, BIRTH))
+        .await
+        .unwrap();
+    (handle, shown)
+}
+
 async fn opened(f: &Fixture, email: &str) -> kenpo_auth::token::FlowHandle {
     f.portal.start_registration(email).await.unwrap();
     f.portal
@@ -355,12 +371,7 @@ async fn credentials_step_lives_thirty_minutes() {
 #[tokio::test]
 async fn sec_11_five_wrong_auth_keys_kill_the_key() {
     let f = fixture();
-    let handle = opened(&f, TARO).await;
-    let shown = f
-        .portal
-        .verify_identity(&handle, claim(CARD, BIRTH))
-        .await
-        .unwrap();
+    let (handle, shown) = at_auth_key(&f).await;
     let link2 = f.link2(TARO);
     let wrong: AuthKey = parsed(if shown.auth_key.expose_secret() == "AAAAAAAA" {
         "BBBBBBBB"
@@ -1219,12 +1230,7 @@ async fn a_repeated_r5_is_told_the_account_it_made() {
 #[tokio::test]
 async fn link_2_can_be_resent_with_the_key_unchanged() {
     let f = fixture();
-    let handle = opened(&f, TARO).await;
-    let shown = f
-        .portal
-        .verify_identity(&handle, claim(CARD, BIRTH))
-        .await
-        .unwrap();
+    let (handle, shown) = at_auth_key(&f).await;
     let old = f.link2(TARO);
     let soon = f
         .portal
@@ -1272,11 +1278,7 @@ async fn link_2_can_be_resent_with_the_key_unchanged() {
 #[tokio::test]
 async fn link_2_resends_are_capped_and_end_with_the_link() {
     let f = fixture();
-    let handle = opened(&f, TARO).await;
-    f.portal
-        .verify_identity(&handle, claim(CARD, BIRTH))
-        .await
-        .unwrap();
+    let (handle, _) = at_auth_key(&f).await;
     let cap = f.portal.policy().mails_per_address_per_hour;
     for _ in 0..cap {
         f.clock.advance(Duration::seconds(61));
@@ -1310,12 +1312,7 @@ async fn link_2_resends_are_capped_and_end_with_the_link() {
 #[tokio::test]
 async fn a_repeated_r3_is_told_identity_is_already_verified() {
     let f = fixture();
-    let handle = opened(&f, TARO).await;
-    let shown = f
-        .portal
-        .verify_identity(&handle, claim(CARD, BIRTH))
-        .await
-        .unwrap();
+    let (handle, shown) = at_auth_key(&f).await;
     let mails = f.mailer.count();
     let again = rejection(
         f.portal
@@ -1342,12 +1339,7 @@ async fn a_repeated_r3_is_told_identity_is_already_verified() {
 #[tokio::test]
 async fn sec_11_wrong_keys_carry_over_a_link_2_resend() {
     let f = fixture();
-    let handle = opened(&f, TARO).await;
-    let shown = f
-        .portal
-        .verify_identity(&handle, claim(CARD, BIRTH))
-        .await
-        .unwrap();
+    let (handle, shown) = at_auth_key(&f).await;
     let wrong: kenpo_auth::token::AuthKey = parsed(if shown.auth_key.expose_secret() == "AAAA" {
         "BBBB"
     } else {
