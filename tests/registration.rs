@@ -371,7 +371,7 @@ async fn credentials_step_lives_thirty_minutes() {
 #[tokio::test]
 async fn sec_11_five_wrong_auth_keys_kill_the_key() {
     let f = fixture();
-    let (handle, shown) = at_auth_key(&f).await;
+    let (_, shown) = at_auth_key(&f).await;
     let link2 = f.link2(TARO);
     let wrong: AuthKey = parsed(if shown.auth_key.expose_secret() == "AAAAAAAA" {
         "BBBBBBBB"
