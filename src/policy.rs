@@ -18,7 +18,7 @@
 //! | budget | per | protects | charged when | spent means | default |
 //! |---|---|---|---|---|---|
 //! | `identity_tries_per_flow` | flow | the birth date behind a card number | R3, a reset's roster re-check | the flow ends | 5 |
-//! | `identity_tries_per_member` | roster member, 24 h | the same, across flows | R3, a reset's re-check (the reset holder proved the mailbox) — never the forgot-ID form, whose answer is no oracle (SEC-25) | `IdentityNotConfirmed`, as a wrong birth date (SEC-09) | 10 |
+//! | `identity_tries_per_member` | roster member, 24 h; a typed card number not on the roster (its keyed digest), so a miss costs what a hit does | the same, across flows | R3, a reset's re-check (the reset holder proved the mailbox) — never the forgot-ID form, whose answer is no oracle (SEC-25) | `IdentityNotConfirmed`, as a wrong birth date (SEC-09) | 10 |
 //! | `auth_key_tries` | 認証キー | the on-screen key | R4 | the flow ends | 5 |
 //! | `password_failure_cap` + delays | account | the password | L1, R2', password change | the generic login failure | 50, after 5 free |
 //! | `otp_tries_per_challenge` | challenge | the 暗証キー | L2 | the challenge ends | 5 |
@@ -26,6 +26,8 @@
 //! | `otp_failures_per_account_per_day` | account, 24 h | the 暗証キー, against an attacker who has the password | L2 | no code is evaluated, no login starts | 100 (hard max, SEC-29) |
 //! | `otp_mails_per_account_per_hour` | account | the member's mailbox | L1, L4 | the generic login failure (L1), `TooManyRequests` (L4) | 10 |
 //! | `mails_per_address_per_hour`, `mail_min_interval` | address (every accepted key); a reset request's typed login ID | the mailbox | R1, forgot ID (matched or not), reset request (known ID or not), e-mail change | answered as sent | 5, 60 s |
+//! | `mails_per_address_per_hour`, `mail_min_interval` (per flow) | an R3 flow's link 2 | the mailbox | link 2 resent | `TooManyRequests` (interval), `WrongStep` (cap) | 5, 60 s |
+//! | `answer_floor` | R1, forgot ID, reset request | the answer time (SEC-07/37/40) | every such request | — | 30 ms |
 //! | `flow_starts_per_requester_per_hour` | requester the host names | the portal's mail | R1, forgot ID, reset request | answered as sent | 20 |
 //! | `flow_starts_per_hour` | the portal | the portal's mail | the same | answered as sent | 10 000 |
 
