@@ -47,11 +47,12 @@ const IN_ORDER: &[&str] = &[
     "※暗証キーを入力するまでこのページは閉じないでください。",
     "【画面】暗証キー入力 (エラー)",
     "暗証キーが正しくありません。",
-    // 暗証キー再請求: refused within the cooldown, then a new mail; the old key is refused.
+    // 暗証キー再請求: refused within the cooldown, then a new mail; the old key is refused,
+    // and the member is told to type the newest.
     "暗証キー再請求: 短時間に操作が繰り返されました。",
     "暗証キー再請求: 新しい暗証キーをメールで送信しました。",
     "件名:   暗証キーのご案内",
-    "暗証キー入力: 暗証キーが正しくありません。",
+    "暗証キー入力: この暗証キーは再請求により無効になりました。",
     "新しい暗証キーでログインできました。",
     // The closed code screen.
     "件名:   暗証キーのご案内",
