@@ -268,3 +268,46 @@ async fn a_lost_mail_reply_still_delivers_a_working_code() {
         .await
         .unwrap();
 }
+
+/// Fail fast on SQLite (#14): another writer holds the database's write lock (a stuck
+/// process, a backup tool). A step answers the retryable `StoreError::Timeout` once the
+/// store's statement timeout has passed, instead of waiting on.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_sqlite_database_answers_a_timeout() {
+    use kenpo_auth::store::{SqliteStore, Timeouts};
+    use sqlx::{Connection, Executor};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kenpo.db");
+    let path = path.to_str().unwrap();
+    let timeouts = Timeouts::new(
+        std::time::Duration::from_millis(300),
+        std::time::Duration::from_millis(300),
+    );
+    let store = SqliteStore::open_with_timeouts(path, timeouts)
+        .await
+        .unwrap();
+    let f = fixture();
+    let portal = fixtures::portal_builder()
+        .store(store)
+        .mailer(f.mailer.clone())
+        .directory(f.directory.clone())
+        .clock(Arc::new(f.clock.clone()))
+        .build()
+        .unwrap();
+    let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{path}"))
+        .await
+        .unwrap();
+    other.execute("BEGIN IMMEDIATE").await.unwrap();
+    let e = portal.start_registration(TARO).await.unwrap_err();
+    assert!(
+        matches!(e, Error::Store(StoreError::Timeout(_))),
+        "a timeout, not a hang or another error: {e:?}"
+    );
+    assert!(e.is_retryable());
+    other.execute("ROLLBACK").await.unwrap();
+    portal
+        .start_registration(TARO)
+        .await
+        .expect("works again once the lock is gone");
+}

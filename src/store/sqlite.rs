@@ -62,6 +62,7 @@ use sqlx::sqlite::{
 };
 use time::OffsetDateTime;
 
+use super::Timeouts;
 use super::sql::{self, Dead, Dialect, Refused, Rows, backend};
 use crate::ports::{CommitOutcome, StoreError};
 
@@ -78,15 +79,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
 ];
 
-/// How long a writer waits for another writer's transaction before giving up with
-/// [`StoreError::Backend`]: the statement part of the default
-/// [`Timeouts`](super::Timeouts) (a commit takes milliseconds; a lock held longer is a
-/// stuck writer, and the member is better told to retry than kept waiting).
-const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// How long a request waits for a connection of a file database's pool: the acquire part
-/// of the default [`Timeouts`](super::Timeouts).
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the in-memory database's one connection may be waited for: it serialises
+/// every request, so a burst queues behind it rather than failing.
+const MEMORY_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A [`Store`](crate::ports::Store) in one SQLite database file (or in memory, for tests and demos).
 ///
@@ -94,6 +89,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    timeouts: Timeouts,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -105,9 +101,9 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens (creating it if missing) the database at `url_or_path` — a path such as
     /// `/var/lib/portal/kenpo.db` or a URL such as `sqlite:///var/lib/portal/kenpo.db` —
-    /// in WAL mode with `synchronous = NORMAL` and a 2 s busy timeout (2 s also to get a
-    /// connection: the default [`Timeouts`](super::Timeouts)), and applies the
-    /// embedded migrations.
+    /// in WAL mode with `synchronous = NORMAL` and the default [`Timeouts`] (2 s to get a
+    /// connection, 2 s waiting for another writer's lock), and applies the embedded
+    /// migrations.
     ///
     /// `sqlite::memory:` (or any URL naming an in-memory database) gives the same store
     /// as [`SqliteStore::in_memory`].
@@ -116,6 +112,19 @@ impl SqliteStore {
     /// [`StoreError::Backend`] if the file cannot be opened or migrated (the source is
     /// the `sqlx::Error` or `sqlx::migrate::MigrateError`).
     pub async fn open(url_or_path: &str) -> Result<Self, StoreError> {
+        Self::open_with_timeouts(url_or_path, Timeouts::default()).await
+    }
+
+    /// Like [`SqliteStore::open`], with the host's own [`Timeouts`]: `acquire` bounds the
+    /// wait for a connection, `statement` the wait for another writer's lock (SQLite's
+    /// busy timeout). Running out answers [`StoreError::Timeout`].
+    ///
+    /// # Errors
+    /// As [`SqliteStore::open`].
+    pub async fn open_with_timeouts(
+        url_or_path: &str,
+        timeouts: Timeouts,
+    ) -> Result<Self, StoreError> {
         if url_or_path.contains(":memory:") || url_or_path.contains("mode=memory") {
             let options = SqliteConnectOptions::from_str(url_or_path).map_err(backend)?;
             return Self::memory_with(options).await;
@@ -129,14 +138,14 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(BUSY_TIMEOUT)
+            .busy_timeout(timeouts.statement)
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(timeouts.acquire)
             .connect_with(options)
             .await
             .map_err(backend)?;
-        Self::migrated(pool).await
+        Self::migrated(pool, timeouts).await
     }
 
     /// A fresh database in memory, for tests and demos: nothing survives the store (and
@@ -156,26 +165,46 @@ impl SqliteStore {
         // One connection that is never closed: an in-memory database lives exactly as
         // long as its connection. No test-before-acquire, so a cancelled request cannot
         // make the pool drop it (see `sqlx::Pool::acquire`).
-        let options = options.busy_timeout(BUSY_TIMEOUT).foreign_keys(true);
+        let timeouts = Timeouts::new(MEMORY_ACQUIRE_TIMEOUT, Timeouts::default().statement);
+        let options = options.busy_timeout(timeouts.statement).foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
             .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(60))
+            .acquire_timeout(timeouts.acquire)
             .connect_with(options)
             .await
             .map_err(backend)?;
-        Self::migrated(pool).await
+        Self::migrated(pool, timeouts).await
     }
 
-    async fn migrated(pool: SqlitePool) -> Result<Self, StoreError> {
+    async fn migrated(pool: SqlitePool, timeouts: Timeouts) -> Result<Self, StoreError> {
         sql::migrator(MIGRATIONS)
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, timeouts })
+    }
+
+    /// A backend error as the step sees it: no connection in time, or another writer's
+    /// lock held past the busy timeout, is [`StoreError::Timeout`] (retryable, the
+    /// outcome of a commit in flight unknown); anything else [`StoreError::Backend`].
+    fn fail(&self, e: sqlx::Error) -> StoreError {
+        match &e {
+            sqlx::Error::PoolTimedOut => StoreError::Timeout(self.timeouts.acquire),
+            // SQLITE_BUSY and its extended codes (`code & 0xff == 5`).
+            sqlx::Error::Database(db)
+                if db
+                    .code()
+                    .and_then(|c| c.parse::<u32>().ok())
+                    .is_some_and(|c| c & 0xff == 5) =>
+            {
+                StoreError::Timeout(self.timeouts.statement)
+            }
+            _ => backend(e),
+        }
     }
 
     /// The connection pool, for hosts that keep their own tables in the same file or
@@ -392,7 +421,7 @@ impl Dialect for SqliteStore {
             .bind(request)
             .fetch_one(&self.pool)
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         Ok(answer)
     }
 
@@ -401,10 +430,10 @@ impl Dialect for SqliteStore {
             .pool
             .begin_with("BEGIN IMMEDIATE")
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         match apply(&mut tx, rows).await {
             Ok(()) => {
-                tx.commit().await.map_err(backend)?;
+                tx.commit().await.map_err(|e| self.fail(e))?;
                 Ok(CommitOutcome::Committed)
             }
             Err(refusal) => {
@@ -433,7 +462,7 @@ impl Dialect for SqliteStore {
             .bind(limit)
             .execute(&self.pool)
             .await
-            .map_err(backend)?;
+            .map_err(|e| self.fail(e))?;
         Ok(done.rows_affected())
     }
 }
