@@ -521,21 +521,14 @@ async fn sec_34_a_repeat_after_a_password_reset_is_refused() {
     let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code = f.otp(TARO);
     f.portal.verify_otp(&ch.challenge, &code).await.unwrap();
-    f.portal.request_password_reset(LOGIN).await.unwrap();
-    let handle = f
-        .portal
-        .open_password_reset_link(&f.reset_link(TARO))
-        .await
-        .unwrap();
-    f.portal
-        .complete_password_reset(
-            &handle,
-            Some(claim(CARD, BIRTH)),
-            pw("川沿いの道を自転車で走る朝の涼しい風"),
-            pw("川沿いの道を自転車で走る朝の涼しい風"),
-        )
-        .await
-        .unwrap();
+    f.reset_password(
+        LOGIN,
+        TARO,
+        CARD,
+        BIRTH,
+        "川沿いの道を自転車で走る朝の涼しい風",
+    )
+    .await;
     let r = f.portal.verify_otp(&ch.challenge, &code).await.unwrap_err();
     assert_eq!(rejection(r), Rejection::OtpInvalid);
 }

@@ -22,21 +22,6 @@ async fn registered() -> (Fixture, AccountId) {
     (f, id)
 }
 
-/// Request → open → complete, with the roster re-check; returns nothing, panics on any
-/// refusal.
-async fn reset(f: &Fixture, login_id: &str, to: &str, card: &str, birth: &str, new: &str) {
-    f.portal.request_password_reset(login_id).await.unwrap();
-    let handle = f
-        .portal
-        .open_password_reset_link(&f.reset_link(to))
-        .await
-        .unwrap();
-    f.portal
-        .complete_password_reset(&handle, Some(claim(card, birth)), pw(new), pw(new))
-        .await
-        .unwrap();
-}
-
 // ---------------------------------------------------------------- forgot login ID
 
 #[tokio::test]
@@ -128,8 +113,7 @@ async fn sec_25_wrong_reminder_requests_do_not_spend_the_members_budget() {
             .unwrap();
     }
     // The member's own password reset passes its roster re-check.
-    reset(
-        &f,
+    f.reset_password(
         LOGIN,
         TARO,
         CARD,
@@ -363,7 +347,8 @@ async fn sec_25_reset_works_while_locked_and_clears_the_lock() {
     );
     assert!(f.kinds_to(TARO).contains(&"account_locked"));
     f.after_mail_interval();
-    reset(&f, LOGIN, TARO, CARD, BIRTH, NEW_PASSWORD).await;
+    f.reset_password(LOGIN, TARO, CARD, BIRTH, NEW_PASSWORD)
+        .await;
     let a = f.account(&id);
     assert_eq!(a.password_failures, 0);
     assert_eq!(a.last_password_failure_at, None);
@@ -405,7 +390,8 @@ async fn sec_25_reset_clears_the_otp_cooldown() {
         "cooling down"
     );
     f.after_mail_interval();
-    reset(&f, LOGIN, TARO, CARD, BIRTH, NEW_PASSWORD).await;
+    f.reset_password(LOGIN, TARO, CARD, BIRTH, NEW_PASSWORD)
+        .await;
     let a = f.account(&id);
     assert_eq!(a.otp_cooldown_until, None);
     assert_eq!(a.otp_failures, 0);
@@ -515,7 +501,8 @@ async fn sec_34_reset_ends_sessions_challenges_and_pending_changes() {
     let challenge = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code = f.otp(TARO);
     f.after_mail_interval();
-    reset(&f, LOGIN, TARO, CARD, BIRTH, NEW_PASSWORD).await;
+    f.reset_password(LOGIN, TARO, CARD, BIRTH, NEW_PASSWORD)
+        .await;
 
     assert!(
         !f.portal

@@ -144,6 +144,28 @@ pub async fn host_start_login(
 
 impl Fixture {
     /// The link from the latest password-reset mail to `to`.
+    /// パスワードを忘れた方 end to end: request → open → complete with the roster
+    /// re-check; panics on any refusal.
+    pub async fn reset_password(
+        &self,
+        login_id: &str,
+        to: &str,
+        card: &str,
+        birth: &str,
+        new: &str,
+    ) {
+        self.portal.request_password_reset(login_id).await.unwrap();
+        let handle = self
+            .portal
+            .open_password_reset_link(&self.reset_link(to))
+            .await
+            .unwrap();
+        self.portal
+            .complete_password_reset(&handle, Some(claim(card, birth)), pw(new), pw(new))
+            .await
+            .unwrap();
+    }
+
     pub fn reset_link(&self, to: &str) -> kenpo_auth::token::PasswordResetLinkToken {
         let link = self.mailer.last_reset_link(to);
         link.unwrap_or_else(|| panic!("no password-reset link mailed to {to}"))
