@@ -162,6 +162,7 @@ pub mod policy;
 pub mod portal;
 pub mod ports;
 mod redact;
+pub mod seal;
 pub mod store;
 pub mod testkit;
 pub mod token;

@@ -290,6 +290,20 @@ impl DigestKeyring {
             .collect()
     }
 
+    /// Key material for [`SealKeyring`](crate::seal::SealKeyring)s derived from these
+    /// keys (a host that supplies no seal key): one per key, current first, each an HMAC
+    /// of a fixed label under the key, so it reveals nothing about the key itself.
+    pub(crate) fn seal_material(&self) -> Vec<(u8, [u8; 32])> {
+        std::iter::once(&self.current)
+            .chain(self.previous.iter())
+            .map(|k| {
+                let material =
+                    crate::seal::hmac_sha256(&k.key, &[b"kenpo-auth/v1/seal-key-from-digest-key"]);
+                (k.id, material)
+            })
+            .collect()
+    }
+
     /// Whether `secret` matches `stored` under any accepted key, compared in constant
     /// time for each key (SEC-05).
     pub fn matches(

@@ -8,6 +8,7 @@ use crate::mail::{DefaultTemplates, MailTemplates};
 use crate::password_hash::{HashError, PasswordHasher, Pepper};
 use crate::policy::{InsurerProfile, Policy, PolicyError, ProfileError};
 use crate::ports::{AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock, TracingAudit};
+use crate::seal::SealKeyring;
 use crate::token::{DigestKey, DigestKeyring, WeakKey};
 
 /// A portal configuration that cannot run.
@@ -54,6 +55,7 @@ pub struct PortalBuilder {
     pepper: Option<Pepper>,
     previous_peppers: Vec<Pepper>,
     max_concurrent_hashes: Option<usize>,
+    seal_keys: Option<SealKeyring>,
 }
 
 /// Builder setters that store one value: `name: field: Type;` writes `pub fn name(mut
@@ -135,6 +137,15 @@ impl PortalBuilder {
         self
     }
 
+    /// The keys that seal what the store must give back ([`crate::seal`]): mails waiting
+    /// in the outbox, authenticator-app secrets. Without them the portal derives seal
+    /// keys from its digest keys, which suits the outbox (mails live a day at most) but
+    /// not secrets that must outlive a digest-key rotation.
+    pub fn seal_keys(mut self, keys: SealKeyring) -> Self {
+        self.seal_keys = Some(keys);
+        self
+    }
+
     /// Checks the configuration and builds the portal.
     pub fn build(self) -> Result<Portal, ConfigError> {
         let store = self.store.ok_or(ConfigError::Missing("store"))?;
@@ -151,6 +162,11 @@ impl PortalBuilder {
         for (id, k) in self.previous_keys {
             keys = keys.with_previous(DigestKey::new(id, k)?);
         }
+        let seals = match self.seal_keys {
+            Some(seals) => seals,
+            None => SealKeyring::derived(keys.seal_material())
+                .ok_or(ConfigError::Missing("seal_keys"))?,
+        };
         let hasher = PasswordHasher::new(
             policy.hashing,
             self.pepper,
@@ -172,6 +188,7 @@ impl PortalBuilder {
                 urls: Urls::new(&profile, self.paths.unwrap_or_default()),
                 profile,
                 keys,
+                seals,
                 hasher,
             }),
         })

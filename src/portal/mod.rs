@@ -64,6 +64,7 @@ struct Inner {
     profile: InsurerProfile,
     urls: Urls,
     keys: DigestKeyring,
+    seals: crate::seal::SealKeyring,
     hasher: PasswordHasher,
 }
 
