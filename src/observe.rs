@@ -344,6 +344,7 @@ fn kind_label(kind: AuditKind) -> &'static str {
         AuditKind::LoginRepeated => "login_repeated",
         AuditKind::PasswordRehashed => "password_rehashed",
         AuditKind::MailFailed => "mail_failed",
+        AuditKind::MailGivenUp => "mail_given_up",
         AuditKind::LoginIdReminderRequested => "login_id_reminder_requested",
         AuditKind::PasswordResetRequested => "password_reset_requested",
         AuditKind::PasswordResetLinkOpened => "password_reset_link_opened",
@@ -366,7 +367,8 @@ fn event_outcome(kind: AuditKind) -> &'static str {
         | AuditKind::FamilyEmailRefused
         | AuditKind::LoginFailed
         | AuditKind::OtpFailed
-        | AuditKind::MailFailed => "failure",
+        | AuditKind::MailFailed
+        | AuditKind::MailGivenUp => "failure",
         AuditKind::IdentityMemberBlocked
         | AuditKind::AccountLocked
         | AuditKind::OtpAttemptsExhausted

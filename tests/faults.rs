@@ -9,7 +9,9 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use kenpo_auth::flow::delivery::MailStatus;
 use kenpo_auth::mail::RecordingMailer;
+use kenpo_auth::model::Undeliverable;
 use kenpo_auth::ports::{AccountLookup, AuditKind, Store, StoreError};
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::testkit::{
@@ -200,8 +202,8 @@ async fn one_lost_race_is_retried_without_the_member_noticing() {
     t.f.portal.start_registration(TARO).await.unwrap();
     assert_eq!(
         t.store.calls(StoreCall::Commit),
-        2,
-        "decided again, committed"
+        3,
+        "decided again, committed, the mail's delivery recorded"
     );
     assert_eq!(t.f.kinds_to(TARO), ["registration_link"], "one mail");
 }
@@ -241,14 +243,31 @@ async fn a_failed_otp_mail_is_audited_and_a_resend_delivers() {
         .unwrap();
 }
 
-/// SEC-07: a mailbox the server refuses changes nothing the requester sees.
+/// SEC-07: a mailbox the server refuses changes nothing in R1's answer; its receipt
+/// tells the truth — 「メールを送信できませんでした」 — which is about the address the
+/// member typed, not about any account (#14).
 #[tokio::test]
 async fn a_refused_mailbox_answers_r1_like_any_other() {
     let t = faulty();
     t.mail.fail_to(HANAKO, MailFault::Permanent);
     let refused = t.f.portal.start_registration(HANAKO).await.unwrap();
     let sent = t.f.portal.start_registration(TARO).await.unwrap();
-    assert_eq!(refused, sent);
+    assert_eq!(
+        (refused.carrier, refused.legacy_address_warning),
+        (sent.carrier, sent.legacy_address_warning)
+    );
+    let status = |receipt| t.f.portal.mail_status(receipt);
+    assert!(matches!(
+        status(&refused.receipt).await.unwrap(),
+        Some(MailStatus::NotSent {
+            reason: Undeliverable::Refused,
+            ..
+        })
+    ));
+    assert!(matches!(
+        status(&sent.receipt).await.unwrap(),
+        Some(MailStatus::Sent { .. })
+    ));
     assert!(t.f.mailer.last_registration_link(HANAKO).is_none());
     assert!(t.f.mailer.last_registration_link(TARO).is_some());
     assert_eq!(t.f.audit.count(AuditKind::MailFailed), 1);

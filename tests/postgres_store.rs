@@ -301,7 +301,7 @@ async fn migrate_is_idempotent() {
         .fetch_one(store.danger_pool())
         .await
         .expect("migrations table");
-    assert_eq!(n, 3, "one row per embedded migration");
+    assert_eq!(n, 4, "one row per embedded migration");
     // SEC-45: the schema says what a stored flow holds (migration 0003).
     let (comment,): (Option<String>,) = sqlx::query_as(
         "SELECT col_description(to_regclass('kenpo_flows'), \

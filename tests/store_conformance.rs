@@ -95,6 +95,20 @@ mod default_load {
         ) -> Result<usize, StoreError> {
             self.0.purge_expired(now, limit).await
         }
+        async fn find_mail(
+            &self,
+            id: &kenpo_auth::model::MailId,
+        ) -> Result<Option<Versioned<kenpo_auth::model::OutboxMail>>, StoreError> {
+            self.0.find_mail(id).await
+        }
+        async fn claim_mails(
+            &self,
+            now: OffsetDateTime,
+            leased_until: OffsetDateTime,
+            limit: usize,
+        ) -> Result<Vec<Versioned<kenpo_auth::model::OutboxMail>>, StoreError> {
+            self.0.claim_mails(now, leased_until, limit).await
+        }
     }
 
     #[async_trait]

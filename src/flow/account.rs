@@ -268,7 +268,7 @@ pub fn request_email_change<R: rand::CryptoRng + ?Sized>(
             FlowId::generate(rng),
             FlowState::EmailChange(EmailChangeState::AwaitingConfirmation(state)),
         )
-        .counter(hit)
+        .charge(hit)
         .audit(
             AuditEvent::new(AuditKind::EmailChangeRequested, now)
                 .account(id)

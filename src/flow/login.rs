@@ -581,7 +581,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
             flow_id.clone(),
             FlowState::Login(LoginState::AwaitingOtp(state)),
         )
-        .counter(hit)
+        .charge(hit)
         .audit(
             AuditEvent::new(AuditKind::LoginPasswordAccepted, now)
                 .account(&account.id)
@@ -786,7 +786,7 @@ pub fn resend<R: rand::CryptoRng + ?Sized>(
             challenge_id.clone(),
             FlowState::Login(next),
         )
-        .counter(hit)
+        .charge(hit)
         .audit(
             AuditEvent::new(AuditKind::OtpResent, env.now)
                 .account(&account.value.id)

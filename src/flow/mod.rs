@@ -10,6 +10,7 @@
 //! `now >= expires_at`.
 
 pub mod account;
+pub mod delivery;
 pub mod ends;
 pub mod gate;
 pub mod login;

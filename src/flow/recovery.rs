@@ -570,10 +570,12 @@ pub fn remind_login_id(
         let detail = match (address_mail_hit(email, facts.mails, env), matched) {
             (Err(_), _) => "throttled",
             (Ok(hit), None) => {
+                decision.refunds.push(hit.refund());
                 hits.push(hit);
                 "no_match"
             }
             (Ok(hit), Some(a)) => {
+                decision.refunds.push(hit.refund());
                 hits.push(hit);
                 match &a.value.email {
                     Some(to) => {
@@ -647,7 +649,7 @@ pub fn request_reset<R: rand::CryptoRng + ?Sized>(
         let (token, link) = PasswordResetLinkToken::issue(env.keys, rng);
         let expires_at = deadline(now, env.policy.password_reset_link_ttl);
         let flow_id = FlowId::generate(rng);
-        let decision = Decision::answer(()).counter(hit);
+        let decision = Decision::answer(()).charge(hit);
         let Some((account, email)) = target else {
             return decision
                 .flow(

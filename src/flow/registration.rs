@@ -838,7 +838,7 @@ pub fn begin<R: rand::CryptoRng + ?Sized>(
                 flow_id.clone(),
                 FlowState::Registration(stored),
             )
-            .counter(hit)
+            .charge(hit)
             .audit(
                 AuditEvent::new(kind, now)
                     .flow(&flow_id)

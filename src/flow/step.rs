@@ -13,7 +13,7 @@ use crate::error::Rejection;
 use crate::flow::FlowState;
 use crate::flow::throttle::CounterHit;
 use crate::mail::MailMessage;
-use crate::model::{Account, AuditEvent, Expect, FlowId};
+use crate::model::{Account, AuditEvent, Expect, FlowId, Refund};
 
 /// An account the store may create. Only the core makes one — R5 from a flow whose
 /// identity was verified at R3–R4 ([`crate::flow::registration::complete`]), and the
@@ -103,6 +103,9 @@ pub struct Step<T> {
     /// Whether a taken login ID means "draw another and decide again" (a login ID the
     /// core drew at random) rather than "tell the member".
     pub redraw_on_login_id_taken: bool,
+    /// The mail allowance the step's first mail (the one its receipt names) was charged:
+    /// given back if that mail is never delivered ([`crate::flow::delivery`]).
+    pub refunds: Vec<Refund>,
     /// What the member is told after all of that.
     pub answer: Result<T, Rejection>,
 }
@@ -116,6 +119,7 @@ impl<T> Step<T> {
             audit: Vec::new(),
             audit_if_email_taken: Vec::new(),
             redraw_on_login_id_taken: false,
+            refunds: Vec::new(),
             answer,
         }
     }
@@ -148,6 +152,13 @@ impl<T> Step<T> {
 
     /// Adds a counter hit.
     pub fn counter(self, hit: CounterHit) -> Self {
+        self.write(Write::Counter(hit))
+    }
+
+    /// Adds a counter hit that charges a mail allowance for the step's first mail: the
+    /// event is given back if that mail is never delivered.
+    pub fn charge(mut self, hit: CounterHit) -> Self {
+        self.refunds.push(hit.refund());
         self.write(Write::Counter(hit))
     }
 
@@ -188,6 +199,7 @@ impl<T> Step<T> {
             audit: self.audit,
             audit_if_email_taken: self.audit_if_email_taken,
             redraw_on_login_id_taken: self.redraw_on_login_id_taken,
+            refunds: self.refunds,
             answer: self.answer.map(f),
         }
     }

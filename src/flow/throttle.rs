@@ -4,7 +4,7 @@
 
 use time::{Duration, OffsetDateTime};
 
-use crate::model::{Counter, CounterKey, Expect, Versioned};
+use crate::model::{Counter, CounterKey, Expect, Refund, Versioned};
 
 /// The rule one counter enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,6 +24,21 @@ pub struct CounterHit {
     pub expect: Expect,
     /// The counter after the event.
     pub counter: Counter,
+    /// The counter's last event before this one.
+    pub last_before: OffsetDateTime,
+}
+
+impl CounterHit {
+    /// What giving this event back takes, should the mail it was charged for never go
+    /// out ([`crate::flow::delivery::refund`]).
+    pub fn refund(&self) -> Refund {
+        Refund {
+            key: self.counter.key.clone(),
+            window_start: self.counter.window_start,
+            at: self.counter.last_at,
+            last_before: self.last_before,
+        }
+    }
 }
 
 /// Counts one event of `key` under `rule`. `Err(retry_after)` when the event is not
@@ -66,6 +81,7 @@ pub fn hit(
     }
     Ok(CounterHit {
         expect,
+        last_before: counter.last_at,
         counter: Counter {
             count: counter.count.saturating_add(1),
             last_at: now,

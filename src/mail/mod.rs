@@ -1,6 +1,7 @@
 //! Mail: typed messages, their Japanese and English wording, and the mailers: development
 //! ones (outbox, recording), SMTP (feature `smtp`) and a background queue (feature `queue`).
 
+pub mod delivery;
 pub mod message;
 pub mod outbox;
 #[cfg(feature = "queue")]
@@ -8,10 +9,12 @@ pub mod outbox;
 pub mod queue;
 pub mod recording;
 pub mod render;
+pub(crate) mod sealed;
 #[cfg(feature = "smtp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub mod smtp;
 
+pub use delivery::{DeliveryHandle, DeliveryWorker};
 pub use message::*;
 pub use outbox::OutboxMailer;
 #[cfg(feature = "queue")]

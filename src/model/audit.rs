@@ -59,8 +59,12 @@ pub enum AuditKind {
     LoginRepeated,
     /// Password hash upgraded to the current parameters (SEC-20).
     PasswordRehashed,
-    /// A mail could not be delivered.
+    /// A try to hand a mail to the mail system failed (detail: the kind of mail). The
+    /// outbox tries again while the mail is useful.
     MailFailed,
+    /// A mail was given up — refused for good, or undelivered until what it carries
+    /// expired — and its allowance given back (detail: kind and reason).
+    MailGivenUp,
     /// ログインIDを忘れた方: a reminder was asked for (detail: sent, no_match, throttled).
     LoginIdReminderRequested,
     /// パスワードを忘れた方: a reset was asked for (detail: sent, no_account, throttled).

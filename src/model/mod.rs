@@ -9,10 +9,22 @@ mod account;
 mod audit;
 mod ids;
 mod member;
+mod outbox;
 mod record;
 
 pub use account::{Account, AccountStatus};
 pub use audit::{AuditEvent, AuditKind};
 pub use ids::{AccountId, FlowId, SecurityStamp};
 pub use member::{MemberId, MemberRecord, Relation};
+pub use outbox::{Delivery, MailId, MalformedMailId, OutboxMail, Refund, Undeliverable};
 pub use record::{Counter, CounterKey, Expect, Version, Versioned};
+
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::{Inner, Portal};
+use crate::flow::delivery::DeliverySchedule;
 use crate::flow::{LinkPaths, Urls};
 use crate::mail::{DefaultTemplates, MailTemplates};
 use crate::password_hash::{HashError, PasswordHasher, Pepper};
@@ -56,6 +57,7 @@ pub struct PortalBuilder {
     previous_peppers: Vec<Pepper>,
     max_concurrent_hashes: Option<usize>,
     seal_keys: Option<SealKeyring>,
+    delivery: Option<DeliverySchedule>,
 }
 
 /// Builder setters that store one value: `name: field: Type;` writes `pub fn name(mut
@@ -146,6 +148,13 @@ impl PortalBuilder {
         self
     }
 
+    /// How the outbox schedules delivery: lease, retry backoff, how long a notice is
+    /// tried, how long a status stays readable (default: [`DeliverySchedule::default`]).
+    pub fn delivery(mut self, schedule: DeliverySchedule) -> Self {
+        self.delivery = Some(schedule);
+        self
+    }
+
     /// Checks the configuration and builds the portal.
     pub fn build(self) -> Result<Portal, ConfigError> {
         let store = self.store.ok_or(ConfigError::Missing("store"))?;
@@ -189,6 +198,8 @@ impl PortalBuilder {
                 profile,
                 keys,
                 seals,
+                delivery: self.delivery.unwrap_or_default(),
+                transport: Default::default(),
                 hasher,
             }),
         })

@@ -23,9 +23,10 @@ use rand::rngs::ThreadRng;
 use crate::flow::gate::Refusals;
 use crate::flow::throttle::StartBudgets;
 use crate::flow::{AccountView, Env, FlowRecord, FlowState, RegistrationState};
-use crate::model::{Account, Counter, CounterKey, Expect, Version, Versioned};
+use crate::model::{Account, Counter, CounterKey, Expect, MailId, Version, Versioned};
 use crate::ports::{
     self, AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite,
+    MailWrite,
 };
 use crate::token::{Bearer, TokenDigest};
 
@@ -297,7 +298,37 @@ impl Portal {
         load: &Load,
         decide: impl FnMut(Loaded, OffsetDateTime) -> Deciding<'a, T>,
     ) -> Result<T, Error> {
-        observe::step(name, self.attempts(load, decide)).await
+        observe::step(name, self.attempts(load, decide, None)).await
+    }
+
+    /// [`drive`](Self::drive) for a step that answers with a mail receipt: its first
+    /// mail gets the receipt's identifier, and when it mails nothing (an address with
+    /// no account, a spent budget) a stand-in row does, so the receipt answers
+    /// [`Portal::mail_status`] like any other.
+    pub(super) async fn drive_receipted<'a, T>(
+        &'a self,
+        name: StepName,
+        load: &Load,
+        decide: impl FnMut(Loaded, OffsetDateTime) -> Deciding<'a, T>,
+    ) -> Result<(T, MailId), Error> {
+        let receipt = MailId::generate(&mut Self::rng());
+        let answer = observe::step(name, self.attempts(load, decide, Some(receipt))).await?;
+        Ok((answer, receipt))
+    }
+
+    /// [`decide`](Self::decide) for a step that answers with a mail receipt (see
+    /// [`drive_receipted`](Self::drive_receipted)).
+    pub(super) async fn decide_receipted<'a, T: Send + 'a>(
+        &'a self,
+        name: StepName,
+        load: &Load,
+        mut decide: impl FnMut(&Loaded, Env<'_>, &mut ThreadRng) -> Step<T>,
+    ) -> Result<(T, MailId), Error> {
+        self.drive_receipted(name, load, move |loaded, now| {
+            let step = decide(&loaded, self.env(now), &mut Self::rng());
+            Box::pin(std::future::ready(Ok(step)))
+        })
+        .await
     }
 
     /// [`drive`](Self::drive)'s rounds: read, decide, carry out, until one commits.
@@ -305,6 +336,7 @@ impl Portal {
         &'a self,
         load: &Load,
         mut decide: impl FnMut(Loaded, OffsetDateTime) -> Deciding<'a, T>,
+        receipt: Option<MailId>,
     ) -> Result<T, Error> {
         for retries in 0..MAX_CAS_RETRIES {
             if retries > 0 {
@@ -313,7 +345,7 @@ impl Portal {
             let now = self.now();
             let loaded = self.load(load).await?;
             let step = decide(loaded, now).await?;
-            if let Some(answer) = self.carry_out(step).await? {
+            if let Some(answer) = self.carry_out(step, receipt).await? {
                 return answer;
             }
         }
@@ -335,15 +367,28 @@ impl Portal {
         .await
     }
 
-    /// Commits a step's writes, then sends its mails, records its audit events and
-    /// returns its answer. `None` when the commit lost a race: nothing was written, and
-    /// the step must be decided again from a fresh read.
+    /// Commits a step's writes with its mails (the outbox rows), then tries the mails,
+    /// records its audit events and returns its answer. `None` when the commit lost a
+    /// race: nothing was written, and the step must be decided again from a fresh read.
+    ///
+    /// `receipt` names the step's first mail (or a stand-in, when it mails nothing) if
+    /// the step answers with a receipt and succeeds.
     pub(super) async fn carry_out<T>(
         &self,
         step: Step<T>,
+        receipt: Option<MailId>,
     ) -> Result<Option<Result<T, Error>>, Error> {
-        if !step.is_read_only() {
-            let commit = commit_of(step.writes).ok_or_else(busy)?;
+        let receipt = receipt.filter(|_| step.answer.is_ok());
+        let queued = self.queue(step.mails, step.refunds, receipt, self.now());
+        if !step.writes.is_empty() || !queued.is_empty() {
+            let mut commit = commit_of(step.writes).ok_or_else(busy)?;
+            commit.mails = queued
+                .iter()
+                .map(|q| MailWrite {
+                    expect: Expect::Absent,
+                    mail: q.row.clone(),
+                })
+                .collect();
             let probe = Probe::of(&commit);
             let outcome = match self.inner.store.commit(commit).await {
                 Ok(outcome) => outcome,
@@ -375,9 +420,7 @@ impl Portal {
                 return Ok(Some(Err(rejection.into())));
             }
         }
-        for mail in step.mails {
-            self.send_mail(&mail.to, mail.message).await;
-        }
+        self.deliver_committed(queued).await;
         for event in step.audit {
             self.audit(event);
         }

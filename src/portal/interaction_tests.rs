@@ -483,6 +483,22 @@ impl Store for RecordingStore {
     ) -> Result<usize, StoreError> {
         self.inner.purge_expired(now, limit).await
     }
+
+    async fn find_mail(
+        &self,
+        id: &crate::model::MailId,
+    ) -> Result<Option<Versioned<crate::model::OutboxMail>>, StoreError> {
+        self.inner.find_mail(id).await
+    }
+
+    async fn claim_mails(
+        &self,
+        now: time::OffsetDateTime,
+        leased_until: time::OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Versioned<crate::model::OutboxMail>>, StoreError> {
+        self.inner.claim_mails(now, leased_until, limit).await
+    }
 }
 
 /// What a whole journey handed to the store, and the secrets the member held.
@@ -593,6 +609,10 @@ async fn recorded_journey() -> Recorded {
         }
         for w in &commit.counters {
             leaves.extend(leaves_of(&w.counter));
+        }
+        // The outbox rows: every mail of the journey (links, 暗証キー), sealed.
+        for w in &commit.mails {
+            leaves.extend(leaves_of(&w.mail));
         }
     }
     let lookups = store.lookups.lock().unwrap().clone();
@@ -790,12 +810,19 @@ async fn register(p: &Portal, mailer: &RecordingMailer) {
 }
 
 /// The rows one call committed: (flows, accounts, counters) per commit.
-async fn rows_of<F: std::future::Future>(store: &RecordingStore, call: F) -> Vec<[usize; 3]> {
+async fn rows_of<F: std::future::Future>(store: &RecordingStore, call: F) -> Vec<[usize; 4]> {
     let before = store.commits.lock().unwrap().len();
     call.await;
     store.commits.lock().unwrap()[before..]
         .iter()
-        .map(|c| [c.flows.len(), c.accounts.len(), c.counters.len()])
+        .map(|c| {
+            [
+                c.flows.len(),
+                c.accounts.len(),
+                c.counters.len(),
+                c.mails.len(),
+            ]
+        })
         .collect()
 }
 
@@ -809,15 +836,15 @@ async fn sec_23_every_refused_login_commits_one_row() {
     let wrong = pw(WRONG_PASSWORD);
     let unknown = rows_of(&store, p.start_login("nobody-here", &wrong)).await;
     let wrong_password = rows_of(&store, p.start_login(LOGIN_ID, &wrong)).await;
-    assert_eq!(unknown, vec![[0, 0, 1]]);
-    assert_eq!(wrong_password, vec![[0, 1, 0]]);
+    assert_eq!(unknown, vec![[0, 0, 1, 0]]);
+    assert_eq!(wrong_password, vec![[0, 1, 0, 0]]);
     // Spend the free failures: the next attempt is refused by the delay, before the
     // password counts.
     for _ in 1..p.policy().password_free_failures {
         p.start_login(LOGIN_ID, &wrong).await.unwrap_err();
     }
     let delayed = rows_of(&store, p.start_login(LOGIN_ID, &pw(PASSWORD))).await;
-    assert_eq!(delayed, vec![[0, 0, 1]]);
+    assert_eq!(delayed, vec![[0, 0, 1, 0]]);
     // A right password refused after the gate (the hourly 暗証キー-mail cap) writes the
     // same one row: its work does not say the password was right.
     clock.advance(Duration::hours(2));
@@ -825,7 +852,7 @@ async fn sec_23_every_refused_login_commits_one_row() {
         p.start_login(LOGIN_ID, &pw(PASSWORD)).await.unwrap();
     }
     let capped = rows_of(&store, p.start_login(LOGIN_ID, &pw(PASSWORD))).await;
-    assert_eq!(capped, vec![[0, 0, 1]]);
+    assert_eq!(capped, vec![[0, 0, 1, 0]]);
 }
 
 /// SEC-09 equal work at R3: a wrong birth date for a card on the roster and any claim
@@ -851,7 +878,7 @@ async fn sec_09_a_card_off_the_roster_commits_what_a_card_on_it_does() {
             .await,
         );
     }
-    assert_eq!(rows[0], vec![[1, 0, 1]]);
+    assert_eq!(rows[0], vec![[1, 0, 1, 0]]);
     assert_eq!(rows[1], rows[0]);
 }
 
@@ -866,8 +893,8 @@ async fn sec_37_sec_40_requests_commit_the_same_rows_known_or_not() {
     assert_eq!(known, unknown);
     assert_eq!(
         known,
-        vec![[1, 0, 2]],
-        "the flow, the typed ID's mails, the portal's starts"
+        vec![[1, 0, 2, 1], [0, 0, 0, 1]],
+        "the flow, the typed ID's mails, the portal's starts and the mail (or its stand-in); then its delivery recorded"
     );
     clock.advance(Duration::minutes(2));
     let matched = rows_of(&store, p.request_login_id_reminder(EMAIL, Some(claim()))).await;
@@ -886,8 +913,8 @@ async fn sec_37_sec_40_requests_commit_the_same_rows_known_or_not() {
     .await;
     assert_eq!(
         matched,
-        vec![[0, 0, 2]],
-        "the address's mails, the portal's starts"
+        vec![[0, 0, 2, 1], [0, 0, 0, 1]],
+        "the address's mails, the portal's starts and the mail (or its stand-in); then its delivery recorded"
     );
     assert_eq!(wrong_claim, matched);
     assert_eq!(no_account, matched);

@@ -26,6 +26,9 @@ pub struct OtpChallenge {
     pub expires_at: OffsetDateTime,
     /// The registered address, masked, to show 「…へ送信しました」.
     pub masked_email: String,
+    /// The receipt of the 暗証キー mail: ask [`Portal::mail_status`] with it to
+    /// tell the member truthfully whether the mail went out.
+    pub receipt: crate::model::MailId,
 }
 
 /// The answer to L2: the member is logged in. Start the host's session now, with a new
@@ -185,8 +188,8 @@ impl Portal {
             },
         );
         let cache = &Memo::new();
-        let issued = self
-            .drive(StepName::StartLogin, load, move |loaded, now| {
+        let (issued, receipt) = self
+            .drive_receipted(StepName::StartLogin, load, move |loaded, now| {
                 Box::pin(async move {
                     let check = self
                         .check_password_hash(loaded.account.as_ref(), password, cache)
@@ -206,6 +209,7 @@ impl Portal {
             challenge: issued.challenge,
             expires_at: issued.expires_at,
             masked_email: issued.masked_email,
+            receipt,
         })
     }
 
@@ -254,8 +258,8 @@ impl Portal {
     /// is [`Rejection::TooManyRequests`](crate::Rejection::TooManyRequests) with `retry_after`, and no mail goes out.
     pub async fn resend_otp(&self, challenge: &OtpChallengeId) -> Result<OtpChallenge, Error> {
         let load = self.challenge_load(challenge, true);
-        let resent = self
-            .decide(StepName::ResendOtp, &load, |loaded, env, rng| {
+        let (resent, receipt) = self
+            .decide_receipted(StepName::ResendOtp, &load, |loaded, env, rng| {
                 login::resend(
                     loaded.found(),
                     loaded.account.as_ref(),
@@ -269,6 +273,7 @@ impl Portal {
             challenge: challenge.clone(),
             expires_at: resent.expires_at,
             masked_email: resent.masked_email,
+            receipt,
         })
     }
 

@@ -10,6 +10,7 @@
 mod account;
 mod assurance;
 mod builder;
+mod delivery;
 mod driver;
 #[cfg(test)]
 mod interaction_tests;
@@ -29,17 +30,17 @@ pub use account::{
     ProvisionedAccount,
 };
 pub use builder::{ConfigError, PortalBuilder};
+pub use delivery::DeliveryPass;
 pub use login::{AccountSummary, Authenticated, OtpChallenge};
 pub use pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
 
-use crate::domain::EmailAddress;
 use crate::flow::{Env, Urls};
-use crate::mail::{MailMessage, MailTemplates, OutgoingMail};
+use crate::mail::MailTemplates;
 use crate::password_hash::PasswordHasher;
 use crate::policy::{DeviationReport, InsurerProfile, Policy};
-use crate::ports::{AuditEvent, AuditKind, AuditSink, Clock, Mailer, MemberDirectory, Store};
+use crate::ports::{AuditEvent, AuditSink, Clock, Mailer, MemberDirectory, Store};
 use crate::token::DigestKeyring;
 
 /// The library's front door: every step of the member journeys.
@@ -65,6 +66,8 @@ struct Inner {
     urls: Urls,
     keys: DigestKeyring,
     seals: crate::seal::SealKeyring,
+    delivery: crate::flow::delivery::DeliverySchedule,
+    transport: delivery::Transport,
     hasher: PasswordHasher,
 }
 
@@ -128,32 +131,6 @@ impl Portal {
     fn audit(&self, event: AuditEvent) {
         crate::observe::audited(&event);
         self.inner.audit.record(event);
-    }
-
-    /// Renders and sends one mail. The caller has already committed the state the mail
-    /// belongs to, so a failed send loses nothing: it is audited and logged, and the
-    /// member can ask again (resend, or repeat the step).
-    async fn send_mail(&self, to: &EmailAddress, message: MailMessage) {
-        let lang = self.inner.profile.lang;
-        let rendered = self
-            .inner
-            .templates
-            .render(&message, &self.inner.profile, lang);
-        let kind = message.kind();
-        let mail = OutgoingMail {
-            to: to.clone(),
-            lang,
-            message,
-            rendered,
-        };
-        if let Err(e) = self.inner.mailer.send(&mail).await {
-            tracing::warn!(target: "kenpo_auth::mail", error = %e, kind, to = %to.masked(), "mail not sent");
-            self.audit(
-                AuditEvent::new(AuditKind::MailFailed, self.now())
-                    .email(to.masked())
-                    .detail(kind),
-            );
-        }
     }
 
     fn rng() -> rand::rngs::ThreadRng {

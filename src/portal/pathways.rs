@@ -44,6 +44,10 @@ pub enum AuthPathway {
     SessionCheck,
     /// The host's periodic purge of dead flows and counters.
     Housekeeping,
+    /// The host asks whether a step's mail went out, by the receipt the step answered
+    /// (128 random bits, known only to that request's holder); a request that mailed
+    /// nothing has a stand-in receipt that reads the same.
+    MailDelivery,
 }
 
 /// A control that bounds how often, how long or how many times an entry point can be
@@ -176,6 +180,7 @@ pub const ENTRY_POINTS: &[EntryPoint] = entry_points! {
     provision_account: InsurerProvisioning by Insurer, [];
     disable_account: InsurerDisabling by Insurer, [];
     purge_expired: Housekeeping by Host, [BoundedBatch];
+    mail_status: MailDelivery by Host, [];
 };
 
 impl Portal {

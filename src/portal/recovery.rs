@@ -25,7 +25,11 @@ use crate::token::FlowHandle;
 /// says nothing about whether anything matched (SEC-37, SEC-40).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct RecoveryRequested;
+pub struct RecoveryRequested {
+    /// The receipt of the mail this request caused — or, when nothing matched or the request was throttled, of a stand-in that answers [`Portal::mail_status`] exactly as a mail does (SEC-37, SEC-40): ask [`Portal::mail_status`] with it to
+    /// tell the member truthfully whether the mail went out.
+    pub receipt: crate::model::MailId,
+}
 
 impl RecoveryRequested {
     /// The text to show: 「ご登録がある場合はメールを送信しました」.
@@ -67,7 +71,7 @@ impl Portal {
         let roster = &Memo::new();
         let (email, identity) = (&email, &identity);
         let step_name = StepName::RequestLoginIdReminder;
-        let step = self.drive(step_name, load, move |loaded, now| {
+        let step = self.drive_receipted(step_name, load, move |loaded, now| {
             Box::pin(async move {
                 let env = self.env(now);
                 if let Some(refused) = recovery::reminder_gate(identity.as_ref(), env) {
@@ -100,8 +104,8 @@ impl Portal {
                 ))
             })
         });
-        self.floored(step).await?;
-        Ok(RecoveryRequested)
+        let ((), receipt) = self.floored(step).await?;
+        Ok(RecoveryRequested { receipt })
     }
 
     /// パスワードを忘れた方: mails a reset link (30 min, single use, SEC-38) to the
@@ -128,7 +132,7 @@ impl Portal {
             ..Load::default()
         };
         let step_name = StepName::RequestPasswordReset;
-        let step = self.decide(step_name, &load, move |loaded, env, rng| {
+        let step = self.decide_receipted(step_name, &load, move |loaded, env, rng| {
             let (starts, mails) = loaded.start_budgets(requester.as_ref());
             let mails = ResetMails {
                 keys: mail_keys,
@@ -142,8 +146,8 @@ impl Portal {
                 rng,
             )
         });
-        self.floored(step).await?;
-        Ok(RecoveryRequested)
+        let ((), receipt) = self.floored(step).await?;
+        Ok(RecoveryRequested { receipt })
     }
 
     /// Completes a password reset on the browser that opened the link.

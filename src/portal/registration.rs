@@ -30,6 +30,9 @@ pub struct RegistrationStarted {
     pub legacy_address_warning: bool,
     /// The text to show for such an address (DOM-21), in the insurer's language.
     pub legacy_address_advice: Option<String>,
+    /// The receipt of the mail this step sent (link 1, or the notice to a registered address's owner; for a throttled request, a stand-in that answers the same): ask [`Portal::mail_status`] with it to
+    /// tell the member truthfully whether the mail went out.
+    pub receipt: crate::model::MailId,
 }
 
 /// The answer to R3: the 認証キー to show on screen once (「必ず控えてください」).
@@ -39,6 +42,9 @@ pub struct AuthKeyShown {
     pub auth_key: AuthKey,
     /// When it and link 2 stop working.
     pub expires_at: OffsetDateTime,
+    /// The receipt of link 2's mail: ask [`Portal::mail_status`] with it to
+    /// tell the member truthfully whether the mail went out.
+    pub receipt: crate::model::MailId,
 }
 
 /// What the member types at R5 (利用者情報入力).
@@ -71,7 +77,24 @@ impl Portal {
     /// its timing says whether an account exists.
     pub async fn start_registration(&self, email: &str) -> Result<RegistrationStarted, Error> {
         let email = typed_email(email)?;
-        let answer = RegistrationStarted {
+        let (load, requester) = self.address_start_load(&email);
+        let email = &email;
+        let step_name = StepName::StartRegistration;
+        let ((), receipt) = self
+            .floored(self.decide_receipted(step_name, &load, |loaded, env, rng| {
+                let (starts, mails) = loaded.start_budgets(requester.as_ref());
+                let registered = loaded.account.is_some();
+                registration::begin(
+                    email.clone(),
+                    registered,
+                    (mails, starts),
+                    &self.inner.urls,
+                    env,
+                    rng,
+                )
+            }))
+            .await?;
+        Ok(RegistrationStarted {
             carrier: email.carrier(),
             carrier_advisory: email
                 .carrier()
@@ -80,24 +103,8 @@ impl Portal {
             legacy_address_advice: email
                 .legacy_warning(self.inner.profile.lang)
                 .map(str::to_owned),
-        };
-        let (load, requester) = self.address_start_load(&email);
-        let email = &email;
-        let step_name = StepName::StartRegistration;
-        self.floored(self.decide(step_name, &load, |loaded, env, rng| {
-            let (starts, mails) = loaded.start_budgets(requester.as_ref());
-            let registered = loaded.account.is_some();
-            registration::begin(
-                email.clone(),
-                registered,
-                (mails, starts),
-                &self.inner.urls,
-                env,
-                rng,
-            )
-        }))
-        .await?;
-        Ok(answer)
+            receipt,
+        })
     }
 
     /// Reads what the member typed on 本人確認 into an [`IdentityClaim`], with the
@@ -142,8 +149,8 @@ impl Portal {
         let load = self.flow_load(handle);
         let roster: &Memo<Option<MemberRecord>> = &Memo::new();
         let claim = &claim;
-        let (auth_key, expires_at) = self
-            .drive(StepName::VerifyIdentity, &load, move |loaded, now| {
+        let ((auth_key, expires_at), receipt) = self
+            .drive_receipted(StepName::VerifyIdentity, &load, move |loaded, now| {
                 Box::pin(async move {
                     let env = self.env(now);
                     // The roster is asked only once the handle is known to belong to a live
@@ -202,6 +209,7 @@ impl Portal {
         Ok(AuthKeyShown {
             auth_key,
             expires_at,
+            receipt,
         })
     }
 

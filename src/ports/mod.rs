@@ -14,11 +14,11 @@ pub use mailer::{MailError, Mailer};
 // The store port lives with its adapters in `crate::store`; its names stay here too.
 pub use crate::store::{
     AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowRecord,
-    FlowWrite, Load, Loaded, Store, StoreError,
+    FlowWrite, Load, Loaded, MailWrite, Store, StoreError,
 };
 
 // The shared vocabulary, under the paths hosts already use.
 pub use crate::model::{
-    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, FlowId, MemberId,
-    MemberRecord, Relation, SecurityStamp, Version, Versioned,
+    Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, Delivery, FlowId, MailId,
+    MemberId, MemberRecord, OutboxMail, Relation, SecurityStamp, Undeliverable, Version, Versioned,
 };

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use crate::model::Expect;
+use crate::model::{Expect, MailId, OutboxMail};
 use crate::ports::{
     Account, AccountId, AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, Counter,
     FlowId, FlowRecord, Load, Loaded, MemberId, Store, StoreError, Version, Versioned,
@@ -26,6 +26,7 @@ struct Inner {
     by_email: HashMap<String, AccountId>,
     by_member: HashMap<MemberId, AccountId>,
     counters: HashMap<String, Versioned<Counter>>,
+    mails: HashMap<MailId, Versioned<OutboxMail>>,
 }
 
 /// An in-memory [`Store`]: the reference every other store is tested against, and the
@@ -102,6 +103,13 @@ impl MemoryStore {
         for c in inner.counters.values() {
             out.push_str(&format!("{:?}\n", c));
         }
+        for m in inner.mails.values() {
+            out.push_str(&format!(
+                "{:?} {}\n",
+                m,
+                String::from(m.value.sealed.clone())
+            ));
+        }
         out
     }
 }
@@ -136,6 +144,12 @@ impl Inner {
         }
         for w in &commit.counters {
             let cur = self.counters.get(&w.counter.key).map(|c| c.version);
+            if cur != w.expect.version() {
+                return CommitOutcome::Conflict;
+            }
+        }
+        for w in &commit.mails {
+            let cur = self.mails.get(&w.mail.id).map(|m| m.version);
             if cur != w.expect.version() {
                 return CommitOutcome::Conflict;
             }
@@ -217,6 +231,20 @@ impl Inner {
                 Versioned {
                     version,
                     value: w.counter,
+                },
+            );
+        }
+        for w in commit.mails {
+            let version = w
+                .expect
+                .version()
+                .map(Version::next)
+                .unwrap_or(Version::FIRST);
+            self.mails.insert(
+                w.mail.id,
+                Versioned {
+                    version,
+                    value: w.mail,
                 },
             );
         }
@@ -373,6 +401,37 @@ impl Store for MemoryStore {
         Ok(outcome)
     }
 
+    async fn find_mail(&self, id: &MailId) -> Result<Option<Versioned<OutboxMail>>, StoreError> {
+        Ok(self.lock().mails.get(id).cloned())
+    }
+
+    /// Under the one lock: a mail is leased to one claimant at a time.
+    async fn claim_mails(
+        &self,
+        now: OffsetDateTime,
+        leased_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Versioned<OutboxMail>>, StoreError> {
+        let mut inner = self.lock();
+        let mut due: Vec<(OffsetDateTime, MailId)> = inner
+            .mails
+            .values()
+            .filter(|m| m.value.claimable(now))
+            .map(|m| (m.value.due_at, m.value.id))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        let mut claimed = Vec::with_capacity(due.len());
+        for (_, id) in due {
+            if let Some(m) = inner.mails.get_mut(&id) {
+                m.version = m.version.next();
+                m.value.leased_until = Some(leased_until);
+                claimed.push(m.clone());
+            }
+        }
+        Ok(claimed)
+    }
+
     async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
         let mut inner = self.lock();
         let dead_flows: Vec<FlowId> = inner
@@ -405,6 +464,17 @@ impl Store for MemoryStore {
             .collect();
         for k in dead_counters {
             inner.counters.remove(&k);
+            removed += 1;
+        }
+        let dead_mails: Vec<MailId> = inner
+            .mails
+            .values()
+            .filter(|m| m.value.purge_after <= now)
+            .map(|m| m.value.id)
+            .take(limit.saturating_sub(removed))
+            .collect();
+        for id in dead_mails {
+            inner.mails.remove(&id);
             removed += 1;
         }
         Ok(removed)

@@ -62,7 +62,7 @@ impl Default for Timeouts {
 pub use port::MockStore;
 pub use port::{
     AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite, Load,
-    Loaded, Store, StoreError,
+    Loaded, MailWrite, Store, StoreError,
 };
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

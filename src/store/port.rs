@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::BoxError;
 use crate::flow::FlowRecord;
-use crate::model::{Account, AccountId, Counter, Expect, MemberId, Versioned};
+use crate::model::{Account, AccountId, Counter, Expect, MailId, MemberId, OutboxMail, Versioned};
 use crate::token::TokenDigest;
 
 /// How to find an account.
@@ -54,6 +54,16 @@ pub struct CounterWrite {
     pub counter: Counter,
 }
 
+/// A write to one outbox mail inside a [`Commit`].
+#[derive(Clone, Debug)]
+pub struct MailWrite {
+    /// [`Expect::Absent`] to put a new mail in the outbox; [`Expect::At`] to replace the
+    /// mail read (or claimed) at that version — how a delivery is recorded.
+    pub expect: Expect,
+    /// The mail's new content, lease included.
+    pub mail: OutboxMail,
+}
+
 /// Everything one member action writes, committed all at once or not at all.
 #[derive(Clone, Debug, Default)]
 pub struct Commit {
@@ -63,12 +73,18 @@ pub struct Commit {
     pub accounts: Vec<AccountWrite>,
     /// Counters to create or replace.
     pub counters: Vec<CounterWrite>,
+    /// Outbox mails to insert (the step's mails, in the same commit as its state: the
+    /// transactional outbox) or replace (a delivery recorded).
+    pub mails: Vec<MailWrite>,
 }
 
 impl Commit {
     /// Whether the commit writes nothing.
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty() && self.accounts.is_empty() && self.counters.is_empty()
+        self.flows.is_empty()
+            && self.accounts.is_empty()
+            && self.counters.is_empty()
+            && self.mails.is_empty()
     }
 }
 
@@ -243,6 +259,11 @@ impl StoreError {
 ///   names; the store never sees a plaintext secret.
 /// - **Bounded purge.** [`purge_expired`](Store::purge_expired) removes at most `limit`
 ///   dead flows and counters per call.
+/// - **A transactional outbox.** The mails of a commit are inserted with its other
+///   writes or not at all; [`claim_mails`](Store::claim_mails) hands each due mail to
+///   one claimant at a time (a lease), so several delivery workers never send one mail
+///   twice while its lease runs; a recorded delivery is a compare-and-set like any
+///   other write.
 /// - **One write per record.** A [`Commit`] names each flow, account and counter at most
 ///   once (the portal never does otherwise); what several writes to one record in one
 ///   commit mean is unspecified.
@@ -447,8 +468,49 @@ pub trait Store: Send + Sync {
     /// [`Expect`]: crate::model::Expect
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError>;
 
-    /// Removes up to `limit` flows whose [`FlowState::purge_after`](crate::flow::FlowState::purge_after) and counters whose
-    /// `expires_at` is at or before `now`; returns how many were removed.
+    /// Reads one outbox mail by its identifier: its delivery status, for
+    /// [`Portal::mail_status`](crate::Portal::mail_status), and the version to record a
+    /// delivery against.
+    ///
+    /// # What it promises
+    ///
+    /// - The mail as last committed or claimed, until it is purged.
+    /// - It writes nothing.
+    ///
+    /// # What a failure costs
+    ///
+    /// - [`StoreError::Backend`]: nothing read; the status is not known yet.
+    /// - [`StoreError::Corrupt`]: the mail's row is malformed.
+    async fn find_mail(&self, id: &MailId) -> Result<Option<Versioned<OutboxMail>>, StoreError>;
+
+    /// Claims up to `limit` outbox mails that are [claimable](OutboxMail::claimable) at
+    /// `now`, earliest due first: each is leased until `leased_until` and returned at its
+    /// new version, which the claimant records the delivery against.
+    ///
+    /// # What it promises
+    ///
+    /// - **Claim once.** The lease is taken atomically: two claimants racing (two
+    ///   workers, two servers) never both get one mail while its lease runs.
+    /// - A mail whose lease ended unrecorded (its claimant died) is claimable again: a
+    ///   crash can send a mail twice, never zero times.
+    /// - Only [`Delivery::Pending`](crate::model::Delivery::Pending) mails due by `now`.
+    ///
+    /// # What a failure costs
+    ///
+    /// - [`StoreError::Backend`]: none claimed, or — when the connection was lost while
+    ///   the claim committed — some claimed and not returned: they wait out their lease
+    ///   and are claimed again.
+    /// - [`StoreError::Corrupt`]: a claimed row is malformed; the whole call fails.
+    async fn claim_mails(
+        &self,
+        now: OffsetDateTime,
+        leased_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Versioned<OutboxMail>>, StoreError>;
+
+    /// Removes up to `limit` flows whose [`FlowState::purge_after`](crate::flow::FlowState::purge_after), counters whose
+    /// `expires_at` and outbox mails whose `purge_after` is at or before `now`; returns
+    /// how many were removed.
     ///
     /// # What it promises
     ///

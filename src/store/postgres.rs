@@ -75,7 +75,7 @@ use sqlx::{Connection, Executor};
 use time::OffsetDateTime;
 
 use super::Timeouts;
-use super::sql::{self, Dead, Dialect, Refused, Rows};
+use super::sql::{self, Dead, Dialect, MailRead, Refused, Rows};
 use crate::ports::{CommitOutcome, StoreError};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -93,6 +93,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "kenpo_flow_contents",
         include_str!("../../migrations/postgres/0003_kenpo_flow_contents.sql"),
+    ),
+    (
+        4,
+        "kenpo_outbox",
+        include_str!("../../migrations/postgres/0004_kenpo_outbox.sql"),
     ),
 ];
 
@@ -499,6 +504,12 @@ impl Dialect for PostgresStore {
                    ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED \
                  ) DELETE FROM kenpo_counters c USING dead WHERE c.key = dead.key"
             }
+            Dead::Mails => {
+                "WITH dead AS ( \
+                   SELECT id FROM kenpo_outbox WHERE purge_after <= $1 \
+                   ORDER BY purge_after LIMIT $2 FOR UPDATE SKIP LOCKED \
+                 ) DELETE FROM kenpo_outbox o USING dead WHERE o.id = dead.id"
+            }
         };
         let done = self
             .within(async {
@@ -511,6 +522,60 @@ impl Dialect for PostgresStore {
             })
             .await?;
         Ok(done.rows_affected())
+    }
+
+    async fn mail_row(&self, id: &str) -> Result<Option<MailRead>, StoreError> {
+        let row: Option<(i64, Option<OffsetDateTime>, String)> = self
+            .within(async {
+                sqlx::query_as(
+                    "SELECT version, leased_until, data::text FROM kenpo_outbox WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.health.backend(e))
+            })
+            .await?;
+        Ok(row.map(|(version, leased_until, data)| MailRead {
+            version,
+            leased_until,
+            data,
+        }))
+    }
+
+    async fn claim_rows(
+        &self,
+        now: OffsetDateTime,
+        leased_until: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<MailRead>, StoreError> {
+        // SKIP LOCKED: servers claiming at once take different rows instead of waiting
+        // for each other; the UPDATE's own row lock makes each row one claimant's.
+        let rows: Vec<(i64, Option<OffsetDateTime>, String)> = self
+            .within(async {
+                sqlx::query_as(
+                    "UPDATE kenpo_outbox o SET version = o.version + 1, leased_until = $2 \
+                     FROM (SELECT id FROM kenpo_outbox WHERE due_at <= $1 \
+                           AND (leased_until IS NULL OR leased_until <= $1) \
+                           ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) d \
+                     WHERE o.id = d.id RETURNING o.version, o.leased_until, o.data::text",
+                )
+                .bind(floor_micros(now))
+                .bind(sql::write::ceil_micros(leased_until))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| self.health.backend(e))
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(version, leased_until, data)| MailRead {
+                version,
+                leased_until,
+                data,
+            })
+            .collect())
     }
 }
 

@@ -63,7 +63,7 @@ use sqlx::sqlite::{
 use time::OffsetDateTime;
 
 use super::Timeouts;
-use super::sql::{self, Dead, Dialect, Refused, Rows, backend};
+use super::sql::{self, Dead, Dialect, MailRead, Refused, Rows, backend};
 use crate::ports::{CommitOutcome, StoreError};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -76,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "kenpo_flow_contents",
         include_str!("../../migrations/sqlite/0002_kenpo_flow_contents.sql"),
+    ),
+    (
+        3,
+        "kenpo_outbox",
+        include_str!("../../migrations/sqlite/0003_kenpo_outbox.sql"),
     ),
 ];
 
@@ -339,6 +344,15 @@ const UPDATE_COUNTER: &str = "UPDATE kenpo_counters SET version = version + 1, e
      data = ?4 WHERE key = ?1 AND version = ?2";
 const INSERT_ACCOUNT: &str = "INSERT INTO kenpo_accounts (id, version, login_id, email, member, \
      data) VALUES (?1, 1, ?3, ?4, ?5, ?6)";
+const INSERT_MAIL: &str = "INSERT INTO kenpo_outbox (id, version, due_at, leased_until, \
+     purge_after, data) VALUES (?1, 1, ?3, ?4, ?5, ?6)";
+const UPDATE_MAIL: &str = "UPDATE kenpo_outbox SET version = version + 1, due_at = ?3, \
+     leased_until = ?4, purge_after = ?5, data = ?6 WHERE id = ?1 AND version = ?2";
+/// One statement, under SQLite's one writer: a row is leased to one claimant.
+const CLAIM_MAILS: &str = "UPDATE kenpo_outbox SET version = version + 1, leased_until = ?2 \
+     WHERE id IN (SELECT id FROM kenpo_outbox WHERE due_at IS NOT NULL AND due_at <= ?1 \
+     AND (leased_until IS NULL OR leased_until <= ?1) ORDER BY due_at LIMIT ?3) \
+     RETURNING version, leased_until, data";
 const UPDATE_ACCOUNT: &str = "UPDATE kenpo_accounts SET version = version + 1, login_id = ?3, \
      email = ?4, member = ?5, data = ?6 WHERE id = ?1 AND version = ?2";
 
@@ -411,7 +425,31 @@ async fn apply(conn: &mut SqliteConnection, rows: &Rows) -> Result<(), Refused> 
             .bind(&a.data);
         one(run(conn, row).await?)?;
     }
+    for m in &rows.mails {
+        let row = sqlx::query(insert_or_update(m.expected, INSERT_MAIL, UPDATE_MAIL))
+            .bind(&m.id)
+            .bind(m.expected)
+            .bind(m.due_at.map(nanos))
+            .bind(m.leased_until.map(nanos))
+            .bind(nanos(m.purge_after))
+            .bind(&m.data);
+        one(run(conn, row).await?)?;
+    }
     Ok(())
+}
+
+/// Unix nanoseconds back into a time (`None` for a value out of range).
+fn from_nanos(n: i64) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(n)).ok()
+}
+
+/// An outbox row read back: `(version, leased_until, data)`.
+fn mail_read((version, leased, data): (i64, Option<i64>, String)) -> MailRead {
+    MailRead {
+        version,
+        leased_until: leased.and_then(from_nanos),
+        data,
+    }
 }
 
 #[async_trait]
@@ -456,6 +494,10 @@ impl Dialect for SqliteStore {
                 "DELETE FROM kenpo_counters WHERE key IN (SELECT key FROM kenpo_counters \
                  WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
             }
+            Dead::Mails => {
+                "DELETE FROM kenpo_outbox WHERE id IN (SELECT id FROM kenpo_outbox \
+                 WHERE purge_after <= ?1 ORDER BY purge_after LIMIT ?2)"
+            }
         };
         let done = sqlx::query(sql)
             .bind(nanos(now))
@@ -464,6 +506,32 @@ impl Dialect for SqliteStore {
             .await
             .map_err(|e| self.fail(e))?;
         Ok(done.rows_affected())
+    }
+
+    async fn mail_row(&self, id: &str) -> Result<Option<MailRead>, StoreError> {
+        let row: Option<(i64, Option<i64>, String)> =
+            sqlx::query_as("SELECT version, leased_until, data FROM kenpo_outbox WHERE id = ?1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| self.fail(e))?;
+        Ok(row.map(mail_read))
+    }
+
+    async fn claim_rows(
+        &self,
+        now: OffsetDateTime,
+        leased_until: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<MailRead>, StoreError> {
+        let rows: Vec<(i64, Option<i64>, String)> = sqlx::query_as(CLAIM_MAILS)
+            .bind(nanos(now))
+            .bind(nanos(leased_until))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.fail(e))?;
+        Ok(rows.into_iter().map(mail_read).collect())
     }
 }
 

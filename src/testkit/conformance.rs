@@ -253,6 +253,7 @@ fn create_all(record: FlowRecord, c: Counter, a: Account) -> Commit {
         flows: insert_flow(record).flows,
         counters: counter_write(None, c).counters,
         accounts: create_account(a).accounts,
+        mails: Vec::new(),
     }
 }
 
@@ -1138,6 +1139,7 @@ pub async fn no_plaintext_secret_in_store<S: Store + DumpText + ?Sized>(store: A
                     NOW + time::Duration::hours(1),
                 ),
             }],
+            mails: Vec::new(),
         };
         (secrets, digests, c)
     };

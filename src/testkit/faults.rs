@@ -48,6 +48,7 @@ use time::OffsetDateTime;
 
 use crate::domain::EmailAddress;
 use crate::mail::OutgoingMail;
+use crate::model::{MailId, OutboxMail};
 use crate::ports::{
     Account, AccountId, AccountLookup, Commit, CommitOutcome, Counter, FlowRecord, Load, Loaded,
     MailError, Mailer, Store, StoreError, Versioned,
@@ -132,6 +133,10 @@ pub enum StoreCall {
     Commit,
     /// [`Store::purge_expired`].
     PurgeExpired,
+    /// [`Store::find_mail`].
+    FindMail,
+    /// [`Store::claim_mails`].
+    ClaimMails,
 }
 
 impl StoreCall {
@@ -140,7 +145,7 @@ impl StoreCall {
         self == StoreCall::Any || self == call
     }
 
-    const EACH: [StoreCall; 7] = [
+    const EACH: [StoreCall; 9] = [
         StoreCall::Load,
         StoreCall::FindFlow,
         StoreCall::FlowsOfAccount,
@@ -148,6 +153,8 @@ impl StoreCall {
         StoreCall::LoadCounter,
         StoreCall::Commit,
         StoreCall::PurgeExpired,
+        StoreCall::FindMail,
+        StoreCall::ClaimMails,
     ];
 }
 
@@ -430,6 +437,25 @@ impl<S: Store + ?Sized> Store for FaultyStore<S> {
             StoreCall::Commit,
             Some(CommitOutcome::Conflict),
             self.inner.commit(commit),
+        )
+        .await
+    }
+
+    async fn find_mail(&self, id: &MailId) -> Result<Option<Versioned<OutboxMail>>, StoreError> {
+        self.run(StoreCall::FindMail, None, self.inner.find_mail(id))
+            .await
+    }
+
+    async fn claim_mails(
+        &self,
+        now: OffsetDateTime,
+        leased_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<Versioned<OutboxMail>>, StoreError> {
+        self.run(
+            StoreCall::ClaimMails,
+            None,
+            self.inner.claim_mails(now, leased_until, limit),
         )
         .await
     }

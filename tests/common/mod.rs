@@ -228,3 +228,44 @@ impl Fixture {
         }
     }
 }
+
+/// An answer that carries a mail receipt.
+pub trait Receipted: std::fmt::Debug {
+    fn receipt(&self) -> kenpo_auth::model::MailId;
+}
+
+impl Receipted for kenpo_auth::portal::RegistrationStarted {
+    fn receipt(&self) -> kenpo_auth::model::MailId {
+        self.receipt
+    }
+}
+
+impl Receipted for kenpo_auth::portal::RecoveryRequested {
+    fn receipt(&self) -> kenpo_auth::model::MailId {
+        self.receipt
+    }
+}
+
+/// What a requester can compare of an answer with a receipt: the answer without the
+/// receipt (random, one per request), and what that receipt's status says (without its
+/// time). Two answers an outsider must not tell apart give the same text.
+pub async fn observed<T: Receipted>(
+    portal: &Portal,
+    answer: &Result<T, kenpo_auth::Error>,
+) -> String {
+    match answer {
+        Err(e) => format!("Err({e:?})"),
+        Ok(a) => {
+            let receipt = a.receipt();
+            let text = format!("{a:?}").replace(&format!("{receipt:?}"), "MailId(..)");
+            let status = portal.mail_status(&receipt).await.expect("status");
+            let status = format!("{status:?}");
+            let kind = status
+                .split([' ', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            format!("Ok({text}) mail: {kind}")
+        }
+    }
+}

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{Rows, read};
+use crate::model::{MailId, OutboxMail};
 use crate::ports::{
     Account, AccountId, AccountLoad, AccountLookup, Commit, CommitOutcome, Counter, FlowRecord,
     Load, Loaded, StoreError, Versioned,
@@ -17,6 +18,8 @@ pub(crate) enum Dead {
     Flows,
     /// Counters whose `expires_at` has passed.
     Counters,
+    /// Outbox mails whose `purge_after` has passed.
+    Mails,
 }
 
 /// The part of a store that differs between SQL databases.
@@ -31,6 +34,70 @@ pub(crate) trait Dialect: Send + Sync {
 
     /// Removes up to `limit` (at least 1) dead rows of one kind, returns how many.
     async fn purge(&self, dead: Dead, now: OffsetDateTime, limit: i64) -> Result<u64, StoreError>;
+
+    /// One outbox row by its id: `(version, leased_until, data)`.
+    async fn mail_row(&self, id: &str) -> Result<Option<MailRead>, StoreError>;
+
+    /// Leases up to `limit` claimable outbox rows (see
+    /// [`Store::claim_mails`](crate::ports::Store::claim_mails)) in one statement and
+    /// returns them at their new version.
+    async fn claim_rows(
+        &self,
+        now: OffsetDateTime,
+        leased_until: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<MailRead>, StoreError>;
+}
+
+/// An outbox row as read: its version, lease column and JSON.
+pub(crate) struct MailRead {
+    pub(crate) version: i64,
+    pub(crate) leased_until: Option<OffsetDateTime>,
+    pub(crate) data: String,
+}
+
+impl MailRead {
+    /// The typed mail; the lease column is authoritative over the copy in the JSON.
+    fn decode(self) -> Result<Versioned<OutboxMail>, StoreError> {
+        let mut mail: OutboxMail = super::from_json(&self.data)?;
+        mail.leased_until = self.leased_until;
+        Ok(Versioned {
+            version: super::version_from_db(self.version)?,
+            value: mail,
+        })
+    }
+}
+
+/// [`Store::find_mail`](crate::ports::Store::find_mail) on a dialect.
+pub(crate) async fn find_mail(
+    d: &(impl Dialect + ?Sized),
+    id: &MailId,
+) -> Result<Option<Versioned<OutboxMail>>, StoreError> {
+    d.mail_row(&id.to_hex())
+        .await?
+        .map(MailRead::decode)
+        .transpose()
+}
+
+/// [`Store::claim_mails`](crate::ports::Store::claim_mails) on a dialect.
+pub(crate) async fn claim_mails(
+    d: &(impl Dialect + ?Sized),
+    now: OffsetDateTime,
+    leased_until: OffsetDateTime,
+    limit: usize,
+) -> Result<Vec<Versioned<OutboxMail>>, StoreError> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut claimed = d
+        .claim_rows(now, leased_until, limit)
+        .await?
+        .into_iter()
+        .map(MailRead::decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    claimed.sort_by_key(|m| (m.value.due_at, m.value.id));
+    Ok(claimed)
 }
 
 /// Reads everything `load` names with one read statement; `flows_of` lists that
@@ -102,7 +169,7 @@ pub(crate) async fn commit(
 }
 
 /// [`Store::purge_expired`](crate::ports::Store::purge_expired) on a dialect: flows
-/// first, then counters with what is left of `limit`.
+/// first, then counters, then outbox mails, each with what is left of `limit`.
 pub(crate) async fn purge_expired(
     d: &(impl Dialect + ?Sized),
     now: OffsetDateTime,
@@ -112,14 +179,15 @@ pub(crate) async fn purge_expired(
     if limit == 0 {
         return Ok(0);
     }
-    let flows = d.purge(Dead::Flows, now, limit).await?;
-    let left = limit.saturating_sub(i64::try_from(flows).unwrap_or(i64::MAX));
-    let counters = if left > 0 {
-        d.purge(Dead::Counters, now, left).await?
-    } else {
-        0
-    };
-    Ok(usize::try_from(flows.saturating_add(counters)).unwrap_or(usize::MAX))
+    let mut removed: u64 = 0;
+    for dead in [Dead::Flows, Dead::Counters, Dead::Mails] {
+        let left = limit.saturating_sub(i64::try_from(removed).unwrap_or(i64::MAX));
+        if left <= 0 {
+            break;
+        }
+        removed = removed.saturating_add(d.purge(dead, now, left).await?);
+    }
+    Ok(usize::try_from(removed).unwrap_or(usize::MAX))
 }
 
 /// Implements [`Store`](crate::ports::Store) for a type that implements [`Dialect`],
@@ -188,6 +256,28 @@ macro_rules! impl_store {
                 limit: usize,
             ) -> Result<usize, $crate::ports::StoreError> {
                 $crate::store::sql::dialect::purge_expired(self, now, limit).await
+            }
+
+            async fn find_mail(
+                &self,
+                id: &$crate::model::MailId,
+            ) -> Result<
+                Option<$crate::ports::Versioned<$crate::model::OutboxMail>>,
+                $crate::ports::StoreError,
+            > {
+                $crate::store::sql::dialect::find_mail(self, id).await
+            }
+
+            async fn claim_mails(
+                &self,
+                now: time::OffsetDateTime,
+                leased_until: time::OffsetDateTime,
+                limit: usize,
+            ) -> Result<
+                Vec<$crate::ports::Versioned<$crate::model::OutboxMail>>,
+                $crate::ports::StoreError,
+            > {
+                $crate::store::sql::dialect::claim_mails(self, now, leased_until, limit).await
             }
         }
     };

@@ -23,7 +23,7 @@ pub(crate) mod dialect;
 pub(crate) mod read;
 pub(crate) mod write;
 
-pub(crate) use dialect::{Dead, Dialect, impl_store};
+pub(crate) use dialect::{Dead, Dialect, MailRead, impl_store};
 #[cfg(feature = "postgres")]
 pub(crate) use write::outcome_named;
 pub(crate) use write::{Refused, Rows, refused};
@@ -96,7 +96,7 @@ pub(crate) fn debug_store(
 
 /// Lower-case hex, for digests in JSON and test dumps.
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::model::hex(bytes)
 }
 
 /// The embedded migrations of one backend, recorded in `kenpo_auth_migrations` so they

@@ -10,9 +10,10 @@ use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
 use super::{backend, to_json, version_to_db};
+use crate::model::{Delivery, OutboxMail};
 use crate::ports::{
-    Account, Commit, CommitOutcome, Counter, CounterWrite, FlowRecord, FlowWrite, StoreError,
-    Version,
+    Account, Commit, CommitOutcome, Counter, CounterWrite, FlowRecord, FlowWrite, MailWrite,
+    StoreError, Version,
 };
 
 /// What a flow write puts in the database, computed before the transaction starts so
@@ -50,12 +51,28 @@ pub(crate) struct AccountRow {
     pub(crate) data: String,
 }
 
+/// What an outbox write puts in the database.
+#[derive(Serialize)]
+pub(crate) struct MailRow {
+    pub(crate) id: String,
+    pub(crate) expected: Option<i64>,
+    /// The next try, while the mail is pending; `None` once it is settled.
+    #[serde(serialize_with = "micros_up_opt")]
+    pub(crate) due_at: Option<OffsetDateTime>,
+    #[serde(serialize_with = "micros_up_opt")]
+    pub(crate) leased_until: Option<OffsetDateTime>,
+    #[serde(serialize_with = "micros_up")]
+    pub(crate) purge_after: OffsetDateTime,
+    pub(crate) data: String,
+}
+
 /// A [`Commit`] turned into rows.
 #[derive(Serialize)]
 pub(crate) struct Rows {
     pub(crate) flows: Vec<FlowRow>,
     pub(crate) counters: Vec<CounterRow>,
     pub(crate) accounts: Vec<AccountRow>,
+    pub(crate) mails: Vec<MailRow>,
 }
 
 impl Rows {
@@ -66,6 +83,7 @@ impl Rows {
             flows: Vec::with_capacity(commit.flows.len()),
             counters: Vec::with_capacity(commit.counters.len()),
             accounts: Vec::with_capacity(commit.accounts.len()),
+            mails: Vec::with_capacity(commit.mails.len()),
         };
         for FlowWrite { expect, record } in &commit.flows {
             let Some(expected) = expected_in_db(expect.version()) else {
@@ -85,6 +103,12 @@ impl Rows {
                 return Ok(None);
             };
             rows.accounts.push(account_row(account, expected)?);
+        }
+        for MailWrite { expect, mail } in &commit.mails {
+            let Some(expected) = expected_in_db(expect.version()) else {
+                return Ok(None);
+            };
+            rows.mails.push(mail_row(mail, expected)?);
         }
         Ok(Some(rows))
     }
@@ -107,6 +131,14 @@ fn micros_up<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error>
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(serde::ser::Error::custom)?;
     s.serialize_str(&text)
+}
+
+/// An optional timestamp as RFC 3339 rounded up to the microsecond, or `null`.
+fn micros_up_opt<S: Serializer>(t: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => micros_up(t, s),
+        None => s.serialize_none(),
+    }
 }
 
 /// Digests as lower-case hex.
@@ -158,6 +190,17 @@ fn account_row(account: &Account, expected: Option<i64>) -> Result<AccountRow, S
         email: account.email.as_ref().map(|e| e.canonical().to_owned()),
         member: account.member.as_str().to_owned(),
         data: to_json(account)?,
+    })
+}
+
+fn mail_row(mail: &OutboxMail, expected: Option<i64>) -> Result<MailRow, StoreError> {
+    Ok(MailRow {
+        id: mail.id.to_hex(),
+        expected,
+        due_at: (mail.delivery == Delivery::Pending).then_some(mail.due_at),
+        leased_until: mail.leased_until,
+        purge_after: mail.purge_after,
+        data: to_json(mail)?,
     })
 }
 
@@ -246,6 +289,7 @@ mod tests {
             }],
             counters: Vec::new(),
             accounts: Vec::new(),
+            mails: Vec::new(),
         };
         let json = serde_json::to_value(&rows).expect("serializes");
         assert_eq!(

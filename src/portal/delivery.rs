@@ -1,0 +1,322 @@
+//! The outbox, as the driver carries it out: a step's mails become outbox rows in its
+//! commit; once committed, the request tries them at once and records how that went;
+//! what failed is retried by a [`DeliveryWorker`] for as long as it is useful. The
+//! rules — when to retry, when to give up, what to give back — are the core's
+//! ([`crate::flow::delivery`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use time::OffsetDateTime;
+
+use super::Portal;
+use super::driver::busy;
+use crate::error::Error;
+use crate::flow::delivery::{self, Attempt, MailStatus, Settled};
+use crate::flow::step::Mail;
+use crate::mail::sealed;
+use crate::mail::{MailMessage, OutgoingMail};
+use crate::model::{
+    AuditEvent, AuditKind, Delivery, Expect, MailId, OutboxMail, Refund, Undeliverable, Versioned,
+};
+use crate::ports::{Commit, CommitOutcome, CounterWrite, MailError, MailWrite};
+
+/// Compare-and-set rounds when recording deliveries races with a refunded counter.
+const MAX_RECORD_ROUNDS: usize = 8;
+
+/// One outbox row a step writes, with the mail it carries (`None` for a stand-in).
+pub(super) struct Queued {
+    pub(super) row: OutboxMail,
+    pub(super) mail: Option<OutgoingMail>,
+}
+
+/// What the portal remembers about its mail transport between requests: whether the
+/// last real try failed. A stand-in's "delivery" follows it, so a receipt that names
+/// no mail reads as one that does, outage or not (SEC-07, SEC-37, SEC-40).
+#[derive(Debug, Default)]
+pub(super) struct Transport {
+    failing: AtomicBool,
+}
+
+impl Portal {
+    /// The outbox rows of a step's `mails`: the first takes `receipt` (when the step
+    /// answers with one) and the allowance it was charged; with a receipt and no mail, a
+    /// stand-in row takes them, so the request writes what a mailing one does.
+    pub(super) fn queue(
+        &self,
+        mails: Vec<Mail>,
+        refunds: Vec<Refund>,
+        receipt: Option<MailId>,
+        now: OffsetDateTime,
+    ) -> Vec<Queued> {
+        let mut rng = Self::rng();
+        let schedule = &self.inner.delivery;
+        let mut refunds = Some(refunds);
+        let mut ids = receipt.into_iter();
+        let mut queued: Vec<Queued> = mails
+            .into_iter()
+            .map(|Mail { to, message }| {
+                let id = ids.next().unwrap_or_else(|| MailId::generate(&mut rng));
+                let mail = self.render(to, message);
+                let sealed = sealed::seal(&self.inner.seals, &id, Some(&mail), &mut rng);
+                let row = delivery::enqueue(
+                    id,
+                    mail.message.kind(),
+                    sealed,
+                    mail.message.useful_until(),
+                    refunds.take().unwrap_or_default(),
+                    now,
+                    schedule,
+                );
+                Queued {
+                    row,
+                    mail: Some(mail),
+                }
+            })
+            .collect();
+        if let Some(id) = ids.next() {
+            let sealed = sealed::seal(&self.inner.seals, &id, None, &mut rng);
+            let row = delivery::enqueue(
+                id,
+                "stand_in",
+                sealed,
+                None,
+                refunds.take().unwrap_or_default(),
+                now,
+                schedule,
+            );
+            queued.push(Queued { row, mail: None });
+        }
+        queued
+    }
+
+    /// Renders one mail in the insurer's language.
+    fn render(&self, to: crate::domain::EmailAddress, message: MailMessage) -> OutgoingMail {
+        let lang = self.inner.profile.lang;
+        let rendered = self
+            .inner
+            .templates
+            .render(&message, &self.inner.profile, lang);
+        OutgoingMail {
+            to,
+            lang,
+            message,
+            rendered,
+        }
+    }
+
+    /// Tries the rows a step just committed (leased to this request), then records how
+    /// each try went. A failure here loses nothing: the row stays in the outbox and a
+    /// worker retries it once its lease ends or its retry falls due.
+    pub(super) async fn deliver_committed(&self, queued: Vec<Queued>) {
+        if queued.is_empty() {
+            return;
+        }
+        let mut tried = Vec::with_capacity(queued.len());
+        for Queued { row, mail } in queued {
+            let attempt = self.try_send(&row, mail.as_ref()).await;
+            let settled = delivery::after_try(&row, attempt, self.now(), &self.inner.delivery);
+            let committed = Versioned {
+                version: crate::model::Version::FIRST,
+                value: row,
+            };
+            tried.push((committed, settled));
+        }
+        // The mails went (or not) already; a failure to record it is retried by the
+        // worker after the lease, at worst sending one mail twice — never losing one.
+        if let Err(e) = self.record(tried).await {
+            tracing::warn!(target: "kenpo_auth::mail", error = %e, "delivery not recorded; the outbox worker retries it");
+        }
+    }
+
+    /// One try of one row: hands the mail to the mailer, or — for a stand-in — comes to
+    /// what the transport's last real try came to.
+    async fn try_send(&self, row: &OutboxMail, mail: Option<&OutgoingMail>) -> Attempt {
+        let Some(mail) = mail else {
+            return if self.inner.transport.failing.load(Ordering::Relaxed) {
+                Attempt::Transient
+            } else {
+                Attempt::Delivered
+            };
+        };
+        let attempt = match self.inner.mailer.send(mail).await {
+            Ok(()) => Attempt::Delivered,
+            Err(MailError::Permanent(e)) => {
+                tracing::warn!(target: "kenpo_auth::mail", error = %e, kind = %row.kind, to = %mail.to.masked(), "mail refused");
+                Attempt::Permanent
+            }
+            Err(e) => {
+                tracing::warn!(target: "kenpo_auth::mail", error = %e, kind = %row.kind, to = %mail.to.masked(), attempts = row.attempts + 1, "mail not sent; will retry");
+                Attempt::Transient
+            }
+        };
+        self.inner
+            .transport
+            .failing
+            .store(attempt == Attempt::Transient, Ordering::Relaxed);
+        if attempt != Attempt::Delivered {
+            self.audit(
+                AuditEvent::new(AuditKind::MailFailed, self.now())
+                    .email(mail.to.masked())
+                    .detail(row.kind.clone()),
+            );
+        }
+        attempt
+    }
+
+    /// Records tries (and give-ups) in one commit with compare-and-set: each row at the
+    /// version its claim left, and for a mail given up, its refunded allowance. A row
+    /// another claimant moved meanwhile (its lease ended) is theirs now and left out.
+    pub(super) async fn record(
+        &self,
+        mut tried: Vec<(Versioned<OutboxMail>, Settled)>,
+    ) -> Result<(), Error> {
+        for _ in 0..MAX_RECORD_ROUNDS {
+            let refunds: Vec<&Refund> = tried
+                .iter()
+                .filter(|(_, s)| s.refund)
+                .flat_map(|(_, s)| s.mail.refunds.iter())
+                .collect();
+            let mut commit = Commit::default();
+            if !refunds.is_empty() {
+                let load = refunds.iter().fold(crate::ports::Load::new(), |load, r| {
+                    load.counter(r.key.clone())
+                });
+                let loaded = self.inner.store.load(&load).await?;
+                for (i, r) in refunds.iter().enumerate() {
+                    let current = loaded.counters.get(i).and_then(Option::as_ref);
+                    if let Some(hit) = delivery::refund(current, r) {
+                        commit.counters.push(CounterWrite {
+                            expect: hit.expect,
+                            counter: hit.counter,
+                        });
+                    }
+                }
+            }
+            for (claimed, settled) in &tried {
+                commit.mails.push(MailWrite {
+                    expect: Expect::At(claimed.version),
+                    mail: settled.mail.clone(),
+                });
+            }
+            match self.inner.store.commit(commit).await? {
+                CommitOutcome::Committed => {
+                    for (_, settled) in &tried {
+                        self.audit_settled(&settled.mail);
+                    }
+                    return Ok(());
+                }
+                _ => {
+                    // Keep the rows still at the version we hold; a counter that moved
+                    // is simply re-read next round.
+                    let mut still = Vec::with_capacity(tried.len());
+                    for (claimed, settled) in tried {
+                        let now = self.inner.store.find_mail(&claimed.value.id).await?;
+                        if now.is_some_and(|n| n.version == claimed.version) {
+                            still.push((claimed, settled));
+                        }
+                    }
+                    tried = still;
+                    if tried.is_empty() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(busy())
+    }
+
+    /// The audit event of a mail given up.
+    fn audit_settled(&self, mail: &OutboxMail) {
+        if let Delivery::Failed { at, reason } = mail.delivery {
+            self.audit(
+                AuditEvent::new(AuditKind::MailGivenUp, at)
+                    .detail(format!("{}: {reason:?}", mail.kind)),
+            );
+        }
+    }
+
+    /// Where the mail a step's receipt names is in its delivery: sent, still being
+    /// tried (「メールの送信に時間がかかっています」), or given up (the member may ask
+    /// again; its allowance was given back). `None` for a receipt the store does not
+    /// know (never issued, or purged a day after its mail stopped mattering).
+    ///
+    /// A receipt for a request that mailed nothing — an address with no account, a
+    /// spent budget — names a stand-in that answers like a mail (SEC-07, SEC-37,
+    /// SEC-40).
+    pub async fn mail_status(&self, receipt: &MailId) -> Result<Option<MailStatus>, Error> {
+        let mail = self.inner.store.find_mail(receipt).await?;
+        Ok(mail.map(|m| MailStatus::of(&m.value)))
+    }
+
+    /// A worker that delivers what the outbox holds: retries after transient failures,
+    /// mails whose first try never happened (the server died before it), mails of other
+    /// servers whose lease ended. Run one per server with
+    /// [`DeliveryWorker::spawn`](crate::mail::DeliveryWorker::spawn), or call
+    /// [`DeliveryWorker::run_once`](crate::mail::DeliveryWorker::run_once) from the
+    /// host's own scheduler.
+    pub fn delivery_worker(&self) -> crate::mail::DeliveryWorker {
+        crate::mail::DeliveryWorker::new(self.clone())
+    }
+
+    /// One delivery pass of [`DeliveryWorker::run_once`](crate::mail::DeliveryWorker::run_once):
+    /// claims up to `batch` due mails, tries each, records the outcomes.
+    pub(crate) async fn deliver_due(&self, batch: usize) -> Result<DeliveryPass, Error> {
+        let now = self.now();
+        let schedule = self.inner.delivery;
+        let claimed = self
+            .inner
+            .store
+            .claim_mails(now, now.saturating_add(schedule.lease), batch)
+            .await?;
+        let mut pass = DeliveryPass {
+            claimed: claimed.len(),
+            ..DeliveryPass::default()
+        };
+        let mut tried = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            let settled = self.try_claimed(&row.value).await;
+            match settled.mail.delivery {
+                Delivery::Delivered { .. } => pass.delivered += 1,
+                Delivery::Failed { .. } => pass.given_up += 1,
+                Delivery::Pending => pass.retrying += 1,
+            }
+            tried.push((row, settled));
+        }
+        if !tried.is_empty() {
+            self.record(tried).await?;
+        }
+        Ok(pass)
+    }
+
+    /// One claimed row: given up if what it carries expired or it no longer opens,
+    /// otherwise tried.
+    async fn try_claimed(&self, row: &OutboxMail) -> Settled {
+        if let Some(expired) = delivery::before_try(row, self.now()) {
+            return expired;
+        }
+        match sealed::open(&self.inner.seals, &row.id, &row.sealed) {
+            Ok(mail) => {
+                let attempt = self.try_send(row, mail.as_ref()).await;
+                delivery::after_try(row, attempt, self.now(), &self.inner.delivery)
+            }
+            Err(e) => {
+                tracing::error!(target: "kenpo_auth::mail", error = %e, kind = %row.kind, "outbox mail does not open; given up");
+                delivery::give_up(row, Undeliverable::Unreadable, self.now())
+            }
+        }
+    }
+}
+
+/// What one [`DeliveryWorker::run_once`](crate::mail::DeliveryWorker::run_once) pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryPass {
+    /// Mails claimed.
+    pub claimed: usize,
+    /// Handed to the mail system.
+    pub delivered: usize,
+    /// Failed transiently and scheduled again.
+    pub retrying: usize,
+    /// Given up.
+    pub given_up: usize,
+}
