@@ -40,17 +40,18 @@ use time::OffsetDateTime;
 use time::macros::datetime;
 
 use crate::domain::{EmailAddress, LoginId, Password};
+use crate::flow::delivery::{self, Attempt, DeliverySchedule};
 use crate::flow::{
     AwaitingLinkOpen, Dead, DeadReason, Env, FlowState, LoginState, RegistrationState, login,
     registration,
 };
-use crate::model::Expect;
+use crate::model::{Delivery, Expect, MailId, OutboxMail, Undeliverable};
 use crate::password_hash::{HashParams, PasswordHashString, PasswordHasher};
 use crate::policy::Policy;
 use crate::ports::{
     Account, AccountId, AccountLoad, AccountLookup, AccountStatus, AccountWrite, Commit,
-    CommitOutcome, Counter, CounterWrite, FlowId, FlowRecord, FlowWrite, Load, Loaded, MemberId,
-    SecurityStamp, Store, StoreError, Version, Versioned,
+    CommitOutcome, Counter, CounterWrite, FlowId, FlowRecord, FlowWrite, Load, Loaded, MailWrite,
+    MemberId, SecurityStamp, Store, StoreError, Version, Versioned,
 };
 use crate::store::MemoryStore;
 use crate::token::{DigestKey, DigestKeyring, FlowHandle, RegistrationLinkToken, TokenDigest};
@@ -1083,8 +1084,33 @@ pub async fn purge_is_bounded_and_only_expired(store: Arc<dyn Store>) {
     );
 }
 
+/// An outbox row carrying link 1 in its body, sealed the way the portal seals it.
+fn sealed_mail(link: &RegistrationLinkToken, rng: &mut rand::rngs::ThreadRng) -> OutboxMail {
+    let keys = crate::seal::SealKeyring::new(
+        crate::seal::SealKey::new(1, vec![9u8; 32]).unwrap_or_else(|_| unreachable!()),
+    );
+    let id = MailId::generate(rng);
+    let url = format!("https://portal.example.jp/r?t={}", link.expose_secret());
+    let mail = crate::mail::OutgoingMail {
+        to: email("taro@example.jp"),
+        lang: crate::lang::Lang::Ja,
+        message: crate::mail::MailMessage::AlreadyRegistered {
+            login_url: url.clone(),
+        },
+        rendered: crate::mail::RenderedMail {
+            subject: "利用登録手続きのご案内".into(),
+            body: url,
+        },
+    };
+    let sealed = crate::mail::sealed::seal(&keys, &id, Some(&mail), rng);
+    let mut row = outbox_mail(NOW, None);
+    row.id = id;
+    row.sealed = sealed;
+    row
+}
+
 /// No plaintext secret in any column: tokens issued through the real token types (link
-/// 1, flow handle, 暗証キー challenge) are committed as a portal would commit them; the
+/// 1, flow handle, 暗証キー challenge) are committed as a portal would commit them, with an outbox mail carrying link 1 (sealed); the
 /// dump of every table contains neither a token's text nor its bytes in hex or base64.
 pub async fn no_plaintext_secret_in_store<S: Store + DumpText + ?Sized>(store: Arc<S>) {
     use base64::Engine as _;
@@ -1139,7 +1165,10 @@ pub async fn no_plaintext_secret_in_store<S: Store + DumpText + ?Sized>(store: A
                     NOW + time::Duration::hours(1),
                 ),
             }],
-            mails: Vec::new(),
+            mails: vec![MailWrite {
+                expect: Expect::Absent,
+                mail: sealed_mail(&link, &mut rng),
+            }],
         };
         (secrets, digests, c)
     };
@@ -1406,6 +1435,269 @@ pub async fn load_reads_counters_in_order(store: Arc<dyn Store>) {
 }
 
 // ---------------------------------------------------------------------------------------
+// The transactional outbox (#14)
+// ---------------------------------------------------------------------------------------
+
+/// A pending outbox mail, due at `due`, held until `leased` (if any), useful for 10
+/// minutes from [`NOW`].
+fn outbox_mail(due: OffsetDateTime, leased: Option<OffsetDateTime>) -> OutboxMail {
+    let id = MailId::generate(&mut rand::rng());
+    let sealed = crate::seal::Sealed::from_bytes(vec![1, 2, 3, 4]);
+    let mut mail = delivery::enqueue(
+        id,
+        "login_otp",
+        sealed,
+        Some(NOW + time::Duration::minutes(10)),
+        Vec::new(),
+        NOW,
+        &DeliverySchedule::default(),
+    );
+    mail.due_at = due;
+    mail.leased_until = leased;
+    mail
+}
+
+fn insert_mail(mail: OutboxMail) -> Commit {
+    Commit {
+        mails: vec![MailWrite {
+            expect: Expect::Absent,
+            mail,
+        }],
+        ..Commit::default()
+    }
+}
+
+fn record_mail(expected: Version, mail: OutboxMail) -> Commit {
+    Commit {
+        mails: vec![MailWrite {
+            expect: Expect::At(expected),
+            mail,
+        }],
+        ..Commit::default()
+    }
+}
+
+async fn claim(store: &dyn Store, now: OffsetDateTime, limit: usize) -> Vec<Versioned<OutboxMail>> {
+    ok(
+        store
+            .claim_mails(now, now + time::Duration::seconds(60), limit)
+            .await,
+        "claim_mails",
+    )
+}
+
+/// A step's mails commit with its state or not at all: a commit refused for any of its
+/// writes inserts none of its mails; a mail's id is taken once; a recorded delivery is a
+/// compare-and-set like any other write; the mail reads back as written.
+pub async fn outbox_commits_with_the_state(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let link = digest();
+    let flow = link_flow(flow_id(), link, "outbox@example.jp");
+    let mail = outbox_mail(NOW, Some(NOW + time::Duration::seconds(60)));
+    let with_state = Commit {
+        mails: insert_mail(mail.clone()).mails,
+        ..insert_flow(flow.clone())
+    };
+    assert_eq!(commit(s, with_state).await, CommitOutcome::Committed);
+    let read = ok(s.find_mail(&mail.id).await, "find_mail").expect("committed with its flow");
+    assert_eq!(read.version, Version::FIRST);
+    assert_eq!(read.value, mail, "reads back as written");
+    assert!(find(s, &link).await.is_some());
+
+    // The same flow again (its id and key taken) with a new mail: neither is written.
+    let orphan = outbox_mail(NOW, None);
+    let refused = Commit {
+        mails: insert_mail(orphan.clone()).mails,
+        ..insert_flow(flow)
+    };
+    assert_conflict(s, refused, "flow taken").await;
+    assert!(
+        ok(s.find_mail(&orphan.id).await, "find_mail").is_none(),
+        "a refused commit leaves no mail behind"
+    );
+    // A mail id is taken once.
+    assert_conflict(s, insert_mail(mail.clone()), "mail id taken").await;
+    // Recording a delivery is compare-and-set.
+    let mut delivered = mail.clone();
+    delivered.delivery = Delivery::Delivered { at: NOW };
+    delivered.leased_until = None;
+    assert_conflict(
+        s,
+        record_mail(Version(7), delivered.clone()),
+        "stale mail version",
+    )
+    .await;
+    assert_eq!(
+        commit(s, record_mail(Version::FIRST, delivered.clone())).await,
+        CommitOutcome::Committed
+    );
+    let read = ok(s.find_mail(&mail.id).await, "find_mail").expect("still there");
+    assert_eq!(read.version, Version::FIRST.next());
+    assert_eq!(read.value, delivered);
+    let unknown = MailId::generate(&mut rand::rng());
+    assert!(ok(s.find_mail(&unknown).await, "find_mail").is_none());
+}
+
+/// Claim once: two workers claiming side by side get every due mail exactly once
+/// between them; nothing is claimed again while its lease runs; a mail whose lease ended
+/// unrecorded (its worker died) is claimed again; mails held by their request, not yet
+/// due, or already delivered are not claimed.
+pub async fn outbox_claims_each_mail_once(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let mut due = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let mail = outbox_mail(NOW, None);
+        due.insert(mail.id);
+        assert_eq!(commit(s, insert_mail(mail)).await, CommitOutcome::Committed);
+    }
+    let held = outbox_mail(NOW, Some(NOW + time::Duration::seconds(30)));
+    let later = outbox_mail(NOW + time::Duration::seconds(30), None);
+    let mut done = outbox_mail(NOW, None);
+    done.delivery = Delivery::Delivered { at: NOW };
+    for m in [held.clone(), later.clone(), done] {
+        assert_eq!(commit(s, insert_mail(m)).await, CommitOutcome::Committed);
+    }
+    let worker = |store: Arc<dyn Store>| async move {
+        let mut mine = Vec::new();
+        loop {
+            let got = claim(store.as_ref(), NOW, 7).await;
+            if got.is_empty() {
+                return mine;
+            }
+            for m in &got {
+                assert_eq!(
+                    m.value.leased_until,
+                    Some(NOW + time::Duration::seconds(60))
+                );
+            }
+            mine.extend(got.into_iter().map(|m| m.value.id));
+        }
+    };
+    let (a, b) = (
+        tokio::spawn(worker(store.clone())),
+        tokio::spawn(worker(store.clone())),
+    );
+    let (a, b) = (a.await.expect("worker a"), b.await.expect("worker b"));
+    let mut all: Vec<MailId> = a.iter().chain(b.iter()).copied().collect();
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "no mail claimed twice");
+    assert_eq!(
+        all.into_iter().collect::<std::collections::BTreeSet<_>>(),
+        due,
+        "every due mail claimed, nothing else"
+    );
+    assert!(
+        claim(s, NOW + time::Duration::seconds(20), 100)
+            .await
+            .is_empty(),
+        "leases run"
+    );
+    // Past the leases: the 40 (never recorded) and the held and later ones are due.
+    let again = claim(s, NOW + time::Duration::seconds(61), 100).await;
+    assert_eq!(again.len(), 42, "a dead worker's mails are claimed again");
+    assert!(again.iter().any(|m| m.value.id == held.id));
+    assert!(again.iter().any(|m| m.value.id == later.id));
+    assert!(
+        again
+            .windows(2)
+            .all(|w| w[0].value.due_at <= w[1].value.due_at),
+        "earliest due first"
+    );
+    for m in &again {
+        assert!(m.version > Version::FIRST, "a claim moves the version");
+    }
+}
+
+/// After a transport error the mail is recorded with its next try; it is not claimed
+/// before then and is claimed once it is due.
+pub async fn outbox_retries_after_a_transport_error(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let schedule = DeliverySchedule::default();
+    let mail = outbox_mail(NOW, None);
+    assert_eq!(
+        commit(s, insert_mail(mail.clone())).await,
+        CommitOutcome::Committed
+    );
+    let claimed = claim(s, NOW, 10).await;
+    assert_eq!(claimed.len(), 1);
+    let first = &claimed[0];
+    let settled = delivery::after_try(&first.value, Attempt::Transient, NOW, &schedule);
+    assert_eq!(
+        commit(s, record_mail(first.version, settled.mail.clone())).await,
+        CommitOutcome::Committed
+    );
+    let next = settled.mail.due_at;
+    assert_eq!(next, NOW + time::Duration::seconds(1));
+    assert!(
+        claim(s, NOW + time::Duration::milliseconds(500), 10)
+            .await
+            .is_empty()
+    );
+    let retried = claim(s, next, 10).await;
+    assert_eq!(retried.len(), 1, "claimed again once due");
+    assert_eq!(retried[0].value.attempts, 1);
+    let delivered = delivery::after_try(&retried[0].value, Attempt::Delivered, next, &schedule);
+    assert_eq!(
+        commit(s, record_mail(retried[0].version, delivered.mail)).await,
+        CommitOutcome::Committed
+    );
+    let read = ok(s.find_mail(&mail.id).await, "find_mail").expect("kept for its status");
+    assert_eq!(read.value.delivery, Delivery::Delivered { at: next });
+    assert_eq!(read.value.attempts, 2);
+    assert!(
+        claim(s, NOW + time::Duration::hours(1), 10)
+            .await
+            .is_empty(),
+        "delivered"
+    );
+}
+
+/// A mail whose use is over is given up, not sent; it stays readable for its status
+/// until `purge_after`, and then the bounded purge removes it.
+pub async fn outbox_gives_up_expired_mail_and_purges_it(store: Arc<dyn Store>) {
+    let s = store.as_ref();
+    let mail = outbox_mail(NOW, None);
+    assert_eq!(
+        commit(s, insert_mail(mail.clone())).await,
+        CommitOutcome::Committed
+    );
+    let late = NOW + time::Duration::minutes(11);
+    let claimed = claim(s, late, 10).await;
+    assert_eq!(claimed.len(), 1);
+    let given_up = delivery::before_try(&claimed[0].value, late).expect("expired");
+    assert_eq!(
+        commit(s, record_mail(claimed[0].version, given_up.mail)).await,
+        CommitOutcome::Committed
+    );
+    let read = ok(s.find_mail(&mail.id).await, "find_mail").expect("status kept");
+    assert!(matches!(
+        read.value.delivery,
+        Delivery::Failed {
+            reason: Undeliverable::Expired,
+            ..
+        }
+    ));
+    assert!(
+        claim(s, late + time::Duration::hours(1), 10)
+            .await
+            .is_empty()
+    );
+    let purge_at = mail.purge_after;
+    assert_eq!(
+        ok(
+            s.purge_expired(purge_at - time::Duration::seconds(1), 10)
+                .await,
+            "purge"
+        ),
+        0
+    );
+    assert_eq!(ok(s.purge_expired(purge_at, 10).await, "purge"), 1);
+    assert!(ok(s.find_mail(&mail.id).await, "find_mail").is_none());
+}
+
+// ---------------------------------------------------------------------------------------
 // Running
 // ---------------------------------------------------------------------------------------
 
@@ -1449,6 +1741,14 @@ pub enum Case {
     load_reads_the_account_and_its_flows,
     /// See [`load_reads_counters_in_order`].
     load_reads_counters_in_order,
+    /// See [`outbox_commits_with_the_state`].
+    outbox_commits_with_the_state,
+    /// See [`outbox_claims_each_mail_once`].
+    outbox_claims_each_mail_once,
+    /// See [`outbox_retries_after_a_transport_error`].
+    outbox_retries_after_a_transport_error,
+    /// See [`outbox_gives_up_expired_mail_and_purges_it`].
+    outbox_gives_up_expired_mail_and_purges_it,
 }
 
 type CaseFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -1484,6 +1784,14 @@ impl Case {
                 Box::pin(load_reads_the_account_and_its_flows(dynamic))
             }
             Case::load_reads_counters_in_order => Box::pin(load_reads_counters_in_order(dynamic)),
+            Case::outbox_commits_with_the_state => Box::pin(outbox_commits_with_the_state(dynamic)),
+            Case::outbox_claims_each_mail_once => Box::pin(outbox_claims_each_mail_once(dynamic)),
+            Case::outbox_retries_after_a_transport_error => {
+                Box::pin(outbox_retries_after_a_transport_error(dynamic))
+            }
+            Case::outbox_gives_up_expired_mail_and_purges_it => {
+                Box::pin(outbox_gives_up_expired_mail_and_purges_it(dynamic))
+            }
         }
     }
 }
@@ -1549,6 +1857,10 @@ macro_rules! store_conformance_tests {
             load_finds_the_first_candidate_flow
             load_reads_the_account_and_its_flows
             load_reads_counters_in_order
+            outbox_commits_with_the_state
+            outbox_claims_each_mail_once
+            outbox_retries_after_a_transport_error
+            outbox_gives_up_expired_mail_and_purges_it
         );
     };
 }
