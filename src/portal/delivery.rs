@@ -272,9 +272,19 @@ impl Portal {
             claimed: claimed.len(),
             ..DeliveryPass::default()
         };
-        let mut tried = Vec::with_capacity(claimed.len());
-        for row in claimed {
-            let settled = self.try_claimed(&row.value).await;
+        // Real mails first: the stand-ins of the pass then follow what the transport did
+        // in it, so a stand-in and a mail claimed together settle alike.
+        let mut opened: Vec<_> = claimed
+            .into_iter()
+            .map(|row| {
+                let mail = sealed::open(&self.inner.seals, &row.value.id, &row.value.sealed);
+                (row, mail)
+            })
+            .collect();
+        opened.sort_by_key(|(_, mail)| matches!(mail, Ok(None)));
+        let mut tried = Vec::with_capacity(opened.len());
+        for (row, mail) in opened {
+            let settled = self.try_claimed(&row.value, mail).await;
             match settled.mail.delivery {
                 Delivery::Delivered { .. } => pass.delivered += 1,
                 Delivery::Failed { .. } => pass.given_up += 1,
@@ -290,11 +300,15 @@ impl Portal {
 
     /// One claimed row: given up if what it carries expired or it no longer opens,
     /// otherwise tried.
-    async fn try_claimed(&self, row: &OutboxMail) -> Settled {
+    async fn try_claimed(
+        &self,
+        row: &OutboxMail,
+        opened: Result<Option<OutgoingMail>, sealed::Unreadable>,
+    ) -> Settled {
         if let Some(expired) = delivery::before_try(row, self.now()) {
             return expired;
         }
-        match sealed::open(&self.inner.seals, &row.id, &row.sealed) {
+        match opened {
             Ok(mail) => {
                 let attempt = self.try_send(row, mail.as_ref()).await;
                 delivery::after_try(row, attempt, self.now(), &self.inner.delivery)
