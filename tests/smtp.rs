@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, Password};
+#[cfg(feature = "sqlite")]
+use kenpo_auth::flow::delivery::MailStatus;
 use kenpo_auth::flow::IdentityClaim;
 use kenpo_auth::mail::{
     MailMessage, OutgoingMail, QueueConfig, QueuedMailer, SmtpConfig, SmtpError, SmtpMailer,
@@ -577,4 +579,85 @@ async fn journey_login_with_smtp_5xx() {
     login_survives_failing_smtp(email, &format!("smtp://127.0.0.1:{}", sink.port)).await;
     let tries = sink.log().iter().filter(|l| l.starts_with("550 ")).count();
     assert_eq!(tries, 2, "{:?}", sink.log());
+}
+
+/// #14, measured before as lost mail: the SMTP server is down for longer than the old
+/// queue's 15 s of retries, and the portal process is restarted meanwhile. Every mail a
+/// member's step committed arrives exactly once when the server is back, delivered by the
+/// new process's worker from the durable outbox (SQLite file).
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread")]
+async fn outbox_survives_an_smtp_outage_and_a_restart() {
+    let port = sink::free_port();
+    let url = format!("smtp://127.0.0.1:{port}");
+    let dir = sink::temp_dir("outbox");
+    let db = dir.join("portal.db");
+    let db = db.to_str().unwrap().to_owned();
+    let clock = ManualClock::new(time::macros::datetime!(2025-11-25 01:00:00 UTC));
+    let portal_over_file = |store: kenpo_auth::store::SqliteStore| {
+        let smtp = SmtpMailer::from_url(&url, &profile()).unwrap();
+        Portal::builder()
+            .store(store)
+            .mailer(smtp)
+            .directory(MemoryDirectory::new())
+            .clock(Arc::new(clock.clone()))
+            .insurer(profile())
+            .secret_key(1, vec![7u8; 32])
+            .build()
+            .unwrap()
+    };
+    let members = ["ichiro@example.jp", "jiro@example.jp", "saburo@example.jp"];
+    let mut receipts = Vec::new();
+    {
+        // The first process: the server is down for every try.
+        let store = kenpo_auth::store::SqliteStore::open(&db).await.unwrap();
+        let portal = portal_over_file(store);
+        for m in members {
+            receipts.push(portal.start_registration(m).await.unwrap().receipt);
+        }
+        let worker = portal.delivery_worker();
+        for _ in 0..5 {
+            clock.advance(time::Duration::seconds(5));
+            let pass = worker.run_once().await.unwrap();
+            assert_eq!((pass.delivered, pass.given_up), (0, 0), "{pass:?}");
+        }
+        for r in &receipts {
+            let status = portal.mail_status(r).await.unwrap();
+            assert!(matches!(status, Some(MailStatus::Sending { .. })), "{status:?}");
+        }
+        // The process stops here (its portal and store dropped).
+    }
+    // 25 s of outage so far; the server comes back on its port, and a new process
+    // starts over the same database file.
+    let sink = Sink::start(SinkOptions {
+        port: Some(port),
+        ..SinkOptions::default()
+    });
+    let store = kenpo_auth::store::SqliteStore::open(&db).await.unwrap();
+    let portal = portal_over_file(store);
+    clock.advance(time::Duration::seconds(61));
+    let worker = portal.delivery_worker();
+    let pass = worker.run_once().await.unwrap();
+    assert_eq!(pass.delivered, 3, "{pass:?}");
+    let mails = sink.wait_for(3);
+    let mut to: Vec<_> = mails
+        .iter()
+        .map(|m| m.header("X-Sink-Rcpt-To").unwrap().to_owned())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["ichiro@example.jp", "jiro@example.jp", "saburo@example.jp"]);
+    for m in &mails {
+        assert_eq!(m.header("Subject"), Some("利用登録手続きのご案内"));
+        assert_eq!(link_token(&m.body).len(), 43, "a live link 1");
+    }
+    for r in &receipts {
+        let status = portal.mail_status(r).await.unwrap();
+        assert!(matches!(status, Some(MailStatus::Sent { .. })), "{status:?}");
+    }
+    // Later passes find nothing: each mail arrived once.
+    clock.advance(time::Duration::minutes(5));
+    assert_eq!(worker.run_once().await.unwrap().claimed, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(sink.mails().len(), 3, "no mail twice");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -39,6 +39,9 @@ pub struct SinkOptions {
     pub discard: bool,
     /// Close connections idle this long.
     pub idle_timeout: Option<Duration>,
+    /// Listen on this port (a server coming back where the mailer expects it) instead
+    /// of a free one.
+    pub port: Option<u16>,
 }
 
 impl Default for SinkOptions {
@@ -48,6 +51,7 @@ impl Default for SinkOptions {
             auth: None,
             discard: false,
             idle_timeout: None,
+            port: None,
         }
     }
 }
@@ -88,7 +92,7 @@ impl ReceivedMail {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
 }
@@ -116,7 +120,7 @@ impl Sink {
         let stderr_path = dir.join("sink.stderr");
         // A port found free can be taken before the sink binds it; try a few.
         for _ in 0..5 {
-            let port = free_port();
+            let port = opts.port.unwrap_or_else(free_port);
             let mut cmd = Command::new(&python);
             cmd.arg(SCRIPT)
                 .arg("--port")
