@@ -1609,3 +1609,29 @@ async fn a_session_row_this_version_cannot_read_is_no_session() {
     assert!(sessions.load(&key).await.unwrap().is_none());
     assert_eq!(sessions.count().await.unwrap(), 1);
 }
+
+/// #14: the mail server is down when the member asks for link 1. The page after R1 says
+/// so truthfully — 「メールの送信に時間がかかっています」 — instead of 「送信しました」; once
+/// the server is back and the outbox's worker has delivered, a reload says 送信しました.
+#[tokio::test]
+async fn the_sent_page_tells_the_truth_about_a_delayed_mail() {
+    let down = kenpo_auth::testkit::FaultyMailer::new(kenpo_auth::mail::RecordingMailer::new());
+    down.fail(When::Always, kenpo_auth::testkit::MailFault::Transient);
+    let mailer = down.clone();
+    let mut f = fixture_with(|c| c.mailer = Some(Arc::new(mailer)));
+    let csrf = f.client.get("/register").await.csrf();
+    let r = f
+        .client
+        .post_follow("/register", &[("csrf", &csrf), ("email", EMAIL)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body.contains("id=\"mail-status\""), "{}", r.body);
+    assert!(r.body.contains("メールの送信に時間がかかっています"));
+    down.heal();
+    f.clock.advance(time::Duration::seconds(2));
+    let pass = f.app.portal.delivery_worker().run_once().await.unwrap();
+    assert_eq!(pass.delivered, 1);
+    let r = f.client.get("/register/sent").await;
+    assert!(!r.body.contains("id=\"mail-status\""), "{}", r.body);
+    assert!(r.body.contains("メールを送信しました"));
+}

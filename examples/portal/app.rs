@@ -21,7 +21,7 @@ use axum::Router;
 use axum::routing::{get, post};
 use kenpo_auth::mail::OutboxMailer;
 use kenpo_auth::ports::{
-    AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock, TracingAudit,
+    AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock,
 };
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::{InsurerProfile, Policy, Portal};
@@ -104,8 +104,8 @@ pub(crate) struct AppConfig {
     /// share them and a restart keeps them.
     pub session_backend: Option<Arc<dyn session_store::SessionBackend>>,
     /// A real mail server (`smtp://host:port?tls=starttls`, `smtps://user:pass@host`;
-    /// feature `smtp`) instead of the outbox folder. Mails then leave through a
-    /// `QueuedMailer`, off the request path.
+    /// feature `smtp`) instead of the outbox folder. Each step's mails are kept in the
+    /// store's outbox, tried at once and retried by the delivery worker `main` runs.
     pub smtp_url: Option<String>,
     /// The delivery itself, instead of the outbox folder or `smtp_url`: for a load
     /// generator or a test that reads each 暗証キー from memory rather than from `.eml`
@@ -218,15 +218,7 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
                 .map_err(BuildError::Outbox)?
                 .with_clock(config.clock.clone()),
         ),
-        (None, Some(url)) => smtp_delivery(
-            url,
-            &profile,
-            config
-                .audit
-                .clone()
-                .unwrap_or_else(|| Arc::new(TracingAudit)),
-            config.clock.clone(),
-        )?,
+        (None, Some(url)) => smtp_delivery(url, &profile)?,
     };
     let mailbox = config
         .dev_mailbox
@@ -282,28 +274,18 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
     })
 }
 
-/// SmtpMailer behind a QueuedMailer: a member's request never waits on SMTP.
+/// SmtpMailer over one reused connection. The store's outbox keeps each mail until the
+/// server took it: a failed try is retried by the delivery worker, so no in-memory queue
+/// (which a crash would empty) sits in between.
 #[cfg(feature = "smtp")]
-fn smtp_delivery(
-    url: &str,
-    profile: &InsurerProfile,
-    audit: Arc<dyn AuditSink>,
-    clock: Arc<dyn Clock>,
-) -> Result<Arc<dyn Mailer>, BuildError> {
-    use kenpo_auth::mail::{QueueConfig, QueuedMailer, SmtpMailer};
+fn smtp_delivery(url: &str, profile: &InsurerProfile) -> Result<Arc<dyn Mailer>, BuildError> {
+    use kenpo_auth::mail::SmtpMailer;
     let smtp = SmtpMailer::from_url(url, profile).map_err(|e| BuildError::Smtp(e.to_string()))?;
-    let queued = QueuedMailer::start(Arc::new(smtp), audit, clock, QueueConfig::default())
-        .map_err(|e| BuildError::Smtp(e.to_string()))?;
-    Ok(Arc::new(queued))
+    Ok(Arc::new(smtp))
 }
 
 #[cfg(not(feature = "smtp"))]
-fn smtp_delivery(
-    _url: &str,
-    _profile: &InsurerProfile,
-    _audit: Arc<dyn AuditSink>,
-    _clock: Arc<dyn Clock>,
-) -> Result<Arc<dyn Mailer>, BuildError> {
+fn smtp_delivery(_url: &str, _profile: &InsurerProfile) -> Result<Arc<dyn Mailer>, BuildError> {
     Err(BuildError::Smtp(
         "this build has no SMTP support: run with `--features smtp`".to_owned(),
     ))

@@ -311,6 +311,7 @@ pub(crate) async fn login_submit(
                     started_at: now,
                     login_id_digest: id_digest,
                     closed: false,
+                    receipt: Some(ch.receipt.to_hex()),
                 });
             });
             Ok(see_other("/login/otp"))
@@ -332,6 +333,7 @@ fn otp_page(
     session: &Session,
     otp: &OtpScreen,
     flash: &Option<Flash>,
+    mail_notice: Option<&'static str>,
 ) -> OtpPage {
     let ttl = state.portal.policy().otp_ttl.whole_minutes();
     let expired = state.clock.now() >= otp.expires_at;
@@ -345,6 +347,7 @@ fn otp_page(
             .error(flash_error(flash))
             .notice(notice)
             .invalid(flash_field(flash)),
+        mail_notice,
         masked_email: otp.masked_email.clone(),
         page_token: otp.page_token.clone(),
         ttl_minutes: ttl,
@@ -380,7 +383,9 @@ pub(crate) async fn otp_page_get(
         return Ok(see_other("/login?reason=otp_ended"));
     }
     let flash = session.take_flash("/login/otp");
-    Ok(shown(&flash, otp_page(&state, &session, &otp, &flash)))
+    let mail = mail_notice(&state, otp.receipt.as_deref()).await;
+    let page = otp_page(&state, &session, &otp, &flash, mail.map(|n| n.text));
+    Ok(shown(&flash, page))
 }
 
 #[derive(Deserialize, Default)]
@@ -470,6 +475,7 @@ pub(crate) async fn otp_resend(
         Ok(ch) => {
             session.update(|d| {
                 if let Some(o) = d.otp.as_mut() {
+                    o.receipt = Some(ch.receipt.to_hex());
                     o.expires_at = ch.expires_at;
                     o.masked_email = ch.masked_email;
                 }
@@ -587,6 +593,7 @@ pub(crate) async fn register_submit(
                     at: now,
                     carrier_advisory: started.carrier_advisory,
                     legacy_warning,
+                    receipt: Some(started.receipt.to_hex()),
                 });
             });
             Ok(see_other("/register/sent"))
@@ -601,6 +608,31 @@ pub(crate) async fn register_submit(
     }
 }
 
+/// What to tell the member about a mail that has not simply gone out: still being tried
+/// (「送信に時間がかかっています」), or given up. `None` once sent — or when the status
+/// cannot be read, in which case the page says what it always said.
+#[derive(Clone, Copy)]
+pub(crate) struct MailNotice {
+    pub(crate) delayed: bool,
+    pub(crate) text: &'static str,
+}
+
+pub(crate) async fn mail_notice(state: &AppState, receipt: Option<&str>) -> Option<MailNotice> {
+    use kenpo_auth::flow::delivery::MailStatus;
+    let receipt = receipt?.parse().ok()?;
+    match state.portal.mail_status(&receipt).await.ok()?? {
+        MailStatus::Sent { .. } => None,
+        s @ MailStatus::Sending { .. } => Some(MailNotice {
+            delayed: true,
+            text: s.message(Lang::Ja),
+        }),
+        s => Some(MailNotice {
+            delayed: false,
+            text: s.message(Lang::Ja),
+        }),
+    }
+}
+
 /// 「…メールを送信しました」, after R1 (a GET: a reload sends nothing again).
 pub(crate) async fn register_sent(
     State(state): State<AppState>,
@@ -609,8 +641,11 @@ pub(crate) async fn register_sent(
     let Some(sent) = session.data().registration_sent else {
         return see_other("/register");
     };
+    let mail = mail_notice(&state, sent.receipt.as_deref()).await;
     RegisterSentPage {
         layout: Layout::new("新規利用登録", session.csrf()).step(step::EMAIL),
+        mail_delayed: mail.filter(|n| n.delayed).map(|n| n.text),
+        mail_failed: mail.filter(|n| !n.delayed).map(|n| n.text),
         carrier_advisory: sent.carrier_advisory,
         legacy_warning: sent.legacy_warning,
         sender: super::SENDER,

@@ -142,7 +142,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         None => app::serve::HEADER_READ_TIMEOUT,
     };
     let mails_to = if config.smtp_url.is_some() {
-        "the SMTP server of SMTP_URL (queued, with retries)".to_owned()
+        "the SMTP server of SMTP_URL (through the store's outbox, retried while useful)".to_owned()
     } else {
         format!("{outbox}/*.eml")
     };
@@ -209,11 +209,36 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!("DEV-ONLY mailbox: {base_url}/dev/mailbox (every mail, decoded, links clickable)");
     }
     app::spawn_housekeeping(&app);
-    app::serve::serve(listener, app.router, header_timeout, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await;
+    // The outbox's delivery worker: retries what a request could not send at once, and
+    // sends what an earlier run left behind.
+    let delivery = app.portal.delivery_worker().spawn();
+    app::serve::serve(listener, app.router, header_timeout, stop_signal()).await;
+    // Requests are done; the pass in flight finishes, the rest waits in the outbox.
+    delivery.shutdown().await;
     Ok(())
+}
+
+/// Ctrl-C, or SIGTERM (what a service manager or container runtime sends).
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// `--reset-demo`: removes the demo's SQLite file (with its `-wal`/`-shm` companions) and

@@ -187,6 +187,10 @@ pub(crate) struct RegisterPage {
 #[template(path = "register_sent.html", config = "examples/portal/askama.toml")]
 pub(crate) struct RegisterSentPage {
     pub(crate) layout: Layout,
+    /// The mail is still being tried (the outbox retries it).
+    pub(crate) mail_delayed: Option<&'static str>,
+    /// The mail was given up (refused, or expired undelivered).
+    pub(crate) mail_failed: Option<&'static str>,
     pub(crate) carrier_advisory: Option<String>,
     pub(crate) legacy_warning: Option<String>,
     pub(crate) sender: &'static str,
@@ -274,6 +278,8 @@ pub(crate) struct DonePage {
 #[template(path = "otp.html", config = "examples/portal/askama.toml")]
 pub(crate) struct OtpPage {
     pub(crate) layout: Layout,
+    /// The 暗証キー mail is still being tried, or was given up.
+    pub(crate) mail_notice: Option<&'static str>,
     pub(crate) masked_email: String,
     pub(crate) page_token: String,
     pub(crate) ttl_minutes: i64,

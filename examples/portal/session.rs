@@ -122,6 +122,10 @@ pub(crate) struct RegistrationSent {
     pub carrier_advisory: Option<String>,
     /// The legacy-address warning.
     pub legacy_warning: Option<String>,
+    /// The receipt of the mail R1 sent (`Portal::mail_status`), to say truthfully
+    /// whether it went out.
+    #[serde(default)]
+    pub receipt: Option<String>,
 }
 
 /// A message and the typed fields for the page a post redirects to (post-redirect-get):
@@ -183,6 +187,9 @@ pub(crate) struct OtpScreen {
     pub login_id_digest: [u8; 32],
     /// This browser's close beacon arrived: the screen says so instead of a dead form.
     pub closed: bool,
+    /// The receipt of the latest 暗証キー mail (`Portal::mail_status`).
+    #[serde(default)]
+    pub receipt: Option<String>,
 }
 
 /// A logged-in member.
