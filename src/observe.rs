@@ -80,7 +80,7 @@
 //! | [`kenpo_auth_events_total`](EVENTS_TOTAL) | counter | `kind`, `outcome` | for every [`AuditEvent`] the portal hands its [`AuditSink`](crate::ports::AuditSink) |
 //! | [`kenpo_auth_steps_total`](STEPS_TOTAL) | counter | `step`, `outcome` | when a step answers; labels as the span's fields |
 //! | [`kenpo_auth_step_duration_seconds`](STEP_DURATION_SECONDS) | histogram | `step` | when a step answers: the time its span was open |
-//! | [`kenpo_auth_outbox_depth`](OUTBOX_DEPTH) | gauge | — | reserved, not yet recorded: the mails committed and not yet handed to the mailer, once the outbox exists |
+//! | [`kenpo_auth_outbox_depth`](OUTBOX_DEPTH) | gauge | — | reserved, not yet recorded: the outbox's pending mails (failed tries and give-ups are the events `mail_failed`, `mail_given_up`) |
 //!
 //! `kind` is the [`AuditKind`] in snake case (`login_succeeded`, `otp_failed`, …) and
 //! `outcome` says how the event ended:
@@ -124,8 +124,10 @@ pub const STEPS_TOTAL: &str = "kenpo_auth_steps_total";
 pub const STEP_DURATION_SECONDS: &str = "kenpo_auth_step_duration_seconds";
 
 /// Gauge `kenpo_auth_outbox_depth`, reserved: the mails committed with their step and not
-/// yet handed to the mailer. Nothing records it yet; the name is kept for the durable
-/// outbox so that dashboards can be written against it now.
+/// yet handed to the mailer. The outbox exists ([`crate::mail::delivery`]), but counting
+/// its pending rows needs a store query the `Store` port does not offer yet, so nothing
+/// records the gauge; failed tries and given-up mails are counted as the events
+/// `mail_failed` and `mail_given_up`.
 pub const OUTBOX_DEPTH: &str = "kenpo_auth_outbox_depth";
 
 /// Bucket bounds, in seconds, suited to [`STEP_DURATION_SECONDS`] for exporters that need

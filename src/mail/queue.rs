@@ -6,25 +6,16 @@
 //! exponential backoff, and report the ones that finally fail to the [`AuditSink`]
 //! (`AuditKind::MailFailed`, masked address, kind of mail — never its content).
 //!
-//! # What a crash loses
+//! # Superseded by the outbox
 //!
-//! The queue lives in memory. Mail still queued (or waiting for a retry) when the
-//! process dies is lost. Nothing else is: the portal commits the member's state before
-//! it mails, so the member asks again — 暗証キー再送 ([`Portal::resend_otp`]) or the
-//! step that sent the mail (registration R1 can be repeated, links have their own
-//! lifetime) — and a new mail goes out. Call [`QueuedMailer::shutdown`] on a graceful
-//! stop so that nothing queued is dropped then.
+//! Every store now keeps a step's mails in its outbox until they are delivered, and a
+//! [`DeliveryWorker`](crate::mail::DeliveryWorker) retries what failed, durably and
+//! across servers ([`crate::mail::delivery`]). Most hosts need no `QueuedMailer`: give
+//! the portal the `SmtpMailer` itself. This queue stays for a host that wants
+//! [`Mailer::send`] to return before the SMTP conversation ends; the outbox then records
+//! a mail as delivered when the queue took it, and what the queue holds when the process
+//! dies is lost (call [`QueuedMailer::shutdown`] on a graceful stop).
 //!
-//! # A durable outbox
-//!
-//! A host that must not lose a mail even in a crash implements [`Mailer`] over a table
-//! of its own database (insert the [`OutgoingMail`]'s recipient, subject and body in
-//! `send`, ideally in the same transaction as its other writes) and runs a worker that
-//! reads the table and sends with `SmtpMailer` (feature `smtp`),
-//! deleting or marking a row only after the server took the mail. For development,
-//! `OutboxMailer` writes `.eml` files instead.
-//!
-//! [`Portal::resend_otp`]: crate::Portal::resend_otp
 
 use std::fmt;
 use std::sync::{Arc, Mutex};

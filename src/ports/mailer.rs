@@ -19,18 +19,20 @@ pub enum MailError {
 
 /// Sends mail.
 ///
-/// The portal persists its state before it calls `send`, so a failed send leaves a
-/// state the member can resend from, never a lost one. A mailer should not block on the
-/// network for long; wrap a slow transport in a queue.
+/// The portal commits each mail to the store's outbox together with the step that
+/// caused it, then calls `send`; a failed send stays in the outbox and a
+/// [`DeliveryWorker`](crate::mail::DeliveryWorker) calls `send` again while the mail is
+/// useful. So `send` may be called more than once for one mail (after a failure, or when
+/// a server died between sending and recording); it is never skipped.
 ///
 /// # Implementing this port
 ///
 /// Hand [`OutgoingMail::rendered`] (subject and plain-text body, UTF-8) to your mail
 /// system, addressed to [`OutgoingMail::to`]'s
 /// [`for_sending`](crate::domain::EmailAddress::for_sending) spelling. Answer
-/// [`MailError::Transient`] when trying later may work (the portal audits the failure and
-/// the member can ask again) and [`MailError::Permanent`] when the mail was refused for
-/// good; keep your transport's error as the source. The body holds a link or a 暗証キー:
+/// [`MailError::Transient`] when trying later may work (the outbox tries again, with
+/// backoff) and [`MailError::Permanent`] when the mail was refused for good (it is given
+/// up, and the member's mail allowance given back); keep your transport's error as the source. The body holds a link or a 暗証キー:
 /// never log it (SEC-04, SEC-39). Use `#[kenpo_auth::async_trait]` (re-exported) on the
 /// `impl`:
 ///
