@@ -1249,6 +1249,11 @@ async fn link_2_can_be_resent_with_the_key_unchanged() {
     );
     let new = f.link2(TARO);
     assert_ne!(old.expose_secret(), new.expose_secret());
+    // The receipt names the new link 2's mail, which went out.
+    assert!(matches!(
+        f.portal.mail_status(&resent.receipt).await.unwrap(),
+        Some(kenpo_auth::flow::delivery::MailStatus::Sent { .. })
+    ));
     let stranger = opened(&f, HANAKO).await;
     assert_eq!(
         rejection(

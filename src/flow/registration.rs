@@ -25,7 +25,7 @@ use crate::error::Rejection;
 use crate::mail::{MailLink, MailMessage};
 use crate::model::{
     Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId,
-    MemberId, MemberRecord, SecurityStamp, Versioned,
+    MailId, MemberId, MemberRecord, SecurityStamp, Versioned,
 };
 use crate::password_hash::PasswordHashString;
 use crate::token::{
@@ -1072,6 +1072,9 @@ pub struct LinkResent {
     pub expires_at: OffsetDateTime,
     /// The address it went to, masked.
     pub masked_email: String,
+    /// The receipt of the new link 2's mail
+    /// ([`Portal::mail_status`](crate::Portal::mail_status)).
+    pub receipt: MailId,
 }
 
 /// R3's 「メールが届かない場合」: link 2 mailed again to the R1 address, for the browser
@@ -1121,13 +1124,16 @@ pub fn resend_link2<R: rand::CryptoRng + ?Sized>(
         ..s.clone()
     };
     let url = urls.link(|p| &p.verification, token.expose_secret());
+    let receipt = MailId::generate(rng);
     Decision::answer(LinkResent {
         expires_at: s.expires_at,
         masked_email: s.email.masked(),
+        receipt,
     })
     .write(replace(record, RegistrationState::AwaitingAuthKey(next)))
     .audit(AuditEvent::new(AuditKind::VerificationLinkResent, now).flow(&record.value.id))
-    .mail(
+    .receipted_mail(
+        receipt,
         s.email.clone(),
         MailMessage::IdentityVerified(MailLink {
             url,

@@ -13,7 +13,7 @@ use crate::error::Rejection;
 use crate::flow::FlowState;
 use crate::flow::throttle::CounterHit;
 use crate::mail::MailMessage;
-use crate::model::{Account, AuditEvent, Expect, FlowId, Refund};
+use crate::model::{Account, AuditEvent, Expect, FlowId, MailId, Refund};
 
 /// An account the store may create. Only the core makes one — R5 from a flow whose
 /// identity was verified at R3–R4 ([`crate::flow::registration::complete`]), and the
@@ -84,6 +84,9 @@ pub struct Mail {
     pub to: EmailAddress,
     /// What.
     pub message: MailMessage,
+    /// Its outbox identifier when the core names it (to answer with it as a receipt);
+    /// otherwise the driver draws one.
+    pub id: Option<MailId>,
 }
 
 /// What one member action does. Build it with [`Step::answer`] or [`Step::reject`] and
@@ -164,7 +167,22 @@ impl<T> Step<T> {
 
     /// Adds a mail.
     pub fn mail(mut self, to: EmailAddress, message: MailMessage) -> Self {
-        self.mails.push(Mail { to, message });
+        self.mails.push(Mail {
+            to,
+            message,
+            id: None,
+        });
+        self
+    }
+
+    /// Adds a mail whose outbox identifier the step answers with (its receipt, for
+    /// [`Portal::mail_status`](crate::Portal::mail_status)).
+    pub fn receipted_mail(mut self, id: MailId, to: EmailAddress, message: MailMessage) -> Self {
+        self.mails.push(Mail {
+            to,
+            message,
+            id: Some(id),
+        });
         self
     }
 

@@ -54,8 +54,10 @@ impl Portal {
         let mut ids = receipt.into_iter();
         let mut queued: Vec<Queued> = mails
             .into_iter()
-            .map(|Mail { to, message }| {
-                let id = ids.next().unwrap_or_else(|| MailId::generate(&mut rng));
+            .map(|Mail { to, message, id }| {
+                let id = id
+                    .or_else(|| ids.next())
+                    .unwrap_or_else(|| MailId::generate(&mut rng));
                 let mail = self.render(to, message);
                 let sealed = sealed::seal(&self.inner.seals, &id, Some(&mail), &mut rng);
                 let row = delivery::enqueue(
