@@ -318,7 +318,8 @@ impl Portal {
         .await
     }
 
-    /// Housekeeping: removes up to `limit` dead flows and throttle counters, asking the
+    /// Housekeeping: removes up to `limit` dead flows, throttle counters and outbox mails
+    /// (a day after their last deadline, once their status no longer matters), asking the
     /// store for at most 500 at a time so no single call holds it long. Returns how many
     /// were removed. Run it from a periodic job.
     pub async fn purge_expired(&self, limit: usize) -> Result<usize, Error> {
