@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kenpo_auth::domain::{BirthDate, CardNumber, EmailAddress, Password};
+use kenpo_auth::flow::IdentityClaim;
 #[cfg(feature = "sqlite")]
 use kenpo_auth::flow::delivery::MailStatus;
-use kenpo_auth::flow::IdentityClaim;
 use kenpo_auth::mail::{
     MailMessage, OutgoingMail, QueueConfig, QueuedMailer, SmtpConfig, SmtpError, SmtpMailer,
 };
@@ -623,7 +623,10 @@ async fn outbox_survives_an_smtp_outage_and_a_restart() {
         }
         for r in &receipts {
             let status = portal.mail_status(r).await.unwrap();
-            assert!(matches!(status, Some(MailStatus::Sending { .. })), "{status:?}");
+            assert!(
+                matches!(status, Some(MailStatus::Sending { .. })),
+                "{status:?}"
+            );
         }
         // The process stops here (its portal and store dropped).
     }
@@ -645,14 +648,20 @@ async fn outbox_survives_an_smtp_outage_and_a_restart() {
         .map(|m| m.header("X-Sink-Rcpt-To").unwrap().to_owned())
         .collect();
     to.sort();
-    assert_eq!(to, ["ichiro@example.jp", "jiro@example.jp", "saburo@example.jp"]);
+    assert_eq!(
+        to,
+        ["ichiro@example.jp", "jiro@example.jp", "saburo@example.jp"]
+    );
     for m in &mails {
         assert_eq!(m.header("Subject"), Some("利用登録手続きのご案内"));
         assert_eq!(link_token(&m.body).len(), 43, "a live link 1");
     }
     for r in &receipts {
         let status = portal.mail_status(r).await.unwrap();
-        assert!(matches!(status, Some(MailStatus::Sent { .. })), "{status:?}");
+        assert!(
+            matches!(status, Some(MailStatus::Sent { .. })),
+            "{status:?}"
+        );
     }
     // Later passes find nothing: each mail arrived once.
     clock.advance(time::Duration::minutes(5));

@@ -20,9 +20,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use kenpo_auth::mail::OutboxMailer;
-use kenpo_auth::ports::{
-    AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock,
-};
+use kenpo_auth::ports::{AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock};
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::{InsurerProfile, Policy, Portal};
 use time::Duration;
