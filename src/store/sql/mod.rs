@@ -23,7 +23,7 @@ pub(crate) mod dialect;
 pub(crate) mod read;
 pub(crate) mod write;
 
-pub(crate) use dialect::{Dead, Dialect, MailRead, impl_store};
+pub(crate) use dialect::{Claim, Dead, Dialect, MailRead, impl_store};
 #[cfg(feature = "postgres")]
 pub(crate) use write::outcome_named;
 pub(crate) use write::{Refused, Rows, refused};
