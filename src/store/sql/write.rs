@@ -272,18 +272,33 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    // kenpo_commit's answers map one to one; anything else is not trusted.
+    // kenpo_commit's answers, as its latest definition spells them, map one to one;
+    // anything else is not trusted.
     #[test]
     fn commit_outcomes_by_name() {
-        for (name, outcome) in [
-            ("committed", CommitOutcome::Committed),
-            ("conflict", CommitOutcome::Conflict),
-            ("login_id_taken", CommitOutcome::LoginIdTaken),
-            ("email_taken", CommitOutcome::EmailTaken),
-            ("member_taken", CommitOutcome::MemberTaken),
-        ] {
-            assert_eq!(outcome_named(name).ok(), Some(outcome), "{name}");
+        use CommitOutcome as O;
+        let sql = include_str!("../../../migrations/postgres/0004_kenpo_outbox.sql");
+        let names = [
+            "committed",
+            "conflict",
+            "login_id_taken",
+            "email_taken",
+            "member_taken",
+        ];
+        for name in names {
+            assert!(
+                sql.contains(&format!("'{name}'")),
+                "kenpo_commit answers {name}"
+            );
         }
+        let outcomes = [
+            O::Committed,
+            O::Conflict,
+            O::LoginIdTaken,
+            O::EmailTaken,
+            O::MemberTaken,
+        ];
+        assert_eq!(names.map(|n| outcome_named(n).ok()), outcomes.map(Some));
         assert!(matches!(outcome_named("yes"), Err(StoreError::Corrupt(_))));
     }
 
