@@ -160,11 +160,7 @@ pub struct PostgresStore {
     timeouts: Timeouts,
 }
 
-impl std::fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        sql::debug_store(f, "PostgresStore", self.pool.size())
-    }
-}
+sql::debug_store!(PostgresStore);
 
 impl PostgresStore {
     /// Connects to `url` (e.g. `postgres://portal@db.internal/portal`) with a pool of up

@@ -97,11 +97,7 @@ pub struct SqliteStore {
     timeouts: Timeouts,
 }
 
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        sql::debug_store(f, "SqliteStore", self.pool.size())
-    }
-}
+sql::debug_store!(SqliteStore);
 
 impl SqliteStore {
     /// Opens (creating it if missing) the database at `url_or_path` — a path such as
