@@ -6,7 +6,6 @@
 //! masked, equality is constant-time.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
@@ -480,17 +479,13 @@ impl Hash for BirthDate {
     }
 }
 
-impl fmt::Debug for BirthDate {
-    /// Masked (SEC-45).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("BirthDate(****-**-**)")
-    }
-}
+// Masked (SEC-45).
+crate::redact::debug_masked!(BirthDate, "****-**-**");
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::test_support::from_stored;
+    use crate::domain::test_support::{assert_codes_and_messages, from_stored};
     use proptest::prelude::*;
 
     fn iso(input: &str) -> Result<String, &'static str> {
@@ -654,17 +649,16 @@ mod tests {
     // DOM-25: codes and messages.
     #[test]
     fn dom_25_error_codes_and_messages() {
-        for e in [
-            BirthDateError::Empty,
-            BirthDateError::Format,
-            BirthDateError::InvalidDate,
-            BirthDateError::EraRange,
-            BirthDateError::TooEarly,
-        ] {
-            assert!(e.code().starts_with("birth_date."));
-            assert!(!e.message(Lang::Ja).is_empty());
-            assert!(e.message(Lang::En).is_ascii());
-        }
+        use BirthDateError as E;
+        let all = [
+            E::Empty,
+            E::Format,
+            E::InvalidDate,
+            E::EraRange,
+            E::TooEarly,
+            E::InFuture,
+        ];
+        assert_codes_and_messages(&all, "birth_date.");
     }
 
     // Conventions: serde as ISO through the parser.

@@ -458,11 +458,7 @@ impl Hash for CardNumber {
     }
 }
 
-impl fmt::Debug for CardNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CardNumber({})", self.masked())
-    }
-}
+crate::redact::debug_masked!(CardNumber, |c| c.masked());
 
 impl fmt::Display for CardNumber {
     /// Masked (DOM-24); use [`CardNumber::canonical`] where the full value is really needed.

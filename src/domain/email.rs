@@ -28,7 +28,6 @@
 //! `Display`. Error messages never echo the input.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::hash::{Hash, Hasher};
 
 use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
@@ -526,13 +525,9 @@ impl Hash for EmailAddress {
     }
 }
 
-/// Prints only the masked form: addresses are personal data and `Debug` output ends up
-/// in logs and panic messages (SEC-44).
-impl fmt::Debug for EmailAddress {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "EmailAddress({})", self.masked())
-    }
-}
+// Prints only the masked form: addresses are personal data and `Debug` output ends up
+// in logs and panic messages (SEC-44).
+crate::redact::debug_masked!(EmailAddress, |a| a.masked());
 
 crate::domain::text_conversions! { EmailAddress, EmailError;
     /// Prints [`EmailAddress::for_sending`] — what the member typed, for mail headers and

@@ -6,7 +6,6 @@
 //! loosely (髙/高 and 﨑/崎 are not folded by NFKC, DOMAIN.md §3.4).
 
 use std::borrow::Cow;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
@@ -147,18 +146,14 @@ crate::domain::text_conversions! { KanaName, KanaNameError;
     Into<String> |value| value.0;
 }
 
-impl fmt::Debug for KanaName {
-    /// Masked: a name is personal data and must not reach logs.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KanaName(***)")
-    }
-}
+// Masked: a name is personal data and must not reach logs.
+crate::redact::debug_masked!(KanaName, "***");
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::normalize::HYPHEN_LOOKALIKES;
-    use crate::domain::test_support::from_stored;
+    use crate::domain::test_support::{assert_codes_and_messages, from_stored};
     use proptest::prelude::*;
 
     fn norm(input: &str) -> Result<String, &'static str> {
@@ -265,17 +260,9 @@ mod tests {
     // DOM-25: codes and messages.
     #[test]
     fn dom_25_error_codes_and_messages() {
-        for e in [
-            KanaNameError::Empty,
-            KanaNameError::Kanji,
-            KanaNameError::Latin,
-            KanaNameError::InvalidChar,
-            KanaNameError::TooLong,
-        ] {
-            assert!(e.code().starts_with("kana_name."));
-            assert!(!e.message(Lang::Ja).is_empty());
-            assert!(e.message(Lang::En).is_ascii());
-        }
+        use KanaNameError as E;
+        let all = [E::Empty, E::Kanji, E::Latin, E::InvalidChar, E::TooLong];
+        assert_codes_and_messages(&all, "kana_name.");
     }
 
     // Personal data: Debug is masked.

@@ -184,6 +184,7 @@ pub(crate) mod test_support {
         for e in all {
             assert!(e.code().starts_with(prefix));
             assert!(!e.message(Lang::En).is_empty());
+            assert!(e.message(Lang::En).is_ascii(), "{}", e.code());
             assert!(!e.message(Lang::Ja).is_empty());
         }
     }

@@ -115,11 +115,7 @@ impl Password {
     }
 }
 
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password([redacted])")
-    }
-}
+crate::redact::debug_masked!(Password, "[redacted]");
 
 /// Length limits for new passwords, in code points (SEC-14).
 ///

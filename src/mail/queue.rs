@@ -421,21 +421,56 @@ mod tests {
         QueuedMailer::start(m, Arc::new(audit.clone()), Arc::new(SystemClock), c).unwrap()
     }
 
-    // Transient failures are retried up to max_attempts, then audited exactly once with
-    // the masked address and kind, never the content.
-    #[tokio::test]
-    async fn queue_retries_transient_then_audits_once() {
+    /// Sends `mail` through a queue over a transport that fails as `when` and `fault` say,
+    /// and waits until the queue is done with it: how many sends the transport saw, how
+    /// many mails it delivered, and the audit.
+    async fn send_one(
+        (when, fault): (When, MailFault),
+        config: QueueConfig,
+        mail: OutgoingMail,
+    ) -> (usize, usize, RecordingAudit) {
         let (m, delivered) = transport();
-        m.fail(When::Always, MailFault::Transient);
+        m.fail(when, fault);
         let audit = RecordingAudit::new();
-        let q = start(Arc::new(m.clone()), &audit, fast());
-        q.send(&mail()).await.unwrap();
+        let q = start(Arc::new(m.clone()), &audit, config);
+        q.send(&mail).await.unwrap();
         q.flush().await;
-        assert_eq!(m.attempts(), 3);
-        assert_eq!(delivered.count(), 0);
+        (m.attempts(), delivered.count(), audit)
+    }
+
+    // Transient failures are retried (up to max_attempts; with no maximum, while the mail
+    // is useful), a permanent one is not; a mail that is given up on is audited once.
+    #[tokio::test]
+    async fn queue_retries_while_it_is_worth_it() {
+        use MailFault::{Permanent, Transient};
+        let useful = || otp_mail(time::Duration::minutes(10));
+        let expired = || otp_mail(-time::Duration::seconds(1));
+        for (fails, config, mail, attempts, delivered, failed) in [
+            ((When::Always, Transient), fast(), mail(), 3, 0, 1),
+            ((When::Next(1), Transient), fast(), mail(), 2, 1, 0),
+            ((When::Always, Permanent), fast(), mail(), 1, 0, 1),
+            // #14: a long outage does not lose a mail that is still useful (the old default
+            // of five tries, about 15 s, is gone): twelve failures, then delivered.
+            ((When::Next(12), Transient), patient(), useful(), 13, 1, 0),
+            // #14: a mail whose code has expired is not retried: it would only confuse.
+            ((When::Always, Transient), patient(), expired(), 1, 0, 1),
+        ] {
+            let case = format!("{fails:?} {:?}", mail.message.kind());
+            let (tried, got, audit) = send_one(fails, config, mail).await;
+            assert_eq!((tried, got), (attempts, delivered), "{case}");
+            let events = audit.events();
+            assert_eq!(events.len(), failed, "{case}");
+            assert!(events.iter().all(|e| e.kind == AuditKind::MailFailed));
+        }
+    }
+
+    // The audit of a mail given up on names the masked address and the kind, never the
+    // content.
+    #[tokio::test]
+    async fn queue_audits_a_failed_mail_without_its_content() {
+        let (_, _, audit) = send_one((When::Always, MailFault::Transient), fast(), mail()).await;
         let events = audit.events();
         assert_eq!(events.len(), 1);
-        assert_eq!(events[0].kind, AuditKind::MailFailed);
         assert_eq!(
             events[0].email_masked.as_deref(),
             Some(&*mail().to.masked())
@@ -443,66 +478,6 @@ mod tests {
         assert_eq!(events[0].detail.as_deref(), Some("password_changed"));
         let shown = format!("{events:?}");
         assert!(!shown.contains("secret-body") && !shown.contains("taro@"));
-    }
-
-    // #14: a long outage does not lose a mail that is still useful — the old default of
-    // five tries (about 15 s) is gone; retries go on until the code's deadline.
-    #[tokio::test]
-    async fn queue_keeps_trying_while_the_mail_is_useful() {
-        let (m, delivered) = transport();
-        m.fail(When::Next(12), MailFault::Transient);
-        let audit = RecordingAudit::new();
-        let q = start(Arc::new(m.clone()), &audit, patient());
-        q.send(&otp_mail(time::Duration::minutes(10)))
-            .await
-            .unwrap();
-        q.flush().await;
-        assert_eq!(m.attempts(), 13, "twelve failures, then delivered");
-        assert_eq!(delivered.count(), 1);
-        assert!(audit.events().is_empty());
-    }
-
-    // #14: a mail whose code has expired is not retried: it would only confuse.
-    #[tokio::test]
-    async fn queue_gives_up_on_a_mail_that_is_no_longer_useful() {
-        let (m, delivered) = transport();
-        m.fail(When::Always, MailFault::Transient);
-        let audit = RecordingAudit::new();
-        let q = start(Arc::new(m.clone()), &audit, patient());
-        q.send(&otp_mail(-time::Duration::seconds(1)))
-            .await
-            .unwrap();
-        q.flush().await;
-        assert_eq!(m.attempts(), 1, "one try, then given up");
-        assert_eq!(delivered.count(), 0);
-        assert_eq!(audit.count(AuditKind::MailFailed), 1);
-    }
-
-    // A transient failure followed by success is delivered, not audited.
-    #[tokio::test]
-    async fn queue_recovers_after_a_transient_failure() {
-        let (m, delivered) = transport();
-        m.fail(When::Next(1), MailFault::Transient);
-        let audit = RecordingAudit::new();
-        let q = start(Arc::new(m.clone()), &audit, fast());
-        q.send(&mail()).await.unwrap();
-        q.flush().await;
-        assert_eq!(m.attempts(), 2);
-        assert_eq!(delivered.count(), 1);
-        assert!(audit.events().is_empty());
-    }
-
-    // A permanent failure is not retried.
-    #[tokio::test]
-    async fn queue_does_not_retry_permanent_failures() {
-        let (m, _) = transport();
-        m.fail(When::Always, MailFault::Permanent);
-        let audit = RecordingAudit::new();
-        let q = start(Arc::new(m.clone()), &audit, fast());
-        q.send(&mail()).await.unwrap();
-        q.flush().await;
-        assert_eq!(m.attempts(), 1);
-        assert_eq!(audit.count(AuditKind::MailFailed), 1);
     }
 
     // A full queue answers Transient at once: the member's request never waits.

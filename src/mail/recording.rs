@@ -59,6 +59,17 @@ struct Record {
     failing: bool,
 }
 
+/// The latest mail to `$to` (see [`RecordingMailer::latest_to`]) whose message matches
+/// `$pattern`, as `$value`.
+macro_rules! latest {
+    ($mailer:expr, $to:expr, $pattern:pat => $value:expr) => {
+        $mailer.latest_to($to, |m| match m {
+            $pattern => Some($value),
+            _ => None,
+        })
+    };
+}
+
 impl RecordingMailer {
     /// An empty recorder that sends successfully.
     pub fn new() -> Self {
@@ -134,10 +145,7 @@ impl RecordingMailer {
     /// are not seen), compares addresses in canonical form, and answers `None` when no
     /// such mail was sent — so a test can also assert that a step mailed nothing.
     pub fn last_registration_link(&self, to: &str) -> Option<MailLink<RegistrationLinkToken>> {
-        self.latest_to(to, |m| match m {
-            MailMessage::RegistrationLink(link) => Some(link.clone()),
-            _ => None,
-        })
+        latest!(self, to, MailMessage::RegistrationLink(link) => link.clone())
     }
 
     /// Link 2 of 新規利用登録 (「本人確認完了のご案内」, R3): the latest
@@ -145,48 +153,33 @@ impl RecordingMailer {
     /// [`Portal::confirm_auth_key`](crate::Portal::confirm_auth_key) together with the
     /// 認証キー shown on screen (which is never mailed).
     pub fn last_verification_link(&self, to: &str) -> Option<MailLink<VerificationLinkToken>> {
-        self.latest_to(to, |m| match m {
-            MailMessage::IdentityVerified(link) => Some(link.clone()),
-            _ => None,
-        })
+        latest!(self, to, MailMessage::IdentityVerified(link) => link.clone())
     }
 
     /// The 暗証キー of the latest 「暗証キーのご案内」 ([`MailMessage::LoginOtp`], L1 and
     /// L4) sent to `to`, for [`Portal::verify_otp`](crate::Portal::verify_otp).
     pub fn last_otp(&self, to: &str) -> Option<OtpCode> {
-        self.latest_to(to, |m| match m {
-            MailMessage::LoginOtp { code, .. } => Some(code.clone()),
-            _ => None,
-        })
+        latest!(self, to, MailMessage::LoginOtp { code, .. } => code.clone())
     }
 
     /// The latest 「パスワード再設定のご案内」 link
     /// ([`MailMessage::PasswordResetLink`]) sent to `to`, for
     /// [`Portal::open_password_reset_link`](crate::Portal::open_password_reset_link).
     pub fn last_reset_link(&self, to: &str) -> Option<MailLink<PasswordResetLinkToken>> {
-        self.latest_to(to, |m| match m {
-            MailMessage::PasswordResetLink(link) => Some(link.clone()),
-            _ => None,
-        })
+        latest!(self, to, MailMessage::PasswordResetLink(link) => link.clone())
     }
 
     /// The latest address-confirmation link ([`MailMessage::EmailChangeLink`]) sent to
     /// the *new* address `to`, for
     /// [`Portal::confirm_email_change`](crate::Portal::confirm_email_change).
     pub fn last_email_change_link(&self, to: &str) -> Option<MailLink<EmailChangeLinkToken>> {
-        self.latest_to(to, |m| match m {
-            MailMessage::EmailChangeLink(link) => Some(link.clone()),
-            _ => None,
-        })
+        latest!(self, to, MailMessage::EmailChangeLink(link) => link.clone())
     }
 
     /// The login ID of the latest 「ログインIDのお知らせ」
     /// ([`MailMessage::LoginIdReminder`]) sent to `to`.
     pub fn last_login_id_reminder(&self, to: &str) -> Option<String> {
-        self.latest_to(to, |m| match m {
-            MailMessage::LoginIdReminder { login_id } => Some(login_id.clone()),
-            _ => None,
-        })
+        latest!(self, to, MailMessage::LoginIdReminder { login_id } => login_id.clone())
     }
 
     /// Makes the next `n` sends fail with [`MailError::Transient`] (and record nothing).
@@ -340,34 +333,20 @@ mod tests {
             message,
             ..mail(to, "")
         };
+        let taro = |message| to("taro@example.jp", message);
         for m in [
-            to(
-                "taro@example.jp",
-                MailMessage::RegistrationLink(link(first)),
-            ),
-            to(
-                "taro@example.jp",
-                MailMessage::RegistrationLink(link(second.clone())),
-            ),
-            to(
-                "taro@example.jp",
-                MailMessage::IdentityVerified(link(verify.clone())),
-            ),
-            to(
-                "taro@example.jp",
-                MailMessage::PasswordResetLink(link(reset.clone())),
-            ),
+            taro(MailMessage::RegistrationLink(link(first))),
+            taro(MailMessage::RegistrationLink(link(second.clone()))),
+            taro(MailMessage::IdentityVerified(link(verify.clone()))),
+            taro(MailMessage::PasswordResetLink(link(reset.clone()))),
             to(
                 "new@example.jp",
                 MailMessage::EmailChangeLink(link(change.clone())),
             ),
-            to(
-                "taro@example.jp",
-                MailMessage::LoginOtp {
-                    code: code.clone(),
-                    expires_at: at,
-                },
-            ),
+            taro(MailMessage::LoginOtp {
+                code: code.clone(),
+                expires_at: at,
+            }),
             mail("taro@example.jp", "taro-2026"),
         ] {
             mailer.send(&m).await.unwrap();

@@ -117,35 +117,50 @@ impl Link {
     }
 }
 
+/// When a notice's event happened (the payload of several [`Message`] variants).
+#[derive(Serialize, Deserialize)]
+struct At {
+    at: OffsetDateTime,
+}
+
+/// The login page a notice points to.
+#[derive(Serialize, Deserialize)]
+struct LoginUrl {
+    login_url: String,
+}
+
+impl LoginUrl {
+    fn of(login_url: &str) -> LoginUrl {
+        LoginUrl {
+            login_url: login_url.to_owned(),
+        }
+    }
+}
+
 /// [`MailMessage`] with its secrets as text, for the sealed payload only.
+///
+/// Variants that carry the same fields share a payload struct ([`Link`], [`At`],
+/// [`LoginUrl`]). Internally tagged, a newtype variant of a struct serialises exactly as
+/// a struct variant with the same fields would (`{"kind": "account_locked", "at": …}`),
+/// so rows sealed by earlier versions still open (`rows_sealed_before_still_open`).
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Message {
     RegistrationLink(Link),
-    AlreadyRegistered {
-        login_url: String,
-    },
+    AlreadyRegistered(LoginUrl),
     IdentityVerified(Link),
-    RegistrationCompleted {
-        login_url: String,
-    },
+    RegistrationCompleted(LoginUrl),
     LoginOtp {
         code: String,
         expires_at: OffsetDateTime,
     },
-    LoginOtpAborted {
-        at: OffsetDateTime,
-    },
-    AccountLocked {
-        at: OffsetDateTime,
-    },
+    LoginOtpAborted(At),
+    AccountLocked(At),
     LoginIdReminder {
         login_id: String,
     },
     PasswordResetLink(Link),
-    PasswordChanged {
-        at: OffsetDateTime,
-    },
+    PasswordChanged(At),
     EmailChangeLink(Link),
     EmailChanged {
         new_address_masked: String,
@@ -159,28 +174,28 @@ impl From<&MailMessage> for Message {
             MailMessage::RegistrationLink(l) => {
                 Message::RegistrationLink(Link::of(l, l.token.expose_secret()))
             }
-            MailMessage::AlreadyRegistered { login_url } => Message::AlreadyRegistered {
-                login_url: login_url.clone(),
-            },
+            MailMessage::AlreadyRegistered { login_url } => {
+                Message::AlreadyRegistered(LoginUrl::of(login_url))
+            }
             MailMessage::IdentityVerified(l) => {
                 Message::IdentityVerified(Link::of(l, l.token.expose_secret()))
             }
-            MailMessage::RegistrationCompleted { login_url } => Message::RegistrationCompleted {
-                login_url: login_url.clone(),
-            },
+            MailMessage::RegistrationCompleted { login_url } => {
+                Message::RegistrationCompleted(LoginUrl::of(login_url))
+            }
             MailMessage::LoginOtp { code, expires_at } => Message::LoginOtp {
                 code: code.expose_secret().to_owned(),
                 expires_at: *expires_at,
             },
-            MailMessage::LoginOtpAborted { at } => Message::LoginOtpAborted { at: *at },
-            MailMessage::AccountLocked { at } => Message::AccountLocked { at: *at },
+            MailMessage::LoginOtpAborted { at } => Message::LoginOtpAborted(At { at: *at }),
+            MailMessage::AccountLocked { at } => Message::AccountLocked(At { at: *at }),
             MailMessage::LoginIdReminder { login_id } => Message::LoginIdReminder {
                 login_id: login_id.clone(),
             },
             MailMessage::PasswordResetLink(l) => {
                 Message::PasswordResetLink(Link::of(l, l.token.expose_secret()))
             }
-            MailMessage::PasswordChanged { at } => Message::PasswordChanged { at: *at },
+            MailMessage::PasswordChanged { at } => Message::PasswordChanged(At { at: *at }),
             MailMessage::EmailChangeLink(l) => {
                 Message::EmailChangeLink(Link::of(l, l.token.expose_secret()))
             }
@@ -203,26 +218,26 @@ impl TryFrom<Message> for MailMessage {
             Message::RegistrationLink(l) => MailMessage::RegistrationLink(
                 l.into_link(|t| RegistrationLinkToken::parse(t).ok())?,
             ),
-            Message::AlreadyRegistered { login_url } => {
+            Message::AlreadyRegistered(LoginUrl { login_url }) => {
                 MailMessage::AlreadyRegistered { login_url }
             }
             Message::IdentityVerified(l) => MailMessage::IdentityVerified(
                 l.into_link(|t| VerificationLinkToken::parse(t).ok())?,
             ),
-            Message::RegistrationCompleted { login_url } => {
+            Message::RegistrationCompleted(LoginUrl { login_url }) => {
                 MailMessage::RegistrationCompleted { login_url }
             }
             Message::LoginOtp { code, expires_at } => MailMessage::LoginOtp {
                 code: OtpCode::parse(&code).map_err(|_| ())?,
                 expires_at,
             },
-            Message::LoginOtpAborted { at } => MailMessage::LoginOtpAborted { at },
-            Message::AccountLocked { at } => MailMessage::AccountLocked { at },
+            Message::LoginOtpAborted(At { at }) => MailMessage::LoginOtpAborted { at },
+            Message::AccountLocked(At { at }) => MailMessage::AccountLocked { at },
             Message::LoginIdReminder { login_id } => MailMessage::LoginIdReminder { login_id },
             Message::PasswordResetLink(l) => MailMessage::PasswordResetLink(
                 l.into_link(|t| PasswordResetLinkToken::parse(t).ok())?,
             ),
-            Message::PasswordChanged { at } => MailMessage::PasswordChanged { at },
+            Message::PasswordChanged(At { at }) => MailMessage::PasswordChanged { at },
             Message::EmailChangeLink(l) => {
                 MailMessage::EmailChangeLink(l.into_link(|t| EmailChangeLinkToken::parse(t).ok())?)
             }
@@ -285,6 +300,45 @@ mod tests {
         for needle in ["123456", "Taro", "example.jp"] {
             assert!(!text.contains(needle));
             assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()));
+        }
+    }
+
+    // Rows already in an outbox were sealed when these variants were struct variants: the
+    // shared payload structs keep that wire form, both ways.
+    #[test]
+    fn rows_sealed_before_still_open() {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        let url = "https://portal.example.jp/login";
+        for (message, fields) in [
+            (
+                MailMessage::AlreadyRegistered {
+                    login_url: url.into(),
+                },
+                serde_json::json!({"kind": "already_registered", "login_url": url}),
+            ),
+            (
+                MailMessage::RegistrationCompleted {
+                    login_url: url.into(),
+                },
+                serde_json::json!({"kind": "registration_completed", "login_url": url}),
+            ),
+            (
+                MailMessage::LoginOtpAborted { at },
+                serde_json::json!({"kind": "login_otp_aborted", "at": at}),
+            ),
+            (
+                MailMessage::AccountLocked { at },
+                serde_json::json!({"kind": "account_locked", "at": at}),
+            ),
+            (
+                MailMessage::PasswordChanged { at },
+                serde_json::json!({"kind": "password_changed", "at": at}),
+            ),
+        ] {
+            let written = serde_json::to_value(Message::from(&message)).expect("serialises");
+            assert_eq!(written, fields, "{}", message.kind());
+            let read: Message = serde_json::from_value(fields).expect("deserialises");
+            assert_eq!(MailMessage::try_from(read), Ok(message));
         }
     }
 

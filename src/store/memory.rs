@@ -179,11 +179,6 @@ impl Inner {
     fn apply(&mut self, commit: Commit) {
         for w in commit.flows {
             let id = w.record.id.clone();
-            let version = w
-                .expect
-                .version()
-                .map(Version::next)
-                .unwrap_or(Version::FIRST);
             let mut old_account = None;
             if let Some(old) = self.flows.remove(&id) {
                 for k in old.value.state.lookup_keys() {
@@ -212,53 +207,17 @@ impl Inner {
                 self.flow_keys.insert(k, id.clone());
             }
 
-            self.flows.insert(
-                id,
-                Versioned {
-                    version,
-                    value: w.record,
-                },
-            );
+            self.flows.insert(id, written(w.expect, w.record));
         }
         for w in commit.counters {
-            let version = w
-                .expect
-                .version()
-                .map(Version::next)
-                .unwrap_or(Version::FIRST);
-            self.counters.insert(
-                w.counter.key.clone(),
-                Versioned {
-                    version,
-                    value: w.counter,
-                },
-            );
+            self.counters
+                .insert(w.counter.key.clone(), written(w.expect, w.counter));
         }
         for w in commit.mails {
-            let version = w
-                .expect
-                .version()
-                .map(Version::next)
-                .unwrap_or(Version::FIRST);
-            self.mails.insert(
-                w.mail.id,
-                Versioned {
-                    version,
-                    value: w.mail,
-                },
-            );
+            self.mails.insert(w.mail.id, written(w.expect, w.mail));
         }
         for w in commit.accounts {
-            let (account, version) = match w {
-                AccountWrite {
-                    expect: Expect::Absent,
-                    account,
-                } => (account, Version::FIRST),
-                AccountWrite {
-                    expect: Expect::At(v),
-                    account,
-                } => (account, v.next()),
-            };
+            let AccountWrite { expect, account } = w;
             if let Some(old) = self.accounts.get(&account.id) {
                 let old = old.value.clone();
                 self.by_login_id.remove(old.login_id.as_str());
@@ -274,14 +233,18 @@ impl Inner {
             }
             self.by_member
                 .insert(account.member.clone(), account.id.clone());
-            self.accounts.insert(
-                account.id.clone(),
-                Versioned {
-                    version,
-                    value: account,
-                },
-            );
+            self.accounts
+                .insert(account.id.clone(), written(expect, account));
         }
+    }
+}
+
+/// `value` as a write that expected `expect` leaves it: at the first version if it was
+/// absent, else at the version after the expected one.
+fn written<V>(expect: Expect, value: V) -> Versioned<V> {
+    Versioned {
+        version: expect.version().map_or(Version::FIRST, Version::next),
+        value,
     }
 }
 

@@ -75,7 +75,7 @@ use sqlx::{Connection, Executor};
 use time::OffsetDateTime;
 
 use super::Timeouts;
-use super::sql::{self, Dead, Dialect, MailRead, Refused, Rows};
+use super::sql::{self, Claim, Dead, Dialect, MailRead, Refused, Rows};
 use crate::ports::{CommitOutcome, StoreError};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -160,11 +160,7 @@ pub struct PostgresStore {
     timeouts: Timeouts,
 }
 
-impl std::fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        sql::debug_store(f, "PostgresStore", self.pool.size())
-    }
-}
+sql::debug_store!(PostgresStore);
 
 impl PostgresStore {
     /// Connects to `url` (e.g. `postgres://portal@db.internal/portal`) with a pool of up
@@ -543,12 +539,7 @@ impl Dialect for PostgresStore {
         }))
     }
 
-    async fn claim_rows(
-        &self,
-        now: OffsetDateTime,
-        leased_until: OffsetDateTime,
-        limit: i64,
-    ) -> Result<Vec<MailRead>, StoreError> {
+    async fn claim_rows(&self, claim: &Claim) -> Result<Vec<MailRead>, StoreError> {
         // SKIP LOCKED: servers claiming at once take different rows instead of waiting
         // for each other; the UPDATE's own row lock makes each row one claimant's.
         let rows: Vec<(i64, Option<OffsetDateTime>, String)> = self
@@ -560,9 +551,9 @@ impl Dialect for PostgresStore {
                            ORDER BY due_at LIMIT $3 FOR UPDATE SKIP LOCKED) d \
                      WHERE o.id = d.id RETURNING o.version, o.leased_until, o.data::text",
                 )
-                .bind(floor_micros(now))
-                .bind(sql::write::ceil_micros(leased_until))
-                .bind(limit)
+                .bind(floor_micros(claim.now))
+                .bind(sql::write::ceil_micros(claim.leased_until))
+                .bind(claim.limit)
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| self.health.backend(e))

@@ -63,7 +63,7 @@ use sqlx::sqlite::{
 use time::OffsetDateTime;
 
 use super::Timeouts;
-use super::sql::{self, Dead, Dialect, MailRead, Refused, Rows, backend};
+use super::sql::{self, Claim, Dead, Dialect, MailRead, Refused, Rows, backend};
 use crate::ports::{CommitOutcome, StoreError};
 
 const MIGRATIONS: &[(i64, &str, &str)] = &[
@@ -97,11 +97,7 @@ pub struct SqliteStore {
     timeouts: Timeouts,
 }
 
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        sql::debug_store(f, "SqliteStore", self.pool.size())
-    }
-}
+sql::debug_store!(SqliteStore);
 
 impl SqliteStore {
     /// Opens (creating it if missing) the database at `url_or_path` — a path such as
@@ -518,16 +514,11 @@ impl Dialect for SqliteStore {
         Ok(row.map(mail_read))
     }
 
-    async fn claim_rows(
-        &self,
-        now: OffsetDateTime,
-        leased_until: OffsetDateTime,
-        limit: i64,
-    ) -> Result<Vec<MailRead>, StoreError> {
+    async fn claim_rows(&self, claim: &Claim) -> Result<Vec<MailRead>, StoreError> {
         let rows: Vec<(i64, Option<i64>, String)> = sqlx::query_as(CLAIM_MAILS)
-            .bind(nanos(now))
-            .bind(nanos(leased_until))
-            .bind(limit)
+            .bind(nanos(claim.now))
+            .bind(nanos(claim.leased_until))
+            .bind(claim.limit)
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.fail(e))?;

@@ -391,83 +391,51 @@ impl<S: Store + ?Sized> FaultyStore<S> {
     }
 }
 
-#[async_trait]
-impl<S: Store + ?Sized> Store for FaultyStore<S> {
-    async fn find_flow(
-        &self,
-        key: &TokenDigest,
-    ) -> Result<Option<Versioned<FlowRecord>>, StoreError> {
-        self.run(StoreCall::FindFlow, None, self.inner.find_flow(key))
-            .await
-    }
+/// Implements [`Store`] for [`FaultyStore`]: each method, as the [`StoreCall`] it is
+/// counted and matched as, goes through [`FaultyStore::run`] to the wrapped store's own
+/// method. `conflict` gives what the call answers for [`StoreFault::Conflict`].
+macro_rules! forward_store {
+    (@conflict) => {
+        None
+    };
+    (@conflict $conflict:expr) => {
+        Some($conflict)
+    };
+    ($(
+        $(#[$doc:meta])*
+        $call:ident $(conflict $conflict:expr)? =>
+            fn $method:ident($($arg:ident: $ty:ty),*) -> $ok:ty;
+    )*) => {
+        #[async_trait]
+        impl<S: Store + ?Sized> Store for FaultyStore<S> {
+            $(
+                $(#[$doc])*
+                async fn $method(&self, $($arg: $ty),*) -> Result<$ok, StoreError> {
+                    let conflict = forward_store!(@conflict $($conflict)?);
+                    self.run(StoreCall::$call, conflict, self.inner.$method($($arg),*))
+                        .await
+                }
+            )*
+        }
+    };
+}
 
-    async fn flows_of_account(
-        &self,
-        account: &AccountId,
-    ) -> Result<Vec<Versioned<FlowRecord>>, StoreError> {
-        self.run(
-            StoreCall::FlowsOfAccount,
-            None,
-            self.inner.flows_of_account(account),
-        )
-        .await
-    }
-
-    async fn find_account(
-        &self,
-        by: AccountLookup,
-    ) -> Result<Option<Versioned<Account>>, StoreError> {
-        self.run(StoreCall::FindAccount, None, self.inner.find_account(by))
-            .await
-    }
-
-    async fn load_counter(&self, key: &str) -> Result<Option<Versioned<Counter>>, StoreError> {
-        self.run(StoreCall::LoadCounter, None, self.inner.load_counter(key))
-            .await
-    }
-
+forward_store! {
+    FindFlow => fn find_flow(key: &TokenDigest) -> Option<Versioned<FlowRecord>>;
+    FlowsOfAccount => fn flows_of_account(account: &AccountId) -> Vec<Versioned<FlowRecord>>;
+    FindAccount => fn find_account(by: AccountLookup) -> Option<Versioned<Account>>;
+    LoadCounter => fn load_counter(key: &str) -> Option<Versioned<Counter>>;
     /// Forwards to the wrapped store's own `load` (one round trip where it has one), so
     /// the single reads it makes inside are not counted as calls of their own.
-    async fn load(&self, load: &Load) -> Result<Loaded, StoreError> {
-        self.run(StoreCall::Load, None, self.inner.load(load)).await
-    }
-
-    async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
-        self.run(
-            StoreCall::Commit,
-            Some(CommitOutcome::Conflict),
-            self.inner.commit(commit),
-        )
-        .await
-    }
-
-    async fn find_mail(&self, id: &MailId) -> Result<Option<Versioned<OutboxMail>>, StoreError> {
-        self.run(StoreCall::FindMail, None, self.inner.find_mail(id))
-            .await
-    }
-
-    async fn claim_mails(
-        &self,
+    Load => fn load(load: &Load) -> Loaded;
+    Commit conflict CommitOutcome::Conflict => fn commit(commit: Commit) -> CommitOutcome;
+    FindMail => fn find_mail(id: &MailId) -> Option<Versioned<OutboxMail>>;
+    ClaimMails => fn claim_mails(
         now: OffsetDateTime,
         leased_until: OffsetDateTime,
-        limit: usize,
-    ) -> Result<Vec<Versioned<OutboxMail>>, StoreError> {
-        self.run(
-            StoreCall::ClaimMails,
-            None,
-            self.inner.claim_mails(now, leased_until, limit),
-        )
-        .await
-    }
-
-    async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError> {
-        self.run(
-            StoreCall::PurgeExpired,
-            None,
-            self.inner.purge_expired(now, limit),
-        )
-        .await
-    }
+        limit: usize
+    ) -> Vec<Versioned<OutboxMail>>;
+    PurgeExpired => fn purge_expired(now: OffsetDateTime, limit: usize) -> usize;
 }
 
 // ── Mailer ────────────────────────────────────────────────────────────────────────────

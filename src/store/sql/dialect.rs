@@ -41,12 +41,15 @@ pub(crate) trait Dialect: Send + Sync {
     /// Leases up to `limit` claimable outbox rows (see
     /// [`Store::claim_mails`](crate::ports::Store::claim_mails)) in one statement and
     /// returns them at their new version.
-    async fn claim_rows(
-        &self,
-        now: OffsetDateTime,
-        leased_until: OffsetDateTime,
-        limit: i64,
-    ) -> Result<Vec<MailRead>, StoreError>;
+    async fn claim_rows(&self, claim: &Claim) -> Result<Vec<MailRead>, StoreError>;
+}
+
+/// What [`Dialect::claim_rows`] is asked to lease: rows due and unleased at `now`, leased
+/// until `leased_until`, at most `limit` (at least 1) of them.
+pub(crate) struct Claim {
+    pub(crate) now: OffsetDateTime,
+    pub(crate) leased_until: OffsetDateTime,
+    pub(crate) limit: i64,
 }
 
 /// An outbox row as read: its version, lease column and JSON.
@@ -91,7 +94,11 @@ pub(crate) async fn claim_mails(
         return Ok(Vec::new());
     }
     let mut claimed = d
-        .claim_rows(now, leased_until, limit)
+        .claim_rows(&Claim {
+            now,
+            leased_until,
+            limit,
+        })
         .await?
         .into_iter()
         .map(MailRead::decode)
@@ -191,94 +198,41 @@ pub(crate) async fn purge_expired(
 }
 
 /// Implements [`Store`](crate::ports::Store) for a type that implements [`Dialect`],
-/// with the functions of this module.
+/// with the functions of this module: each method forwards to the function of its name.
 macro_rules! impl_store {
     ($store:ty) => {
+        $crate::store::sql::dialect::impl_store! {
+            $store;
+            fn find_flow(key: &$crate::token::TokenDigest)
+                -> Option<$crate::ports::Versioned<$crate::ports::FlowRecord>>;
+            fn flows_of_account(account: &$crate::ports::AccountId)
+                -> Vec<$crate::ports::Versioned<$crate::ports::FlowRecord>>;
+            fn find_account(by: $crate::ports::AccountLookup)
+                -> Option<$crate::ports::Versioned<$crate::ports::Account>>;
+            fn load_counter(key: &str)
+                -> Option<$crate::ports::Versioned<$crate::ports::Counter>>;
+            fn load(load: &$crate::ports::Load) -> $crate::ports::Loaded;
+            fn commit(commit: $crate::ports::Commit) -> $crate::ports::CommitOutcome;
+            fn purge_expired(now: ::time::OffsetDateTime, limit: usize) -> usize;
+            fn find_mail(id: &$crate::model::MailId)
+                -> Option<$crate::ports::Versioned<$crate::model::OutboxMail>>;
+            fn claim_mails(
+                now: ::time::OffsetDateTime,
+                leased_until: ::time::OffsetDateTime,
+                limit: usize
+            ) -> Vec<$crate::ports::Versioned<$crate::model::OutboxMail>>;
+        }
+    };
+    ($store:ty; $(fn $method:ident($($arg:ident: $ty:ty),*) -> $ok:ty;)*) => {
         #[async_trait::async_trait]
         impl $crate::ports::Store for $store {
-            async fn find_flow(
-                &self,
-                key: &$crate::token::TokenDigest,
-            ) -> Result<
-                Option<$crate::ports::Versioned<$crate::ports::FlowRecord>>,
-                $crate::ports::StoreError,
-            > {
-                $crate::store::sql::dialect::find_flow(self, key).await
-            }
-
-            async fn flows_of_account(
-                &self,
-                account: &$crate::ports::AccountId,
-            ) -> Result<
-                Vec<$crate::ports::Versioned<$crate::ports::FlowRecord>>,
-                $crate::ports::StoreError,
-            > {
-                $crate::store::sql::dialect::flows_of_account(self, account).await
-            }
-
-            async fn find_account(
-                &self,
-                by: $crate::ports::AccountLookup,
-            ) -> Result<
-                Option<$crate::ports::Versioned<$crate::ports::Account>>,
-                $crate::ports::StoreError,
-            > {
-                $crate::store::sql::dialect::find_account(self, by).await
-            }
-
-            async fn load_counter(
-                &self,
-                key: &str,
-            ) -> Result<
-                Option<$crate::ports::Versioned<$crate::ports::Counter>>,
-                $crate::ports::StoreError,
-            > {
-                $crate::store::sql::dialect::load_counter(self, key).await
-            }
-
-            async fn load(
-                &self,
-                load: &$crate::ports::Load,
-            ) -> Result<$crate::ports::Loaded, $crate::ports::StoreError> {
-                $crate::store::sql::dialect::load(self, load).await
-            }
-
-            async fn commit(
-                &self,
-                commit: $crate::ports::Commit,
-            ) -> Result<$crate::ports::CommitOutcome, $crate::ports::StoreError> {
-                $crate::store::sql::dialect::commit(self, commit).await
-            }
-
-            async fn purge_expired(
-                &self,
-                now: time::OffsetDateTime,
-                limit: usize,
-            ) -> Result<usize, $crate::ports::StoreError> {
-                $crate::store::sql::dialect::purge_expired(self, now, limit).await
-            }
-
-            async fn find_mail(
-                &self,
-                id: &$crate::model::MailId,
-            ) -> Result<
-                Option<$crate::ports::Versioned<$crate::model::OutboxMail>>,
-                $crate::ports::StoreError,
-            > {
-                $crate::store::sql::dialect::find_mail(self, id).await
-            }
-
-            async fn claim_mails(
-                &self,
-                now: time::OffsetDateTime,
-                leased_until: time::OffsetDateTime,
-                limit: usize,
-            ) -> Result<
-                Vec<$crate::ports::Versioned<$crate::model::OutboxMail>>,
-                $crate::ports::StoreError,
-            > {
-                $crate::store::sql::dialect::claim_mails(self, now, leased_until, limit).await
-            }
+            $(
+                async fn $method(&self, $($arg: $ty),*)
+                    -> Result<$ok, $crate::ports::StoreError>
+                {
+                    $crate::store::sql::dialect::$method(self, $($arg),*).await
+                }
+            )*
         }
     };
 }

@@ -23,7 +23,7 @@ pub(crate) mod dialect;
 pub(crate) mod read;
 pub(crate) mod write;
 
-pub(crate) use dialect::{Dead, Dialect, MailRead, impl_store};
+pub(crate) use dialect::{Claim, Dead, Dialect, MailRead, impl_store};
 #[cfg(feature = "postgres")]
 pub(crate) use write::outcome_named;
 pub(crate) use write::{Refused, Rows, refused};
@@ -82,17 +82,20 @@ pub(crate) fn unique_outcome(name: &str) -> CommitOutcome {
     }
 }
 
-/// A store's `Debug`: its name and how many connections its pool holds (never a
-/// record or a URL with a password).
-pub(crate) fn debug_store(
-    f: &mut std::fmt::Formatter<'_>,
-    name: &str,
-    connections: u32,
-) -> std::fmt::Result {
-    f.debug_struct(name)
-        .field("connections", &connections)
-        .finish_non_exhaustive()
+/// Implements a store's `Debug`: its name and how many connections its pool holds
+/// (never a record or a URL with a password).
+macro_rules! debug_store {
+    ($store:ident) => {
+        impl std::fmt::Debug for $store {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($store))
+                    .field("connections", &self.pool.size())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
 }
+pub(crate) use debug_store;
 
 /// Lower-case hex, for digests in JSON and test dumps.
 pub(crate) fn hex(bytes: &[u8]) -> String {

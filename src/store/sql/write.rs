@@ -10,11 +10,8 @@ use serde::{Serialize, Serializer};
 use time::OffsetDateTime;
 
 use super::{backend, to_json, version_to_db};
-use crate::model::{Delivery, OutboxMail};
-use crate::ports::{
-    Account, Commit, CommitOutcome, Counter, CounterWrite, FlowRecord, FlowWrite, MailWrite,
-    StoreError, Version,
-};
+use crate::model::{Delivery, Expect, OutboxMail};
+use crate::ports::{Account, Commit, CommitOutcome, Counter, FlowRecord, StoreError, Version};
 
 /// What a flow write puts in the database, computed before the transaction starts so
 /// that the transaction only talks to the database.
@@ -79,39 +76,54 @@ impl Rows {
     /// Encodes every write. `Ok(None)` when a write names a version no row can have, so
     /// the commit can only be a conflict.
     pub(crate) fn new(commit: &Commit) -> Result<Option<Rows>, StoreError> {
-        let mut rows = Rows {
-            flows: Vec::with_capacity(commit.flows.len()),
-            counters: Vec::with_capacity(commit.counters.len()),
-            accounts: Vec::with_capacity(commit.accounts.len()),
-            mails: Vec::with_capacity(commit.mails.len()),
-        };
-        for FlowWrite { expect, record } in &commit.flows {
-            let Some(expected) = expected_in_db(expect.version()) else {
-                return Ok(None);
-            };
-            rows.flows.push(flow_row(record, expected)?);
+        match Rows::encode(commit) {
+            Ok(rows) => Ok(Some(rows)),
+            Err(Unencoded::NoSuchVersion) => Ok(None),
+            Err(Unencoded::Failed(e)) => Err(e),
         }
-        for CounterWrite { expect, counter } in &commit.counters {
-            let Some(expected) = expected_in_db(expect.version()) else {
-                return Ok(None);
-            };
-            rows.counters.push(counter_row(counter, expected)?);
-        }
-        for write in &commit.accounts {
-            let (account, expected) = (&write.account, write.expect.version());
-            let Some(expected) = expected_in_db(expected) else {
-                return Ok(None);
-            };
-            rows.accounts.push(account_row(account, expected)?);
-        }
-        for MailWrite { expect, mail } in &commit.mails {
-            let Some(expected) = expected_in_db(expect.version()) else {
-                return Ok(None);
-            };
-            rows.mails.push(mail_row(mail, expected)?);
-        }
-        Ok(Some(rows))
     }
+
+    /// Encodes the writes in order, stopping at the first that cannot be.
+    fn encode(commit: &Commit) -> Result<Rows, Unencoded> {
+        Ok(Rows {
+            flows: rows_of(&commit.flows, |w| w.expect, |w, e| flow_row(&w.record, e))?,
+            counters: rows_of(
+                &commit.counters,
+                |w| w.expect,
+                |w, e| counter_row(&w.counter, e),
+            )?,
+            accounts: rows_of(
+                &commit.accounts,
+                |w| w.expect,
+                |w, e| account_row(&w.account, e),
+            )?,
+            mails: rows_of(&commit.mails, |w| w.expect, |w, e| mail_row(&w.mail, e))?,
+        })
+    }
+}
+
+/// Why [`Rows::encode`] stopped.
+enum Unencoded {
+    /// A write names a version no row can have.
+    NoSuchVersion,
+    /// A record did not encode.
+    Failed(StoreError),
+}
+
+/// One row per write, in order: `expect` gives the version a write expects, `row`
+/// encodes the write with that version as a column value.
+fn rows_of<W, R>(
+    writes: &[W],
+    expect: impl Fn(&W) -> Expect,
+    row: impl Fn(&W, Option<i64>) -> Result<R, StoreError>,
+) -> Result<Vec<R>, Unencoded> {
+    writes
+        .iter()
+        .map(|w| {
+            let expected = expected_in_db(expect(w).version()).ok_or(Unencoded::NoSuchVersion)?;
+            row(w, expected).map_err(Unencoded::Failed)
+        })
+        .collect()
 }
 
 /// `t` rounded up to the microsecond (PostgreSQL's precision), so a stored expiry is
@@ -260,18 +272,33 @@ mod tests {
     use super::*;
     use time::macros::datetime;
 
-    // kenpo_commit's answers map one to one; anything else is not trusted.
+    // kenpo_commit's answers, as its latest definition spells them, map one to one;
+    // anything else is not trusted.
     #[test]
     fn commit_outcomes_by_name() {
-        for (name, outcome) in [
-            ("committed", CommitOutcome::Committed),
-            ("conflict", CommitOutcome::Conflict),
-            ("login_id_taken", CommitOutcome::LoginIdTaken),
-            ("email_taken", CommitOutcome::EmailTaken),
-            ("member_taken", CommitOutcome::MemberTaken),
-        ] {
-            assert_eq!(outcome_named(name).ok(), Some(outcome), "{name}");
+        use CommitOutcome as O;
+        let sql = include_str!("../../../migrations/postgres/0004_kenpo_outbox.sql");
+        let names = [
+            "committed",
+            "conflict",
+            "login_id_taken",
+            "email_taken",
+            "member_taken",
+        ];
+        for name in names {
+            assert!(
+                sql.contains(&format!("'{name}'")),
+                "kenpo_commit answers {name}"
+            );
         }
+        let outcomes = [
+            O::Committed,
+            O::Conflict,
+            O::LoginIdTaken,
+            O::EmailTaken,
+            O::MemberTaken,
+        ];
+        assert_eq!(names.map(|n| outcome_named(n).ok()), outcomes.map(Some));
         assert!(matches!(outcome_named("yes"), Err(StoreError::Corrupt(_))));
     }
 
