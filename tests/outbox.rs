@@ -303,3 +303,24 @@ async fn a_spawned_worker_delivers_and_shuts_down() {
     assert!(sent(status(&t.f.portal, &started.receipt).await));
     assert_eq!(t.f.kinds_to(TARO), ["registration_link"]);
 }
+
+/// A host's fault tests can count the outbox calls like any other: a status read is one
+/// `find_mail`, a worker pass one `claim_mails`.
+#[tokio::test]
+async fn faulty_store_counts_outbox_calls() {
+    use kenpo_auth::testkit::{FaultyStore, StoreCall};
+    let f = fixture();
+    let store = FaultyStore::new(f.store.clone());
+    let portal = fixtures::portal_builder()
+        .store(store.clone())
+        .shared_mailer(Arc::new(f.mailer.clone()))
+        .directory(f.directory.clone())
+        .clock(Arc::new(f.clock.clone()))
+        .build()
+        .unwrap();
+    let started = portal.start_registration(TARO).await.unwrap();
+    portal.mail_status(&started.receipt).await.unwrap();
+    portal.delivery_worker().run_once().await.unwrap();
+    assert_eq!(store.calls(StoreCall::FindMail), 1);
+    assert_eq!(store.calls(StoreCall::ClaimMails), 1);
+}

@@ -196,7 +196,7 @@ struct StoreRule {
 struct StorePlan {
     rules: Vec<StoreRule>,
     /// Calls that reached the wrapper, by [`StoreCall::EACH`] index.
-    calls: [usize; 7],
+    calls: [usize; StoreCall::EACH.len()],
     fired: usize,
     interleaved: Vec<CommitOutcome>,
 }
