@@ -60,6 +60,12 @@
 //! | `confirm_email_change` | [`Portal::confirm_email_change`](crate::Portal::confirm_email_change) |
 //! | `provision_account` | [`Portal::provision_account`](crate::Portal::provision_account) |
 //! | `disable_account` | [`Portal::disable_account`](crate::Portal::disable_account) |
+//! | `start_totp_setup` | [`Portal::start_totp_setup`](crate::Portal::start_totp_setup) |
+//! | `confirm_totp_setup` | [`Portal::confirm_totp_setup`](crate::Portal::confirm_totp_setup) |
+//! | `verify_totp` | [`Portal::verify_totp`](crate::Portal::verify_totp) (L2 with a 認証アプリ) |
+//! | `use_recovery_code` | [`Portal::use_recovery_code`](crate::Portal::use_recovery_code) (L2 with a リカバリーコード) |
+//! | `regenerate_recovery_codes` | [`Portal::regenerate_recovery_codes`](crate::Portal::regenerate_recovery_codes) |
+//! | `remove_factor` | [`Portal::remove_factor`](crate::Portal::remove_factor) |
 //!
 //! Not steps, and neither spanned nor counted: the parsing of
 //! [`identity_claim`](crate::Portal::identity_claim), the session look-ups a host makes on
@@ -87,8 +93,8 @@
 //!
 //! | `outcome` | kinds |
 //! |---|---|
-//! | `success` | the step did what the member asked: `registration_started`, `registration_for_registered_address` (the owner was notified), `registration_link_opened`, `identity_verified`, `auth_key_confirmed`, `temporary_credentials_accepted`, `registration_completed`, `login_password_accepted`, `otp_screen_closed`, `otp_resent`, `verification_link_resent`, `login_succeeded`, `login_repeated` (the accepted code again, the same login), `password_rehashed`, `login_id_reminder_requested`, `password_reset_requested`, `password_reset_link_opened`, `password_reset_completed`, `password_changed`, `email_change_requested`, `email_changed`, `account_provisioned`, `account_disabled` |
-//! | `failure` | a wrong answer or a refusal: `identity_failed`, `auth_key_failed`, `temporary_credentials_failed`, `family_email_refused`, `login_failed`, `otp_failed`, `mail_failed` |
+//! | `success` | the step did what the member asked: `registration_started`, `registration_for_registered_address` (the owner was notified), `registration_link_opened`, `identity_verified`, `auth_key_confirmed`, `temporary_credentials_accepted`, `registration_completed`, `login_password_accepted`, `otp_screen_closed`, `otp_resent`, `verification_link_resent`, `login_succeeded`, `login_repeated` (the accepted code again, the same login), `password_rehashed`, `login_id_reminder_requested`, `password_reset_requested`, `password_reset_link_opened`, `password_reset_completed`, `password_changed`, `email_change_requested`, `email_changed`, `account_provisioned`, `account_disabled`, `factor_setup_started`, `factor_added`, `factor_removed`, `recovery_code_used` |
+//! | `failure` | a wrong answer or a refusal: `identity_failed`, `auth_key_failed`, `temporary_credentials_failed`, `family_email_refused`, `login_failed`, `otp_failed`, `second_factor_failed`, `mail_failed` |
 //! | `limited` | a limit was reached: `identity_member_blocked`, `account_locked`, `otp_attempts_exhausted`, `mail_throttled` |
 //!
 //! No label holds a member's identifier, an address or an event's free-form detail, so
@@ -194,12 +200,18 @@ pub(crate) enum StepName {
     ConfirmEmailChange,
     ProvisionAccount,
     DisableAccount,
+    StartTotpSetup,
+    ConfirmTotpSetup,
+    VerifyTotp,
+    UseRecoveryCode,
+    RegenerateRecoveryCodes,
+    RemoveFactor,
 }
 
 impl StepName {
     /// Every step, in the order of the module docs' table.
     #[cfg(test)]
-    const ALL: [StepName; 25] = [
+    const ALL: [StepName; 31] = [
         StepName::StartRegistration,
         StepName::InspectRegistrationLink,
         StepName::OpenRegistrationLink,
@@ -225,6 +237,12 @@ impl StepName {
         StepName::ConfirmEmailChange,
         StepName::ProvisionAccount,
         StepName::DisableAccount,
+        StepName::StartTotpSetup,
+        StepName::ConfirmTotpSetup,
+        StepName::VerifyTotp,
+        StepName::UseRecoveryCode,
+        StepName::RegenerateRecoveryCodes,
+        StepName::RemoveFactor,
     ];
 
     /// The stable name: the `Portal` method's.
@@ -255,6 +273,12 @@ impl StepName {
             StepName::ConfirmEmailChange => "confirm_email_change",
             StepName::ProvisionAccount => "provision_account",
             StepName::DisableAccount => "disable_account",
+            StepName::StartTotpSetup => "start_totp_setup",
+            StepName::ConfirmTotpSetup => "confirm_totp_setup",
+            StepName::VerifyTotp => "verify_totp",
+            StepName::UseRecoveryCode => "use_recovery_code",
+            StepName::RegenerateRecoveryCodes => "regenerate_recovery_codes",
+            StepName::RemoveFactor => "remove_factor",
         }
     }
 }
@@ -353,6 +377,11 @@ fn kind_label(kind: AuditKind) -> &'static str {
         AuditKind::EmailChanged => "email_changed",
         AuditKind::AccountProvisioned => "account_provisioned",
         AuditKind::AccountDisabled => "account_disabled",
+        AuditKind::FactorSetupStarted => "factor_setup_started",
+        AuditKind::FactorAdded => "factor_added",
+        AuditKind::FactorRemoved => "factor_removed",
+        AuditKind::SecondFactorFailed => "second_factor_failed",
+        AuditKind::RecoveryCodeUsed => "recovery_code_used",
     }
 }
 
@@ -366,6 +395,7 @@ fn event_outcome(kind: AuditKind) -> &'static str {
         | AuditKind::FamilyEmailRefused
         | AuditKind::LoginFailed
         | AuditKind::OtpFailed
+        | AuditKind::SecondFactorFailed
         | AuditKind::MailFailed => "failure",
         AuditKind::IdentityMemberBlocked
         | AuditKind::AccountLocked
@@ -393,7 +423,11 @@ fn event_outcome(kind: AuditKind) -> &'static str {
         | AuditKind::EmailChangeRequested
         | AuditKind::EmailChanged
         | AuditKind::AccountProvisioned
-        | AuditKind::AccountDisabled => "success",
+        | AuditKind::AccountDisabled
+        | AuditKind::FactorSetupStarted
+        | AuditKind::FactorAdded
+        | AuditKind::FactorRemoved
+        | AuditKind::RecoveryCodeUsed => "success",
     }
 }
 
@@ -469,6 +503,11 @@ mod tests {
             AuditKind::EmailChanged,
             AuditKind::AccountProvisioned,
             AuditKind::AccountDisabled,
+            AuditKind::FactorSetupStarted,
+            AuditKind::FactorAdded,
+            AuditKind::FactorRemoved,
+            AuditKind::SecondFactorFailed,
+            AuditKind::RecoveryCodeUsed,
         ];
         for kind in kinds {
             let label = kind_label(kind);

@@ -11,6 +11,7 @@
 
 pub mod account;
 pub mod ends;
+pub mod factor;
 pub mod gate;
 pub mod login;
 pub mod recovery;
@@ -30,7 +31,11 @@ pub use account::{
     AwaitingEmailConfirmation, EmailChangeEnd, EmailChangeEndReason, EmailChangeState,
 };
 pub use ends::Ends;
-pub use login::{AwaitingOtp, LoginEnd, LoginEndReason, LoginState, OtpConsumed, OtpVerdict};
+pub use factor::{FactorInput, FactorSetupState, FactorSummary};
+pub use login::{
+    AwaitingFactor, AwaitingOtp, LoginEnd, LoginEndReason, LoginFactor, LoginState, OtpConsumed,
+    OtpVerdict, SecondStep,
+};
 pub use recovery::{
     AwaitingNewPassword, AwaitingResetLink, ResetEnd, ResetEndReason, ResetState, ResetStep,
     UnmatchedReset,
@@ -82,6 +87,8 @@ pub enum FlowState {
     PasswordReset(ResetState),
     /// メールアドレス変更: a confirmation link mailed to the new address.
     EmailChange(EmailChangeState),
+    /// 2段階認証の設定: an authenticator app's secret shown, its first code awaited.
+    FactorSetup(FactorSetupState),
 }
 
 /// A stored flow: its identifier and state. The state names the digests it can be
@@ -107,7 +114,7 @@ impl FlowState {
             FlowState::Registration(s) => s.link_status(link, now),
             FlowState::PasswordReset(s) => s.link_status(link, now),
             FlowState::EmailChange(s) => s.link_status(link, now),
-            FlowState::Login(_) => LinkStatus::Invalid,
+            FlowState::Login(_) | FlowState::FactorSetup(_) => LinkStatus::Invalid,
         }
     }
 
@@ -119,6 +126,7 @@ impl FlowState {
             FlowState::Login(s) => s.lookup_keys(),
             FlowState::PasswordReset(s) => s.lookup_keys(),
             FlowState::EmailChange(s) => s.lookup_keys(),
+            FlowState::FactorSetup(s) => s.lookup_keys(),
         }
     }
 
@@ -129,6 +137,7 @@ impl FlowState {
             FlowState::Login(s) => s.purge_after(),
             FlowState::PasswordReset(s) => s.purge_after(),
             FlowState::EmailChange(s) => s.purge_after(),
+            FlowState::FactorSetup(s) => s.purge_after(),
         }
     }
 
@@ -139,6 +148,7 @@ impl FlowState {
             FlowState::Login(s) => Some(s.account()),
             FlowState::PasswordReset(s) => s.account(),
             FlowState::EmailChange(s) => Some(s.account()),
+            FlowState::FactorSetup(s) => Some(s.account()),
         }
     }
 }

@@ -7,7 +7,7 @@ use super::driver::{AccountRead, Load, Loaded, Memo};
 use crate::domain::{EmailAddress, LoginId, Nickname, Password};
 use crate::error::Error;
 use crate::flow::gate::PasswordCheck;
-use crate::flow::login::{self, OtpConsumed};
+use crate::flow::login::{self, LoginFactor, OtpConsumed, SecondStep};
 use crate::model::{Counter, CounterKey};
 use crate::observe::StepName;
 use crate::password_hash::{PasswordHashString, Verification};
@@ -24,8 +24,12 @@ pub struct OtpChallenge {
     pub challenge: OtpChallengeId,
     /// When the current code stops working.
     pub expires_at: OffsetDateTime,
-    /// The registered address, masked, to show 「…へ送信しました」.
+    /// The registered address, masked, to show 「…へ送信しました」 (empty when the
+    /// 認証アプリ is asked for: nothing was mailed).
     pub masked_email: String,
+    /// Which screen to show: 暗証キー入力, or 確認コード入力 for a member with a
+    /// 認証アプリ ([`Portal::verify_totp`], [`Portal::use_recovery_code`]).
+    pub second_step: SecondStep,
 }
 
 /// The answer to L2: the member is logged in. Start the host's session now, with a new
@@ -73,6 +77,17 @@ impl Authenticated {
     /// The proof of the consumed 暗証キー.
     pub fn proof(&self) -> &OtpConsumed {
         &self.proof
+    }
+
+    /// Which factor this login stood on (the 暗証キー, the 認証アプリ or a リカバリーコード).
+    pub fn factor(&self) -> LoginFactor {
+        self.proof.factor()
+    }
+
+    /// Whether the policy requires a second factor and this member has none: send them
+    /// to 2段階認証の設定 before anything else.
+    pub fn must_set_up_factor(&self) -> bool {
+        self.proof.must_set_up_factor()
     }
 
     /// Whether this answers a repeat of a login already made (the same code sent again
@@ -206,6 +221,7 @@ impl Portal {
             challenge: issued.challenge,
             expires_at: issued.expires_at,
             masked_email: issued.masked_email,
+            second_step: issued.second_step,
         })
     }
 
@@ -269,6 +285,7 @@ impl Portal {
             challenge: challenge.clone(),
             expires_at: resent.expires_at,
             masked_email: resent.masked_email,
+            second_step: SecondStep::EmailedCode,
         })
     }
 

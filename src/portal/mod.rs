@@ -11,6 +11,7 @@ mod account;
 mod assurance;
 mod builder;
 mod driver;
+mod factors;
 #[cfg(test)]
 mod interaction_tests;
 mod links;
@@ -29,6 +30,7 @@ pub use account::{
     ProvisionedAccount,
 };
 pub use builder::{ConfigError, PortalBuilder};
+pub use factors::{TotpEnrolled, TotpSetup};
 pub use login::{AccountSummary, Authenticated, OtpChallenge};
 pub use pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use recovery::RecoveryRequested;

@@ -44,6 +44,10 @@ pub enum AuthPathway {
     SessionCheck,
     /// The host's periodic purge of dead flows and counters.
     Housekeeping,
+    /// 2段階認証: setting up, regenerating and removing second factors by a freshly
+    /// re-authenticated member (SEC-36), and logging in with them (L2 with a 認証アプリ
+    /// or リカバリーコード, under the 暗証キー's budgets, SEC-29).
+    SecondFactor,
 }
 
 /// A control that bounds how often, how long or how many times an entry point can be
@@ -176,6 +180,13 @@ pub const ENTRY_POINTS: &[EntryPoint] = entry_points! {
     provision_account: InsurerProvisioning by Insurer, [];
     disable_account: InsurerDisabling by Insurer, [];
     purge_expired: Housekeeping by Host, [BoundedBatch];
+    start_totp_setup: SecondFactor by Member, [ReauthWindow];
+    confirm_totp_setup: SecondFactor by Member, [ReauthWindow, OtpPerChallenge];
+    verify_totp: SecondFactor by Member, [OtpPerChallenge, OtpPerAccount];
+    use_recovery_code: SecondFactor by Member, [OtpPerChallenge, OtpPerAccount];
+    regenerate_recovery_codes: SecondFactor by Member, [ReauthWindow];
+    remove_factor: SecondFactor by Member, [ReauthWindow];
+    list_factors: SessionCheck by Host, [];
 };
 
 impl Portal {
