@@ -85,10 +85,12 @@ fn code_at_step(totp: &totp_rs::Totp, step: u64) -> Zeroizing<String> {
     )
 }
 
-/// What an authenticator app holding `secret` shows at `at`: for tests, demos and hosts'
-/// own end-to-end checks. `None` for a secret shorter than 128 bits or a time before 1970.
-pub fn totp_code(secret: &[u8], at: OffsetDateTime) -> Option<TotpCode> {
-    let totp = authenticator(secret, None, "member")?;
+/// What an authenticator app holding the secret `secret_base32` (as the setup screen
+/// shows it) displays at `at`: for tests, demos and hosts' own end-to-end checks. `None`
+/// for text that is no Base32 secret of at least 128 bits, or a time before 1970.
+pub fn totp_code(secret_base32: &str, at: OffsetDateTime) -> Option<TotpCode> {
+    let secret = totp_rs::Secret::try_from_base32(secret_base32).ok()?;
+    let totp = authenticator(secret.as_ref(), None, "member")?;
     let step = step_of(at)?;
     Some(TotpCode::from_digits(code_at_step(&totp, step)))
 }
@@ -637,11 +639,15 @@ pub fn remove_factor(
         }
     }
     let id = &account.value.id;
-    let mut step = Step::answer(()).audit(
-        AuditEvent::new(AuditKind::FactorRemoved, env.now)
-            .account(id)
-            .detail(kind.code()),
-    );
+    // Open login challenges of the account end: a 確認コード screen opened before the
+    // removal must not outlive it.
+    let mut step = Step::answer(())
+        .writes(Ends::login(LoginEndReason::AccountChanged).writes(held.flows, env.now, None))
+        .audit(
+            AuditEvent::new(AuditKind::FactorRemoved, env.now)
+                .account(id)
+                .detail(kind.code()),
+        );
     if let Some(email) = &updated.email {
         step = step.mail(
             email.clone(),
@@ -916,4 +922,109 @@ pub(crate) fn must_set_up(account: &Account, env: Env<'_>) -> bool {
     env.policy.factors.requirement == FactorRequirement::Required
         && env.policy.factors.totp
         && !account.factors.has_authenticator()
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::flow::test_support::{T0, keys};
+    use crate::seal::SealKey;
+
+    /// RFC 6238 Appendix B's SHA-1 secret, Base32.
+    const RFC_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+    fn seals() -> SealKeyring {
+        SealKeyring::new(SealKey::new(1, vec![9u8; 32]).unwrap())
+    }
+
+    fn secret() -> Vec<u8> {
+        totp_rs::Secret::try_from_base32(RFC_SECRET)
+            .unwrap()
+            .as_ref()
+            .to_vec()
+    }
+
+    #[test]
+    fn totp_matches_rfc_6238_test_vectors() {
+        // Appendix B, SHA-1, truncated to six digits.
+        for (t, code) in [
+            (59, "287082"),
+            (1_111_111_109, "081804"),
+            (1_234_567_890, "005924"),
+            (2_000_000_000, "279037"),
+        ] {
+            let at = OffsetDateTime::from_unix_timestamp(t).unwrap();
+            assert_eq!(totp_code(RFC_SECRET, at).unwrap().expose_secret(), code);
+        }
+    }
+
+    #[test]
+    fn a_step_is_accepted_once_and_only_within_one_step_of_skew() {
+        let now = OffsetDateTime::from_unix_timestamp(1_234_567_890).unwrap();
+        let step = step_of(now).unwrap();
+        let code = totp_code(RFC_SECRET, now).unwrap();
+        assert_eq!(matching_step(&secret(), &code, now, None), Some(step));
+        // The step already accepted, or a later one: refused (no replay).
+        assert_eq!(matching_step(&secret(), &code, now, Some(step)), None);
+        assert_eq!(matching_step(&secret(), &code, now, Some(step + 1)), None);
+        // ±1 step.
+        let behind = totp_code(RFC_SECRET, now - Duration::seconds(30)).unwrap();
+        let ahead = totp_code(RFC_SECRET, now + Duration::seconds(30)).unwrap();
+        let far = totp_code(RFC_SECRET, now - Duration::seconds(60)).unwrap();
+        assert_eq!(matching_step(&secret(), &behind, now, None), Some(step - 1));
+        assert_eq!(matching_step(&secret(), &ahead, now, None), Some(step + 1));
+        assert_eq!(matching_step(&secret(), &far, now, None), None);
+    }
+
+    #[test]
+    fn no_code_before_1970() {
+        let at = datetime!(1969-12-31 23:59 UTC);
+        assert!(totp_code(RFC_SECRET, at).is_none());
+    }
+
+    #[test]
+    fn a_recovery_code_is_spent_once_and_only_for_its_account_and_set() {
+        let keys = keys();
+        let mut rng = rand::rng();
+        let taro = AccountId::from_stored("taro");
+        let hanako = AccountId::from_stored("hanako");
+        let (set, codes) = issue_recovery_codes(&taro, 1, &keys, T0, &mut rng);
+        assert_eq!(codes.len(), RECOVERY_CODES_PER_SET);
+        let spent = spend_recovery_code(&set, &taro, &codes[2], &keys, T0).unwrap();
+        assert_eq!(spent.remaining(), RECOVERY_CODES_PER_SET - 1);
+        assert!(spend_recovery_code(&spent, &taro, &codes[2], &keys, T0).is_none());
+        assert!(spend_recovery_code(&set, &hanako, &codes[3], &keys, T0).is_none());
+        let (next, _) = issue_recovery_codes(&taro, 2, &keys, T0, &mut rng);
+        assert!(spend_recovery_code(&next, &taro, &codes[3], &keys, T0).is_none());
+    }
+
+    #[test]
+    fn a_sealed_secret_opens_only_for_its_account() {
+        let seals = seals();
+        let mut rng = rand::rng();
+        let taro = AccountId::from_stored("taro");
+        let hanako = AccountId::from_stored("hanako");
+        let sealed = seals.seal(
+            SealPurpose::TotpSecret,
+            &account_context(&taro),
+            &secret(),
+            &mut rng,
+        );
+        let opened = seals
+            .open(SealPurpose::TotpSecret, &account_context(&taro), &sealed)
+            .unwrap();
+        assert_eq!(opened.as_slice(), secret().as_slice());
+        assert!(
+            seals
+                .open(SealPurpose::TotpSecret, &account_context(&hanako), &sealed)
+                .is_err()
+        );
+        assert!(
+            seals
+                .open(SealPurpose::OutboxMail, &account_context(&taro), &sealed)
+                .is_err()
+        );
+    }
 }
