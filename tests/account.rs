@@ -902,6 +902,43 @@ fn expected_inventory() -> Vec<(&'static str, AuthPathway, Caller, Vec<Throttle>
             C::Host,
             vec![T::BoundedBatch],
         ),
+        (
+            "start_totp_setup",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow],
+        ),
+        (
+            "confirm_totp_setup",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow, T::OtpPerChallenge],
+        ),
+        (
+            "verify_totp",
+            P::SecondFactor,
+            C::Member,
+            vec![T::OtpPerChallenge, T::OtpPerAccount],
+        ),
+        (
+            "use_recovery_code",
+            P::SecondFactor,
+            C::Member,
+            vec![T::OtpPerChallenge, T::OtpPerAccount],
+        ),
+        (
+            "regenerate_recovery_codes",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow],
+        ),
+        (
+            "remove_factor",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow],
+        ),
+        ("list_factors", P::SessionCheck, C::Host, vec![]),
     ]
 }
 
@@ -971,6 +1008,7 @@ fn sec_47_every_entry_point_is_inventoried() {
         AuthPathway::PasswordReset,
         AuthPathway::LoginIdReminder,
         AuthPathway::InsurerProvisioning,
+        AuthPathway::SecondFactor,
     ] {
         assert!(table.iter().any(|e| e.pathway == p), "{p:?}");
     }
