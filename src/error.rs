@@ -128,6 +128,9 @@ pub enum Rejection {
     /// The setup screen (認証アプリの設定) expired or was already finished; start again.
     #[error("factor setup is no longer valid")]
     FactorSetupInvalid,
+    /// A passkey's name must be 1 to 32 visible characters.
+    #[error("passkey name is not valid")]
+    PasskeyNameInvalid,
 }
 
 impl Rejection {
@@ -158,6 +161,7 @@ impl Rejection {
             Rejection::FactorUnavailable => "factor.unavailable",
             Rejection::LastFactorRequired => "factor.last_required",
             Rejection::FactorSetupInvalid => "factor.setup_invalid",
+            Rejection::PasskeyNameInvalid => "factor.passkey_name_invalid",
             Rejection::OtpExpired => "otp.expired",
             Rejection::OtpReplaced => "otp.replaced",
             Rejection::OtpAttemptsExhausted => "otp.attempts_exhausted",
@@ -298,6 +302,10 @@ impl Rejection {
             Rejection::LastFactorRequired => pick(
                 "2段階認証は必須のため、最後の認証方法は削除できません。先に別の認証方法を設定してください。",
                 "Two-step verification is required, so the last method cannot be removed. Set up another method first.",
+            ),
+            Rejection::PasskeyNameInvalid => pick(
+                "パスキーの名前は1〜32文字で入力してください。",
+                "Give the passkey a name of 1 to 32 characters.",
             ),
             Rejection::FactorSetupInvalid => pick(
                 "設定の有効期限が切れたか、すでに完了しています。お手数ですが最初から設定してください。",

@@ -66,6 +66,10 @@
 //! | `use_recovery_code` | [`Portal::use_recovery_code`](crate::Portal::use_recovery_code) (L2 with a リカバリーコード) |
 //! | `regenerate_recovery_codes` | [`Portal::regenerate_recovery_codes`](crate::Portal::regenerate_recovery_codes) |
 //! | `remove_factor` | [`Portal::remove_factor`](crate::Portal::remove_factor) |
+//! | `start_passkey_registration` | [`Portal::start_passkey_registration`](crate::Portal::start_passkey_registration) (feature `passkeys`) |
+//! | `finish_passkey_registration` | [`Portal::finish_passkey_registration`](crate::Portal::finish_passkey_registration) (feature `passkeys`) |
+//! | `verify_passkey` | [`Portal::verify_passkey`](crate::Portal::verify_passkey) (L2 with a パスキー; feature `passkeys`) |
+//! | `remove_passkey` | [`Portal::remove_passkey`](crate::Portal::remove_passkey) (feature `passkeys`) |
 //!
 //! Not steps, and neither spanned nor counted: the parsing of
 //! [`identity_claim`](crate::Portal::identity_claim), the session look-ups a host makes on
@@ -106,6 +110,9 @@
 //! own). The per-step counters and durations are measured inside the answer floor, so a
 //! member who could read them could learn what the floor hides from the answers: whether
 //! a registration or a reset found an account (SEC-07, SEC-37).
+
+// The step table links the passkey methods, which exist only with the `passkeys` feature.
+#![cfg_attr(not(feature = "passkeys"), allow(rustdoc::broken_intra_doc_links))]
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -206,12 +213,22 @@ pub(crate) enum StepName {
     UseRecoveryCode,
     RegenerateRecoveryCodes,
     RemoveFactor,
+    // The passkey steps exist in every build (the docs table and metrics names do not
+    // change with features); only builds with `passkeys` take them.
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    StartPasskeyRegistration,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    FinishPasskeyRegistration,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    VerifyPasskey,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    RemovePasskey,
 }
 
 impl StepName {
     /// Every step, in the order of the module docs' table.
     #[cfg(test)]
-    const ALL: [StepName; 31] = [
+    const ALL: [StepName; 35] = [
         StepName::StartRegistration,
         StepName::InspectRegistrationLink,
         StepName::OpenRegistrationLink,
@@ -243,6 +260,10 @@ impl StepName {
         StepName::UseRecoveryCode,
         StepName::RegenerateRecoveryCodes,
         StepName::RemoveFactor,
+        StepName::StartPasskeyRegistration,
+        StepName::FinishPasskeyRegistration,
+        StepName::VerifyPasskey,
+        StepName::RemovePasskey,
     ];
 
     /// The stable name: the `Portal` method's.
@@ -279,6 +300,10 @@ impl StepName {
             StepName::UseRecoveryCode => "use_recovery_code",
             StepName::RegenerateRecoveryCodes => "regenerate_recovery_codes",
             StepName::RemoveFactor => "remove_factor",
+            StepName::StartPasskeyRegistration => "start_passkey_registration",
+            StepName::FinishPasskeyRegistration => "finish_passkey_registration",
+            StepName::VerifyPasskey => "verify_passkey",
+            StepName::RemovePasskey => "remove_passkey",
         }
     }
 }

@@ -989,6 +989,7 @@ mod tests {
         let factors = fields!(
             FactorPolicy {
                 totp,
+                passkeys,
                 recovery_codes,
                 requirement,
                 reset_removes_factors,
@@ -1013,6 +1014,7 @@ mod tests {
             "hashing",
             "factors",
             "factors.totp",
+            "factors.passkeys",
             "factors.recovery_codes",
             "factors.requirement",
             "factors.reset_removes_factors",

@@ -939,6 +939,30 @@ fn expected_inventory() -> Vec<(&'static str, AuthPathway, Caller, Vec<Throttle>
             vec![T::ReauthWindow],
         ),
         ("list_factors", P::SessionCheck, C::Host, vec![]),
+        (
+            "start_passkey_registration",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow],
+        ),
+        (
+            "finish_passkey_registration",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow, T::SingleUseLink],
+        ),
+        (
+            "verify_passkey",
+            P::SecondFactor,
+            C::Member,
+            vec![T::OtpPerChallenge, T::OtpPerAccount],
+        ),
+        (
+            "remove_passkey",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow],
+        ),
     ]
 }
 

@@ -136,6 +136,8 @@ async fn member_sets_up_an_authenticator_app_and_logs_in_with_it() {
     assert_eq!(
         challenge.second_step,
         SecondStep::AuthenticatorApp {
+            totp: true,
+            passkey: false,
             recovery_codes: true
         }
     );

@@ -220,6 +220,26 @@ pub struct AwaitingTotpCode {
     pub expires_at: OffsetDateTime,
 }
 
+/// パスキーの登録 shown (the browser's `navigator.credentials.create`), its credential
+/// awaited.
+///
+/// Store this server-side only: `state` is webauthn-rs's `PasskeyRegistration` (the
+/// challenge); whoever could change it could register a credential of their choosing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AwaitingPasskey {
+    /// Whose registration this is.
+    pub account: AccountId,
+    /// Digest of the registration screen's handle.
+    pub handle: TokenDigest,
+    /// The name the member chose.
+    pub name: String,
+    /// webauthn-rs's registration state, serialised.
+    pub state: String,
+    /// When the registration dies.
+    pub expires_at: OffsetDateTime,
+}
+
 /// Why a setup ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -252,6 +272,8 @@ pub struct SetupEnd {
 pub enum FactorSetupState {
     /// See [`AwaitingTotpCode`].
     AwaitingTotpCode(AwaitingTotpCode),
+    /// See [`AwaitingPasskey`].
+    AwaitingPasskey(AwaitingPasskey),
     /// See [`SetupEnd`].
     Ended(SetupEnd),
 }
@@ -261,19 +283,29 @@ impl FactorSetupState {
     pub fn account(&self) -> &AccountId {
         match self {
             FactorSetupState::AwaitingTotpCode(s) => &s.account,
+            FactorSetupState::AwaitingPasskey(s) => &s.account,
             FactorSetupState::Ended(e) => &e.account,
         }
     }
 
     /// Whether it still waits for a code (not necessarily unexpired).
     pub fn is_open(&self) -> bool {
-        matches!(self, FactorSetupState::AwaitingTotpCode(_))
+        matches!(
+            self,
+            FactorSetupState::AwaitingTotpCode(_) | FactorSetupState::AwaitingPasskey(_)
+        )
     }
 
     /// Ends an open setup for `reason`; `None` when it was already over.
     pub fn end_for(self, reason: SetupEndReason, now: OffsetDateTime) -> Option<Self> {
         match self {
             FactorSetupState::AwaitingTotpCode(s) => Some(end_setup(&s, reason, now)),
+            FactorSetupState::AwaitingPasskey(s) => Some(FactorSetupState::Ended(SetupEnd {
+                account: s.account,
+                handle: s.handle,
+                reason,
+                at: now,
+            })),
             FactorSetupState::Ended(_) => None,
         }
     }
@@ -281,6 +313,7 @@ impl FactorSetupState {
     pub(crate) fn lookup_keys(&self) -> Vec<TokenDigest> {
         match self {
             FactorSetupState::AwaitingTotpCode(s) => vec![s.handle],
+            FactorSetupState::AwaitingPasskey(s) => vec![s.handle],
             FactorSetupState::Ended(e) => vec![e.handle],
         }
     }
@@ -288,6 +321,7 @@ impl FactorSetupState {
     pub(crate) fn purge_after(&self) -> OffsetDateTime {
         match self {
             FactorSetupState::AwaitingTotpCode(s) => deadline(s.expires_at, TOMBSTONE_TTL),
+            FactorSetupState::AwaitingPasskey(s) => deadline(s.expires_at, TOMBSTONE_TTL),
             FactorSetupState::Ended(e) => deadline(e.at, Duration::hours(1)),
         }
     }
@@ -307,7 +341,10 @@ fn end_setup(
 }
 
 /// The writes that end the account's other open setups.
-fn end_other_setups(flows: &[Versioned<FlowRecord>], now: OffsetDateTime) -> Vec<super::Write> {
+pub(crate) fn end_other_setups(
+    flows: &[Versioned<FlowRecord>],
+    now: OffsetDateTime,
+) -> Vec<super::Write> {
     flows
         .iter()
         .filter_map(|f| match &f.value.state {
@@ -623,7 +660,9 @@ pub fn remove_factor(
             if updated.factors.totp.is_none() {
                 return Step::reject(Rejection::FactorUnavailable);
             }
-            if env.policy.factors.requirement == FactorRequirement::Required {
+            if env.policy.factors.requirement == FactorRequirement::Required
+                && updated.factors.passkeys.is_empty()
+            {
                 return Step::reject(Rejection::LastFactorRequired);
             }
             updated.factors.totp = None;
@@ -637,6 +676,8 @@ pub fn remove_factor(
             }
             updated.factors.recovery = None;
         }
+        // One passkey at a time, by its credential ID (`Portal::remove_passkey`).
+        FactorKind::Passkey => return Step::reject(Rejection::FactorUnavailable),
     }
     let id = &account.value.id;
     // Open login challenges of the account end: a 確認コード screen opened before the
@@ -662,20 +703,77 @@ pub fn remove_factor(
 
 // ── Login with a second factor ──────────────────────────────────────────────────────
 
+/// What checks a second factor beyond the digest keys: the seal keyring that opens
+/// authenticator-app secrets and, with the `passkeys` feature, the relying party.
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct Verifiers<'a> {
+    /// Opens and seals 認証アプリ secrets.
+    pub seals: &'a SealKeyring,
+    /// The relying party (from the insurer profile's base URL), when passkeys are on.
+    #[cfg(feature = "passkeys")]
+    pub webauthn: Option<&'a webauthn_rs::Webauthn>,
+}
+
+impl<'a> Verifiers<'a> {
+    /// Verifiers with only the seal keyring (no passkeys).
+    pub fn sealed(seals: &'a SealKeyring) -> Self {
+        Verifiers {
+            seals,
+            #[cfg(feature = "passkeys")]
+            webauthn: None,
+        }
+    }
+
+    /// The relying party, when passkeys are offered and configured.
+    #[cfg(feature = "passkeys")]
+    pub(crate) fn passkeys(&self, env: Env<'_>) -> Option<&'a webauthn_rs::Webauthn> {
+        self.webauthn.filter(|_| env.policy.factors.passkeys)
+    }
+}
+
+impl std::fmt::Debug for Verifiers<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifiers").finish_non_exhaustive()
+    }
+}
+
 /// Whether L1 must ask this account for its authenticator instead of mailing a 暗証キー:
 /// it has one and the policy offers it. Never a silent downgrade to the mail.
 pub(crate) fn asks_authenticator(account: &Account, env: Env<'_>) -> bool {
-    env.policy.factors.totp && account.factors.has_authenticator()
+    (env.policy.factors.totp && account.factors.totp.is_some())
+        || (passkeys_built() && env.policy.factors.passkeys && !account.factors.passkeys.is_empty())
+}
+
+/// Whether this build can check passkeys (the `passkeys` feature).
+const fn passkeys_built() -> bool {
+    cfg!(feature = "passkeys")
 }
 
 /// L1 for an account with an authenticator: a new 確認コード challenge.
 pub(crate) fn issue_challenge<R: rand::CryptoRng + ?Sized>(
     account: &Account,
+    verifiers: &Verifiers<'_>,
     env: Env<'_>,
     rng: &mut R,
-) -> (AwaitingFactor, OtpChallengeId) {
+) -> (AwaitingFactor, OtpChallengeId, Option<PasskeyOptions>) {
     let challenge = OtpChallengeId::generate(rng);
+    #[cfg(feature = "passkeys")]
+    let (options, passkey) = match verifiers
+        .passkeys(env)
+        .and_then(|w| super::passkey::start_authentication(account, w))
+    {
+        Some((options, state)) => (Some(options), Some(state)),
+        None => (None, None),
+    };
+    #[cfg(not(feature = "passkeys"))]
+    let (options, passkey) = {
+        let _ = verifiers;
+        (None, None)
+    };
     let state = AwaitingFactor {
+        totp: env.policy.factors.totp && account.factors.totp.is_some(),
+        passkey,
         account: account.id.clone(),
         challenge: challenge.digest(env.keys),
         attempts: 0,
@@ -686,8 +784,16 @@ pub(crate) fn issue_challenge<R: rand::CryptoRng + ?Sized>(
             .as_ref()
             .is_some_and(|s| s.remaining() > 0),
     };
-    (state, challenge)
+    (state, challenge, options)
 }
+
+/// The browser's `navigator.credentials.get` options of a passkey challenge.
+#[cfg(feature = "passkeys")]
+pub type PasskeyOptions = webauthn_rs::prelude::RequestChallengeResponse;
+/// The browser's `navigator.credentials.get` options of a passkey challenge (none in
+/// builds without the `passkeys` feature).
+#[cfg(not(feature = "passkeys"))]
+pub type PasskeyOptions = std::convert::Infallible;
 
 /// What the member typed on the 確認コード screen.
 #[derive(Clone, Copy, Debug)]
@@ -697,6 +803,20 @@ pub enum FactorInput<'a> {
     Totp(&'a TotpCode),
     /// A リカバリーコード.
     RecoveryCode(&'a RecoveryCode),
+    /// A パスキー's assertion (`navigator.credentials.get`'s result).
+    #[cfg(feature = "passkeys")]
+    Passkey(&'a webauthn_rs::prelude::PublicKeyCredential),
+}
+
+impl FactorInput<'_> {
+    fn factor(&self) -> LoginFactor {
+        match self {
+            FactorInput::Totp(_) => LoginFactor::Totp,
+            FactorInput::RecoveryCode(_) => LoginFactor::RecoveryCode,
+            #[cfg(feature = "passkeys")]
+            FactorInput::Passkey(_) => LoginFactor::Passkey,
+        }
+    }
 }
 
 /// L2 with a second factor: a 確認コード or a リカバリーコード on the challenge L1
@@ -708,9 +828,10 @@ pub fn verify(
     found: Option<Found<'_>>,
     held: AccountView<'_>,
     (input, failures_today): (FactorInput<'_>, Option<&Versioned<Counter>>),
-    seals: &SealKeyring,
+    verifiers: &Verifiers<'_>,
     env: Env<'_>,
 ) -> Step<(OtpConsumed, SecurityStamp)> {
+    let seals = verifiers.seals;
     let (Some((record, digest)), Some(account)) = (found, held.active()) else {
         return Step::reject(Rejection::OtpInvalid);
     };
@@ -787,6 +908,16 @@ pub fn verify(
                 None => None,
             }
         }
+        #[cfg(feature = "passkeys")]
+        FactorInput::Passkey(credential) => {
+            let ok = match (verifiers.passkeys(env), s.passkey.as_deref()) {
+                (Some(w), Some(state)) => {
+                    super::passkey::verify_assertion(&mut updated, state, credential, w, now)
+                }
+                _ => false,
+            };
+            ok.then_some(LoginFactor::Passkey)
+        }
     };
     if let Some(factor) = accepted {
         updated.otp_failures = 0;
@@ -854,10 +985,7 @@ pub fn verify(
             AuditKind::SecondFactorFailed,
         )
     };
-    let detail = match input {
-        FactorInput::Totp(_) => LoginFactor::Totp.code(),
-        FactorInput::RecoveryCode(_) => LoginFactor::RecoveryCode.code(),
-    };
+    let detail = input.factor().code();
     let mut step = Step::reject(rejection)
         .flow(Expect::At(record.version), flow_id.clone(), next)
         .audit(
@@ -891,6 +1019,11 @@ pub struct FactorSummary {
     pub last_used_at: Option<OffsetDateTime>,
     /// For リカバリーコード: how many are left.
     pub remaining: Option<usize>,
+    /// For a パスキー: the name the member gave it.
+    pub name: Option<String>,
+    /// For a パスキー: its credential ID (what [`Portal::remove_passkey`](crate::Portal)
+    /// takes).
+    pub credential_id: Option<String>,
 }
 
 /// The factors of `account`, for its settings page.
@@ -902,6 +1035,18 @@ pub fn summarize(account: &Account) -> Vec<FactorSummary> {
             added_at: t.added_at,
             last_used_at: t.last_used_at,
             remaining: None,
+            name: None,
+            credential_id: None,
+        });
+    }
+    for p in &account.factors.passkeys {
+        out.push(FactorSummary {
+            kind: FactorKind::Passkey,
+            added_at: p.added_at,
+            last_used_at: p.last_used_at,
+            remaining: None,
+            name: Some(p.name.clone()),
+            credential_id: Some(p.credential_id.clone()),
         });
     }
     if let Some(r) = &account.factors.recovery {
@@ -911,6 +1056,8 @@ pub fn summarize(account: &Account) -> Vec<FactorSummary> {
             added_at: r.issued_at,
             last_used_at,
             remaining: Some(r.remaining()),
+            name: None,
+            credential_id: None,
         });
     }
     out
@@ -920,7 +1067,7 @@ pub fn summarize(account: &Account) -> Vec<FactorSummary> {
 /// 2段階認証の設定 first: a factor is required and the account has none.
 pub(crate) fn must_set_up(account: &Account, env: Env<'_>) -> bool {
     env.policy.factors.requirement == FactorRequirement::Required
-        && env.policy.factors.totp
+        && (env.policy.factors.totp || (passkeys_built() && env.policy.factors.passkeys))
         && !account.factors.has_authenticator()
 }
 

@@ -78,6 +78,13 @@ pub struct AwaitingFactor {
     pub attempts: u32,
     /// When the screen dies.
     pub expires_at: OffsetDateTime,
+    /// Whether the account's 認証アプリ may answer.
+    #[serde(default)]
+    pub totp: bool,
+    /// webauthn-rs's authentication state (the challenge the browser signs), serialised,
+    /// when the account has パスキー and they are offered: used by one assertion at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<String>,
     /// Whether the account had unused リカバリーコード when the challenge began (the
     /// screen offers 「リカバリーコードを使う」).
     #[serde(default)]
@@ -94,6 +101,8 @@ pub enum LoginFactor {
     Totp,
     /// A リカバリーコード in place of the 認証アプリ.
     RecoveryCode,
+    /// A パスキー with user verification: with the password, AAL2 and phishing-resistant.
+    Passkey,
 }
 
 impl LoginFactor {
@@ -103,6 +112,7 @@ impl LoginFactor {
             LoginFactor::EmailOtp => "email_otp",
             LoginFactor::Totp => "totp",
             LoginFactor::RecoveryCode => "recovery_code",
+            LoginFactor::Passkey => "passkey",
         }
     }
 }
@@ -582,8 +592,14 @@ fn end_factor(s: &AwaitingFactor, reason: LoginEndReason, now: OffsetDateTime) -
 pub enum SecondStep {
     /// 暗証キー入力: a 暗証キー was mailed to the registered address.
     EmailedCode,
-    /// 確認コード入力: the member's 認証アプリ shows the code; nothing was mailed.
+    /// 2段階認証: the member's 認証アプリ (確認コード) or パスキー is asked for; nothing was
+    /// mailed.
     AuthenticatorApp {
+        /// Whether the screen asks for a 確認コード from the 認証アプリ.
+        totp: bool,
+        /// Whether the screen offers 「パスキーでログイン」 (the options are in
+        /// `passkey_options`).
+        passkey: bool,
         /// Whether the screen may offer 「リカバリーコードを使う」.
         recovery_codes: bool,
     },
@@ -603,6 +619,8 @@ pub struct Issued {
     pub masked_email: String,
     /// Which screen to show.
     pub second_step: SecondStep,
+    /// For a パスキー: the options of `navigator.credentials.get` (send as JSON).
+    pub passkey_options: Option<super::factor::PasskeyOptions>,
 }
 
 /// A loaded login challenge: the record, its version, and the digest that found it.
@@ -640,11 +658,13 @@ pub(crate) fn otp_day_spent(failures_today: Option<&Versioned<Counter>>, env: En
 /// until a login completes), the hourly 暗証キー-mail cap (answered like every other
 /// failure, SEC-23) and the mail. The account write is conditional on the version read (SEC-34). A
 /// refusal commits one row whatever refused it (see [`gate::check`]).
+#[allow(clippy::too_many_arguments)]
 pub fn start<R: rand::CryptoRng + ?Sized>(
     held: AccountView<'_>,
     password: PasswordCheck,
     (otp_mails, failures_today): (Option<&Versioned<Counter>>, Option<&Versioned<Counter>>),
     refusals: Refusals<'_>,
+    verifiers: &super::factor::Verifiers<'_>,
     env: Env<'_>,
     rng: &mut R,
 ) -> Step<Issued> {
@@ -682,9 +702,12 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     if super::factor::asks_authenticator(&account, env) {
         // A member with a 認証アプリ is asked for it, never silently for the mailed
         // 暗証キー (no downgrade); nothing is mailed.
-        let (state, challenge) = super::factor::issue_challenge(&account, env, rng);
+        let (state, challenge, passkey_options) =
+            super::factor::issue_challenge(&account, verifiers, env, rng);
         let flow_id = FlowId::generate(rng);
         let second_step = SecondStep::AuthenticatorApp {
+            totp: state.totp,
+            passkey: state.passkey.is_some(),
             recovery_codes: state.recovery_codes,
         };
         let mut step = Step::answer(Issued {
@@ -692,6 +715,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
             expires_at: state.expires_at,
             masked_email: String::new(),
             second_step,
+            passkey_options,
         })
         .flow(
             Expect::Absent,
@@ -702,7 +726,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
             AuditEvent::new(AuditKind::LoginPasswordAccepted, now)
                 .account(&account.id)
                 .flow(&flow_id)
-                .detail("totp"),
+                .detail("second_factor"),
         );
         for ev in audit {
             step = step.audit(ev);
@@ -725,6 +749,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
         expires_at,
         masked_email: email.masked(),
         second_step: SecondStep::EmailedCode,
+        passkey_options: None,
     });
     step = step
         .flow(

@@ -14,6 +14,8 @@ pub mod ends;
 pub mod factor;
 pub mod gate;
 pub mod login;
+#[cfg(feature = "passkeys")]
+pub mod passkey;
 pub mod recovery;
 pub mod registration;
 pub mod step;

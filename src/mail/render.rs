@@ -715,6 +715,7 @@ fn factor_ja(factor: FactorKind) -> &'static str {
     match factor {
         FactorKind::Totp => "認証アプリ",
         FactorKind::RecoveryCodes => "リカバリーコード",
+        FactorKind::Passkey => "パスキー",
     }
 }
 
@@ -723,6 +724,7 @@ fn factor_en(factor: FactorKind) -> &'static str {
     match factor {
         FactorKind::Totp => "An authenticator app",
         FactorKind::RecoveryCodes => "The recovery codes",
+        FactorKind::Passkey => "A passkey",
     }
 }
 

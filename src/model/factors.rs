@@ -16,6 +16,8 @@ pub enum FactorKind {
     Totp,
     /// リカバリーコード: single-use codes typed instead of the second factor.
     RecoveryCodes,
+    /// パスキー (WebAuthn, with user verification).
+    Passkey,
 }
 
 impl FactorKind {
@@ -24,6 +26,7 @@ impl FactorKind {
         match self {
             FactorKind::Totp => "totp",
             FactorKind::RecoveryCodes => "recovery_codes",
+            FactorKind::Passkey => "passkey",
         }
     }
 }
@@ -39,18 +42,21 @@ pub struct Factors {
     /// The current set of リカバリーコード, when one was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery: Option<RecoveryCodeSet>,
+    /// The member's パスキー, in the order they were added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passkeys: Vec<PasskeyFactor>,
 }
 
 impl Factors {
     /// Whether nothing is set up (what an account stored before factors existed reads as).
     pub fn is_empty(&self) -> bool {
-        self.totp.is_none() && self.recovery.is_none()
+        self.totp.is_none() && self.recovery.is_none() && self.passkeys.is_empty()
     }
 
     /// Whether the account has a factor that replaces the e-mailed 暗証キー at login
     /// (recovery codes alone do not: they stand in for a factor, they are not one).
     pub fn has_authenticator(&self) -> bool {
-        self.totp.is_some()
+        self.totp.is_some() || !self.passkeys.is_empty()
     }
 }
 
@@ -70,6 +76,29 @@ pub struct TotpFactor {
     /// When it was set up.
     pub added_at: OffsetDateTime,
     /// When a code of it last logged in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<OffsetDateTime>,
+}
+
+/// One パスキー of the account.
+///
+/// The credential (public key, counter, flags) is kept as webauthn-rs serialises its
+/// `Passkey`, as text, so that accounts keep their passkeys whether or not this build has
+/// the `passkeys` feature. It holds no secret: the private key never leaves the member's
+/// device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct PasskeyFactor {
+    /// The credential ID, URL-safe Base64: what the member's device names it by, and what
+    /// [`Portal::remove_passkey`](crate::Portal) takes.
+    pub credential_id: String,
+    /// The name the member chose (「iPhone」「会社のPC」).
+    pub name: String,
+    /// The credential as webauthn-rs serialises it (JSON).
+    pub credential: String,
+    /// When it was added.
+    pub added_at: OffsetDateTime,
+    /// When it last logged in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_at: Option<OffsetDateTime>,
 }

@@ -14,7 +14,9 @@ mod record;
 
 pub use account::{Account, AccountStatus};
 pub use audit::{AuditEvent, AuditKind};
-pub use factors::{FactorKind, Factors, RecoveryCodeSet, RecoveryCodeSlot, TotpFactor};
+pub use factors::{
+    FactorKind, Factors, PasskeyFactor, RecoveryCodeSet, RecoveryCodeSlot, TotpFactor,
+};
 pub use ids::{AccountId, FlowId, SecurityStamp};
 pub use member::{MemberId, MemberRecord, Relation};
 pub use record::{Counter, CounterKey, Expect, Version, Versioned};

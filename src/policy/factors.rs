@@ -29,6 +29,11 @@ pub struct FactorPolicy {
     /// key ([`PortalBuilder::seal_keys`](crate::portal::PortalBuilder::seal_keys)): the
     /// shared secrets live as long as the enrollment.
     pub totp: bool,
+    /// Offer パスキー (WebAuthn, user verification required) as a second factor. On by
+    /// default; effective only in builds with the `passkeys` feature. The relying party
+    /// is the insurer profile's `base_url` (its host as RP ID, its origin as the only
+    /// accepted origin).
+    pub passkeys: bool,
     /// Issue ten リカバリーコード with the first factor a member sets up.
     pub recovery_codes: bool,
     /// Whether a second factor is required.
@@ -50,6 +55,7 @@ impl Default for FactorPolicy {
     fn default() -> Self {
         FactorPolicy {
             totp: true,
+            passkeys: true,
             recovery_codes: true,
             requirement: FactorRequirement::Optional,
             reset_removes_factors: false,

@@ -14,7 +14,8 @@ fn line(out: &mut String, lang: Lang, en: &str, ja: &str) {
 fn factor_lines(out: &mut String, lang: Lang, p: &crate::Policy) {
     use crate::policy::FactorRequirement;
     let f = &p.factors;
-    if !f.totp {
+    let passkeys = f.passkeys && cfg!(feature = "passkeys");
+    if !(f.totp || passkeys) {
         line(
             out,
             lang,
@@ -38,6 +39,14 @@ fn factor_lines(out: &mut String, lang: Lang, p: &crate::Policy) {
             "認証アプリ(TOTP、RFC 6238): 再ログイン直後の加入者が設定でき、確認コード1回で有効になります。共有シークレットは運営者の鍵で暗号化(XChaCha20-Poly1305)して保存します。パスワードと認証アプリの確認コードは2要素で、NIST SP 800-63B-4 の AAL2 に当たります(フィッシング耐性はありません)。確認コードは1回限り有効(最後に受け付けた30秒単位の時刻を記録し再利用を拒否)、前後1単位の時刻のずれを許容し、試行回数は暗証キーと共通の上限(1画面{tries}回、アカウントごと連続{acc}回、1日{day}回)で数えます。認証アプリを設定した加入者に、黙ってメールの暗証キーを求めることはありません。"
         ),
     );
+    if passkeys {
+        line(
+            out,
+            lang,
+            "Passkeys (パスキー, WebAuthn): registered by a member after a fresh login; user verification is required. Password + passkey is AAL2 and phishing-resistant: the relying party is the base URL's host and only its exact origin is accepted, so a look-alike site cannot use the member's passkey. Ceremony state stays server-side, single use. Synced passkeys are not hardware-bound, so this is not AAL3.",
+            "パスキー(WebAuthn): 再ログイン直後の加入者が登録でき、本人確認(生体認証・PIN)を必須とします。パスワードとパスキーは AAL2 で、フィッシング耐性があります(ベースURLのホストをRP IDとし、そのオリジンだけを受け付けるため、似せたサイトではパスキーを使えません)。認証の状態はサーバー側に1回限りで保持します。同期されるパスキーは端末に固定されないため AAL3 には当たりません。",
+        );
+    }
     if f.recovery_codes {
         line(
             out,

@@ -30,6 +30,11 @@ pub enum ConfigError {
     /// The password hasher could not be built.
     #[error("password hasher refused")]
     Hasher(#[from] HashError),
+    /// The insurer profile's base URL cannot be a WebAuthn relying party (no host, or
+    /// not an origin webauthn-rs accepts).
+    #[cfg(feature = "passkeys")]
+    #[error("base URL is not a WebAuthn relying party")]
+    RelyingParty,
 }
 
 /// Builds a [`Portal`]; see [`Portal::builder`].
@@ -174,6 +179,8 @@ impl PortalBuilder {
             self.max_concurrent_hashes
                 .unwrap_or_else(PasswordHasher::default_max_concurrent),
         )?;
+        #[cfg(feature = "passkeys")]
+        let webauthn = relying_party(&profile)?;
         Ok(Portal {
             requester: None,
             inner: Arc::new(Inner {
@@ -190,7 +197,24 @@ impl PortalBuilder {
                 keys,
                 seals,
                 hasher,
+                #[cfg(feature = "passkeys")]
+                webauthn,
             }),
         })
     }
+}
+
+/// The WebAuthn relying party of `profile`: its base URL's host as the RP ID, its origin
+/// (scheme, host, port) as the only accepted origin, its service name as the RP name.
+#[cfg(feature = "passkeys")]
+fn relying_party(profile: &InsurerProfile) -> Result<Option<webauthn_rs::Webauthn>, ConfigError> {
+    use webauthn_rs::prelude::Url;
+    let url = Url::parse(&profile.base_url).map_err(|_| ConfigError::RelyingParty)?;
+    let host = url.host_str().ok_or(ConfigError::RelyingParty)?.to_owned();
+    let origin =
+        Url::parse(&url.origin().ascii_serialization()).map_err(|_| ConfigError::RelyingParty)?;
+    webauthn_rs::WebauthnBuilder::new(&host, &origin)
+        .and_then(|b| b.rp_name(&profile.service_name).build())
+        .map(Some)
+        .map_err(|_| ConfigError::RelyingParty)
 }

@@ -75,7 +75,7 @@ pub struct TotpEnrolled {
 
 impl Portal {
     /// The load of a step a freshly logged-in member takes on their own account.
-    fn fresh_load(fresh_auth: &Authenticated) -> Load {
+    pub(super) fn fresh_load(fresh_auth: &Authenticated) -> Load {
         Load {
             account: Some(AccountRead::By(AccountLookup::Id(
                 fresh_auth.account_id.clone(),
@@ -85,7 +85,7 @@ impl Portal {
         }
     }
 
-    fn fresh(fresh_auth: &Authenticated) -> FreshLogin<'_> {
+    pub(super) fn fresh(fresh_auth: &Authenticated) -> FreshLogin<'_> {
         FreshLogin {
             proof: fresh_auth.proof(),
             stamp: &fresh_auth.security_stamp,
@@ -183,7 +183,7 @@ impl Portal {
         .await
     }
 
-    async fn verify_factor(
+    pub(super) async fn verify_factor(
         &self,
         name: StepName,
         challenge: &OtpChallengeId,
@@ -207,7 +207,7 @@ impl Portal {
                         input,
                         loaded.account_counters.get(1).and_then(Option::as_ref),
                     ),
-                    &self.inner.seals,
+                    &self.verifiers(),
                     env,
                 )
             })

@@ -30,6 +30,9 @@ pub struct OtpChallenge {
     /// Which screen to show: 暗証キー入力, or 確認コード入力 for a member with a
     /// 認証アプリ ([`Portal::verify_totp`], [`Portal::use_recovery_code`]).
     pub second_step: SecondStep,
+    /// For a パスキー: the `publicKey` options of `navigator.credentials.get`, to send to
+    /// the browser as JSON; its answer goes to `Portal::verify_passkey`.
+    pub passkey_options: Option<crate::flow::factor::PasskeyOptions>,
 }
 
 /// The answer to L2: the member is logged in. Start the host's session now, with a new
@@ -211,6 +214,7 @@ impl Portal {
                         check,
                         (otp_mails(&loaded), otp_failures_today(&loaded)),
                         loaded.refusals(refused),
+                        &self.verifiers(),
                         self.env(now),
                         &mut Self::rng(),
                     ))
@@ -222,6 +226,7 @@ impl Portal {
             expires_at: issued.expires_at,
             masked_email: issued.masked_email,
             second_step: issued.second_step,
+            passkey_options: issued.passkey_options,
         })
     }
 
@@ -286,6 +291,7 @@ impl Portal {
             expires_at: resent.expires_at,
             masked_email: resent.masked_email,
             second_step: SecondStep::EmailedCode,
+            passkey_options: None,
         })
     }
 

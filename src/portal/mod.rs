@@ -16,6 +16,8 @@ mod factors;
 mod interaction_tests;
 mod links;
 mod login;
+#[cfg(feature = "passkeys")]
+mod passkeys;
 mod pathways;
 mod recovery;
 mod registration;
@@ -32,6 +34,8 @@ pub use account::{
 pub use builder::{ConfigError, PortalBuilder};
 pub use factors::{TotpEnrolled, TotpSetup};
 pub use login::{AccountSummary, Authenticated, OtpChallenge};
+#[cfg(feature = "passkeys")]
+pub use passkeys::{PasskeyAdded, PasskeyRegistration};
 pub use pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
@@ -68,6 +72,9 @@ struct Inner {
     keys: DigestKeyring,
     seals: crate::seal::SealKeyring,
     hasher: PasswordHasher,
+    /// The WebAuthn relying party, from the insurer profile's base URL.
+    #[cfg(feature = "passkeys")]
+    webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 impl std::fmt::Debug for Portal {
@@ -121,6 +128,18 @@ impl Portal {
             policy: &self.inner.policy,
             keys: &self.inner.keys,
         }
+    }
+
+    /// What checks second factors: the seal keys and, with passkeys, the relying party.
+    fn verifiers(&self) -> crate::flow::factor::Verifiers<'_> {
+        #[cfg(feature = "passkeys")]
+        {
+            let mut v = crate::flow::factor::Verifiers::sealed(&self.inner.seals);
+            v.webauthn = self.inner.webauthn.as_ref();
+            v
+        }
+        #[cfg(not(feature = "passkeys"))]
+        crate::flow::factor::Verifiers::sealed(&self.inner.seals)
     }
 
     fn now(&self) -> OffsetDateTime {

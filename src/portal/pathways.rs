@@ -187,6 +187,10 @@ pub const ENTRY_POINTS: &[EntryPoint] = entry_points! {
     regenerate_recovery_codes: SecondFactor by Member, [ReauthWindow];
     remove_factor: SecondFactor by Member, [ReauthWindow];
     list_factors: SessionCheck by Host, [];
+    start_passkey_registration: SecondFactor by Member, [ReauthWindow];
+    finish_passkey_registration: SecondFactor by Member, [ReauthWindow, SingleUseLink];
+    verify_passkey: SecondFactor by Member, [OtpPerChallenge, OtpPerAccount];
+    remove_passkey: SecondFactor by Member, [ReauthWindow];
 };
 
 impl Portal {

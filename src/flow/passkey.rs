@@ -1,0 +1,463 @@
+//! パスキー (WebAuthn, webauthn-rs) as a second factor: registration by a freshly
+//! logged-in member, and L2 with a passkey after the password.
+//!
+//! ```text
+//! registration (fresh login) ──▶ FactorSetupState::AwaitingPasskey ──credential──▶ Ended
+//!   (options to the browser;       state kept here, single use, bound to the handle)
+//!
+//! L1 password ok, passkey(s) set up ──▶ LoginState::AwaitingFactor { passkey: state }
+//!     └─ assertion of one of the account's passkeys, user verified ─▶ Authenticated
+//! ```
+//!
+//! The ceremony state (`PasskeyRegistration`, `PasskeyAuthentication`) never goes to the
+//! browser: it lives in the flow, as webauthn-rs serialises it, and is used once. The
+//! relying party (ID and the one accepted origin) comes from the insurer profile's base
+//! URL. webauthn-rs draws the challenges itself (from the operating system's RNG); every
+//! other decision is this module's, from what the driver loaded.
+
+use sha2::{Digest as _, Sha256};
+use time::OffsetDateTime;
+use webauthn_rs::Webauthn;
+use webauthn_rs::prelude::{
+    AuthenticationResult, CreationChallengeResponse, Passkey, PasskeyAuthentication,
+    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    RequestChallengeResponse, Uuid,
+};
+
+use super::account::FreshLogin;
+use super::ends::Ends;
+use super::factor::{AwaitingPasskey, FactorSetupState, SetupEnd, SetupEndReason, fresh_account};
+use super::login::LoginEndReason;
+use super::step::Step;
+use super::{AccountView, Env, FlowRecord, FlowState, deadline};
+use crate::error::Rejection;
+use crate::mail::MailMessage;
+use crate::model::{
+    Account, AccountId, AuditEvent, AuditKind, Expect, FactorKind, FlowId, PasskeyFactor, Versioned,
+};
+use crate::token::{FlowHandle, RecoveryCode, TokenDigest};
+
+/// Most passkeys one account may hold.
+pub const MAX_PASSKEYS: usize = 10;
+
+/// A name the member gives a passkey (「iPhone」「会社のPC」): 1 to 32 characters after
+/// trimming, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PasskeyName(String);
+
+impl PasskeyName {
+    /// Most characters in a name.
+    pub const MAX_CHARS: usize = 32;
+
+    /// Reads what the member typed.
+    pub fn parse(s: &str) -> Result<Self, Rejection> {
+        let t = crate::domain::normalize::trim(s);
+        let n = t.chars().count();
+        if n == 0 || n > Self::MAX_CHARS || t.chars().any(char::is_control) {
+            return Err(Rejection::PasskeyNameInvalid);
+        }
+        Ok(PasskeyName(t.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for PasskeyName {
+    type Err = Rejection;
+    fn from_str(s: &str) -> Result<Self, Rejection> {
+        Self::parse(s)
+    }
+}
+
+/// A credential ID as the account and the member's list show it: URL-safe Base64, the
+/// way the browser's `PublicKeyCredential.id` spells it.
+fn credential_id_text(id: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+}
+
+/// The WebAuthn user handle of an account: a UUID derived from its identifier, so the
+/// same account always has the same handle and no other identifier leaves the server.
+fn user_handle(account: &AccountId) -> Uuid {
+    let digest = Sha256::digest(
+        [
+            b"kenpo-auth/v1/webauthn-user\0".as_slice(),
+            account.as_str().as_bytes(),
+        ]
+        .concat(),
+    );
+    let mut bytes = [0u8; 16];
+    for (b, d) in bytes.iter_mut().zip(digest.iter()) {
+        *b = *d;
+    }
+    uuid_v4_shape(&mut bytes);
+    Uuid::from_bytes(bytes)
+}
+
+/// Sets the version (4) and variant bits, so the handle reads as a random UUID.
+fn uuid_v4_shape(bytes: &mut [u8; 16]) {
+    if let Some(b) = bytes.get_mut(6) {
+        *b = (*b & 0x0f) | 0x40;
+    }
+    if let Some(b) = bytes.get_mut(8) {
+        *b = (*b & 0x3f) | 0x80;
+    }
+}
+
+/// The account's passkeys as webauthn-rs takes them; credentials that do not read back
+/// are left out (they cannot log in).
+pub(crate) fn credentials(account: &Account) -> Vec<Passkey> {
+    account
+        .factors
+        .passkeys
+        .iter()
+        .filter_map(|p| serde_json::from_str(&p.credential).ok())
+        .collect()
+}
+
+/// What the browser needs to register a passkey, and the handle to send back with it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PasskeyRegistrationStarted {
+    /// The registration screen's handle.
+    pub handle: FlowHandle,
+    /// `publicKey` options for `navigator.credentials.create` (send as JSON).
+    pub options: CreationChallengeResponse,
+    /// When the registration dies.
+    pub expires_at: OffsetDateTime,
+}
+
+/// パスキーの登録, step 1: a freshly logged-in member names a new passkey; the browser
+/// gets the options, the ceremony state stays in a flow bound to this browser. Earlier
+/// open setups of the account end.
+pub fn start_registration<R: rand::CryptoRng + ?Sized>(
+    held: AccountView<'_>,
+    fresh: FreshLogin<'_>,
+    name: &PasskeyName,
+    webauthn: Option<&Webauthn>,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Step<PasskeyRegistrationStarted> {
+    let Some(webauthn) = webauthn.filter(|_| env.policy.factors.passkeys) else {
+        return Step::reject(Rejection::FactorUnavailable);
+    };
+    let account = match fresh_account(held, fresh, env) {
+        Ok(a) => a,
+        Err(r) => return Step::reject(r),
+    };
+    if account.value.factors.passkeys.len() >= MAX_PASSKEYS {
+        return Step::reject(Rejection::FactorUnavailable);
+    }
+    let existing: Vec<_> = credentials(&account.value)
+        .iter()
+        .map(|p| p.cred_id().clone())
+        .collect();
+    let login_id = account.value.login_id.as_str();
+    let display = account
+        .value
+        .nickname
+        .as_ref()
+        .map_or(login_id, |n| n.as_str());
+    let Ok((options, state)) = webauthn.start_passkey_registration(
+        user_handle(&account.value.id),
+        login_id,
+        display,
+        Some(existing),
+    ) else {
+        return Step::reject(Rejection::FactorUnavailable);
+    };
+    let Ok(state) = serde_json::to_string(&state) else {
+        return Step::reject(Rejection::FactorUnavailable);
+    };
+    let (handle, handle_digest) = FlowHandle::issue(env.keys, rng);
+    let expires_at = deadline(env.now, env.policy.factors.setup_ttl);
+    let flow_id = FlowId::generate(rng);
+    Step::answer(PasskeyRegistrationStarted {
+        handle,
+        options,
+        expires_at,
+    })
+    .writes(super::factor::end_other_setups(held.flows, env.now))
+    .flow(
+        Expect::Absent,
+        flow_id.clone(),
+        FlowState::FactorSetup(FactorSetupState::AwaitingPasskey(AwaitingPasskey {
+            account: account.value.id.clone(),
+            handle: handle_digest,
+            name: name.as_str().to_owned(),
+            state,
+            expires_at,
+        })),
+    )
+    .audit(
+        AuditEvent::new(AuditKind::FactorSetupStarted, env.now)
+            .account(&account.value.id)
+            .flow(&flow_id)
+            .detail(FactorKind::Passkey.code()),
+    )
+}
+
+/// What registering a passkey gives the member: the リカバリーコード to show once when it
+/// was the account's first factor.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PasskeyRegistered {
+    /// The new passkey's credential ID.
+    pub credential_id: String,
+    /// Ten codes to show once (empty when the account already had a set).
+    pub recovery_codes: Vec<RecoveryCode>,
+}
+
+/// パスキーの登録, step 2: the browser's credential. The ceremony state is spent whatever
+/// the outcome (single use). A valid credential with user verification becomes one of the
+/// account's passkeys; the first factor brings ten リカバリーコード; the member is notified
+/// (SEC-43).
+pub fn finish_registration<R: rand::CryptoRng + ?Sized>(
+    found: Option<(&Versioned<FlowRecord>, &TokenDigest)>,
+    held: AccountView<'_>,
+    (fresh, credential): (FreshLogin<'_>, &RegisterPublicKeyCredential),
+    webauthn: Option<&Webauthn>,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Step<PasskeyRegistered> {
+    let now = env.now;
+    let Some(webauthn) = webauthn.filter(|_| env.policy.factors.passkeys) else {
+        return Step::reject(Rejection::FactorUnavailable);
+    };
+    let account = match fresh_account(held, fresh, env) {
+        Ok(a) => a,
+        Err(r) => return Step::reject(r),
+    };
+    let Some((record, digest)) = found else {
+        return Step::reject(Rejection::FactorSetupInvalid);
+    };
+    let FlowState::FactorSetup(FactorSetupState::AwaitingPasskey(s)) = &record.value.state else {
+        return Step::reject(Rejection::FactorSetupInvalid);
+    };
+    if s.handle != *digest || s.account != account.value.id || now >= s.expires_at {
+        return Step::reject(Rejection::FactorSetupInvalid);
+    }
+    let flow_id = &record.value.id;
+    let id = &account.value.id;
+    let ended = |reason| {
+        FlowState::FactorSetup(FactorSetupState::Ended(SetupEnd {
+            account: s.account.clone(),
+            handle: s.handle,
+            reason,
+            at: now,
+        }))
+    };
+    let registered = serde_json::from_str::<PasskeyRegistration>(&s.state)
+        .ok()
+        .and_then(|state| {
+            webauthn
+                .finish_passkey_registration(credential, &state)
+                .ok()
+        })
+        .and_then(|passkey| {
+            let text = serde_json::to_string(&passkey).ok()?;
+            Some((credential_id_text(passkey.cred_id()), text))
+        });
+    let Some((credential_id, text)) = registered else {
+        return Step::reject(Rejection::SecondFactorIncorrect)
+            .flow(
+                Expect::At(record.version),
+                flow_id.clone(),
+                ended(SetupEndReason::AttemptsExhausted),
+            )
+            .audit(
+                AuditEvent::new(AuditKind::SecondFactorFailed, now)
+                    .account(id)
+                    .flow(flow_id)
+                    .detail("passkey_registration"),
+            );
+    };
+    let mut updated = account.value.clone();
+    if updated
+        .factors
+        .passkeys
+        .iter()
+        .any(|p| p.credential_id == credential_id)
+    {
+        return Step::reject(Rejection::FactorUnavailable).flow(
+            Expect::At(record.version),
+            flow_id.clone(),
+            ended(SetupEndReason::Superseded),
+        );
+    }
+    updated.factors.passkeys.push(PasskeyFactor {
+        credential_id: credential_id.clone(),
+        name: s.name.clone(),
+        credential: text,
+        added_at: now,
+        last_used_at: None,
+    });
+    let mut recovery_codes = Vec::new();
+    if env.policy.factors.recovery_codes && updated.factors.recovery.is_none() {
+        let (set, codes) = super::factor::issue_recovery_codes(id, 1, env.keys, now, rng);
+        updated.factors.recovery = Some(set);
+        recovery_codes = codes;
+    }
+    let mut step = Step::answer(PasskeyRegistered {
+        credential_id,
+        recovery_codes,
+    })
+    .flow(
+        Expect::At(record.version),
+        flow_id.clone(),
+        ended(SetupEndReason::Confirmed),
+    )
+    .writes(Ends::login(LoginEndReason::AccountChanged).writes(held.flows, now, None))
+    .audit(
+        AuditEvent::new(AuditKind::FactorAdded, now)
+            .account(id)
+            .flow(flow_id)
+            .detail(FactorKind::Passkey.code()),
+    );
+    if let Some(email) = &updated.email {
+        step = step.mail(
+            email.clone(),
+            MailMessage::SecondFactorAdded {
+                factor: FactorKind::Passkey,
+                at: now,
+            },
+        );
+    }
+    step.account(Expect::At(account.version), updated)
+}
+
+/// L1 for an account with passkeys: the browser's `navigator.credentials.get` options
+/// and the state to keep in the challenge. `None` when the account has none that read
+/// back, or webauthn-rs refuses.
+pub(crate) fn start_authentication(
+    account: &Account,
+    webauthn: &Webauthn,
+) -> Option<(RequestChallengeResponse, String)> {
+    let creds = credentials(account);
+    if creds.is_empty() {
+        return None;
+    }
+    let (options, state) = webauthn.start_passkey_authentication(&creds).ok()?;
+    let state = serde_json::to_string(&state).ok()?;
+    Some((options, state))
+}
+
+/// L2 with a passkey: the assertion checked against the challenge's state, with user
+/// verification. The used passkey's counter and last use are updated in `account`.
+/// `false` for anything that does not verify.
+pub(crate) fn verify_assertion(
+    account: &mut Account,
+    state: &str,
+    credential: &PublicKeyCredential,
+    webauthn: &Webauthn,
+    now: OffsetDateTime,
+) -> bool {
+    let Ok(state) = serde_json::from_str::<PasskeyAuthentication>(state) else {
+        return false;
+    };
+    let Ok(result) = webauthn.finish_passkey_authentication(credential, &state) else {
+        return false;
+    };
+    if !result.user_verified() {
+        return false;
+    }
+    update_used(account, &result, now)
+}
+
+/// Records the use of the passkey `result` names: its counter and last use.
+fn update_used(account: &mut Account, result: &AuthenticationResult, now: OffsetDateTime) -> bool {
+    let id = credential_id_text(result.cred_id());
+    let Some(slot) = account
+        .factors
+        .passkeys
+        .iter_mut()
+        .find(|p| p.credential_id == id)
+    else {
+        return false;
+    };
+    let Ok(mut passkey) = serde_json::from_str::<Passkey>(&slot.credential) else {
+        return false;
+    };
+    passkey.update_credential(result);
+    let Ok(text) = serde_json::to_string(&passkey) else {
+        return false;
+    };
+    slot.credential = text;
+    slot.last_used_at = Some(now);
+    true
+}
+
+/// パスキーの削除: a freshly logged-in member removes one passkey. Under
+/// [`FactorRequirement::Required`](crate::policy::FactorRequirement::Required) the last
+/// authenticator stays; removing the last one also removes the リカバリーコード. Open
+/// login challenges end; the member is notified (SEC-43).
+pub fn remove(
+    held: AccountView<'_>,
+    fresh: FreshLogin<'_>,
+    credential_id: &str,
+    env: Env<'_>,
+) -> Step<()> {
+    let account = match fresh_account(held, fresh, env) {
+        Ok(a) => a,
+        Err(r) => return Step::reject(r),
+    };
+    let mut updated = account.value.clone();
+    let before = updated.factors.passkeys.len();
+    updated
+        .factors
+        .passkeys
+        .retain(|p| p.credential_id != credential_id);
+    if updated.factors.passkeys.len() == before {
+        return Step::reject(Rejection::FactorUnavailable);
+    }
+    if !updated.factors.has_authenticator() {
+        if env.policy.factors.requirement == crate::policy::FactorRequirement::Required {
+            return Step::reject(Rejection::LastFactorRequired);
+        }
+        updated.factors.recovery = None;
+    }
+    let id = &account.value.id;
+    let mut step = Step::answer(())
+        .writes(Ends::login(LoginEndReason::AccountChanged).writes(held.flows, env.now, None))
+        .audit(
+            AuditEvent::new(AuditKind::FactorRemoved, env.now)
+                .account(id)
+                .detail(FactorKind::Passkey.code()),
+        );
+    if let Some(email) = &updated.email {
+        step = step.mail(
+            email.clone(),
+            MailMessage::SecondFactorRemoved {
+                factor: FactorKind::Passkey,
+                at: env.now,
+            },
+        );
+    }
+    step.account(Expect::At(account.version), updated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_handle_is_stable_per_account_and_differs_between_accounts() {
+        let a = AccountId::from_stored("a");
+        let b = AccountId::from_stored("b");
+        assert_eq!(user_handle(&a), user_handle(&a));
+        assert_ne!(user_handle(&a), user_handle(&b));
+        assert_eq!(user_handle(&a).get_version_num(), 4);
+    }
+
+    #[test]
+    fn passkey_names_are_short_visible_text() {
+        assert_eq!(PasskeyName::parse("  iPhone ").unwrap().as_str(), "iPhone");
+        assert!(PasskeyName::parse("").is_err());
+        assert!(PasskeyName::parse("a\u{7}b").is_err());
+        assert!(PasskeyName::parse(&"あ".repeat(33)).is_err());
+        assert!(PasskeyName::parse(&"あ".repeat(32)).is_ok());
+    }
+}
