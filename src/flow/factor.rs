@@ -732,6 +732,21 @@ impl<'a> Verifiers<'a> {
     }
 }
 
+impl Verifiers<'_> {
+    /// Whether passkeys can be checked: the feature, the policy and a relying party.
+    fn checks_passkeys(&self, env: Env<'_>) -> bool {
+        #[cfg(feature = "passkeys")]
+        {
+            self.passkeys(env).is_some()
+        }
+        #[cfg(not(feature = "passkeys"))]
+        {
+            let _ = env;
+            false
+        }
+    }
+}
+
 impl std::fmt::Debug for Verifiers<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifiers").finish_non_exhaustive()
@@ -740,9 +755,13 @@ impl std::fmt::Debug for Verifiers<'_> {
 
 /// Whether L1 must ask this account for its authenticator instead of mailing a 暗証キー:
 /// it has one and the policy offers it. Never a silent downgrade to the mail.
-pub(crate) fn asks_authenticator(account: &Account, env: Env<'_>) -> bool {
+pub(crate) fn asks_authenticator(
+    account: &Account,
+    verifiers: &Verifiers<'_>,
+    env: Env<'_>,
+) -> bool {
     (env.policy.factors.totp && account.factors.totp.is_some())
-        || (passkeys_built() && env.policy.factors.passkeys && !account.factors.passkeys.is_empty())
+        || (verifiers.checks_passkeys(env) && !account.factors.passkeys.is_empty())
 }
 
 /// Whether this build can check passkeys (the `passkeys` feature).

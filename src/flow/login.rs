@@ -699,7 +699,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
         // after a right password, this answers as a failed login (SEC-23).
         return refused("otp_daily_cap");
     }
-    if super::factor::asks_authenticator(&account, env) {
+    if super::factor::asks_authenticator(&account, verifiers, env) {
         // A member with a 認証アプリ is asked for it, never silently for the mailed
         // 暗証キー (no downgrade); nothing is mailed.
         let (state, challenge, passkey_options) =

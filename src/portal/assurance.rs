@@ -11,10 +11,10 @@ fn line(out: &mut String, lang: Lang, en: &str, ja: &str) {
 }
 
 /// What the second-factor policy achieves (2段階認証).
-fn factor_lines(out: &mut String, lang: Lang, p: &crate::Policy) {
+fn factor_lines(out: &mut String, lang: Lang, p: &crate::Policy, relying_party: bool) {
     use crate::policy::FactorRequirement;
     let f = &p.factors;
-    let passkeys = f.passkeys && cfg!(feature = "passkeys");
+    let passkeys = f.passkeys && relying_party;
     if !(f.totp || passkeys) {
         line(
             out,
@@ -117,7 +117,7 @@ impl Portal {
             "Assurance: NIST SP 800-63B-4 does not recognise e-mail as an authentication factor, so this login is single-factor (AAL1), not multi-factor (AAL2); the e-mailed code proves control of the mailbox, and limits guessing and stolen-password reuse.",
             "保証レベル: NIST SP 800-63B-4 はメールを認証要素と認めていないため、このログインは多要素(AAL2)ではなく単要素(AAL1)です。メールの暗証キーはメールボックスの管理を確認し、推測や流出したパスワードの悪用を抑えるものです。",
         );
-        factor_lines(&mut out, lang, p);
+        factor_lines(&mut out, lang, p, self.offers_passkeys());
         line(
             &mut out,
             lang,

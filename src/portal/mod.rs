@@ -142,6 +142,18 @@ impl Portal {
         crate::flow::factor::Verifiers::sealed(&self.inner.seals)
     }
 
+    /// Whether this build and configuration offer passkeys: the `passkeys` feature, the
+    /// policy's `factors.passkeys`, and a base URL that can be a WebAuthn relying party
+    /// (a domain name, not an IP address).
+    pub fn offers_passkeys(&self) -> bool {
+        #[cfg(feature = "passkeys")]
+        {
+            self.inner.policy.factors.passkeys && self.inner.webauthn.is_some()
+        }
+        #[cfg(not(feature = "passkeys"))]
+        false
+    }
+
     fn now(&self) -> OffsetDateTime {
         self.inner.clock.now()
     }
