@@ -107,6 +107,9 @@ pub(crate) struct SessionData {
     pub otp: Option<OtpScreen>,
     /// Set once the 暗証キー was accepted (in a rotated session).
     pub signed_in: Option<SignedIn>,
+    /// The handle of an open 認証アプリ / パスキー setup (2段階認証の設定).
+    #[serde(default)]
+    pub factor_setup: Option<String>,
     /// What the next page shows once (post-redirect-get).
     pub flash: Option<Flash>,
 }
@@ -183,6 +186,21 @@ pub(crate) struct OtpScreen {
     pub login_id_digest: [u8; 32],
     /// This browser's close beacon arrived: the screen says so instead of a dead form.
     pub closed: bool,
+    /// The member has 2段階認証 set up: the 認証アプリ / パスキー screen instead of the
+    /// 暗証キー one (nothing was mailed).
+    #[serde(default)]
+    pub factor: Option<FactorScreen>,
+}
+
+/// What the 2段階認証 screen of a login offers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct FactorScreen {
+    /// 確認コード from the 認証アプリ.
+    pub totp: bool,
+    /// 「リカバリーコードを使う」.
+    pub recovery: bool,
+    /// The options of `navigator.credentials.get` (JSON), for 「パスキーでログイン」.
+    pub passkey_options: Option<String>,
 }
 
 /// A logged-in member.
