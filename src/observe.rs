@@ -70,6 +70,8 @@
 //! | `finish_passkey_registration` | [`Portal::finish_passkey_registration`](crate::Portal::finish_passkey_registration) (feature `passkeys`) |
 //! | `verify_passkey` | [`Portal::verify_passkey`](crate::Portal::verify_passkey) (L2 with a パスキー; feature `passkeys`) |
 //! | `remove_passkey` | [`Portal::remove_passkey`](crate::Portal::remove_passkey) (feature `passkeys`) |
+//! | `start_passkey_login` | [`Portal::start_passkey_login`](crate::Portal::start_passkey_login) (パスキーだけでログイン; feature `passkeys`) |
+//! | `finish_passkey_login` | [`Portal::finish_passkey_login`](crate::Portal::finish_passkey_login) (feature `passkeys`) |
 //!
 //! Not steps, and neither spanned nor counted: the parsing of
 //! [`identity_claim`](crate::Portal::identity_claim), the session look-ups a host makes on
@@ -223,12 +225,16 @@ pub(crate) enum StepName {
     VerifyPasskey,
     #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
     RemovePasskey,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    StartPasskeyLogin,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    FinishPasskeyLogin,
 }
 
 impl StepName {
     /// Every step, in the order of the module docs' table.
     #[cfg(test)]
-    const ALL: [StepName; 35] = [
+    const ALL: [StepName; 37] = [
         StepName::StartRegistration,
         StepName::InspectRegistrationLink,
         StepName::OpenRegistrationLink,
@@ -264,6 +270,8 @@ impl StepName {
         StepName::FinishPasskeyRegistration,
         StepName::VerifyPasskey,
         StepName::RemovePasskey,
+        StepName::StartPasskeyLogin,
+        StepName::FinishPasskeyLogin,
     ];
 
     /// The stable name: the `Portal` method's.
@@ -304,6 +312,8 @@ impl StepName {
             StepName::FinishPasskeyRegistration => "finish_passkey_registration",
             StepName::VerifyPasskey => "verify_passkey",
             StepName::RemovePasskey => "remove_passkey",
+            StepName::StartPasskeyLogin => "start_passkey_login",
+            StepName::FinishPasskeyLogin => "finish_passkey_login",
         }
     }
 }

@@ -990,6 +990,7 @@ mod tests {
             FactorPolicy {
                 totp,
                 passkeys,
+                passkey_only_login,
                 recovery_codes,
                 requirement,
                 reset_removes_factors,
@@ -1015,6 +1016,7 @@ mod tests {
             "factors",
             "factors.totp",
             "factors.passkeys",
+            "factors.passkey_only_login",
             "factors.recovery_codes",
             "factors.requirement",
             "factors.reset_removes_factors",

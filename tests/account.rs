@@ -963,6 +963,18 @@ fn expected_inventory() -> Vec<(&'static str, AuthPathway, Caller, Vec<Throttle>
             C::Member,
             vec![T::ReauthWindow],
         ),
+        (
+            "start_passkey_login",
+            P::SecondFactor,
+            C::Member,
+            vec![T::SingleUseLink],
+        ),
+        (
+            "finish_passkey_login",
+            P::SecondFactor,
+            C::Member,
+            vec![T::SingleUseLink, T::OtpPerChallenge],
+        ),
     ]
 }
 

@@ -337,3 +337,16 @@ async fn the_assurance_report_says_passkeys_are_phishing_resistant() {
     let ja = f.portal.assurance_report(kenpo_auth::Lang::Ja);
     assert!(ja.contains("フィッシング耐性"));
 }
+
+/// パスキーだけでログイン is off unless the policy allows it.
+#[tokio::test]
+async fn passkey_only_login_is_off_by_default() {
+    let f = fixture();
+    let err = f.portal.start_passkey_login().await.unwrap_err();
+    assert_eq!(rejection(err), Rejection::FactorUnavailable);
+    assert!(!f.portal.offers_passkey_only_login());
+}
+
+// パスキーだけでログイン's ceremony needs a discoverable credential, which the software
+// authenticator cannot make: tests/portal_browser.rs runs it in Chromium with the
+// virtual authenticator.

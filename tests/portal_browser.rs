@@ -1151,5 +1151,15 @@ async fn passkey_journey(s: &Server, c: &Client) -> Outcome {
     ensure(
         s.audit.count(AuditKind::LoginSucceeded) == 2,
         "two logins: the 暗証キー one and the passkey one",
+    )?;
+
+    // パスキーだけでログイン (the demo's policy allows it): no login ID, no password.
+    click(c, "#logout").await?;
+    on_path(c, "/login").await?;
+    click(c, "#passkey-only-login").await?;
+    on_path(c, "/home").await?;
+    ensure(
+        s.audit.count(AuditKind::LoginSucceeded) == 3,
+        "a third login, with the passkey alone",
     )
 }

@@ -122,6 +122,9 @@ impl AppConfig {
         rand::fill(&mut secret_key);
         let mut policy = Policy::seed_portal();
         policy.otp_screen_heartbeat = None;
+        // The demo offers パスキーだけでログイン (with the `passkeys` feature and a
+        // domain base URL such as http://localhost).
+        policy.factors.passkey_only_login = true;
         AppConfig {
             base_url: base_url.into(),
             outbox_dir: outbox_dir.into(),
@@ -365,6 +368,14 @@ fn routes(state: AppState, https: bool) -> Router {
             get(h::factors::factor_page).post(h::factors::factor_submit),
         )
         .route("/login/factor/passkey", post(h::factors::factor_passkey))
+        .route(
+            "/login/passkey/start",
+            post(h::factors::passkey_login_start),
+        )
+        .route(
+            "/login/passkey/finish",
+            post(h::factors::passkey_login_finish),
+        )
         .route("/settings/2fa", get(h::factors::settings))
         .route("/settings/totp", post(h::factors::totp_start))
         .route("/settings/totp/confirm", post(h::factors::totp_confirm))

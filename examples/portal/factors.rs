@@ -614,3 +614,90 @@ async fn finish_passkey(
 ) -> Result<Vec<String>, kenpo_auth::Error> {
     Err(Rejection::FactorUnavailable.into())
 }
+
+// ── パスキーだけでログイン ──────────────────────────────────────────────────────────
+
+/// 「パスキーでログイン」 on the login screen, step 1 (the page's script): options for
+/// `navigator.credentials.get`, as JSON; the challenge stays in this session.
+pub(crate) async fn passkey_login_start(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(_): Form<Empty>,
+) -> Page {
+    match split(start_passkey_login(&state).await)? {
+        Ok((challenge, options)) => {
+            session.update(|d| d.passkey_login = Some(challenge));
+            Ok(Json(json!({ "options": options })).into_response())
+        }
+        Err(r) => Ok(Json(json!({ "error": r.code() })).into_response()),
+    }
+}
+
+#[cfg(feature = "passkeys")]
+async fn start_passkey_login(
+    state: &AppState,
+) -> Result<(String, serde_json::Value), kenpo_auth::Error> {
+    let started = state.portal.start_passkey_login().await?;
+    let options = serde_json::to_value(&started.options).unwrap_or_default();
+    Ok((started.challenge.expose_secret().to_owned(), options))
+}
+
+#[cfg(not(feature = "passkeys"))]
+async fn start_passkey_login(
+    _: &AppState,
+) -> Result<(String, serde_json::Value), kenpo_auth::Error> {
+    Err(Rejection::FactorUnavailable.into())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub(crate) struct PasskeyOnlyForm {
+    credential: String,
+}
+
+/// 「パスキーでログイン」, step 2: the assertion; signs the member in.
+pub(crate) async fn passkey_login_finish(
+    State(state): State<AppState>,
+    Extension(session): Extension<Session>,
+    Form(f): Form<PasskeyOnlyForm>,
+) -> Page {
+    let Some(challenge) = session.data().passkey_login else {
+        return Ok(Json(json!({ "error": "otp.invalid" })).into_response());
+    };
+    match split(finish_passkey_login(&state, &challenge, &f.credential).await)? {
+        Ok(auth) => {
+            signed_in(
+                &state,
+                &session,
+                auth,
+                digest(&["passkey-only", &challenge, &f.credential]),
+            );
+            Ok(Json(json!({ "redirect": "/home" })).into_response())
+        }
+        Err(r) => Ok(Json(json!({ "error": r.code() })).into_response()),
+    }
+}
+
+#[cfg(feature = "passkeys")]
+async fn finish_passkey_login(
+    state: &AppState,
+    challenge: &str,
+    credential: &str,
+) -> Result<Authenticated, kenpo_auth::Error> {
+    let challenge = secret(challenge)?;
+    let credential: webauthn_rs::prelude::PublicKeyCredential =
+        serde_json::from_str(credential).map_err(|_| Rejection::SecondFactorIncorrect)?;
+    state
+        .portal
+        .finish_passkey_login(&challenge, &credential)
+        .await
+}
+
+#[cfg(not(feature = "passkeys"))]
+async fn finish_passkey_login(
+    _: &AppState,
+    _: &str,
+    _: &str,
+) -> Result<Authenticated, kenpo_auth::Error> {
+    Err(Rejection::FactorUnavailable.into())
+}

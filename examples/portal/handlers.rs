@@ -244,6 +244,7 @@ fn reason_text(reason: Option<&str>) -> Option<String> {
 }
 
 pub(crate) async fn login_page(
+    State(state): State<AppState>,
     Extension(session): Extension<Session>,
     Query(q): Query<ReasonQuery>,
 ) -> Response {
@@ -264,6 +265,7 @@ pub(crate) async fn login_page(
                 .error(flash_error(&flash))
                 .invalid(flash_field(&flash)),
             login_id: flash_value(&flash, "login_id"),
+            passkey_login: state.portal.offers_passkey_only_login(),
         },
     )
 }

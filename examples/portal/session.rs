@@ -110,6 +110,9 @@ pub(crate) struct SessionData {
     /// The handle of an open 認証アプリ / パスキー setup (2段階認証の設定).
     #[serde(default)]
     pub factor_setup: Option<String>,
+    /// The challenge of 「パスキーでログイン」 on the login screen.
+    #[serde(default)]
+    pub passkey_login: Option<String>,
     /// What the next page shows once (post-redirect-get).
     pub flash: Option<Flash>,
 }

@@ -240,6 +240,54 @@ pub struct AwaitingPasskey {
     pub expires_at: OffsetDateTime,
 }
 
+/// パスキーだけでログイン: the browser was given a challenge for any of this site's
+/// passkeys; the assertion (which names its account) is awaited.
+///
+/// Store this server-side only: `state` is webauthn-rs's `DiscoverableAuthentication`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AwaitingDiscoverablePasskey {
+    /// Digest of the login screen's handle.
+    pub challenge: TokenDigest,
+    /// webauthn-rs's authentication state, serialised.
+    pub state: String,
+    /// Assertions that did not verify.
+    pub attempts: u32,
+    /// When the challenge dies.
+    pub expires_at: OffsetDateTime,
+}
+
+/// Where a passkey-only login is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum PasskeyLoginState {
+    /// See [`AwaitingDiscoverablePasskey`].
+    Awaiting(AwaitingDiscoverablePasskey),
+    /// Over (logged in, tries spent, or expired), at this instant.
+    Ended {
+        /// Digest of the handle.
+        challenge: TokenDigest,
+        /// When.
+        at: OffsetDateTime,
+    },
+}
+
+impl PasskeyLoginState {
+    pub(crate) fn lookup_keys(&self) -> Vec<TokenDigest> {
+        match self {
+            PasskeyLoginState::Awaiting(s) => vec![s.challenge],
+            PasskeyLoginState::Ended { challenge, .. } => vec![*challenge],
+        }
+    }
+
+    pub(crate) fn purge_after(&self) -> OffsetDateTime {
+        match self {
+            PasskeyLoginState::Awaiting(s) => deadline(s.expires_at, TOMBSTONE_TTL),
+            PasskeyLoginState::Ended { at, .. } => deadline(*at, Duration::hours(1)),
+        }
+    }
+}
+
 /// Why a setup ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -91,6 +91,8 @@ pub enum FlowState {
     EmailChange(EmailChangeState),
     /// 2段階認証の設定: an authenticator app's secret shown, its first code awaited.
     FactorSetup(FactorSetupState),
+    /// パスキーだけでログイン: a challenge for any of the site's passkeys.
+    PasskeyLogin(factor::PasskeyLoginState),
 }
 
 /// A stored flow: its identifier and state. The state names the digests it can be
@@ -116,7 +118,9 @@ impl FlowState {
             FlowState::Registration(s) => s.link_status(link, now),
             FlowState::PasswordReset(s) => s.link_status(link, now),
             FlowState::EmailChange(s) => s.link_status(link, now),
-            FlowState::Login(_) | FlowState::FactorSetup(_) => LinkStatus::Invalid,
+            FlowState::Login(_) | FlowState::FactorSetup(_) | FlowState::PasskeyLogin(_) => {
+                LinkStatus::Invalid
+            }
         }
     }
 
@@ -129,6 +133,7 @@ impl FlowState {
             FlowState::PasswordReset(s) => s.lookup_keys(),
             FlowState::EmailChange(s) => s.lookup_keys(),
             FlowState::FactorSetup(s) => s.lookup_keys(),
+            FlowState::PasskeyLogin(s) => s.lookup_keys(),
         }
     }
 
@@ -140,6 +145,7 @@ impl FlowState {
             FlowState::PasswordReset(s) => s.purge_after(),
             FlowState::EmailChange(s) => s.purge_after(),
             FlowState::FactorSetup(s) => s.purge_after(),
+            FlowState::PasskeyLogin(s) => s.purge_after(),
         }
     }
 
@@ -151,6 +157,7 @@ impl FlowState {
             FlowState::PasswordReset(s) => s.account(),
             FlowState::EmailChange(s) => Some(s.account()),
             FlowState::FactorSetup(s) => Some(s.account()),
+            FlowState::PasskeyLogin(_) => None,
         }
     }
 }

@@ -26,7 +26,10 @@ use webauthn_rs::prelude::{
 
 use super::account::FreshLogin;
 use super::ends::Ends;
-use super::factor::{AwaitingPasskey, FactorSetupState, SetupEnd, SetupEndReason, fresh_account};
+use super::factor::{
+    AwaitingDiscoverablePasskey, AwaitingPasskey, FactorSetupState, PasskeyLoginState, SetupEnd,
+    SetupEndReason, fresh_account,
+};
 use super::login::LoginEndReason;
 use super::step::Step;
 use super::{AccountView, Env, FlowRecord, FlowState, deadline};
@@ -79,9 +82,42 @@ fn credential_id_text(id: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
 }
 
-/// The WebAuthn user handle of an account: a UUID derived from its identifier, so the
-/// same account always has the same handle and no other identifier leaves the server.
+/// The WebAuthn user handle of an account: its 128-bit pseudonymous identifier itself
+/// (what a passkey-only login reads back to find the account), or, for an identifier
+/// that is not 32 hex digits, a UUID derived from it.
 fn user_handle(account: &AccountId) -> Uuid {
+    if let Some(bytes) = hex_16(account.as_str()) {
+        return Uuid::from_bytes(bytes);
+    }
+    hashed_handle(account)
+}
+
+/// The account a user handle names, when it is one [`user_handle`] made from an
+/// identifier of 32 hex digits.
+fn account_of(handle: Uuid) -> AccountId {
+    AccountId::from_stored(
+        handle
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>(),
+    )
+}
+
+/// 32 hex digits as 16 bytes.
+fn hex_16(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// A UUID derived from an identifier of another shape.
+fn hashed_handle(account: &AccountId) -> Uuid {
     let digest = Sha256::digest(
         [
             b"kenpo-auth/v1/webauthn-user\0".as_slice(),
@@ -171,6 +207,12 @@ pub fn start_registration<R: rand::CryptoRng + ?Sized>(
     };
     let Ok(state) = serde_json::to_string(&state) else {
         return Step::reject(Rejection::FactorUnavailable);
+    };
+    // パスキーだけでログイン needs a discoverable credential: ask for one.
+    let options = if env.policy.factors.passkey_only_login {
+        discoverable(options)
+    } else {
+        options
     };
     let (handle, handle_digest) = FlowHandle::issue(env.keys, rng);
     let expires_at = deadline(env.now, env.policy.factors.setup_ttl);
@@ -439,6 +481,180 @@ pub fn remove(
     step.account(Expect::At(account.version), updated)
 }
 
+/// The creation options with a discoverable credential (resident key) required.
+fn discoverable(options: CreationChallengeResponse) -> CreationChallengeResponse {
+    let Ok(mut value) = serde_json::to_value(&options) else {
+        return options;
+    };
+    if let Some(selection) = value
+        .get_mut("publicKey")
+        .and_then(|p| p.get_mut("authenticatorSelection"))
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        selection.insert("residentKey".to_owned(), "required".into());
+        selection.insert("requireResidentKey".to_owned(), true.into());
+    }
+    serde_json::from_value(value).unwrap_or(options)
+}
+
+// ── パスキーだけでログイン ──────────────────────────────────────────────────────────
+
+/// What the login screen's 「パスキーでログイン」 needs.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PasskeyLoginStarted {
+    /// The login screen's handle: send it back with the assertion.
+    pub challenge: crate::token::OtpChallengeId,
+    /// The options of `navigator.credentials.get` (no credentials listed: the device
+    /// offers the site's passkeys).
+    pub options: RequestChallengeResponse,
+    /// When the challenge dies.
+    pub expires_at: OffsetDateTime,
+}
+
+/// パスキーだけでログイン, step 1: a challenge for any of the site's passkeys, kept
+/// server-side. Offered only when the policy allows it.
+pub fn start_discoverable<R: rand::CryptoRng + ?Sized>(
+    webauthn: Option<&Webauthn>,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Step<PasskeyLoginStarted> {
+    let Some(webauthn) =
+        webauthn.filter(|_| env.policy.factors.passkeys && env.policy.factors.passkey_only_login)
+    else {
+        return Step::reject(Rejection::FactorUnavailable);
+    };
+    let Ok((options, state)) = webauthn.start_discoverable_authentication() else {
+        return Step::reject(Rejection::FactorUnavailable);
+    };
+    let Ok(state) = serde_json::to_string(&state) else {
+        return Step::reject(Rejection::FactorUnavailable);
+    };
+    let challenge = crate::token::OtpChallengeId::generate(rng);
+    let expires_at = deadline(env.now, env.policy.factors.challenge_ttl);
+    Step::answer(PasskeyLoginStarted {
+        challenge: challenge.clone(),
+        options,
+        expires_at,
+    })
+    .flow(
+        Expect::Absent,
+        FlowId::generate(rng),
+        FlowState::PasskeyLogin(PasskeyLoginState::Awaiting(AwaitingDiscoverablePasskey {
+            challenge: challenge.digest(env.keys),
+            state,
+            attempts: 0,
+            expires_at,
+        })),
+    )
+}
+
+/// The account a passkey-only assertion names (its user handle), for the driver to
+/// load before [`finish_discoverable`] decides. `None` when it names none.
+pub fn claimed_account(webauthn: &Webauthn, credential: &PublicKeyCredential) -> Option<AccountId> {
+    webauthn
+        .identify_discoverable_authentication(credential)
+        .ok()
+        .map(|(handle, _)| account_of(handle))
+}
+
+/// パスキーだけでログイン, step 2: the assertion, checked against the challenge and the
+/// passkey of the account its user handle names (which must be active, not locked by
+/// password failures, not cooling down). Every refusal is the same
+/// [`Rejection::SecondFactorIncorrect`], whatever account was named; a try is counted on
+/// the challenge, which ends after the policy's tries; a success ends it and the
+/// account's open login challenges.
+pub fn finish_discoverable(
+    found: Option<super::login::Found<'_>>,
+    held: AccountView<'_>,
+    credential: &PublicKeyCredential,
+    webauthn: Option<&Webauthn>,
+    env: Env<'_>,
+) -> Step<(super::login::OtpConsumed, crate::model::SecurityStamp)> {
+    let now = env.now;
+    let Some((record, digest)) = found else {
+        return Step::reject(Rejection::OtpInvalid);
+    };
+    let FlowState::PasskeyLogin(PasskeyLoginState::Awaiting(s)) = &record.value.state else {
+        return Step::reject(Rejection::OtpInvalid);
+    };
+    if s.challenge != *digest {
+        return Step::reject(Rejection::OtpInvalid);
+    }
+    let ended = FlowState::PasskeyLogin(PasskeyLoginState::Ended {
+        challenge: s.challenge,
+        at: now,
+    });
+    if now >= s.expires_at {
+        return Step::reject(Rejection::OtpInvalid).flow(
+            Expect::At(record.version),
+            record.value.id.clone(),
+            ended,
+        );
+    }
+    let usable = |a: &&Versioned<Account>| {
+        let cooling = a.value.otp_cooldown_until.is_some_and(|u| now < u);
+        let locked = a.value.password_failures >= env.policy.password_failure_cap;
+        !cooling && !locked
+    };
+    let verified = match (webauthn, held.active().filter(usable)) {
+        (Some(w), Some(account)) => {
+            let mut updated = account.value.clone();
+            let ok =
+                serde_json::from_str::<webauthn_rs::prelude::DiscoverableAuthentication>(&s.state)
+                    .ok()
+                    .and_then(|state| {
+                        let id = credential_id_text(credential.get_credential_id());
+                        let passkey = credentials(&updated)
+                            .into_iter()
+                            .find(|p| credential_id_text(p.cred_id()) == id)?;
+                        w.finish_discoverable_authentication_v2(credential, state, &passkey)
+                            .ok()
+                    })
+                    .filter(AuthenticationResult::user_verified)
+                    .is_some_and(|result| update_used(&mut updated, &result, now));
+            ok.then_some((account, updated))
+        }
+        _ => None,
+    };
+    let Some((account, mut updated)) = verified else {
+        let attempts = s.attempts + 1;
+        let next = if attempts >= env.policy.otp_tries_per_challenge {
+            ended
+        } else {
+            FlowState::PasskeyLogin(PasskeyLoginState::Awaiting(AwaitingDiscoverablePasskey {
+                attempts,
+                ..s.clone()
+            }))
+        };
+        return Step::reject(Rejection::SecondFactorIncorrect)
+            .flow(Expect::At(record.version), record.value.id.clone(), next)
+            .audit(
+                AuditEvent::new(AuditKind::SecondFactorFailed, now)
+                    .flow(&record.value.id)
+                    .detail("passkey_only"),
+            );
+    };
+    updated.otp_failures = 0;
+    let id = updated.id.clone();
+    let consumed = super::login::OtpConsumed::by_factor(
+        id.clone(),
+        now,
+        super::login::LoginFactor::Passkey,
+        false,
+    );
+    Step::answer((consumed, updated.security_stamp.clone()))
+        .flow(Expect::At(record.version), record.value.id.clone(), ended)
+        .writes(Ends::login(LoginEndReason::Superseded).writes(held.flows, now, None))
+        .audit(
+            AuditEvent::new(AuditKind::LoginSucceeded, now)
+                .account(&id)
+                .flow(&record.value.id)
+                .detail("passkey_only"),
+        )
+        .account(Expect::At(account.version), updated)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,7 +665,9 @@ mod tests {
         let b = AccountId::from_stored("b");
         assert_eq!(user_handle(&a), user_handle(&a));
         assert_ne!(user_handle(&a), user_handle(&b));
-        assert_eq!(user_handle(&a).get_version_num(), 4);
+        assert_eq!(hashed_handle(&a).get_version_num(), 4);
+        let hex = AccountId::from_stored("00112233445566778899aabbccddeeff");
+        assert_eq!(account_of(user_handle(&hex)), hex);
     }
 
     #[test]

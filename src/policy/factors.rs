@@ -34,6 +34,11 @@ pub struct FactorPolicy {
     /// is the insurer profile's `base_url` (its host as RP ID, its origin as the only
     /// accepted origin).
     pub passkeys: bool,
+    /// パスキーだけでログイン: members with a passkey may log in with it alone (no
+    /// login ID, no password: a discoverable credential with user verification, which is
+    /// itself multi-factor — the device and the biometric or PIN). Off by default.
+    /// Passkeys registered while it is on are asked to be discoverable.
+    pub passkey_only_login: bool,
     /// Issue ten リカバリーコード with the first factor a member sets up.
     pub recovery_codes: bool,
     /// Whether a second factor is required.
@@ -56,6 +61,7 @@ impl Default for FactorPolicy {
         FactorPolicy {
             totp: true,
             passkeys: true,
+            passkey_only_login: false,
             recovery_codes: true,
             requirement: FactorRequirement::Optional,
             reset_removes_factors: false,

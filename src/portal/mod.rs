@@ -35,7 +35,7 @@ pub use builder::{ConfigError, PortalBuilder};
 pub use factors::{TotpEnrolled, TotpSetup};
 pub use login::{AccountSummary, Authenticated, OtpChallenge};
 #[cfg(feature = "passkeys")]
-pub use passkeys::{PasskeyAdded, PasskeyRegistration};
+pub use passkeys::{PasskeyAdded, PasskeyLogin, PasskeyRegistration};
 pub use pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
@@ -140,6 +140,12 @@ impl Portal {
         }
         #[cfg(not(feature = "passkeys"))]
         crate::flow::factor::Verifiers::sealed(&self.inner.seals)
+    }
+
+    /// Whether the login screen may offer 「パスキーでログイン」 without a login ID and
+    /// password: passkeys offered and the policy's `factors.passkey_only_login`.
+    pub fn offers_passkey_only_login(&self) -> bool {
+        self.offers_passkeys() && self.inner.policy.factors.passkey_only_login
     }
 
     /// Whether this build and configuration offer passkeys: the `passkeys` feature, the

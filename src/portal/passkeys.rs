@@ -8,11 +8,13 @@ use webauthn_rs::prelude::{
 };
 
 use super::Portal;
+use super::driver::{AccountRead, Load};
 use super::login::Authenticated;
 use crate::error::Error;
 use crate::flow::factor::FactorInput;
 use crate::flow::passkey::{self, PasskeyName};
 use crate::observe::StepName;
+use crate::ports::AccountLookup;
 use crate::token::{FlowHandle, OtpChallengeId, RecoveryCode};
 
 /// What the パスキーの登録 screen needs: the options for the browser, and the handle to
@@ -26,6 +28,18 @@ pub struct PasskeyRegistration {
     /// hold a challenge, never the server's state (which stays in the store).
     pub options: CreationChallengeResponse,
     /// When the registration dies.
+    pub expires_at: OffsetDateTime,
+}
+
+/// What the login screen's 「パスキーでログイン」 needs.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct PasskeyLogin {
+    /// The login screen's handle: keep it in the page or a cookie.
+    pub challenge: OtpChallengeId,
+    /// The `publicKey` options of `navigator.credentials.get`, to send as JSON.
+    pub options: webauthn_rs::prelude::RequestChallengeResponse,
+    /// When the challenge dies.
     pub expires_at: OffsetDateTime,
 }
 
@@ -118,6 +132,56 @@ impl Portal {
             FactorInput::Passkey(credential),
         )
         .await
+    }
+
+    /// パスキーだけでログイン, step 1 (the login screen's 「パスキーでログイン」, when
+    /// the policy's `factors.passkey_only_login` allows it): options for
+    /// `navigator.credentials.get` listing no credential, so the device offers this
+    /// site's passkeys. The challenge is kept server-side, single use, short-lived.
+    pub async fn start_passkey_login(&self) -> Result<PasskeyLogin, Error> {
+        let webauthn = self.inner.webauthn.as_ref();
+        let started = self
+            .decide(
+                StepName::StartPasskeyLogin,
+                &Load::default(),
+                |_, env, rng| passkey::start_discoverable(webauthn, env, rng),
+            )
+            .await?;
+        Ok(PasskeyLogin {
+            challenge: started.challenge,
+            options: started.options,
+            expires_at: started.expires_at,
+        })
+    }
+
+    /// パスキーだけでログイン, step 2: the browser's assertion. It names its account
+    /// (the passkey's user handle); one of that account's passkeys, this origin, user
+    /// verified, account usable: logged in. Every refusal is the same
+    /// [`Rejection::SecondFactorIncorrect`](crate::Rejection::SecondFactorIncorrect).
+    pub async fn finish_passkey_login(
+        &self,
+        challenge: &OtpChallengeId,
+        credential: &PublicKeyCredential,
+    ) -> Result<Authenticated, Error> {
+        let webauthn = self.inner.webauthn.as_ref();
+        let claimed = webauthn.and_then(|w| passkey::claimed_account(w, credential));
+        let load = Load {
+            account: claimed.map(|id| AccountRead::By(AccountLookup::Id(id))),
+            account_flows: true,
+            ..self.flow_load(challenge)
+        };
+        let (consumed, stamp) = self
+            .decide(StepName::FinishPasskeyLogin, &load, |loaded, env, _| {
+                passkey::finish_discoverable(
+                    loaded.found(),
+                    loaded.view(),
+                    credential,
+                    webauthn,
+                    env,
+                )
+            })
+            .await?;
+        Ok(Authenticated::from_consumed(consumed, stamp))
     }
 
     /// パスキーの削除: removes one passkey by its credential ID. Needs a fresh login;

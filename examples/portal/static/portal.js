@@ -189,9 +189,60 @@ function wirePasskeyRegistration() {
   });
 }
 
+// ログイン: 「パスキーでログイン」 without a login ID and password (the device offers
+// this site's passkeys; the one chosen names its account).
+function wirePasskeyOnlyLogin() {
+  var button = document.getElementById("passkey-only-login");
+  var box = document.getElementById("passkey-only");
+  if (!button || !box) {
+    return;
+  }
+  var csrf = box.getAttribute("data-csrf");
+  var failed = function () {
+    document.getElementById("passkey-only-error").hidden = false;
+  };
+  button.addEventListener("click", function () {
+    postForm("/login/passkey/start", { csrf: csrf }).then(function (answer) {
+      if (!answer.options) {
+        throw new Error(answer.error || "start");
+      }
+      var options = answer.options.publicKey;
+      options.challenge = b64uToBytes(options.challenge);
+      (options.allowCredentials || []).forEach(function (c) {
+        c.id = b64uToBytes(c.id);
+      });
+      return navigator.credentials.get({ publicKey: options });
+    }).then(function (cred) {
+      var r = cred.response;
+      return postForm("/login/passkey/finish", {
+        csrf: csrf,
+        credential: JSON.stringify({
+          id: cred.id,
+          rawId: bytesToB64u(cred.rawId),
+          type: cred.type,
+          extensions: {},
+          response: {
+            authenticatorData: bytesToB64u(r.authenticatorData),
+            clientDataJSON: bytesToB64u(r.clientDataJSON),
+            signature: bytesToB64u(r.signature),
+            userHandle: r.userHandle ? bytesToB64u(r.userHandle) : null
+          }
+        })
+      });
+    }).then(function (answer) {
+      if (answer.redirect) {
+        window.location.assign(answer.redirect);
+      } else {
+        failed();
+      }
+    }).catch(failed);
+  });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
   wirePasswordToggles();
   wireOtpScreen();
   wirePasskeyLogin();
   wirePasskeyRegistration();
+  wirePasskeyOnlyLogin();
 });
