@@ -967,7 +967,7 @@ fn expected_inventory() -> Vec<(&'static str, AuthPathway, Caller, Vec<Throttle>
             "start_passkey_login",
             P::SecondFactor,
             C::Member,
-            vec![T::SingleUseLink],
+            vec![T::FlowStarts, T::SingleUseLink],
         ),
         (
             "finish_passkey_login",

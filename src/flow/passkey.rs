@@ -513,9 +513,12 @@ pub struct PasskeyLoginStarted {
 }
 
 /// パスキーだけでログイン, step 1: a challenge for any of the site's passkeys, kept
-/// server-side. Offered only when the policy allows it.
+/// server-side. Offered only when the policy allows it. Anyone may ask, so each
+/// challenge spends one flow start of the requester's and the portal's hourly budgets
+/// (SEC-13), like every other step that stores a flow for an unknown visitor.
 pub fn start_discoverable<R: rand::CryptoRng + ?Sized>(
     webauthn: Option<&Webauthn>,
+    starts: super::throttle::StartBudgets<'_>,
     env: Env<'_>,
     rng: &mut R,
 ) -> Step<PasskeyLoginStarted> {
@@ -523,6 +526,11 @@ pub fn start_discoverable<R: rand::CryptoRng + ?Sized>(
         webauthn.filter(|_| env.policy.factors.passkeys && env.policy.factors.passkey_only_login)
     else {
         return Step::reject(Rejection::FactorUnavailable);
+    };
+    let Ok(hits) = starts.spend(env.now, env.policy) else {
+        return Step::reject(Rejection::TooManyRequests {
+            retry_after: time::Duration::minutes(1),
+        });
     };
     let Ok((options, state)) = webauthn.start_discoverable_authentication() else {
         return Step::reject(Rejection::FactorUnavailable);
@@ -547,6 +555,7 @@ pub fn start_discoverable<R: rand::CryptoRng + ?Sized>(
             expires_at,
         })),
     )
+    .writes(hits.into_iter().map(super::step::Write::Counter))
 }
 
 /// The account a passkey-only assertion names (its user handle), for the driver to

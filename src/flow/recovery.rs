@@ -870,21 +870,27 @@ pub fn complete_reset<R: rand::CryptoRng + ?Sized>(
         // reset by mailbox (and card data) takes the 認証アプリ and リカバリーコード away,
         // so the next login falls back to the 暗証キー. By default a reset never
         // bypasses an enrolled factor.
-        let had_app = updated.factors.totp.is_some();
+        // One notice per kind of authenticator taken away (SEC-43).
+        let mut removed = Vec::new();
+        if updated.factors.totp.is_some() {
+            removed.push(crate::model::FactorKind::Totp);
+        }
+        if !updated.factors.passkeys.is_empty() {
+            removed.push(crate::model::FactorKind::Passkey);
+        }
         updated.factors = crate::model::Factors::default();
         d = d.audit(
             AuditEvent::new(AuditKind::FactorRemoved, now)
                 .account(&updated.id)
                 .detail("reset"),
         );
-        if let (true, Some(email)) = (had_app, &updated.email) {
-            d = d.mail(
-                email.clone(),
-                MailMessage::SecondFactorRemoved {
-                    factor: crate::model::FactorKind::Totp,
-                    at: now,
-                },
-            );
+        if let Some(email) = &updated.email {
+            for factor in removed {
+                d = d.mail(
+                    email.clone(),
+                    MailMessage::SecondFactorRemoved { factor, at: now },
+                );
+            }
         }
     }
     d.account(Expect::At(account.version), updated)

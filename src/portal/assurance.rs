@@ -47,6 +47,14 @@ fn factor_lines(out: &mut String, lang: Lang, p: &crate::Policy, relying_party: 
             "パスキー(WebAuthn): 再ログイン直後の加入者が登録でき、本人確認(生体認証・PIN)を必須とします。パスワードとパスキーは AAL2 で、フィッシング耐性があります(ベースURLのホストをRP IDとし、そのオリジンだけを受け付けるため、似せたサイトではパスキーを使えません)。認証の状態はサーバー側に1回限りで保持します。同期されるパスキーは端末に固定されないため AAL3 には当たりません。",
         );
     }
+    if passkeys && f.passkey_only_login {
+        line(
+            out,
+            lang,
+            "Passkey-only login (パスキーだけでログイン) is allowed: a discoverable passkey with user verification logs in without the login ID and password. It is a multi-factor cryptographic authenticator on its own (the device, and the biometric or PIN that unlocks it): AAL2 and phishing-resistant, with the account named by the passkey. Challenges are single use and count against the hourly flow-start budgets.",
+            "パスキーだけでログイン: 本人確認付きのパスキーで、ログインIDとパスワードなしにログインできます。パスキーはそれだけで多要素(端末と、それを解除する生体認証またはPIN)の暗号認証器で、AAL2 かつフィッシング耐性があります。認証の状態は1回限りで、手続き開始の1時間あたりの上限で数えます。",
+        );
+    }
     if f.recovery_codes {
         line(
             out,

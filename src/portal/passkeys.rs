@@ -137,15 +137,21 @@ impl Portal {
     /// パスキーだけでログイン, step 1 (the login screen's 「パスキーでログイン」, when
     /// the policy's `factors.passkey_only_login` allows it): options for
     /// `navigator.credentials.get` listing no credential, so the device offers this
-    /// site's passkeys. The challenge is kept server-side, single use, short-lived.
+    /// site's passkeys. The challenge is kept server-side, single use, short-lived; each
+    /// spends one of the hourly flow starts of the requester (named with
+    /// [`Portal::from_requester`]) and of the portal (SEC-13).
     pub async fn start_passkey_login(&self) -> Result<PasskeyLogin, Error> {
         let webauthn = self.inner.webauthn.as_ref();
+        let requester = &self.requester_counter();
+        let load = Load {
+            counters: Self::start_counters(requester.as_ref()),
+            ..Load::default()
+        };
         let started = self
-            .decide(
-                StepName::StartPasskeyLogin,
-                &Load::default(),
-                |_, env, rng| passkey::start_discoverable(webauthn, env, rng),
-            )
+            .decide(StepName::StartPasskeyLogin, &load, |loaded, env, rng| {
+                let (starts, _) = loaded.start_budgets(requester.as_ref());
+                passkey::start_discoverable(webauthn, starts, env, rng)
+            })
             .await?;
         Ok(PasskeyLogin {
             challenge: started.challenge,

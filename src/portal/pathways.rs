@@ -191,7 +191,7 @@ pub const ENTRY_POINTS: &[EntryPoint] = entry_points! {
     finish_passkey_registration: SecondFactor by Member, [ReauthWindow, SingleUseLink];
     verify_passkey: SecondFactor by Member, [OtpPerChallenge, OtpPerAccount];
     remove_passkey: SecondFactor by Member, [ReauthWindow];
-    start_passkey_login: SecondFactor by Member, [SingleUseLink];
+    start_passkey_login: SecondFactor by Member, [FlowStarts, SingleUseLink];
     finish_passkey_login: SecondFactor by Member, [SingleUseLink, OtpPerChallenge];
 };
 
