@@ -5,10 +5,15 @@
 //! clock ticks, run against the real `Portal` and a small reference model. Every step's
 //! outcome must equal the model's.
 //!
+//! With the `passkeys` feature each member also has a パスキー (a software authenticator):
+//! assertions for the challenge, assertions replayed from another challenge, and removal
+//! of the passkey join the steps.
+//!
 //! Invariants this proves (SEC-27 … SEC-29, SEC-43): no factor works twice (a time step
-//! is accepted once, a リカバリーコード once); none works after its challenge expired,
-//! for another member, or after the app was removed; a wrong code of either kind spends
-//! the one budget the 暗証キー has (per challenge and per account, with the cooldown).
+//! is accepted once, a リカバリーコード once, an assertion once); none works after its
+//! challenge expired, for another member, or after it was removed; a wrong code or
+//! assertion of any kind spends the one budget the 暗証キー has (per challenge and per
+//! account, with the cooldown).
 
 mod common;
 
@@ -49,6 +54,14 @@ enum Step {
     },
     /// Member `m` removes the app (needs a fresh login).
     Remove(usize),
+    /// The passkey of challenge `c`'s member answers it (`replay`: the last assertion
+    /// made for any challenge is sent to `c` instead).
+    Passkey {
+        c: usize,
+        replay: bool,
+    },
+    /// Member `m` removes the passkey (needs a fresh login).
+    RemovePasskey(usize),
     Tick(i64),
 }
 
@@ -61,6 +74,8 @@ enum Outcome {
 #[derive(Clone, Debug)]
 struct Challenge {
     member: usize,
+    /// Whether it offers the passkey (its options went to the browser).
+    passkey: bool,
     /// Whether it asks for the app (false: the 暗証キー was mailed).
     factor: bool,
     open: bool,
@@ -71,6 +86,7 @@ struct Challenge {
 #[derive(Clone, Debug, Default)]
 struct Member {
     has_app: bool,
+    has_passkey: bool,
     last_step: i64,
     used: [bool; 10],
     otp_failures: u32,
@@ -88,6 +104,8 @@ struct Model {
     now: i64,
     members: [Member; 2],
     challenges: Vec<Challenge>,
+    /// The challenge the last assertion was made for.
+    last_assertion: Option<usize>,
     last: Option<Outcome>,
 }
 
@@ -153,6 +171,18 @@ impl Model {
         }
     }
 
+    /// A factor was removed: its member's open challenges end; the リカバリーコード go
+    /// with the last authenticator.
+    fn removed(&mut self, m: usize) {
+        for ch in self.challenges.iter_mut().filter(|ch| ch.member == m) {
+            ch.open = false;
+        }
+        let member = &mut self.members[m];
+        if !member.has_app && !member.has_passkey {
+            member.used = [true; 10];
+        }
+    }
+
     fn step(&mut self, step: &Step) -> Outcome {
         match *step {
             Step::Tick(s) => {
@@ -171,7 +201,7 @@ impl Model {
                 }
                 member.password_failures = 0;
                 member.last_password_failure = None;
-                let factor = member.has_app;
+                let factor = member.has_app || member.has_passkey;
                 if !factor {
                     let (start, count) = match member.mail_window {
                         Some((start, count)) if now < start + 3600 => (start, count),
@@ -182,8 +212,10 @@ impl Model {
                     }
                     member.mail_window = Some((start, count + 1));
                 }
+                let passkey = factor && member.has_passkey;
                 self.challenges.push(Challenge {
                     member: m,
+                    passkey,
                     factor,
                     open: true,
                     attempts: 0,
@@ -213,7 +245,8 @@ impl Model {
                     return o;
                 }
                 let m = self.challenges[c].member;
-                let right = owner == m && self.members[m].has_app && !self.members[m].used[j];
+                let member = &self.members[m];
+                let right = owner == m && (member.has_app || member.has_passkey) && !member.used[j];
                 if right {
                     self.members[m].used[j] = true;
                     self.accept(c)
@@ -232,10 +265,40 @@ impl Model {
                     return Outcome::Code("factor.unavailable");
                 }
                 self.members[m].has_app = false;
-                for ch in self.challenges.iter_mut().filter(|ch| ch.member == m) {
-                    ch.open = false;
-                }
+                self.removed(m);
                 Outcome::Ok
+            }
+            Step::RemovePasskey(m) => {
+                let fresh = self.members[m]
+                    .logged_in_at
+                    .is_some_and(|at| self.now - at <= REAUTH);
+                if !fresh {
+                    return Outcome::Code("auth.reauthentication_required");
+                }
+                if !self.members[m].has_passkey {
+                    return Outcome::Code("factor.unavailable");
+                }
+                self.members[m].has_passkey = false;
+                self.removed(m);
+                Outcome::Ok
+            }
+            Step::Passkey { c, replay } => {
+                let made_for = if replay { self.last_assertion } else { Some(c) };
+                if !replay {
+                    // A fresh assertion can only be made for a challenge that offers the
+                    // passkey (the SUT's device answers its options).
+                    self.last_assertion = Some(c);
+                }
+                if let Err(o) = self.usable(c) {
+                    return o;
+                }
+                let m = self.challenges[c].member;
+                if made_for == Some(c) && self.members[m].has_passkey && self.challenges[c].passkey
+                {
+                    self.accept(c)
+                } else {
+                    self.reject(c)
+                }
             }
         }
     }
@@ -251,6 +314,7 @@ impl ReferenceStateMachine for FactorModel {
         // The app's last accepted step is the setup's, long before the run.
         let member = Member {
             has_app: true,
+            has_passkey: cfg!(feature = "passkeys"),
             last_step: i64::MIN / 2,
             ..Member::default()
         };
@@ -259,6 +323,7 @@ impl ReferenceStateMachine for FactorModel {
             now: 1,
             members: [member.clone(), member],
             challenges: Vec::new(),
+            last_assertion: None,
             last: None,
         })
         .boxed()
@@ -282,7 +347,7 @@ impl ReferenceStateMachine for FactorModel {
         }
         let c = prop_oneof![3 => Just(n - 1), 1 => 0..n];
         let owner = prop_oneof![4 => Just(None), 1 => Just(Some(()))];
-        prop_oneof![
+        let steps = prop_oneof![
             2 => (0..2usize).prop_map(Step::Login),
             5 => (c.clone(), owner.clone(), -2i64..=1).prop_map({
                 let members: Vec<usize> = state.challenges.iter().map(|c| c.member).collect();
@@ -302,6 +367,19 @@ impl ReferenceStateMachine for FactorModel {
             }),
             1 => (0..2usize).prop_map(Step::Remove),
             3 => ticks,
+        ];
+        if !cfg!(feature = "passkeys") {
+            return steps.boxed();
+        }
+        let c = prop_oneof![3 => Just(n - 1), 1 => 0..n];
+        let can_replay = state.last_assertion.is_some();
+        prop_oneof![
+            6 => steps,
+            3 => (c, any::<bool>()).prop_map(move |(c, r)| Step::Passkey {
+                c,
+                replay: r && can_replay,
+            }),
+            1 => (0..2usize).prop_map(Step::RemovePasskey),
         ]
         .boxed()
     }
@@ -315,7 +393,17 @@ impl ReferenceStateMachine for FactorModel {
         let n = state.challenges.len();
         match *step {
             Step::Totp { c, .. } | Step::Recovery { c, .. } => c < n,
-            Step::Login(_) | Step::Remove(_) | Step::Tick(_) => true,
+            // A fresh assertion needs a challenge that offered the passkey; a replay needs
+            // an assertion made before.
+            Step::Passkey { c, replay } => {
+                c < n
+                    && (if replay {
+                        state.last_assertion.is_some()
+                    } else {
+                        state.challenges[c].passkey
+                    })
+            }
+            Step::Login(_) | Step::Remove(_) | Step::RemovePasskey(_) | Step::Tick(_) => true,
         }
     }
 }
@@ -332,6 +420,26 @@ struct Sut {
     /// accepted リカバリーコード.
     accepted_steps: Vec<(usize, i64)>,
     accepted_codes: Vec<(usize, usize)>,
+    /// Challenges a passkey assertion logged in on.
+    accepted_assertions: Vec<usize>,
+    #[cfg(feature = "passkeys")]
+    passkeys: Passkeys,
+}
+
+/// Each member's software passkey, and what the SUT needs to answer challenges with it.
+#[cfg(feature = "passkeys")]
+#[derive(Default)]
+struct Passkeys {
+    devices: Vec<webauthn_authenticator_rs::softpasskey::SoftPasskey>,
+    credential_ids: Vec<String>,
+    /// The `navigator.credentials.get` options of each challenge, when it offered them.
+    options: Vec<Option<webauthn_rs::prelude::RequestChallengeResponse>>,
+    last: Option<webauthn_rs::prelude::PublicKeyCredential>,
+}
+
+#[cfg(feature = "passkeys")]
+fn origin() -> url::Url {
+    url::Url::parse(kenpo_auth::testkit::fixtures::BASE_URL).unwrap()
 }
 
 impl Sut {
@@ -361,10 +469,12 @@ impl Sut {
                 if let Ok(ch) = &r {
                     assert_eq!(
                         matches!(ch.second_step, SecondStep::AuthenticatorApp { .. }),
-                        model.members[m].has_app,
-                        "never downgraded to the 暗証キー while the app is set up"
+                        model.members[m].has_app || model.members[m].has_passkey,
+                        "never downgraded to the 暗証キー while a factor is set up"
                     );
                     self.challenges.push(ch.challenge.clone());
+                    #[cfg(feature = "passkeys")]
+                    self.passkeys.options.push(ch.passkey_options.clone());
                 }
                 Self::outcome(r)
             }
@@ -418,6 +528,8 @@ impl Sut {
                     Err(e) => Self::outcome::<()>(Err(e)),
                 }
             }
+            Step::Passkey { c, replay } => self.passkey(c, replay, model),
+            Step::RemovePasskey(m) => self.remove_passkey(m),
             Step::Remove(m) => match &self.auths[m] {
                 Some(auth) => Self::outcome(
                     self.rt
@@ -426,6 +538,58 @@ impl Sut {
                 None => Outcome::Code("auth.reauthentication_required"),
             },
         }
+    }
+}
+
+#[cfg(feature = "passkeys")]
+impl Sut {
+    fn passkey(&mut self, c: usize, replay: bool, model: &Model) -> Outcome {
+        use webauthn_authenticator_rs::WebauthnAuthenticator;
+        let member = model.challenges[c].member;
+        let assertion = if replay {
+            self.passkeys.last.clone().unwrap()
+        } else {
+            let options = self.passkeys.options[c].clone().unwrap();
+            let a = self.passkeys.devices[member]
+                .do_authentication(origin(), options)
+                .unwrap();
+            self.passkeys.last = Some(a.clone());
+            a
+        };
+        let portal = self.f.portal.clone();
+        match self
+            .rt
+            .block_on(portal.verify_passkey(&self.challenges[c], &assertion))
+        {
+            Ok(a) => {
+                self.accepted_assertions.push(c);
+                self.auths[member] = Some(a);
+                Outcome::Ok
+            }
+            Err(e) => Self::outcome::<()>(Err(e)),
+        }
+    }
+
+    fn remove_passkey(&mut self, m: usize) -> Outcome {
+        let portal = self.f.portal.clone();
+        match &self.auths[m] {
+            Some(auth) => Self::outcome(
+                self.rt
+                    .block_on(portal.remove_passkey(auth, &self.passkeys.credential_ids[m])),
+            ),
+            None => Outcome::Code("auth.reauthentication_required"),
+        }
+    }
+}
+
+#[cfg(not(feature = "passkeys"))]
+impl Sut {
+    fn passkey(&mut self, _: usize, _: bool, _: &Model) -> Outcome {
+        unreachable!("no passkey steps without the feature")
+    }
+
+    fn remove_passkey(&mut self, _: usize) -> Outcome {
+        unreachable!("no passkey steps without the feature")
     }
 }
 
@@ -441,6 +605,8 @@ impl StateMachineTest for FactorModel {
         let f = fixture();
         let mut secrets = Vec::new();
         let mut recovery = Vec::new();
+        #[cfg(feature = "passkeys")]
+        let mut passkeys = Passkeys::default();
         for (m, (email, card, birth)) in [
             (TARO, "999-123456-00", "1985-04-12"),
             (HANAKO, "999-123456-01", "1987-09-30"),
@@ -457,6 +623,25 @@ impl StateMachineTest for FactorModel {
                 .unwrap();
             secrets.push(setup.secret_base32().to_owned());
             recovery.push(enrolled.recovery_codes);
+            #[cfg(feature = "passkeys")]
+            {
+                use webauthn_authenticator_rs::WebauthnAuthenticator;
+                let mut device = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+                let name = "iPhone".parse().unwrap();
+                let started = rt
+                    .block_on(f.portal.start_passkey_registration(&auth, &name))
+                    .unwrap();
+                let credential = device.do_registration(origin(), started.options).unwrap();
+                let added = rt
+                    .block_on(f.portal.finish_passkey_registration(
+                        &auth,
+                        &started.handle,
+                        &credential,
+                    ))
+                    .unwrap();
+                passkeys.devices.push(device);
+                passkeys.credential_ids.push(added.credential_id);
+            }
             f.after_mail_interval();
         }
         // Start one second into a fresh time step, after every setup's step, and far
@@ -476,6 +661,9 @@ impl StateMachineTest for FactorModel {
             auths: vec![None, None],
             accepted_steps: Vec::new(),
             accepted_codes: Vec::new(),
+            accepted_assertions: Vec::new(),
+            #[cfg(feature = "passkeys")]
+            passkeys,
         }
     }
 
@@ -502,6 +690,14 @@ impl StateMachineTest for FactorModel {
             codes.len(),
             sut.accepted_codes.len(),
             "a リカバリーコード worked twice"
+        );
+        let mut assertions = sut.accepted_assertions.clone();
+        assertions.sort_unstable();
+        assertions.dedup();
+        assert_eq!(
+            assertions.len(),
+            sut.accepted_assertions.len(),
+            "two logins on one passkey challenge"
         );
         assert!(model.challenges.iter().all(|c| c.attempts <= TRIES));
         assert!(model.members.iter().all(|m| m.otp_failures < ACCOUNT_TRIES));
