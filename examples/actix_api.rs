@@ -18,6 +18,22 @@
 //! | `POST /otp/resend`| `challenge`                | 200 new challenge expiry (old code dead) |
 //! | `POST /otp/close` | `challenge`                | 204 (the code screen was closed)         |
 //!
+//! With the `passkeys` feature, the パスキー ceremonies (WebAuthn JSON as the browser's
+//! `navigator.credentials` gives and takes it; the ceremony state stays in the library's
+//! store):
+//!
+//! | route                            | body                              | answer                                  |
+//! |----------------------------------|-----------------------------------|-----------------------------------------|
+//! | `POST /passkeys/register/start`  | `session`, `name`                 | 200 `handle`, `options` (for `create`)  |
+//! | `POST /passkeys/register/finish` | `session`, `handle`, `credential` | 200 `credential_id`, `recovery_codes`   |
+//! | `POST /passkey`                  | `challenge`, `credential`         | 200 `authenticated` (password + passkey)|
+//!
+//! `/login` answers `second_step` (`emailed_code`, or `second_factor` for a member with a
+//! passkey, when `passkey_options` holds the options for `navigator.credentials.get`).
+//! `session` is what `/otp` and `/passkey` answer: registering a passkey needs a login of
+//! the last five minutes (SEC-36), which this example keeps server-side under that
+//! random token.
+//!
 //! Refusals are `{"error": code, "message": Japanese text}` with 401 (login or code
 //! wrong), 410 (the challenge is over: log in again), 429 (`Retry-After`), 400 (bad
 //! input); host failures are 503 with a generic message.
@@ -37,8 +53,9 @@ use actix_web::{HttpResponse, web};
 use async_trait::async_trait;
 use kenpo_auth::domain::{BirthDate, CardNumber, Password};
 use kenpo_auth::flow::IdentityClaim;
+use kenpo_auth::flow::SecondStep;
 use kenpo_auth::mail::{MailMessage, OutgoingMail, RecordingMailer};
-use kenpo_auth::portal::{NewCredentials, OtpChallenge};
+use kenpo_auth::portal::{Authenticated, NewCredentials, OtpChallenge};
 use kenpo_auth::ports::{MailError, Mailer, MemberId, MemberRecord, Relation};
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::testkit::MemoryDirectory;
@@ -104,7 +121,8 @@ pub async fn demo_portal(
             "さくらけんぽWeb",
             "no-reply@sakura-kenpo.example.jp",
             "さくら健康保険組合 適用グループ 03-0000-0000",
-            "http://127.0.0.1:8081",
+            // A domain, not an IP address: a WebAuthn relying party needs one.
+            "http://localhost:8081",
         ))
         .secret_key(1, key)
         .build()?;
@@ -175,8 +193,14 @@ pub struct ChallengeResponse {
     pub challenge: String,
     /// When the current 暗証キー stops working (RFC 3339).
     pub expires_at: String,
-    /// Where the 暗証キー went.
+    /// Where the 暗証キー went (empty when nothing was mailed).
     pub masked_email: String,
+    /// `emailed_code` (暗証キー入力) or `second_factor` (認証アプリ / パスキー).
+    #[serde(default)]
+    pub second_step: String,
+    /// For a パスキー: the options of `navigator.credentials.get`.
+    #[serde(default)]
+    pub passkey_options: Option<serde_json::Value>,
 }
 
 /// The answer to a good `/otp`.
@@ -186,6 +210,34 @@ pub struct AuthenticatedResponse {
     pub authenticated: bool,
     /// Who logged in.
     pub account_id: String,
+    /// A token for the next five minutes' account changes (passkey registration).
+    #[serde(default)]
+    pub session: String,
+}
+
+/// Logins of the last minutes, by a random token: what account changes need (SEC-36).
+/// DEV-ONLY: a real host keeps this in its session store, next to its session.
+type FreshLogins = std::sync::Mutex<std::collections::HashMap<String, Authenticated>>;
+
+fn fresh_logins() -> &'static FreshLogins {
+    static LOGINS: std::sync::OnceLock<FreshLogins> = std::sync::OnceLock::new();
+    LOGINS.get_or_init(Default::default)
+}
+
+/// Keeps `auth` under a new random token and answers it.
+fn authenticated(auth: Authenticated) -> HttpResponse {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let session: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let account_id = auth.account_id.as_str().to_owned();
+    if let Ok(mut map) = fresh_logins().lock() {
+        map.insert(session.clone(), auth);
+    }
+    HttpResponse::Ok().json(AuthenticatedResponse {
+        authenticated: true,
+        account_id,
+        session,
+    })
 }
 
 /// A refusal.
@@ -201,8 +253,26 @@ fn challenge_json(c: OtpChallenge) -> ChallengeResponse {
     ChallengeResponse {
         challenge: c.challenge.expose_secret().to_owned(),
         expires_at: c.expires_at.format(&Rfc3339).unwrap_or_default(),
+        second_step: match c.second_step {
+            SecondStep::EmailedCode => "emailed_code",
+            _ => "second_factor",
+        }
+        .to_owned(),
+        passkey_options: passkey_options(&c),
         masked_email: c.masked_email,
     }
+}
+
+#[cfg(feature = "passkeys")]
+fn passkey_options(c: &OtpChallenge) -> Option<serde_json::Value> {
+    c.passkey_options
+        .as_ref()
+        .and_then(|o| serde_json::to_value(o).ok())
+}
+
+#[cfg(not(feature = "passkeys"))]
+fn passkey_options(_: &OtpChallenge) -> Option<serde_json::Value> {
+    None
 }
 
 /// Maps a portal error to the API's answer: rejections with their code, status and
@@ -217,7 +287,10 @@ fn refusal(e: kenpo_auth::Error) -> HttpResponse {
         });
     };
     let status = match r {
-        Rejection::LoginFailed | Rejection::OtpIncorrect => StatusCode::UNAUTHORIZED,
+        Rejection::LoginFailed | Rejection::OtpIncorrect | Rejection::SecondFactorIncorrect => {
+            StatusCode::UNAUTHORIZED
+        }
+        Rejection::ReauthenticationRequired => StatusCode::FORBIDDEN,
         Rejection::OtpInvalid | Rejection::OtpAttemptsExhausted | Rejection::Expired => {
             StatusCode::GONE
         }
@@ -259,10 +332,7 @@ async fn otp(portal: web::Data<Portal>, body: web::Json<OtpRequest>) -> HttpResp
         (Err(r), _) | (_, Err(r)) => Err(r.into()),
     };
     match verified {
-        Ok(auth) => HttpResponse::Ok().json(AuthenticatedResponse {
-            authenticated: true,
-            account_id: auth.account_id.as_str().to_owned(),
-        }),
+        Ok(auth) => authenticated(auth),
         Err(e) => refusal(e),
     }
 }
@@ -308,6 +378,152 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/otp", web::post().to(otp))
     .route("/otp/resend", web::post().to(otp_resend))
     .route("/otp/close", web::post().to(otp_close));
+    #[cfg(feature = "passkeys")]
+    cfg.route(
+        "/passkeys/register/start",
+        web::post().to(passkeys::register_start),
+    )
+    .route(
+        "/passkeys/register/finish",
+        web::post().to(passkeys::register_finish),
+    )
+    .route("/passkey", web::post().to(passkeys::login));
+}
+
+/// The パスキー endpoints (feature `passkeys`).
+#[cfg(feature = "passkeys")]
+pub mod passkeys {
+    use actix_web::{HttpResponse, web};
+    use kenpo_auth::flow::passkey::PasskeyName;
+    use kenpo_auth::portal::Authenticated;
+    use kenpo_auth::token::{FlowHandle, OtpChallengeId};
+    use kenpo_auth::{Portal, Rejection};
+    use serde::{Deserialize, Serialize};
+    use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
+
+    use super::{authenticated, fresh_logins, refusal};
+
+    /// `POST /passkeys/register/start`.
+    #[derive(Debug, Deserialize)]
+    pub struct RegisterStart {
+        /// From `/otp` or `/passkey`, less than five minutes ago.
+        pub session: String,
+        /// The name the member gives the passkey (「iPhone」).
+        pub name: String,
+    }
+
+    /// The answer to `/passkeys/register/start`.
+    #[derive(Debug, Serialize, Deserialize)]
+    pub struct RegisterOptions {
+        /// Send back with the credential.
+        pub handle: String,
+        /// The options of `navigator.credentials.create`.
+        pub options: serde_json::Value,
+    }
+
+    /// `POST /passkeys/register/finish`.
+    #[derive(Debug, Deserialize)]
+    pub struct RegisterFinish {
+        /// As for the start.
+        pub session: String,
+        /// From `/passkeys/register/start`.
+        pub handle: String,
+        /// What `navigator.credentials.create` gave.
+        pub credential: RegisterPublicKeyCredential,
+    }
+
+    /// The answer to `/passkeys/register/finish`.
+    #[derive(Debug, Serialize, Deserialize)]
+    pub struct Registered {
+        /// The new passkey's credential ID.
+        pub credential_id: String,
+        /// リカバリーコード to show once (empty unless this was the first factor).
+        pub recovery_codes: Vec<String>,
+    }
+
+    /// `POST /passkey`.
+    #[derive(Debug, Deserialize)]
+    pub struct PasskeyLogin {
+        /// From `/login`.
+        pub challenge: String,
+        /// What `navigator.credentials.get` gave.
+        pub credential: PublicKeyCredential,
+    }
+
+    /// The fresh login under `session`, taken out of the map while a step uses it.
+    fn take(session: &str) -> Option<Authenticated> {
+        fresh_logins().lock().ok()?.remove(session)
+    }
+
+    fn put_back(session: String, auth: Authenticated) {
+        if let Ok(mut map) = fresh_logins().lock() {
+            map.insert(session, auth);
+        }
+    }
+
+    /// パスキーの登録, step 1.
+    pub async fn register_start(
+        portal: web::Data<Portal>,
+        body: web::Json<RegisterStart>,
+    ) -> HttpResponse {
+        let Some(auth) = take(&body.session) else {
+            return refusal(Rejection::ReauthenticationRequired.into());
+        };
+        let started = match body.name.parse::<PasskeyName>() {
+            Ok(name) => portal.start_passkey_registration(&auth, &name).await,
+            Err(r) => Err(r.into()),
+        };
+        put_back(body.session.clone(), auth);
+        match started {
+            Ok(r) => HttpResponse::Ok().json(RegisterOptions {
+                handle: r.handle.expose_secret().to_owned(),
+                options: serde_json::to_value(&r.options).unwrap_or_default(),
+            }),
+            Err(e) => refusal(e),
+        }
+    }
+
+    /// パスキーの登録, step 2.
+    pub async fn register_finish(
+        portal: web::Data<Portal>,
+        body: web::Json<RegisterFinish>,
+    ) -> HttpResponse {
+        let Some(auth) = take(&body.session) else {
+            return refusal(Rejection::ReauthenticationRequired.into());
+        };
+        let finished = match body.handle.parse::<FlowHandle>() {
+            Ok(handle) => {
+                portal
+                    .finish_passkey_registration(&auth, &handle, &body.credential)
+                    .await
+            }
+            Err(r) => Err(r.into()),
+        };
+        put_back(body.session.clone(), auth);
+        match finished {
+            Ok(added) => HttpResponse::Ok().json(Registered {
+                credential_id: added.credential_id,
+                recovery_codes: added
+                    .recovery_codes
+                    .iter()
+                    .map(|c| c.expose_secret().to_string())
+                    .collect(),
+            }),
+            Err(e) => refusal(e),
+        }
+    }
+
+    /// L2 with a パスキー.
+    pub async fn login(portal: web::Data<Portal>, body: web::Json<PasskeyLogin>) -> HttpResponse {
+        let verified = match body.challenge.parse::<OtpChallengeId>() {
+            Ok(challenge) => portal.verify_passkey(&challenge, &body.credential).await,
+            Err(r) => Err(r.into()),
+        };
+        match verified {
+            Ok(auth) => authenticated(auth),
+            Err(e) => refusal(e),
+        }
+    }
 }
 
 #[actix_web::main]
@@ -317,7 +533,7 @@ async fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
         .and_then(|p| p.parse().ok())
         .unwrap_or(8081);
     let portal = demo_portal(RecordingMailer::new(), true).await?;
-    println!("kenpo-auth JSON API on actix-web: http://127.0.0.1:{port}");
+    println!("kenpo-auth JSON API on actix-web: http://localhost:{port}");
     println!("demo account: login_id {DEMO_LOGIN_ID:?}, password {DEMO_PASSWORD:?}");
     println!("DEV-ONLY: each 暗証キー is printed on stderr (never in production, SEC-39).");
     let data = web::Data::new(portal);

@@ -115,6 +115,22 @@ pub enum Rejection {
     /// Insurer side: no eligible roster member with this identifier (事前登録).
     #[error("no eligible roster member")]
     UnknownMember,
+    /// The 確認コード (authenticator app) or リカバリーコード was wrong, already used, or
+    /// belongs to another time step or account. A try was counted (SEC-29).
+    #[error("second-factor code is not correct")]
+    SecondFactorIncorrect,
+    /// The policy does not offer this second factor, or the member has not set it up.
+    #[error("second factor not available")]
+    FactorUnavailable,
+    /// The policy requires a second factor: the member's last one cannot be removed.
+    #[error("the last second factor cannot be removed")]
+    LastFactorRequired,
+    /// The setup screen (認証アプリの設定) expired or was already finished; start again.
+    #[error("factor setup is no longer valid")]
+    FactorSetupInvalid,
+    /// A passkey's name must be 1 to 32 visible characters.
+    #[error("passkey name is not valid")]
+    PasskeyNameInvalid,
 }
 
 impl Rejection {
@@ -141,6 +157,11 @@ impl Rejection {
             Rejection::LoginFailed => "login.failed",
             Rejection::OtpIncorrect => "otp.incorrect",
             Rejection::OtpInvalid => "otp.invalid",
+            Rejection::SecondFactorIncorrect => "factor.incorrect",
+            Rejection::FactorUnavailable => "factor.unavailable",
+            Rejection::LastFactorRequired => "factor.last_required",
+            Rejection::FactorSetupInvalid => "factor.setup_invalid",
+            Rejection::PasskeyNameInvalid => "factor.passkey_name_invalid",
             Rejection::OtpExpired => "otp.expired",
             Rejection::OtpReplaced => "otp.replaced",
             Rejection::OtpAttemptsExhausted => "otp.attempts_exhausted",
@@ -270,6 +291,26 @@ impl Rejection {
                 "加入者名簿に、資格のある該当の加入者が見つかりません。",
                 "No eligible member with this identifier is on the roster.",
             ),
+            Rejection::SecondFactorIncorrect => pick(
+                "確認コードまたはリカバリーコードが正しくありません。認証アプリに表示されている最新の確認コードを入力してください。",
+                "The confirmation code or recovery code is not correct. Enter the newest code your authenticator app shows.",
+            ),
+            Rejection::FactorUnavailable => pick(
+                "この認証方法はご利用いただけません。",
+                "This sign-in method is not available.",
+            ),
+            Rejection::LastFactorRequired => pick(
+                "2段階認証は必須のため、最後の認証方法は削除できません。先に別の認証方法を設定してください。",
+                "Two-step verification is required, so the last method cannot be removed. Set up another method first.",
+            ),
+            Rejection::PasskeyNameInvalid => pick(
+                "パスキーの名前は1〜32文字で入力してください。",
+                "Give the passkey a name of 1 to 32 characters.",
+            ),
+            Rejection::FactorSetupInvalid => pick(
+                "設定の有効期限が切れたか、すでに完了しています。お手数ですが最初から設定してください。",
+                "This setup has expired or is already finished. Please start the setup again.",
+            ),
         }
     }
 
@@ -291,6 +332,7 @@ impl Rejection {
                 | Rejection::OtpInvalid
                 | Rejection::OtpAttemptsExhausted
                 | Rejection::ReauthenticationRequired
+                | Rejection::FactorSetupInvalid
         )
     }
 

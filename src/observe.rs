@@ -60,6 +60,18 @@
 //! | `confirm_email_change` | [`Portal::confirm_email_change`](crate::Portal::confirm_email_change) |
 //! | `provision_account` | [`Portal::provision_account`](crate::Portal::provision_account) |
 //! | `disable_account` | [`Portal::disable_account`](crate::Portal::disable_account) |
+//! | `start_totp_setup` | [`Portal::start_totp_setup`](crate::Portal::start_totp_setup) |
+//! | `confirm_totp_setup` | [`Portal::confirm_totp_setup`](crate::Portal::confirm_totp_setup) |
+//! | `verify_totp` | [`Portal::verify_totp`](crate::Portal::verify_totp) (L2 with a 認証アプリ) |
+//! | `use_recovery_code` | [`Portal::use_recovery_code`](crate::Portal::use_recovery_code) (L2 with a リカバリーコード) |
+//! | `regenerate_recovery_codes` | [`Portal::regenerate_recovery_codes`](crate::Portal::regenerate_recovery_codes) |
+//! | `remove_factor` | [`Portal::remove_factor`](crate::Portal::remove_factor) |
+//! | `start_passkey_registration` | [`Portal::start_passkey_registration`](crate::Portal::start_passkey_registration) (feature `passkeys`) |
+//! | `finish_passkey_registration` | [`Portal::finish_passkey_registration`](crate::Portal::finish_passkey_registration) (feature `passkeys`) |
+//! | `verify_passkey` | [`Portal::verify_passkey`](crate::Portal::verify_passkey) (L2 with a パスキー; feature `passkeys`) |
+//! | `remove_passkey` | [`Portal::remove_passkey`](crate::Portal::remove_passkey) (feature `passkeys`) |
+//! | `start_passkey_login` | [`Portal::start_passkey_login`](crate::Portal::start_passkey_login) (パスキーだけでログイン; feature `passkeys`) |
+//! | `finish_passkey_login` | [`Portal::finish_passkey_login`](crate::Portal::finish_passkey_login) (feature `passkeys`) |
 //!
 //! Not steps, and neither spanned nor counted: the parsing of
 //! [`identity_claim`](crate::Portal::identity_claim), the session look-ups a host makes on
@@ -87,8 +99,8 @@
 //!
 //! | `outcome` | kinds |
 //! |---|---|
-//! | `success` | the step did what the member asked: `registration_started`, `registration_for_registered_address` (the owner was notified), `registration_link_opened`, `identity_verified`, `auth_key_confirmed`, `temporary_credentials_accepted`, `registration_completed`, `login_password_accepted`, `otp_screen_closed`, `otp_resent`, `verification_link_resent`, `login_succeeded`, `login_repeated` (the accepted code again, the same login), `password_rehashed`, `login_id_reminder_requested`, `password_reset_requested`, `password_reset_link_opened`, `password_reset_completed`, `password_changed`, `email_change_requested`, `email_changed`, `account_provisioned`, `account_disabled` |
-//! | `failure` | a wrong answer or a refusal: `identity_failed`, `auth_key_failed`, `temporary_credentials_failed`, `family_email_refused`, `login_failed`, `otp_failed`, `mail_failed` |
+//! | `success` | the step did what the member asked: `registration_started`, `registration_for_registered_address` (the owner was notified), `registration_link_opened`, `identity_verified`, `auth_key_confirmed`, `temporary_credentials_accepted`, `registration_completed`, `login_password_accepted`, `otp_screen_closed`, `otp_resent`, `verification_link_resent`, `login_succeeded`, `login_repeated` (the accepted code again, the same login), `password_rehashed`, `login_id_reminder_requested`, `password_reset_requested`, `password_reset_link_opened`, `password_reset_completed`, `password_changed`, `email_change_requested`, `email_changed`, `account_provisioned`, `account_disabled`, `factor_setup_started`, `factor_added`, `factor_removed`, `recovery_code_used` |
+//! | `failure` | a wrong answer or a refusal: `identity_failed`, `auth_key_failed`, `temporary_credentials_failed`, `family_email_refused`, `login_failed`, `otp_failed`, `second_factor_failed`, `mail_failed` |
 //! | `limited` | a limit was reached: `identity_member_blocked`, `account_locked`, `otp_attempts_exhausted`, `mail_throttled` |
 //!
 //! No label holds a member's identifier, an address or an event's free-form detail, so
@@ -100,6 +112,9 @@
 //! own). The per-step counters and durations are measured inside the answer floor, so a
 //! member who could read them could learn what the floor hides from the answers: whether
 //! a registration or a reset found an account (SEC-07, SEC-37).
+
+// The step table links the passkey methods, which exist only with the `passkeys` feature.
+#![cfg_attr(not(feature = "passkeys"), allow(rustdoc::broken_intra_doc_links))]
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -196,12 +211,32 @@ pub(crate) enum StepName {
     ConfirmEmailChange,
     ProvisionAccount,
     DisableAccount,
+    StartTotpSetup,
+    ConfirmTotpSetup,
+    VerifyTotp,
+    UseRecoveryCode,
+    RegenerateRecoveryCodes,
+    RemoveFactor,
+    // The passkey steps exist in every build (the docs table and metrics names do not
+    // change with features); only builds with `passkeys` take them.
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    StartPasskeyRegistration,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    FinishPasskeyRegistration,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    VerifyPasskey,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    RemovePasskey,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    StartPasskeyLogin,
+    #[cfg_attr(not(feature = "passkeys"), allow(dead_code))]
+    FinishPasskeyLogin,
 }
 
 impl StepName {
     /// Every step, in the order of the module docs' table.
     #[cfg(test)]
-    const ALL: [StepName; 25] = [
+    const ALL: [StepName; 37] = [
         StepName::StartRegistration,
         StepName::InspectRegistrationLink,
         StepName::OpenRegistrationLink,
@@ -227,6 +262,18 @@ impl StepName {
         StepName::ConfirmEmailChange,
         StepName::ProvisionAccount,
         StepName::DisableAccount,
+        StepName::StartTotpSetup,
+        StepName::ConfirmTotpSetup,
+        StepName::VerifyTotp,
+        StepName::UseRecoveryCode,
+        StepName::RegenerateRecoveryCodes,
+        StepName::RemoveFactor,
+        StepName::StartPasskeyRegistration,
+        StepName::FinishPasskeyRegistration,
+        StepName::VerifyPasskey,
+        StepName::RemovePasskey,
+        StepName::StartPasskeyLogin,
+        StepName::FinishPasskeyLogin,
     ];
 
     /// The stable name: the `Portal` method's.
@@ -257,6 +304,18 @@ impl StepName {
             StepName::ConfirmEmailChange => "confirm_email_change",
             StepName::ProvisionAccount => "provision_account",
             StepName::DisableAccount => "disable_account",
+            StepName::StartTotpSetup => "start_totp_setup",
+            StepName::ConfirmTotpSetup => "confirm_totp_setup",
+            StepName::VerifyTotp => "verify_totp",
+            StepName::UseRecoveryCode => "use_recovery_code",
+            StepName::RegenerateRecoveryCodes => "regenerate_recovery_codes",
+            StepName::RemoveFactor => "remove_factor",
+            StepName::StartPasskeyRegistration => "start_passkey_registration",
+            StepName::FinishPasskeyRegistration => "finish_passkey_registration",
+            StepName::VerifyPasskey => "verify_passkey",
+            StepName::RemovePasskey => "remove_passkey",
+            StepName::StartPasskeyLogin => "start_passkey_login",
+            StepName::FinishPasskeyLogin => "finish_passkey_login",
         }
     }
 }
@@ -356,6 +415,11 @@ fn kind_label(kind: AuditKind) -> &'static str {
         AuditKind::EmailChanged => "email_changed",
         AuditKind::AccountProvisioned => "account_provisioned",
         AuditKind::AccountDisabled => "account_disabled",
+        AuditKind::FactorSetupStarted => "factor_setup_started",
+        AuditKind::FactorAdded => "factor_added",
+        AuditKind::FactorRemoved => "factor_removed",
+        AuditKind::SecondFactorFailed => "second_factor_failed",
+        AuditKind::RecoveryCodeUsed => "recovery_code_used",
     }
 }
 
@@ -369,6 +433,7 @@ fn event_outcome(kind: AuditKind) -> &'static str {
         | AuditKind::FamilyEmailRefused
         | AuditKind::LoginFailed
         | AuditKind::OtpFailed
+        | AuditKind::SecondFactorFailed
         | AuditKind::MailFailed
         | AuditKind::MailGivenUp => "failure",
         AuditKind::IdentityMemberBlocked
@@ -397,7 +462,11 @@ fn event_outcome(kind: AuditKind) -> &'static str {
         | AuditKind::EmailChangeRequested
         | AuditKind::EmailChanged
         | AuditKind::AccountProvisioned
-        | AuditKind::AccountDisabled => "success",
+        | AuditKind::AccountDisabled
+        | AuditKind::FactorSetupStarted
+        | AuditKind::FactorAdded
+        | AuditKind::FactorRemoved
+        | AuditKind::RecoveryCodeUsed => "success",
     }
 }
 
@@ -473,6 +542,11 @@ mod tests {
             AuditKind::EmailChanged,
             AuditKind::AccountProvisioned,
             AuditKind::AccountDisabled,
+            AuditKind::FactorSetupStarted,
+            AuditKind::FactorAdded,
+            AuditKind::FactorRemoved,
+            AuditKind::SecondFactorFailed,
+            AuditKind::RecoveryCodeUsed,
         ];
         for kind in kinds {
             let label = kind_label(kind);

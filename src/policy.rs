@@ -42,8 +42,10 @@ use crate::lang::Lang;
 use crate::password_hash::HashParams;
 
 mod bounds;
+mod factors;
 
 pub use bounds::{KNOBS, Knob, KnobDeviation, KnobValue, Loosening};
+pub use factors::{FactorPolicy, FactorRequirement};
 
 /// A documented way in which a configuration is looser than the strict default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -289,6 +291,9 @@ pub struct Policy {
     pub hashing: HashParams,
     /// The second step after the password.
     pub second_factor: SecondFactor,
+    /// The second factors offered beyond the 暗証キー (2段階認証), and whether one is
+    /// required.
+    pub factors: FactorPolicy,
 
     /// Shortest time between two mails to one address (SEC-13).
     pub mail_min_interval: Duration,
@@ -378,6 +383,7 @@ impl Default for Policy {
             password_failure_cap: 50,
             hashing: HashParams::DEFAULT,
             second_factor: SecondFactor::EmailOtp,
+            factors: FactorPolicy::default(),
             mail_min_interval: Duration::seconds(60),
             mails_per_address_per_hour: 5,
             flow_starts_per_requester_per_hour: 20,
@@ -958,6 +964,7 @@ mod tests {
                 password_failure_cap,
                 hashing,
                 second_factor,
+                factors,
                 mail_min_interval,
                 mails_per_address_per_hour,
                 flow_starts_per_requester_per_hour,
@@ -979,6 +986,18 @@ mod tests {
                 max_chars
             } = PasswordRules::default()
         );
+        let factors = fields!(
+            FactorPolicy {
+                totp,
+                passkeys,
+                passkey_only_login,
+                recovery_codes,
+                requirement,
+                reset_removes_factors,
+                challenge_ttl,
+                setup_ttl,
+            } = FactorPolicy::default()
+        );
         let hashing = fields!(
             HashParams {
                 m_cost_kib,
@@ -994,6 +1013,13 @@ mod tests {
             "allowed",
             "password",
             "hashing",
+            "factors",
+            "factors.totp",
+            "factors.passkeys",
+            "factors.passkey_only_login",
+            "factors.recovery_codes",
+            "factors.requirement",
+            "factors.reset_removes_factors",
         ];
         let mut expected: Vec<String> = policy
             .iter()
@@ -1001,6 +1027,8 @@ mod tests {
             .map(|f| (*f).to_owned())
             .chain(password.iter().map(|f| format!("password.{f}")))
             .chain(hashing.iter().map(|f| format!("hashing.{f}")))
+            .chain(factors.iter().map(|f| format!("factors.{f}")))
+            .filter(|f| !not_knobs.contains(&f.as_str()))
             .collect();
         let mut table: Vec<String> = KNOBS.iter().map(|k| k.name.to_owned()).collect();
         expected.sort();

@@ -92,6 +92,8 @@ pub enum Purpose {
     OtpCode,
     /// The on-screen 認証キー, bound to its flow.
     AuthKey,
+    /// A リカバリーコード, bound to its account and set.
+    RecoveryCode,
 }
 
 impl Purpose {
@@ -105,6 +107,7 @@ impl Purpose {
             Purpose::OtpChallenge => b"kenpo-auth/v1/otp-challenge",
             Purpose::OtpCode => b"kenpo-auth/v1/otp-code",
             Purpose::AuthKey => b"kenpo-auth/v1/auth-key",
+            Purpose::RecoveryCode => b"kenpo-auth/v1/recovery-code",
         }
     }
 }
@@ -663,6 +666,103 @@ bound_digest!(
     OtpCode,
     Purpose::OtpCode,
     "the challenge (the code screen) it was issued for"
+);
+
+/// A 確認コード from the member's 認証アプリ (authenticator app, RFC 6238): six digits
+/// that change every 30 seconds. Checked against the sealed shared secret, accepted once
+/// (a time step is never accepted twice).
+#[derive(Clone)]
+pub struct TotpCode(Zeroizing<String>);
+
+secret_text_impls!(TotpCode, Rejection::SecondFactorIncorrect);
+
+impl TotpCode {
+    /// Digits in a code (what every authenticator app shows by default).
+    pub const DIGITS: usize = 6;
+
+    /// Reads what the member typed: trims, drops the space some apps show in the middle
+    /// (`123 456`), folds full-width digits. Anything but six digits is refused.
+    pub fn parse(s: &str) -> Result<Self, MalformedToken> {
+        let folded: Zeroizing<String> =
+            Zeroizing::new(retyped(s).chars().filter(|c| *c != ' ').collect());
+        if folded.len() != Self::DIGITS || !folded.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(MalformedToken);
+        }
+        Ok(TotpCode(folded))
+    }
+
+    /// Wraps the digits an authenticator computed (tests, the example's demo helper).
+    pub(crate) fn from_digits(digits: Zeroizing<String>) -> Self {
+        TotpCode(digits)
+    }
+
+    /// The code's digits.
+    ///
+    /// # Security Warning
+    ///
+    /// A live authentication code: never log it or put it in an error or audit event.
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A リカバリーコード: one of the ten single-use codes shown once when a second factor is
+/// set up, typed instead of the 確認コード or パスキー when the member has lost them.
+/// Twelve characters from the confusable-free alphabet (60 bits), shown as
+/// `ABCD-EFGH-JKLM`; the store keeps only a keyed digest bound to the account.
+#[derive(Clone)]
+pub struct RecoveryCode(Zeroizing<String>);
+
+secret_text_impls!(RecoveryCode, Rejection::SecondFactorIncorrect);
+
+impl RecoveryCode {
+    /// Characters in a code (without the hyphens).
+    pub const LEN: usize = 12;
+
+    /// Draws a fresh code.
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
+        RecoveryCode(random_string(rng, KEY_ALPHABET, Self::LEN))
+    }
+
+    /// Reads what the member typed: trims, drops hyphens and spaces, folds full-width
+    /// letters and digits and lower case. Anything else is refused.
+    pub fn parse(s: &str) -> Result<Self, MalformedToken> {
+        let folded: Zeroizing<String> = Zeroizing::new(
+            retyped(s)
+                .chars()
+                .filter(|c| !matches!(c, '-' | ' ' | 'ー' | '－'))
+                .map(|c| c.to_ascii_uppercase())
+                .collect(),
+        );
+        if folded.len() != Self::LEN || !folded.bytes().all(|b| KEY_ALPHABET.contains(&b)) {
+            return Err(MalformedToken);
+        }
+        Ok(RecoveryCode(folded))
+    }
+
+    /// The code as shown to the member once: `ABCD-EFGH-JKLM`.
+    ///
+    /// # Security Warning
+    ///
+    /// Show it on the screen that set up the second factor, once, and nowhere else:
+    /// never in a mail, a log or an error. Whoever holds it can stand in for the
+    /// member's second factor.
+    pub fn expose_secret(&self) -> Zeroizing<String> {
+        let mut out = Zeroizing::new(String::with_capacity(Self::LEN + 2));
+        for (i, c) in self.0.chars().enumerate() {
+            if i > 0 && i % 4 == 0 {
+                out.push('-');
+            }
+            out.push(c);
+        }
+        out
+    }
+}
+
+bound_digest!(
+    RecoveryCode,
+    Purpose::RecoveryCode,
+    "the account (and set) it was issued for"
 );
 
 /// A temporary password an insurer issues for 事前登録 (SEC-41): 16 characters from the

@@ -911,6 +911,79 @@ fn expected_inventory() -> Vec<(&'static str, AuthPathway, Caller, Vec<Throttle>
             vec![T::BoundedBatch],
         ),
         ("mail_status", P::MailDelivery, C::Host, vec![]),
+        (
+            "start_totp_setup",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow],
+        ),
+        (
+            "confirm_totp_setup",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow, T::OtpPerChallenge],
+        ),
+        (
+            "verify_totp",
+            P::SecondFactor,
+            C::Member,
+            vec![T::OtpPerChallenge, T::OtpPerAccount],
+        ),
+        (
+            "use_recovery_code",
+            P::SecondFactor,
+            C::Member,
+            vec![T::OtpPerChallenge, T::OtpPerAccount],
+        ),
+        (
+            "regenerate_recovery_codes",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow],
+        ),
+        (
+            "remove_factor",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow],
+        ),
+        ("list_factors", P::SessionCheck, C::Host, vec![]),
+        (
+            "start_passkey_registration",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow],
+        ),
+        (
+            "finish_passkey_registration",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow, T::SingleUseLink],
+        ),
+        (
+            "verify_passkey",
+            P::SecondFactor,
+            C::Member,
+            vec![T::OtpPerChallenge, T::OtpPerAccount],
+        ),
+        (
+            "remove_passkey",
+            P::SecondFactor,
+            C::Member,
+            vec![T::ReauthWindow],
+        ),
+        (
+            "start_passkey_login",
+            P::SecondFactor,
+            C::Member,
+            vec![T::FlowStarts, T::SingleUseLink],
+        ),
+        (
+            "finish_passkey_login",
+            P::SecondFactor,
+            C::Member,
+            vec![T::SingleUseLink, T::OtpPerChallenge],
+        ),
     ]
 }
 
@@ -980,6 +1053,7 @@ fn sec_47_every_entry_point_is_inventoried() {
         AuthPathway::PasswordReset,
         AuthPathway::LoginIdReminder,
         AuthPathway::InsurerProvisioning,
+        AuthPathway::SecondFactor,
     ] {
         assert!(table.iter().any(|e| e.pathway == p), "{p:?}");
     }

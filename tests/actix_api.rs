@@ -156,3 +156,97 @@ async fn closing_the_code_screen_kills_the_code_and_bad_json_is_a_400() {
     let body: ErrorResponse = test::read_body_json(resp).await;
     assert_eq!(body.error, "request.malformed");
 }
+
+/// The パスキー JSON endpoints (feature `passkeys`): a real WebAuthn ceremony with a
+/// software authenticator playing the browser — register after an 暗証キー login, then
+/// log in with password + passkey; the same assertion twice is refused.
+#[cfg(feature = "passkey-tests")]
+#[actix_web::test]
+async fn passkey_registration_and_login_through_the_json_api() {
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    use webauthn_authenticator_rs::prelude::Url;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+    let mailer = RecordingMailer::new();
+    let portal = actix_api::demo_portal(mailer.clone(), false).await.unwrap();
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(portal))
+            .configure(actix_api::routes),
+    )
+    .await;
+    let origin = Url::parse("http://localhost:8081").unwrap();
+    let mut device = SoftPasskey::new(true);
+    let login = || {
+        test::TestRequest::post()
+            .uri("/login")
+            .set_json(json!({
+                "login_id": actix_api::DEMO_LOGIN_ID,
+                "password": actix_api::DEMO_PASSWORD,
+            }))
+            .to_request()
+    };
+
+    // L1–L2 with the 暗証キー: a session for the next minutes' account changes.
+    let challenge: ChallengeResponse =
+        test::read_body_json(test::call_service(&app, login()).await).await;
+    assert_eq!(challenge.second_step, "emailed_code");
+    let req = test::TestRequest::post()
+        .uri("/otp")
+        .set_json(json!({ "challenge": challenge.challenge, "code": last_code(&mailer) }))
+        .to_request();
+    let auth: AuthenticatedResponse =
+        test::read_body_json(test::call_service(&app, req).await).await;
+    assert!(!auth.session.is_empty());
+
+    // パスキーの登録.
+    let req = test::TestRequest::post()
+        .uri("/passkeys/register/start")
+        .set_json(json!({ "session": auth.session, "name": "iPhone" }))
+        .to_request();
+    let resp = test::call_service(&app, req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let started: actix_api::passkeys::RegisterOptions = test::read_body_json(resp).await;
+    let credential = device
+        .do_registration(
+            origin.clone(),
+            serde_json::from_value(started.options).unwrap(),
+        )
+        .unwrap();
+    let req = test::TestRequest::post()
+        .uri("/passkeys/register/finish")
+        .set_json(json!({
+            "session": auth.session,
+            "handle": started.handle,
+            "credential": credential,
+        }))
+        .to_request();
+    let resp = test::call_service(&app, req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let registered: actix_api::passkeys::Registered = test::read_body_json(resp).await;
+    assert_eq!(registered.recovery_codes.len(), 10);
+
+    // Password + passkey: no 暗証キー is mailed.
+    let sent = mailer.count();
+    let challenge: ChallengeResponse =
+        test::read_body_json(test::call_service(&app, login()).await).await;
+    assert_eq!(challenge.second_step, "second_factor");
+    assert_eq!(mailer.count(), sent);
+    let options = serde_json::from_value(challenge.passkey_options.unwrap()).unwrap();
+    let assertion = device.do_authentication(origin, options).unwrap();
+    let body = json!({ "challenge": challenge.challenge, "credential": assertion });
+    let req = test::TestRequest::post()
+        .uri("/passkey")
+        .set_json(&body)
+        .to_request();
+    let resp = test::call_service(&app, req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let auth: AuthenticatedResponse = test::read_body_json(resp).await;
+    assert!(auth.authenticated);
+    let req = test::TestRequest::post()
+        .uri("/passkey")
+        .set_json(&body)
+        .to_request();
+    let resp = test::call_service(&app, req).await;
+    assert_eq!(resp.status(), StatusCode::GONE, "an assertion works once");
+}

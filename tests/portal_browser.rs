@@ -108,6 +108,9 @@ struct Options {
     post_delay: Option<Duration>,
     /// Serve the development mailbox.
     dev_mailbox: bool,
+    /// Name the server `localhost` instead of `127.0.0.1` (a WebAuthn relying party
+    /// needs a domain).
+    localhost: bool,
 }
 
 async fn start_portal() -> Server {
@@ -118,7 +121,12 @@ async fn start_portal_with(options: Options) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let base = format!("http://127.0.0.1:{}", addr.port());
+    let host = if options.localhost {
+        "localhost"
+    } else {
+        "127.0.0.1"
+    };
+    let base = format!("http://{host}:{}", addr.port());
     let audit = RecordingAudit::new();
     let mut config = app::AppConfig::new(base.clone(), dir.path().join("outbox"));
     config.audit = Some(Arc::new(audit.clone()));
@@ -1047,4 +1055,111 @@ async fn other_screens(s: &Server, c: &Client) -> Outcome {
     c.goto(&format!("{}/dev/mailbox", s.base)).await?;
     page_contains(c, "パスワード再設定のご案内").await?;
     shoot(c, "21-dev-mailbox").await
+}
+
+/// WebDriver's "Add Virtual Authenticator" (WebAuthn Level 2 §11.3): a platform
+/// authenticator with user verification, so `navigator.credentials` runs a real
+/// ceremony without a person.
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserConsenting": true,
+            "isUserVerified": true,
+        });
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+/// Issue #16: a member registers a パスキー on 2段階認証の設定 and logs in with password +
+/// passkey, through Chromium's virtual authenticator — a real WebAuthn ceremony end to
+/// end, with the ceremony state kept by the library.
+#[cfg(feature = "passkeys")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_registers_a_passkey_and_logs_in_with_it() {
+    let server = start_portal_with(Options {
+        localhost: true,
+        ..Options::default()
+    })
+    .await;
+    register_suzuki(&server).await;
+    let browser = start_browser().await;
+    run(
+        "passkey",
+        &browser,
+        passkey_journey(&server, &browser.client),
+    )
+    .await;
+    browser.client.clone().close().await.ok();
+}
+
+#[cfg(feature = "passkeys")]
+async fn passkey_journey(s: &Server, c: &Client) -> Outcome {
+    c.issue_cmd(AddVirtualAuthenticator).await?;
+    // Password + 暗証キー, then 2段階認証の設定.
+    let code = log_in_to_otp_screen(s, c).await?;
+    fill(c, "#code", &code).await?;
+    click(c, "#otp-submit").await?;
+    on_path(c, "/home").await?;
+    click(c, "#settings-2fa-link").await?;
+    on_path(c, "/settings/2fa").await?;
+    page_contains(c, "パスキー").await?;
+    fill(c, "#passkey_name", "このPC").await?;
+    click(c, "#passkey-register").await?;
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css("#passkey-recovery-codes li"))
+        .await?;
+    page_contains(c, "パスキーを登録しました。").await?;
+    ensure(
+        s.outbox
+            .next("second_factor_added")
+            .body
+            .contains("パスキー"),
+        "the member is told a passkey was added (SEC-43)",
+    )?;
+    c.goto(&format!("{}/settings/2fa", s.base)).await?;
+    page_contains(c, "パスキー「このPC」").await?;
+
+    // Log out, then password + パスキー: no 暗証キー is mailed.
+    click(c, "#logout").await?;
+    on_path(c, "/login").await?;
+    fill(c, "#login_id", "suzuki-ichiro").await?;
+    fill(c, "#password", PASSWORD).await?;
+    click(c, "#login-submit").await?;
+    on_path(c, "/login/factor").await?;
+    page_contains(c, "パスキーでログイン").await?;
+    click(c, "#passkey-login").await?;
+    on_path(c, "/home").await?;
+    ensure(
+        s.audit.count(AuditKind::LoginSucceeded) == 2,
+        "two logins: the 暗証キー one and the passkey one",
+    )?;
+
+    // パスキーだけでログイン (the demo's policy allows it): no login ID, no password.
+    click(c, "#logout").await?;
+    on_path(c, "/login").await?;
+    click(c, "#passkey-only-login").await?;
+    on_path(c, "/home").await?;
+    ensure(
+        s.audit.count(AuditKind::LoginSucceeded) == 3,
+        "a third login, with the passkey alone",
+    )
 }

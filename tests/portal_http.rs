@@ -1635,3 +1635,114 @@ async fn the_sent_page_tells_the_truth_about_a_delayed_mail() {
     assert!(!r.body.contains("id=\"mail-status\""), "{}", r.body);
     assert!(r.body.contains("メールを送信しました"));
 }
+
+/// Issue #16 through the example's pages: 2段階認証の設定 → 認証アプリ (QR code, first
+/// 確認コード) → リカバリーコード shown once; the next login asks for the 確認コード
+/// (no 暗証キー mailed), and a リカバリーコード works instead of it.
+#[tokio::test]
+async fn member_sets_up_the_authenticator_app_and_logs_in_with_each_factor() {
+    use kenpo_auth::flow::factor::totp_code;
+    let mut f = fixture();
+    f.register().await;
+    f.login().await;
+    let settings = f.client.get("/settings/2fa").await;
+    assert!(
+        settings.body.contains("2段階認証の設定"),
+        "{}",
+        settings.body
+    );
+    let setup = f
+        .client
+        .post("/settings/totp", &[("csrf", &settings.csrf())])
+        .await;
+    assert_eq!(setup.status, StatusCode::OK, "{}", setup.body);
+    assert!(setup.body.contains("<svg"), "the QR code, inline");
+    let secret = portal_support::element_text(&setup.body, "totp-secret").unwrap();
+    let code = totp_code(&secret, f.clock.now()).unwrap();
+    let done = f
+        .client
+        .post(
+            "/settings/totp/confirm",
+            &[("csrf", &setup.csrf()), ("code", code.expose_secret())],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("認証アプリを設定しました。"));
+    let codes: Vec<String> = done
+        .body
+        .split("<li><code>")
+        .skip(1)
+        .filter_map(|s| s.split('<').next().map(str::to_owned))
+        .collect();
+    assert_eq!(codes.len(), 10);
+    f.outbox.next("second_factor_added");
+
+    // Log out; the next login goes to the 2段階認証 screen, and nothing is mailed.
+    let home = f.client.get("/home").await;
+    f.client.post("/logout", &[("csrf", &home.csrf())]).await;
+    f.clock.advance(time::Duration::seconds(31));
+    let mails = f.outbox.of_kind("login_otp").len();
+    let page = f.client.get("/login").await;
+    let r = f
+        .client
+        .post(
+            "/login",
+            &[
+                ("csrf", &page.csrf()),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(r.location(), "/login/factor");
+    let screen = f.client.get("/login/factor").await;
+    assert!(screen.body.contains("確認コード"));
+    assert!(screen.body.contains("リカバリーコード"));
+    assert_eq!(f.outbox.of_kind("login_otp").len(), mails);
+    // A リカバリーコード instead of the app: in, and the member is told (SEC-43).
+    let r = f
+        .client
+        .post(
+            "/login/factor",
+            &[
+                ("csrf", &screen.csrf()),
+                ("page_token", &screen.page_token()),
+                ("kind", "recovery"),
+                ("code", &codes[0]),
+            ],
+        )
+        .await;
+    assert_eq!(r.location(), "/home", "{}", r.body);
+    f.outbox.next("recovery_code_used");
+
+    // And with the app's 確認コード.
+    let home = f.client.get("/home").await;
+    f.client.post("/logout", &[("csrf", &home.csrf())]).await;
+    f.clock.advance(time::Duration::seconds(31));
+    let page = f.client.get("/login").await;
+    f.client
+        .post(
+            "/login",
+            &[
+                ("csrf", &page.csrf()),
+                ("login_id", LOGIN_ID),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    let screen = f.client.get("/login/factor").await;
+    let code = totp_code(&secret, f.clock.now()).unwrap();
+    let r = f
+        .client
+        .post(
+            "/login/factor",
+            &[
+                ("csrf", &screen.csrf()),
+                ("page_token", &screen.page_token()),
+                ("kind", "totp"),
+                ("code", code.expose_secret()),
+            ],
+        )
+        .await;
+    assert_eq!(r.location(), "/home", "{}", r.body);
+}

@@ -120,6 +120,9 @@ impl AppConfig {
         rand::fill(&mut secret_key);
         let mut policy = Policy::seed_portal();
         policy.otp_screen_heartbeat = None;
+        // The demo offers パスキーだけでログイン (with the `passkeys` feature and a
+        // domain base URL such as http://localhost).
+        policy.factors.passkey_only_login = true;
         AppConfig {
             base_url: base_url.into(),
             outbox_dir: outbox_dir.into(),
@@ -197,6 +200,11 @@ pub(crate) struct AppState {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) dev_mailbox: Option<Arc<dev_mailer::DevMailbox>>,
     pub(crate) base_url: String,
+    /// Each member's latest login, for the changes that need a fresh one (2段階認証の
+    /// 設定, SEC-36): the library's `Authenticated` cannot be stored in a session (it is
+    /// the proof of a login), so the demo keeps it in memory by account for its minutes.
+    pub(crate) fresh_logins:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, kenpo_auth::portal::Authenticated>>>,
 }
 
 /// Builds the portal and the router.
@@ -252,6 +260,7 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
         config.secure_cookies,
     ));
     let state = AppState {
+        fresh_logins: Arc::default(),
         portal: portal.clone(),
         store: store.clone(),
         roster: roster.clone(),
@@ -334,6 +343,26 @@ fn routes(state: AppState, https: bool) -> Router {
         )
         .route("/password-reset/done", get(h::reset_done))
         .route("/home", get(h::home))
+        .route(
+            "/login/factor",
+            get(h::factors::factor_page).post(h::factors::factor_submit),
+        )
+        .route("/login/factor/passkey", post(h::factors::factor_passkey))
+        .route(
+            "/login/passkey/start",
+            post(h::factors::passkey_login_start),
+        )
+        .route(
+            "/login/passkey/finish",
+            post(h::factors::passkey_login_finish),
+        )
+        .route("/settings/2fa", get(h::factors::settings))
+        .route("/settings/totp", post(h::factors::totp_start))
+        .route("/settings/totp/confirm", post(h::factors::totp_confirm))
+        .route("/settings/totp/remove", post(h::factors::totp_remove))
+        .route("/settings/recovery", post(h::factors::recovery_regenerate))
+        .route("/settings/passkey/start", post(h::factors::passkey_start))
+        .route("/settings/passkey/finish", post(h::factors::passkey_finish))
         .route("/logout", post(h::logout))
         .route("/static/portal.css", get(h::stylesheet))
         .route("/static/portal.js", get(h::script))

@@ -10,7 +10,7 @@ use axum::extract::{Form, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use kenpo_auth::domain::{EmailAddress, LoginId, Password};
-use kenpo_auth::flow::{IdentityClaim, LinkStatus};
+use kenpo_auth::flow::{IdentityClaim, LinkStatus, SecondStep};
 use kenpo_auth::portal::{NewCredentials, RecoveryRequested};
 use kenpo_auth::ports::AccountLookup;
 use kenpo_auth::{Error, Lang, Rejection};
@@ -37,6 +37,9 @@ impl IntoResponse for Unavailable {
         pages::unavailable()
     }
 }
+
+#[path = "factors.rs"]
+pub(crate) mod factors;
 
 type Page = Result<Response, Unavailable>;
 
@@ -241,6 +244,7 @@ fn reason_text(reason: Option<&str>) -> Option<String> {
 }
 
 pub(crate) async fn login_page(
+    State(state): State<AppState>,
     Extension(session): Extension<Session>,
     Query(q): Query<ReasonQuery>,
 ) -> Response {
@@ -261,6 +265,7 @@ pub(crate) async fn login_page(
                 .error(flash_error(&flash))
                 .invalid(flash_field(&flash)),
             login_id: flash_value(&flash, "login_id"),
+            passkey_login: state.portal.offers_passkey_only_login(),
         },
     )
 }
@@ -312,8 +317,12 @@ pub(crate) async fn login_submit(
                     login_id_digest: id_digest,
                     closed: false,
                     receipt: Some(ch.receipt.to_hex()),
+                    factor: factors::screen_of(&ch),
                 });
             });
+            if !matches!(ch.second_step, SecondStep::EmailedCode) {
+                return Ok(see_other("/login/factor"));
+            }
             Ok(see_other("/login/otp"))
         }
         Err(r) => Ok(back_to_form(
@@ -369,6 +378,9 @@ pub(crate) async fn otp_page_get(
     let Some(otp) = data.otp else {
         return Ok(see_other("/login?reason=otp_missing"));
     };
+    if otp.factor.is_some() {
+        return Ok(see_other("/login/factor"));
+    }
     if otp.closed {
         session.update(|d| d.otp = None);
         return Ok(see_other("/login?reason=otp_closed"));
@@ -430,11 +442,12 @@ pub(crate) async fn otp_submit(
             // this very post (it never saw this answer) is let in too.
             let fresh = SessionData {
                 signed_in: Some(SignedIn {
-                    account: auth.account_id,
-                    stamp: auth.security_stamp,
+                    account: auth.account_id.clone(),
+                    stamp: auth.security_stamp.clone(),
                 }),
                 ..SessionData::default()
             };
+            factors::remember(&state, auth);
             session.rotate_with_handover(fresh, otp_proof(&f.page_token, &f.code));
             Ok(see_other("/home"))
         }

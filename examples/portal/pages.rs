@@ -173,6 +173,8 @@ pub(crate) fn until(t: OffsetDateTime) -> String {
 pub(crate) struct LoginPage {
     pub(crate) layout: Layout,
     pub(crate) login_id: String,
+    /// 「パスキーでログイン」 without a login ID and password.
+    pub(crate) passkey_login: bool,
 }
 
 #[derive(Template, WebTemplate)]

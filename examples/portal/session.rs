@@ -107,6 +107,12 @@ pub(crate) struct SessionData {
     pub otp: Option<OtpScreen>,
     /// Set once the 暗証キー was accepted (in a rotated session).
     pub signed_in: Option<SignedIn>,
+    /// The handle of an open 認証アプリ / パスキー setup (2段階認証の設定).
+    #[serde(default)]
+    pub factor_setup: Option<String>,
+    /// The challenge of 「パスキーでログイン」 on the login screen.
+    #[serde(default)]
+    pub passkey_login: Option<String>,
     /// What the next page shows once (post-redirect-get).
     pub flash: Option<Flash>,
 }
@@ -190,6 +196,21 @@ pub(crate) struct OtpScreen {
     /// The receipt of the latest 暗証キー mail (`Portal::mail_status`).
     #[serde(default)]
     pub receipt: Option<String>,
+    /// The member has 2段階認証 set up: the 認証アプリ / パスキー screen instead of the
+    /// 暗証キー one (nothing was mailed).
+    #[serde(default)]
+    pub factor: Option<FactorScreen>,
+}
+
+/// What the 2段階認証 screen of a login offers.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub(crate) struct FactorScreen {
+    /// 確認コード from the 認証アプリ.
+    pub totp: bool,
+    /// 「リカバリーコードを使う」.
+    pub recovery: bool,
+    /// The options of `navigator.credentials.get` (JSON), for 「パスキーでログイン」.
+    pub passkey_options: Option<String>,
 }
 
 /// A logged-in member.

@@ -505,9 +505,10 @@ mod tests {
             let _ = LoginId::parse(&s);
         }
 
-        // The canonical form round-trips: parse(canonical) == same value.
+        // The canonical form round-trips: parse(canonical) == same value. (A login ID
+        // needs a letter or digit: "-_-_--" is refused, so the generator starts with one.)
         #[test]
-        fn login_id_canonical_round_trips(s in "[ 　]{0,2}[A-Za-z0-9._@-]{6,32}[ 　]{0,2}") {
+        fn login_id_canonical_round_trips(s in "[ 　]{0,2}[A-Za-z0-9][A-Za-z0-9._@-]{5,31}[ 　]{0,2}") {
             let id = LoginId::parse(&s).unwrap();
             prop_assert_eq!(LoginId::parse(id.as_str()), Ok(id.clone()));
             prop_assert_eq!(LoginId::try_from(String::from(id.clone())), Ok(id.clone()));

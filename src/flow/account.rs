@@ -415,6 +415,7 @@ pub fn provision<R: rand::CryptoRng + ?Sized>(
                 otp_failures: 0,
                 otp_cooldown_until: None,
                 created_at: now,
+                factors: Default::default(),
             };
             let write = Write::CreateAccount(NewAccount::new(account.clone()));
             (account, write, Vec::new(), "issued")

@@ -63,6 +63,60 @@ pub struct AwaitingOtp {
     pub replaced: Vec<TokenDigest>,
 }
 
+/// Password accepted for an account with a 認証アプリ: waiting for its 確認コード (or a
+/// リカバリーコード). Nothing is mailed.
+///
+/// Store this server-side only: the attempt counter is what makes a 6-digit code safe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct AwaitingFactor {
+    /// Whose login this is.
+    pub account: AccountId,
+    /// Digest of the challenge handle (the 確認コード screen).
+    pub challenge: TokenDigest,
+    /// Wrong codes on this challenge (the 暗証キー's budget, SEC-29).
+    pub attempts: u32,
+    /// When the screen dies.
+    pub expires_at: OffsetDateTime,
+    /// Whether the account's 認証アプリ may answer.
+    #[serde(default)]
+    pub totp: bool,
+    /// webauthn-rs's authentication state (the challenge the browser signs), serialised,
+    /// when the account has パスキー and they are offered: used by one assertion at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey: Option<String>,
+    /// Whether the account had unused リカバリーコード when the challenge began (the
+    /// screen offers 「リカバリーコードを使う」).
+    #[serde(default)]
+    pub recovery_codes: bool,
+}
+
+/// Which factor a login stood on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum LoginFactor {
+    /// The e-mailed 暗証キー (not an authentication factor under NIST SP 800-63B-4).
+    EmailOtp,
+    /// A 確認コード from the 認証アプリ (TOTP): with the password, AAL2.
+    Totp,
+    /// A リカバリーコード in place of the 認証アプリ.
+    RecoveryCode,
+    /// A パスキー with user verification: with the password, AAL2 and phishing-resistant.
+    Passkey,
+}
+
+impl LoginFactor {
+    /// Stable identifier for logs and audit details.
+    pub fn code(self) -> &'static str {
+        match self {
+            LoginFactor::EmailOtp => "email_otp",
+            LoginFactor::Totp => "totp",
+            LoginFactor::RecoveryCode => "recovery_code",
+            LoginFactor::Passkey => "passkey",
+        }
+    }
+}
+
 /// Why a challenge ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -79,6 +133,8 @@ pub enum LoginEndReason {
     AttemptsExhausted,
     /// The account changed (password reset, disable) while the challenge was open.
     AccountChanged,
+    /// A 確認コード screen outlived its lifespan.
+    Expired,
 }
 
 /// A challenge that is over.
@@ -112,6 +168,8 @@ pub struct LoginEnd {
 pub enum LoginState {
     /// See [`AwaitingOtp`].
     AwaitingOtp(AwaitingOtp),
+    /// See [`AwaitingFactor`].
+    AwaitingFactor(AwaitingFactor),
     /// See [`LoginEnd`].
     Ended(LoginEnd),
 }
@@ -143,9 +201,38 @@ pub struct OtpConsumed {
     account: AccountId,
     at: OffsetDateTime,
     repeat: bool,
+    factor: LoginFactor,
+    must_set_up_factor: bool,
 }
 
 impl OtpConsumed {
+    /// A login on `factor`: only the core's transitions call this.
+    pub(in crate::flow) fn by_factor(
+        account: AccountId,
+        at: OffsetDateTime,
+        factor: LoginFactor,
+        repeat: bool,
+    ) -> Self {
+        OtpConsumed {
+            account,
+            at,
+            repeat,
+            factor,
+            must_set_up_factor: false,
+        }
+    }
+
+    /// Which factor the login stood on.
+    pub fn factor(&self) -> LoginFactor {
+        self.factor
+    }
+
+    /// Whether the policy requires a second factor and this account has none: the host
+    /// sends the member to 2段階認証の設定 before anything else.
+    pub fn must_set_up_factor(&self) -> bool {
+        self.must_set_up_factor
+    }
+
     /// Whether this answers a repeat of a login already made (the same code sent again
     /// within [`Policy::repeat_window`](crate::Policy::repeat_window)): the same login,
     /// not a second one.
@@ -215,13 +302,17 @@ impl LoginState {
     pub fn account(&self) -> &AccountId {
         match self {
             LoginState::AwaitingOtp(s) => &s.account,
+            LoginState::AwaitingFactor(s) => &s.account,
             LoginState::Ended(s) => &s.account,
         }
     }
 
     /// Whether the challenge is still open (not necessarily unexpired).
     pub fn is_open(&self) -> bool {
-        matches!(self, LoginState::AwaitingOtp(_))
+        matches!(
+            self,
+            LoginState::AwaitingOtp(_) | LoginState::AwaitingFactor(_)
+        )
     }
 
     /// L2: a 暗証キー submission on `challenge`.
@@ -249,11 +340,8 @@ impl LoginState {
             LoginState::Ended(e) if Self::repeats(&e, challenge, code, env) => {
                 // The accepted code again, on its own challenge, moments later: the
                 // holder's double tap or lost response. The same login, nothing written.
-                let consumed = OtpConsumed {
-                    account: e.account.clone(),
-                    at: e.at,
-                    repeat: true,
-                };
+                let consumed =
+                    OtpConsumed::by_factor(e.account.clone(), e.at, LoginFactor::EmailOtp, true);
                 return OtpVerdict {
                     state: LoginState::Ended(e),
                     outcome: Ok(consumed),
@@ -293,11 +381,12 @@ impl LoginState {
             }
             return OtpVerdict {
                 state,
-                outcome: Ok(OtpConsumed {
+                outcome: Ok(OtpConsumed::by_factor(
                     account,
-                    at: env.now,
-                    repeat: false,
-                }),
+                    env.now,
+                    LoginFactor::EmailOtp,
+                    false,
+                )),
                 account_failures: 0,
                 aborted: false,
                 account_limit_reached: false,
@@ -412,6 +501,9 @@ impl LoginState {
             LoginState::AwaitingOtp(s) if s.challenge == *challenge => {
                 Some(end(&s, LoginEndReason::ScreenClosed, now))
             }
+            LoginState::AwaitingFactor(s) if s.challenge == *challenge => {
+                Some(end_factor(&s, LoginEndReason::ScreenClosed, now))
+            }
             _ => None,
         }
     }
@@ -432,6 +524,13 @@ impl LoginState {
                     ),
                 }
             }
+            LoginState::AwaitingFactor(s) if s.challenge == *challenge => {
+                if env.now >= s.expires_at {
+                    (end_factor(&s, LoginEndReason::Expired, env.now), false)
+                } else {
+                    (LoginState::AwaitingFactor(s), true)
+                }
+            }
             other => (other, false),
         }
     }
@@ -441,6 +540,7 @@ impl LoginState {
     pub fn end_for(self, reason: LoginEndReason, now: OffsetDateTime) -> Option<LoginState> {
         match self {
             LoginState::AwaitingOtp(s) => Some(end(&s, reason, now)),
+            LoginState::AwaitingFactor(s) => Some(end_factor(&s, reason, now)),
             LoginState::Ended(_) => None,
         }
     }
@@ -448,6 +548,7 @@ impl LoginState {
     pub(crate) fn lookup_keys(&self) -> Vec<TokenDigest> {
         match self {
             LoginState::AwaitingOtp(s) => vec![s.challenge],
+            LoginState::AwaitingFactor(s) => vec![s.challenge],
             LoginState::Ended(s) => vec![s.challenge],
         }
     }
@@ -455,6 +556,7 @@ impl LoginState {
     pub(crate) fn purge_after(&self) -> OffsetDateTime {
         match self {
             LoginState::AwaitingOtp(s) => deadline(s.expires_at, TOMBSTONE_TTL),
+            LoginState::AwaitingFactor(s) => deadline(s.expires_at, TOMBSTONE_TTL),
             LoginState::Ended(s) => deadline(s.at, Duration::hours(1)),
         }
     }
@@ -471,18 +573,54 @@ fn end(s: &AwaitingOtp, reason: LoginEndReason, now: OffsetDateTime) -> LoginSta
     })
 }
 
+fn end_factor(s: &AwaitingFactor, reason: LoginEndReason, now: OffsetDateTime) -> LoginState {
+    LoginState::Ended(LoginEnd {
+        account: s.account.clone(),
+        challenge: s.challenge,
+        reason,
+        at: now,
+        code: None,
+        stamp: None,
+    })
+}
+
 // ── The journey: what each login step decides from what the driver loaded ──────────
 
-/// The answer to L1 and L4: the 暗証キー was mailed; show the 暗証キー入力 screen.
+/// Which screen L1 leads to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SecondStep {
+    /// 暗証キー入力: a 暗証キー was mailed to the registered address.
+    EmailedCode,
+    /// 2段階認証: the member's 認証アプリ (確認コード) or パスキー is asked for; nothing was
+    /// mailed.
+    AuthenticatorApp {
+        /// Whether the screen asks for a 確認コード from the 認証アプリ.
+        totp: bool,
+        /// Whether the screen offers 「パスキーでログイン」 (the options are in
+        /// `passkey_options`).
+        passkey: bool,
+        /// Whether the screen may offer 「リカバリーコードを使う」.
+        recovery_codes: bool,
+    },
+}
+
+/// The answer to L1 and L4: the 暗証キー was mailed (show the 暗証キー入力 screen), or
+/// the account's 認証アプリ is asked for (show the 確認コード入力 screen).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Issued {
     /// The code screen's handle.
     pub challenge: OtpChallengeId,
-    /// When the current code stops working.
+    /// When the current code (or the 確認コード screen) stops working.
     pub expires_at: OffsetDateTime,
-    /// The registered address, masked, to show 「…へ送信しました」.
+    /// The registered address, masked, to show 「…へ送信しました」 (empty when nothing
+    /// was mailed).
     pub masked_email: String,
+    /// Which screen to show.
+    pub second_step: SecondStep,
+    /// For a パスキー: the options of `navigator.credentials.get` (send as JSON).
+    pub passkey_options: Option<super::factor::PasskeyOptions>,
 }
 
 /// A loaded login challenge: the record, its version, and the digest that found it.
@@ -497,7 +635,7 @@ fn otp_mail_window(env: Env<'_>) -> Window {
 }
 
 /// SEC-29's daily budget of wrong 暗証キー entries per account.
-fn otp_failure_day(env: Env<'_>) -> Window {
+pub(crate) fn otp_failure_day(env: Env<'_>) -> Window {
     Window {
         span: Duration::hours(24),
         cap: env.policy.otp_failures_per_account_per_day,
@@ -506,7 +644,7 @@ fn otp_failure_day(env: Env<'_>) -> Window {
 }
 
 /// Whether the account's wrong 暗証キー entries today have reached the daily cap.
-fn otp_day_spent(failures_today: Option<&Versioned<Counter>>, env: Env<'_>) -> bool {
+pub(crate) fn otp_day_spent(failures_today: Option<&Versioned<Counter>>, env: Env<'_>) -> bool {
     failures_today.is_some_and(|c| {
         env.now
             < c.value
@@ -520,11 +658,13 @@ fn otp_day_spent(failures_today: Option<&Versioned<Counter>>, env: Env<'_>) -> b
 /// until a login completes), the hourly 暗証キー-mail cap (answered like every other
 /// failure, SEC-23) and the mail. The account write is conditional on the version read (SEC-34). A
 /// refusal commits one row whatever refused it (see [`gate::check`]).
+#[allow(clippy::too_many_arguments)]
 pub fn start<R: rand::CryptoRng + ?Sized>(
     held: AccountView<'_>,
     password: PasswordCheck,
     (otp_mails, failures_today): (Option<&Versioned<Counter>>, Option<&Versioned<Counter>>),
     refusals: Refusals<'_>,
+    verifiers: &super::factor::Verifiers<'_>,
     env: Env<'_>,
     rng: &mut R,
 ) -> Step<Issued> {
@@ -559,6 +699,40 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
         // after a right password, this answers as a failed login (SEC-23).
         return refused("otp_daily_cap");
     }
+    if super::factor::asks_authenticator(&account, verifiers, env) {
+        // A member with a 認証アプリ is asked for it, never silently for the mailed
+        // 暗証キー (no downgrade); nothing is mailed.
+        let (state, challenge, passkey_options) =
+            super::factor::issue_challenge(&account, verifiers, env, rng);
+        let flow_id = FlowId::generate(rng);
+        let second_step = SecondStep::AuthenticatorApp {
+            totp: state.totp,
+            passkey: state.passkey.is_some(),
+            recovery_codes: state.recovery_codes,
+        };
+        let mut step = Step::answer(Issued {
+            challenge,
+            expires_at: state.expires_at,
+            masked_email: String::new(),
+            second_step,
+            passkey_options,
+        })
+        .flow(
+            Expect::Absent,
+            flow_id.clone(),
+            FlowState::Login(LoginState::AwaitingFactor(state)),
+        )
+        .audit(
+            AuditEvent::new(AuditKind::LoginPasswordAccepted, now)
+                .account(&account.id)
+                .flow(&flow_id)
+                .detail("second_factor"),
+        );
+        for ev in audit {
+            step = step.audit(ev);
+        }
+        return step.account(expect, account);
+    }
     let key = CounterKey::OtpMails(account.id.clone());
     let Ok(hit) = throttle::hit(&key, otp_mails, now, otp_mail_window(env)) else {
         // SEC-23: the password was right, but saying "too many" here would tell a
@@ -574,6 +748,8 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
         challenge,
         expires_at,
         masked_email: email.masked(),
+        second_step: SecondStep::EmailedCode,
+        passkey_options: None,
     });
     step = step
         .flow(
@@ -657,6 +833,9 @@ pub fn verify(
         } else {
             e.stamp = Some(account.value.security_stamp.clone());
         }
+    }
+    if let Ok(consumed) = &mut verdict.outcome {
+        consumed.must_set_up_factor = super::factor::must_set_up(&account.value, env);
     }
     let mut updated = account.value.clone();
     updated.otp_failures = verdict.account_failures;

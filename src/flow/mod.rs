@@ -12,8 +12,11 @@
 pub mod account;
 pub mod delivery;
 pub mod ends;
+pub mod factor;
 pub mod gate;
 pub mod login;
+#[cfg(feature = "passkeys")]
+pub mod passkey;
 pub mod recovery;
 pub mod registration;
 pub mod step;
@@ -31,7 +34,11 @@ pub use account::{
     AwaitingEmailConfirmation, EmailChangeEnd, EmailChangeEndReason, EmailChangeState,
 };
 pub use ends::Ends;
-pub use login::{AwaitingOtp, LoginEnd, LoginEndReason, LoginState, OtpConsumed, OtpVerdict};
+pub use factor::{FactorInput, FactorSetupState, FactorSummary};
+pub use login::{
+    AwaitingFactor, AwaitingOtp, LoginEnd, LoginEndReason, LoginFactor, LoginState, OtpConsumed,
+    OtpVerdict, SecondStep,
+};
 pub use recovery::{
     AwaitingNewPassword, AwaitingResetLink, ResetEnd, ResetEndReason, ResetState, ResetStep,
     UnmatchedReset,
@@ -83,6 +90,10 @@ pub enum FlowState {
     PasswordReset(ResetState),
     /// メールアドレス変更: a confirmation link mailed to the new address.
     EmailChange(EmailChangeState),
+    /// 2段階認証の設定: an authenticator app's secret shown, its first code awaited.
+    FactorSetup(FactorSetupState),
+    /// パスキーだけでログイン: a challenge for any of the site's passkeys.
+    PasskeyLogin(factor::PasskeyLoginState),
 }
 
 /// A stored flow: its identifier and state. The state names the digests it can be
@@ -108,7 +119,9 @@ impl FlowState {
             FlowState::Registration(s) => s.link_status(link, now),
             FlowState::PasswordReset(s) => s.link_status(link, now),
             FlowState::EmailChange(s) => s.link_status(link, now),
-            FlowState::Login(_) => LinkStatus::Invalid,
+            FlowState::Login(_) | FlowState::FactorSetup(_) | FlowState::PasskeyLogin(_) => {
+                LinkStatus::Invalid
+            }
         }
     }
 
@@ -120,6 +133,8 @@ impl FlowState {
             FlowState::Login(s) => s.lookup_keys(),
             FlowState::PasswordReset(s) => s.lookup_keys(),
             FlowState::EmailChange(s) => s.lookup_keys(),
+            FlowState::FactorSetup(s) => s.lookup_keys(),
+            FlowState::PasskeyLogin(s) => s.lookup_keys(),
         }
     }
 
@@ -130,6 +145,8 @@ impl FlowState {
             FlowState::Login(s) => s.purge_after(),
             FlowState::PasswordReset(s) => s.purge_after(),
             FlowState::EmailChange(s) => s.purge_after(),
+            FlowState::FactorSetup(s) => s.purge_after(),
+            FlowState::PasskeyLogin(s) => s.purge_after(),
         }
     }
 
@@ -140,6 +157,8 @@ impl FlowState {
             FlowState::Login(s) => Some(s.account()),
             FlowState::PasswordReset(s) => s.account(),
             FlowState::EmailChange(s) => Some(s.account()),
+            FlowState::FactorSetup(s) => Some(s.account()),
+            FlowState::PasskeyLogin(_) => None,
         }
     }
 }

@@ -867,5 +867,33 @@ pub fn complete_reset<R: rand::CryptoRng + ?Sized>(
     if let Some(email) = &updated.email {
         d = d.mail(email.clone(), MailMessage::PasswordChanged { at: now });
     }
+    if env.policy.factors.reset_removes_factors && !updated.factors.is_empty() {
+        // Only when the policy says so (and the assurance report says what it costs): a
+        // reset by mailbox (and card data) takes the 認証アプリ and リカバリーコード away,
+        // so the next login falls back to the 暗証キー. By default a reset never
+        // bypasses an enrolled factor.
+        // One notice per kind of authenticator taken away (SEC-43).
+        let mut removed = Vec::new();
+        if updated.factors.totp.is_some() {
+            removed.push(crate::model::FactorKind::Totp);
+        }
+        if !updated.factors.passkeys.is_empty() {
+            removed.push(crate::model::FactorKind::Passkey);
+        }
+        updated.factors = crate::model::Factors::default();
+        d = d.audit(
+            AuditEvent::new(AuditKind::FactorRemoved, now)
+                .account(&updated.id)
+                .detail("reset"),
+        );
+        if let Some(email) = &updated.email {
+            for factor in removed {
+                d = d.mail(
+                    email.clone(),
+                    MailMessage::SecondFactorRemoved { factor, at: now },
+                );
+            }
+        }
+    }
     d.account(Expect::At(account.version), updated)
 }

@@ -1378,6 +1378,7 @@ pub fn complete<R: rand::CryptoRng + ?Sized>(
         otp_failures: 0,
         otp_cooldown_until: None,
         created_at: provisioned.map_or(now, |a| a.value.created_at),
+        factors: Default::default(),
     };
     let account_id = account.id.clone();
     let write = match provisioned {

@@ -95,6 +95,28 @@ pub enum MailMessage {
         /// When it happened.
         at: OffsetDateTime,
     },
+    /// 「2段階認証の設定のお知らせ」: a second factor was added, or a new set of
+    /// リカバリーコード replaced the old one (SEC-43).
+    SecondFactorAdded {
+        /// Which factor.
+        factor: crate::model::FactorKind,
+        /// When it happened.
+        at: OffsetDateTime,
+    },
+    /// 「2段階認証の解除のお知らせ」: a second factor was removed (SEC-43).
+    SecondFactorRemoved {
+        /// Which factor.
+        factor: crate::model::FactorKind,
+        /// When it happened.
+        at: OffsetDateTime,
+    },
+    /// 「リカバリーコード使用のお知らせ」: a リカバリーコード was used to log in (SEC-43).
+    RecoveryCodeUsed {
+        /// When it happened.
+        at: OffsetDateTime,
+        /// Codes left in the set.
+        remaining: u32,
+    },
 }
 
 impl MailMessage {
@@ -113,6 +135,9 @@ impl MailMessage {
             MailMessage::PasswordChanged { .. } => "password_changed",
             MailMessage::EmailChangeLink(_) => "email_change_link",
             MailMessage::EmailChanged { .. } => "email_changed",
+            MailMessage::SecondFactorAdded { .. } => "second_factor_added",
+            MailMessage::SecondFactorRemoved { .. } => "second_factor_removed",
+            MailMessage::RecoveryCodeUsed { .. } => "recovery_code_used",
         }
     }
 
@@ -131,7 +156,10 @@ impl MailMessage {
             | MailMessage::AccountLocked { .. }
             | MailMessage::LoginIdReminder { .. }
             | MailMessage::PasswordChanged { .. }
-            | MailMessage::EmailChanged { .. } => None,
+            | MailMessage::EmailChanged { .. }
+            | MailMessage::SecondFactorAdded { .. }
+            | MailMessage::SecondFactorRemoved { .. }
+            | MailMessage::RecoveryCodeUsed { .. } => None,
         }
     }
 }

@@ -36,6 +36,7 @@ use time::macros::offset;
 
 use crate::lang::Lang;
 use crate::mail::{MailMessage, RenderedMail};
+use crate::model::FactorKind;
 use crate::policy::{InsurerProfile, MailValidity};
 
 /// Wording of every mail. Hosts override single mails by implementing this trait and
@@ -420,6 +421,46 @@ fn japanese(message: &MailMessage, n: &Names<'_>) -> Draft {
             notes: Vec::new(),
             closing: Closing::Contact,
         },
+        MailMessage::SecondFactorAdded { factor, at } => Draft {
+            subject: "2段階認証の設定のお知らせ",
+            paragraphs: vec![
+                match factor {
+                    FactorKind::RecoveryCodes => format!(
+                        "{service}のリカバリーコードが新しく発行されました。以前に発行したリカバリーコードは使えなくなりました。"
+                    ),
+                    _ => format!(
+                        "{service}の2段階認証に{}が設定されました。次回からのログインでは、パスワードの後に{}をご利用ください。",
+                        factor_ja(*factor),
+                        factor_ja(*factor)
+                    ),
+                },
+                format!("設定日時：{}", when_ja(*at)),
+            ],
+            notes: Vec::new(),
+            closing: Closing::Contact,
+        },
+        MailMessage::SecondFactorRemoved { factor, at } => Draft {
+            subject: "2段階認証の解除のお知らせ",
+            paragraphs: vec![
+                format!(
+                    "{service}の2段階認証から{}が削除されました。",
+                    factor_ja(*factor)
+                ),
+                format!("削除日時：{}", when_ja(*at)),
+            ],
+            notes: Vec::new(),
+            closing: Closing::Contact,
+        },
+        MailMessage::RecoveryCodeUsed { at, remaining } => Draft {
+            subject: "リカバリーコード使用のお知らせ",
+            paragraphs: vec![
+                format!("{service}へのログインにリカバリーコードが使用されました。"),
+                format!("使用日時：{}\n残りのリカバリーコード：{remaining}個", when_ja(*at)),
+                "認証アプリをなくされた場合は、ログイン後に2段階認証の設定から新しい認証アプリを設定し、リカバリーコードを再発行してください。".to_owned(),
+            ],
+            notes: Vec::new(),
+            closing: Closing::Contact,
+        },
     }
 }
 
@@ -627,6 +668,63 @@ fn english(message: &MailMessage, n: &Names<'_>) -> Draft {
             notes: Vec::new(),
             closing: Closing::Contact,
         },
+        MailMessage::SecondFactorAdded { factor, at } => Draft {
+            subject: "Two-step verification was set up",
+            paragraphs: vec![
+                match factor {
+                    FactorKind::RecoveryCodes => format!(
+                        "New recovery codes were issued for your {service} account. The codes issued before no longer work."
+                    ),
+                    _ => format!(
+                        "{} was added to the two-step verification of your {service} account. From your next login, use it after your password.",
+                        factor_en(*factor)
+                    ),
+                },
+                format!("Set up at: {}", when_en(*at)),
+            ],
+            notes: Vec::new(),
+            closing: Closing::Contact,
+        },
+        MailMessage::SecondFactorRemoved { factor, at } => Draft {
+            subject: "Two-step verification was changed",
+            paragraphs: vec![
+                format!(
+                    "{} was removed from the two-step verification of your {service} account.",
+                    factor_en(*factor)
+                ),
+                format!("Removed at: {}", when_en(*at)),
+            ],
+            notes: Vec::new(),
+            closing: Closing::Contact,
+        },
+        MailMessage::RecoveryCodeUsed { at, remaining } => Draft {
+            subject: "A recovery code was used",
+            paragraphs: vec![
+                format!("A recovery code was used to log in to your {service} account."),
+                format!("Used at: {}\nRecovery codes left: {remaining}", when_en(*at)),
+                "If you lost your authenticator app, log in, set up a new one under two-step verification, and issue new recovery codes.".to_owned(),
+            ],
+            notes: Vec::new(),
+            closing: Closing::Contact,
+        },
+    }
+}
+
+/// A factor as the Japanese mails name it.
+fn factor_ja(factor: FactorKind) -> &'static str {
+    match factor {
+        FactorKind::Totp => "認証アプリ",
+        FactorKind::RecoveryCodes => "リカバリーコード",
+        FactorKind::Passkey => "パスキー",
+    }
+}
+
+/// A factor as the English mails name it.
+fn factor_en(factor: FactorKind) -> &'static str {
+    match factor {
+        FactorKind::Totp => "An authenticator app",
+        FactorKind::RecoveryCodes => "The recovery codes",
+        FactorKind::Passkey => "A passkey",
     }
 }
 
@@ -821,6 +919,19 @@ mod tests {
                 new_address_masked: "h***@example.jp".to_owned(),
                 at,
             },
+            MailMessage::SecondFactorAdded {
+                factor: FactorKind::Totp,
+                at,
+            },
+            MailMessage::SecondFactorAdded {
+                factor: FactorKind::RecoveryCodes,
+                at,
+            },
+            MailMessage::SecondFactorRemoved {
+                factor: FactorKind::Totp,
+                at,
+            },
+            MailMessage::RecoveryCodeUsed { at, remaining: 9 },
         ];
         (messages, auth_key)
     }
@@ -946,6 +1057,30 @@ mod tests {
                 None,
                 Contact,
             ),
+            MailMessage::SecondFactorAdded { at, .. } => e(
+                "2段階認証の設定のお知らせ",
+                "Two-step verification was set up",
+                Some(*at),
+                None,
+                None,
+                Contact,
+            ),
+            MailMessage::SecondFactorRemoved { at, .. } => e(
+                "2段階認証の解除のお知らせ",
+                "Two-step verification was changed",
+                Some(*at),
+                None,
+                None,
+                Contact,
+            ),
+            MailMessage::RecoveryCodeUsed { at, .. } => e(
+                "リカバリーコード使用のお知らせ",
+                "A recovery code was used",
+                Some(*at),
+                None,
+                None,
+                Contact,
+            ),
         }
     }
 
@@ -996,7 +1131,7 @@ mod tests {
         let mut kinds: Vec<_> = messages.iter().map(MailMessage::kind).collect();
         kinds.sort_unstable();
         kinds.dedup();
-        assert_eq!(kinds.len(), 12);
+        assert_eq!(kinds.len(), 15);
     }
 
     /// DESIGN §4: every mail, in ja and en, opens with the insurer's name, has its

@@ -123,6 +123,13 @@ struct At {
     at: OffsetDateTime,
 }
 
+/// Which second factor a notice is about, and when.
+#[derive(Serialize, Deserialize)]
+struct FactorAt {
+    factor: crate::model::FactorKind,
+    at: OffsetDateTime,
+}
+
 /// The login page a notice points to.
 #[derive(Serialize, Deserialize)]
 struct LoginUrl {
@@ -166,6 +173,12 @@ enum Message {
         new_address_masked: String,
         at: OffsetDateTime,
     },
+    SecondFactorAdded(FactorAt),
+    SecondFactorRemoved(FactorAt),
+    RecoveryCodeUsed {
+        at: OffsetDateTime,
+        remaining: u32,
+    },
 }
 
 impl From<&MailMessage> for Message {
@@ -205,6 +218,20 @@ impl From<&MailMessage> for Message {
             } => Message::EmailChanged {
                 new_address_masked: new_address_masked.clone(),
                 at: *at,
+            },
+            MailMessage::SecondFactorAdded { factor, at } => Message::SecondFactorAdded(FactorAt {
+                factor: *factor,
+                at: *at,
+            }),
+            MailMessage::SecondFactorRemoved { factor, at } => {
+                Message::SecondFactorRemoved(FactorAt {
+                    factor: *factor,
+                    at: *at,
+                })
+            }
+            MailMessage::RecoveryCodeUsed { at, remaining } => Message::RecoveryCodeUsed {
+                at: *at,
+                remaining: *remaining,
             },
         }
     }
@@ -248,6 +275,15 @@ impl TryFrom<Message> for MailMessage {
                 new_address_masked,
                 at,
             },
+            Message::SecondFactorAdded(FactorAt { factor, at }) => {
+                MailMessage::SecondFactorAdded { factor, at }
+            }
+            Message::SecondFactorRemoved(FactorAt { factor, at }) => {
+                MailMessage::SecondFactorRemoved { factor, at }
+            }
+            Message::RecoveryCodeUsed { at, remaining } => {
+                MailMessage::RecoveryCodeUsed { at, remaining }
+            }
         })
     }
 }

@@ -58,4 +58,7 @@ pub struct Account {
     pub otp_cooldown_until: Option<OffsetDateTime>,
     /// When the account was created.
     pub created_at: OffsetDateTime,
+    /// Its second factors (2段階認証): none for accounts stored before they existed.
+    #[serde(default, skip_serializing_if = "super::Factors::is_empty")]
+    pub factors: super::Factors,
 }

@@ -83,6 +83,18 @@ pub enum AuditKind {
     AccountProvisioned,
     /// The insurer disabled an account (資格喪失).
     AccountDisabled,
+    /// 2段階認証の設定 began (detail: the factor); its secret is shown once.
+    FactorSetupStarted,
+    /// A second factor was added (detail: `totp`, `recovery_codes` for a new set).
+    FactorAdded,
+    /// A second factor was removed (detail: the factor; `reset` when a password reset
+    /// removed them under the policy).
+    FactorRemoved,
+    /// A wrong 確認コード or リカバリーコード (detail: `totp`, `recovery_code`,
+    /// `totp_setup`); counted like a wrong 暗証キー (SEC-29).
+    SecondFactorFailed,
+    /// A リカバリーコード was used to log in (it is spent; the member is notified).
+    RecoveryCodeUsed,
 }
 
 /// One security event, with pseudonymous identifiers only: never a secret, a full

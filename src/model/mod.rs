@@ -7,6 +7,7 @@
 
 mod account;
 mod audit;
+mod factors;
 mod ids;
 mod member;
 mod outbox;
@@ -14,6 +15,9 @@ mod record;
 
 pub use account::{Account, AccountStatus};
 pub use audit::{AuditEvent, AuditKind};
+pub use factors::{
+    FactorKind, Factors, PasskeyFactor, RecoveryCodeSet, RecoveryCodeSlot, TotpFactor,
+};
 pub use ids::{AccountId, FlowId, SecurityStamp};
 pub use member::{MemberId, MemberRecord, Relation};
 pub use outbox::{Delivery, MailId, MalformedMailId, OutboxMail, Refund, Undeliverable};

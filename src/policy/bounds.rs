@@ -319,6 +319,8 @@ const MIN_LINK_TTL: Duration = Duration::minutes(5);
 /// | `email_change_link_ttl` | 5 min | 30 min | 1 d | — |
 /// | `temporary_password_ttl` | 1 d | 21 d | 90 d | — |
 /// | `reauth_window` | 1 min | 5 min | 1 h | — |
+/// | `factors.challenge_ttl` | 1 min | 5 min | 10 min | — |
+/// | `factors.setup_ttl` | 1 min | 10 min | 30 min | — |
 ///
 /// (The email-OTP deviation on `password.min_chars` applies only while the second
 /// step is not a factor NIST recognises; today the only one, the e-mailed 暗証キー, is
@@ -458,4 +460,10 @@ pub const KNOBS: &[Knob] = &[
     knob!(duration "reauth_window", reauth_window,
         Duration::minutes(1), Duration::minutes(5), Duration::hours(1), None,
         "a login counts as recent for 1 min to 1 h (SEC-36)"),
+    knob!(duration "factors.challenge_ttl", factors.challenge_ttl,
+        Duration::minutes(1), Duration::minutes(5), MAX_OTP_TTL, None,
+        "the 確認コード screen of a login lives 1 to 10 min, like the 暗証キー it replaces (SEC-28)"),
+    knob!(duration "factors.setup_ttl", factors.setup_ttl,
+        Duration::minutes(1), Duration::minutes(10), Duration::minutes(30), None,
+        "the 認証アプリの設定 screen (QR code shown, first code awaited) lives 1 to 30 min"),
 ];

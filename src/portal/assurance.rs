@@ -10,6 +10,90 @@ fn line(out: &mut String, lang: Lang, en: &str, ja: &str) {
     out.push('\n');
 }
 
+/// What the second-factor policy achieves (2段階認証).
+fn factor_lines(out: &mut String, lang: Lang, p: &crate::Policy, relying_party: bool) {
+    use crate::policy::FactorRequirement;
+    let f = &p.factors;
+    let passkeys = f.passkeys && relying_party;
+    if !(f.totp || passkeys) {
+        line(
+            out,
+            lang,
+            "Second factors: none beyond the e-mailed 暗証キー is offered.",
+            "2段階認証: メールの暗証キー以外の認証方法は提供していません。",
+        );
+        return;
+    }
+    let (tries, acc, day) = (
+        p.otp_tries_per_challenge,
+        p.otp_failures_per_account,
+        p.otp_failures_per_account_per_day,
+    );
+    line(
+        out,
+        lang,
+        &format!(
+            "Authenticator app (認証アプリ, TOTP RFC 6238): a member may set one up after a fresh login, confirmed by one code; the shared secret is stored sealed (XChaCha20-Poly1305) under the host's key. Password + authenticator-app code is two factors: AAL2 under NIST SP 800-63B-4 (not phishing-resistant). A code is accepted once (the last accepted 30-second step is kept: no replay), with ±1 step of clock skew, under the 暗証キー's budgets shared across factors ({tries} tries per screen, {acc} consecutive per account, {day} a day). A member with an app is always asked for it, never silently for the mailed 暗証キー."
+        ),
+        &format!(
+            "認証アプリ(TOTP、RFC 6238): 再ログイン直後の加入者が設定でき、確認コード1回で有効になります。共有シークレットは運営者の鍵で暗号化(XChaCha20-Poly1305)して保存します。パスワードと認証アプリの確認コードは2要素で、NIST SP 800-63B-4 の AAL2 に当たります(フィッシング耐性はありません)。確認コードは1回限り有効(最後に受け付けた30秒単位の時刻を記録し再利用を拒否)、前後1単位の時刻のずれを許容し、試行回数は暗証キーと共通の上限(1画面{tries}回、アカウントごと連続{acc}回、1日{day}回)で数えます。認証アプリを設定した加入者に、黙ってメールの暗証キーを求めることはありません。"
+        ),
+    );
+    if passkeys {
+        line(
+            out,
+            lang,
+            "Passkeys (パスキー, WebAuthn): registered by a member after a fresh login; user verification is required. Password + passkey is AAL2 and phishing-resistant: the relying party is the base URL's host and only its exact origin is accepted, so a look-alike site cannot use the member's passkey. Ceremony state stays server-side, single use. Synced passkeys are not hardware-bound, so this is not AAL3.",
+            "パスキー(WebAuthn): 再ログイン直後の加入者が登録でき、本人確認(生体認証・PIN)を必須とします。パスワードとパスキーは AAL2 で、フィッシング耐性があります(ベースURLのホストをRP IDとし、そのオリジンだけを受け付けるため、似せたサイトではパスキーを使えません)。認証の状態はサーバー側に1回限りで保持します。同期されるパスキーは端末に固定されないため AAL3 には当たりません。",
+        );
+    }
+    if passkeys && f.passkey_only_login {
+        line(
+            out,
+            lang,
+            "Passkey-only login (パスキーだけでログイン) is allowed: a discoverable passkey with user verification logs in without the login ID and password. It is a multi-factor cryptographic authenticator on its own (the device, and the biometric or PIN that unlocks it): AAL2 and phishing-resistant, with the account named by the passkey. Challenges are single use and count against the hourly flow-start budgets.",
+            "パスキーだけでログイン: 本人確認付きのパスキーで、ログインIDとパスワードなしにログインできます。パスキーはそれだけで多要素(端末と、それを解除する生体認証またはPIN)の暗号認証器で、AAL2 かつフィッシング耐性があります。認証の状態は1回限りで、手続き開始の1時間あたりの上限で数えます。",
+        );
+    }
+    if f.recovery_codes {
+        line(
+            out,
+            lang,
+            "Recovery codes (リカバリーコード): ten single-use codes shown once when the first factor is set up, stored as keyed digests, usable instead of the app; each use is notified by mail, and regenerating revokes the old set. A recovery code is a look-up secret: with the password, still AAL2.",
+            "リカバリーコード: 最初の認証方法の設定時に1回だけ表示する1回限りのコード10個。鍵付きダイジェストで保存し、認証アプリの代わりに使えます。使用のたびにメールでお知らせし、再発行すると以前のコードは無効になります。パスワードとの組み合わせで AAL2 です。",
+        );
+    }
+    match f.requirement {
+        FactorRequirement::Optional => line(
+            out,
+            lang,
+            "Requirement: optional. Members who set up no app keep logging in with the e-mailed 暗証キー (AAL1, see above); only those with an app reach AAL2.",
+            "必須設定: 任意。認証アプリを設定していない加入者は、これまでどおりメールの暗証キーでログインします(AAL1、上記参照)。AAL2 になるのは認証アプリを設定した加入者だけです。",
+        ),
+        FactorRequirement::Required => line(
+            out,
+            lang,
+            "Requirement: a second factor is required. Members who set up none still log in once with the e-mailed 暗証キー as a fallback (AAL1) and are sent to set one up at once; the last factor cannot be removed.",
+            "必須設定: 2段階認証は必須です。未設定の加入者はメールの暗証キーでログインでき(AAL1)、その直後に設定画面へ案内されます。最後の認証方法は削除できません。",
+        ),
+    }
+    if f.reset_removes_factors {
+        line(
+            out,
+            lang,
+            "Forgotten password removes second factors (policy): a completed reset takes the member's app and recovery codes away, so whoever controls the mailbox (and knows the card data, when required) can take over an AAL2 account at AAL1. The member is notified by mail.",
+            "パスワード再設定で2段階認証を解除(ポリシー): 再設定が完了すると認証アプリとリカバリーコードが削除されるため、メールボックスを管理できる人(必要な場合は保険証情報も知る人)が AAL2 のアカウントを AAL1 で取得できることになります。解除はメールでお知らせします。",
+        );
+    } else {
+        line(
+            out,
+            lang,
+            "Forgotten password never bypasses an enrolled factor: after a reset, the next login still asks for the app (or a recovery code).",
+            "パスワードを再設定しても2段階認証は解除されません。再設定後のログインでも認証アプリ(またはリカバリーコード)が必要です。",
+        );
+    }
+}
+
 impl Portal {
     /// What the configured policy achieves, in plain words, for the insurer's records
     /// and the start-up log.
@@ -41,6 +125,7 @@ impl Portal {
             "Assurance: NIST SP 800-63B-4 does not recognise e-mail as an authentication factor, so this login is single-factor (AAL1), not multi-factor (AAL2); the e-mailed code proves control of the mailbox, and limits guessing and stolen-password reuse.",
             "保証レベル: NIST SP 800-63B-4 はメールを認証要素と認めていないため、このログインは多要素(AAL2)ではなく単要素(AAL1)です。メールの暗証キーはメールボックスの管理を確認し、推測や流出したパスワードの悪用を抑えるものです。",
         );
+        factor_lines(&mut out, lang, p, self.offers_passkeys());
         line(
             &mut out,
             lang,

@@ -7,7 +7,7 @@ use super::driver::{AccountRead, Load, Loaded, Memo};
 use crate::domain::{EmailAddress, LoginId, Nickname, Password};
 use crate::error::Error;
 use crate::flow::gate::PasswordCheck;
-use crate::flow::login::{self, OtpConsumed};
+use crate::flow::login::{self, LoginFactor, OtpConsumed, SecondStep};
 use crate::model::{Counter, CounterKey};
 use crate::observe::StepName;
 use crate::password_hash::{PasswordHashString, Verification};
@@ -24,11 +24,18 @@ pub struct OtpChallenge {
     pub challenge: OtpChallengeId,
     /// When the current code stops working.
     pub expires_at: OffsetDateTime,
-    /// The registered address, masked, to show 「…へ送信しました」.
+    /// The registered address, masked, to show 「…へ送信しました」 (empty when the
+    /// 認証アプリ is asked for: nothing was mailed).
     pub masked_email: String,
     /// The receipt of the 暗証キー mail: ask [`Portal::mail_status`] with it to
     /// tell the member truthfully whether the mail went out.
     pub receipt: crate::model::MailId,
+    /// Which screen to show: 暗証キー入力, or 確認コード入力 for a member with a
+    /// 認証アプリ ([`Portal::verify_totp`], [`Portal::use_recovery_code`]).
+    pub second_step: SecondStep,
+    /// For a パスキー: the `publicKey` options of `navigator.credentials.get`, to send to
+    /// the browser as JSON; its answer goes to `Portal::verify_passkey`.
+    pub passkey_options: Option<crate::flow::factor::PasskeyOptions>,
 }
 
 /// The answer to L2: the member is logged in. Start the host's session now, with a new
@@ -76,6 +83,17 @@ impl Authenticated {
     /// The proof of the consumed 暗証キー.
     pub fn proof(&self) -> &OtpConsumed {
         &self.proof
+    }
+
+    /// Which factor this login stood on (the 暗証キー, the 認証アプリ or a リカバリーコード).
+    pub fn factor(&self) -> LoginFactor {
+        self.proof.factor()
+    }
+
+    /// Whether the policy requires a second factor and this member has none: send them
+    /// to 2段階認証の設定 before anything else.
+    pub fn must_set_up_factor(&self) -> bool {
+        self.proof.must_set_up_factor()
     }
 
     /// Whether this answers a repeat of a login already made (the same code sent again
@@ -199,6 +217,7 @@ impl Portal {
                         check,
                         (otp_mails(&loaded), otp_failures_today(&loaded)),
                         loaded.refusals(refused),
+                        &self.verifiers(),
                         self.env(now),
                         &mut Self::rng(),
                     ))
@@ -210,6 +229,8 @@ impl Portal {
             expires_at: issued.expires_at,
             masked_email: issued.masked_email,
             receipt,
+            second_step: issued.second_step,
+            passkey_options: issued.passkey_options,
         })
     }
 
@@ -274,6 +295,8 @@ impl Portal {
             expires_at: resent.expires_at,
             masked_email: resent.masked_email,
             receipt,
+            second_step: SecondStep::EmailedCode,
+            passkey_options: None,
         })
     }
 

@@ -12,10 +12,13 @@ mod assurance;
 mod builder;
 mod delivery;
 mod driver;
+mod factors;
 #[cfg(test)]
 mod interaction_tests;
 mod links;
 mod login;
+#[cfg(feature = "passkeys")]
+mod passkeys;
 mod pathways;
 mod recovery;
 mod registration;
@@ -31,7 +34,10 @@ pub use account::{
 };
 pub use builder::{ConfigError, PortalBuilder};
 pub use delivery::DeliveryPass;
+pub use factors::{TotpEnrolled, TotpSetup};
 pub use login::{AccountSummary, Authenticated, OtpChallenge};
+#[cfg(feature = "passkeys")]
+pub use passkeys::{PasskeyAdded, PasskeyLogin, PasskeyRegistration};
 pub use pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
@@ -69,6 +75,9 @@ struct Inner {
     delivery: crate::flow::delivery::DeliverySchedule,
     transport: delivery::Transport,
     hasher: PasswordHasher,
+    /// The WebAuthn relying party, from the insurer profile's base URL.
+    #[cfg(feature = "passkeys")]
+    webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 impl std::fmt::Debug for Portal {
@@ -122,6 +131,36 @@ impl Portal {
             policy: &self.inner.policy,
             keys: &self.inner.keys,
         }
+    }
+
+    /// What checks second factors: the seal keys and, with passkeys, the relying party.
+    fn verifiers(&self) -> crate::flow::factor::Verifiers<'_> {
+        #[cfg(feature = "passkeys")]
+        {
+            let mut v = crate::flow::factor::Verifiers::sealed(&self.inner.seals);
+            v.webauthn = self.inner.webauthn.as_ref();
+            v
+        }
+        #[cfg(not(feature = "passkeys"))]
+        crate::flow::factor::Verifiers::sealed(&self.inner.seals)
+    }
+
+    /// Whether the login screen may offer 「パスキーでログイン」 without a login ID and
+    /// password: passkeys offered and the policy's `factors.passkey_only_login`.
+    pub fn offers_passkey_only_login(&self) -> bool {
+        self.offers_passkeys() && self.inner.policy.factors.passkey_only_login
+    }
+
+    /// Whether this build and configuration offer passkeys: the `passkeys` feature, the
+    /// policy's `factors.passkeys`, and a base URL that can be a WebAuthn relying party
+    /// (a domain name, not an IP address).
+    pub fn offers_passkeys(&self) -> bool {
+        #[cfg(feature = "passkeys")]
+        {
+            self.inner.policy.factors.passkeys && self.inner.webauthn.is_some()
+        }
+        #[cfg(not(feature = "passkeys"))]
+        false
     }
 
     fn now(&self) -> OffsetDateTime {

@@ -48,6 +48,10 @@ pub enum AuthPathway {
     /// (128 random bits, known only to that request's holder); a request that mailed
     /// nothing has a stand-in receipt that reads the same.
     MailDelivery,
+    /// 2段階認証: setting up, regenerating and removing second factors by a freshly
+    /// re-authenticated member (SEC-36), and logging in with them (L2 with a 認証アプリ
+    /// or リカバリーコード, under the 暗証キー's budgets, SEC-29).
+    SecondFactor,
 }
 
 /// A control that bounds how often, how long or how many times an entry point can be
@@ -181,6 +185,19 @@ pub const ENTRY_POINTS: &[EntryPoint] = entry_points! {
     disable_account: InsurerDisabling by Insurer, [];
     purge_expired: Housekeeping by Host, [BoundedBatch];
     mail_status: MailDelivery by Host, [];
+    start_totp_setup: SecondFactor by Member, [ReauthWindow];
+    confirm_totp_setup: SecondFactor by Member, [ReauthWindow, OtpPerChallenge];
+    verify_totp: SecondFactor by Member, [OtpPerChallenge, OtpPerAccount];
+    use_recovery_code: SecondFactor by Member, [OtpPerChallenge, OtpPerAccount];
+    regenerate_recovery_codes: SecondFactor by Member, [ReauthWindow];
+    remove_factor: SecondFactor by Member, [ReauthWindow];
+    list_factors: SessionCheck by Host, [];
+    start_passkey_registration: SecondFactor by Member, [ReauthWindow];
+    finish_passkey_registration: SecondFactor by Member, [ReauthWindow, SingleUseLink];
+    verify_passkey: SecondFactor by Member, [OtpPerChallenge, OtpPerAccount];
+    remove_passkey: SecondFactor by Member, [ReauthWindow];
+    start_passkey_login: SecondFactor by Member, [FlowStarts, SingleUseLink];
+    finish_passkey_login: SecondFactor by Member, [SingleUseLink, OtpPerChallenge];
 };
 
 impl Portal {

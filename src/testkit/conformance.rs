@@ -195,6 +195,7 @@ fn account(n: u32) -> Account {
         otp_failures: 0,
         otp_cooldown_until: None,
         created_at: NOW,
+        factors: Default::default(),
     }
 }
 

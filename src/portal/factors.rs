@@ -1,0 +1,266 @@
+//! 2段階認証 through the portal: setting up a 認証アプリ, リカバリーコード, and logging in
+//! with them. Each method names its step; the rules are the core's
+//! ([`crate::flow::factor`]).
+
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use super::Portal;
+use super::driver::{AccountRead, Load};
+use super::login::Authenticated;
+use crate::error::Error;
+use crate::flow::account::FreshLogin;
+use crate::flow::factor::{self, FactorInput, FactorSummary, TotpLabel};
+use crate::model::{AccountId, CounterKey, FactorKind};
+use crate::observe::StepName;
+use crate::ports::{AccountLookup, AccountStatus};
+use crate::token::{FlowHandle, OtpChallengeId, RecoveryCode, TotpCode};
+
+/// What the 認証アプリの設定 screen shows: the QR code (or the secret, for typing by hand)
+/// and the handle to send back with the first 確認コード.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TotpSetup {
+    /// The setup screen's handle: keep it in the page (hidden field) or a cookie.
+    pub handle: FlowHandle,
+    /// When the setup screen dies (10 min by default): the member starts again.
+    pub expires_at: OffsetDateTime,
+    secret_base32: Zeroizing<String>,
+    otpauth_uri: Zeroizing<String>,
+}
+
+impl TotpSetup {
+    /// The shared secret in Base32, for members who type it into the app by hand
+    /// (「QRコードを読み取れない場合」).
+    ///
+    /// # Security Warning
+    ///
+    /// Whoever holds it can make this member's 確認コード forever: show it on the setup
+    /// screen only, never log it, mail it or keep it after the page is sent.
+    pub fn secret_base32(&self) -> &str {
+        &self.secret_base32
+    }
+
+    /// The `otpauth://totp/…` URI the QR code carries (same warning as
+    /// [`secret_base32`](Self::secret_base32): it contains the secret).
+    pub fn otpauth_uri(&self) -> &str {
+        &self.otpauth_uri
+    }
+
+    /// The QR code of [`otpauth_uri`](Self::otpauth_uri) as an SVG document, to put in
+    /// the setup page inline. `None` only if the URI did not fit a QR code.
+    pub fn qr_svg(&self) -> Option<String> {
+        let code = qrcode::QrCode::with_error_correction_level(
+            self.otpauth_uri.as_bytes(),
+            qrcode::EcLevel::M,
+        )
+        .ok()?;
+        Some(
+            code.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .quiet_zone(true)
+                .build(),
+        )
+    }
+}
+
+/// A 認証アプリ was set up.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct TotpEnrolled {
+    /// The リカバリーコード to show once, when this was the account's first factor
+    /// (empty otherwise): 「リカバリーコードを安全な場所に保管してください」.
+    pub recovery_codes: Vec<RecoveryCode>,
+}
+
+impl Portal {
+    /// The load of a step a freshly logged-in member takes on their own account.
+    pub(super) fn fresh_load(fresh_auth: &Authenticated) -> Load {
+        Load {
+            account: Some(AccountRead::By(AccountLookup::Id(
+                fresh_auth.account_id.clone(),
+            ))),
+            account_flows: true,
+            ..Load::default()
+        }
+    }
+
+    pub(super) fn fresh(fresh_auth: &Authenticated) -> FreshLogin<'_> {
+        FreshLogin {
+            proof: fresh_auth.proof(),
+            stamp: &fresh_auth.security_stamp,
+        }
+    }
+
+    /// 2段階認証の設定 → 認証アプリ, step 1: draws a new shared secret and shows it as a
+    /// QR code ([`TotpSetup::qr_svg`]). Needs a fresh login (SEC-36): `fresh_auth` no
+    /// older than [`Policy::reauth_window`](crate::Policy::reauth_window), stamp current;
+    /// otherwise [`Rejection::ReauthenticationRequired`](crate::Rejection::ReauthenticationRequired).
+    /// The secret is kept sealed server-side, bound to the returned handle, until
+    /// [`Portal::confirm_totp_setup`].
+    pub async fn start_totp_setup(&self, fresh_auth: &Authenticated) -> Result<TotpSetup, Error> {
+        let load = Self::fresh_load(fresh_auth);
+        let fresh = Self::fresh(fresh_auth);
+        let issuer = self.inner.profile.service_name.as_str();
+        let started = self
+            .decide(StepName::StartTotpSetup, &load, |loaded, env, rng| {
+                factor::start_totp_setup(
+                    loaded.view(),
+                    fresh,
+                    TotpLabel { issuer },
+                    &self.inner.seals,
+                    env,
+                    rng,
+                )
+            })
+            .await?;
+        Ok(TotpSetup {
+            handle: started.handle,
+            expires_at: started.expires_at,
+            secret_base32: started.secret_base32,
+            otpauth_uri: started.otpauth_uri,
+        })
+    }
+
+    /// 2段階認証の設定 → 認証アプリ, step 2: the first 確認コード the app shows. Right, the
+    /// app becomes the account's second factor — from the next login on it is asked for
+    /// instead of the mailed 暗証キー — and, for a first factor, ten リカバリーコード are
+    /// returned to show once. A notice is mailed (SEC-43). Wrong,
+    /// [`Rejection::SecondFactorIncorrect`](crate::Rejection::SecondFactorIncorrect); after
+    /// the policy's tries the setup is dead
+    /// ([`Rejection::FactorSetupInvalid`](crate::Rejection::FactorSetupInvalid)).
+    pub async fn confirm_totp_setup(
+        &self,
+        fresh_auth: &Authenticated,
+        handle: &FlowHandle,
+        code: &TotpCode,
+    ) -> Result<TotpEnrolled, Error> {
+        let load = self.flow_with_account_load(handle);
+        let fresh = Self::fresh(fresh_auth);
+        let confirmed = self
+            .decide(StepName::ConfirmTotpSetup, &load, |loaded, env, rng| {
+                factor::confirm_totp_setup(
+                    loaded.found(),
+                    loaded.view(),
+                    (fresh, code),
+                    &self.inner.seals,
+                    env,
+                    rng,
+                )
+            })
+            .await?;
+        Ok(TotpEnrolled {
+            recovery_codes: confirmed.recovery_codes,
+        })
+    }
+
+    /// L2 with the 認証アプリ (確認コード入力 → ログイン): the challenge
+    /// [`Portal::start_login`] issued with
+    /// [`SecondStep::AuthenticatorApp`](crate::flow::SecondStep::AuthenticatorApp). A code
+    /// is accepted once (a time step is never accepted twice), with ±1 step of clock
+    /// skew, within the 暗証キー's budgets (SEC-29).
+    pub async fn verify_totp(
+        &self,
+        challenge: &OtpChallengeId,
+        code: &TotpCode,
+    ) -> Result<Authenticated, Error> {
+        self.verify_factor(StepName::VerifyTotp, challenge, FactorInput::Totp(code))
+            .await
+    }
+
+    /// L2 with a リカバリーコード instead of the 認証アプリ (「リカバリーコードを使う」):
+    /// each code works once; its use is mailed to the member (SEC-43).
+    pub async fn use_recovery_code(
+        &self,
+        challenge: &OtpChallengeId,
+        code: &RecoveryCode,
+    ) -> Result<Authenticated, Error> {
+        self.verify_factor(
+            StepName::UseRecoveryCode,
+            challenge,
+            FactorInput::RecoveryCode(code),
+        )
+        .await
+    }
+
+    pub(super) async fn verify_factor(
+        &self,
+        name: StepName,
+        challenge: &OtpChallengeId,
+        input: FactorInput<'_>,
+    ) -> Result<Authenticated, Error> {
+        let load = Load {
+            account: Some(AccountRead::OfFlow),
+            account_flows: true,
+            account_counters: vec![
+                CounterKey::OTP_MAILS_PREFIX,
+                CounterKey::OTP_FAILURES_PREFIX,
+            ],
+            ..self.flow_load(challenge)
+        };
+        let (consumed, security_stamp) = self
+            .decide(name, &load, |loaded, env, _| {
+                factor::verify(
+                    loaded.found(),
+                    loaded.view(),
+                    (
+                        input,
+                        loaded.account_counters.get(1).and_then(Option::as_ref),
+                    ),
+                    &self.verifiers(),
+                    env,
+                )
+            })
+            .await?;
+        Ok(Authenticated::from_consumed(consumed, security_stamp))
+    }
+
+    /// リカバリーコードの再発行: ten new codes to show once; the old set stops working at
+    /// once. Needs a fresh login and a 認証アプリ; notified by mail (SEC-43).
+    pub async fn regenerate_recovery_codes(
+        &self,
+        fresh_auth: &Authenticated,
+    ) -> Result<Vec<RecoveryCode>, Error> {
+        let load = Self::fresh_load(fresh_auth);
+        let fresh = Self::fresh(fresh_auth);
+        self.decide(
+            StepName::RegenerateRecoveryCodes,
+            &load,
+            |loaded, env, rng| factor::regenerate_recovery_codes(loaded.view(), fresh, env, rng),
+        )
+        .await
+    }
+
+    /// 2段階認証の解除: removes a factor. Needs a fresh login. Under
+    /// [`FactorRequirement::Required`](crate::policy::FactorRequirement::Required) the
+    /// last 認証アプリ stays
+    /// ([`Rejection::LastFactorRequired`](crate::Rejection::LastFactorRequired)). Removing
+    /// the last 認証アプリ also removes the リカバリーコード. Notified by mail (SEC-43).
+    pub async fn remove_factor(
+        &self,
+        fresh_auth: &Authenticated,
+        kind: FactorKind,
+    ) -> Result<(), Error> {
+        let load = Self::fresh_load(fresh_auth);
+        let fresh = Self::fresh(fresh_auth);
+        self.decide(StepName::RemoveFactor, &load, |loaded, env, _| {
+            factor::remove_factor(loaded.view(), fresh, kind, env)
+        })
+        .await
+    }
+
+    /// What the 2段階認証の設定 screen lists: each factor with when it was added and last
+    /// used, and how many リカバリーコード are left. Empty for an unknown or disabled
+    /// account. Hosts call it after [`Portal::check_security_stamp`].
+    pub async fn list_factors(&self, account: &AccountId) -> Result<Vec<FactorSummary>, Error> {
+        let found = self
+            .inner
+            .store
+            .find_account(AccountLookup::Id(account.clone()))
+            .await?;
+        Ok(found
+            .filter(|a| matches!(a.value.status, AccountStatus::Active))
+            .map(|a| factor::summarize(&a.value))
+            .unwrap_or_default())
+    }
+}
