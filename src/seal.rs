@@ -58,6 +58,9 @@ pub enum SealPurpose {
     OutboxMail,
     /// The shared secret of an authenticator app (TOTP).
     TotpSecret,
+    /// The handle of the code screen the last L1 opened, kept on the account for the
+    /// repeat window ([`RecentLogin`](crate::model::RecentLogin)).
+    RecentLogin,
 }
 
 impl SealPurpose {
@@ -65,6 +68,7 @@ impl SealPurpose {
         match self {
             SealPurpose::OutboxMail => b"kenpo-auth/v1/seal/outbox-mail",
             SealPurpose::TotpSecret => b"kenpo-auth/v1/seal/totp-secret",
+            SealPurpose::RecentLogin => b"kenpo-auth/v1/seal/recent-login",
         }
     }
 }

@@ -358,14 +358,15 @@ async fn sec_27_code_of_challenge_a_does_not_work_on_challenge_b() {
     f.portal.verify_otp(&b.challenge, &code_b).await.unwrap();
 }
 
-/// #14: a second L1 (a double tap, a second device) does not kill the code already
-/// mailed; the login that completes ends the account's other open challenges.
+/// #14: a second L1 (a second device, past the repeat window) does not kill the code
+/// already mailed; the login that completes ends the account's other open challenges.
 #[tokio::test]
 async fn a_completed_login_ends_the_other_open_challenges() {
     let f = registered().await;
     let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let first_code = f.otp(TARO);
-    f.clock.advance(Duration::seconds(5));
+    f.clock
+        .advance(f.portal.policy().repeat_window + Duration::seconds(1));
     let second = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let second_code = f.otp(TARO);
     f.portal
@@ -743,4 +744,94 @@ async fn logged_in_pages_read_the_account_summary() {
     assert_eq!(summary.nickname.unwrap().as_str(), "たろう");
     let unknown = kenpo_auth::ports::AccountId::from_stored("no-such-account");
     assert_eq!(f.portal.account_summary(&unknown).await.unwrap(), None);
+}
+
+fn otp_mails(f: &Fixture) -> usize {
+    f.kinds_to(TARO)
+        .iter()
+        .filter(|k| **k == "login_otp")
+        .count()
+}
+
+/// #14: L1 repeated moments later — a double tap, a reload, a response lost on a bad
+/// connection — answers the same code screen (the same handle and receipt) and mails
+/// nothing: the code in the first mail is the one to type.
+#[tokio::test]
+async fn a_repeated_l1_answers_the_same_screen_and_mails_nothing() {
+    let f = registered().await;
+    let before = otp_mails(&f);
+    let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    f.clock.advance(Duration::seconds(3));
+    let again = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    assert_eq!(
+        again.challenge.expose_secret(),
+        first.challenge.expose_secret(),
+        "the same screen"
+    );
+    assert_eq!(again.receipt, first.receipt);
+    assert_eq!(again.expires_at, first.expires_at);
+    assert_eq!(otp_mails(&f), before + 1, "one mail");
+    f.portal
+        .verify_otp(&again.challenge, &f.otp(TARO))
+        .await
+        .expect("the code of the one mail");
+    // A wrong password is no repeat: it is refused as ever (SEC-23).
+    let r = f.portal.start_login(LOGIN, &pw(OTHER_PASSWORD)).await;
+    assert_eq!(rejection(r.unwrap_err()), Rejection::LoginFailed);
+}
+
+/// #14 and L3: a closed code screen is dead, so an L1 right after it opens a new one with
+/// a new code — the repeat never revives a closed screen's key.
+#[tokio::test]
+async fn an_l1_after_closing_the_screen_mails_a_new_code() {
+    let f = registered().await;
+    let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    let first_code = f.otp(TARO);
+    f.portal.close_otp_screen(&first.challenge).await.unwrap();
+    f.clock.advance(Duration::seconds(2));
+    let next = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    assert_ne!(
+        next.challenge.expose_secret(),
+        first.challenge.expose_secret()
+    );
+    assert_eq!(otp_mails(&f), 2);
+    assert_eq!(
+        rejection(
+            f.portal
+                .verify_otp(&first.challenge, &first_code)
+                .await
+                .unwrap_err()
+        ),
+        Rejection::OtpInvalid
+    );
+    f.portal
+        .verify_otp(&next.challenge, &f.otp(TARO))
+        .await
+        .unwrap();
+}
+
+/// #14: a screen whose code was tried, or an L1 past the repeat window, is not repeated:
+/// the member gets a new screen and a new mail.
+#[tokio::test]
+async fn a_tried_screen_or_a_late_l1_is_not_repeated() {
+    let f = registered().await;
+    let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    let code = f.otp(TARO);
+    f.portal
+        .verify_otp(&first.challenge, &wrong(&code))
+        .await
+        .unwrap_err();
+    let tried = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    assert_ne!(
+        tried.challenge.expose_secret(),
+        first.challenge.expose_secret()
+    );
+    assert_eq!(otp_mails(&f), 2);
+    f.clock.advance(f.portal.policy().repeat_window);
+    let late = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    assert_ne!(
+        late.challenge.expose_secret(),
+        tried.challenge.expose_secret()
+    );
+    assert_eq!(otp_mails(&f), 3);
 }

@@ -71,6 +71,17 @@ struct Model {
     last_password_failure: Option<i64>,
     mail_window: Option<(i64, u32)>,
     last: Option<Outcome>,
+    /// What each answered L1 (a step's index) showed: a challenge of `challenges`. An L1
+    /// repeated within the repeat window shows the same one again (#14).
+    slots: Vec<usize>,
+    /// The challenge the last fresh L1 opened and when: what a repeat answers with,
+    /// until that screen is closed or any code is tried.
+    recent: Option<(usize, i64)>,
+}
+
+/// `Policy::repeat_window`, in seconds.
+fn repeat_window() -> i64 {
+    kenpo_auth::Policy::default().repeat_window.whole_seconds()
 }
 
 fn password_delay(failures: u32) -> i64 {
@@ -136,6 +147,15 @@ impl Model {
         }
     }
 
+    /// A code was tried on `i` and its state changed (an attempt counted, or a lapsed
+    /// screen ended): no L1 repeats the recent screen after that.
+    fn tried(&mut self, i: usize, before: &Challenge) {
+        let c = &self.challenges[i];
+        if c.open != before.open || c.attempts != before.attempts {
+            self.recent = None;
+        }
+    }
+
     fn wrong_code(&mut self, i: usize) -> Outcome {
         if let Err(o) = self.usable(i) {
             return o;
@@ -158,6 +178,39 @@ impl Model {
     }
 
     fn step(&mut self, step: &Step) -> Outcome {
+        // Steps name an answered L1; the model works on the challenge it showed.
+        let step = &match *step {
+            Step::Right(i) => Step::Right(self.slots[i]),
+            Step::Wrong(i) => Step::Wrong(self.slots[i]),
+            Step::Old(i) => Step::Old(self.slots[i]),
+            Step::Foreign(i, j) => Step::Foreign(self.slots[i], self.slots[j]),
+            Step::Resend(i) => Step::Resend(self.slots[i]),
+            Step::Close(i) => Step::Close(self.slots[i]),
+            Step::Heartbeat(i) => Step::Heartbeat(self.slots[i]),
+            Step::Login => Step::Login,
+            Step::Tick(s) => Step::Tick(s),
+        };
+        match *step {
+            Step::Right(i) | Step::Wrong(i) | Step::Old(i) | Step::Foreign(i, _) => {
+                let before = self.challenges[i].clone();
+                let out = self.challenge_step(step);
+                let repeated = !before.open && out == Outcome::Ok;
+                if !repeated {
+                    self.tried(i, &before);
+                }
+                out
+            }
+            Step::Close(i) => {
+                if self.challenges[i].open && self.recent.is_some_and(|(r, _)| r == i) {
+                    self.recent = None;
+                }
+                self.challenge_step(step)
+            }
+            _ => self.challenge_step(step),
+        }
+    }
+
+    fn challenge_step(&mut self, step: &Step) -> Outcome {
         match *step {
             Step::Tick(s) => {
                 self.now += s;
@@ -173,9 +226,19 @@ impl Model {
                 }
                 self.password_failures = 0;
                 self.last_password_failure = None;
+                if let Some((r, at)) = self.recent
+                    && self.now < at + repeat_window()
+                    && self.now < self.challenges[r].expires_at
+                {
+                    // The same L1 moments later: the same screen, no mail.
+                    self.slots.push(r);
+                    return Outcome::Ok;
+                }
                 if !self.mail_allowed() {
                     return Outcome::Code("login.failed");
                 }
+                self.slots.push(self.challenges.len());
+                self.recent = Some((self.challenges.len(), self.now));
                 self.challenges.push(Challenge {
                     open: true,
                     attempts: 0,
@@ -192,7 +255,7 @@ impl Model {
                 self.touch(i);
                 let now = self.now;
                 let c = &mut self.challenges[i];
-                let repeat = kenpo_auth::Policy::default().repeat_window.whole_seconds();
+                let repeat = repeat_window();
                 if !c.open {
                     return match c.logged_in_at {
                         Some(at) if now < at + repeat => Outcome::Ok,
@@ -271,7 +334,7 @@ impl ReferenceStateMachine for LoginModel {
     }
 
     fn transitions(state: &Model) -> BoxedStrategy<Step> {
-        let n = state.challenges.len();
+        let n = state.slots.len();
         let ticks = prop_oneof![
             Just(1i64),
             Just(30),
@@ -312,7 +375,7 @@ impl ReferenceStateMachine for LoginModel {
     }
 
     fn preconditions(state: &Model, step: &Step) -> bool {
-        let n = state.challenges.len();
+        let n = state.slots.len();
         match *step {
             Step::Right(i)
             | Step::Wrong(i)
@@ -330,6 +393,8 @@ struct Sut {
     rt: tokio::runtime::Runtime,
     f: Fixture,
     challenges: Vec<(OtpChallengeId, Vec<OtpCode>)>,
+    /// Each answered L1: its entry in `challenges` (a repeat shows one already there).
+    slots: Vec<usize>,
     /// Each login answered: the challenge, and when its code was accepted.
     successes: Vec<(usize, time::OffsetDateTime)>,
 }
@@ -359,6 +424,18 @@ impl Sut {
 
     fn run(&mut self, step: &Step) -> Outcome {
         let portal = self.f.portal.clone();
+        let slot = |i: usize| self.slots[i];
+        let step = &match *step {
+            Step::Right(i) => Step::Right(slot(i)),
+            Step::Wrong(i) => Step::Wrong(slot(i)),
+            Step::Old(i) => Step::Old(slot(i)),
+            Step::Foreign(i, j) => Step::Foreign(slot(i), slot(j)),
+            Step::Resend(i) => Step::Resend(slot(i)),
+            Step::Close(i) => Step::Close(slot(i)),
+            Step::Heartbeat(i) => Step::Heartbeat(slot(i)),
+            Step::Login => Step::Login,
+            Step::Tick(s) => Step::Tick(s),
+        };
         match *step {
             Step::Tick(s) => {
                 self.f.clock.advance(Duration::seconds(s));
@@ -367,8 +444,19 @@ impl Sut {
             Step::Login => {
                 let r = self.rt.block_on(portal.start_login(LOGIN, &pw(PASSWORD)));
                 if let Ok(ch) = &r {
-                    self.challenges
-                        .push((ch.challenge.clone(), vec![self.f.otp(TARO)]));
+                    let shown = ch.challenge.expose_secret();
+                    match self
+                        .challenges
+                        .iter()
+                        .position(|(id, _)| id.expose_secret() == shown)
+                    {
+                        Some(existing) => self.slots.push(existing),
+                        None => {
+                            self.slots.push(self.challenges.len());
+                            self.challenges
+                                .push((ch.challenge.clone(), vec![self.f.otp(TARO)]));
+                        }
+                    }
                 }
                 Self::outcome(r)
             }
@@ -432,6 +520,7 @@ impl StateMachineTest for LoginModel {
             rt,
             f,
             challenges: Vec::new(),
+            slots: Vec::new(),
             successes: Vec::new(),
         }
     }

@@ -74,7 +74,9 @@ async fn an_outage_longer_than_the_old_retry_window_loses_no_otp_mail() {
     t.mail.fail(When::Always, MailFault::Transient);
     let challenge = t.f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     assert!(t.f.mailer.last_otp(TARO).is_none(), "nothing went out");
-    assert!(sending(status(&t.f.portal, &challenge.receipt).await));
+    assert!(sending(
+        status(&t.f.portal, &challenge.receipt.unwrap()).await
+    ));
     let worker = t.f.portal.delivery_worker();
     // 40 s of outage: every try fails, nothing is given up.
     for _ in 0..8 {
@@ -82,12 +84,14 @@ async fn an_outage_longer_than_the_old_retry_window_loses_no_otp_mail() {
         let pass = worker.run_once().await.unwrap();
         assert_eq!(pass.given_up, 0);
     }
-    assert!(sending(status(&t.f.portal, &challenge.receipt).await));
+    assert!(sending(
+        status(&t.f.portal, &challenge.receipt.unwrap()).await
+    ));
     t.mail.heal();
     t.f.clock.advance(Duration::seconds(61));
     let pass = worker.run_once().await.unwrap();
     assert_eq!(pass.delivered, 1, "{pass:?}");
-    assert!(sent(status(&t.f.portal, &challenge.receipt).await));
+    assert!(sent(status(&t.f.portal, &challenge.receipt.unwrap()).await));
     assert_eq!(
         t.f.kinds_to(TARO)
             .iter()
@@ -216,7 +220,7 @@ async fn an_expired_code_is_not_sent_and_refunds_its_allowance() {
     }
     assert_eq!(given_up, 1);
     assert!(matches!(
-        status(&t.f.portal, &challenge.receipt).await,
+        status(&t.f.portal, &challenge.receipt.unwrap()).await,
         MailStatus::NotSent {
             reason: Undeliverable::Expired,
             ..

@@ -316,7 +316,7 @@ pub(crate) async fn login_submit(
                     started_at: now,
                     login_id_digest: id_digest,
                     closed: false,
-                    receipt: Some(ch.receipt.to_hex()),
+                    receipt: ch.receipt.map(|r| r.to_hex()),
                     factor: factors::screen_of(&ch),
                 });
             });
@@ -488,7 +488,7 @@ pub(crate) async fn otp_resend(
         Ok(ch) => {
             session.update(|d| {
                 if let Some(o) = d.otp.as_mut() {
-                    o.receipt = Some(ch.receipt.to_hex());
+                    o.receipt = ch.receipt.map(|r| r.to_hex());
                     o.expires_at = ch.expires_at;
                     o.masked_email = ch.masked_email;
                 }

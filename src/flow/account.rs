@@ -416,6 +416,7 @@ pub fn provision<R: rand::CryptoRng + ?Sized>(
                 otp_cooldown_until: None,
                 created_at: now,
                 factors: Default::default(),
+                recent_login: None,
             };
             let write = Write::CreateAccount(NewAccount::new(account.clone()));
             (account, write, Vec::new(), "issued")

@@ -30,8 +30,9 @@ use subtle::ConstantTimeEq as _;
 
 use crate::model::{
     Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId,
-    SecurityStamp, Versioned,
+    MailId, RecentLogin, SecurityStamp, Versioned,
 };
+use crate::seal::SealPurpose;
 use crate::token::{OtpChallengeId, OtpCode, TokenDigest};
 
 /// Password accepted, 暗証キー mailed; waiting for the member to type it.
@@ -621,6 +622,9 @@ pub struct Issued {
     pub second_step: SecondStep,
     /// For a パスキー: the options of `navigator.credentials.get` (send as JSON).
     pub passkey_options: Option<super::factor::PasskeyOptions>,
+    /// The receipt of the 暗証キー mail (for a 2段階認証 screen, which mails nothing,
+    /// `None`).
+    pub receipt: Option<MailId>,
 }
 
 /// A loaded login challenge: the record, its version, and the digest that found it.
@@ -716,6 +720,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
             masked_email: String::new(),
             second_step,
             passkey_options,
+            receipt: None,
         })
         .flow(
             Expect::Absent,
@@ -733,6 +738,24 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
         }
         return step.account(expect, account);
     }
+    if let Some(repeat) = repeat_of_recent(&account, verifiers, env) {
+        // The same L1 moments later (a double tap, a reload, a lost response): the same
+        // code screen, and no second mail — the code already mailed stays the one to
+        // type (#14).
+        let mut step = Step::answer(Issued {
+            masked_email: email.masked(),
+            ..repeat
+        })
+        .audit(
+            AuditEvent::new(AuditKind::LoginPasswordAccepted, now)
+                .account(&account.id)
+                .detail("repeat"),
+        );
+        for ev in audit {
+            step = step.audit(ev);
+        }
+        return step.account(expect, account);
+    }
     let key = CounterKey::OtpMails(account.id.clone());
     let Ok(hit) = throttle::hit(&key, otp_mails, now, otp_mail_window(env)) else {
         // SEC-23: the password was right, but saying "too many" here would tell a
@@ -742,14 +765,30 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     let (state, challenge, code) = issue(account.id.clone(), env, rng);
     let expires_at = state.expires_at;
     let flow_id = FlowId::generate(rng);
-    // The account's other open challenges stay alive: a double tap or a second device
-    // does not kill the code already mailed. The login that completes ends them (L2).
+    let receipt = MailId::generate(rng);
+    let mut account = account;
+    account.recent_login = Some(RecentLogin {
+        challenge: state.challenge,
+        handle: verifiers.seals.seal(
+            SealPurpose::RecentLogin,
+            account.id.as_str().as_bytes(),
+            challenge.expose_secret().as_bytes(),
+            rng,
+        ),
+        issued_at: now,
+        expires_at,
+        stamp: account.security_stamp.clone(),
+        receipt,
+    });
+    // The account's other open challenges stay alive: a second device does not kill the
+    // code already mailed. The login that completes ends them (L2).
     let mut step = Step::answer(Issued {
         challenge,
         expires_at,
         masked_email: email.masked(),
         second_step: SecondStep::EmailedCode,
         passkey_options: None,
+        receipt: Some(receipt),
     });
     step = step
         .flow(
@@ -763,11 +802,43 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
                 .account(&account.id)
                 .flow(&flow_id),
         )
-        .mail(email, MailMessage::LoginOtp { code, expires_at });
+        .receipted_mail(receipt, email, MailMessage::LoginOtp { code, expires_at });
     for ev in audit {
         step = step.audit(ev);
     }
     step.account(expect, account)
+}
+
+/// The answer an L1 repeated within [`Policy::repeat_window`](crate::Policy::repeat_window)
+/// gets: the screen the last L1 opened, when that screen is still the one to use (its
+/// code alive, the account unchanged since, the screen neither closed nor tried —
+/// those clear [`Account::recent_login`]).
+fn repeat_of_recent(
+    account: &Account,
+    verifiers: &super::factor::Verifiers<'_>,
+    env: Env<'_>,
+) -> Option<Issued> {
+    let recent = account.recent_login.as_ref()?;
+    if !recent.repeatable(env.now, env.policy.repeat_window, &account.security_stamp) {
+        return None;
+    }
+    let handle = verifiers
+        .seals
+        .open(
+            SealPurpose::RecentLogin,
+            account.id.as_str().as_bytes(),
+            &recent.handle,
+        )
+        .ok()?;
+    let challenge = std::str::from_utf8(&handle).ok()?.parse().ok()?;
+    Some(Issued {
+        challenge,
+        expires_at: recent.expires_at,
+        masked_email: String::new(),
+        second_step: SecondStep::EmailedCode,
+        passkey_options: None,
+        receipt: Some(recent.receipt),
+    })
 }
 
 /// L2 (暗証キー入力 → ログイン): the attempt is counted on the challenge and the account
@@ -839,6 +910,11 @@ pub fn verify(
     }
     let mut updated = account.value.clone();
     updated.otp_failures = verdict.account_failures;
+    if verdict.state != *state && !verdict.repeated {
+        // The screen was tried (a code compared, or the login made): an L1 from now on
+        // opens a new one.
+        updated.recent_login = None;
+    }
     if verdict.account_limit_reached {
         // SEC-29: the account limit cools the account down and counts as a password
         // failure (SEC-24).
@@ -979,7 +1055,11 @@ pub fn resend<R: rand::CryptoRng + ?Sized>(
 }
 
 /// L3: the code screen was closed. Silent about unknown or finished challenges.
-pub fn close(found: Option<Found<'_>>, env: Env<'_>) -> Step<()> {
+pub fn close(
+    found: Option<Found<'_>>,
+    owner: Option<&Versioned<Account>>,
+    env: Env<'_>,
+) -> Step<()> {
     let Some((record, digest)) = found else {
         return Step::answer(());
     };
@@ -989,17 +1069,34 @@ pub fn close(found: Option<Found<'_>>, env: Env<'_>) -> Step<()> {
     let account = state.account().clone();
     match state.clone().close(digest, env.now) {
         None => Step::answer(()),
-        Some(next) => Step::answer(())
-            .flow(
-                Expect::At(record.version),
-                record.value.id.clone(),
-                FlowState::Login(next),
-            )
-            .audit(
-                AuditEvent::new(AuditKind::OtpScreenClosed, env.now)
-                    .account(&account)
-                    .flow(&record.value.id),
-            ),
+        Some(next) => {
+            let step = Step::answer(())
+                .flow(
+                    Expect::At(record.version),
+                    record.value.id.clone(),
+                    FlowState::Login(next),
+                )
+                .audit(
+                    AuditEvent::new(AuditKind::OtpScreenClosed, env.now)
+                        .account(&account)
+                        .flow(&record.value.id),
+                );
+            // A closed screen is not one an L1 repeat may answer with: its code is dead.
+            match owner.filter(|a| {
+                a.value.id == account
+                    && a.value
+                        .recent_login
+                        .as_ref()
+                        .is_some_and(|r| r.challenge == *digest)
+            }) {
+                Some(a) => {
+                    let mut cleared = a.value.clone();
+                    cleared.recent_login = None;
+                    step.account(Expect::At(a.version), cleared)
+                }
+                None => step,
+            }
+        }
     }
 }
 

@@ -1379,6 +1379,7 @@ pub fn complete<R: rand::CryptoRng + ?Sized>(
         otp_cooldown_until: None,
         created_at: provisioned.map_or(now, |a| a.value.created_at),
         factors: Default::default(),
+        recent_login: None,
     };
     let account_id = account.id.clone();
     let write = match provisioned {

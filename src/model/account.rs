@@ -61,4 +61,43 @@ pub struct Account {
     /// Its second factors (2段階認証): none for accounts stored before they existed.
     #[serde(default, skip_serializing_if = "super::Factors::is_empty")]
     pub factors: super::Factors,
+    /// The 暗証キー screen the last L1 opened, for a moment: an L1 repeated with the
+    /// right password within [`Policy::repeat_window`](crate::Policy::repeat_window) — a
+    /// double tap, a reload, a lost response — is answered with the same screen and
+    /// mails nothing (#14). Cleared when that screen closes or its code is tried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_login: Option<RecentLogin>,
+}
+
+/// What an L1 keeps on the account so that a repeat answers the same screen: the
+/// challenge handle sealed ([`SealPurpose::RecentLogin`](crate::seal::SealPurpose),
+/// bound to the account), never in the clear.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RecentLogin {
+    /// The challenge's digest (the flow it opened).
+    pub challenge: crate::token::TokenDigest,
+    /// The challenge handle, sealed.
+    pub handle: crate::seal::Sealed,
+    /// When L1 opened it.
+    pub issued_at: OffsetDateTime,
+    /// When its code stops working.
+    pub expires_at: OffsetDateTime,
+    /// The account's security stamp then: a password or address change since ends it.
+    pub stamp: SecurityStamp,
+    /// The receipt of its 暗証キー mail.
+    pub receipt: super::MailId,
+}
+
+impl RecentLogin {
+    /// Whether an L1 at `now` repeats this one: within `window` of it, its code alive,
+    /// and the account unchanged since (`stamp`).
+    pub fn repeatable(
+        &self,
+        now: OffsetDateTime,
+        window: time::Duration,
+        stamp: &SecurityStamp,
+    ) -> bool {
+        now < self.issued_at.saturating_add(window) && now < self.expires_at && self.stamp == *stamp
+    }
 }

@@ -13,7 +13,7 @@ mod member;
 mod outbox;
 mod record;
 
-pub use account::{Account, AccountStatus};
+pub use account::{Account, AccountStatus, RecentLogin};
 pub use audit::{AuditEvent, AuditKind};
 pub use factors::{
     FactorKind, Factors, PasskeyFactor, RecoveryCodeSet, RecoveryCodeSlot, TotpFactor,

@@ -28,8 +28,9 @@ pub struct OtpChallenge {
     /// 認証アプリ is asked for: nothing was mailed).
     pub masked_email: String,
     /// The receipt of the 暗証キー mail: ask [`Portal::mail_status`] with it to
-    /// tell the member truthfully whether the mail went out.
-    pub receipt: crate::model::MailId,
+    /// tell the member truthfully whether the mail went out. `None` for a 2段階認証
+    /// screen, which mails nothing.
+    pub receipt: Option<crate::model::MailId>,
     /// Which screen to show: 暗証キー入力, or 確認コード入力 for a member with a
     /// 認証アプリ ([`Portal::verify_totp`], [`Portal::use_recovery_code`]).
     pub second_step: SecondStep,
@@ -206,8 +207,8 @@ impl Portal {
             },
         );
         let cache = &Memo::new();
-        let (issued, receipt) = self
-            .drive_receipted(StepName::StartLogin, load, move |loaded, now| {
+        let issued = self
+            .drive(StepName::StartLogin, load, move |loaded, now| {
                 Box::pin(async move {
                     let check = self
                         .check_password_hash(loaded.account.as_ref(), password, cache)
@@ -228,7 +229,7 @@ impl Portal {
             challenge: issued.challenge,
             expires_at: issued.expires_at,
             masked_email: issued.masked_email,
-            receipt,
+            receipt: issued.receipt,
             second_step: issued.second_step,
             passkey_options: issued.passkey_options,
         })
@@ -294,7 +295,7 @@ impl Portal {
             challenge: challenge.clone(),
             expires_at: resent.expires_at,
             masked_email: resent.masked_email,
-            receipt,
+            receipt: Some(receipt),
             second_step: SecondStep::EmailedCode,
             passkey_options: None,
         })
@@ -304,9 +305,13 @@ impl Portal {
     /// button). The code dies; the member starts again at L1. Idempotent, and silent
     /// about unknown challenges.
     pub async fn close_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
-        let load = self.challenge_load(challenge, false);
+        // The owner too: a closed screen is no longer one an L1 repeat answers with.
+        let load = Load {
+            account: Some(AccountRead::OfFlow),
+            ..self.flow_load(challenge)
+        };
         self.decide(StepName::CloseOtpScreen, &load, |loaded, env, _| {
-            login::close(loaded.found(), env)
+            login::close(loaded.found(), loaded.account.as_ref(), env)
         })
         .await
     }

@@ -196,6 +196,7 @@ fn account(n: u32) -> Account {
         otp_cooldown_until: None,
         created_at: NOW,
         factors: Default::default(),
+        recent_login: None,
     }
 }
 
