@@ -203,9 +203,10 @@ pub fn change_password<R: rand::CryptoRng + ?Sized>(
         .writes(Ends::ALL.writes(held.flows, now, None))
         .audits(opened.audit)
         .audit(AuditEvent::new(AuditKind::PasswordChanged, now).account(&updated.id));
-    if let Some(email) = &updated.email {
-        d = d.mail(email.clone(), MailMessage::PasswordChanged { at: now });
-    }
+    d = d.mail_if(
+        updated.email.as_ref(),
+        MailMessage::PasswordChanged { at: now },
+    );
     d.account(opened.expect, updated)
 }
 
@@ -318,11 +319,7 @@ pub fn confirm_email<R: rand::CryptoRng + ?Sized>(
     };
     let mut d = Decision::answer(pending.new_email.masked())
         .writes(Ends::ALL.writes(held.flows, now, Some(&record.value.id)))
-        .flow(
-            Expect::At(record.version),
-            record.value.id.clone(),
-            FlowState::EmailChange(state.clone().confirm(now)),
-        )
+        .advance(record, FlowState::EmailChange(state.clone().confirm(now)))
         .audit(
             AuditEvent::new(AuditKind::EmailChanged, now)
                 .account(&updated.id)

@@ -388,6 +388,38 @@ fn end_setup(
     })
 }
 
+/// A fresh login's account, and the setup flow it presented with that flow's state.
+pub(super) type FreshSetup<'a, 'f> = (
+    &'a Versioned<Account>,
+    &'f Versioned<FlowRecord>,
+    &'f FactorSetupState,
+);
+
+/// The account of a fresh login (see [`fresh_account`]) and the setup flow `found`
+/// names while it is open: the presented handle is its own, it belongs to that account
+/// and has not expired ([`Rejection::FactorSetupInvalid`] otherwise).
+pub(super) fn fresh_setup<'a, 'f>(
+    found: Option<(&'f Versioned<FlowRecord>, &TokenDigest)>,
+    held: AccountView<'a>,
+    fresh: FreshLogin<'_>,
+    env: Env<'_>,
+) -> Result<FreshSetup<'a, 'f>, Rejection> {
+    let account = fresh_account(held, fresh, env)?;
+    let open = found.and_then(|(record, digest)| {
+        let FlowState::FactorSetup(setup) = &record.value.state else {
+            return None;
+        };
+        let (handle, expires_at) = match setup {
+            FactorSetupState::AwaitingTotpCode(s) => (&s.handle, s.expires_at),
+            FactorSetupState::AwaitingPasskey(s) => (&s.handle, s.expires_at),
+            FactorSetupState::Ended(_) => return None,
+        };
+        let open = handle == digest && *setup.account() == account.value.id;
+        (open && env.now < expires_at).then_some((account, record, setup))
+    });
+    open.ok_or(Rejection::FactorSetupInvalid)
+}
+
 /// The writes that end the account's other open setups.
 pub(crate) fn end_other_setups(
     flows: &[Versioned<FlowRecord>],
@@ -505,25 +537,44 @@ pub fn start_totp_setup<R: rand::CryptoRng + ?Sized>(
         attempts: 0,
         expires_at,
     };
+    setup_started(
+        TotpSetupStarted {
+            handle,
+            secret_base32: Zeroizing::new(totp.secret().to_base32()),
+            otpauth_uri: Zeroizing::new(uri),
+            expires_at,
+        },
+        FactorKind::Totp,
+        (held, FactorSetupState::AwaitingTotpCode(state)),
+        env,
+        rng,
+    )
+}
+
+/// A setup started, for every kind of factor: the account's other open setups end and
+/// `state` is written as a new setup flow (its ID drawn from `rng`), audited.
+pub(super) fn setup_started<T, R: rand::CryptoRng + ?Sized>(
+    answer: T,
+    kind: FactorKind,
+    (held, state): (AccountView<'_>, FactorSetupState),
+    env: Env<'_>,
+    rng: &mut R,
+) -> Step<T> {
     let flow_id = FlowId::generate(rng);
-    Step::answer(TotpSetupStarted {
-        handle,
-        secret_base32: Zeroizing::new(totp.secret().to_base32()),
-        otpauth_uri: Zeroizing::new(uri),
-        expires_at,
-    })
-    .writes(end_other_setups(held.flows, env.now))
-    .flow(
-        Expect::Absent,
-        flow_id.clone(),
-        FlowState::FactorSetup(FactorSetupState::AwaitingTotpCode(state)),
-    )
-    .audit(
-        AuditEvent::new(AuditKind::FactorSetupStarted, env.now)
-            .account(&account.value.id)
-            .flow(&flow_id)
-            .detail(FactorKind::Totp.code()),
-    )
+    let account = state.account().clone();
+    Step::answer(answer)
+        .writes(end_other_setups(held.flows, env.now))
+        .flow(
+            Expect::Absent,
+            flow_id.clone(),
+            FlowState::FactorSetup(state),
+        )
+        .audit(
+            AuditEvent::new(AuditKind::FactorSetupStarted, env.now)
+                .account(&account)
+                .flow(&flow_id)
+                .detail(kind.code()),
+        )
 }
 
 /// What confirming a setup gives the member: the リカバリーコード to show once, when
@@ -549,19 +600,13 @@ pub fn confirm_totp_setup<R: rand::CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Step<TotpConfirmed> {
     let now = env.now;
-    let account = match fresh_account(held, fresh, env) {
-        Ok(a) => a,
+    let (account, record, setup) = match fresh_setup(found, held, fresh, env) {
+        Ok(loaded) => loaded,
         Err(r) => return Step::reject(r),
     };
-    let Some((record, digest)) = found else {
+    let FactorSetupState::AwaitingTotpCode(s) = setup else {
         return Step::reject(Rejection::FactorSetupInvalid);
     };
-    let FlowState::FactorSetup(FactorSetupState::AwaitingTotpCode(s)) = &record.value.state else {
-        return Step::reject(Rejection::FactorSetupInvalid);
-    };
-    if s.handle != *digest || s.account != account.value.id || now >= s.expires_at {
-        return Step::reject(Rejection::FactorSetupInvalid);
-    }
     if !env.policy.factors.totp {
         return Step::reject(Rejection::FactorUnavailable);
     }
@@ -575,7 +620,6 @@ pub fn confirm_totp_setup<R: rand::CryptoRng + ?Sized>(
     ) else {
         return Step::reject(Rejection::FactorSetupInvalid);
     };
-    let flow_id = &record.value.id;
     let id = &account.value.id;
     let Some(step) = matching_step(&secret, code, now, None) else {
         let attempts = s.attempts + 1;
@@ -592,18 +636,8 @@ pub fn confirm_totp_setup<R: rand::CryptoRng + ?Sized>(
         } else {
             Rejection::FactorSetupInvalid
         };
-        return Step::reject(rejection)
-            .flow(
-                Expect::At(record.version),
-                flow_id.clone(),
-                FlowState::FactorSetup(next),
-            )
-            .audit(
-                AuditEvent::new(AuditKind::SecondFactorFailed, now)
-                    .account(id)
-                    .flow(flow_id)
-                    .detail("totp_setup"),
-            );
+        let next = FlowState::FactorSetup(next);
+        return setup_failed(rejection, (record, next), (id, "totp_setup"), now);
     };
     let mut updated = account.value.clone();
     updated.factors.totp = Some(TotpFactor {
@@ -612,37 +646,113 @@ pub fn confirm_totp_setup<R: rand::CryptoRng + ?Sized>(
         added_at: now,
         last_used_at: None,
     });
-    let mut recovery_codes = Vec::new();
-    if env.policy.factors.recovery_codes && updated.factors.recovery.is_none() {
-        let (set, codes) = issue_recovery_codes(id, 1, env.keys, now, rng);
-        updated.factors.recovery = Some(set);
-        recovery_codes = codes;
+    let recovery_codes = first_recovery_codes(&mut updated, env, rng);
+    let ended = FlowState::FactorSetup(end_setup(s, SetupEndReason::Confirmed, now));
+    setup_confirmed(
+        TotpConfirmed { recovery_codes },
+        FactorKind::Totp,
+        (record, ended),
+        (held, account, updated),
+        now,
+    )
+}
+
+/// The リカバリーコード a first factor brings (SEC-42): a set on `account` and its codes
+/// to show once, or none when it already has a set or the policy issues none.
+pub(super) fn first_recovery_codes<R: rand::CryptoRng + ?Sized>(
+    account: &mut Account,
+    env: Env<'_>,
+    rng: &mut R,
+) -> Vec<RecoveryCode> {
+    if !env.policy.factors.recovery_codes || account.factors.recovery.is_some() {
+        return Vec::new();
     }
-    let mut step_out = Step::answer(TotpConfirmed { recovery_codes })
-        .flow(
-            Expect::At(record.version),
-            flow_id.clone(),
-            FlowState::FactorSetup(end_setup(s, SetupEndReason::Confirmed, now)),
-        )
-        // 暗証キー challenges opened before the app was set up end: from now on this
-        // account logs in with the app (no downgrade).
+    let (set, codes) = issue_recovery_codes(&account.id, 1, env.keys, env.now, rng);
+    account.factors.recovery = Some(set);
+    codes
+}
+
+/// A setup confirmed, for every kind of factor: the setup flow (`record`) moves to
+/// `ended`, the account's open login challenges end (from now on it logs in with the new
+/// factor: no downgrade), the addition is audited, the member notified (SEC-43) and
+/// `updated` written over `account`.
+pub(super) fn setup_confirmed<T>(
+    answer: T,
+    kind: FactorKind,
+    (record, ended): (&Versioned<FlowRecord>, FlowState),
+    (held, account, updated): (AccountView<'_>, &Versioned<Account>, Account),
+    now: OffsetDateTime,
+) -> Step<T> {
+    let flow_id = &record.value.id;
+    Step::answer(answer)
+        .advance(record, ended)
         .writes(Ends::login(LoginEndReason::AccountChanged).writes(held.flows, now, None))
         .audit(
             AuditEvent::new(AuditKind::FactorAdded, now)
-                .account(id)
+                .account(&updated.id)
                 .flow(flow_id)
-                .detail(FactorKind::Totp.code()),
-        );
-    if let Some(email) = &updated.email {
-        step_out = step_out.mail(
-            email.clone(),
+                .detail(kind.code()),
+        )
+        .mail_if(
+            updated.email.as_ref(),
             MailMessage::SecondFactorAdded {
-                factor: FactorKind::Totp,
+                factor: kind,
                 at: now,
             },
-        );
+        )
+        .account(Expect::At(account.version), updated)
+}
+
+/// A setup's wrong try, for every kind of factor: the setup flow (`record`) moves to
+/// `next`, audited as a failed second factor of `account` with `detail`.
+pub(super) fn setup_failed<T>(
+    rejection: Rejection,
+    (record, next): (&Versioned<FlowRecord>, FlowState),
+    (account, detail): (&AccountId, &'static str),
+    now: OffsetDateTime,
+) -> Step<T> {
+    Step::reject(rejection).advance(record, next).audit(
+        AuditEvent::new(AuditKind::SecondFactorFailed, now)
+            .account(account)
+            .flow(&record.value.id)
+            .detail(detail),
+    )
+}
+
+/// A factor removed by a fresh login (see [`fresh_account`]), for every kind: `remove`
+/// takes it off a copy of the account or says why not. Then the account's open login
+/// challenges end (a 確認コード screen opened before the removal must not outlive it),
+/// the removal is audited, the member notified (SEC-43) and the copy written.
+pub(super) fn remove_with(
+    kind: FactorKind,
+    (held, fresh): (AccountView<'_>, FreshLogin<'_>),
+    env: Env<'_>,
+    remove: impl FnOnce(&mut Account) -> Result<(), Rejection>,
+) -> Step<()> {
+    let account = match fresh_account(held, fresh, env) {
+        Ok(a) => a,
+        Err(r) => return Step::reject(r),
+    };
+    let mut updated = account.value.clone();
+    if let Err(r) = remove(&mut updated) {
+        return Step::reject(r);
     }
-    step_out.account(Expect::At(account.version), updated)
+    let now = env.now;
+    Step::answer(())
+        .writes(Ends::login(LoginEndReason::AccountChanged).writes(held.flows, now, None))
+        .audit(
+            AuditEvent::new(AuditKind::FactorRemoved, now)
+                .account(&updated.id)
+                .detail(kind.code()),
+        )
+        .mail_if(
+            updated.email.as_ref(),
+            MailMessage::SecondFactorRemoved {
+                factor: kind,
+                at: now,
+            },
+        )
+        .account(Expect::At(account.version), updated)
 }
 
 /// リカバリーコードの再発行: ten new codes for a freshly logged-in member with a factor;
@@ -670,21 +780,20 @@ pub fn regenerate_recovery_codes<R: rand::CryptoRng + ?Sized>(
     let (set, codes) = issue_recovery_codes(id, generation, env.keys, env.now, rng);
     let mut updated = account.value.clone();
     updated.factors.recovery = Some(set);
-    let mut step = Step::answer(codes).audit(
-        AuditEvent::new(AuditKind::FactorAdded, env.now)
-            .account(id)
-            .detail(FactorKind::RecoveryCodes.code()),
-    );
-    if let Some(email) = &updated.email {
-        step = step.mail(
-            email.clone(),
+    Step::answer(codes)
+        .audit(
+            AuditEvent::new(AuditKind::FactorAdded, env.now)
+                .account(id)
+                .detail(FactorKind::RecoveryCodes.code()),
+        )
+        .mail_if(
+            updated.email.as_ref(),
             MailMessage::SecondFactorAdded {
                 factor: FactorKind::RecoveryCodes,
                 at: env.now,
             },
-        );
-    }
-    step.account(Expect::At(account.version), updated)
+        )
+        .account(Expect::At(account.version), updated)
 }
 
 /// 2段階認証の解除: a freshly logged-in member removes a factor. Under
@@ -698,55 +807,33 @@ pub fn remove_factor(
     kind: FactorKind,
     env: Env<'_>,
 ) -> Step<()> {
-    let account = match fresh_account(held, fresh, env) {
-        Ok(a) => a,
-        Err(r) => return Step::reject(r),
-    };
-    let mut updated = account.value.clone();
-    match kind {
-        FactorKind::Totp => {
-            if updated.factors.totp.is_none() {
-                return Step::reject(Rejection::FactorUnavailable);
+    remove_with(kind, (held, fresh), env, |updated| {
+        match kind {
+            FactorKind::Totp => {
+                if updated.factors.totp.is_none() {
+                    return Err(Rejection::FactorUnavailable);
+                }
+                if env.policy.factors.requirement == FactorRequirement::Required
+                    && updated.factors.passkeys.is_empty()
+                {
+                    return Err(Rejection::LastFactorRequired);
+                }
+                updated.factors.totp = None;
+                if !updated.factors.has_authenticator() {
+                    updated.factors.recovery = None;
+                }
             }
-            if env.policy.factors.requirement == FactorRequirement::Required
-                && updated.factors.passkeys.is_empty()
-            {
-                return Step::reject(Rejection::LastFactorRequired);
-            }
-            updated.factors.totp = None;
-            if !updated.factors.has_authenticator() {
+            FactorKind::RecoveryCodes => {
+                if updated.factors.recovery.is_none() {
+                    return Err(Rejection::FactorUnavailable);
+                }
                 updated.factors.recovery = None;
             }
+            // One passkey at a time, by its credential ID (`Portal::remove_passkey`).
+            FactorKind::Passkey => return Err(Rejection::FactorUnavailable),
         }
-        FactorKind::RecoveryCodes => {
-            if updated.factors.recovery.is_none() {
-                return Step::reject(Rejection::FactorUnavailable);
-            }
-            updated.factors.recovery = None;
-        }
-        // One passkey at a time, by its credential ID (`Portal::remove_passkey`).
-        FactorKind::Passkey => return Step::reject(Rejection::FactorUnavailable),
-    }
-    let id = &account.value.id;
-    // Open login challenges of the account end: a 確認コード screen opened before the
-    // removal must not outlive it.
-    let mut step = Step::answer(())
-        .writes(Ends::login(LoginEndReason::AccountChanged).writes(held.flows, env.now, None))
-        .audit(
-            AuditEvent::new(AuditKind::FactorRemoved, env.now)
-                .account(id)
-                .detail(kind.code()),
-        );
-    if let Some(email) = &updated.email {
-        step = step.mail(
-            email.clone(),
-            MailMessage::SecondFactorRemoved {
-                factor: kind,
-                at: env.now,
-            },
-        );
-    }
-    step.account(Expect::At(account.version), updated)
+        Ok(())
+    })
 }
 
 // ── Login with a second factor ──────────────────────────────────────────────────────
@@ -921,11 +1008,7 @@ pub fn verify(
     };
     if otp_day_spent(failures_today, env) {
         return Step::reject(Rejection::OtpAttemptsExhausted)
-            .flow(
-                Expect::At(record.version),
-                flow_id.clone(),
-                end_with(LoginEndReason::AttemptsExhausted),
-            )
+            .advance(record, end_with(LoginEndReason::AttemptsExhausted))
             .audit(
                 AuditEvent::new(AuditKind::OtpAttemptsExhausted, now)
                     .account(id)
@@ -934,11 +1017,8 @@ pub fn verify(
             );
     }
     if now >= s.expires_at {
-        return Step::reject(Rejection::OtpInvalid).flow(
-            Expect::At(record.version),
-            flow_id.clone(),
-            end_with(LoginEndReason::Expired),
-        );
+        return Step::reject(Rejection::OtpInvalid)
+            .advance(record, end_with(LoginEndReason::Expired));
     }
     if s.attempts >= p.otp_tries_per_challenge {
         return Step::reject(Rejection::OtpAttemptsExhausted);
@@ -990,11 +1070,7 @@ pub fn verify(
         updated.otp_failures = 0;
         let consumed = OtpConsumed::by_factor(id.clone(), now, factor, false);
         let mut step = Step::answer((consumed, updated.security_stamp.clone()))
-            .flow(
-                Expect::At(record.version),
-                flow_id.clone(),
-                end_with(LoginEndReason::Authenticated),
-            )
+            .advance(record, end_with(LoginEndReason::Authenticated))
             .writes(Ends::login(LoginEndReason::Superseded).writes(held.flows, now, Some(flow_id)))
             .audit(
                 AuditEvent::new(AuditKind::LoginSucceeded, now)
@@ -1013,15 +1089,13 @@ pub fn verify(
                     .account(id)
                     .flow(flow_id),
             );
-            if let Some(email) = &updated.email {
-                step = step.mail(
-                    email.clone(),
-                    MailMessage::RecoveryCodeUsed {
-                        at: now,
-                        remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
-                    },
-                );
-            }
+            step = step.mail_if(
+                updated.email.as_ref(),
+                MailMessage::RecoveryCodeUsed {
+                    at: now,
+                    remaining: u32::try_from(remaining).unwrap_or(u32::MAX),
+                },
+            );
         }
         return step.account(Expect::At(account.version), updated);
     }
@@ -1053,14 +1127,12 @@ pub fn verify(
         )
     };
     let detail = input.factor().code();
-    let mut step = Step::reject(rejection)
-        .flow(Expect::At(record.version), flow_id.clone(), next)
-        .audit(
-            AuditEvent::new(kind, now)
-                .account(id)
-                .flow(flow_id)
-                .detail(detail),
-        );
+    let mut step = Step::reject(rejection).advance(record, next).audit(
+        AuditEvent::new(kind, now)
+            .account(id)
+            .flow(flow_id)
+            .detail(detail),
+    );
     if aborted
         && p.notify_on_otp_abort
         && let Some(email) = &updated.email

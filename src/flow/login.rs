@@ -564,20 +564,23 @@ impl LoginState {
 }
 
 fn end(s: &AwaitingOtp, reason: LoginEndReason, now: OffsetDateTime) -> LoginState {
-    LoginState::Ended(LoginEnd {
-        account: s.account.clone(),
-        challenge: s.challenge,
-        reason,
-        at: now,
-        code: None,
-        stamp: None,
-    })
+    ended(&s.account, s.challenge, reason, now)
 }
 
 fn end_factor(s: &AwaitingFactor, reason: LoginEndReason, now: OffsetDateTime) -> LoginState {
+    ended(&s.account, s.challenge, reason, now)
+}
+
+/// The end of `account`'s challenge, for either kind of awaiting state.
+fn ended(
+    account: &AccountId,
+    challenge: TokenDigest,
+    reason: LoginEndReason,
+    now: OffsetDateTime,
+) -> LoginState {
     LoginState::Ended(LoginEnd {
-        account: s.account.clone(),
-        challenge: s.challenge,
+        account: account.clone(),
+        challenge,
         reason,
         at: now,
         code: None,
@@ -871,11 +874,7 @@ pub fn verify(
             return Step::reject(Rejection::OtpInvalid);
         };
         return Step::reject(Rejection::OtpAttemptsExhausted)
-            .flow(
-                Expect::At(record.version),
-                record.value.id.clone(),
-                FlowState::Login(ended),
-            )
+            .advance(record, FlowState::Login(ended))
             .audit(
                 AuditEvent::new(AuditKind::OtpAttemptsExhausted, now)
                     .account(&account.value.id)
@@ -974,11 +973,7 @@ pub fn verify(
         }
     };
     if state_changed {
-        step = step.flow(
-            Expect::At(record.version),
-            flow_id.clone(),
-            FlowState::Login(verdict.state),
-        );
+        step = step.advance(record, FlowState::Login(verdict.state));
     }
     if account_changed {
         step = step.account(Expect::At(account.version), updated);
@@ -1071,11 +1066,7 @@ pub fn close(
         None => Step::answer(()),
         Some(next) => {
             let step = Step::answer(())
-                .flow(
-                    Expect::At(record.version),
-                    record.value.id.clone(),
-                    FlowState::Login(next),
-                )
+                .advance(record, FlowState::Login(next))
                 .audit(
                     AuditEvent::new(AuditKind::OtpScreenClosed, env.now)
                         .account(&account)
@@ -1118,9 +1109,5 @@ pub fn heartbeat(found: Option<Found<'_>>, env: Env<'_>) -> Step<()> {
     if next == *state {
         return step;
     }
-    step.flow(
-        Expect::At(record.version),
-        record.value.id.clone(),
-        FlowState::Login(next),
-    )
+    step.advance(record, FlowState::Login(next))
 }

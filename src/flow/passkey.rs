@@ -28,13 +28,13 @@ use super::account::FreshLogin;
 use super::ends::Ends;
 use super::factor::{
     AwaitingDiscoverablePasskey, AwaitingPasskey, FactorSetupState, PasskeyLoginState, SetupEnd,
-    SetupEndReason, fresh_account,
+    SetupEndReason, first_recovery_codes, fresh_account, fresh_setup, remove_with, setup_confirmed,
+    setup_failed, setup_started,
 };
 use super::login::LoginEndReason;
 use super::step::Step;
 use super::{AccountView, Env, FlowRecord, FlowState, deadline};
 use crate::error::Rejection;
-use crate::mail::MailMessage;
 use crate::model::{
     Account, AccountId, AuditEvent, AuditKind, Expect, FactorKind, FlowId, PasskeyFactor, Versioned,
 };
@@ -216,29 +216,23 @@ pub fn start_registration<R: rand::CryptoRng + ?Sized>(
     };
     let (handle, handle_digest) = FlowHandle::issue(env.keys, rng);
     let expires_at = deadline(env.now, env.policy.factors.setup_ttl);
-    let flow_id = FlowId::generate(rng);
-    Step::answer(PasskeyRegistrationStarted {
-        handle,
-        options,
+    let state = FactorSetupState::AwaitingPasskey(AwaitingPasskey {
+        account: account.value.id.clone(),
+        handle: handle_digest,
+        name: name.as_str().to_owned(),
+        state,
         expires_at,
-    })
-    .writes(super::factor::end_other_setups(held.flows, env.now))
-    .flow(
-        Expect::Absent,
-        flow_id.clone(),
-        FlowState::FactorSetup(FactorSetupState::AwaitingPasskey(AwaitingPasskey {
-            account: account.value.id.clone(),
-            handle: handle_digest,
-            name: name.as_str().to_owned(),
-            state,
+    });
+    setup_started(
+        PasskeyRegistrationStarted {
+            handle,
+            options,
             expires_at,
-        })),
-    )
-    .audit(
-        AuditEvent::new(AuditKind::FactorSetupStarted, env.now)
-            .account(&account.value.id)
-            .flow(&flow_id)
-            .detail(FactorKind::Passkey.code()),
+        },
+        FactorKind::Passkey,
+        (held, state),
+        env,
+        rng,
     )
 }
 
@@ -269,20 +263,13 @@ pub fn finish_registration<R: rand::CryptoRng + ?Sized>(
     let Some(webauthn) = webauthn.filter(|_| env.policy.factors.passkeys) else {
         return Step::reject(Rejection::FactorUnavailable);
     };
-    let account = match fresh_account(held, fresh, env) {
-        Ok(a) => a,
+    let (account, record, setup) = match fresh_setup(found, held, fresh, env) {
+        Ok(loaded) => loaded,
         Err(r) => return Step::reject(r),
     };
-    let Some((record, digest)) = found else {
+    let FactorSetupState::AwaitingPasskey(s) = setup else {
         return Step::reject(Rejection::FactorSetupInvalid);
     };
-    let FlowState::FactorSetup(FactorSetupState::AwaitingPasskey(s)) = &record.value.state else {
-        return Step::reject(Rejection::FactorSetupInvalid);
-    };
-    if s.handle != *digest || s.account != account.value.id || now >= s.expires_at {
-        return Step::reject(Rejection::FactorSetupInvalid);
-    }
-    let flow_id = &record.value.id;
     let id = &account.value.id;
     let ended = |reason| {
         FlowState::FactorSetup(FactorSetupState::Ended(SetupEnd {
@@ -304,18 +291,12 @@ pub fn finish_registration<R: rand::CryptoRng + ?Sized>(
             Some((credential_id_text(passkey.cred_id()), text))
         });
     let Some((credential_id, text)) = registered else {
-        return Step::reject(Rejection::SecondFactorIncorrect)
-            .flow(
-                Expect::At(record.version),
-                flow_id.clone(),
-                ended(SetupEndReason::AttemptsExhausted),
-            )
-            .audit(
-                AuditEvent::new(AuditKind::SecondFactorFailed, now)
-                    .account(id)
-                    .flow(flow_id)
-                    .detail("passkey_registration"),
-            );
+        return setup_failed(
+            Rejection::SecondFactorIncorrect,
+            (record, ended(SetupEndReason::AttemptsExhausted)),
+            (id, "passkey_registration"),
+            now,
+        );
     };
     let mut updated = account.value.clone();
     if updated
@@ -324,11 +305,8 @@ pub fn finish_registration<R: rand::CryptoRng + ?Sized>(
         .iter()
         .any(|p| p.credential_id == credential_id)
     {
-        return Step::reject(Rejection::FactorUnavailable).flow(
-            Expect::At(record.version),
-            flow_id.clone(),
-            ended(SetupEndReason::Superseded),
-        );
+        return Step::reject(Rejection::FactorUnavailable)
+            .advance(record, ended(SetupEndReason::Superseded));
     }
     updated.factors.passkeys.push(PasskeyFactor {
         credential_id: credential_id.clone(),
@@ -337,38 +315,17 @@ pub fn finish_registration<R: rand::CryptoRng + ?Sized>(
         added_at: now,
         last_used_at: None,
     });
-    let mut recovery_codes = Vec::new();
-    if env.policy.factors.recovery_codes && updated.factors.recovery.is_none() {
-        let (set, codes) = super::factor::issue_recovery_codes(id, 1, env.keys, now, rng);
-        updated.factors.recovery = Some(set);
-        recovery_codes = codes;
-    }
-    let mut step = Step::answer(PasskeyRegistered {
-        credential_id,
-        recovery_codes,
-    })
-    .flow(
-        Expect::At(record.version),
-        flow_id.clone(),
-        ended(SetupEndReason::Confirmed),
+    let recovery_codes = first_recovery_codes(&mut updated, env, rng);
+    setup_confirmed(
+        PasskeyRegistered {
+            credential_id,
+            recovery_codes,
+        },
+        FactorKind::Passkey,
+        (record, ended(SetupEndReason::Confirmed)),
+        (held, account, updated),
+        now,
     )
-    .writes(Ends::login(LoginEndReason::AccountChanged).writes(held.flows, now, None))
-    .audit(
-        AuditEvent::new(AuditKind::FactorAdded, now)
-            .account(id)
-            .flow(flow_id)
-            .detail(FactorKind::Passkey.code()),
-    );
-    if let Some(email) = &updated.email {
-        step = step.mail(
-            email.clone(),
-            MailMessage::SecondFactorAdded {
-                factor: FactorKind::Passkey,
-                at: now,
-            },
-        );
-    }
-    step.account(Expect::At(account.version), updated)
 }
 
 /// L1 for an account with passkeys: the browser's `navigator.credentials.get` options
@@ -442,43 +399,23 @@ pub fn remove(
     credential_id: &str,
     env: Env<'_>,
 ) -> Step<()> {
-    let account = match fresh_account(held, fresh, env) {
-        Ok(a) => a,
-        Err(r) => return Step::reject(r),
-    };
-    let mut updated = account.value.clone();
-    let before = updated.factors.passkeys.len();
-    updated
-        .factors
-        .passkeys
-        .retain(|p| p.credential_id != credential_id);
-    if updated.factors.passkeys.len() == before {
-        return Step::reject(Rejection::FactorUnavailable);
-    }
-    if !updated.factors.has_authenticator() {
-        if env.policy.factors.requirement == crate::policy::FactorRequirement::Required {
-            return Step::reject(Rejection::LastFactorRequired);
+    remove_with(FactorKind::Passkey, (held, fresh), env, |updated| {
+        let before = updated.factors.passkeys.len();
+        updated
+            .factors
+            .passkeys
+            .retain(|p| p.credential_id != credential_id);
+        if updated.factors.passkeys.len() == before {
+            return Err(Rejection::FactorUnavailable);
         }
-        updated.factors.recovery = None;
-    }
-    let id = &account.value.id;
-    let mut step = Step::answer(())
-        .writes(Ends::login(LoginEndReason::AccountChanged).writes(held.flows, env.now, None))
-        .audit(
-            AuditEvent::new(AuditKind::FactorRemoved, env.now)
-                .account(id)
-                .detail(FactorKind::Passkey.code()),
-        );
-    if let Some(email) = &updated.email {
-        step = step.mail(
-            email.clone(),
-            MailMessage::SecondFactorRemoved {
-                factor: FactorKind::Passkey,
-                at: env.now,
-            },
-        );
-    }
-    step.account(Expect::At(account.version), updated)
+        if !updated.factors.has_authenticator() {
+            if env.policy.factors.requirement == crate::policy::FactorRequirement::Required {
+                return Err(Rejection::LastFactorRequired);
+            }
+            updated.factors.recovery = None;
+        }
+        Ok(())
+    })
 }
 
 /// The creation options with a discoverable credential (resident key) required.
@@ -595,11 +532,7 @@ pub fn finish_discoverable(
         at: now,
     });
     if now >= s.expires_at {
-        return Step::reject(Rejection::OtpInvalid).flow(
-            Expect::At(record.version),
-            record.value.id.clone(),
-            ended,
-        );
+        return Step::reject(Rejection::OtpInvalid).advance(record, ended);
     }
     let usable = |a: &&Versioned<Account>| {
         let cooling = a.value.otp_cooldown_until.is_some_and(|u| now < u);
@@ -637,7 +570,7 @@ pub fn finish_discoverable(
             }))
         };
         return Step::reject(Rejection::SecondFactorIncorrect)
-            .flow(Expect::At(record.version), record.value.id.clone(), next)
+            .advance(record, next)
             .audit(
                 AuditEvent::new(AuditKind::SecondFactorFailed, now)
                     .flow(&record.value.id)
@@ -653,7 +586,7 @@ pub fn finish_discoverable(
         false,
     );
     Step::answer((consumed, updated.security_stamp.clone()))
-        .flow(Expect::At(record.version), record.value.id.clone(), ended)
+        .advance(record, ended)
         .writes(Ends::login(LoginEndReason::Superseded).writes(held.flows, now, None))
         .audit(
             AuditEvent::new(AuditKind::LoginSucceeded, now)

@@ -864,9 +864,10 @@ pub fn complete_reset<R: rand::CryptoRng + ?Sized>(
                 .account(&updated.id)
                 .flow(&record.value.id),
         );
-    if let Some(email) = &updated.email {
-        d = d.mail(email.clone(), MailMessage::PasswordChanged { at: now });
-    }
+    d = d.mail_if(
+        updated.email.as_ref(),
+        MailMessage::PasswordChanged { at: now },
+    );
     if env.policy.factors.reset_removes_factors && !updated.factors.is_empty() {
         // Only when the policy says so (and the assurance report says what it costs): a
         // reset by mailbox (and card data) takes the 認証アプリ and リカバリーコード away,

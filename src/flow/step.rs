@@ -10,10 +10,10 @@
 
 use crate::domain::EmailAddress;
 use crate::error::Rejection;
-use crate::flow::FlowState;
 use crate::flow::throttle::CounterHit;
+use crate::flow::{FlowRecord, FlowState};
 use crate::mail::MailMessage;
-use crate::model::{Account, AuditEvent, Expect, FlowId, MailId, Refund};
+use crate::model::{Account, AuditEvent, Expect, FlowId, MailId, Refund, Versioned};
 
 /// An account the store may create. Only the core makes one — R5 from a flow whose
 /// identity was verified at R3–R4 ([`crate::flow::registration::complete`]), and the
@@ -148,6 +148,12 @@ impl<T> Step<T> {
         self.write(Write::Flow { expect, id, state })
     }
 
+    /// Adds the write that moves a loaded flow to `state`, if it is still at the version
+    /// it was loaded at.
+    pub(crate) fn advance(self, record: &Versioned<FlowRecord>, state: FlowState) -> Self {
+        self.flow(Expect::At(record.version), record.value.id.clone(), state)
+    }
+
     /// Adds an account update.
     pub fn account(self, expect: Expect, account: Account) -> Self {
         self.write(Write::Account { expect, account })
@@ -173,6 +179,15 @@ impl<T> Step<T> {
             id: None,
         });
         self
+    }
+
+    /// Adds a mail to `to` when there is an address: a notice to a member, who may
+    /// have none on file.
+    pub(crate) fn mail_if(self, to: Option<&EmailAddress>, message: MailMessage) -> Self {
+        match to {
+            Some(to) => self.mail(to.clone(), message),
+            None => self,
+        }
     }
 
     /// Adds a mail whose outbox identifier the step answers with (its receipt, for
