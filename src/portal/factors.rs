@@ -13,7 +13,7 @@ use crate::flow::account::FreshLogin;
 use crate::flow::factor::{self, FactorInput, FactorSummary, TotpLabel};
 use crate::model::{AccountId, CounterKey, FactorKind};
 use crate::observe::StepName;
-use crate::ports::{AccountLookup, AccountStatus};
+use crate::ports::AccountLookup;
 use crate::token::{FlowHandle, OtpChallengeId, RecoveryCode, TotpCode};
 
 /// What the 認証アプリの設定 screen shows: the QR code (or the secret, for typing by hand)
@@ -253,13 +253,9 @@ impl Portal {
     /// used, and how many リカバリーコード are left. Empty for an unknown or disabled
     /// account. Hosts call it after [`Portal::check_security_stamp`].
     pub async fn list_factors(&self, account: &AccountId) -> Result<Vec<FactorSummary>, Error> {
-        let found = self
-            .inner
-            .store
-            .find_account(AccountLookup::Id(account.clone()))
-            .await?;
-        Ok(found
-            .filter(|a| matches!(a.value.status, AccountStatus::Active))
+        Ok(self
+            .active_account(account)
+            .await?
             .map(|a| factor::summarize(&a.value))
             .unwrap_or_default())
     }

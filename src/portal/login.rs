@@ -334,20 +334,13 @@ impl Portal {
         &self,
         account: &AccountId,
     ) -> Result<Option<AccountSummary>, Error> {
-        let found = self
-            .inner
-            .store
-            .find_account(AccountLookup::Id(account.clone()))
-            .await?;
-        Ok(found
-            .filter(|a| matches!(a.value.status, AccountStatus::Active))
-            .map(|a| AccountSummary {
-                account_id: a.value.id,
-                login_id: a.value.login_id,
-                email: a.value.email,
-                nickname: a.value.nickname,
-                member: a.value.member,
-            }))
+        Ok(self.active_account(account).await?.map(|a| AccountSummary {
+            account_id: a.value.id,
+            login_id: a.value.login_id,
+            email: a.value.email,
+            nickname: a.value.nickname,
+            member: a.value.member,
+        }))
     }
 
     /// Whether a session's security stamp is still current. `false` after a password,
@@ -358,12 +351,7 @@ impl Portal {
         account: &AccountId,
         stamp: &SecurityStamp,
     ) -> Result<bool, Error> {
-        let Some(a) = self
-            .inner
-            .store
-            .find_account(AccountLookup::Id(account.clone()))
-            .await?
-        else {
+        let Some(a) = self.active_account(account).await? else {
             return Ok(false);
         };
         let same: bool = subtle::ConstantTimeEq::ct_eq(
@@ -371,6 +359,20 @@ impl Portal {
             stamp.as_str().as_bytes(),
         )
         .into();
-        Ok(same && matches!(a.value.status, AccountStatus::Active))
+        Ok(same)
+    }
+
+    /// The account `account` names when it is active: what a logged-in member's pages
+    /// may show (`None` for an unknown or disabled account).
+    pub(super) async fn active_account(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<Versioned<Account>>, Error> {
+        let found = self
+            .inner
+            .store
+            .find_account(AccountLookup::Id(account.clone()))
+            .await?;
+        Ok(found.filter(|a| matches!(a.value.status, AccountStatus::Active)))
     }
 }
