@@ -683,23 +683,34 @@ pub(super) fn setup_confirmed<T>(
     (held, account, updated): (AccountView<'_>, &Versioned<Account>, Account),
     now: OffsetDateTime,
 ) -> Step<T> {
-    let flow_id = &record.value.id;
-    Step::answer(answer)
-        .advance(record, ended)
-        .writes(Ends::login(LoginEndReason::AccountChanged).writes(held.flows, now, None))
-        .audit(
-            AuditEvent::new(AuditKind::FactorAdded, now)
-                .account(&updated.id)
-                .flow(flow_id)
-                .detail(kind.code()),
-        )
-        .mail_if(
-            updated.email.as_ref(),
-            MailMessage::SecondFactorAdded {
-                factor: kind,
-                at: now,
-            },
-        )
+    let event = AuditEvent::new(AuditKind::FactorAdded, now)
+        .account(&updated.id)
+        .flow(&record.value.id)
+        .detail(kind.code());
+    let notice = MailMessage::SecondFactorAdded {
+        factor: kind,
+        at: now,
+    };
+    factors_changed(
+        Step::answer(answer).advance(record, ended),
+        (event, notice),
+        (held, account, updated),
+        now,
+    )
+}
+
+/// What every change of an account's factors ends with: its open login challenges end
+/// (none opened before the change outlives it), the change is audited, the member
+/// notified (SEC-43) and `updated` written over `account`.
+fn factors_changed<T>(
+    step: Step<T>,
+    (event, notice): (AuditEvent, MailMessage),
+    (held, account, updated): (AccountView<'_>, &Versioned<Account>, Account),
+    now: OffsetDateTime,
+) -> Step<T> {
+    step.writes(Ends::login(LoginEndReason::AccountChanged).writes(held.flows, now, None))
+        .audit(event)
+        .mail_if(updated.email.as_ref(), notice)
         .account(Expect::At(account.version), updated)
 }
 
@@ -738,21 +749,19 @@ pub(super) fn remove_with(
         return Step::reject(r);
     }
     let now = env.now;
-    Step::answer(())
-        .writes(Ends::login(LoginEndReason::AccountChanged).writes(held.flows, now, None))
-        .audit(
-            AuditEvent::new(AuditKind::FactorRemoved, now)
-                .account(&updated.id)
-                .detail(kind.code()),
-        )
-        .mail_if(
-            updated.email.as_ref(),
-            MailMessage::SecondFactorRemoved {
-                factor: kind,
-                at: now,
-            },
-        )
-        .account(Expect::At(account.version), updated)
+    let event = AuditEvent::new(AuditKind::FactorRemoved, now)
+        .account(&updated.id)
+        .detail(kind.code());
+    let notice = MailMessage::SecondFactorRemoved {
+        factor: kind,
+        at: now,
+    };
+    factors_changed(
+        Step::answer(()),
+        (event, notice),
+        (held, account, updated),
+        now,
+    )
 }
 
 /// リカバリーコードの再発行: ten new codes for a freshly logged-in member with a factor;
