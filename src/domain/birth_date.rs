@@ -96,6 +96,14 @@ struct Era {
     last: Option<(i32, u8, u8)>,
 }
 
+/// The 和暦 eras, the one table of the crate: the parser, [`BirthDate::context_words`]
+/// and [`crate::domain::password::birth_date_forms`] all read it (through [`wareki`]).
+///
+/// 明治 begins on 1868-10-23 (明治改元, 慶応4年9月8日): the day the era name was
+/// proclaimed. The proclamation dated 明治元年 back to the start of that lunar year
+/// (1868-01-25), but no date before the proclamation was written in 明治, so a date
+/// before 1868-10-23 has no era here. The other eras begin on the day after the
+/// previous one ends.
 const ERAS: [Era; 5] = [
     Era {
         kanji: "明治",
@@ -147,6 +155,13 @@ impl Era {
     fn of(date: Date) -> Option<Era> {
         ERAS.iter().copied().find(|e| e.contains(date))
     }
+}
+
+/// The 和暦 of `date` from [`ERAS`]: the era's name, its letter (upper case) and the year
+/// of the era (1 for 元年). `None` before 明治 (1868-10-23).
+pub(crate) fn wareki(date: Date) -> Option<(&'static str, char, i32)> {
+    let era = Era::of(date)?;
+    Some((era.kanji, era.letter, date.year() - era.first.0 + 1))
 }
 
 /// A validated date of birth (1900-01-01 or later).
@@ -424,10 +439,8 @@ impl BirthDate {
             words.push(format!("{m:02}{sep}{d:02}"));
             words.push(format!("{m}{sep}{d}"));
         }
-        if let Some(era) = Era::of(self.0) {
-            let ey = y - era.first.0 + 1;
-            let l = era.letter.to_ascii_lowercase();
-            let k = era.kanji;
+        if let Some((k, letter, ey)) = wareki(self.0) {
+            let l = letter.to_ascii_lowercase();
             words.extend([
                 format!("{l}{ey:02}{m:02}{d:02}"),
                 format!("{l}{ey}{m:02}{d:02}"),

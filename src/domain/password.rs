@@ -22,10 +22,10 @@ use std::sync::LazyLock;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use time::Date;
-use time::macros::date;
 use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
+use super::birth_date::wareki;
 use crate::lang::Lang;
 
 /// Largest accepted password in bytes of UTF-8, after NFKC (SEC-22).
@@ -303,6 +303,8 @@ impl fmt::Debug for PasswordContext {
 /// the documentation of what is covered: `1985-04-12`, `1985/4/12`, `1985年4月12日`,
 /// `昭和60年4月12日`, `S60.4.12`, `昭和60`, `平成元年` … Forms shorter than
 /// [`MIN_CONTEXT_WORD_CHARS`] (e.g. `4/5`) are dropped by [`PasswordContext::add_word`].
+/// The 和暦 forms use the birth-date parser's era table: 明治 from 1868-10-23 (明治改元),
+/// no era before it.
 pub fn birth_date_forms(date: Date) -> Vec<String> {
     let y = date.year();
     let m = u8::from(date.month());
@@ -344,20 +346,6 @@ pub fn birth_date_forms(date: Date) -> Vec<String> {
         forms.push(format!("{era_year:02}{m:02}{d:02}"));
     }
     forms
-}
-
-/// The Japanese era of `date`: (name, initial, year of the era). `None` before 明治.
-fn wareki(date: Date) -> Option<(&'static str, char, i32)> {
-    const ERAS: [(Date, &str, char); 5] = [
-        (date!(2019 - 05 - 01), "令和", 'R'),
-        (date!(1989 - 01 - 08), "平成", 'H'),
-        (date!(1926 - 12 - 25), "昭和", 'S'),
-        (date!(1912 - 07 - 30), "大正", 'T'),
-        (date!(1868 - 01 - 25), "明治", 'M'),
-    ];
-    ERAS.iter()
-        .find(|(start, _, _)| date >= *start)
-        .map(|(start, kanji, letter)| (*kanji, *letter, date.year() - start.year() + 1))
 }
 
 /// NFKC, then Unicode lower case, then hiragana folded to katakana: the form in which
@@ -593,6 +581,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::time::{Duration, Instant};
+    use time::macros::date;
 
     fn pw(s: &str) -> Password {
         Password::new(s).unwrap()
@@ -874,7 +863,12 @@ mod tests {
         ] {
             assert!(!birth_date_forms(d).is_empty());
         }
+        // One era table with the birth-date parser: 明治 begins on 1868-10-23 (明治改元).
         assert!(wareki(date!(1868 - 01 - 24)).is_none());
+        assert!(wareki(date!(1868 - 10 - 22)).is_none());
+        assert_eq!(wareki(date!(1868 - 10 - 23)), Some(("明治", 'M', 1)));
+        assert_eq!(wareki(date!(1912 - 07 - 29)), Some(("明治", 'M', 45)));
+        assert_eq!(wareki(date!(1912 - 07 - 30)), Some(("大正", 'T', 1)));
         assert_eq!(wareki(date!(1900 - 02 - 28)), Some(("明治", 'M', 33)));
     }
 
