@@ -37,10 +37,14 @@ pub const TOKEN_CHARS: usize = 43;
 pub const UNAMBIGUOUS_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 const KEY_ALPHABET: &[u8; 32] = UNAMBIGUOUS_ALPHABET;
 
-/// Draws a uniform index in `0..n` from `rng` by rejection sampling (no modulo bias,
-/// SEC-01). `n` must be in `1..=256`.
-fn uniform_index<R: CryptoRng + ?Sized>(rng: &mut R, n: usize) -> usize {
+/// Draws a uniform index in `0..n` (1 ≤ n ≤ 256) from `rng` by rejection sampling:
+/// bytes at or above the largest multiple of `n` that fits in 256 are drawn again, so
+/// every index is exactly equally likely (SEC-01). The crate's one copy (generated
+/// secrets here, generated login IDs in [`crate::domain::LoginId`]). An `n` outside
+/// `1..=256` is a bug (debug builds assert); release builds clamp it rather than panic.
+pub(crate) fn uniform_index<R: CryptoRng + ?Sized>(rng: &mut R, n: usize) -> usize {
     debug_assert!((1..=256).contains(&n));
+    let n = n.clamp(1, 256);
     // Largest multiple of n that fits in a byte's range; bytes at or above it are redrawn.
     let zone = 256 - (256 % n);
     loop {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::lang::Lang;
+use crate::token::uniform_index;
 
 /// A login ID in canonical form: ASCII, lower case, 6–32 characters of letters, digits
 /// and `. _ - @`.
@@ -153,23 +154,6 @@ fn skeleton(s: &str) -> String {
 
 fn is_allowed_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')
-}
-
-/// A uniform index in `0..n` (1 ≤ n ≤ 256) from random bytes, by rejection sampling:
-/// bytes at or above the largest multiple of `n` that fits in 256 are drawn again, so
-/// every index is exactly equally likely (SEC-01).
-fn uniform_index<R: CryptoRng + ?Sized>(rng: &mut R, n: usize) -> usize {
-    debug_assert!((1..=256).contains(&n));
-    let n = n.clamp(1, 256);
-    let limit = 256 - (256 % n);
-    loop {
-        let mut byte = [0u8; 1];
-        rng.fill_bytes(&mut byte);
-        let b = usize::from(byte[0]);
-        if b < limit {
-            return b % n;
-        }
-    }
 }
 
 crate::domain::text_conversions! { LoginId, LoginIdError;
