@@ -155,20 +155,11 @@ impl EmailChangeState {
             ended => ended,
         }
     }
+}
 
-    pub(crate) fn lookup_keys(&self) -> Vec<TokenDigest> {
-        match self {
-            EmailChangeState::AwaitingConfirmation(s) => vec![s.link],
-            EmailChangeState::Ended(s) => vec![s.link],
-        }
-    }
-
-    pub(crate) fn purge_after(&self) -> OffsetDateTime {
-        match self {
-            EmailChangeState::AwaitingConfirmation(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            EmailChangeState::Ended(s) => deadline(s.at, TOMBSTONE_TTL),
-        }
-    }
+flow_index! { EmailChangeState;
+    EmailChangeState::AwaitingConfirmation(s) => [s.link], deadline(s.expires_at, TOMBSTONE_TTL);
+    EmailChangeState::Ended(s) => [s.link], deadline(s.at, TOMBSTONE_TTL);
 }
 
 // ── The journeys of a logged-in member and of the insurer ─────────────────────────

@@ -272,20 +272,9 @@ pub enum PasskeyLoginState {
     },
 }
 
-impl PasskeyLoginState {
-    pub(crate) fn lookup_keys(&self) -> Vec<TokenDigest> {
-        match self {
-            PasskeyLoginState::Awaiting(s) => vec![s.challenge],
-            PasskeyLoginState::Ended { challenge, .. } => vec![*challenge],
-        }
-    }
-
-    pub(crate) fn purge_after(&self) -> OffsetDateTime {
-        match self {
-            PasskeyLoginState::Awaiting(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            PasskeyLoginState::Ended { at, .. } => deadline(*at, Duration::hours(1)),
-        }
-    }
+flow_index! { PasskeyLoginState;
+    PasskeyLoginState::Awaiting(s) => [s.challenge], deadline(s.expires_at, TOMBSTONE_TTL);
+    PasskeyLoginState::Ended { challenge, at } => [*challenge], deadline(*at, Duration::hours(1));
 }
 
 /// Why a setup ended.
@@ -357,22 +346,12 @@ impl FactorSetupState {
             FactorSetupState::Ended(_) => None,
         }
     }
+}
 
-    pub(crate) fn lookup_keys(&self) -> Vec<TokenDigest> {
-        match self {
-            FactorSetupState::AwaitingTotpCode(s) => vec![s.handle],
-            FactorSetupState::AwaitingPasskey(s) => vec![s.handle],
-            FactorSetupState::Ended(e) => vec![e.handle],
-        }
-    }
-
-    pub(crate) fn purge_after(&self) -> OffsetDateTime {
-        match self {
-            FactorSetupState::AwaitingTotpCode(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            FactorSetupState::AwaitingPasskey(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            FactorSetupState::Ended(e) => deadline(e.at, Duration::hours(1)),
-        }
-    }
+flow_index! { FactorSetupState;
+    FactorSetupState::AwaitingTotpCode(s) => [s.handle], deadline(s.expires_at, TOMBSTONE_TTL);
+    FactorSetupState::AwaitingPasskey(s) => [s.handle], deadline(s.expires_at, TOMBSTONE_TTL);
+    FactorSetupState::Ended(e) => [e.handle], deadline(e.at, Duration::hours(1));
 }
 
 fn end_setup(

@@ -545,22 +545,12 @@ impl LoginState {
             LoginState::Ended(_) => None,
         }
     }
+}
 
-    pub(crate) fn lookup_keys(&self) -> Vec<TokenDigest> {
-        match self {
-            LoginState::AwaitingOtp(s) => vec![s.challenge],
-            LoginState::AwaitingFactor(s) => vec![s.challenge],
-            LoginState::Ended(s) => vec![s.challenge],
-        }
-    }
-
-    pub(crate) fn purge_after(&self) -> OffsetDateTime {
-        match self {
-            LoginState::AwaitingOtp(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            LoginState::AwaitingFactor(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            LoginState::Ended(s) => deadline(s.at, Duration::hours(1)),
-        }
-    }
+flow_index! { LoginState;
+    LoginState::AwaitingOtp(s) => [s.challenge], deadline(s.expires_at, TOMBSTONE_TTL);
+    LoginState::AwaitingFactor(s) => [s.challenge], deadline(s.expires_at, TOMBSTONE_TTL);
+    LoginState::Ended(s) => [s.challenge], deadline(s.at, Duration::hours(1));
 }
 
 fn end(s: &AwaitingOtp, reason: LoginEndReason, now: OffsetDateTime) -> LoginState {

@@ -9,6 +9,30 @@
 //! Each state variant carries its own `expires_at`; a state is expired when
 //! `now >= expires_at`.
 
+/// Implements a flow state's `lookup_keys` (every digest the flow can be found by) and
+/// `purge_after` (when the store may delete it) from one row a variant:
+/// `pattern => keys, purge time;`, where `keys` is an array or a `Vec` of digests. The
+/// rows read as the table of what each state is found by and how long it is kept.
+macro_rules! flow_index {
+    ($state:ident; $($variant:pat => $keys:expr, $purge:expr;)+) => {
+        // A row's pattern may bind a field that only one of the two methods reads.
+        #[allow(unused_variables)]
+        impl $state {
+            pub(crate) fn lookup_keys(&self) -> Vec<TokenDigest> {
+                match self {
+                    $($variant => Vec::from($keys),)+
+                }
+            }
+
+            pub(crate) fn purge_after(&self) -> OffsetDateTime {
+                match self {
+                    $($variant => $purge,)+
+                }
+            }
+        }
+    };
+}
+
 pub mod account;
 pub mod delivery;
 pub mod ends;

@@ -310,24 +310,13 @@ impl ResetState {
             at: now,
         }))
     }
+}
 
-    pub(crate) fn lookup_keys(&self) -> Vec<TokenDigest> {
-        match self {
-            ResetState::AwaitingLinkOpen(s) => vec![s.link],
-            ResetState::AwaitingNewPassword(s) => vec![s.link, s.handle],
-            ResetState::Ended(s) => s.spent.clone(),
-            ResetState::Unmatched(s) => vec![s.link],
-        }
-    }
-
-    pub(crate) fn purge_after(&self) -> OffsetDateTime {
-        match self {
-            ResetState::AwaitingLinkOpen(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            ResetState::AwaitingNewPassword(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            ResetState::Ended(s) => deadline(s.at, TOMBSTONE_TTL),
-            ResetState::Unmatched(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-        }
-    }
+flow_index! { ResetState;
+    ResetState::AwaitingLinkOpen(s) => [s.link], deadline(s.expires_at, TOMBSTONE_TTL);
+    ResetState::AwaitingNewPassword(s) => [s.link, s.handle], deadline(s.expires_at, TOMBSTONE_TTL);
+    ResetState::Ended(s) => s.spent.clone(), deadline(s.at, TOMBSTONE_TTL);
+    ResetState::Unmatched(s) => [s.link], deadline(s.expires_at, TOMBSTONE_TTL);
 }
 
 #[cfg(test)]

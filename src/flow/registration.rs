@@ -595,38 +595,6 @@ impl RegistrationState {
         })
     }
 
-    pub(crate) fn lookup_keys(&self) -> Vec<TokenDigest> {
-        match self {
-            RegistrationState::AwaitingLinkOpen(s) => vec![s.link],
-            RegistrationState::AwaitingIdentity(s) => vec![s.link, s.handle],
-            RegistrationState::AwaitingAuthKey(s) => {
-                let mut k = s.spent.clone();
-                k.push(s.link);
-                k
-            }
-            RegistrationState::AwaitingCredentials(s) => {
-                let mut k = s.spent.clone();
-                k.push(s.handle);
-                k
-            }
-            RegistrationState::Completed(s) => s.spent.clone(),
-            RegistrationState::Dead(s) => s.spent.clone(),
-        }
-    }
-
-    pub(crate) fn purge_after(&self) -> OffsetDateTime {
-        match self {
-            // Keep a flow whose link is still live, then a day more so a reused link is
-            // told "already used" or "expired" rather than "unknown".
-            RegistrationState::AwaitingLinkOpen(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            RegistrationState::AwaitingIdentity(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            RegistrationState::AwaitingAuthKey(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            RegistrationState::AwaitingCredentials(s) => deadline(s.expires_at, TOMBSTONE_TTL),
-            RegistrationState::Completed(s) => deadline(s.at, TOMBSTONE_TTL),
-            RegistrationState::Dead(s) => deadline(s.at, TOMBSTONE_TTL),
-        }
-    }
-
     pub(crate) fn account(&self) -> Option<&AccountId> {
         match self {
             RegistrationState::Completed(s) => Some(&s.account),
@@ -644,6 +612,17 @@ impl RegistrationState {
             _ => None,
         }
     }
+}
+
+// A flow whose link is still live is kept, then a day more, so that a reused link is told
+// "already used" or "expired" rather than "unknown".
+flow_index! { RegistrationState;
+    RegistrationState::AwaitingLinkOpen(s) => [s.link], deadline(s.expires_at, TOMBSTONE_TTL);
+    RegistrationState::AwaitingIdentity(s) => [s.link, s.handle], deadline(s.expires_at, TOMBSTONE_TTL);
+    RegistrationState::AwaitingAuthKey(s) => [s.spent.as_slice(), &[s.link]].concat(), deadline(s.expires_at, TOMBSTONE_TTL);
+    RegistrationState::AwaitingCredentials(s) => [s.spent.as_slice(), &[s.handle]].concat(), deadline(s.expires_at, TOMBSTONE_TTL);
+    RegistrationState::Completed(s) => s.spent.clone(), deadline(s.at, TOMBSTONE_TTL);
+    RegistrationState::Dead(s) => s.spent.clone(), deadline(s.at, TOMBSTONE_TTL);
 }
 
 /// The result of R3 that the member sees: the 認証キー to show once, and link 2 to mail.
