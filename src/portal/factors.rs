@@ -11,10 +11,13 @@ use super::login::Authenticated;
 use crate::error::Error;
 use crate::flow::account::FreshLogin;
 use crate::flow::factor::{self, FactorInput, FactorSummary, TotpLabel};
+use crate::flow::step::Step;
+use crate::flow::{AccountView, Env};
 use crate::model::{AccountId, CounterKey, FactorKind};
 use crate::observe::StepName;
 use crate::ports::AccountLookup;
 use crate::token::{FlowHandle, OtpChallengeId, RecoveryCode, TotpCode};
+use rand::rngs::ThreadRng;
 
 /// What the 認証アプリの設定 screen shows: the QR code (or the secret, for typing by hand)
 /// and the handle to send back with the first 確認コード.
@@ -92,6 +95,23 @@ impl Portal {
         }
     }
 
+    /// Decides a step a freshly logged-in member takes on their own account (SEC-36):
+    /// [`fresh_load`](Self::fresh_load) read, `decide` given the account's view and the
+    /// fresh login.
+    pub(super) async fn decide_fresh<'a, T: Send + 'a>(
+        &'a self,
+        name: StepName,
+        fresh_auth: &Authenticated,
+        mut decide: impl FnMut(AccountView<'_>, FreshLogin<'_>, Env<'_>, &mut ThreadRng) -> Step<T>,
+    ) -> Result<T, Error> {
+        let load = Self::fresh_load(fresh_auth);
+        let fresh = Self::fresh(fresh_auth);
+        self.decide(name, &load, |loaded, env, rng| {
+            decide(loaded.view(), fresh, env, rng)
+        })
+        .await
+    }
+
     /// 2段階認証の設定 → 認証アプリ, step 1: draws a new shared secret and shows it as a
     /// QR code ([`TotpSetup::qr_svg`]). Needs a fresh login (SEC-36): `fresh_auth` no
     /// older than [`Policy::reauth_window`](crate::Policy::reauth_window), stamp current;
@@ -99,20 +119,22 @@ impl Portal {
     /// The secret is kept sealed server-side, bound to the returned handle, until
     /// [`Portal::confirm_totp_setup`].
     pub async fn start_totp_setup(&self, fresh_auth: &Authenticated) -> Result<TotpSetup, Error> {
-        let load = Self::fresh_load(fresh_auth);
-        let fresh = Self::fresh(fresh_auth);
         let issuer = self.inner.profile.service_name.as_str();
         let started = self
-            .decide(StepName::StartTotpSetup, &load, |loaded, env, rng| {
-                factor::start_totp_setup(
-                    loaded.view(),
-                    fresh,
-                    TotpLabel { issuer },
-                    &self.inner.seals,
-                    env,
-                    rng,
-                )
-            })
+            .decide_fresh(
+                StepName::StartTotpSetup,
+                fresh_auth,
+                |view, fresh, env, rng| {
+                    factor::start_totp_setup(
+                        view,
+                        fresh,
+                        TotpLabel { issuer },
+                        &self.inner.seals,
+                        env,
+                        rng,
+                    )
+                },
+            )
             .await?;
         Ok(TotpSetup {
             handle: started.handle,
@@ -198,21 +220,19 @@ impl Portal {
             ],
             ..self.flow_load(challenge)
         };
-        let (consumed, security_stamp) = self
-            .decide(name, &load, |loaded, env, _| {
-                factor::verify(
-                    loaded.found(),
-                    loaded.view(),
-                    (
-                        input,
-                        loaded.account_counters.get(1).and_then(Option::as_ref),
-                    ),
-                    &self.verifiers(),
-                    env,
-                )
-            })
-            .await?;
-        Ok(Authenticated::from_consumed(consumed, security_stamp))
+        self.decide_login(name, &load, |loaded, env| {
+            factor::verify(
+                loaded.found(),
+                loaded.view(),
+                (
+                    input,
+                    loaded.account_counters.get(1).and_then(Option::as_ref),
+                ),
+                &self.verifiers(),
+                env,
+            )
+        })
+        .await
     }
 
     /// リカバリーコードの再発行: ten new codes to show once; the old set stops working at
@@ -221,12 +241,10 @@ impl Portal {
         &self,
         fresh_auth: &Authenticated,
     ) -> Result<Vec<RecoveryCode>, Error> {
-        let load = Self::fresh_load(fresh_auth);
-        let fresh = Self::fresh(fresh_auth);
-        self.decide(
+        self.decide_fresh(
             StepName::RegenerateRecoveryCodes,
-            &load,
-            |loaded, env, rng| factor::regenerate_recovery_codes(loaded.view(), fresh, env, rng),
+            fresh_auth,
+            factor::regenerate_recovery_codes,
         )
         .await
     }
@@ -241,10 +259,8 @@ impl Portal {
         fresh_auth: &Authenticated,
         kind: FactorKind,
     ) -> Result<(), Error> {
-        let load = Self::fresh_load(fresh_auth);
-        let fresh = Self::fresh(fresh_auth);
-        self.decide(StepName::RemoveFactor, &load, |loaded, env, _| {
-            factor::remove_factor(loaded.view(), fresh, kind, env)
+        self.decide_fresh(StepName::RemoveFactor, fresh_auth, |view, fresh, env, _| {
+            factor::remove_factor(view, fresh, kind, env)
         })
         .await
     }

@@ -6,8 +6,10 @@ use super::Portal;
 use super::driver::{AccountRead, Load, Loaded, Memo};
 use crate::domain::{EmailAddress, LoginId, Nickname, Password};
 use crate::error::Error;
+use crate::flow::Env;
 use crate::flow::gate::PasswordCheck;
 use crate::flow::login::{self, LoginFactor, OtpConsumed, SecondStep};
+use crate::flow::step::Step;
 use crate::model::{Counter, CounterKey};
 use crate::observe::StepName;
 use crate::password_hash::{PasswordHashString, Verification};
@@ -262,15 +264,28 @@ impl Portal {
             account_flows: true,
             ..self.challenge_load(challenge, true)
         };
+        self.decide_login(StepName::VerifyOtp, &load, |loaded, env| {
+            login::verify(
+                loaded.found(),
+                loaded.view(),
+                (code, otp_failures_today(loaded)),
+                env,
+            )
+        })
+        .await
+    }
+
+    /// Decides an L2 step that logs in: `decide` answers with the consumed code (or
+    /// factor) and the account's security stamp, which become the session's
+    /// [`Authenticated`].
+    pub(super) async fn decide_login(
+        &self,
+        name: StepName,
+        load: &Load,
+        mut decide: impl FnMut(&Loaded, Env<'_>) -> Step<(OtpConsumed, SecurityStamp)>,
+    ) -> Result<Authenticated, Error> {
         let (consumed, security_stamp) = self
-            .decide(StepName::VerifyOtp, &load, |loaded, env, _| {
-                login::verify(
-                    loaded.found(),
-                    loaded.view(),
-                    (code, otp_failures_today(loaded)),
-                    env,
-                )
-            })
+            .decide(name, load, |loaded, env, _| decide(loaded, env))
             .await?;
         Ok(Authenticated::from_consumed(consumed, security_stamp))
     }

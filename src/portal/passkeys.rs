@@ -63,15 +63,13 @@ impl Portal {
         fresh_auth: &Authenticated,
         name: &PasskeyName,
     ) -> Result<PasskeyRegistration, Error> {
-        let load = Self::fresh_load(fresh_auth);
-        let fresh = Self::fresh(fresh_auth);
         let webauthn = self.inner.webauthn.as_ref();
         let started = self
-            .decide(
+            .decide_fresh(
                 StepName::StartPasskeyRegistration,
-                &load,
-                |loaded, env, rng| {
-                    passkey::start_registration(loaded.view(), fresh, name, webauthn, env, rng)
+                fresh_auth,
+                |view, fresh, env, rng| {
+                    passkey::start_registration(view, fresh, name, webauthn, env, rng)
                 },
             )
             .await?;
@@ -176,18 +174,10 @@ impl Portal {
             account_flows: true,
             ..self.flow_load(challenge)
         };
-        let (consumed, stamp) = self
-            .decide(StepName::FinishPasskeyLogin, &load, |loaded, env, _| {
-                passkey::finish_discoverable(
-                    loaded.found(),
-                    loaded.view(),
-                    credential,
-                    webauthn,
-                    env,
-                )
-            })
-            .await?;
-        Ok(Authenticated::from_consumed(consumed, stamp))
+        self.decide_login(StepName::FinishPasskeyLogin, &load, |loaded, env| {
+            passkey::finish_discoverable(loaded.found(), loaded.view(), credential, webauthn, env)
+        })
+        .await
     }
 
     /// パスキーの削除: removes one passkey by its credential ID. Needs a fresh login;
@@ -198,11 +188,11 @@ impl Portal {
         fresh_auth: &Authenticated,
         credential_id: &str,
     ) -> Result<(), Error> {
-        let load = Self::fresh_load(fresh_auth);
-        let fresh = Self::fresh(fresh_auth);
-        self.decide(StepName::RemovePasskey, &load, |loaded, env, _| {
-            passkey::remove(loaded.view(), fresh, credential_id, env)
-        })
+        self.decide_fresh(
+            StepName::RemovePasskey,
+            fresh_auth,
+            |view, fresh, env, _| passkey::remove(view, fresh, credential_id, env),
+        )
         .await
     }
 }
