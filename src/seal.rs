@@ -88,10 +88,7 @@ impl SealKey {
     /// Wraps a key loaded from the host's secret store — never from the database the
     /// sealed values live in.
     pub fn new(id: u8, key: impl Into<Vec<u8>>) -> Result<Self, WeakKey> {
-        let key = Zeroizing::new(key.into());
-        if key.len() < Self::MIN_LEN {
-            return Err(WeakKey { len: key.len() });
-        }
+        let key = WeakKey::refuse_shorter(key, Self::MIN_LEN)?;
         Ok(SealKey { id, key })
     }
 

@@ -214,10 +214,7 @@ impl DigestKey {
     /// Wraps a key loaded from the host's secret store (never from the database the
     /// digests live in: a leaked database must not be enough to test guesses).
     pub fn new(id: u8, key: impl Into<Vec<u8>>) -> Result<Self, WeakKey> {
-        let key = Zeroizing::new(key.into());
-        if key.len() < Self::MIN_LEN {
-            return Err(WeakKey { len: key.len() });
-        }
+        let key = WeakKey::refuse_shorter(key, Self::MIN_LEN)?;
         Ok(DigestKey { id, key })
     }
 
@@ -256,6 +253,22 @@ crate::redact::debug_redacted!(DigestKey { id, key });
 pub struct WeakKey {
     /// Length that was given.
     pub len: usize,
+}
+
+impl WeakKey {
+    /// `key` taken over as key material (wiped when dropped), or refused when shorter
+    /// than `min` bytes: the one check behind [`DigestKey::new`] and
+    /// [`SealKey::new`](crate::seal::SealKey::new).
+    pub(crate) fn refuse_shorter(
+        key: impl Into<Vec<u8>>,
+        min: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, WeakKey> {
+        let key = Zeroizing::new(key.into());
+        if key.len() < min {
+            return Err(WeakKey { len: key.len() });
+        }
+        Ok(key)
+    }
 }
 
 /// The host's digest keys: the current one, which makes every new digest, and previous
