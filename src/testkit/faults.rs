@@ -55,6 +55,63 @@ use crate::ports::{
 };
 use crate::token::TokenDigest;
 
+/// The plumbing [`FaultyStore`] and [`FaultyMailer`] share: the struct (the wrapped
+/// value and the plan of faults, both shared), `Clone` (a clone shares both, so a fault
+/// set through one fires for all), `new`, `from_shared`, `inner` and `faults_fired`.
+macro_rules! fault_wrapper {
+    (
+        $(#[$attr:meta])*
+        pub struct $wrapper:ident<$p:ident: $port:ident> { plan: $plan:ty }
+        ($what:literal, $unit:literal, $units:literal)
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug)]
+        pub struct $wrapper<$p: ?Sized> {
+            inner: Arc<$p>,
+            plan: Arc<Mutex<$plan>>,
+        }
+
+        impl<$p: ?Sized> Clone for $wrapper<$p> {
+            fn clone(&self) -> Self {
+                $wrapper {
+                    inner: Arc::clone(&self.inner),
+                    plan: Arc::clone(&self.plan),
+                }
+            }
+        }
+
+        impl<$p: $port> $wrapper<$p> {
+            #[doc = concat!("Wraps `inner`, with no fault set: every ", $unit, " is forwarded.")]
+            pub fn new(inner: $p) -> Self {
+                Self::from_shared(Arc::new(inner))
+            }
+        }
+
+        impl<$p: $port + ?Sized> $wrapper<$p> {
+            #[doc = concat!(
+                        "Wraps a ", $what, " the host already shares, e.g. an `Arc<dyn ",
+                        stringify!($port), ">`."
+                    )]
+            pub fn from_shared(inner: Arc<$p>) -> Self {
+                $wrapper {
+                    inner,
+                    plan: Arc::default(),
+                }
+            }
+
+            #[doc = concat!("The wrapped ", $what, ", to look at what got past the faults.")]
+            pub fn inner(&self) -> &$p {
+                &self.inner
+            }
+
+            #[doc = concat!("How many ", $units, " a fault has failed so far.")]
+            pub fn faults_fired(&self) -> usize {
+                lock(&self.plan).fired
+            }
+        }
+    };
+}
+
 /// The source of every error a [`FaultyStore`] or [`FaultyMailer`] makes up, so a test
 /// can downcast and tell an injected failure from a real one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -208,69 +265,38 @@ struct StoreTurn {
     fault: Option<StoreFault>,
 }
 
-/// A [`Store`] that forwards to `S` except on the calls a test chose to fail.
-///
-/// Faults are set with [`fail`](Self::fail) (the database is unreachable) or
-/// [`inject`](Self::inject) (a [`StoreFault`]); [`interleave`](Self::interleave) lands
-/// another writer's commit just before a chosen call, to test races deterministically.
-/// `S` can be unsized: [`from_shared`](Self::from_shared) wraps an `Arc<dyn Store>`.
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use kenpo_auth::ports::{Commit, Store, StoreError};
-/// use kenpo_auth::store::MemoryStore;
-/// use kenpo_auth::testkit::{FaultyStore, InjectedFault, StoreCall, When};
-///
-/// let store = FaultyStore::new(MemoryStore::new());
-/// store.fail(StoreCall::Commit, When::Nth(2));
-/// assert!(store.commit(Commit::default()).await.is_ok());
-/// let Err(StoreError::Backend(source)) = store.commit(Commit::default()).await else {
-///     panic!("the second commit fails");
-/// };
-/// assert!(source.downcast_ref::<InjectedFault>().is_some());
-/// assert!(store.commit(Commit::default()).await.is_ok());
-/// assert_eq!(store.calls(StoreCall::Commit), 3);
-/// assert_eq!(store.faults_fired(), 1);
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug)]
-pub struct FaultyStore<S: ?Sized> {
-    inner: Arc<S>,
-    plan: Arc<Mutex<StorePlan>>,
-}
-
-impl<S: ?Sized> Clone for FaultyStore<S> {
-    fn clone(&self) -> Self {
-        FaultyStore {
-            inner: Arc::clone(&self.inner),
-            plan: Arc::clone(&self.plan),
-        }
-    }
-}
-
-impl<S: Store> FaultyStore<S> {
-    /// Wraps `inner`, with no fault set: every call is forwarded.
-    pub fn new(inner: S) -> Self {
-        Self::from_shared(Arc::new(inner))
-    }
+fault_wrapper! {
+    /// A [`Store`] that forwards to `S` except on the calls a test chose to fail.
+    ///
+    /// Faults are set with [`fail`](Self::fail) (the database is unreachable) or
+    /// [`inject`](Self::inject) (a [`StoreFault`]); [`interleave`](Self::interleave) lands
+    /// another writer's commit just before a chosen call, to test races deterministically.
+    /// `S` can be unsized: [`from_shared`](Self::from_shared) wraps an `Arc<dyn Store>`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use kenpo_auth::ports::{Commit, Store, StoreError};
+    /// use kenpo_auth::store::MemoryStore;
+    /// use kenpo_auth::testkit::{FaultyStore, InjectedFault, StoreCall, When};
+    ///
+    /// let store = FaultyStore::new(MemoryStore::new());
+    /// store.fail(StoreCall::Commit, When::Nth(2));
+    /// assert!(store.commit(Commit::default()).await.is_ok());
+    /// let Err(StoreError::Backend(source)) = store.commit(Commit::default()).await else {
+    ///     panic!("the second commit fails");
+    /// };
+    /// assert!(source.downcast_ref::<InjectedFault>().is_some());
+    /// assert!(store.commit(Commit::default()).await.is_ok());
+    /// assert_eq!(store.calls(StoreCall::Commit), 3);
+    /// assert_eq!(store.faults_fired(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub struct FaultyStore<S: Store> { plan: StorePlan } ("store", "call", "calls")
 }
 
 impl<S: Store + ?Sized> FaultyStore<S> {
-    /// Wraps a store the host already shares, e.g. an `Arc<dyn Store>`.
-    pub fn from_shared(inner: Arc<S>) -> Self {
-        FaultyStore {
-            inner,
-            plan: Arc::default(),
-        }
-    }
-
-    /// The wrapped store, to look at what was written behind the faults.
-    pub fn inner(&self) -> &S {
-        &self.inner
-    }
-
     /// Fails the matching calls with [`StoreError::Backend`] before they reach the
     /// store (shorthand for [`inject`](Self::inject) with [`StoreFault::Backend`]).
     pub fn fail(&self, call: StoreCall, when: When) -> &Self {
@@ -307,11 +333,6 @@ impl<S: Store + ?Sized> FaultyStore<S> {
             .filter(|(c, _)| call.matches(**c))
             .map(|(_, n)| *n)
             .sum()
-    }
-
-    /// How many calls a fault has failed so far.
-    pub fn faults_fired(&self) -> usize {
-        lock(&self.plan).fired
     }
 
     /// The outcome of every interleaved commit so far, oldest first.
@@ -487,73 +508,42 @@ struct MailPlan {
     fired: usize,
 }
 
-/// A [`Mailer`] that forwards to `M` except for the mails a test chose to fail: the
-/// n-th send, every mail to one address, every mail of one kind.
-///
-/// The portal commits before it mails, so a failed send loses nothing: it is audited
-/// ([`AuditKind::MailFailed`](crate::ports::AuditKind::MailFailed)) and the member can
-/// ask again. Wrap a [`RecordingMailer`](crate::mail::RecordingMailer) to read what did
-/// go out:
-///
-/// ```
-/// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use std::sync::Arc;
-/// use kenpo_auth::mail::RecordingMailer;
-/// use kenpo_auth::store::MemoryStore;
-/// use kenpo_auth::testkit::{fixtures, FaultyMailer, MailFault};
-///
-/// let sent = RecordingMailer::new();
-/// let mailer = FaultyMailer::new(sent.clone());
-/// mailer.fail_to("taro.yamada@example.jp", MailFault::Permanent);
-/// let portal = fixtures::portal_builder()
-///     .store(MemoryStore::new())
-///     .mailer(mailer.clone())
-///     .directory(fixtures::sample_roster())
-///     .build()?;
-/// // The member is told the same as for a sent mail (SEC-07); nothing went out.
-/// portal.start_registration("taro.yamada@example.jp").await?;
-/// assert_eq!(sent.count(), 0);
-/// assert_eq!(mailer.faults_fired(), 1);
-/// # Ok(())
-/// # }
-/// ```
-#[derive(Debug)]
-pub struct FaultyMailer<M: ?Sized> {
-    inner: Arc<M>,
-    plan: Arc<Mutex<MailPlan>>,
-}
-
-impl<M: ?Sized> Clone for FaultyMailer<M> {
-    fn clone(&self) -> Self {
-        FaultyMailer {
-            inner: Arc::clone(&self.inner),
-            plan: Arc::clone(&self.plan),
-        }
-    }
-}
-
-impl<M: Mailer> FaultyMailer<M> {
-    /// Wraps `inner`, with no fault set: every mail is forwarded.
-    pub fn new(inner: M) -> Self {
-        Self::from_shared(Arc::new(inner))
-    }
+fault_wrapper! {
+    /// A [`Mailer`] that forwards to `M` except for the mails a test chose to fail: the
+    /// n-th send, every mail to one address, every mail of one kind.
+    ///
+    /// The portal commits before it mails, so a failed send loses nothing: it is audited
+    /// ([`AuditKind::MailFailed`](crate::ports::AuditKind::MailFailed)) and the member can
+    /// ask again. Wrap a [`RecordingMailer`](crate::mail::RecordingMailer) to read what did
+    /// go out:
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use kenpo_auth::mail::RecordingMailer;
+    /// use kenpo_auth::store::MemoryStore;
+    /// use kenpo_auth::testkit::{fixtures, FaultyMailer, MailFault};
+    ///
+    /// let sent = RecordingMailer::new();
+    /// let mailer = FaultyMailer::new(sent.clone());
+    /// mailer.fail_to("taro.yamada@example.jp", MailFault::Permanent);
+    /// let portal = fixtures::portal_builder()
+    ///     .store(MemoryStore::new())
+    ///     .mailer(mailer.clone())
+    ///     .directory(fixtures::sample_roster())
+    ///     .build()?;
+    /// // The member is told the same as for a sent mail (SEC-07); nothing went out.
+    /// portal.start_registration("taro.yamada@example.jp").await?;
+    /// assert_eq!(sent.count(), 0);
+    /// assert_eq!(mailer.faults_fired(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub struct FaultyMailer<M: Mailer> { plan: MailPlan } ("mailer", "mail", "sends")
 }
 
 impl<M: Mailer + ?Sized> FaultyMailer<M> {
-    /// Wraps a mailer the host already shares, e.g. an `Arc<dyn Mailer>`.
-    pub fn from_shared(inner: Arc<M>) -> Self {
-        FaultyMailer {
-            inner,
-            plan: Arc::default(),
-        }
-    }
-
-    /// The wrapped mailer.
-    pub fn inner(&self) -> &M {
-        &self.inner
-    }
-
     /// Fails the matching sends (counted over every mail) with `fault`.
     pub fn fail(&self, when: When, fault: MailFault) -> &Self {
         self.push(MailTarget::Any, when, fault)
@@ -586,11 +576,6 @@ impl<M: Mailer + ?Sized> FaultyMailer<M> {
     /// How many sends were asked of this wrapper (failed ones included).
     pub fn attempts(&self) -> usize {
         lock(&self.plan).attempts
-    }
-
-    /// How many sends a fault has failed so far.
-    pub fn faults_fired(&self) -> usize {
-        lock(&self.plan).fired
     }
 
     fn push(&self, target: MailTarget, when: When, fault: MailFault) -> &Self {
