@@ -1209,6 +1209,14 @@ mod tests {
     /// RFC 6238 Appendix B's SHA-1 secret, Base32.
     const RFC_SECRET: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
+    /// The account a secret or code belongs to, and another one.
+    fn owner_and_other() -> (AccountId, AccountId) {
+        (
+            AccountId::from_stored("taro"),
+            AccountId::from_stored("hanako"),
+        )
+    }
+
     fn seals() -> SealKeyring {
         SealKeyring::new(SealKey::new(1, vec![9u8; 32]).unwrap())
     }
@@ -1262,8 +1270,7 @@ mod tests {
     fn a_recovery_code_is_spent_once_and_only_for_its_account_and_set() {
         let keys = keys();
         let mut rng = rand::rng();
-        let taro = AccountId::from_stored("taro");
-        let hanako = AccountId::from_stored("hanako");
+        let (taro, hanako) = owner_and_other();
         let (set, codes) = issue_recovery_codes(&taro, 1, &keys, T0, &mut rng);
         assert_eq!(codes.len(), RECOVERY_CODES_PER_SET);
         let spent = spend_recovery_code(&set, &taro, &codes[2], &keys, T0).unwrap();
@@ -1278,8 +1285,7 @@ mod tests {
     fn a_sealed_secret_opens_only_for_its_account() {
         let seals = seals();
         let mut rng = rand::rng();
-        let taro = AccountId::from_stored("taro");
-        let hanako = AccountId::from_stored("hanako");
+        let (taro, hanako) = owner_and_other();
         let sealed = seals.seal(
             SealPurpose::TotpSecret,
             &account_context(&taro),
