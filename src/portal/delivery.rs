@@ -4,7 +4,8 @@
 //! rules — when to retry, when to give up, what to give back — are the core's
 //! ([`crate::flow::delivery`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration as StdDuration;
 
 use time::OffsetDateTime;
 
@@ -30,12 +31,41 @@ pub(super) struct Queued {
 }
 
 /// What the portal remembers about its mail transport between requests: whether the
-/// last real try failed. A stand-in's "delivery" follows it, so a receipt that names
-/// no mail reads as one that does, outage or not (SEC-07, SEC-37, SEC-40).
+/// last real try failed, and how long tries take. A stand-in's "delivery" follows both —
+/// it comes to what the last real try came to, after as long as a real try takes — so a
+/// receipt that names no mail reads as one that does, outage or not, and a request that
+/// mails nothing takes as long as one that hands a mail to a slow server (SEC-07,
+/// SEC-37, SEC-40).
 #[derive(Debug, Default)]
 pub(super) struct Transport {
     failing: AtomicBool,
+    /// A moving average (weight 1/8) of the real tries' durations, in microseconds.
+    took_micros: AtomicU64,
 }
+
+impl Transport {
+    /// Counts one real try's duration into the average.
+    fn took(&self, elapsed: StdDuration) {
+        let sample = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        let _ = self
+            .took_micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
+                Some(if avg == 0 {
+                    sample
+                } else {
+                    avg - avg / 8 + sample / 8
+                })
+            });
+    }
+
+    /// How long a stand-in's try takes: what a real one takes lately.
+    fn typical(&self) -> StdDuration {
+        StdDuration::from_micros(self.took_micros.load(Ordering::Relaxed))
+    }
+}
+
+/// Below this a stand-in does not wait: a timer costs more than it would hide.
+const STAND_IN_MIN_WAIT: StdDuration = StdDuration::from_micros(200);
 
 impl Portal {
     /// The outbox rows of a step's `mails`: the first takes `receipt` (when the step
@@ -133,14 +163,22 @@ impl Portal {
     /// One try of one row: hands the mail to the mailer, or — for a stand-in — comes to
     /// what the transport's last real try came to.
     async fn try_send(&self, row: &OutboxMail, mail: Option<&OutgoingMail>) -> Attempt {
+        let transport = &self.inner.transport;
         let Some(mail) = mail else {
-            return if self.inner.transport.failing.load(Ordering::Relaxed) {
+            let wait = transport.typical();
+            if wait >= STAND_IN_MIN_WAIT {
+                tokio::time::sleep(wait).await;
+            }
+            return if transport.failing.load(Ordering::Relaxed) {
                 Attempt::Transient
             } else {
                 Attempt::Delivered
             };
         };
-        let attempt = match self.inner.mailer.send(mail).await {
+        let began = tokio::time::Instant::now();
+        let sent = self.inner.mailer.send(mail).await;
+        transport.took(began.elapsed());
+        let attempt = match sent {
             Ok(()) => Attempt::Delivered,
             Err(MailError::Permanent(e)) => {
                 tracing::warn!(target: "kenpo_auth::mail", error = %e, kind = %row.kind, to = %mail.to.masked(), "mail refused");

@@ -968,6 +968,57 @@ async fn sec_37_enumerable_steps_answer_at_the_floor() {
     assert!(began.elapsed() < floor);
 }
 
+/// A mailer whose server takes `delay` to accept a mail.
+struct SlowMailer {
+    inner: RecordingMailer,
+    delay: std::time::Duration,
+}
+
+#[async_trait]
+impl crate::ports::Mailer for SlowMailer {
+    async fn send(&self, mail: &crate::mail::OutgoingMail) -> Result<(), crate::ports::MailError> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.send(mail).await
+    }
+}
+
+/// SEC-37 / SEC-40 with a slow mail server (80 ms, above the 30 ms floor): a forgotten-ID
+/// or reset request that mails nothing takes as long as one whose mail waits on the
+/// server — the stand-in takes what a real try takes lately (Tokio's paused clock, so the
+/// assertion is about the waits the portal asks for, not the machine).
+#[tokio::test(start_paused = true)]
+async fn sec_37_sec_40_a_stand_in_takes_as_long_as_a_slow_mail_server() {
+    let clock = fixtures::sample_clock();
+    let mut policy = fixtures::danger_test_minimum_policy();
+    policy.answer_floor = Duration::milliseconds(30);
+    let mailer = RecordingMailer::new();
+    let delay = std::time::Duration::from_millis(80);
+    let p = fixtures::portal_builder()
+        .policy(policy)
+        .store(MemoryStore::new())
+        .mailer(SlowMailer {
+            inner: mailer.clone(),
+            delay,
+        })
+        .directory(roster())
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap();
+    // A mail to the slow server (link 1) teaches the portal how long one takes.
+    p.start_registration(EMAIL).await.unwrap();
+    assert_eq!(mailer.count(), 1);
+    let began = tokio::time::Instant::now();
+    p.request_login_id_reminder("nobody@example.jp", Some(claim()))
+        .await
+        .unwrap();
+    let stand_in = began.elapsed();
+    assert!(stand_in >= delay, "the stand-in waited {stand_in:?}");
+    clock.advance(Duration::minutes(2));
+    let began = tokio::time::Instant::now();
+    p.request_password_reset("nobody-here").await.unwrap();
+    assert!(began.elapsed() >= delay);
+}
+
 // ── A serializer that keeps every leaf value ─────────────────────────────────────────
 
 /// Every leaf of a value's `serde` form — strings, numbers and booleans, and the field
