@@ -11,7 +11,8 @@
 //!   [`CommitOutcome::Conflict`]. Under `READ COMMITTED`, a racing writer waits for the
 //!   first one and then finds the version changed, so exactly one of them wins.
 //! - **Atomic commits.** A commit, whatever its size, is one call of the PL/pgSQL
-//!   function `kenpo_commit` (`migrations/postgres/0002_kenpo_commit.sql`): one
+//!   function `kenpo_commit_with_mails` (`migrations/postgres/0004_kenpo_outbox.sql`,
+//!   around `kenpo_commit` of `0002_kenpo_commit.sql`): one
 //!   statement, atomic by itself. A refused write raises inside the function's inner
 //!   block, whose exception handler undoes every write of the commit and returns the
 //!   outcome. A lost connection means PostgreSQL rolls the statement back: never half
@@ -472,10 +473,11 @@ impl Dialect for PostgresStore {
         // retry is safe either way, because it re-reads and compares-and-sets again.
         let document = sql::to_json(rows)?;
         self.within(async {
-            let answer: Result<(String,), _> = sqlx::query_as("SELECT kenpo_commit($1::jsonb)")
-                .bind(document)
-                .fetch_one(&self.pool)
-                .await;
+            let answer: Result<(String,), _> =
+                sqlx::query_as("SELECT kenpo_commit_with_mails($1::jsonb)")
+                    .bind(document)
+                    .fetch_one(&self.pool)
+                    .await;
             match answer {
                 Ok((outcome,)) => sql::outcome_named(&outcome),
                 Err(e) => self.refused(e).outcome(),

@@ -1517,8 +1517,19 @@ pub async fn outbox_commits_with_the_state(store: Arc<dyn Store>) {
         ok(s.find_mail(&orphan.id).await, "find_mail").is_none(),
         "a refused commit leaves no mail behind"
     );
-    // A mail id is taken once.
+    // A mail id is taken once — and a commit whose mail is refused writes nothing else
+    // either.
     assert_conflict(s, insert_mail(mail.clone()), "mail id taken").await;
+    let other_link = digest();
+    let with_taken_mail = Commit {
+        mails: insert_mail(mail.clone()).mails,
+        ..insert_flow(link_flow(flow_id(), other_link, "outbox2@example.jp"))
+    };
+    assert_conflict(s, with_taken_mail, "mail id taken beside a new flow").await;
+    assert!(
+        find(s, &other_link).await.is_none(),
+        "the flow of a commit whose mail was refused is not written"
+    );
     // Recording a delivery is compare-and-set.
     let mut delivered = mail.clone();
     delivered.delivery = Delivery::Delivered { at: NOW };
