@@ -68,6 +68,51 @@ fn put_back(state: &AppState, auth: Authenticated) {
     remember(state, auth);
 }
 
+/// How a settings step answers when it cannot go on: with the settings page (the forms)
+/// or with JSON (the passkey script).
+#[derive(Clone, Copy)]
+enum Answer {
+    Page,
+    Json,
+}
+
+impl Answer {
+    fn refused(self, session: &Session, r: &Rejection) -> Response {
+        match self {
+            Answer::Page => back_to_settings(session, r),
+            Answer::Json => Json(json!({ "error": r.code() })).into_response(),
+        }
+    }
+}
+
+/// Runs `step` with the signed-in member's fresh login (2段階認証 changes need one,
+/// SEC-36) and keeps the login for the next step. `Err(page)`: what to answer instead —
+/// the login page, or (as `answer` says) the refusal of the step or of a stale login.
+async fn with_fresh_login<T>(
+    state: &AppState,
+    session: &Session,
+    answer: Answer,
+    step: impl AsyncFnOnce(&Authenticated) -> Result<T, kenpo_auth::Error>,
+) -> Result<Result<T, Response>, super::Unavailable> {
+    let who = match member(state, session).await? {
+        Ok(who) => who,
+        Err(_) if matches!(answer, Answer::Json) => {
+            return Ok(Err(
+                Json(json!({ "error": "login_required" })).into_response()
+            ));
+        }
+        Err(redirect) => return Ok(Err(redirect)),
+    };
+    let Some(auth) = take_fresh(state, &who.account) else {
+        return Ok(Err(
+            answer.refused(session, &Rejection::ReauthenticationRequired)
+        ));
+    };
+    let done = step(&auth).await;
+    put_back(state, auth);
+    Ok(split(done)?.map_err(|r| answer.refused(session, &r)))
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "factor.html", config = "examples/portal/askama.toml")]
 pub(crate) struct FactorPage {
@@ -355,31 +400,21 @@ pub(crate) async fn totp_start(
     Extension(session): Extension<Session>,
     Form(_): Form<Empty>,
 ) -> Page {
-    let who = match member(&state, &session).await? {
-        Ok(who) => who,
-        Err(redirect) => return Ok(redirect),
+    let started = with_fresh_login(&state, &session, Answer::Page, async |auth| {
+        state.portal.start_totp_setup(auth).await
+    });
+    let setup = match started.await? {
+        Ok(setup) => setup,
+        Err(page) => return Ok(page),
     };
-    let Some(auth) = take_fresh(&state, &who.account) else {
-        return Ok(back_to_settings(
-            &session,
-            &Rejection::ReauthenticationRequired,
-        ));
+    session.update(|d| d.factor_setup = Some(setup.handle.expose_secret().to_owned()));
+    let page = TotpSetupPage {
+        layout: Layout::new("認証アプリの設定", session.csrf()).signed_in(),
+        qr_svg: setup.qr_svg().unwrap_or_default(),
+        secret: setup.secret_base32().to_owned(),
+        expires: until(setup.expires_at),
     };
-    let started = state.portal.start_totp_setup(&auth).await;
-    put_back(&state, auth);
-    match split(started)? {
-        Ok(setup) => {
-            session.update(|d| d.factor_setup = Some(setup.handle.expose_secret().to_owned()));
-            let page = TotpSetupPage {
-                layout: Layout::new("認証アプリの設定", session.csrf()).signed_in(),
-                qr_svg: setup.qr_svg().unwrap_or_default(),
-                secret: setup.secret_base32().to_owned(),
-                expires: until(setup.expires_at),
-            };
-            Ok(page.into_response())
-        }
-        Err(r) => Ok(back_to_settings(&session, &r)),
-    }
+    Ok(page.into_response())
 }
 
 #[derive(Template, WebTemplate)]
@@ -411,36 +446,25 @@ pub(crate) async fn totp_confirm(
     Extension(session): Extension<Session>,
     Form(f): Form<CodeForm>,
 ) -> Page {
-    let who = match member(&state, &session).await? {
-        Ok(who) => who,
-        Err(redirect) => return Ok(redirect),
-    };
     let Some(handle) = session.data().factor_setup else {
         return Ok(back_to_settings(&session, &Rejection::FactorSetupInvalid));
     };
-    let Some(auth) = take_fresh(&state, &who.account) else {
-        return Ok(back_to_settings(
-            &session,
-            &Rejection::ReauthenticationRequired,
-        ));
+    let confirmed = with_fresh_login(&state, &session, Answer::Page, async |auth| {
+        let handle = secret(&handle)?;
+        let code = secret(f.code.trim())?;
+        state.portal.confirm_totp_setup(auth, &handle, &code).await
+    });
+    let enrolled = match confirmed.await? {
+        Ok(enrolled) => enrolled,
+        Err(page) => return Ok(page),
     };
-    let confirmed = match (secret(&handle), secret(f.code.trim())) {
-        (Ok(handle), Ok(code)) => state.portal.confirm_totp_setup(&auth, &handle, &code).await,
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
-    put_back(&state, auth);
-    match split(confirmed)? {
-        Ok(enrolled) => {
-            session.update(|d| d.factor_setup = None);
-            let codes = enrolled
-                .recovery_codes
-                .iter()
-                .map(|c| c.expose_secret().to_string())
-                .collect();
-            Ok(recovery_page(&session, "認証アプリを設定しました。", codes))
-        }
-        Err(r) => Ok(back_to_settings(&session, &r)),
-    }
+    session.update(|d| d.factor_setup = None);
+    let codes = enrolled
+        .recovery_codes
+        .iter()
+        .map(|c| c.expose_secret().to_string())
+        .collect();
+    Ok(recovery_page(&session, "認証アプリを設定しました。", codes))
 }
 
 /// 認証アプリの設定を解除.
@@ -449,22 +473,13 @@ pub(crate) async fn totp_remove(
     Extension(session): Extension<Session>,
     Form(_): Form<Empty>,
 ) -> Page {
-    let who = match member(&state, &session).await? {
-        Ok(who) => who,
-        Err(redirect) => return Ok(redirect),
-    };
-    let Some(auth) = take_fresh(&state, &who.account) else {
-        return Ok(back_to_settings(
-            &session,
-            &Rejection::ReauthenticationRequired,
-        ));
-    };
-    let removed = state.portal.remove_factor(&auth, FactorKind::Totp).await;
-    put_back(&state, auth);
-    match split(removed)? {
-        Ok(()) => Ok(see_other("/settings/2fa")),
-        Err(r) => Ok(back_to_settings(&session, &r)),
-    }
+    let removed = with_fresh_login(&state, &session, Answer::Page, async |auth| {
+        state.portal.remove_factor(auth, FactorKind::Totp).await
+    });
+    Ok(match removed.await? {
+        Ok(()) => see_other("/settings/2fa"),
+        Err(page) => page,
+    })
 }
 
 /// リカバリーコードを再発行.
@@ -473,29 +488,20 @@ pub(crate) async fn recovery_regenerate(
     Extension(session): Extension<Session>,
     Form(_): Form<Empty>,
 ) -> Page {
-    let who = match member(&state, &session).await? {
-        Ok(who) => who,
-        Err(redirect) => return Ok(redirect),
-    };
-    let Some(auth) = take_fresh(&state, &who.account) else {
-        return Ok(back_to_settings(
-            &session,
-            &Rejection::ReauthenticationRequired,
-        ));
-    };
-    let codes = state.portal.regenerate_recovery_codes(&auth).await;
-    put_back(&state, auth);
-    match split(codes)? {
-        Ok(codes) => Ok(recovery_page(
+    let codes = with_fresh_login(&state, &session, Answer::Page, async |auth| {
+        state.portal.regenerate_recovery_codes(auth).await
+    });
+    Ok(match codes.await? {
+        Ok(codes) => recovery_page(
             &session,
             "リカバリーコードを再発行しました。",
             codes
                 .iter()
                 .map(|c| c.expose_secret().to_string())
                 .collect(),
-        )),
-        Err(r) => Ok(back_to_settings(&session, &r)),
-    }
+        ),
+        Err(page) => page,
+    })
 }
 
 #[derive(Deserialize, Default)]
@@ -511,22 +517,16 @@ pub(crate) async fn passkey_start(
     Extension(session): Extension<Session>,
     Form(f): Form<PasskeyStartForm>,
 ) -> Page {
-    let who = match member(&state, &session).await? {
-        Ok(who) => who,
-        Err(_) => return Ok(Json(json!({ "error": "login_required" })).into_response()),
-    };
-    let Some(auth) = take_fresh(&state, &who.account) else {
-        return Ok(Json(json!({ "error": "reauthentication_required" })).into_response());
-    };
-    let started = start_passkey(&state, &auth, &f.name).await;
-    put_back(&state, auth);
-    match split(started)? {
+    let started = with_fresh_login(&state, &session, Answer::Json, async |auth| {
+        start_passkey(&state, auth, &f.name).await
+    });
+    Ok(match started.await? {
         Ok((handle, options)) => {
             session.update(|d| d.factor_setup = Some(handle));
-            Ok(Json(json!({ "options": options })).into_response())
+            Json(json!({ "options": options })).into_response()
         }
-        Err(r) => Ok(Json(json!({ "error": r.code() })).into_response()),
-    }
+        Err(answer) => answer,
+    })
 }
 
 #[cfg(feature = "passkeys")]
@@ -563,25 +563,19 @@ pub(crate) async fn passkey_finish(
     Extension(session): Extension<Session>,
     Form(f): Form<PasskeyFinishForm>,
 ) -> Page {
-    let who = match member(&state, &session).await? {
-        Ok(who) => who,
-        Err(_) => return Ok(Json(json!({ "error": "login_required" })).into_response()),
-    };
     let Some(handle) = session.data().factor_setup else {
         return Ok(Json(json!({ "error": "factor.setup_invalid" })).into_response());
     };
-    let Some(auth) = take_fresh(&state, &who.account) else {
-        return Ok(Json(json!({ "error": "reauthentication_required" })).into_response());
-    };
-    let finished = finish_passkey(&state, &auth, &handle, &f.credential).await;
-    put_back(&state, auth);
-    match split(finished)? {
+    let finished = with_fresh_login(&state, &session, Answer::Json, async |auth| {
+        finish_passkey(&state, auth, &handle, &f.credential).await
+    });
+    Ok(match finished.await? {
         Ok(codes) => {
             session.update(|d| d.factor_setup = None);
-            Ok(Json(json!({ "ok": true, "recovery_codes": codes })).into_response())
+            Json(json!({ "ok": true, "recovery_codes": codes })).into_response()
         }
-        Err(r) => Ok(Json(json!({ "error": r.code() })).into_response()),
-    }
+        Err(answer) => answer,
+    })
 }
 
 #[cfg(feature = "passkeys")]
