@@ -935,6 +935,19 @@ async fn family_member_registers_on_a_phone_with_the_number_pad() {
     browser.client.clone().close().await.ok();
 }
 
+/// [`fits_the_phone`] for a page reached at desktop size: as a phone, then back.
+#[cfg(feature = "passkeys")]
+async fn phone_width(c: &Client, screen: &str) -> Outcome {
+    emulate(c, PHONE.0, PHONE.1, true).await?;
+    let fits = fits_the_phone(c, screen).await;
+    c.issue_cmd(Cdp {
+        cmd: "Emulation.clearDeviceMetricsOverride",
+        params: json!({}),
+    })
+    .await?;
+    fits
+}
+
 /// Fails when the page is wider than the phone (sideways scrolling).
 async fn fits_the_phone(c: &Client, screen: &str) -> Outcome {
     let width = c
@@ -1121,6 +1134,15 @@ async fn passkey_journey(s: &Server, c: &Client) -> Outcome {
     click(c, "#settings-2fa-link").await?;
     on_path(c, "/settings/2fa").await?;
     page_contains(c, "パスキー").await?;
+    // The 2段階認証 screens, on a phone and a desktop, each clean under axe-core.
+    shoot(c, "2fa-settings").await?;
+    phone_width(c, "2段階認証の設定").await?;
+    click(c, "#totp-start").await?;
+    on_path(c, "/settings/totp").await?;
+    page_contains(c, "認証アプリ").await?;
+    shoot(c, "2fa-totp-setup").await?;
+    phone_width(c, "認証アプリの設定").await?;
+    c.goto(&format!("{}/settings/2fa", s.base)).await?;
     fill(c, "#passkey_name", "このPC").await?;
     click(c, "#passkey-register").await?;
     c.wait()
@@ -1128,6 +1150,7 @@ async fn passkey_journey(s: &Server, c: &Client) -> Outcome {
         .for_element(Locator::Css("#passkey-recovery-codes li"))
         .await?;
     page_contains(c, "パスキーを登録しました。").await?;
+    shoot(c, "2fa-passkey-registered").await?;
     ensure(
         s.outbox
             .next("second_factor_added")
@@ -1146,6 +1169,8 @@ async fn passkey_journey(s: &Server, c: &Client) -> Outcome {
     click(c, "#login-submit").await?;
     on_path(c, "/login/factor").await?;
     page_contains(c, "パスキーでログイン").await?;
+    shoot(c, "2fa-login").await?;
+    phone_width(c, "2段階認証(ログイン)").await?;
     click(c, "#passkey-login").await?;
     on_path(c, "/home").await?;
     ensure(
