@@ -757,7 +757,7 @@ fn otp_mails(f: &Fixture) -> usize {
 /// connection — answers the same code screen (the same handle and receipt) and mails
 /// nothing: the code in the first mail is the one to type.
 #[tokio::test]
-async fn a_repeated_l1_answers_the_same_screen_and_mails_nothing() {
+async fn sec_30_a_repeated_l1_answers_the_same_screen_and_mails_nothing() {
     let f = registered().await;
     let before = otp_mails(&f);
     let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
@@ -783,7 +783,7 @@ async fn a_repeated_l1_answers_the_same_screen_and_mails_nothing() {
 /// #14 and L3: a closed code screen is dead, so an L1 right after it opens a new one with
 /// a new code — the repeat never revives a closed screen's key.
 #[tokio::test]
-async fn an_l1_after_closing_the_screen_mails_a_new_code() {
+async fn sec_28_an_l1_after_closing_the_screen_mails_a_new_code() {
     let f = registered().await;
     let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let first_code = f.otp(TARO);

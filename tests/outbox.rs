@@ -171,7 +171,7 @@ async fn a_workers_pass_sends_nothing_twice() {
 /// refuses for good is given up at once, and the member who corrects it — or tries the
 /// same address again — is not throttled for a mail that never went.
 #[tokio::test]
-async fn a_refused_mail_gives_its_allowance_back() {
+async fn sec_13_a_refused_mail_gives_its_allowance_back() {
     let t = outage();
     t.mail.fail_to(TARO, MailFault::Permanent);
     let refused = t.f.portal.start_registration(TARO).await.unwrap();
@@ -197,7 +197,7 @@ async fn a_refused_mail_gives_its_allowance_back() {
 /// The allowance is spent as usual by a mail that did go: the second request within
 /// 60 s is throttled (SEC-13), and answers like a sent one.
 #[tokio::test]
-async fn a_delivered_mail_keeps_its_allowance_spent() {
+async fn sec_13_a_delivered_mail_keeps_its_allowance_spent() {
     let t = outage();
     t.f.portal.start_registration(TARO).await.unwrap();
     t.f.portal.start_registration(TARO).await.unwrap();
@@ -207,7 +207,7 @@ async fn a_delivered_mail_keeps_its_allowance_spent() {
 /// A 暗証キー mail that is still undelivered when its code expires is given up — never
 /// sent dead — and the hourly 暗証キー allowance it took is given back.
 #[tokio::test]
-async fn an_expired_code_is_not_sent_and_refunds_its_allowance() {
+async fn sec_30_an_expired_code_is_not_sent_and_refunds_its_allowance() {
     let t = outage();
     t.f.register(TARO, CARD, BIRTH, LOGIN).await;
     t.mail.fail(When::Always, MailFault::Transient);

@@ -75,6 +75,17 @@ pub enum Attempt {
     Permanent,
 }
 
+/// What a stand-in's try comes to — the row a request that mails nothing writes in its
+/// mail's place: what the transport's last real try came to, so its receipt reads like a
+/// mail's, outage or not (SEC-07, SEC-37, SEC-40).
+pub fn stand_in(last_real_try_failed: bool) -> Attempt {
+    if last_real_try_failed {
+        Attempt::Transient
+    } else {
+        Attempt::Delivered
+    }
+}
+
 /// A mail as the step that causes it commits it: pending, due now, and leased until
 /// `now + lease` to the request that commits it, which tries it first.
 #[allow(clippy::too_many_arguments)]
@@ -400,6 +411,13 @@ mod tests {
         moved.value.window_start = t0() + Duration::hours(1);
         assert_eq!(refund(Some(&moved), &r), None);
         assert_eq!(refund(None, &r), None);
+    }
+
+    // SEC-40: a stand-in settles as a real mail would have.
+    #[test]
+    fn sec_40_a_stand_in_comes_to_what_the_transport_came_to() {
+        assert_eq!(stand_in(false), Attempt::Delivered);
+        assert_eq!(stand_in(true), Attempt::Transient);
     }
 
     #[test]

@@ -169,11 +169,7 @@ impl Portal {
             if wait >= STAND_IN_MIN_WAIT {
                 tokio::time::sleep(wait).await;
             }
-            return if transport.failing.load(Ordering::Relaxed) {
-                Attempt::Transient
-            } else {
-                Attempt::Delivered
-            };
+            return delivery::stand_in(transport.failing.load(Ordering::Relaxed));
         };
         let began = tokio::time::Instant::now();
         let sent = self.inner.mailer.send(mail).await;
