@@ -36,7 +36,8 @@
 //! Run: `cargo bench --bench http_load` (about two minutes), options after `--`:
 //! `--cycles N` (default 400), `--concurrency 1,4`, `--floor-secs S` (default 6: per
 //! implementation and thread count, over the whole run), `--slices K` (default 4),
-//! `--outbox`.
+//! `--outbox`, `--permits N` (Argon2 computations at once; default the example portal's
+//! `AppConfig::argon2_permits`, cores + 1).
 
 #[allow(dead_code)]
 #[path = "../examples/portal/app.rs"]
@@ -74,6 +75,8 @@ struct Options {
     floor_secs: f64,
     slices: usize,
     outbox: bool,
+    /// `AppConfig::argon2_permits`; `None` keeps the example portal's (cores + 1).
+    permits: Option<usize>,
 }
 
 fn options() -> Options {
@@ -83,6 +86,7 @@ fn options() -> Options {
         floor_secs: 6.0,
         slices: 4,
         outbox: false,
+        permits: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -99,6 +103,7 @@ fn options() -> Options {
             "--floor-secs" => o.floor_secs = args.next().and_then(|v| v.parse().ok()).expect("S"),
             "--slices" => o.slices = args.next().and_then(|v| v.parse().ok()).expect("K"),
             "--outbox" => o.outbox = true,
+            "--permits" => o.permits = args.next().and_then(|v| v.parse().ok()),
             // `cargo bench` passes `--bench`; anything else is a mistake.
             "--bench" => {}
             other => panic!("unknown argument {other:?}"),
@@ -418,12 +423,32 @@ struct RunResult {
     p50: Duration,
     p99: Duration,
     steps: Steps,
+    /// The process's CPU time (server, client, all threads) over the cores' wall time.
+    busy: f64,
 }
 
-/// One slice of a run: its wall time and each cycle's latency and steps.
+/// One slice of a run: its wall time, the process's CPU time, and each cycle's latency
+/// and steps.
 struct Slice {
     wall: Duration,
+    cpu: Duration,
     cycles: Vec<(Duration, Steps)>,
+}
+
+/// CPU time this process has used so far, all threads (user + system, from
+/// `/proc/self/stat`, in clock ticks of 10 ms: `CLK_TCK` is 100 on Linux).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) close with ')'; utime and
+    // stime are the 14th and 15th fields, the 12th and 13th after it.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 /// `accounts` cycles at `concurrency`, one account each.
@@ -436,6 +461,7 @@ async fn run(
     let next = Arc::new(AtomicUsize::new(accounts.start));
     let n = accounts.len();
     let start = Instant::now();
+    let cpu = process_cpu();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..concurrency {
         let (http, tap, next, end) = (http.clone(), tap.clone(), next.clone(), accounts.end);
@@ -460,6 +486,7 @@ async fn run(
     assert_eq!(all.len(), n);
     Slice {
         wall: start.elapsed(),
+        cpu: process_cpu().saturating_sub(cpu),
         cycles: all,
     }
 }
@@ -482,7 +509,10 @@ fn summarize(slices: &[Slice]) -> RunResult {
     for s in &mut steps {
         *s /= n as u32;
     }
+    let cpu: Duration = slices.iter().map(|s| s.cpu).sum();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     RunResult {
+        busy: cpu.as_secs_f64() / (wall.as_secs_f64() * cores as f64),
         cycles_per_s: n as f64 / wall.as_secs_f64(),
         p50: pct(0.50),
         p99: pct(0.99),
@@ -545,6 +575,10 @@ fn main() {
         ..Tap::default()
     };
     config.mailer = Some(Arc::new(tap.clone()));
+    if let Some(permits) = o.permits {
+        config.argon2_permits = permits;
+    }
+    println!("Argon2 permits: {}", config.argon2_permits);
     let app = server_rt.block_on(async { app::build(config) }).unwrap();
     let portal = app.portal.clone();
     server_rt.spawn(app::serve::serve(
@@ -585,8 +619,13 @@ fn main() {
         .build()
         .unwrap();
     let http = Http {
-        client: client_rt
-            .block_on(async { Client::builder(TokioExecutor::new()).build_http::<String>() }),
+        client: client_rt.block_on(async {
+            // Idle connections are dropped well before the portal closes them (10 s of
+            // silence, `HEADER_READ_TIMEOUT`): the floors between two runs take longer.
+            Client::builder(TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(4))
+                .build_http::<String>()
+        }),
         base,
     };
     client_rt.block_on(run(&http, &tap, 0..warmup, 2));
@@ -647,11 +686,13 @@ fn main() {
             loadavg()
         );
         println!(
-            "    mean per request: GET /login {:.2} ms, POST /login {:.2} ms, GET /login/otp {:.2} ms, POST /login/otp {:.2} ms",
+            "    mean per request: GET /login {:.2} ms, POST /login {:.2} ms, GET /login/otp {:.2} ms, POST /login/otp {:.2} ms; \
+             the process kept the cores {:.0} % busy",
             ms(r.steps[0]),
             ms(r.steps[1]),
             ms(r.steps[2]),
-            ms(r.steps[3])
+            ms(r.steps[3]),
+            r.busy * 100.0
         );
         rows.push((c, r, floors, best, ratio));
     }

@@ -109,6 +109,14 @@ pub(crate) struct AppConfig {
     /// generator or a test that reads each 暗証キー from memory rather than from `.eml`
     /// files. `None` (the default) builds the outbox or SMTP mailer.
     pub mailer: Option<Arc<dyn Mailer>>,
+    /// How many Argon2 computations may run at once (`max_concurrent_hashes`, SEC-22):
+    /// one more than the cores. With exactly one per core, each core idles from the end of
+    /// one login's hash until the next waiting login's task has been woken and started
+    /// its own (a wake-up of an idle core is slow on a virtual machine); one computation
+    /// beyond the cores is always ready to take the core instead. Memory stays bounded:
+    /// at most this many arenas of `m` KiB (3 × 19 MiB on 2 cores). BENCHMARKS.md (#18):
+    /// with 4 clients on 2 cores, 0.75–0.76 × the Argon2 floor with 2, 0.77–0.80 with 3.
+    pub argon2_permits: usize,
 }
 
 impl AppConfig {
@@ -133,6 +141,7 @@ impl AppConfig {
             clock: Arc::new(SystemClock),
             audit: None,
             secret_key,
+            argon2_permits: std::thread::available_parallelism().map_or(1, |n| n.get()) + 1,
             policy,
             session_idle: Duration::minutes(30),
             session_absolute: Duration::hours(8),
@@ -244,7 +253,8 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
         .clock(config.clock.clone())
         .policy(config.policy)
         .insurer(profile)
-        .secret_key(1, config.secret_key);
+        .secret_key(1, config.secret_key)
+        .max_concurrent_hashes(config.argon2_permits);
     if let Some(audit) = config.audit {
         builder = builder.audit(audit);
     }
