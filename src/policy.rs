@@ -41,6 +41,7 @@ use crate::domain::{CardNumberFormat, PasswordRules};
 use crate::lang::Lang;
 use crate::password_hash::HashParams;
 
+pub(crate) mod assurance;
 mod bounds;
 mod factors;
 

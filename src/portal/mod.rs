@@ -8,7 +8,6 @@
 //! answer. No rule lives here: an `if` about policy belongs to the core.
 
 mod account;
-mod assurance;
 mod builder;
 mod delivery;
 mod driver;
@@ -43,6 +42,7 @@ pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
 
 use crate::flow::{Env, Urls};
+use crate::lang::Lang;
 use crate::mail::MailTemplates;
 use crate::password_hash::PasswordHasher;
 use crate::policy::{DeviationReport, InsurerProfile, Policy};
@@ -123,6 +123,13 @@ impl Portal {
     /// The deviations from the strict policy that the configuration uses (SEC-48).
     pub fn deviation_report(&self) -> &DeviationReport {
         &self.inner.report
+    }
+
+    /// What the configured policy achieves, in plain words, for the insurer's records
+    /// and the start-up log.
+    pub fn assurance_report(&self, lang: Lang) -> String {
+        let inner = &self.inner;
+        crate::policy::assurance::report(&inner.policy, &inner.report, self.offers_passkeys(), lang)
     }
 
     fn env(&self, now: OffsetDateTime) -> Env<'_> {
