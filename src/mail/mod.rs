@@ -10,11 +10,12 @@ pub mod queue;
 pub mod recording;
 pub mod render;
 pub(crate) mod sealed;
+pub(crate) mod transport;
 #[cfg(feature = "smtp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub mod smtp;
 
-pub use delivery::{DeliveryHandle, DeliveryWorker};
+pub use delivery::{DeliveryHandle, DeliveryPass, DeliveryWorker};
 pub use message::*;
 pub use outbox::OutboxMailer;
 #[cfg(feature = "queue")]

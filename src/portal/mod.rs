@@ -32,7 +32,7 @@ pub use account::{
     ProvisionedAccount,
 };
 pub use builder::{ConfigError, PortalBuilder};
-pub use delivery::DeliveryPass;
+pub use crate::mail::DeliveryPass;
 pub use factors::{TotpEnrolled, TotpSetup};
 pub use login::{AccountSummary, Authenticated, OtpChallenge};
 #[cfg(feature = "passkeys")]
@@ -73,7 +73,7 @@ struct Inner {
     keys: DigestKeyring,
     seals: crate::seal::SealKeyring,
     delivery: crate::flow::delivery::DeliverySchedule,
-    transport: delivery::Transport,
+    transport: crate::mail::transport::Transport,
     hasher: PasswordHasher,
     /// The WebAuthn relying party, from the insurer profile's base URL.
     #[cfg(feature = "passkeys")]
