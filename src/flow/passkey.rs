@@ -35,10 +35,10 @@ use super::login::LoginEndReason;
 use super::step::Step;
 use super::{AccountView, Env, FlowRecord, FlowState, deadline};
 use crate::error::Rejection;
-use crate::policy::InsurerProfile;
 use crate::model::{
     Account, AccountId, AuditEvent, AuditKind, Expect, FactorKind, FlowId, PasskeyFactor, Versioned,
 };
+use crate::policy::InsurerProfile;
 use crate::token::{FlowHandle, RecoveryCode, TokenDigest};
 
 /// Most passkeys one account may hold.

@@ -10,10 +10,10 @@ pub mod queue;
 pub mod recording;
 pub mod render;
 pub(crate) mod sealed;
-pub(crate) mod transport;
 #[cfg(feature = "smtp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub mod smtp;
+pub(crate) mod transport;
 
 pub use delivery::{DeliveryHandle, DeliveryPass, DeliveryWorker};
 pub use message::*;

@@ -449,9 +449,9 @@ impl Portal {
                 .collect();
             let mut commit = Commit::default();
             if !refunds.is_empty() {
-                let load = refunds.iter().fold(ports::Load::new(), |load, r| {
-                    load.counter(r.key.clone())
-                });
+                let load = refunds
+                    .iter()
+                    .fold(ports::Load::new(), |load, r| load.counter(r.key.clone()));
                 let loaded = self.inner.store.load(&load).await?;
                 for (i, r) in refunds.iter().enumerate() {
                     let current = loaded.counters.get(i).and_then(Option::as_ref);

@@ -27,12 +27,12 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 pub use crate::flow::LinkPaths;
+pub use crate::mail::DeliveryPass;
 pub use account::{
     CredentialsChanged, DisableOutcome, EmailChangeConfirmed, EmailChangeRequested,
     ProvisionedAccount,
 };
 pub use builder::{ConfigError, PortalBuilder};
-pub use crate::mail::DeliveryPass;
 pub use factors::{TotpEnrolled, TotpSetup};
 pub use login::{AccountSummary, Authenticated, OtpChallenge};
 #[cfg(feature = "passkeys")]
