@@ -18,7 +18,6 @@ mod links;
 mod login;
 #[cfg(feature = "passkeys")]
 mod passkeys;
-mod pathways;
 mod recovery;
 mod registration;
 
@@ -37,7 +36,7 @@ pub use factors::{TotpEnrolled, TotpSetup};
 pub use login::{AccountSummary, Authenticated, OtpChallenge};
 #[cfg(feature = "passkeys")]
 pub use passkeys::{PasskeyAdded, PasskeyLogin, PasskeyRegistration};
-pub use pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
+pub use crate::policy::pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
 
@@ -118,6 +117,12 @@ impl Portal {
     /// The insurer profile.
     pub fn insurer(&self) -> &InsurerProfile {
         &self.inner.profile
+    }
+
+    /// The SEC-47 inventory: every public entry point, its pathway, caller and
+    /// throttles. Print it in the host's security documentation.
+    pub fn pathways() -> &'static [EntryPoint] {
+        ENTRY_POINTS
     }
 
     /// The deviations from the strict policy that the configuration uses (SEC-48).
