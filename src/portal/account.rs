@@ -16,7 +16,8 @@ use super::driver::{AccountRead, Load, Memo};
 use super::login::Authenticated;
 use super::{Portal, typed_email};
 use crate::domain::{
-    InputError, LoginId, Password, PasswordContext, check_confirmation, check_new_password,
+    EmailAddress, InputError, LoginId, Nickname, Password, PasswordContext, check_confirmation,
+    check_new_password,
 };
 use crate::error::{Error, Rejection};
 use crate::flow::account as account_flow;
@@ -78,34 +79,41 @@ pub struct ProvisionedAccount {
 pub use crate::flow::account::DisableOutcome;
 
 impl Portal {
-    /// The words a member's new password must not contain (SEC-17): login ID, address
-    /// and its local part, insurer name, nickname, 記号・番号 and the birth date forms.
-    pub(super) async fn account_password_context(
+    /// The words a member's new password must not contain (SEC-17) — login ID, address
+    /// and its local part, insurer name, nickname, 記号・番号 and the birth date forms —
+    /// and the identifying strings a login ID must not be (SEC-42).
+    pub(super) async fn password_context(
         &self,
-        account: &Account,
-    ) -> Result<PasswordContext, Error> {
+        login_id: &LoginId,
+        email: Option<&EmailAddress>,
+        nickname: Option<&Nickname>,
+        member: &MemberId,
+    ) -> Result<(PasswordContext, Vec<String>), Error> {
         let mut ctx = PasswordContext::new();
-        ctx.add_word(account.login_id.as_str());
-        if let Some(email) = &account.email {
+        let mut identifying = Vec::new();
+        ctx.add_word(login_id.as_str());
+        if let Some(email) = email {
             ctx.add_word(email.canonical());
             if let Some((local, _)) = email.canonical().split_once('@') {
                 ctx.add_word(local);
             }
         }
         ctx.add_word(&self.inner.profile.insurer_name);
-        if let Some(n) = &account.nickname {
+        if let Some(n) = nickname {
             ctx.add_word(n.as_str());
         }
-        if let Some(member) = self.inner.directory.get(&account.member).await? {
+        if let Some(member) = self.inner.directory.get(member).await? {
             let card = &member.card_number;
             ctx.add_word(card.symbol());
             ctx.add_word(card.number());
             let compact: String = card.canonical().chars().filter(|c| *c != '-').collect();
             ctx.add_word(&compact);
+            identifying.extend([card.canonical(), compact, card.number().to_owned()]);
             // SEC-17: every spelling of the birth date, 西暦 and 和暦.
             ctx.add_birth_date(member.birth_date.date());
+            identifying.extend(member.birth_date.context_words());
         }
-        Ok(ctx)
+        Ok((ctx, identifying))
     }
 
     /// Checks 新パスワード (+確認) against the full policy with the account's context
@@ -119,7 +127,14 @@ impl Portal {
         if check_confirmation(new, confirmation).is_err() {
             return Err(Rejection::PasswordConfirmationMismatch.into());
         }
-        let context = self.account_password_context(account).await?;
+        let (context, _) = self
+            .password_context(
+                &account.login_id,
+                account.email.as_ref(),
+                account.nickname.as_ref(),
+                &account.member,
+            )
+            .await?;
         check_new_password(new, &self.inner.policy.password, &context)
             .map_err(InputError::from)
             .map_err(Rejection::from)?;

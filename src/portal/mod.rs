@@ -27,6 +27,7 @@ use time::OffsetDateTime;
 
 pub use crate::flow::LinkPaths;
 pub use crate::mail::DeliveryPass;
+pub use crate::policy::pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use account::{
     CredentialsChanged, DisableOutcome, EmailChangeConfirmed, EmailChangeRequested,
     ProvisionedAccount,
@@ -36,7 +37,6 @@ pub use factors::{TotpEnrolled, TotpSetup};
 pub use login::{AccountSummary, Authenticated, OtpChallenge};
 #[cfg(feature = "passkeys")]
 pub use passkeys::{PasskeyAdded, PasskeyLogin, PasskeyRegistration};
-pub use crate::policy::pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
 

@@ -6,11 +6,11 @@ use super::driver::{AccountRead, Load, Memo};
 use super::{Portal, typed_email};
 use crate::domain::{
     BirthDate, CardNumber, Carrier, EmailAddress, InputError, KanaName, LoginId, Nickname,
-    Password, PasswordContext, check_new_password,
+    Password, check_confirmation, check_new_password,
 };
 use crate::error::{Error, Rejection};
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkResent};
-use crate::flow::{AwaitingCredentials, Decision, IdentityClaim, RegistrationState};
+use crate::flow::{Decision, IdentityClaim, RegistrationState};
 use crate::observe::StepName;
 use crate::password_hash::Verification;
 use crate::ports::{AccountId, AccountLookup, MemberRecord};
@@ -319,13 +319,18 @@ impl Portal {
                             .map_err(Rejection::from)?,
                     ),
                 };
-                if credentials.password.expose_secret()
-                    != credentials.password_confirmation.expose_secret()
+                if check_confirmation(&credentials.password, &credentials.password_confirmation)
+                    .is_err()
                 {
                     return Err(Rejection::PasswordConfirmationMismatch.into());
                 }
                 let (context, identifying) = self
-                    .password_context(ready, &login_id, nickname.as_ref())
+                    .password_context(
+                        &login_id,
+                        Some(&ready.email),
+                        nickname.as_ref(),
+                        ready.proof.member(),
+                    )
                     .await?;
                 if registration::login_is_identifying(&login_id, &ready.email, &identifying) {
                     return Err(Rejection::LoginIdIdentifying.into());
@@ -378,41 +383,5 @@ impl Portal {
         })
         .await
         .map(|account_id| Registered { account_id })
-    }
-
-    /// The words a new password must not contain (SEC-17), and the identifying strings a
-    /// login ID must not equal (SEC-42).
-    async fn password_context(
-        &self,
-        ready: &AwaitingCredentials,
-        login_id: &LoginId,
-        nickname: Option<&Nickname>,
-    ) -> Result<(PasswordContext, Vec<String>), Error> {
-        let mut ctx = PasswordContext::new();
-        let mut identifying = Vec::new();
-        ctx.add_word(login_id.as_str());
-        ctx.add_word(ready.email.canonical());
-        if let Some((local, _)) = ready.email.canonical().split_once('@') {
-            ctx.add_word(local);
-        }
-        ctx.add_word(&self.inner.profile.insurer_name);
-        if let Some(n) = nickname {
-            ctx.add_word(n.as_str());
-        }
-        if let Some(member) = self.inner.directory.get(ready.proof.member()).await? {
-            let card = &member.card_number;
-            for w in [card.symbol(), card.number()] {
-                ctx.add_word(w);
-            }
-            let compact: String = card.canonical().chars().filter(|c| *c != '-').collect();
-            ctx.add_word(&compact);
-            identifying.push(card.canonical());
-            identifying.push(compact);
-            identifying.push(card.number().to_owned());
-            // SEC-17: every spelling of the birth date, 西暦 and 和暦.
-            ctx.add_birth_date(member.birth_date.date());
-            identifying.extend(member.birth_date.context_words());
-        }
-        Ok((ctx, identifying))
     }
 }
