@@ -5,8 +5,8 @@ use time::OffsetDateTime;
 use super::driver::{AccountRead, Load, Memo};
 use super::{Portal, typed_email};
 use crate::domain::{
-    BirthDate, CardNumber, Carrier, EmailAddress, InputError, KanaName, LoginId, Nickname,
-    Password, check_confirmation, check_new_password,
+    Carrier, EmailAddress, InputError, LoginId, Nickname, Password, check_confirmation,
+    check_new_password,
 };
 use crate::error::{Error, Rejection};
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkResent};
@@ -118,23 +118,9 @@ impl Portal {
         birth_date: &str,
         kana_name: Option<&str>,
     ) -> Result<IdentityClaim, Error> {
-        let card_number =
-            CardNumber::parse_with(card_number, &self.inner.profile.card_number_format)
-                .map_err(Rejection::from)?;
-        // DOM-13: a birth date after today (in Japan, UTC+9) is a typo, said as one.
-        let today = self.now().to_offset(time::macros::offset!(+9)).date();
-        let birth_date = BirthDate::parse(birth_date)
-            .and_then(|b| b.not_after(today))
-            .map_err(Rejection::from)?;
-        let kana_name = match kana_name.map(str::trim) {
-            None | Some("") => None,
-            Some(k) => Some(KanaName::parse(k).map_err(Rejection::from)?),
-        };
-        Ok(IdentityClaim {
-            card_number,
-            birth_date,
-            kana_name,
-        })
+        let typed = (card_number, birth_date, kana_name);
+        let format = &self.inner.profile.card_number_format;
+        Ok(IdentityClaim::read(typed, format, self.now())?)
     }
 
     /// R3 (本人確認 → 確認): checks 記号・番号・枝番 and 生年月日 against the roster. On
