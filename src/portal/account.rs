@@ -12,7 +12,7 @@
 
 use time::OffsetDateTime;
 
-use super::driver::{AccountRead, Load, Memo};
+use super::driver::{Load, Memo};
 use super::login::Authenticated;
 use super::{Portal, typed_email};
 use crate::domain::{
@@ -159,11 +159,7 @@ impl Portal {
         new: Password,
         confirmation: Password,
     ) -> Result<CredentialsChanged, Error> {
-        let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Id(account_id.clone()))),
-            account_flows: true,
-            ..Load::default()
-        };
+        let load = Load::account_with_flows(AccountLookup::Id(account_id.clone()));
         let cache = &Memo::new();
         let hashed: &Memo<PasswordHashString> = &Memo::new();
         let (current, new, confirmation) = (&current, &new, &confirmation);
@@ -216,10 +212,8 @@ impl Portal {
     ) -> Result<EmailChangeRequested, Error> {
         let new_email = typed_email(new_email)?;
         let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Id(account_id.clone()))),
-            account_flows: true,
             counters: CounterKey::mails_to_all(&new_email, &self.inner.keys),
-            ..Load::default()
+            ..Load::account_with_flows(AccountLookup::Id(account_id.clone()))
         };
         let fresh = account_flow::FreshLogin {
             proof: fresh_auth.proof(),
@@ -297,11 +291,7 @@ impl Portal {
             .map_err(InputError::from)
             .map_err(Rejection::from)?;
         let password_hash = self.inner.hasher.hash(&as_password).await?;
-        let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Member(member.clone()))),
-            account_flows: true,
-            ..Load::default()
-        };
+        let load = Load::account_with_flows(AccountLookup::Member(member.clone()));
         let password_hash = &password_hash;
         let issued = self
             .decide(StepName::ProvisionAccount, &load, |loaded, env, rng| {
@@ -322,11 +312,7 @@ impl Portal {
     /// kept (it still holds the member and the address); [`Portal::provision_account`]
     /// re-issues credentials if the member re-joins.
     pub async fn disable_account(&self, account_id: &AccountId) -> Result<DisableOutcome, Error> {
-        let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Id(account_id.clone()))),
-            account_flows: true,
-            ..Load::default()
-        };
+        let load = Load::account_with_flows(AccountLookup::Id(account_id.clone()));
         self.decide(StepName::DisableAccount, &load, |loaded, env, rng| {
             account_flow::disable(loaded.view(), env, rng)
         })

@@ -71,6 +71,19 @@ impl<T: Clone> Memo<T> {
     pub(super) fn set(&self, value: T) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
     }
+
+    /// The value, from `compute` the first time it is asked for.
+    pub(super) async fn get_or_try<E, F>(&self, compute: impl FnOnce() -> F) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        if let Some(value) = self.get() {
+            return Ok(value);
+        }
+        let value = compute().await?;
+        self.set(value.clone());
+        Ok(value)
+    }
 }
 
 /// Which account a step reads.
@@ -108,6 +121,18 @@ pub(super) struct Load {
     pub(super) account_counters: Vec<&'static str>,
     /// Whether any account holds this address.
     pub(super) address_taken: Option<EmailAddress>,
+}
+
+impl Load {
+    /// The account `by` finds and its flows: what a step on an account that no flow
+    /// names reads (a logged-in member's change, the insurer's side).
+    pub(super) fn account_with_flows(by: AccountLookup) -> Load {
+        Load {
+            account: Some(AccountRead::By(by)),
+            account_flows: true,
+            ..Load::default()
+        }
+    }
 }
 
 /// What [`Load`] read.

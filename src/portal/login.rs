@@ -114,7 +114,7 @@ fn otp_mails(loaded: &Loaded) -> Option<&Versioned<Counter>> {
 }
 
 /// The loaded account's wrong 暗証キー entries today (SEC-29).
-fn otp_failures_today(loaded: &Loaded) -> Option<&Versioned<Counter>> {
+pub(super) fn otp_failures_today(loaded: &Loaded) -> Option<&Versioned<Counter>> {
     loaded.account_counters.get(1).and_then(Option::as_ref)
 }
 
@@ -252,6 +252,15 @@ impl Portal {
         }
     }
 
+    /// The load of L2, whatever the factor: the challenge, its account with the
+    /// account's flows (a login ends the others) and its 暗証キー counters.
+    pub(super) fn second_step_load(&self, challenge: &OtpChallengeId) -> Load {
+        Load {
+            account_flows: true,
+            ..self.challenge_load(challenge, true)
+        }
+    }
+
     /// L2 (暗証キー入力 → ログイン): accepts the code once (SEC-28), only on its own
     /// challenge (SEC-27), within its tries (SEC-29). The attempt is recorded before the
     /// member is told anything.
@@ -260,10 +269,7 @@ impl Portal {
         challenge: &OtpChallengeId,
         code: &OtpCode,
     ) -> Result<Authenticated, Error> {
-        let load = Load {
-            account_flows: true,
-            ..self.challenge_load(challenge, true)
-        };
+        let load = self.second_step_load(challenge);
         self.decide_login(StepName::VerifyOtp, &load, |loaded, env| {
             login::verify(
                 loaded.found(),

@@ -80,14 +80,14 @@ impl Portal {
                 // The roster is asked for the typed card whether or not the address has
                 // an account, so its latency says nothing (SEC-40); the core checks the
                 // entry belongs to the account's member.
-                let record = match (identity.as_ref(), roster.get()) {
-                    (Some(_), Some(r)) => r,
-                    (Some(claim), None) => {
-                        let r = self.inner.directory.find(&claim.card_number).await?;
-                        roster.set(r.clone());
-                        r
+                let record = match identity {
+                    Some(claim) => {
+                        let directory = &self.inner.directory;
+                        roster
+                            .get_or_try(|| directory.find(&claim.card_number))
+                            .await?
                     }
-                    (None, _) => None,
+                    None => None,
                 };
                 let (starts, mails) = loaded.start_budgets(requester.as_ref());
                 let facts = ReminderFacts {
@@ -234,9 +234,9 @@ impl Portal {
         member: &MemberId,
         roster: &Memo<Option<MemberRecord>>,
     ) -> Result<Option<Versioned<Counter>>, Error> {
-        if roster.get().is_none() {
-            roster.set(self.inner.directory.get(member).await?);
-        }
+        roster
+            .get_or_try(|| self.inner.directory.get(member))
+            .await?;
         let key = CounterKey::IdentityChecks(member.clone()).render();
         Ok(self.inner.store.load_counter(&key).await?)
     }

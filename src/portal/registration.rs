@@ -144,14 +144,10 @@ impl Portal {
                     if let Some(stop) = registration::identity_gate(loaded.found(), env) {
                         return Ok(stop);
                     }
-                    let record = match roster.get() {
-                        Some(r) => r,
-                        None => {
-                            let r = self.inner.directory.find(&claim.card_number).await?;
-                            roster.set(r.clone());
-                            r
-                        }
-                    };
+                    let directory = &self.inner.directory;
+                    let record = roster
+                        .get_or_try(|| directory.find(&claim.card_number))
+                        .await?;
                     let record = record.as_ref();
                     // What to read next depends on the roster's answer (the core says
                     // what): the budget and the member's account, in one more load.
