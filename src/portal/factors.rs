@@ -8,7 +8,6 @@ use zeroize::Zeroizing;
 use super::Portal;
 use super::driver::Load;
 use super::login::Authenticated;
-use super::login::otp_failures_today;
 use crate::error::Error;
 use crate::flow::account::FreshLogin;
 use crate::flow::factor::{self, FactorInput, FactorSummary, TotpLabel};
@@ -206,13 +205,13 @@ impl Portal {
         challenge: &OtpChallengeId,
         input: FactorInput<'_>,
     ) -> Result<Authenticated, Error> {
-        let load = self.second_step_load(challenge);
-        self.decide_login(name, &load, |loaded, env| {
+        self.decide_second_step(name, challenge, |loaded, today, env| {
+            let verifiers = &self.verifiers();
             factor::verify(
                 loaded.found(),
                 loaded.view(),
-                (input, otp_failures_today(loaded)),
-                &self.verifiers(),
+                (input, today),
+                verifiers,
                 env,
             )
         })

@@ -108,13 +108,17 @@ impl Authenticated {
     }
 }
 
+/// What a step that logs in decides: the consumed code (or factor) and the account's
+/// security stamp.
+type LoginStep = Step<(OtpConsumed, SecurityStamp)>;
+
 /// The hourly 暗証キー-mail counter of the loaded account.
 fn otp_mails(loaded: &Loaded) -> Option<&Versioned<Counter>> {
     loaded.account_counters.first().and_then(Option::as_ref)
 }
 
 /// The loaded account's wrong 暗証キー entries today (SEC-29).
-pub(super) fn otp_failures_today(loaded: &Loaded) -> Option<&Versioned<Counter>> {
+fn otp_failures_today(loaded: &Loaded) -> Option<&Versioned<Counter>> {
     loaded.account_counters.get(1).and_then(Option::as_ref)
 }
 
@@ -252,15 +256,6 @@ impl Portal {
         }
     }
 
-    /// The load of L2, whatever the factor: the challenge, its account with the
-    /// account's flows (a login ends the others) and its 暗証キー counters.
-    pub(super) fn second_step_load(&self, challenge: &OtpChallengeId) -> Load {
-        Load {
-            account_flows: true,
-            ..self.challenge_load(challenge, true)
-        }
-    }
-
     /// L2 (暗証キー入力 → ログイン): accepts the code once (SEC-28), only on its own
     /// challenge (SEC-27), within its tries (SEC-29). The attempt is recorded before the
     /// member is told anything.
@@ -269,14 +264,8 @@ impl Portal {
         challenge: &OtpChallengeId,
         code: &OtpCode,
     ) -> Result<Authenticated, Error> {
-        let load = self.second_step_load(challenge);
-        self.decide_login(StepName::VerifyOtp, &load, |loaded, env| {
-            login::verify(
-                loaded.found(),
-                loaded.view(),
-                (code, otp_failures_today(loaded)),
-                env,
-            )
+        self.decide_second_step(StepName::VerifyOtp, challenge, |loaded, today, env| {
+            login::verify(loaded.found(), loaded.view(), (code, today), env)
         })
         .await
     }
@@ -288,12 +277,31 @@ impl Portal {
         &self,
         name: StepName,
         load: &Load,
-        mut decide: impl FnMut(&Loaded, Env<'_>) -> Step<(OtpConsumed, SecurityStamp)>,
+        mut decide: impl FnMut(&Loaded, Env<'_>) -> LoginStep,
     ) -> Result<Authenticated, Error> {
         let (consumed, security_stamp) = self
             .decide(name, load, |loaded, env, _| decide(loaded, env))
             .await?;
         Ok(Authenticated::from_consumed(consumed, security_stamp))
+    }
+
+    /// Decides L2 on `challenge`, whatever the factor: reads the challenge, its account
+    /// with the account's flows (a login ends the others) and its 暗証キー counters;
+    /// `decide` gets them and the account's wrong entries today (SEC-29).
+    pub(super) async fn decide_second_step(
+        &self,
+        name: StepName,
+        challenge: &OtpChallengeId,
+        mut decide: impl FnMut(&Loaded, Option<&Versioned<Counter>>, Env<'_>) -> LoginStep,
+    ) -> Result<Authenticated, Error> {
+        let load = Load {
+            account_flows: true,
+            ..self.challenge_load(challenge, true)
+        };
+        self.decide_login(name, &load, |loaded, env| {
+            decide(loaded, otp_failures_today(loaded), env)
+        })
+        .await
     }
 
     /// L4 (暗証キー再請求): a new code for the same screen; the old code dies at once and
