@@ -86,23 +86,12 @@ impl<T: Clone> Memo<T> {
     }
 }
 
-/// Which account a step reads.
-#[derive(Clone, Debug)]
-pub(super) enum AccountRead {
-    /// By a lookup.
-    By(AccountLookup),
-    /// The account the found flow belongs to.
-    OfFlow,
-}
-
-impl AccountRead {
-    /// The account a typed login ID names; none when the text cannot be a login ID (it
-    /// then gets the same answer, after the same Argon2 work, as an unknown one).
-    pub(super) fn by_login_id(login_id: &str) -> Option<AccountRead> {
-        LoginId::parse(login_id)
-            .ok()
-            .map(|id| AccountRead::By(AccountLookup::LoginId(id)))
-    }
+/// The account a typed login ID names; none when the text cannot be a login ID (it then
+/// gets the same answer, after the same Argon2 work, as an unknown one).
+pub(super) fn by_login_id(login_id: &str) -> Option<AccountLoad> {
+    LoginId::parse(login_id)
+        .ok()
+        .map(|id| AccountLoad::By(AccountLookup::LoginId(id)))
 }
 
 /// What one step reads before it decides.
@@ -111,7 +100,7 @@ pub(super) struct Load {
     /// Candidate digests of the secret the member holds (current key first).
     pub(super) flow: Vec<TokenDigest>,
     /// The account to read.
-    pub(super) account: Option<AccountRead>,
+    pub(super) account: Option<AccountLoad>,
     /// Also read the account's flows (to end its open challenges).
     pub(super) account_flows: bool,
     /// Counters by key.
@@ -128,29 +117,16 @@ impl Load {
     /// names reads (a logged-in member's change, the insurer's side).
     pub(super) fn account_with_flows(by: AccountLookup) -> Load {
         Load {
-            account: Some(AccountRead::By(by)),
+            account: Some(AccountLoad::By(by)),
             account_flows: true,
             ..Load::default()
         }
     }
 }
 
-/// What [`Load`] read.
-#[derive(Debug, Default)]
-pub(super) struct Loaded {
-    /// The flow found, with the digest that found it.
-    pub(super) flow: Option<(Versioned<FlowRecord>, TokenDigest)>,
-    /// The account.
-    pub(super) account: Option<Versioned<Account>>,
-    /// The account's flows, in creation order.
-    pub(super) account_flows: Vec<Versioned<FlowRecord>>,
-    /// One per `counters` entry.
-    pub(super) counters: Vec<Option<Versioned<Counter>>>,
-    /// One per `account_counters` entry.
-    pub(super) account_counters: Vec<Option<Versioned<Counter>>>,
-    /// Whether an account holds [`Load::address_taken`].
-    pub(super) address_taken: bool,
-}
+/// What [`Load`] read: the store's answer, with the accessors the steps' decisions
+/// take it through.
+pub(super) use crate::ports::Loaded;
 
 impl Loaded {
     /// The `i`-th counter of [`Load::counters`].
@@ -248,7 +224,7 @@ impl Portal {
         let mut counters = Self::start_counters(requester.as_ref());
         counters.extend(CounterKey::mails_to_all(email, &self.inner.keys));
         let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Email(email.clone()))),
+            account: Some(AccountLoad::By(AccountLookup::Email(email.clone()))),
             counters,
             ..Load::default()
         };
@@ -260,7 +236,7 @@ impl Portal {
     /// refusal writes that counter where a wrong password writes the account (SEC-23).
     pub(super) fn password_load(&self, login_id: &str, mut load: Load) -> (Load, CounterKey) {
         let refused = CounterKey::refused_logins(login_id, &self.inner.keys);
-        load.account = AccountRead::by_login_id(login_id);
+        load.account = by_login_id(login_id);
         load.counters.push(refused.clone());
         (load, refused)
     }
@@ -269,7 +245,7 @@ impl Portal {
     /// flows: what a step that changes the account, or ends its other flows, reads.
     pub(super) fn flow_with_account_load(&self, secret: &impl Bearer) -> Load {
         Load {
-            account: Some(AccountRead::OfFlow),
+            account: Some(AccountLoad::OfFlow),
             account_flows: true,
             ..self.flow_load(secret)
         }
@@ -287,35 +263,17 @@ impl Portal {
     /// Reads what `load` names, in one [`Store::load`](crate::ports::Store::load): one
     /// round trip on the SQL stores.
     pub(super) async fn load(&self, load: &Load) -> Result<Loaded, Error> {
-        let account = load.account.as_ref().map(|a| match a {
-            AccountRead::By(by) => AccountLoad::By(by.clone()),
-            AccountRead::OfFlow => AccountLoad::OfFlow,
-        });
         let mut request = ports::Load::new().flow(load.flow.iter().copied());
-        if let Some(account) = account {
-            request = request.account(account);
-        }
-        if load.account_flows {
-            request = request.account_flows();
-        }
-        for key in &load.counters {
-            request = request.counter(key.render());
-        }
-        for prefix in &load.account_counters {
-            request = request.account_counter(*prefix);
-        }
-        if let Some(email) = &load.address_taken {
-            request = request.address_taken(email.clone());
-        }
-        let read = self.inner.store.load(&request).await?;
-        Ok(Loaded {
-            flow: read.flow,
-            account: read.account,
-            account_flows: read.account_flows,
-            counters: read.counters,
-            account_counters: read.account_counters,
-            address_taken: read.address_taken,
-        })
+        request.account = load.account.clone();
+        request.account_flows = load.account_flows;
+        request.counters = load.counters.iter().map(CounterKey::render).collect();
+        request.account_counters = load
+            .account_counters
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect();
+        request.address_taken = load.address_taken.clone();
+        Ok(self.inner.store.load(&request).await?)
     }
 
     /// Runs one step: reads `load`, asks `decide`, and carries the step out, reading and

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::Portal;
-use super::driver::{AccountRead, Load, Loaded, Memo};
+use super::driver::{Load, Loaded, Memo};
 use crate::domain::{EmailAddress, LoginId, Nickname, Password};
 use crate::error::Error;
 use crate::flow::Env;
@@ -13,6 +13,7 @@ use crate::flow::step::Step;
 use crate::model::{Counter, CounterKey};
 use crate::observe::StepName;
 use crate::password_hash::{PasswordHashString, Verification};
+use crate::ports::AccountLoad;
 use crate::ports::{
     Account, AccountId, AccountLookup, AccountStatus, MemberId, SecurityStamp, Versioned,
 };
@@ -243,7 +244,7 @@ impl Portal {
 
     fn challenge_load(&self, challenge: &OtpChallengeId, account: bool) -> Load {
         Load {
-            account: account.then_some(AccountRead::OfFlow),
+            account: account.then_some(AccountLoad::OfFlow),
             account_counters: if account {
                 vec![
                     CounterKey::OTP_MAILS_PREFIX,
@@ -336,7 +337,7 @@ impl Portal {
     pub async fn close_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
         // The owner too: a closed screen is no longer one an L1 repeat answers with.
         let load = Load {
-            account: Some(AccountRead::OfFlow),
+            account: Some(AccountLoad::OfFlow),
             ..self.flow_load(challenge)
         };
         self.decide(StepName::CloseOtpScreen, &load, |loaded, env, _| {

@@ -8,7 +8,8 @@
 
 use std::borrow::Cow;
 
-use super::driver::{AccountRead, Load, Memo};
+use super::driver::by_login_id;
+use super::driver::{Load, Memo};
 use super::{Portal, typed_email};
 use crate::domain::Password;
 use crate::error::{Error, Rejection};
@@ -127,7 +128,7 @@ impl Portal {
         let mut counters = Self::start_counters(requester.as_ref());
         counters.extend(mail_keys.iter().cloned());
         let load = Load {
-            account: AccountRead::by_login_id(login_id),
+            account: by_login_id(login_id),
             counters,
             ..Load::default()
         };

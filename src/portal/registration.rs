@@ -2,7 +2,7 @@
 
 use time::OffsetDateTime;
 
-use super::driver::{AccountRead, Load, Memo};
+use super::driver::{Load, Memo};
 use super::{Portal, typed_email};
 use crate::domain::{
     Carrier, EmailAddress, InputError, LoginId, Nickname, Password, check_confirmation,
@@ -13,6 +13,7 @@ use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkRese
 use crate::flow::{Decision, IdentityClaim, RegistrationState};
 use crate::observe::StepName;
 use crate::password_hash::Verification;
+use crate::ports::AccountLoad;
 use crate::ports::{AccountId, AccountLookup, MemberRecord};
 use crate::token::{AuthKey, FlowHandle, VerificationLinkToken};
 
@@ -157,7 +158,7 @@ impl Portal {
                     // account) is read in the same load.
                     let member = self
                         .load(&Load {
-                            account: Some(AccountRead::By(AccountLookup::Member(member_id))),
+                            account: Some(AccountLoad::By(AccountLookup::Member(member_id))),
                             counters: vec![budget.clone()],
                             address_taken: loaded
                                 .registration()
