@@ -79,9 +79,8 @@ pub struct ProvisionedAccount {
 pub use crate::flow::account::DisableOutcome;
 
 impl Portal {
-    /// The words a member's new password must not contain (SEC-17) — login ID, address
-    /// and its local part, insurer name, nickname, 記号・番号 and the birth date forms —
-    /// and the identifying strings a login ID must not be (SEC-42).
+    /// The words a member's new password must not contain and the strings a login ID
+    /// must not be ([`account_flow::password_context`]), with the member's roster entry.
     pub(super) async fn password_context(
         &self,
         login_id: &LoginId,
@@ -89,31 +88,11 @@ impl Portal {
         nickname: Option<&Nickname>,
         member: &MemberId,
     ) -> Result<(PasswordContext, Vec<String>), Error> {
-        let mut ctx = PasswordContext::new();
-        let mut identifying = Vec::new();
-        ctx.add_word(login_id.as_str());
-        if let Some(email) = email {
-            ctx.add_word(email.canonical());
-            if let Some((local, _)) = email.canonical().split_once('@') {
-                ctx.add_word(local);
-            }
-        }
-        ctx.add_word(&self.inner.profile.insurer_name);
-        if let Some(n) = nickname {
-            ctx.add_word(n.as_str());
-        }
-        if let Some(member) = self.inner.directory.get(member).await? {
-            let card = &member.card_number;
-            ctx.add_word(card.symbol());
-            ctx.add_word(card.number());
-            let compact: String = card.canonical().chars().filter(|c| *c != '-').collect();
-            ctx.add_word(&compact);
-            identifying.extend([card.canonical(), compact, card.number().to_owned()]);
-            // SEC-17: every spelling of the birth date, 西暦 and 和暦.
-            ctx.add_birth_date(member.birth_date.date());
-            identifying.extend(member.birth_date.context_words());
-        }
-        Ok((ctx, identifying))
+        let insurer = &self.inner.profile.insurer_name;
+        let record = self.inner.directory.get(member).await?;
+        let member = record.as_ref();
+        let context = account_flow::password_context(login_id, email, nickname, insurer, member);
+        Ok(context)
     }
 
     /// Checks 新パスワード (+確認) against the full policy with the account's context
