@@ -194,10 +194,7 @@ impl Portal {
             counters: CounterKey::mails_to_all(&new_email, &self.inner.keys),
             ..Load::account_with_flows(AccountLookup::Id(account_id.clone()))
         };
-        let fresh = account_flow::FreshLogin {
-            proof: fresh_auth.proof(),
-            stamp: &fresh_auth.security_stamp,
-        };
+        let fresh = Self::fresh(fresh_auth);
         let new_email = &new_email;
         self.decide(StepName::ChangeEmail, &load, |loaded, env, rng| {
             account_flow::request_email_change(

@@ -82,6 +82,7 @@ impl Portal {
         Load::account_with_flows(AccountLookup::Id(fresh_auth.account_id.clone()))
     }
 
+    /// The core's view of a fresh login (SEC-36).
     pub(super) fn fresh(fresh_auth: &Authenticated) -> FreshLogin<'_> {
         FreshLogin {
             proof: fresh_auth.proof(),
