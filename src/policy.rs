@@ -41,8 +41,10 @@ use crate::domain::{CardNumberFormat, PasswordRules};
 use crate::lang::Lang;
 use crate::password_hash::HashParams;
 
+pub(crate) mod assurance;
 mod bounds;
 mod factors;
+pub(crate) mod pathways;
 
 pub use bounds::{KNOBS, Knob, KnobDeviation, KnobValue, Loosening};
 pub use factors::{FactorPolicy, FactorRequirement};

@@ -16,10 +16,8 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, KeyInit, Mac};
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -224,25 +222,10 @@ impl DigestKey {
     }
 
     fn digest(&self, purpose: Purpose, context: &[u8], secret: &[u8]) -> TokenDigest {
-        // Hmac accepts any key length; MIN_LEN is enforced in `new`.
-        let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key) {
-            Ok(mac) => mac,
-            Err(_) => unreachable_hmac(),
-        };
-        mac.update(purpose.label());
-        mac.update(&[0]);
-        mac.update(&(context.len() as u64).to_be_bytes());
-        mac.update(context);
-        mac.update(secret);
-        TokenDigest(mac.finalize().into_bytes().into())
+        let context_len = (context.len() as u64).to_be_bytes();
+        let parts = [purpose.label(), &[0], &context_len, context, secret];
+        TokenDigest(crate::seal::hmac_sha256(&self.key, &parts))
     }
-}
-
-#[cold]
-fn unreachable_hmac() -> ! {
-    // HMAC takes keys of every length; this branch exists only because the trait is
-    // fallible for other MACs.
-    unreachable!("HMAC-SHA-256 accepts keys of any length")
 }
 
 crate::redact::debug_redacted!(DigestKey { id, key });

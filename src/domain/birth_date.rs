@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 use time::{Date, Month};
 
 use crate::domain::normalize;
+use crate::domain::password::birth_date_forms;
 use crate::lang::Lang;
 
 /// Why a date of birth was rejected. Never contains the input.
@@ -416,45 +417,17 @@ impl BirthDate {
     /// Letters are lower-case; compare case-insensitively. Very short forms (`4/1`) are
     /// included; dropping words below a minimum length is the blocklist's policy.
     pub fn context_words(&self) -> Vec<String> {
-        let y = self.0.year();
-        let m = u8::from(self.0.month());
-        let d = self.0.day();
-        let yy = y.rem_euclid(100);
-        let mut words = vec![
-            format!("{y:04}{m:02}{d:02}"),
-            format!("{yy:02}{m:02}{d:02}"),
-            format!("{m:02}{d:02}"),
-            format!("{y:04}"),
-            format!("{m:02}{d:02}{y:04}"),
-            format!("{d:02}{m:02}{y:04}"),
-            format!("{y}{m}{d}"),
-            format!("{y}年{m}月{d}日"),
-            format!("{y}年{m:02}月{d:02}日"),
-            format!("{m}月{d}日"),
-            format!("{m:02}月{d:02}日"),
-        ];
-        for sep in ['-', '/', '.'] {
-            words.push(format!("{y}{sep}{m:02}{sep}{d:02}"));
-            words.push(format!("{y}{sep}{m}{sep}{d}"));
-            words.push(format!("{m:02}{sep}{d:02}"));
-            words.push(format!("{m}{sep}{d}"));
-        }
+        let (y, m, d) = (self.0.year(), u8::from(self.0.month()), self.0.day());
+        // The first word parses back to this date.
+        let mut words = vec![format!("{y:04}{m:02}{d:02}")];
+        // The password blocklist's forms, and a few more a login ID must not be.
+        words.extend(birth_date_forms(self.0).iter().map(|w| w.to_lowercase()));
+        words.push(format!("{y}{m}{d}"));
         if let Some((k, letter, ey)) = wareki(self.0) {
             let l = letter.to_ascii_lowercase();
-            words.extend([
-                format!("{l}{ey:02}{m:02}{d:02}"),
-                format!("{l}{ey}{m:02}{d:02}"),
-                format!("{ey:02}{m:02}{d:02}"),
-                format!("{l}{ey}.{m}.{d}"),
-                format!("{l}{ey:02}.{m:02}.{d:02}"),
-                format!("{l}{ey}/{m}/{d}"),
-                format!("{k}{ey}年"),
-                format!("{k}{ey:02}年"),
-                format!("{k}{ey}"),
-                format!("{k}{ey}年{m}月{d}日"),
-            ]);
+            words.push(format!("{l}{ey}{m:02}{d:02}"));
+            words.push(format!("{k}{ey:02}年"));
             if ey == 1 {
-                words.push(format!("{k}元年"));
                 words.push(format!("{k}元年{m}月{d}日"));
             }
         }

@@ -18,12 +18,12 @@ use super::login::OtpConsumed;
 use super::registration::{Found, LinkStatus, address_mail_hit};
 use super::step::{NewAccount, Step as Decision, Write};
 use super::{AccountView, Env, FlowState, TOMBSTONE_TTL, Urls, deadline};
-use crate::domain::{EmailAddress, LoginId};
+use crate::domain::{EmailAddress, LoginId, Nickname, PasswordContext};
 use crate::error::Rejection;
 use crate::mail::{MailLink, MailMessage};
 use crate::model::{
     Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, Expect, FlowId, MemberId,
-    SecurityStamp, Versioned,
+    MemberRecord, SecurityStamp, Versioned,
 };
 use crate::password_hash::PasswordHashString;
 use crate::token::{EmailChangeLinkToken, MailedLink, TokenDigest};
@@ -461,6 +461,43 @@ pub fn disable<R: rand::CryptoRng + ?Sized>(
         .writes(Ends::ALL.writes(held.flows, now, None))
         .audit(AuditEvent::new(AuditKind::AccountDisabled, now).account(&a.value.id))
         .account(Expect::At(a.version), updated)
+}
+
+/// The words a member's new password must not contain (SEC-17) — login ID, address and
+/// its local part, insurer name, nickname, 記号・番号 and every spelling of the birth date
+/// — and the identifying strings a login ID must not be (SEC-42), from the member's
+/// roster entry when the roster has one.
+pub(crate) fn password_context(
+    login_id: &LoginId,
+    email: Option<&EmailAddress>,
+    nickname: Option<&Nickname>,
+    insurer_name: &str,
+    member: Option<&MemberRecord>,
+) -> (PasswordContext, Vec<String>) {
+    let mut ctx = PasswordContext::new();
+    let mut identifying = Vec::new();
+    ctx.add_word(login_id.as_str());
+    if let Some(email) = email {
+        ctx.add_word(email.canonical());
+        if let Some((local, _)) = email.canonical().split_once('@') {
+            ctx.add_word(local);
+        }
+    }
+    ctx.add_word(insurer_name);
+    if let Some(n) = nickname {
+        ctx.add_word(n.as_str());
+    }
+    if let Some(member) = member {
+        let card = &member.card_number;
+        ctx.add_word(card.symbol());
+        ctx.add_word(card.number());
+        let compact: String = card.canonical().chars().filter(|c| *c != '-').collect();
+        ctx.add_word(&compact);
+        identifying.extend([card.canonical(), compact, card.number().to_owned()]);
+        ctx.add_birth_date(member.birth_date.date());
+        identifying.extend(member.birth_date.context_words());
+    }
+    (ctx, identifying)
 }
 
 #[cfg(test)]

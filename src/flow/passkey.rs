@@ -38,6 +38,7 @@ use crate::error::Rejection;
 use crate::model::{
     Account, AccountId, AuditEvent, AuditKind, Expect, FactorKind, FlowId, PasskeyFactor, Versioned,
 };
+use crate::policy::InsurerProfile;
 use crate::token::{FlowHandle, RecoveryCode, TokenDigest};
 
 /// Most passkeys one account may hold.
@@ -595,6 +596,32 @@ pub fn finish_discoverable(
                 .detail("passkey_only"),
         )
         .account(Expect::At(account.version), updated)
+}
+
+/// The WebAuthn relying party of `profile`: its base URL's host as the RP ID, its origin
+/// (scheme, host, port) as the only accepted origin, its service name as the RP name.
+///
+/// `None` — passkeys are not offered, and the assurance report says so — when the base
+/// URL cannot be one: an IP address (WebAuthn needs a domain), or an origin webauthn-rs
+/// refuses.
+pub(crate) fn relying_party(profile: &InsurerProfile) -> Option<webauthn_rs::Webauthn> {
+    use webauthn_rs::prelude::Url;
+    let url = Url::parse(&profile.base_url).ok()?;
+    let host = url.host_str()?.to_owned();
+    if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
+        tracing::warn!(target: "kenpo_auth::passkeys", "base URL is an IP address: passkeys are not offered");
+        return None;
+    }
+    let origin = Url::parse(&url.origin().ascii_serialization()).ok()?;
+    match webauthn_rs::WebauthnBuilder::new(&host, &origin)
+        .and_then(|b| b.rp_name(&profile.service_name).build())
+    {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(target: "kenpo_auth::passkeys", error = %e, "base URL is not a WebAuthn relying party: passkeys are not offered");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

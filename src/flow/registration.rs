@@ -43,6 +43,30 @@ pub struct IdentityClaim {
     pub kana_name: Option<KanaName>,
 }
 
+impl IdentityClaim {
+    /// Reads what the member typed on 本人確認, with the insurer's own 記号・番号 `format`
+    /// (DOM-8); a birth date after `now`'s day in Japan is a typo, said as one (DOM-13).
+    pub(crate) fn read(
+        typed: (&str, &str, Option<&str>),
+        format: &crate::domain::CardNumberFormat,
+        now: OffsetDateTime,
+    ) -> Result<Self, Rejection> {
+        let (card_number, birth_date, kana_name) = typed;
+        let card_number = CardNumber::parse_with(card_number, format)?;
+        let today = now.to_offset(time::macros::offset!(+9)).date();
+        let birth_date = BirthDate::parse(birth_date).and_then(|b| b.not_after(today))?;
+        let kana_name = match kana_name.map(str::trim) {
+            None | Some("") => None,
+            Some(k) => Some(KanaName::parse(k)?),
+        };
+        Ok(IdentityClaim {
+            card_number,
+            birth_date,
+            kana_name,
+        })
+    }
+}
+
 /// Proof that an account may be created for this flow: either the roster confirmed the
 /// member's identity and the 認証キー came back through link 2, or the member signed in
 /// with valid insurer-issued temporary credentials (R2').

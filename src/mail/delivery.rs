@@ -26,7 +26,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
 use crate::error::Error;
-use crate::portal::{DeliveryPass, Portal};
+use crate::portal::Portal;
 
 /// Delivers the outbox's due mails ([`Portal::delivery_worker`]).
 ///
@@ -103,6 +103,20 @@ impl DeliveryWorker {
             task: Some(task),
         }
     }
+}
+
+/// What one [`DeliveryWorker::run_once`] pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeliveryPass {
+    /// Mails claimed.
+    pub claimed: usize,
+    /// Handed to the mail system.
+    pub delivered: usize,
+    /// Failed transiently and scheduled again.
+    pub retrying: usize,
+    /// Given up.
+    pub given_up: usize,
 }
 
 /// A running [`DeliveryWorker`]. Dropping it stops the worker after its current pass;

@@ -13,8 +13,9 @@ pub(crate) mod sealed;
 #[cfg(feature = "smtp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "smtp")))]
 pub mod smtp;
+pub(crate) mod transport;
 
-pub use delivery::{DeliveryHandle, DeliveryWorker};
+pub use delivery::{DeliveryHandle, DeliveryPass, DeliveryWorker};
 pub use message::*;
 pub use outbox::OutboxMailer;
 #[cfg(feature = "queue")]

@@ -12,11 +12,12 @@
 
 use time::OffsetDateTime;
 
-use super::driver::{AccountRead, Load, Memo};
+use super::driver::{Load, Memo};
 use super::login::Authenticated;
 use super::{Portal, typed_email};
 use crate::domain::{
-    InputError, LoginId, Password, PasswordContext, check_confirmation, check_new_password,
+    EmailAddress, InputError, LoginId, Nickname, Password, PasswordContext, check_confirmation,
+    check_new_password,
 };
 use crate::error::{Error, Rejection};
 use crate::flow::account as account_flow;
@@ -78,34 +79,20 @@ pub struct ProvisionedAccount {
 pub use crate::flow::account::DisableOutcome;
 
 impl Portal {
-    /// The words a member's new password must not contain (SEC-17): login ID, address
-    /// and its local part, insurer name, nickname, 記号・番号 and the birth date forms.
-    pub(super) async fn account_password_context(
+    /// The words a member's new password must not contain and the strings a login ID
+    /// must not be ([`account_flow::password_context`]), with the member's roster entry.
+    pub(super) async fn password_context(
         &self,
-        account: &Account,
-    ) -> Result<PasswordContext, Error> {
-        let mut ctx = PasswordContext::new();
-        ctx.add_word(account.login_id.as_str());
-        if let Some(email) = &account.email {
-            ctx.add_word(email.canonical());
-            if let Some((local, _)) = email.canonical().split_once('@') {
-                ctx.add_word(local);
-            }
-        }
-        ctx.add_word(&self.inner.profile.insurer_name);
-        if let Some(n) = &account.nickname {
-            ctx.add_word(n.as_str());
-        }
-        if let Some(member) = self.inner.directory.get(&account.member).await? {
-            let card = &member.card_number;
-            ctx.add_word(card.symbol());
-            ctx.add_word(card.number());
-            let compact: String = card.canonical().chars().filter(|c| *c != '-').collect();
-            ctx.add_word(&compact);
-            // SEC-17: every spelling of the birth date, 西暦 and 和暦.
-            ctx.add_birth_date(member.birth_date.date());
-        }
-        Ok(ctx)
+        login_id: &LoginId,
+        email: Option<&EmailAddress>,
+        nickname: Option<&Nickname>,
+        member: &MemberId,
+    ) -> Result<(PasswordContext, Vec<String>), Error> {
+        let insurer = &self.inner.profile.insurer_name;
+        let record = self.inner.directory.get(member).await?;
+        let member = record.as_ref();
+        let context = account_flow::password_context(login_id, email, nickname, insurer, member);
+        Ok(context)
     }
 
     /// Checks 新パスワード (+確認) against the full policy with the account's context
@@ -119,7 +106,14 @@ impl Portal {
         if check_confirmation(new, confirmation).is_err() {
             return Err(Rejection::PasswordConfirmationMismatch.into());
         }
-        let context = self.account_password_context(account).await?;
+        let (context, _) = self
+            .password_context(
+                &account.login_id,
+                account.email.as_ref(),
+                account.nickname.as_ref(),
+                &account.member,
+            )
+            .await?;
         check_new_password(new, &self.inner.policy.password, &context)
             .map_err(InputError::from)
             .map_err(Rejection::from)?;
@@ -144,11 +138,7 @@ impl Portal {
         new: Password,
         confirmation: Password,
     ) -> Result<CredentialsChanged, Error> {
-        let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Id(account_id.clone()))),
-            account_flows: true,
-            ..Load::default()
-        };
+        let load = Load::account_with_flows(AccountLookup::Id(account_id.clone()));
         let cache = &Memo::new();
         let hashed: &Memo<PasswordHashString> = &Memo::new();
         let (current, new, confirmation) = (&current, &new, &confirmation);
@@ -201,15 +191,10 @@ impl Portal {
     ) -> Result<EmailChangeRequested, Error> {
         let new_email = typed_email(new_email)?;
         let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Id(account_id.clone()))),
-            account_flows: true,
             counters: CounterKey::mails_to_all(&new_email, &self.inner.keys),
-            ..Load::default()
+            ..Load::account_with_flows(AccountLookup::Id(account_id.clone()))
         };
-        let fresh = account_flow::FreshLogin {
-            proof: fresh_auth.proof(),
-            stamp: &fresh_auth.security_stamp,
-        };
+        let fresh = Self::fresh(fresh_auth);
         let new_email = &new_email;
         self.decide(StepName::ChangeEmail, &load, |loaded, env, rng| {
             account_flow::request_email_change(
@@ -282,11 +267,7 @@ impl Portal {
             .map_err(InputError::from)
             .map_err(Rejection::from)?;
         let password_hash = self.inner.hasher.hash(&as_password).await?;
-        let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Member(member.clone()))),
-            account_flows: true,
-            ..Load::default()
-        };
+        let load = Load::account_with_flows(AccountLookup::Member(member.clone()));
         let password_hash = &password_hash;
         let issued = self
             .decide(StepName::ProvisionAccount, &load, |loaded, env, rng| {
@@ -307,11 +288,7 @@ impl Portal {
     /// kept (it still holds the member and the address); [`Portal::provision_account`]
     /// re-issues credentials if the member re-joins.
     pub async fn disable_account(&self, account_id: &AccountId) -> Result<DisableOutcome, Error> {
-        let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Id(account_id.clone()))),
-            account_flows: true,
-            ..Load::default()
-        };
+        let load = Load::account_with_flows(AccountLookup::Id(account_id.clone()));
         self.decide(StepName::DisableAccount, &load, |loaded, env, rng| {
             account_flow::disable(loaded.view(), env, rng)
         })

@@ -184,7 +184,7 @@ impl PortalBuilder {
                 .unwrap_or_else(PasswordHasher::default_max_concurrent),
         )?;
         #[cfg(feature = "passkeys")]
-        let webauthn = relying_party(&profile);
+        let webauthn = crate::flow::passkey::relying_party(&profile);
         Ok(Portal {
             requester: None,
             inner: Arc::new(Inner {
@@ -207,32 +207,5 @@ impl PortalBuilder {
                 webauthn,
             }),
         })
-    }
-}
-
-/// The WebAuthn relying party of `profile`: its base URL's host as the RP ID, its origin
-/// (scheme, host, port) as the only accepted origin, its service name as the RP name.
-///
-/// `None` — passkeys are not offered, and the assurance report says so — when the base
-/// URL cannot be one: an IP address (WebAuthn needs a domain), or an origin webauthn-rs
-/// refuses.
-#[cfg(feature = "passkeys")]
-fn relying_party(profile: &InsurerProfile) -> Option<webauthn_rs::Webauthn> {
-    use webauthn_rs::prelude::Url;
-    let url = Url::parse(&profile.base_url).ok()?;
-    let host = url.host_str()?.to_owned();
-    if host.parse::<std::net::IpAddr>().is_ok() || host.starts_with('[') {
-        tracing::warn!(target: "kenpo_auth::passkeys", "base URL is an IP address: passkeys are not offered");
-        return None;
-    }
-    let origin = Url::parse(&url.origin().ascii_serialization()).ok()?;
-    match webauthn_rs::WebauthnBuilder::new(&host, &origin)
-        .and_then(|b| b.rp_name(&profile.service_name).build())
-    {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::warn!(target: "kenpo_auth::passkeys", error = %e, "base URL is not a WebAuthn relying party: passkeys are not offered");
-            None
-        }
     }
 }

@@ -4,68 +4,24 @@
 //! rules — when to retry, when to give up, what to give back — are the core's
 //! ([`crate::flow::delivery`]).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration as StdDuration;
-
 use time::OffsetDateTime;
 
 use super::Portal;
-use super::driver::busy;
 use crate::error::Error;
 use crate::flow::delivery::{self, Attempt, MailStatus, Settled};
 use crate::flow::step::Mail;
 use crate::mail::sealed;
-use crate::mail::{MailMessage, OutgoingMail};
+use crate::mail::{DeliveryPass, MailMessage, OutgoingMail};
 use crate::model::{
-    AuditEvent, AuditKind, Delivery, Expect, MailId, OutboxMail, Refund, Undeliverable, Versioned,
+    AuditEvent, AuditKind, Delivery, MailId, OutboxMail, Refund, Undeliverable, Version, Versioned,
 };
-use crate::ports::{Commit, CommitOutcome, CounterWrite, MailError, MailWrite};
-
-/// Compare-and-set rounds when recording deliveries races with a refunded counter.
-const MAX_RECORD_ROUNDS: usize = 8;
+use crate::ports::MailError;
 
 /// One outbox row a step writes, with the mail it carries (`None` for a stand-in).
 pub(super) struct Queued {
     pub(super) row: OutboxMail,
     pub(super) mail: Option<OutgoingMail>,
 }
-
-/// What the portal remembers about its mail transport between requests: whether the
-/// last real try failed, and how long tries take. A stand-in's "delivery" follows both —
-/// it comes to what the last real try came to, after as long as a real try takes — so a
-/// receipt that names no mail reads as one that does, outage or not, and a request that
-/// mails nothing takes as long as one that hands a mail to a slow server (SEC-07,
-/// SEC-37, SEC-40).
-#[derive(Debug, Default)]
-pub(super) struct Transport {
-    failing: AtomicBool,
-    /// A moving average (weight 1/8) of the real tries' durations, in microseconds.
-    took_micros: AtomicU64,
-}
-
-impl Transport {
-    /// Counts one real try's duration into the average.
-    fn took(&self, elapsed: StdDuration) {
-        let sample = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-        let _ = self
-            .took_micros
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |avg| {
-                Some(if avg == 0 {
-                    sample
-                } else {
-                    avg - avg / 8 + sample / 8
-                })
-            });
-    }
-
-    /// How long a stand-in's try takes: what a real one takes lately.
-    fn typical(&self) -> StdDuration {
-        StdDuration::from_micros(self.took_micros.load(Ordering::Relaxed))
-    }
-}
-
-/// Below this a stand-in does not wait: a timer costs more than it would hide.
-const STAND_IN_MIN_WAIT: StdDuration = StdDuration::from_micros(200);
 
 impl Portal {
     /// The outbox rows of a step's `mails`: the first takes `receipt` (when the step
@@ -79,45 +35,25 @@ impl Portal {
         now: OffsetDateTime,
     ) -> Vec<Queued> {
         let mut rng = Self::rng();
-        let schedule = &self.inner.delivery;
         let mut refunds = Some(refunds);
+        let mut row = |id: MailId, mail: Option<OutgoingMail>| {
+            let sealed = sealed::seal(&self.inner.seals, &id, mail.as_ref(), &mut rng);
+            let (kind, useful_until) = mail.as_ref().map_or(("stand_in", None), |m| {
+                (m.message.kind(), m.message.useful_until())
+            });
+            let refunds = refunds.take().unwrap_or_default();
+            let schedule = &self.inner.delivery;
+            let row = delivery::enqueue(id, kind, sealed, useful_until, refunds, now, schedule);
+            Queued { row, mail }
+        };
         let mut ids = receipt.into_iter();
-        let mut queued: Vec<Queued> = mails
-            .into_iter()
-            .map(|Mail { to, message, id }| {
-                let id = id
-                    .or_else(|| ids.next())
-                    .unwrap_or_else(|| MailId::generate(&mut rng));
-                let mail = self.render(to, message);
-                let sealed = sealed::seal(&self.inner.seals, &id, Some(&mail), &mut rng);
-                let row = delivery::enqueue(
-                    id,
-                    mail.message.kind(),
-                    sealed,
-                    mail.message.useful_until(),
-                    refunds.take().unwrap_or_default(),
-                    now,
-                    schedule,
-                );
-                Queued {
-                    row,
-                    mail: Some(mail),
-                }
-            })
-            .collect();
-        if let Some(id) = ids.next() {
-            let sealed = sealed::seal(&self.inner.seals, &id, None, &mut rng);
-            let row = delivery::enqueue(
-                id,
-                "stand_in",
-                sealed,
-                None,
-                refunds.take().unwrap_or_default(),
-                now,
-                schedule,
-            );
-            queued.push(Queued { row, mail: None });
+        let mut queued: Vec<Queued> = Vec::with_capacity(mails.len() + 1);
+        for Mail { to, message, id } in mails {
+            let id = id.or_else(|| ids.next());
+            let id = id.unwrap_or_else(|| MailId::generate(&mut Self::rng()));
+            queued.push(row(id, Some(self.render(to, message))));
         }
+        queued.extend(ids.next().map(|id| row(id, None)));
         queued
     }
 
@@ -148,7 +84,7 @@ impl Portal {
             let attempt = self.try_send(&row, mail.as_ref()).await;
             let settled = delivery::after_try(&row, attempt, self.now(), &self.inner.delivery);
             let committed = Versioned {
-                version: crate::model::Version::FIRST,
+                version: Version::FIRST,
                 value: row,
             };
             tried.push((committed, settled));
@@ -165,16 +101,9 @@ impl Portal {
     async fn try_send(&self, row: &OutboxMail, mail: Option<&OutgoingMail>) -> Attempt {
         let transport = &self.inner.transport;
         let Some(mail) = mail else {
-            let wait = transport.typical();
-            if wait >= STAND_IN_MIN_WAIT {
-                tokio::time::sleep(wait).await;
-            }
-            return delivery::stand_in(transport.failing.load(Ordering::Relaxed));
+            return delivery::stand_in(transport.stand_in().await);
         };
-        let began = tokio::time::Instant::now();
-        let sent = self.inner.mailer.send(mail).await;
-        transport.took(began.elapsed());
-        let attempt = match sent {
+        let attempt = match transport.send(&*self.inner.mailer, mail).await {
             Ok(()) => Attempt::Delivered,
             Err(MailError::Permanent(e)) => {
                 tracing::warn!(target: "kenpo_auth::mail", error = %e, kind = %row.kind, to = %mail.to.masked(), "mail refused");
@@ -185,10 +114,6 @@ impl Portal {
                 Attempt::Transient
             }
         };
-        self.inner
-            .transport
-            .failing
-            .store(attempt == Attempt::Transient, Ordering::Relaxed);
         if attempt != Attempt::Delivered {
             self.audit(
                 AuditEvent::new(AuditKind::MailFailed, self.now())
@@ -199,70 +124,8 @@ impl Portal {
         attempt
     }
 
-    /// Records tries (and give-ups) in one commit with compare-and-set: each row at the
-    /// version its claim left, and for a mail given up, its refunded allowance. A row
-    /// another claimant moved meanwhile (its lease ended) is theirs now and left out.
-    pub(super) async fn record(
-        &self,
-        mut tried: Vec<(Versioned<OutboxMail>, Settled)>,
-    ) -> Result<(), Error> {
-        for _ in 0..MAX_RECORD_ROUNDS {
-            let refunds: Vec<&Refund> = tried
-                .iter()
-                .filter(|(_, s)| s.refund)
-                .flat_map(|(_, s)| s.mail.refunds.iter())
-                .collect();
-            let mut commit = Commit::default();
-            if !refunds.is_empty() {
-                let load = refunds.iter().fold(crate::ports::Load::new(), |load, r| {
-                    load.counter(r.key.clone())
-                });
-                let loaded = self.inner.store.load(&load).await?;
-                for (i, r) in refunds.iter().enumerate() {
-                    let current = loaded.counters.get(i).and_then(Option::as_ref);
-                    if let Some(hit) = delivery::refund(current, r) {
-                        commit.counters.push(CounterWrite {
-                            expect: hit.expect,
-                            counter: hit.counter,
-                        });
-                    }
-                }
-            }
-            for (claimed, settled) in &tried {
-                commit.mails.push(MailWrite {
-                    expect: Expect::At(claimed.version),
-                    mail: settled.mail.clone(),
-                });
-            }
-            match self.inner.store.commit(commit).await? {
-                CommitOutcome::Committed => {
-                    for (_, settled) in &tried {
-                        self.audit_settled(&settled.mail);
-                    }
-                    return Ok(());
-                }
-                _ => {
-                    // Keep the rows still at the version we hold; a counter that moved
-                    // is simply re-read next round.
-                    let mut still = Vec::with_capacity(tried.len());
-                    for (claimed, settled) in tried {
-                        let now = self.inner.store.find_mail(&claimed.value.id).await?;
-                        if now.is_some_and(|n| n.version == claimed.version) {
-                            still.push((claimed, settled));
-                        }
-                    }
-                    tried = still;
-                    if tried.is_empty() {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        Err(busy())
-    }
-
     /// The audit event of a mail given up.
-    fn audit_settled(&self, mail: &OutboxMail) {
+    pub(super) fn audit_settled(&self, mail: &OutboxMail) {
         if let Delivery::Failed { at, reason } = mail.delivery {
             self.audit(
                 AuditEvent::new(AuditKind::MailGivenUp, at)
@@ -355,18 +218,4 @@ impl Portal {
             }
         }
     }
-}
-
-/// What one [`DeliveryWorker::run_once`](crate::mail::DeliveryWorker::run_once) pass did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct DeliveryPass {
-    /// Mails claimed.
-    pub claimed: usize,
-    /// Handed to the mail system.
-    pub delivered: usize,
-    /// Failed transiently and scheduled again.
-    pub retrying: usize,
-    /// Given up.
-    pub given_up: usize,
 }

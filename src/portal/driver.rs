@@ -1,5 +1,6 @@
 //! The one driver every step goes through: load → decide → commit with compare-and-set
-//! → retry on a lost race → mail → audit → answer.
+//! → retry on a lost race → mail → audit → answer. It also holds the outbox's one other
+//! compare-and-set loop: recording how deliveries went.
 //!
 //! Policy lives in [`crate::flow`]: a step's decision function gets what [`Load`]
 //! read, and returns a [`Step`] that says everything the action does. This module only
@@ -10,6 +11,7 @@
 use super::Portal;
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::{Error, Rejection};
+use crate::flow::delivery::{self, Settled};
 use crate::flow::step::{Step, Write};
 use crate::observe::{self, StepName};
 use std::future::Future;
@@ -23,7 +25,9 @@ use rand::rngs::ThreadRng;
 use crate::flow::gate::Refusals;
 use crate::flow::throttle::StartBudgets;
 use crate::flow::{AccountView, Env, FlowRecord, FlowState, RegistrationState};
-use crate::model::{Account, Counter, CounterKey, Expect, MailId, Version, Versioned};
+use crate::model::{
+    Account, Counter, CounterKey, Expect, MailId, OutboxMail, Refund, Version, Versioned,
+};
 use crate::ports::{
     self, AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite,
     MailWrite,
@@ -34,8 +38,11 @@ use crate::token::{Bearer, TokenDigest};
 /// before it answers [`Rejection::Busy`].
 const MAX_CAS_RETRIES: usize = 16;
 
+/// Compare-and-set rounds when recording deliveries races with a refunded counter.
+const MAX_RECORD_ROUNDS: usize = 8;
+
 /// Maps a failed commit of a member's step to what the member is told.
-pub(super) fn busy() -> Error {
+fn busy() -> Error {
     Error::Rejected(Rejection::Busy)
 }
 
@@ -64,25 +71,27 @@ impl<T: Clone> Memo<T> {
     pub(super) fn set(&self, value: T) {
         *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
     }
-}
 
-/// Which account a step reads.
-#[derive(Clone, Debug)]
-pub(super) enum AccountRead {
-    /// By a lookup.
-    By(AccountLookup),
-    /// The account the found flow belongs to.
-    OfFlow,
-}
-
-impl AccountRead {
-    /// The account a typed login ID names; none when the text cannot be a login ID (it
-    /// then gets the same answer, after the same Argon2 work, as an unknown one).
-    pub(super) fn by_login_id(login_id: &str) -> Option<AccountRead> {
-        LoginId::parse(login_id)
-            .ok()
-            .map(|id| AccountRead::By(AccountLookup::LoginId(id)))
+    /// The value, from `compute` the first time it is asked for.
+    pub(super) async fn get_or_try<E, F>(&self, compute: impl FnOnce() -> F) -> Result<T, E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        if let Some(value) = self.get() {
+            return Ok(value);
+        }
+        let value = compute().await?;
+        self.set(value.clone());
+        Ok(value)
     }
+}
+
+/// The account a typed login ID names; none when the text cannot be a login ID (it then
+/// gets the same answer, after the same Argon2 work, as an unknown one).
+pub(super) fn by_login_id(login_id: &str) -> Option<AccountLoad> {
+    LoginId::parse(login_id)
+        .ok()
+        .map(|id| AccountLoad::By(AccountLookup::LoginId(id)))
 }
 
 /// What one step reads before it decides.
@@ -91,7 +100,7 @@ pub(super) struct Load {
     /// Candidate digests of the secret the member holds (current key first).
     pub(super) flow: Vec<TokenDigest>,
     /// The account to read.
-    pub(super) account: Option<AccountRead>,
+    pub(super) account: Option<AccountLoad>,
     /// Also read the account's flows (to end its open challenges).
     pub(super) account_flows: bool,
     /// Counters by key.
@@ -103,22 +112,21 @@ pub(super) struct Load {
     pub(super) address_taken: Option<EmailAddress>,
 }
 
-/// What [`Load`] read.
-#[derive(Debug, Default)]
-pub(super) struct Loaded {
-    /// The flow found, with the digest that found it.
-    pub(super) flow: Option<(Versioned<FlowRecord>, TokenDigest)>,
-    /// The account.
-    pub(super) account: Option<Versioned<Account>>,
-    /// The account's flows, in creation order.
-    pub(super) account_flows: Vec<Versioned<FlowRecord>>,
-    /// One per `counters` entry.
-    pub(super) counters: Vec<Option<Versioned<Counter>>>,
-    /// One per `account_counters` entry.
-    pub(super) account_counters: Vec<Option<Versioned<Counter>>>,
-    /// Whether an account holds [`Load::address_taken`].
-    pub(super) address_taken: bool,
+impl Load {
+    /// The account `by` finds and its flows: what a step on an account that no flow
+    /// names reads (a logged-in member's change, the insurer's side).
+    pub(super) fn account_with_flows(by: AccountLookup) -> Load {
+        Load {
+            account: Some(AccountLoad::By(by)),
+            account_flows: true,
+            ..Load::default()
+        }
+    }
 }
+
+/// What [`Load`] read: the store's answer, with the accessors the steps' decisions
+/// take it through.
+pub(super) use crate::ports::Loaded;
 
 impl Loaded {
     /// The `i`-th counter of [`Load::counters`].
@@ -216,7 +224,7 @@ impl Portal {
         let mut counters = Self::start_counters(requester.as_ref());
         counters.extend(CounterKey::mails_to_all(email, &self.inner.keys));
         let load = Load {
-            account: Some(AccountRead::By(AccountLookup::Email(email.clone()))),
+            account: Some(AccountLoad::By(AccountLookup::Email(email.clone()))),
             counters,
             ..Load::default()
         };
@@ -228,7 +236,7 @@ impl Portal {
     /// refusal writes that counter where a wrong password writes the account (SEC-23).
     pub(super) fn password_load(&self, login_id: &str, mut load: Load) -> (Load, CounterKey) {
         let refused = CounterKey::refused_logins(login_id, &self.inner.keys);
-        load.account = AccountRead::by_login_id(login_id);
+        load.account = by_login_id(login_id);
         load.counters.push(refused.clone());
         (load, refused)
     }
@@ -237,7 +245,7 @@ impl Portal {
     /// flows: what a step that changes the account, or ends its other flows, reads.
     pub(super) fn flow_with_account_load(&self, secret: &impl Bearer) -> Load {
         Load {
-            account: Some(AccountRead::OfFlow),
+            account: Some(AccountLoad::OfFlow),
             account_flows: true,
             ..self.flow_load(secret)
         }
@@ -255,35 +263,17 @@ impl Portal {
     /// Reads what `load` names, in one [`Store::load`](crate::ports::Store::load): one
     /// round trip on the SQL stores.
     pub(super) async fn load(&self, load: &Load) -> Result<Loaded, Error> {
-        let account = load.account.as_ref().map(|a| match a {
-            AccountRead::By(by) => AccountLoad::By(by.clone()),
-            AccountRead::OfFlow => AccountLoad::OfFlow,
-        });
         let mut request = ports::Load::new().flow(load.flow.iter().copied());
-        if let Some(account) = account {
-            request = request.account(account);
-        }
-        if load.account_flows {
-            request = request.account_flows();
-        }
-        for key in &load.counters {
-            request = request.counter(key.render());
-        }
-        for prefix in &load.account_counters {
-            request = request.account_counter(*prefix);
-        }
-        if let Some(email) = &load.address_taken {
-            request = request.address_taken(email.clone());
-        }
-        let read = self.inner.store.load(&request).await?;
-        Ok(Loaded {
-            flow: read.flow,
-            account: read.account,
-            account_flows: read.account_flows,
-            counters: read.counters,
-            account_counters: read.account_counters,
-            address_taken: read.address_taken,
-        })
+        request.account = load.account.clone();
+        request.account_flows = load.account_flows;
+        request.counters = load.counters.iter().map(CounterKey::render).collect();
+        request.account_counters = load
+            .account_counters
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect();
+        request.address_taken = load.address_taken.clone();
+        Ok(self.inner.store.load(&request).await?)
     }
 
     /// Runs one step: reads `load`, asks `decide`, and carries the step out, reading and
@@ -425,6 +415,68 @@ impl Portal {
             self.audit(event);
         }
         Ok(Some(step.answer.map_err(Error::from)))
+    }
+
+    /// Records tries (and give-ups) in one commit with compare-and-set: each row at the
+    /// version its claim left, and for a mail given up, its refunded allowance. A row
+    /// another claimant moved meanwhile (its lease ended) is theirs now and left out.
+    pub(super) async fn record(
+        &self,
+        mut tried: Vec<(Versioned<OutboxMail>, Settled)>,
+    ) -> Result<(), Error> {
+        for _ in 0..MAX_RECORD_ROUNDS {
+            let refunds: Vec<&Refund> = tried
+                .iter()
+                .filter(|(_, s)| s.refund)
+                .flat_map(|(_, s)| s.mail.refunds.iter())
+                .collect();
+            let mut commit = Commit::default();
+            if !refunds.is_empty() {
+                let load = refunds
+                    .iter()
+                    .fold(ports::Load::new(), |load, r| load.counter(r.key.clone()));
+                let loaded = self.inner.store.load(&load).await?;
+                for (i, r) in refunds.iter().enumerate() {
+                    let current = loaded.counters.get(i).and_then(Option::as_ref);
+                    if let Some(hit) = delivery::refund(current, r) {
+                        commit.counters.push(CounterWrite {
+                            expect: hit.expect,
+                            counter: hit.counter,
+                        });
+                    }
+                }
+            }
+            for (claimed, settled) in &tried {
+                commit.mails.push(MailWrite {
+                    expect: Expect::At(claimed.version),
+                    mail: settled.mail.clone(),
+                });
+            }
+            match self.inner.store.commit(commit).await? {
+                CommitOutcome::Committed => {
+                    for (_, settled) in &tried {
+                        self.audit_settled(&settled.mail);
+                    }
+                    return Ok(());
+                }
+                _ => {
+                    // Keep the rows still at the version we hold; a counter that moved
+                    // is simply re-read next round.
+                    let mut still = Vec::with_capacity(tried.len());
+                    for (claimed, settled) in tried {
+                        let now = self.inner.store.find_mail(&claimed.value.id).await?;
+                        if now.is_some_and(|n| n.version == claimed.version) {
+                            still.push((claimed, settled));
+                        }
+                    }
+                    tried = still;
+                    if tried.is_empty() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Err(busy())
     }
 }
 

@@ -6,14 +6,14 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::Portal;
-use super::driver::{AccountRead, Load};
+use super::driver::Load;
 use super::login::Authenticated;
 use crate::error::Error;
 use crate::flow::account::FreshLogin;
 use crate::flow::factor::{self, FactorInput, FactorSummary, TotpLabel};
 use crate::flow::step::Step;
 use crate::flow::{AccountView, Env};
-use crate::model::{AccountId, CounterKey, FactorKind};
+use crate::model::{AccountId, FactorKind};
 use crate::observe::StepName;
 use crate::ports::AccountLookup;
 use crate::token::{FlowHandle, OtpChallengeId, RecoveryCode, TotpCode};
@@ -79,15 +79,10 @@ pub struct TotpEnrolled {
 impl Portal {
     /// The load of a step a freshly logged-in member takes on their own account.
     pub(super) fn fresh_load(fresh_auth: &Authenticated) -> Load {
-        Load {
-            account: Some(AccountRead::By(AccountLookup::Id(
-                fresh_auth.account_id.clone(),
-            ))),
-            account_flows: true,
-            ..Load::default()
-        }
+        Load::account_with_flows(AccountLookup::Id(fresh_auth.account_id.clone()))
     }
 
+    /// The core's view of a fresh login (SEC-36).
     pub(super) fn fresh(fresh_auth: &Authenticated) -> FreshLogin<'_> {
         FreshLogin {
             proof: fresh_auth.proof(),
@@ -211,24 +206,13 @@ impl Portal {
         challenge: &OtpChallengeId,
         input: FactorInput<'_>,
     ) -> Result<Authenticated, Error> {
-        let load = Load {
-            account: Some(AccountRead::OfFlow),
-            account_flows: true,
-            account_counters: vec![
-                CounterKey::OTP_MAILS_PREFIX,
-                CounterKey::OTP_FAILURES_PREFIX,
-            ],
-            ..self.flow_load(challenge)
-        };
-        self.decide_login(name, &load, |loaded, env| {
+        self.decide_second_step(name, challenge, |loaded, today, env| {
+            let verifiers = &self.verifiers();
             factor::verify(
                 loaded.found(),
                 loaded.view(),
-                (
-                    input,
-                    loaded.account_counters.get(1).and_then(Option::as_ref),
-                ),
-                &self.verifiers(),
+                (input, today),
+                verifiers,
                 env,
             )
         })

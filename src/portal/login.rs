@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 
 use super::Portal;
-use super::driver::{AccountRead, Load, Loaded, Memo};
+use super::driver::{Load, Loaded, Memo};
 use crate::domain::{EmailAddress, LoginId, Nickname, Password};
 use crate::error::Error;
 use crate::flow::Env;
@@ -13,6 +13,7 @@ use crate::flow::step::Step;
 use crate::model::{Counter, CounterKey};
 use crate::observe::StepName;
 use crate::password_hash::{PasswordHashString, Verification};
+use crate::ports::AccountLoad;
 use crate::ports::{
     Account, AccountId, AccountLookup, AccountStatus, MemberId, SecurityStamp, Versioned,
 };
@@ -107,6 +108,10 @@ impl Authenticated {
         self.proof.is_repeat()
     }
 }
+
+/// What a step that logs in decides: the consumed code (or factor) and the account's
+/// security stamp.
+type LoginStep = Step<(OtpConsumed, SecurityStamp)>;
 
 /// The hourly 暗証キー-mail counter of the loaded account.
 fn otp_mails(loaded: &Loaded) -> Option<&Versioned<Counter>> {
@@ -239,7 +244,7 @@ impl Portal {
 
     fn challenge_load(&self, challenge: &OtpChallengeId, account: bool) -> Load {
         Load {
-            account: account.then_some(AccountRead::OfFlow),
+            account: account.then_some(AccountLoad::OfFlow),
             account_counters: if account {
                 vec![
                     CounterKey::OTP_MAILS_PREFIX,
@@ -260,17 +265,8 @@ impl Portal {
         challenge: &OtpChallengeId,
         code: &OtpCode,
     ) -> Result<Authenticated, Error> {
-        let load = Load {
-            account_flows: true,
-            ..self.challenge_load(challenge, true)
-        };
-        self.decide_login(StepName::VerifyOtp, &load, |loaded, env| {
-            login::verify(
-                loaded.found(),
-                loaded.view(),
-                (code, otp_failures_today(loaded)),
-                env,
-            )
+        self.decide_second_step(StepName::VerifyOtp, challenge, |loaded, today, env| {
+            login::verify(loaded.found(), loaded.view(), (code, today), env)
         })
         .await
     }
@@ -282,12 +278,31 @@ impl Portal {
         &self,
         name: StepName,
         load: &Load,
-        mut decide: impl FnMut(&Loaded, Env<'_>) -> Step<(OtpConsumed, SecurityStamp)>,
+        mut decide: impl FnMut(&Loaded, Env<'_>) -> LoginStep,
     ) -> Result<Authenticated, Error> {
         let (consumed, security_stamp) = self
             .decide(name, load, |loaded, env, _| decide(loaded, env))
             .await?;
         Ok(Authenticated::from_consumed(consumed, security_stamp))
+    }
+
+    /// Decides L2 on `challenge`, whatever the factor: reads the challenge, its account
+    /// with the account's flows (a login ends the others) and its 暗証キー counters;
+    /// `decide` gets them and the account's wrong entries today (SEC-29).
+    pub(super) async fn decide_second_step(
+        &self,
+        name: StepName,
+        challenge: &OtpChallengeId,
+        mut decide: impl FnMut(&Loaded, Option<&Versioned<Counter>>, Env<'_>) -> LoginStep,
+    ) -> Result<Authenticated, Error> {
+        let load = Load {
+            account_flows: true,
+            ..self.challenge_load(challenge, true)
+        };
+        self.decide_login(name, &load, |loaded, env| {
+            decide(loaded, otp_failures_today(loaded), env)
+        })
+        .await
     }
 
     /// L4 (暗証キー再請求): a new code for the same screen; the old code dies at once and
@@ -322,7 +337,7 @@ impl Portal {
     pub async fn close_otp_screen(&self, challenge: &OtpChallengeId) -> Result<(), Error> {
         // The owner too: a closed screen is no longer one an L1 repeat answers with.
         let load = Load {
-            account: Some(AccountRead::OfFlow),
+            account: Some(AccountLoad::OfFlow),
             ..self.flow_load(challenge)
         };
         self.decide(StepName::CloseOtpScreen, &load, |loaded, env, _| {

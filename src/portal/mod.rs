@@ -8,7 +8,6 @@
 //! answer. No rule lives here: an `if` about policy belongs to the core.
 
 mod account;
-mod assurance;
 mod builder;
 mod delivery;
 mod driver;
@@ -19,7 +18,6 @@ mod links;
 mod login;
 #[cfg(feature = "passkeys")]
 mod passkeys;
-mod pathways;
 mod recovery;
 mod registration;
 
@@ -28,21 +26,22 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 pub use crate::flow::LinkPaths;
+pub use crate::mail::DeliveryPass;
+pub use crate::policy::pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use account::{
     CredentialsChanged, DisableOutcome, EmailChangeConfirmed, EmailChangeRequested,
     ProvisionedAccount,
 };
 pub use builder::{ConfigError, PortalBuilder};
-pub use delivery::DeliveryPass;
 pub use factors::{TotpEnrolled, TotpSetup};
 pub use login::{AccountSummary, Authenticated, OtpChallenge};
 #[cfg(feature = "passkeys")]
 pub use passkeys::{PasskeyAdded, PasskeyLogin, PasskeyRegistration};
-pub use pathways::{AuthPathway, Caller, ENTRY_POINTS, EntryPoint, Throttle};
 pub use recovery::RecoveryRequested;
 pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationStarted};
 
 use crate::flow::{Env, Urls};
+use crate::lang::Lang;
 use crate::mail::MailTemplates;
 use crate::password_hash::PasswordHasher;
 use crate::policy::{DeviationReport, InsurerProfile, Policy};
@@ -73,7 +72,7 @@ struct Inner {
     keys: DigestKeyring,
     seals: crate::seal::SealKeyring,
     delivery: crate::flow::delivery::DeliverySchedule,
-    transport: delivery::Transport,
+    transport: crate::mail::transport::Transport,
     hasher: PasswordHasher,
     /// The WebAuthn relying party, from the insurer profile's base URL.
     #[cfg(feature = "passkeys")]
@@ -120,9 +119,22 @@ impl Portal {
         &self.inner.profile
     }
 
+    /// The SEC-47 inventory: every public entry point, its pathway, caller and
+    /// throttles. Print it in the host's security documentation.
+    pub fn pathways() -> &'static [EntryPoint] {
+        ENTRY_POINTS
+    }
+
     /// The deviations from the strict policy that the configuration uses (SEC-48).
     pub fn deviation_report(&self) -> &DeviationReport {
         &self.inner.report
+    }
+
+    /// What the configured policy achieves, in plain words, for the insurer's records
+    /// and the start-up log.
+    pub fn assurance_report(&self, lang: Lang) -> String {
+        let inner = &self.inner;
+        crate::policy::assurance::report(&inner.policy, &inner.report, self.offers_passkeys(), lang)
     }
 
     fn env(&self, now: OffsetDateTime) -> Env<'_> {

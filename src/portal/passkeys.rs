@@ -8,12 +8,13 @@ use webauthn_rs::prelude::{
 };
 
 use super::Portal;
-use super::driver::{AccountRead, Load};
+use super::driver::Load;
 use super::login::Authenticated;
 use crate::error::Error;
 use crate::flow::factor::FactorInput;
 use crate::flow::passkey::{self, PasskeyName};
 use crate::observe::StepName;
+use crate::ports::AccountLoad;
 use crate::ports::AccountLookup;
 use crate::token::{FlowHandle, OtpChallengeId, RecoveryCode};
 
@@ -170,7 +171,7 @@ impl Portal {
         let webauthn = self.inner.webauthn.as_ref();
         let claimed = webauthn.and_then(|w| passkey::claimed_account(w, credential));
         let load = Load {
-            account: claimed.map(|id| AccountRead::By(AccountLookup::Id(id))),
+            account: claimed.map(|id| AccountLoad::By(AccountLookup::Id(id))),
             account_flows: true,
             ..self.flow_load(challenge)
         };

@@ -8,7 +8,8 @@
 
 use std::borrow::Cow;
 
-use super::driver::{AccountRead, Load, Memo};
+use super::driver::by_login_id;
+use super::driver::{Load, Memo};
 use super::{Portal, typed_email};
 use crate::domain::Password;
 use crate::error::{Error, Rejection};
@@ -80,14 +81,14 @@ impl Portal {
                 // The roster is asked for the typed card whether or not the address has
                 // an account, so its latency says nothing (SEC-40); the core checks the
                 // entry belongs to the account's member.
-                let record = match (identity.as_ref(), roster.get()) {
-                    (Some(_), Some(r)) => r,
-                    (Some(claim), None) => {
-                        let r = self.inner.directory.find(&claim.card_number).await?;
-                        roster.set(r.clone());
-                        r
+                let record = match identity {
+                    Some(claim) => {
+                        let directory = &self.inner.directory;
+                        roster
+                            .get_or_try(|| directory.find(&claim.card_number))
+                            .await?
                     }
-                    (None, _) => None,
+                    None => None,
                 };
                 let (starts, mails) = loaded.start_budgets(requester.as_ref());
                 let facts = ReminderFacts {
@@ -127,7 +128,7 @@ impl Portal {
         let mut counters = Self::start_counters(requester.as_ref());
         counters.extend(mail_keys.iter().cloned());
         let load = Load {
-            account: AccountRead::by_login_id(login_id),
+            account: by_login_id(login_id),
             counters,
             ..Load::default()
         };
@@ -234,9 +235,9 @@ impl Portal {
         member: &MemberId,
         roster: &Memo<Option<MemberRecord>>,
     ) -> Result<Option<Versioned<Counter>>, Error> {
-        if roster.get().is_none() {
-            roster.set(self.inner.directory.get(member).await?);
-        }
+        roster
+            .get_or_try(|| self.inner.directory.get(member))
+            .await?;
         let key = CounterKey::IdentityChecks(member.clone()).render();
         Ok(self.inner.store.load_counter(&key).await?)
     }

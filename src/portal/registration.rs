@@ -2,17 +2,18 @@
 
 use time::OffsetDateTime;
 
-use super::driver::{AccountRead, Load, Memo};
+use super::driver::{Load, Memo};
 use super::{Portal, typed_email};
 use crate::domain::{
-    BirthDate, CardNumber, Carrier, EmailAddress, InputError, KanaName, LoginId, Nickname,
-    Password, PasswordContext, check_new_password,
+    Carrier, EmailAddress, InputError, LoginId, Nickname, Password, check_confirmation,
+    check_new_password,
 };
 use crate::error::{Error, Rejection};
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkResent};
-use crate::flow::{AwaitingCredentials, Decision, IdentityClaim, RegistrationState};
+use crate::flow::{Decision, IdentityClaim, RegistrationState};
 use crate::observe::StepName;
 use crate::password_hash::Verification;
+use crate::ports::AccountLoad;
 use crate::ports::{AccountId, AccountLookup, MemberRecord};
 use crate::token::{AuthKey, FlowHandle, VerificationLinkToken};
 
@@ -118,23 +119,9 @@ impl Portal {
         birth_date: &str,
         kana_name: Option<&str>,
     ) -> Result<IdentityClaim, Error> {
-        let card_number =
-            CardNumber::parse_with(card_number, &self.inner.profile.card_number_format)
-                .map_err(Rejection::from)?;
-        // DOM-13: a birth date after today (in Japan, UTC+9) is a typo, said as one.
-        let today = self.now().to_offset(time::macros::offset!(+9)).date();
-        let birth_date = BirthDate::parse(birth_date)
-            .and_then(|b| b.not_after(today))
-            .map_err(Rejection::from)?;
-        let kana_name = match kana_name.map(str::trim) {
-            None | Some("") => None,
-            Some(k) => Some(KanaName::parse(k).map_err(Rejection::from)?),
-        };
-        Ok(IdentityClaim {
-            card_number,
-            birth_date,
-            kana_name,
-        })
+        let typed = (card_number, birth_date, kana_name);
+        let format = &self.inner.profile.card_number_format;
+        Ok(IdentityClaim::read(typed, format, self.now())?)
     }
 
     /// R3 (本人確認 → 確認): checks 記号・番号・枝番 and 生年月日 against the roster. On
@@ -158,14 +145,10 @@ impl Portal {
                     if let Some(stop) = registration::identity_gate(loaded.found(), env) {
                         return Ok(stop);
                     }
-                    let record = match roster.get() {
-                        Some(r) => r,
-                        None => {
-                            let r = self.inner.directory.find(&claim.card_number).await?;
-                            roster.set(r.clone());
-                            r
-                        }
-                    };
+                    let directory = &self.inner.directory;
+                    let record = roster
+                        .get_or_try(|| directory.find(&claim.card_number))
+                        .await?;
                     let record = record.as_ref();
                     // What to read next depends on the roster's answer (the core says
                     // what): the budget and the member's account, in one more load.
@@ -175,7 +158,7 @@ impl Portal {
                     // account) is read in the same load.
                     let member = self
                         .load(&Load {
-                            account: Some(AccountRead::By(AccountLookup::Member(member_id))),
+                            account: Some(AccountLoad::By(AccountLookup::Member(member_id))),
                             counters: vec![budget.clone()],
                             address_taken: loaded
                                 .registration()
@@ -319,13 +302,18 @@ impl Portal {
                             .map_err(Rejection::from)?,
                     ),
                 };
-                if credentials.password.expose_secret()
-                    != credentials.password_confirmation.expose_secret()
+                if check_confirmation(&credentials.password, &credentials.password_confirmation)
+                    .is_err()
                 {
                     return Err(Rejection::PasswordConfirmationMismatch.into());
                 }
                 let (context, identifying) = self
-                    .password_context(ready, &login_id, nickname.as_ref())
+                    .password_context(
+                        &login_id,
+                        Some(&ready.email),
+                        nickname.as_ref(),
+                        ready.proof.member(),
+                    )
                     .await?;
                 if registration::login_is_identifying(&login_id, &ready.email, &identifying) {
                     return Err(Rejection::LoginIdIdentifying.into());
@@ -378,41 +366,5 @@ impl Portal {
         })
         .await
         .map(|account_id| Registered { account_id })
-    }
-
-    /// The words a new password must not contain (SEC-17), and the identifying strings a
-    /// login ID must not equal (SEC-42).
-    async fn password_context(
-        &self,
-        ready: &AwaitingCredentials,
-        login_id: &LoginId,
-        nickname: Option<&Nickname>,
-    ) -> Result<(PasswordContext, Vec<String>), Error> {
-        let mut ctx = PasswordContext::new();
-        let mut identifying = Vec::new();
-        ctx.add_word(login_id.as_str());
-        ctx.add_word(ready.email.canonical());
-        if let Some((local, _)) = ready.email.canonical().split_once('@') {
-            ctx.add_word(local);
-        }
-        ctx.add_word(&self.inner.profile.insurer_name);
-        if let Some(n) = nickname {
-            ctx.add_word(n.as_str());
-        }
-        if let Some(member) = self.inner.directory.get(ready.proof.member()).await? {
-            let card = &member.card_number;
-            for w in [card.symbol(), card.number()] {
-                ctx.add_word(w);
-            }
-            let compact: String = card.canonical().chars().filter(|c| *c != '-').collect();
-            ctx.add_word(&compact);
-            identifying.push(card.canonical());
-            identifying.push(compact);
-            identifying.push(card.number().to_owned());
-            // SEC-17: every spelling of the birth date, 西暦 and 和暦.
-            ctx.add_birth_date(member.birth_date.date());
-            identifying.extend(member.birth_date.context_words());
-        }
-        Ok((ctx, identifying))
     }
 }

@@ -1,4 +1,5 @@
-//! SEC-47: every way into an account, with the controls on each.
+//! SEC-47: every way into an account, with the controls on each — the security
+//! inventory of the portal's entry points, kept beside the policy whose knobs bound them.
 //!
 //! [`Portal::pathways`] lists every public `Portal` entry point with the pathway it
 //! belongs to, who calls it, and the throttles that bound it. The inventory test
@@ -11,7 +12,8 @@
 //! the member must replace at first use (SEC-41), or let a member's reset mail go out
 //! ([`Portal::request_password_reset`] — the admin-initiated reset is that same call).
 
-use super::Portal;
+#[cfg(doc)]
+use crate::Portal;
 
 /// A way to reach, recover or change an account (SEC-47).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -199,11 +201,3 @@ pub const ENTRY_POINTS: &[EntryPoint] = entry_points! {
     start_passkey_login: SecondFactor by Member, [FlowStarts, SingleUseLink];
     finish_passkey_login: SecondFactor by Member, [SingleUseLink, OtpPerChallenge];
 };
-
-impl Portal {
-    /// The SEC-47 inventory: every public entry point, its pathway, caller and
-    /// throttles. Print it in the host's security documentation.
-    pub fn pathways() -> &'static [EntryPoint] {
-        ENTRY_POINTS
-    }
-}
