@@ -22,6 +22,10 @@
 //! in which every verify and the cycle run once each, in rotating order — whose table is
 //! the one to quote for ratios. Both tables print the load average.
 //!
+//! A last table, "parts", takes the cycle apart — raw verify, the library's blocking and
+//! async verify, `start_login`, `verify_otp`, `start_login` at test-minimum cost — each
+//! measured after a verify on memory of its own, so every part starts equally cold.
+//!
 //! Run: `cargo bench --bench login` (about 90 s of criterion, 20 samples of ~5 s each,
 //! then ~15 s interleaved), or only the verifies and the cycle in criterion:
 //! `cargo bench --bench login -- 'verify|cycle'`.
@@ -454,6 +458,138 @@ fn login_cycle(c: &mut Criterion) {
     let names: Vec<&str> = arms.iter().map(|a| a.0).collect();
     drop(arms);
     paired_summary(&names, &times, &load_before);
+
+    // Where the cycle's time goes. In the table above an arm may follow one that used the
+    // same Argon2 memory (the async verify follows the blocking one, on the same arena),
+    // and find it warm. Here every measured part first waits for a verify on memory of
+    // its own (a 19 MiB sweep, as a busy server's previous login would leave the caches),
+    // so each starts equally cold.
+    let mut sweep = fast.hasher();
+    // Between a part's `start_login` and its timed `verify_otp`.
+    let mut between = fast.hasher();
+    let load_before = loadavg();
+    type Part<'a> = (&'static str, Box<dyn FnMut() -> StdDuration + 'a>);
+    let mut parts: Vec<Part<'_>> = vec![
+        (
+            "raw verify (argon2-rust, kept arena), bench thread",
+            Box::new(|| {
+                timed_once(&mut || {
+                    pooled
+                        .verify_encoded(&phc, PASSWORD.as_bytes(), id)
+                        .unwrap();
+                })
+            }),
+        ),
+        (
+            "PasswordHasher::verify_blocking, bench thread",
+            Box::new(|| {
+                timed_once(&mut || {
+                    let outcome = library.verify_blocking(&password, &stored).unwrap();
+                    assert!(matches!(outcome, Verification::Match { .. }));
+                })
+            }),
+        ),
+        (
+            "PasswordHasher::verify (async: blocking pool and back)",
+            Box::new(|| {
+                timed_once(&mut || {
+                    let outcome = rt.block_on(library.verify(&password, &stored)).unwrap();
+                    assert!(matches!(outcome, Verification::Match { .. }));
+                })
+            }),
+        ),
+        (
+            "start_login through Portal",
+            Box::new(|| {
+                between_cycles(&rt, &s);
+                let started = Instant::now();
+                let ch = rt
+                    .block_on(s.portal.start_login("taro-sakura", &password))
+                    .unwrap();
+                let took = started.elapsed();
+                let code = match s.mailer.take().pop().unwrap().message {
+                    MailMessage::LoginOtp { code, .. } => code,
+                    _ => unreachable!(),
+                };
+                rt.block_on(s.portal.verify_otp(&ch.challenge, &code))
+                    .unwrap();
+                took
+            }),
+        ),
+        (
+            "verify_otp through Portal (after its start_login)",
+            Box::new(|| {
+                between_cycles(&rt, &s);
+                let ch = rt
+                    .block_on(s.portal.start_login("taro-sakura", &password))
+                    .unwrap();
+                let code = match s.mailer.take().pop().unwrap().message {
+                    MailMessage::LoginOtp { code, .. } => code,
+                    _ => unreachable!(),
+                };
+                sweep_once(&mut between, &phc, id);
+                let started = Instant::now();
+                rt.block_on(s.portal.verify_otp(&ch.challenge, &code))
+                    .unwrap();
+                started.elapsed()
+            }),
+        ),
+        (
+            "start_login at test-minimum cost (what surrounds the hash)",
+            Box::new(|| {
+                between_cycles(&rt, &cheap);
+                let started = Instant::now();
+                let ch = rt
+                    .block_on(cheap.portal.start_login("taro-sakura", &password))
+                    .unwrap();
+                let took = started.elapsed();
+                let code = match cheap.mailer.take().pop().unwrap().message {
+                    MailMessage::LoginOtp { code, .. } => code,
+                    _ => unreachable!(),
+                };
+                rt.block_on(cheap.portal.verify_otp(&ch.challenge, &code))
+                    .unwrap();
+                took
+            }),
+        ),
+    ];
+    let n = parts.len();
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
+    for r in 0..rounds {
+        for k in 0..n {
+            let a = (r + k) % n;
+            sweep_once(&mut sweep, &phc, id);
+            times[a].push((parts[a].1)().as_secs_f64());
+        }
+    }
+    let floor = median(&times[0]);
+    println!();
+    println!(
+        "login, parts (each after a 19 MiB sweep): {rounds} rounds; load average {load_before} before, {} after",
+        loadavg()
+    );
+    println!("| part | median | p10–p90 | ÷ raw verify | − raw verify |");
+    println!("|---|---|---|---|---|");
+    for (i, (name, _)) in parts.iter().enumerate() {
+        let mut sorted = times[i].clone();
+        sorted.sort_by(f64::total_cmp);
+        let pct = |p: f64| sorted[((sorted.len() as f64 - 1.0) * p).round() as usize];
+        let m = median(&times[i]);
+        println!(
+            "| {name} | {:.3} ms | {:.2}–{:.2} ms | {:.3} | {:+.3} ms |",
+            m * 1e3,
+            pct(0.1) * 1e3,
+            pct(0.9) * 1e3,
+            m / floor,
+            (m - floor) * 1e3
+        );
+    }
+}
+
+/// One default-cost verify on memory no measured part uses: leaves the caches as a
+/// server's previous login would.
+fn sweep_once(sweep: &mut argon2_rust::Hasher, phc: &str, id: argon2_rust::Algorithm) {
+    sweep.verify_encoded(phc, PASSWORD.as_bytes(), id).unwrap();
 }
 
 fn median(v: &[f64]) -> f64 {

@@ -115,7 +115,7 @@ pub(crate) struct AppConfig {
     /// its own (a wake-up of an idle core is slow on a virtual machine); one computation
     /// beyond the cores is always ready to take the core instead. Memory stays bounded:
     /// at most this many arenas of `m` KiB (3 × 19 MiB on 2 cores). BENCHMARKS.md (#18):
-    /// with 4 clients on 2 cores, 0.75–0.76 × the Argon2 floor with 2, 0.77–0.80 with 3.
+    /// with 4 clients on 2 cores, 0.73–0.76 × the Argon2 floor with 2, 0.75–0.80 with 3.
     pub argon2_permits: usize,
 }
 
