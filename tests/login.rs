@@ -780,6 +780,49 @@ async fn sec_30_a_repeated_l1_answers_the_same_screen_and_mails_nothing() {
     assert_eq!(rejection(r.unwrap_err()), Rejection::LoginFailed);
 }
 
+/// #14 with L4 (SEC-30): where the repeat window outlasts the resend cooldown (both
+/// within their bounds), an L1 repeated after a resend answers the screen as the resend
+/// left it — the new code's expiry and mail, not the first ones — and mails nothing.
+#[tokio::test]
+async fn sec_30_a_repeat_after_a_resend_answers_the_resent_screen() {
+    let f = registered().await;
+    let mut policy = f.portal.policy().clone();
+    policy.otp_resend_cooldown = Duration::seconds(10);
+    policy.repeat_window = Duration::seconds(60);
+    let portal = kenpo_auth::testkit::fixtures::portal_builder()
+        .store(f.store.clone())
+        .shared_mailer(Arc::new(f.mailer.clone()))
+        .directory(f.directory.clone())
+        .clock(Arc::new(f.clock.clone()))
+        .policy(policy)
+        .build()
+        .unwrap();
+    let first = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    f.clock.advance(Duration::seconds(15));
+    let resent = portal.resend_otp(&first.challenge).await.unwrap();
+    let code = f.otp(TARO);
+    let mails = otp_mails(&f);
+    f.clock.advance(Duration::seconds(5));
+    let again = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    assert_eq!(
+        again.challenge.expose_secret(),
+        first.challenge.expose_secret(),
+        "the same screen"
+    );
+    assert_eq!(
+        again.expires_at, resent.expires_at,
+        "the resent code's expiry"
+    );
+    assert_ne!(again.expires_at, first.expires_at);
+    assert_eq!(again.receipt, resent.receipt, "the resent mail's receipt");
+    assert_ne!(again.receipt, first.receipt);
+    assert_eq!(otp_mails(&f), mails, "nothing mailed");
+    portal
+        .verify_otp(&again.challenge, &code)
+        .await
+        .expect("the resent code");
+}
+
 /// #14 and L3: a closed code screen is dead, so an L1 right after it opens a new one with
 /// a new code — the repeat never revives a closed screen's key.
 #[tokio::test]

@@ -986,6 +986,8 @@ pub struct Resent {
     pub expires_at: OffsetDateTime,
     /// The registered address, masked.
     pub masked_email: String,
+    /// The receipt of the new code's mail.
+    pub receipt: MailId,
 }
 
 /// L4 (暗証キー再請求): a new code for the same screen, within the challenge's resend
@@ -1020,7 +1022,8 @@ pub fn resend<R: rand::CryptoRng + ?Sized>(
     };
     let expires_at = awaiting.expires_at;
     let challenge_id = record.value.id.clone();
-    Step::answer(expires_at)
+    let receipt = MailId::generate(rng);
+    let mut step = Step::answer(expires_at)
         .flow(
             Expect::At(record.version),
             challenge_id.clone(),
@@ -1032,11 +1035,32 @@ pub fn resend<R: rand::CryptoRng + ?Sized>(
                 .account(&account.value.id)
                 .flow(&challenge_id),
         )
-        .mail(email.clone(), MailMessage::LoginOtp { code, expires_at })
-        .map(|expires_at| Resent {
+        .receipted_mail(
+            receipt,
+            email.clone(),
+            MailMessage::LoginOtp { code, expires_at },
+        );
+    // An L1 repeated after this resend (a repeat window longer than the cooldown) answers
+    // this screen as it now is: the new code's expiry and mail, not the first ones.
+    if let Some(recent) = account
+        .value
+        .recent_login
+        .as_ref()
+        .filter(|r| r.challenge == *digest)
+    {
+        let mut updated = account.value.clone();
+        updated.recent_login = Some(RecentLogin {
             expires_at,
-            masked_email: email.masked(),
-        })
+            receipt,
+            ..recent.clone()
+        });
+        step = step.account(Expect::At(account.version), updated);
+    }
+    step.map(|expires_at| Resent {
+        expires_at,
+        masked_email: email.masked(),
+        receipt,
+    })
 }
 
 /// L3: the code screen was closed. Silent about unknown or finished challenges.

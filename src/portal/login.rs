@@ -310,8 +310,8 @@ impl Portal {
     /// is [`Rejection::TooManyRequests`](crate::Rejection::TooManyRequests) with `retry_after`, and no mail goes out.
     pub async fn resend_otp(&self, challenge: &OtpChallengeId) -> Result<OtpChallenge, Error> {
         let load = self.challenge_load(challenge, true);
-        let (resent, receipt) = self
-            .decide_receipted(StepName::ResendOtp, &load, |loaded, env, rng| {
+        let resent = self
+            .decide(StepName::ResendOtp, &load, |loaded, env, rng| {
                 login::resend(
                     loaded.found(),
                     loaded.account.as_ref(),
@@ -325,7 +325,7 @@ impl Portal {
             challenge: challenge.clone(),
             expires_at: resent.expires_at,
             masked_email: resent.masked_email,
-            receipt: Some(receipt),
+            receipt: Some(resent.receipt),
             second_step: SecondStep::EmailedCode,
             passkey_options: None,
         })
