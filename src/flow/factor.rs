@@ -420,19 +420,52 @@ pub(crate) fn end_other_setups(
         .collect()
 }
 
-/// What the 認証アプリの設定 screen shows: the handle to send back with the first code,
-/// and the secret as text and as an `otpauth://` URI (for the QR code).
+/// What the 認証アプリの設定 screen shows: the QR code (or the secret, for typing by hand)
+/// and the handle to send back with the first 確認コード.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct TotpSetupStarted {
-    /// The setup screen's handle.
+pub struct TotpSetup {
+    /// The setup screen's handle: keep it in the page (hidden field) or a cookie.
     pub handle: FlowHandle,
-    /// The shared secret, Base32 (for typing into the app by hand).
-    pub secret_base32: Zeroizing<String>,
-    /// The `otpauth://totp/…` URI the QR code carries.
-    pub otpauth_uri: Zeroizing<String>,
-    /// When the setup screen dies.
+    /// When the setup screen dies (10 min by default): the member starts again.
     pub expires_at: OffsetDateTime,
+    secret_base32: Zeroizing<String>,
+    otpauth_uri: Zeroizing<String>,
+}
+
+impl TotpSetup {
+    /// The shared secret in Base32, for members who type it into the app by hand
+    /// (「QRコードを読み取れない場合」).
+    ///
+    /// # Security Warning
+    ///
+    /// Whoever holds it can make this member's 確認コード forever: show it on the setup
+    /// screen only, never log it, mail it or keep it after the page is sent.
+    pub fn secret_base32(&self) -> &str {
+        &self.secret_base32
+    }
+
+    /// The `otpauth://totp/…` URI the QR code carries (same warning as
+    /// [`secret_base32`](Self::secret_base32): it contains the secret).
+    pub fn otpauth_uri(&self) -> &str {
+        &self.otpauth_uri
+    }
+
+    /// The QR code of [`otpauth_uri`](Self::otpauth_uri) as an SVG document, to put in
+    /// the setup page inline. `None` only if the URI did not fit a QR code.
+    pub fn qr_svg(&self) -> Option<String> {
+        let code = qrcode::QrCode::with_error_correction_level(
+            self.otpauth_uri.as_bytes(),
+            qrcode::EcLevel::M,
+        )
+        .ok()?;
+        Some(
+            code.render::<qrcode::render::svg::Color<'_>>()
+                .min_dimensions(200, 200)
+                .quiet_zone(true)
+                .build(),
+        )
+    }
 }
 
 /// How the authenticator app names the account: `issuer` (the portal's service name) and
@@ -482,7 +515,7 @@ pub fn start_totp_setup<R: rand::CryptoRng + ?Sized>(
     seals: &SealKeyring,
     env: Env<'_>,
     rng: &mut R,
-) -> Step<TotpSetupStarted> {
+) -> Step<TotpSetup> {
     if !env.policy.factors.totp {
         return Step::reject(Rejection::FactorUnavailable);
     }
@@ -517,7 +550,7 @@ pub fn start_totp_setup<R: rand::CryptoRng + ?Sized>(
         expires_at,
     };
     setup_started(
-        TotpSetupStarted {
+        TotpSetup {
             handle,
             secret_base32: Zeroizing::new(totp.secret().to_base32()),
             otpauth_uri: Zeroizing::new(uri),
@@ -556,13 +589,12 @@ pub(super) fn setup_started<T, R: rand::CryptoRng + ?Sized>(
         )
 }
 
-/// What confirming a setup gives the member: the リカバリーコード to show once, when
-/// this was the account's first factor (empty otherwise).
+/// A 認証アプリ was set up.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct TotpConfirmed {
-    /// Ten codes to show once (empty when the account already had a set, or the policy
-    /// issues none).
+pub struct TotpEnrolled {
+    /// The リカバリーコード to show once, when this was the account's first factor
+    /// (empty otherwise): 「リカバリーコードを安全な場所に保管してください」.
     pub recovery_codes: Vec<RecoveryCode>,
 }
 
@@ -577,7 +609,7 @@ pub fn confirm_totp_setup<R: rand::CryptoRng + ?Sized>(
     seals: &SealKeyring,
     env: Env<'_>,
     rng: &mut R,
-) -> Step<TotpConfirmed> {
+) -> Step<TotpEnrolled> {
     let now = env.now;
     let (account, record, setup) = match fresh_setup(found, held, fresh, env) {
         Ok(loaded) => loaded,
@@ -628,7 +660,7 @@ pub fn confirm_totp_setup<R: rand::CryptoRng + ?Sized>(
     let recovery_codes = first_recovery_codes(&mut updated, env, rng);
     let ended = FlowState::FactorSetup(end_setup(s, SetupEndReason::Confirmed, now));
     setup_confirmed(
-        TotpConfirmed { recovery_codes },
+        TotpEnrolled { recovery_codes },
         FactorKind::Totp,
         (record, ended),
         (held, account, updated),

@@ -600,24 +600,30 @@ pub enum SecondStep {
 }
 
 /// The answer to L1 and L4: the 暗証キー was mailed (show the 暗証キー入力 screen), or
-/// the account's 認証アプリ is asked for (show the 確認コード入力 screen).
+/// the account's 認証アプリ is asked for (show the 確認コード入力 screen). The portal
+/// answers it as it is (`kenpo_auth::portal::OtpChallenge`).
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct Issued {
-    /// The code screen's handle.
+pub struct OtpChallenge {
+    /// The code screen's handle: keep it in the page (hidden field) or a cookie, and send
+    /// it back with the code, the close beacon and heartbeats.
     pub challenge: OtpChallengeId,
     /// When the current code (or the 確認コード screen) stops working.
     pub expires_at: OffsetDateTime,
-    /// The registered address, masked, to show 「…へ送信しました」 (empty when nothing
-    /// was mailed).
+    /// The registered address, masked, to show 「…へ送信しました」 (empty when the
+    /// 認証アプリ is asked for: nothing was mailed).
     pub masked_email: String,
-    /// Which screen to show.
-    pub second_step: SecondStep,
-    /// For a パスキー: the options of `navigator.credentials.get` (send as JSON).
-    pub passkey_options: Option<super::factor::PasskeyOptions>,
-    /// The receipt of the 暗証キー mail (for a 2段階認証 screen, which mails nothing,
-    /// `None`).
+    /// The receipt of the 暗証キー mail: ask [`Portal::mail_status`](crate::Portal::mail_status)
+    /// with it to tell the member truthfully whether the mail went out. `None` for a
+    /// 2段階認証 screen, which mails nothing.
     pub receipt: Option<MailId>,
+    /// Which screen to show: 暗証キー入力, or 確認コード入力 for a member with a
+    /// 認証アプリ ([`Portal::verify_totp`](crate::Portal::verify_totp),
+    /// [`Portal::use_recovery_code`](crate::Portal::use_recovery_code)).
+    pub second_step: SecondStep,
+    /// For a パスキー: the `publicKey` options of `navigator.credentials.get`, to send to
+    /// the browser as JSON; its answer goes to `Portal::verify_passkey`.
+    pub passkey_options: Option<super::factor::PasskeyOptions>,
 }
 
 /// A loaded login challenge: the record, its version, and the digest that found it.
@@ -664,7 +670,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     verifiers: &super::factor::Verifiers<'_>,
     env: Env<'_>,
     rng: &mut R,
-) -> Step<Issued> {
+) -> Step<OtpChallenge> {
     let opened = match gate::check(Gate::Login, held.account, password, Some(refusals), env) {
         Ok(opened) => opened,
         Err(refused) => return refused,
@@ -707,7 +713,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
             passkey: state.passkey.is_some(),
             recovery_codes: state.recovery_codes,
         };
-        let mut step = Step::answer(Issued {
+        let mut step = Step::answer(OtpChallenge {
             challenge,
             expires_at: state.expires_at,
             masked_email: String::new(),
@@ -735,7 +741,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
         // The same L1 moments later (a double tap, a reload, a lost response): the same
         // code screen, and no second mail — the code already mailed stays the one to
         // type (#14).
-        let mut step = Step::answer(Issued {
+        let mut step = Step::answer(OtpChallenge {
             masked_email: email.masked(),
             ..repeat
         })
@@ -775,7 +781,7 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     });
     // The account's other open challenges stay alive: a second device does not kill the
     // code already mailed. The login that completes ends them (L2).
-    let mut step = Step::answer(Issued {
+    let mut step = Step::answer(OtpChallenge {
         challenge,
         expires_at,
         masked_email: email.masked(),
@@ -810,7 +816,7 @@ fn repeat_of_recent(
     account: &Account,
     verifiers: &super::factor::Verifiers<'_>,
     env: Env<'_>,
-) -> Option<Issued> {
+) -> Option<OtpChallenge> {
     let recent = account.recent_login.as_ref()?;
     if !recent.repeatable(env.now, env.policy.repeat_window, &account.security_stamp) {
         return None;
@@ -824,7 +830,7 @@ fn repeat_of_recent(
         )
         .ok()?;
     let challenge = std::str::from_utf8(&handle).ok()?.parse().ok()?;
-    Some(Issued {
+    Some(OtpChallenge {
         challenge,
         expires_at: recent.expires_at,
         masked_email: String::new(),

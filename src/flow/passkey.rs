@@ -9,7 +9,7 @@
 //!     └─ assertion of one of the account's passkeys, user verified ─▶ Authenticated
 //! ```
 //!
-//! The ceremony state (`PasskeyRegistration`, `PasskeyAuthentication`) never goes to the
+//! The ceremony state (webauthn-rs's `PasskeyRegistration`, `PasskeyAuthentication`) never goes to the
 //! browser: it lives in the flow, as webauthn-rs serialises it, and is used once. The
 //! relying party (ID and the one accepted origin) comes from the insurer profile's base
 //! URL. webauthn-rs draws the challenges itself (from the operating system's RNG); every
@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use webauthn_rs::Webauthn;
 use webauthn_rs::prelude::{
     AuthenticationResult, CreationChallengeResponse, Passkey, PasskeyAuthentication,
-    PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    PasskeyRegistration as RegistrationCeremony, PublicKeyCredential, RegisterPublicKeyCredential,
     RequestChallengeResponse, Uuid,
 };
 
@@ -155,13 +155,15 @@ pub(crate) fn credentials(account: &Account) -> Vec<Passkey> {
         .collect()
 }
 
-/// What the browser needs to register a passkey, and the handle to send back with it.
+/// What the パスキーの登録 screen needs: the options for the browser, and the handle to
+/// send back with its answer.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct PasskeyRegistrationStarted {
-    /// The registration screen's handle.
+pub struct PasskeyRegistration {
+    /// The registration screen's handle: keep it in the page or a cookie.
     pub handle: FlowHandle,
-    /// `publicKey` options for `navigator.credentials.create` (send as JSON).
+    /// The `publicKey` options of `navigator.credentials.create`, to send as JSON. They
+    /// hold a challenge, never the server's state (which stays in the store).
     pub options: CreationChallengeResponse,
     /// When the registration dies.
     pub expires_at: OffsetDateTime,
@@ -177,7 +179,7 @@ pub fn start_registration<R: rand::CryptoRng + ?Sized>(
     webauthn: Option<&Webauthn>,
     env: Env<'_>,
     rng: &mut R,
-) -> Step<PasskeyRegistrationStarted> {
+) -> Step<PasskeyRegistration> {
     let Some(webauthn) = webauthn.filter(|_| env.policy.factors.passkeys) else {
         return Step::reject(Rejection::FactorUnavailable);
     };
@@ -225,7 +227,7 @@ pub fn start_registration<R: rand::CryptoRng + ?Sized>(
         expires_at,
     });
     setup_started(
-        PasskeyRegistrationStarted {
+        PasskeyRegistration {
             handle,
             options,
             expires_at,
@@ -237,14 +239,13 @@ pub fn start_registration<R: rand::CryptoRng + ?Sized>(
     )
 }
 
-/// What registering a passkey gives the member: the リカバリーコード to show once when it
-/// was the account's first factor.
+/// A パスキー was registered.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct PasskeyRegistered {
-    /// The new passkey's credential ID.
+pub struct PasskeyAdded {
+    /// Its credential ID (for the list and [`Portal::remove_passkey`](crate::Portal::remove_passkey)).
     pub credential_id: String,
-    /// Ten codes to show once (empty when the account already had a set).
+    /// The リカバリーコード to show once, when this was the account's first factor.
     pub recovery_codes: Vec<RecoveryCode>,
 }
 
@@ -259,7 +260,7 @@ pub fn finish_registration<R: rand::CryptoRng + ?Sized>(
     webauthn: Option<&Webauthn>,
     env: Env<'_>,
     rng: &mut R,
-) -> Step<PasskeyRegistered> {
+) -> Step<PasskeyAdded> {
     let now = env.now;
     let Some(webauthn) = webauthn.filter(|_| env.policy.factors.passkeys) else {
         return Step::reject(Rejection::FactorUnavailable);
@@ -280,7 +281,7 @@ pub fn finish_registration<R: rand::CryptoRng + ?Sized>(
             at: now,
         }))
     };
-    let registered = serde_json::from_str::<PasskeyRegistration>(&s.state)
+    let registered = serde_json::from_str::<RegistrationCeremony>(&s.state)
         .ok()
         .and_then(|state| {
             webauthn
@@ -318,7 +319,7 @@ pub fn finish_registration<R: rand::CryptoRng + ?Sized>(
     });
     let recovery_codes = first_recovery_codes(&mut updated, env, rng);
     setup_confirmed(
-        PasskeyRegistered {
+        PasskeyAdded {
             credential_id,
             recovery_codes,
         },
@@ -440,11 +441,10 @@ fn discoverable(options: CreationChallengeResponse) -> CreationChallengeResponse
 /// What the login screen's 「パスキーでログイン」 needs.
 #[derive(Debug)]
 #[non_exhaustive]
-pub struct PasskeyLoginStarted {
-    /// The login screen's handle: send it back with the assertion.
+pub struct PasskeyLogin {
+    /// The login screen's handle: keep it in the page or a cookie.
     pub challenge: crate::token::OtpChallengeId,
-    /// The options of `navigator.credentials.get` (no credentials listed: the device
-    /// offers the site's passkeys).
+    /// The `publicKey` options of `navigator.credentials.get`, to send as JSON.
     pub options: RequestChallengeResponse,
     /// When the challenge dies.
     pub expires_at: OffsetDateTime,
@@ -459,7 +459,7 @@ pub fn start_discoverable<R: rand::CryptoRng + ?Sized>(
     starts: super::throttle::StartBudgets<'_>,
     env: Env<'_>,
     rng: &mut R,
-) -> Step<PasskeyLoginStarted> {
+) -> Step<PasskeyLogin> {
     let Some(webauthn) =
         webauthn.filter(|_| env.policy.factors.passkeys && env.policy.factors.passkey_only_login)
     else {
@@ -478,7 +478,7 @@ pub fn start_discoverable<R: rand::CryptoRng + ?Sized>(
     };
     let challenge = crate::token::OtpChallengeId::generate(rng);
     let expires_at = deadline(env.now, env.policy.factors.challenge_ttl);
-    Step::answer(PasskeyLoginStarted {
+    Step::answer(PasskeyLogin {
         challenge: challenge.clone(),
         options,
         expires_at,

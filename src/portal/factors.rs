@@ -2,15 +2,13 @@
 //! with them. Each method names its step; the rules are the core's
 //! ([`crate::flow::factor`]).
 
-use time::OffsetDateTime;
-use zeroize::Zeroizing;
-
 use super::Portal;
 use super::driver::Load;
 use super::login::Authenticated;
 use crate::error::Error;
 use crate::flow::account::FreshLogin;
 use crate::flow::factor::{self, FactorInput, FactorSummary, TotpLabel};
+pub use crate::flow::factor::{TotpEnrolled, TotpSetup};
 use crate::flow::step::Step;
 use crate::flow::{AccountView, Env};
 use crate::model::{AccountId, FactorKind};
@@ -18,63 +16,6 @@ use crate::observe::StepName;
 use crate::ports::AccountLookup;
 use crate::token::{FlowHandle, OtpChallengeId, RecoveryCode, TotpCode};
 use rand::rngs::ThreadRng;
-
-/// What the 認証アプリの設定 screen shows: the QR code (or the secret, for typing by hand)
-/// and the handle to send back with the first 確認コード.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct TotpSetup {
-    /// The setup screen's handle: keep it in the page (hidden field) or a cookie.
-    pub handle: FlowHandle,
-    /// When the setup screen dies (10 min by default): the member starts again.
-    pub expires_at: OffsetDateTime,
-    secret_base32: Zeroizing<String>,
-    otpauth_uri: Zeroizing<String>,
-}
-
-impl TotpSetup {
-    /// The shared secret in Base32, for members who type it into the app by hand
-    /// (「QRコードを読み取れない場合」).
-    ///
-    /// # Security Warning
-    ///
-    /// Whoever holds it can make this member's 確認コード forever: show it on the setup
-    /// screen only, never log it, mail it or keep it after the page is sent.
-    pub fn secret_base32(&self) -> &str {
-        &self.secret_base32
-    }
-
-    /// The `otpauth://totp/…` URI the QR code carries (same warning as
-    /// [`secret_base32`](Self::secret_base32): it contains the secret).
-    pub fn otpauth_uri(&self) -> &str {
-        &self.otpauth_uri
-    }
-
-    /// The QR code of [`otpauth_uri`](Self::otpauth_uri) as an SVG document, to put in
-    /// the setup page inline. `None` only if the URI did not fit a QR code.
-    pub fn qr_svg(&self) -> Option<String> {
-        let code = qrcode::QrCode::with_error_correction_level(
-            self.otpauth_uri.as_bytes(),
-            qrcode::EcLevel::M,
-        )
-        .ok()?;
-        Some(
-            code.render::<qrcode::render::svg::Color<'_>>()
-                .min_dimensions(200, 200)
-                .quiet_zone(true)
-                .build(),
-        )
-    }
-}
-
-/// A 認証アプリ was set up.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct TotpEnrolled {
-    /// The リカバリーコード to show once, when this was the account's first factor
-    /// (empty otherwise): 「リカバリーコードを安全な場所に保管してください」.
-    pub recovery_codes: Vec<RecoveryCode>,
-}
 
 impl Portal {
     /// The load of a step a freshly logged-in member takes on their own account.
@@ -131,12 +72,7 @@ impl Portal {
                 },
             )
             .await?;
-        Ok(TotpSetup {
-            handle: started.handle,
-            expires_at: started.expires_at,
-            secret_base32: started.secret_base32,
-            otpauth_uri: started.otpauth_uri,
-        })
+        Ok(started)
     }
 
     /// 2段階認証の設定 → 認証アプリ, step 2: the first 確認コード the app shows. Right, the
@@ -166,9 +102,7 @@ impl Portal {
                 )
             })
             .await?;
-        Ok(TotpEnrolled {
-            recovery_codes: confirmed.recovery_codes,
-        })
+        Ok(confirmed)
     }
 
     /// L2 with the 認証アプリ (確認コード入力 → ログイン): the challenge

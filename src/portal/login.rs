@@ -19,28 +19,7 @@ use crate::ports::{
 };
 use crate::token::{OtpChallengeId, OtpCode};
 
-/// The answer to L1 and L4: the 暗証キー was mailed; show the 暗証キー入力 screen.
-#[derive(Debug)]
-pub struct OtpChallenge {
-    /// The code screen's handle: keep it in the page (hidden field) or a cookie, and send
-    /// it back with the code, the close beacon and heartbeats.
-    pub challenge: OtpChallengeId,
-    /// When the current code stops working.
-    pub expires_at: OffsetDateTime,
-    /// The registered address, masked, to show 「…へ送信しました」 (empty when the
-    /// 認証アプリ is asked for: nothing was mailed).
-    pub masked_email: String,
-    /// The receipt of the 暗証キー mail: ask [`Portal::mail_status`] with it to
-    /// tell the member truthfully whether the mail went out. `None` for a 2段階認証
-    /// screen, which mails nothing.
-    pub receipt: Option<crate::model::MailId>,
-    /// Which screen to show: 暗証キー入力, or 確認コード入力 for a member with a
-    /// 認証アプリ ([`Portal::verify_totp`], [`Portal::use_recovery_code`]).
-    pub second_step: SecondStep,
-    /// For a パスキー: the `publicKey` options of `navigator.credentials.get`, to send to
-    /// the browser as JSON; its answer goes to `Portal::verify_passkey`.
-    pub passkey_options: Option<crate::flow::factor::PasskeyOptions>,
-}
+pub use crate::flow::login::OtpChallenge;
 
 /// The answer to L2: the member is logged in. Start the host's session now, with a new
 /// session ID (SEC-32), and keep the security stamp in it.
@@ -214,32 +193,23 @@ impl Portal {
             },
         );
         let cache = &Memo::new();
-        let issued = self
-            .drive(StepName::StartLogin, load, move |loaded, now| {
-                Box::pin(async move {
-                    let check = self
-                        .check_password_hash(loaded.account.as_ref(), password, cache)
-                        .await?;
-                    Ok(login::start(
-                        loaded.view(),
-                        check,
-                        (otp_mails(&loaded), otp_failures_today(&loaded)),
-                        loaded.refusals(refused),
-                        &self.verifiers(),
-                        self.env(now),
-                        &mut Self::rng(),
-                    ))
-                })
+        self.drive(StepName::StartLogin, load, move |loaded, now| {
+            Box::pin(async move {
+                let check = self
+                    .check_password_hash(loaded.account.as_ref(), password, cache)
+                    .await?;
+                Ok(login::start(
+                    loaded.view(),
+                    check,
+                    (otp_mails(&loaded), otp_failures_today(&loaded)),
+                    loaded.refusals(refused),
+                    &self.verifiers(),
+                    self.env(now),
+                    &mut Self::rng(),
+                ))
             })
-            .await?;
-        Ok(OtpChallenge {
-            challenge: issued.challenge,
-            expires_at: issued.expires_at,
-            masked_email: issued.masked_email,
-            receipt: issued.receipt,
-            second_step: issued.second_step,
-            passkey_options: issued.passkey_options,
         })
+        .await
     }
 
     fn challenge_load(&self, challenge: &OtpChallengeId, account: bool) -> Load {

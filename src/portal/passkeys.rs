@@ -2,10 +2,7 @@
 //! member, login with password + passkey, removal. The rules are the core's
 //! ([`crate::flow::passkey`]).
 
-use time::OffsetDateTime;
-use webauthn_rs::prelude::{
-    CreationChallengeResponse, PublicKeyCredential, RegisterPublicKeyCredential,
-};
+use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::Portal;
 use super::driver::Load;
@@ -13,46 +10,11 @@ use super::login::Authenticated;
 use crate::error::Error;
 use crate::flow::factor::FactorInput;
 use crate::flow::passkey::{self, PasskeyName};
+pub use crate::flow::passkey::{PasskeyAdded, PasskeyLogin, PasskeyRegistration};
 use crate::observe::StepName;
 use crate::ports::AccountLoad;
 use crate::ports::AccountLookup;
-use crate::token::{FlowHandle, OtpChallengeId, RecoveryCode};
-
-/// What the パスキーの登録 screen needs: the options for the browser, and the handle to
-/// send back with its answer.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct PasskeyRegistration {
-    /// The registration screen's handle: keep it in the page or a cookie.
-    pub handle: FlowHandle,
-    /// The `publicKey` options of `navigator.credentials.create`, to send as JSON. They
-    /// hold a challenge, never the server's state (which stays in the store).
-    pub options: CreationChallengeResponse,
-    /// When the registration dies.
-    pub expires_at: OffsetDateTime,
-}
-
-/// What the login screen's 「パスキーでログイン」 needs.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct PasskeyLogin {
-    /// The login screen's handle: keep it in the page or a cookie.
-    pub challenge: OtpChallengeId,
-    /// The `publicKey` options of `navigator.credentials.get`, to send as JSON.
-    pub options: webauthn_rs::prelude::RequestChallengeResponse,
-    /// When the challenge dies.
-    pub expires_at: OffsetDateTime,
-}
-
-/// A パスキー was registered.
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct PasskeyAdded {
-    /// Its credential ID (for the list and [`Portal::remove_passkey`]).
-    pub credential_id: String,
-    /// The リカバリーコード to show once, when this was the account's first factor.
-    pub recovery_codes: Vec<RecoveryCode>,
-}
+use crate::token::{FlowHandle, OtpChallengeId};
 
 impl Portal {
     /// パスキーの登録, step 1: options for `navigator.credentials.create` (user
@@ -74,11 +36,7 @@ impl Portal {
                 },
             )
             .await?;
-        Ok(PasskeyRegistration {
-            handle: started.handle,
-            options: started.options,
-            expires_at: started.expires_at,
-        })
+        Ok(started)
     }
 
     /// パスキーの登録, step 2: the browser's credential. Valid (right challenge, this
@@ -110,10 +68,7 @@ impl Portal {
                 },
             )
             .await?;
-        Ok(PasskeyAdded {
-            credential_id: registered.credential_id,
-            recovery_codes: registered.recovery_codes,
-        })
+        Ok(registered)
     }
 
     /// L2 with a パスキー: the browser's answer to the challenge's `passkey_options`.
@@ -152,11 +107,7 @@ impl Portal {
                 passkey::start_discoverable(webauthn, starts, env, rng)
             })
             .await?;
-        Ok(PasskeyLogin {
-            challenge: started.challenge,
-            options: started.options,
-            expires_at: started.expires_at,
-        })
+        Ok(started)
     }
 
     /// パスキーだけでログイン, step 2: the browser's assertion. It names its account
