@@ -38,12 +38,14 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Argon2, Block, Params};
 use criterion::{Criterion, criterion_group, criterion_main};
+use kenpo_auth::domain::Password;
 use kenpo_auth::mail::{MailMessage, RecordingMailer};
 use kenpo_auth::password_hash::{HashParams, PasswordHashString, PasswordHasher, Verification};
 use kenpo_auth::ports::Store;
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::testkit::ManualClock;
 use kenpo_auth::testkit::fixtures::{self, PASSWORD, TARO_BIRTH, TARO_CARD, TARO_EMAIL as EMAIL};
+use kenpo_auth::token::OtpCode;
 use kenpo_auth::{Policy, Portal};
 use time::macros::datetime;
 
@@ -176,11 +178,33 @@ async fn cycle(portal: &Portal, mailer: &RecordingMailer) {
         .start_login("taro-sakura", &fixtures::password(PASSWORD))
         .await
         .unwrap();
-    let code = match mailer.take().pop().unwrap().message {
+    portal
+        .verify_otp(&ch.challenge, &mailed_code(mailer))
+        .await
+        .unwrap();
+}
+
+/// The 暗証キー of the last mail.
+fn mailed_code(mailer: &RecordingMailer) -> OtpCode {
+    match mailer.take().pop().unwrap().message {
         MailMessage::LoginOtp { code, .. } => code,
         _ => unreachable!(),
-    };
-    portal.verify_otp(&ch.challenge, &code).await.unwrap();
+    }
+}
+
+/// `start_login` alone, timed, after [`between_cycles`]; then its `verify_otp`, not
+/// timed, so that the next round starts from a finished login.
+fn timed_start_login(rt: &tokio::runtime::Runtime, s: &Setup) -> StdDuration {
+    between_cycles(rt, s);
+    let password = fixtures::password(PASSWORD);
+    let started = Instant::now();
+    let ch = rt
+        .block_on(s.portal.start_login("taro-sakura", &password))
+        .unwrap();
+    let took = started.elapsed();
+    rt.block_on(s.portal.verify_otp(&ch.challenge, &mailed_code(&s.mailer)))
+        .unwrap();
+    took
 }
 
 /// One timed cycle, driven by `block_on` from the bench's thread (the hash goes to
@@ -381,7 +405,6 @@ fn login_cycle(c: &mut Criterion) {
         f();
         start.elapsed()
     };
-    type Arm<'a> = (&'static str, Box<dyn FnMut() -> StdDuration + 'a>);
     let mut arms: Vec<Arm<'_>> = vec![
         (
             "verify/rustcrypto_reused",
@@ -410,51 +433,27 @@ fn login_cycle(c: &mut Criterion) {
                 })
             }),
         ),
-        (
-            "verify/argon2_rust_pooled",
-            Box::new(|| {
-                timed_once(&mut || {
-                    pooled
-                        .verify_encoded(&phc, PASSWORD.as_bytes(), id)
-                        .unwrap();
-                })
-            }),
-        ),
-        (
-            "verify/library_verify_blocking",
-            Box::new(|| {
-                timed_once(&mut || {
-                    let outcome = library.verify_blocking(&password, &stored).unwrap();
-                    assert!(matches!(outcome, Verification::Match { .. }));
-                })
-            }),
-        ),
-        (
-            "verify/library_verify_async",
-            Box::new(|| {
-                timed_once(&mut || {
-                    let outcome = rt.block_on(library.verify(&password, &stored)).unwrap();
-                    assert!(matches!(outcome, Verification::Match { .. }));
-                })
-            }),
-        ),
-        (
-            "cycle/portal_start_login_verify_otp",
-            Box::new(|| timed_cycle(&rt, &s)),
-        ),
-        (
-            "cycle/same_at_test_minimum_cost",
-            Box::new(|| timed_cycle(&rt, &cheap)),
-        ),
     ];
-    let n = arms.len();
-    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
-    for r in 0..rounds {
-        for k in 0..n {
-            let a = (r + k) % n;
-            times[a].push((arms[a].1)().as_secs_f64());
-        }
-    }
+    arms.extend(verify_arms(
+        [
+            "verify/argon2_rust_pooled",
+            "verify/library_verify_blocking",
+            "verify/library_verify_async",
+        ],
+        &mut pooled,
+        (&phc, id),
+        (&library, &password, &stored),
+        &rt,
+    ));
+    arms.push((
+        "cycle/portal_start_login_verify_otp",
+        Box::new(|| timed_cycle(&rt, &s)),
+    ));
+    arms.push((
+        "cycle/same_at_test_minimum_cost",
+        Box::new(|| timed_cycle(&rt, &cheap)),
+    ));
+    let times = rotate(&mut arms, rounds, || {});
     let names: Vec<&str> = arms.iter().map(|a| a.0).collect();
     drop(arms);
     paired_summary(&names, &times, &load_before);
@@ -468,53 +467,21 @@ fn login_cycle(c: &mut Criterion) {
     // Between a part's `start_login` and its timed `verify_otp`.
     let mut between = fast.hasher();
     let load_before = loadavg();
-    type Part<'a> = (&'static str, Box<dyn FnMut() -> StdDuration + 'a>);
-    let mut parts: Vec<Part<'_>> = vec![
-        (
+    let mut parts = verify_arms(
+        [
             "raw verify (argon2-rust, kept arena), bench thread",
-            Box::new(|| {
-                timed_once(&mut || {
-                    pooled
-                        .verify_encoded(&phc, PASSWORD.as_bytes(), id)
-                        .unwrap();
-                })
-            }),
-        ),
-        (
             "PasswordHasher::verify_blocking, bench thread",
-            Box::new(|| {
-                timed_once(&mut || {
-                    let outcome = library.verify_blocking(&password, &stored).unwrap();
-                    assert!(matches!(outcome, Verification::Match { .. }));
-                })
-            }),
-        ),
-        (
             "PasswordHasher::verify (async: blocking pool and back)",
-            Box::new(|| {
-                timed_once(&mut || {
-                    let outcome = rt.block_on(library.verify(&password, &stored)).unwrap();
-                    assert!(matches!(outcome, Verification::Match { .. }));
-                })
-            }),
-        ),
+        ],
+        &mut pooled,
+        (&phc, id),
+        (&library, &password, &stored),
+        &rt,
+    );
+    parts.extend::<Vec<Arm<'_>>>(vec![
         (
             "start_login through Portal",
-            Box::new(|| {
-                between_cycles(&rt, &s);
-                let started = Instant::now();
-                let ch = rt
-                    .block_on(s.portal.start_login("taro-sakura", &password))
-                    .unwrap();
-                let took = started.elapsed();
-                let code = match s.mailer.take().pop().unwrap().message {
-                    MailMessage::LoginOtp { code, .. } => code,
-                    _ => unreachable!(),
-                };
-                rt.block_on(s.portal.verify_otp(&ch.challenge, &code))
-                    .unwrap();
-                took
-            }),
+            Box::new(|| timed_start_login(&rt, &s)),
         ),
         (
             "verify_otp through Portal (after its start_login)",
@@ -523,11 +490,8 @@ fn login_cycle(c: &mut Criterion) {
                 let ch = rt
                     .block_on(s.portal.start_login("taro-sakura", &password))
                     .unwrap();
-                let code = match s.mailer.take().pop().unwrap().message {
-                    MailMessage::LoginOtp { code, .. } => code,
-                    _ => unreachable!(),
-                };
-                sweep_once(&mut between, &phc, id);
+                let code = mailed_code(&s.mailer);
+                raw_verify(&mut between, &phc, id);
                 let started = Instant::now();
                 rt.block_on(s.portal.verify_otp(&ch.challenge, &code))
                     .unwrap();
@@ -536,32 +500,10 @@ fn login_cycle(c: &mut Criterion) {
         ),
         (
             "start_login at test-minimum cost (what surrounds the hash)",
-            Box::new(|| {
-                between_cycles(&rt, &cheap);
-                let started = Instant::now();
-                let ch = rt
-                    .block_on(cheap.portal.start_login("taro-sakura", &password))
-                    .unwrap();
-                let took = started.elapsed();
-                let code = match cheap.mailer.take().pop().unwrap().message {
-                    MailMessage::LoginOtp { code, .. } => code,
-                    _ => unreachable!(),
-                };
-                rt.block_on(cheap.portal.verify_otp(&ch.challenge, &code))
-                    .unwrap();
-                took
-            }),
+            Box::new(|| timed_start_login(&rt, &cheap)),
         ),
-    ];
-    let n = parts.len();
-    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
-    for r in 0..rounds {
-        for k in 0..n {
-            let a = (r + k) % n;
-            sweep_once(&mut sweep, &phc, id);
-            times[a].push((parts[a].1)().as_secs_f64());
-        }
-    }
+    ]);
+    let times = rotate(&mut parts, rounds, || raw_verify(&mut sweep, &phc, id));
     let floor = median(&times[0]);
     println!();
     println!(
@@ -586,9 +528,78 @@ fn login_cycle(c: &mut Criterion) {
     }
 }
 
-/// One default-cost verify on memory no measured part uses: leaves the caches as a
-/// server's previous login would.
-fn sweep_once(sweep: &mut argon2_rust::Hasher, phc: &str, id: argon2_rust::Algorithm) {
+/// A timed arm of the interleaved tables: its name, and one timed run.
+type Arm<'a> = (&'static str, Box<dyn FnMut() -> StdDuration + 'a>);
+
+/// `rounds` rounds in which every arm runs once, each round starting from a different
+/// arm, `before` run (untimed) before each: every arm's times, in seconds.
+fn rotate(arms: &mut [Arm<'_>], rounds: usize, mut before: impl FnMut()) -> Vec<Vec<f64>> {
+    let n = arms.len();
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
+    for r in 0..rounds {
+        for k in 0..n {
+            let a = (r + k) % n;
+            before();
+            times[a].push((arms[a].1)().as_secs_f64());
+        }
+    }
+    times
+}
+
+/// Runs `f` once and says how long it took.
+fn time_once(f: impl FnOnce()) -> StdDuration {
+    let start = Instant::now();
+    f();
+    start.elapsed()
+}
+
+/// The raw floor (argon2-rust on a kept arena) and the library's blocking and async
+/// verifies, as timed arms named `names`.
+fn verify_arms<'a>(
+    names: [&'static str; 3],
+    pooled: &'a mut argon2_rust::Hasher,
+    (phc, id): (&'a str, argon2_rust::Algorithm),
+    (library, password, stored): (&'a PasswordHasher, &'a Password, &'a PasswordHashString),
+    rt: &'a tokio::runtime::Runtime,
+) -> Vec<Arm<'a>> {
+    let [raw, blocking, asynchronous] = names;
+    vec![
+        (
+            raw,
+            Box::new(move || time_once(|| raw_verify(pooled, phc, id))),
+        ),
+        (
+            blocking,
+            Box::new(move || time_once(|| verify_blocking(library, password, stored))),
+        ),
+        (
+            asynchronous,
+            Box::new(move || time_once(|| verify_async(rt, library, password, stored))),
+        ),
+    ]
+}
+
+/// The library's blocking verify of the right password.
+fn verify_blocking(library: &PasswordHasher, password: &Password, stored: &PasswordHashString) {
+    let outcome = library.verify_blocking(password, stored).unwrap();
+    assert!(matches!(outcome, Verification::Match { .. }));
+}
+
+/// The library's async verify of the right password, driven by `block_on`.
+fn verify_async(
+    rt: &tokio::runtime::Runtime,
+    library: &PasswordHasher,
+    password: &Password,
+    stored: &PasswordHashString,
+) {
+    let outcome = rt.block_on(library.verify(password, stored)).unwrap();
+    assert!(matches!(outcome, Verification::Match { .. }));
+}
+
+/// One raw default-cost verify on argon2-rust's kept arena: the floor, and (on memory no
+/// measured part uses) the sweep that leaves the caches as a server's previous login
+/// would.
+fn raw_verify(sweep: &mut argon2_rust::Hasher, phc: &str, id: argon2_rust::Algorithm) {
     sweep.verify_encoded(phc, PASSWORD.as_bytes(), id).unwrap();
 }
 

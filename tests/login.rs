@@ -5,7 +5,6 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use kenpo_auth::Rejection;
 use kenpo_auth::domain::LoginId;
 use kenpo_auth::mail::MailMessage;
 use kenpo_auth::model::Expect;
@@ -14,6 +13,7 @@ use kenpo_auth::policy::Deviation;
 use kenpo_auth::ports::{AccountLookup, AccountWrite, AuditKind, Commit, CommitOutcome, Store};
 use kenpo_auth::testkit::{FaultyStore, StoreCall, When};
 use kenpo_auth::token::{OtpChallengeId, OtpCode};
+use kenpo_auth::{Policy, Portal, Rejection};
 use time::Duration;
 
 const LOGIN: &str = "taro-sakura";
@@ -100,6 +100,18 @@ async fn registered() -> Fixture {
     let f = fixture();
     f.register(TARO, "999-123456-00", "1985-04-12", LOGIN).await;
     f
+}
+
+/// A second portal over the fixture's store, mailer, roster and clock, with `policy`.
+fn with_policy(f: &Fixture, policy: Policy) -> Portal {
+    kenpo_auth::testkit::fixtures::portal_builder()
+        .store(f.store.clone())
+        .shared_mailer(Arc::new(f.mailer.clone()))
+        .directory(f.directory.clone())
+        .clock(Arc::new(f.clock.clone()))
+        .policy(policy)
+        .build()
+        .unwrap()
 }
 
 fn wrong(code: &OtpCode) -> OtpCode {
@@ -685,14 +697,7 @@ async fn sec_20_old_hash_is_upgraded_after_a_good_login() {
         p_cost: 1,
     };
     let policy = policy.allow_deviation(Deviation::WeakPasswordHashing, "test");
-    let portal = fixtures::portal_builder()
-        .store(f.store.clone())
-        .shared_mailer(Arc::new(f.mailer.clone()))
-        .directory(f.directory.clone())
-        .clock(Arc::new(f.clock.clone()))
-        .policy(policy)
-        .build()
-        .unwrap();
+    let portal = with_policy(&f, policy);
     portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let after: PasswordHashString = f.store.danger_accounts()[0].password_hash.clone();
     assert!(after.as_str().contains("m=64,t=2,p=1"), "{after:?}");
@@ -789,14 +794,7 @@ async fn sec_30_a_repeat_after_a_resend_answers_the_resent_screen() {
     let mut policy = f.portal.policy().clone();
     policy.otp_resend_cooldown = Duration::seconds(10);
     policy.repeat_window = Duration::seconds(60);
-    let portal = kenpo_auth::testkit::fixtures::portal_builder()
-        .store(f.store.clone())
-        .shared_mailer(Arc::new(f.mailer.clone()))
-        .directory(f.directory.clone())
-        .clock(Arc::new(f.clock.clone()))
-        .policy(policy)
-        .build()
-        .unwrap();
+    let portal = with_policy(&f, policy);
     let first = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     f.clock.advance(Duration::seconds(15));
     let resent = portal.resend_otp(&first.challenge).await.unwrap();
