@@ -37,7 +37,8 @@
 //! `--cycles N` (default 400), `--concurrency 1,4`, `--floor-secs S` (default 6: per
 //! implementation and thread count, over the whole run), `--slices K` (default 4),
 //! `--outbox`, `--permits N` (Argon2 computations at once; default the example portal's
-//! `AppConfig::argon2_permits`, cores + 1).
+//! `AppConfig::argon2_permits`, cores + 1), `--offload pool|pinned` (where Argon2 runs;
+//! default the example portal's pinned threads).
 
 #[allow(dead_code)]
 #[path = "../examples/portal/app.rs"]
@@ -77,6 +78,9 @@ struct Options {
     outbox: bool,
     /// `AppConfig::argon2_permits`; `None` keeps the example portal's (cores + 1).
     permits: Option<usize>,
+    /// `--offload pool`: Argon2 on Tokio's blocking pool instead of the example portal's
+    /// pinned threads.
+    blocking_pool: bool,
 }
 
 fn options() -> Options {
@@ -87,6 +91,7 @@ fn options() -> Options {
         slices: 4,
         outbox: false,
         permits: None,
+        blocking_pool: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -104,6 +109,13 @@ fn options() -> Options {
             "--slices" => o.slices = args.next().and_then(|v| v.parse().ok()).expect("K"),
             "--outbox" => o.outbox = true,
             "--permits" => o.permits = args.next().and_then(|v| v.parse().ok()),
+            "--offload" => {
+                o.blocking_pool = match args.next().as_deref() {
+                    Some("pool") => true,
+                    Some("pinned") => false,
+                    other => panic!("--offload pool|pinned, not {other:?}"),
+                }
+            }
             // `cargo bench` passes `--bench`; anything else is a mistake.
             "--bench" => {}
             other => panic!("unknown argument {other:?}"),
@@ -578,7 +590,13 @@ fn main() {
     if let Some(permits) = o.permits {
         config.argon2_permits = permits;
     }
-    println!("Argon2 permits: {}", config.argon2_permits);
+    if o.blocking_pool {
+        config.hash_offload = kenpo_auth::password_hash::Offload::BlockingPool;
+    }
+    println!(
+        "Argon2 permits: {}, on {:?}",
+        config.argon2_permits, config.hash_offload
+    );
     let app = server_rt.block_on(async { app::build(config) }).unwrap();
     let portal = app.portal.clone();
     server_rt.spawn(app::serve::serve(

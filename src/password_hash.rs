@@ -8,11 +8,24 @@
 //!
 //! # Runtime
 //!
-//! The `async` methods run Argon2 on Tokio's blocking pool (`spawn_blocking`) under a
-//! semaphore permit, so a **Tokio runtime is required** (current-thread or multi-thread).
-//! Called outside one they return [`HashError::NoRuntime`] instead of panicking.
-//! Argon2 deliberately burns ~10–20 ms of CPU and ~19 MiB of memory per call; running it
-//! on an async worker thread would stall every other request on that thread.
+//! The `async` methods run Argon2 under a semaphore permit off the async scheduler, so a
+//! **Tokio runtime is required** (current-thread or multi-thread). Called outside one they
+//! return [`HashError::NoRuntime`] instead of panicking. Argon2 deliberately burns
+//! ~10–20 ms of CPU and ~19 MiB of memory per call; running it on an async worker thread
+//! would stall every other request on that thread. Where it runs is the hasher's
+//! [`Offload`]:
+//!
+//! - [`Offload::BlockingPool`] (the default): Tokio's blocking pool (`spawn_blocking`).
+//! - [`Offload::PinnedThreads`]: the hasher's own threads, one per core the process may
+//!   run on (its affinity mask), each pinned to its core, taking computations in order.
+//!   On a server that logins keep busy, the blocking pool's threads, woken wherever the
+//!   scheduler puts them, can end up queued on one core while another idles: at four
+//!   clients on two cores the example portal kept its cores 80–88 % busy and reached
+//!   0.73–0.80 × the raw Argon2 rate on the blocking pool, and 96–98 % and 0.86–0.90
+//!   with pinned threads (BENCHMARKS.md, #18). Choose it where the process has its cores to itself (a
+//!   dedicated VM or a container with a cpuset); under a CPU quota shared with other
+//!   work, pinning can only hurt. Where the platform cannot pin (no affinity support),
+//!   the hasher uses the blocking pool.
 //!
 //! # Implementation
 //!
@@ -409,6 +422,71 @@ impl Parsed {
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
+    /// The pinned threads of [`Offload::PinnedThreads`]; `None` on the blocking pool.
+    pinned: Option<Arc<PinnedThreads>>,
+}
+
+/// Where the `async` methods of [`PasswordHasher`] run Argon2 (see the
+/// [module docs](self#runtime)). Both hold one of the `max_concurrent` permits for the
+/// whole computation (SEC-22).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Offload {
+    /// Tokio's blocking pool (`spawn_blocking`).
+    #[default]
+    BlockingPool,
+    /// The hasher's own threads, one per core of the process's affinity mask, each
+    /// pinned to its core. They end when the last clone of the hasher is dropped.
+    PinnedThreads,
+}
+
+/// A computation for the pinned threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The threads of [`Offload::PinnedThreads`]: one per core, each pinned to it, taking
+/// jobs from one queue in order. Dropping this closes the queue; each thread finishes the
+/// job in hand and ends.
+struct PinnedThreads {
+    jobs: std::sync::mpsc::Sender<Job>,
+    /// The queue the threads share (each holds it while it lives): tests watch them end.
+    #[cfg(test)]
+    queue: std::sync::Weak<Mutex<std::sync::mpsc::Receiver<Job>>>,
+}
+
+impl PinnedThreads {
+    /// One thread per core the process may run on, pinned; `None` where the platform
+    /// cannot say which cores those are.
+    fn start() -> Result<Option<Self>, HashError> {
+        let Some(cores) = core_affinity::get_core_ids().filter(|c| !c.is_empty()) else {
+            return Ok(None);
+        };
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for (i, core) in cores.into_iter().enumerate() {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("kenpo-argon2-{i}"))
+                .spawn(move || {
+                    // Pinning is a placement hint: where the OS refuses it, the thread
+                    // still computes, wherever it is put.
+                    let _ = core_affinity::set_for_current(core);
+                    loop {
+                        // The lock is held only while waiting for the next job, never
+                        // while computing one (a `while let` would keep its guard alive
+                        // through the body and run the threads one at a time).
+                        let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                        let Ok(job) = next else { return };
+                        job();
+                    }
+                })
+                .map_err(|_| HashError::TaskFailed)?;
+        }
+        Ok(Some(PinnedThreads {
+            jobs,
+            #[cfg(test)]
+            queue: Arc::downgrade(&queue),
+        }))
+    }
 }
 
 struct Inner {
@@ -440,6 +518,7 @@ impl fmt::Debug for PasswordHasher {
                 &inner.previous.iter().map(Pepper::id).collect::<Vec<_>>(),
             )
             .field("max_concurrent", &inner.max_concurrent)
+            .field("pinned_threads", &self.pinned.is_some())
             .finish()
     }
 }
@@ -528,7 +607,33 @@ impl PasswordHasher {
                 #[cfg(test)]
                 probe: probe::Probe::default(),
             }),
+            pinned: None,
         })
+    }
+
+    /// The same hasher (same pool of memory, permits and peppers) with its `async`
+    /// methods running Argon2 where `offload` says (default [`Offload::BlockingPool`]).
+    /// [`Offload::PinnedThreads`] starts the threads now; on a platform that cannot pin,
+    /// the hasher stays on the blocking pool.
+    ///
+    /// # Errors
+    /// [`HashError::TaskFailed`] if a thread cannot be started.
+    pub fn with_offload(mut self, offload: Offload) -> Result<Self, HashError> {
+        self.pinned = match offload {
+            Offload::BlockingPool => None,
+            Offload::PinnedThreads => PinnedThreads::start()?.map(Arc::new),
+        };
+        Ok(self)
+    }
+
+    /// Where the `async` methods run Argon2 now.
+    #[must_use]
+    pub fn offload(&self) -> Offload {
+        if self.pinned.is_some() {
+            Offload::PinnedThreads
+        } else {
+            Offload::BlockingPool
+        }
     }
 
     /// The default for `max_concurrent`: the number of CPUs the process may use (1 if that
@@ -610,9 +715,9 @@ impl PasswordHasher {
             .verify_now(password.expose_secret().as_bytes(), stored.as_str())
     }
 
-    /// Runs `f` on the blocking pool while holding a permit. The permit moves into the task,
-    /// so it is released only when Argon2 has finished, even if the caller's future is
-    /// dropped first.
+    /// Runs `f` where [`Offload`] says, holding a permit. The permit moves into the task
+    /// (or job), so it is released only when Argon2 has finished, even if the caller's
+    /// future is dropped first.
     async fn run_blocking<T, F>(&self, f: F) -> Result<T, HashError>
     where
         T: Send + 'static,
@@ -624,6 +729,15 @@ impl PasswordHasher {
             .await
             .map_err(|_| HashError::TaskFailed)?;
         let inner = Arc::clone(&self.inner);
+        if let Some(pinned) = &self.pinned {
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            let job: Job = Box::new(move || {
+                let _permit = permit;
+                let _ = answer.send(f(&inner));
+            });
+            pinned.jobs.send(job).map_err(|_| HashError::TaskFailed)?;
+            return answered.await.map_err(|_| HashError::TaskFailed)?;
+        }
         handle
             .spawn_blocking(move || {
                 let _permit = permit;
@@ -881,20 +995,29 @@ fn compute_error(e: argon2_rust::Error) -> HashError {
 
 #[cfg(test)]
 mod probe {
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
     use std::time::Duration;
 
     /// SEC-22 instrumentation: current and peak number of Argon2 computations in flight,
-    /// and an optional delay that widens each computation so overlaps are observable.
+    /// and an optional delay that widens each computation so overlaps are observable;
+    /// and the name of the thread the last one ran on (where [`Offload`](super::Offload)
+    /// put it).
     #[derive(Default)]
     pub(super) struct Probe {
         in_flight: AtomicUsize,
         pub(super) max_in_flight: AtomicUsize,
         pub(super) delay_ms: AtomicU64,
+        pub(super) thread: Mutex<Option<String>>,
     }
 
     impl Probe {
         pub(super) fn enter(&self) {
+            *self
+                .thread
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                std::thread::current().name().map(str::to_owned);
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             self.max_in_flight.fetch_max(now, Ordering::SeqCst);
             let delay = self.delay_ms.load(Ordering::SeqCst);
@@ -1252,8 +1375,120 @@ mod tests {
         assert_eq!(h.inner.probe.max_in_flight.load(Ordering::SeqCst), 1);
     }
 
+    /// The name of the thread the hasher's last computation ran on.
+    fn computed_on(h: &PasswordHasher) -> String {
+        h.inner
+            .probe
+            .thread
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_default()
+    }
+
+    // #18: with `Offload::PinnedThreads` the async methods compute on the hasher's own
+    // threads (one per core), with the same answers, and the blocking pool is not used.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pinned_threads_compute_on_the_hashers_own_threads() {
+        let h = hasher(MIN, None, vec![])
+            .with_offload(Offload::PinnedThreads)
+            .unwrap();
+        assert_eq!(h.offload(), Offload::PinnedThreads, "this platform pins");
+        let password = pw("専用スレッドのパスワード");
+        let stored = h.hash(&password).await.unwrap();
+        assert!(
+            computed_on(&h).starts_with("kenpo-argon2-"),
+            "{}",
+            computed_on(&h)
+        );
+        assert_eq!(
+            h.verify(&password, &stored).await.unwrap(),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            h.verify(&pw("wrong"), &stored).await.unwrap(),
+            Verification::Mismatch
+        );
+        assert_eq!(
+            h.verify_dummy(&password).await.unwrap(),
+            Verification::Mismatch
+        );
+        assert!(computed_on(&h).starts_with("kenpo-argon2-"));
+        let pool = hasher(MIN, None, vec![]);
+        assert_eq!(pool.offload(), Offload::BlockingPool);
+        assert!(matches!(
+            pool.verify(&password, &stored).await.unwrap(),
+            Verification::Match { .. }
+        ));
+        assert!(!computed_on(&pool).starts_with("kenpo-argon2-"));
+    }
+
+    // #18: the pinned threads compute side by side, one per core — not one at a time
+    // behind their shared queue.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pinned_threads_compute_side_by_side() {
+        let cores = core_affinity::get_core_ids().unwrap().len();
+        assert_eq!(
+            peak_in_flight_on(Offload::PinnedThreads, 8, 8).await,
+            cores.min(8),
+            "one computation per core at once"
+        );
+    }
+
+    // SEC-22 on the pinned threads: the permits still bound the computations in flight,
+    // whatever the number of threads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sec_22_pinned_threads_keep_the_bound() {
+        assert_eq!(peak_in_flight_on(Offload::PinnedThreads, 1, 4).await, 1);
+    }
+
+    // The pinned threads end with the last clone of their hasher: a host that rebuilds
+    // its portal does not collect threads.
+    #[test]
+    fn pinned_threads_end_with_the_hasher() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let h = hasher(MIN, None, vec![])
+            .with_offload(Offload::PinnedThreads)
+            .unwrap();
+        let queue = h.pinned.as_ref().unwrap().queue.clone();
+        let cores = core_affinity::get_core_ids().unwrap().len();
+        assert_eq!(queue.strong_count(), cores, "one thread per core");
+        let copy = h.clone();
+        assert_eq!(
+            rt.block_on(copy.verify_dummy(&pw("x"))).unwrap(),
+            Verification::Mismatch
+        );
+        drop(h);
+        assert_eq!(queue.strong_count(), cores, "a clone keeps them");
+        drop(copy);
+        // Each thread sees the queue closed and ends.
+        for _ in 0..500 {
+            if queue.strong_count() == 0 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(queue.strong_count(), 0, "the threads ended");
+    }
+
     async fn peak_in_flight(permits: usize, tasks: usize) -> usize {
-        let h = PasswordHasher::new(MIN, None, vec![], permits).unwrap();
+        peak_in_flight_on(Offload::BlockingPool, permits, tasks).await
+    }
+
+    /// The most computations in flight at once when `tasks` hashes (each widened to
+    /// 25 ms) are started together on a hasher with `permits`, running where `offload`
+    /// says.
+    async fn peak_in_flight_on(offload: Offload, permits: usize, tasks: usize) -> usize {
+        let h = PasswordHasher::new(MIN, None, vec![], permits)
+            .unwrap()
+            .with_offload(offload)
+            .unwrap();
         h.inner.probe.delay_ms.store(25, Ordering::SeqCst);
         let mut joins = Vec::new();
         for i in 0..tasks {

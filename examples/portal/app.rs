@@ -20,6 +20,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use kenpo_auth::mail::OutboxMailer;
+use kenpo_auth::password_hash::Offload;
 use kenpo_auth::ports::{AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock};
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::{InsurerProfile, Policy, Portal};
@@ -115,8 +116,17 @@ pub(crate) struct AppConfig {
     /// its own (a wake-up of an idle core is slow on a virtual machine); one computation
     /// beyond the cores is always ready to take the core instead. Memory stays bounded:
     /// at most this many arenas of `m` KiB (3 × 19 MiB on 2 cores). BENCHMARKS.md (#18):
-    /// with 4 clients on 2 cores, 0.73–0.76 × the Argon2 floor with 2, 0.75–0.80 with 3.
+    /// with 4 clients on 2 cores, on the blocking pool 0.73–0.76 × the Argon2 floor with
+    /// 2, 0.75–0.80 with 3; on the pinned threads (`hash_offload`) 0.88 with 2, 0.90
+    /// with 3 (the third waits in their queue, ready the moment a thread is free).
     pub argon2_permits: usize,
+    /// Where Argon2 runs (`PortalBuilder::hash_offload`): the hasher's own threads, one
+    /// pinned to each core. On a machine the portal has to itself, that keeps every core
+    /// hashing; on the blocking pool the hash threads can pile up on one core while
+    /// another idles (BENCHMARKS.md, #18: 4 clients on 2 cores, 0.86–0.90 × the Argon2
+    /// floor pinned, 0.73–0.80 on the pool). Behind a CPU quota shared with other work,
+    /// use `Offload::BlockingPool`.
+    pub hash_offload: Offload,
 }
 
 impl AppConfig {
@@ -142,6 +152,7 @@ impl AppConfig {
             audit: None,
             secret_key,
             argon2_permits: std::thread::available_parallelism().map_or(1, |n| n.get()) + 1,
+            hash_offload: Offload::PinnedThreads,
             policy,
             session_idle: Duration::minutes(30),
             session_absolute: Duration::hours(8),
@@ -254,7 +265,8 @@ pub(crate) fn build(config: AppConfig) -> Result<App, BuildError> {
         .policy(config.policy)
         .insurer(profile)
         .secret_key(1, config.secret_key)
-        .max_concurrent_hashes(config.argon2_permits);
+        .max_concurrent_hashes(config.argon2_permits)
+        .hash_offload(config.hash_offload);
     if let Some(audit) = config.audit {
         builder = builder.audit(audit);
     }

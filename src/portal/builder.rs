@@ -6,7 +6,7 @@ use super::{Inner, Portal};
 use crate::flow::delivery::DeliverySchedule;
 use crate::flow::{LinkPaths, Urls};
 use crate::mail::{DefaultTemplates, MailTemplates};
-use crate::password_hash::{HashError, PasswordHasher, Pepper};
+use crate::password_hash::{HashError, Offload, PasswordHasher, Pepper};
 use crate::policy::{InsurerProfile, Policy, PolicyError, ProfileError};
 use crate::ports::{AuditSink, Clock, Mailer, MemberDirectory, Store, SystemClock, TracingAudit};
 use crate::seal::SealKeyring;
@@ -37,7 +37,7 @@ pub enum ConfigError {
 ///
 /// Required: `store`, `mailer`, `directory`, `insurer`, `secret_key`. Optional: `clock`
 /// (system clock), `audit` (tracing), `policy` (strict default), `templates` (Japanese
-/// defaults), `pepper`, `link_paths`, `max_concurrent_hashes`.
+/// defaults), `pepper`, `link_paths`, `max_concurrent_hashes`, `hash_offload`.
 #[derive(Default)]
 #[must_use]
 pub struct PortalBuilder {
@@ -56,6 +56,7 @@ pub struct PortalBuilder {
     pepper: Option<Pepper>,
     previous_peppers: Vec<Pepper>,
     max_concurrent_hashes: Option<usize>,
+    hash_offload: Offload,
     seal_keys: Option<SealKeyring>,
     delivery: Option<DeliverySchedule>,
 }
@@ -139,6 +140,14 @@ impl PortalBuilder {
         self
     }
 
+    /// Where Argon2 runs while a request awaits it (default [`Offload::BlockingPool`];
+    /// [`Offload::PinnedThreads`] for a process that has its cores to itself — see
+    /// [`crate::password_hash#runtime`]).
+    pub fn hash_offload(mut self, offload: Offload) -> Self {
+        self.hash_offload = offload;
+        self
+    }
+
     /// The keys that seal what the store must give back ([`crate::seal`]): mails waiting
     /// in the outbox, authenticator-app secrets. Without them the portal derives seal
     /// keys from its digest keys, which suits the outbox (mails live a day at most) but
@@ -182,7 +191,8 @@ impl PortalBuilder {
             self.previous_peppers,
             self.max_concurrent_hashes
                 .unwrap_or_else(PasswordHasher::default_max_concurrent),
-        )?;
+        )?
+        .with_offload(self.hash_offload)?;
         #[cfg(feature = "passkeys")]
         let webauthn = crate::flow::passkey::relying_party(&profile);
         Ok(Portal {
