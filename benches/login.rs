@@ -40,7 +40,9 @@ use argon2::{Argon2, Block, Params};
 use criterion::{Criterion, criterion_group, criterion_main};
 use kenpo_auth::domain::Password;
 use kenpo_auth::mail::{MailMessage, RecordingMailer};
-use kenpo_auth::password_hash::{HashParams, PasswordHashString, PasswordHasher, Verification};
+use kenpo_auth::password_hash::{
+    HashParams, Offload, PasswordHashString, PasswordHasher, Verification,
+};
 use kenpo_auth::ports::Store;
 use kenpo_auth::store::MemoryStore;
 use kenpo_auth::testkit::ManualClock;
@@ -114,7 +116,7 @@ struct Setup {
     store: MemoryStore,
 }
 
-async fn setup(policy: Policy) -> Setup {
+async fn setup(policy: Policy, offload: Offload) -> Setup {
     let directory = fixtures::roster_of([fixtures::taro()]);
     let mailer = RecordingMailer::new();
     let clock = fixtures::sample_clock();
@@ -128,6 +130,7 @@ async fn setup(policy: Policy) -> Setup {
         .directory(directory)
         .clock(Arc::new(clock.clone()))
         .policy(policy)
+        .hash_offload(offload)
         .insurer(insurer)
         .build()
         .unwrap();
@@ -223,10 +226,15 @@ fn login_cycle(c: &mut Criterion) {
         .build()
         .unwrap();
     // The strict default policy: Argon2id m=19456 KiB, t=2, p=1.
-    let s = rt.block_on(setup(Policy::default()));
+    let s = rt.block_on(setup(Policy::default(), Offload::BlockingPool));
+    // The same on the hasher's pinned threads (`Offload::PinnedThreads`).
+    let pinned = rt.block_on(setup(Policy::default(), Offload::PinnedThreads));
     // The same portal at the test-minimum cost (m = 8 KiB, t = 1): what the library does
     // around the hash, for the interleaved table.
-    let cheap = rt.block_on(setup(fixtures::danger_test_minimum_policy()));
+    let cheap = rt.block_on(setup(
+        fixtures::danger_test_minimum_policy(),
+        Offload::BlockingPool,
+    ));
     let rec = Recorder::default();
     let load_before = loadavg();
 
@@ -450,6 +458,10 @@ fn login_cycle(c: &mut Criterion) {
         Box::new(|| timed_cycle(&rt, &s)),
     ));
     arms.push((
+        "cycle/same_on_pinned_threads",
+        Box::new(|| timed_cycle(&rt, &pinned)),
+    ));
+    arms.push((
         "cycle/same_at_test_minimum_cost",
         Box::new(|| timed_cycle(&rt, &cheap)),
     ));
@@ -482,6 +494,10 @@ fn login_cycle(c: &mut Criterion) {
         (
             "start_login through Portal",
             Box::new(|| timed_start_login(&rt, &s)),
+        ),
+        (
+            "start_login through Portal, pinned threads",
+            Box::new(|| timed_start_login(&rt, &pinned)),
         ),
         (
             "verify_otp through Portal (after its start_login)",
