@@ -108,7 +108,7 @@ fn options() -> Options {
             "--floor-secs" => o.floor_secs = args.next().and_then(|v| v.parse().ok()).expect("S"),
             "--slices" => o.slices = args.next().and_then(|v| v.parse().ok()).expect("K"),
             "--outbox" => o.outbox = true,
-            "--permits" => o.permits = args.next().and_then(|v| v.parse().ok()),
+            "--permits" => o.permits = Some(args.next().and_then(|v| v.parse().ok()).expect("N")),
             "--offload" => {
                 o.blocking_pool = match args.next().as_deref() {
                     Some("pool") => true,

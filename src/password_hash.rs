@@ -454,15 +454,16 @@ struct PinnedThreads {
 }
 
 impl PinnedThreads {
-    /// One thread per core the process may run on, pinned; `None` where the platform
-    /// cannot say which cores those are.
-    fn start() -> Result<Option<Self>, HashError> {
+    /// One thread per core the process may run on, pinned, but no more than `permits`
+    /// (more could never all be busy; under a CPU quota the affinity mask may list every
+    /// core of the host); `None` where the platform cannot say which cores those are.
+    fn start(permits: usize) -> Result<Option<Self>, HashError> {
         let Some(cores) = core_affinity::get_core_ids().filter(|c| !c.is_empty()) else {
             return Ok(None);
         };
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let queue = Arc::new(Mutex::new(queue));
-        for (i, core) in cores.into_iter().enumerate() {
+        for (i, core) in cores.into_iter().take(permits).enumerate() {
             let queue = Arc::clone(&queue);
             std::thread::Builder::new()
                 .name(format!("kenpo-argon2-{i}"))
@@ -476,7 +477,10 @@ impl PinnedThreads {
                         // through the body and run the threads one at a time).
                         let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
                         let Ok(job) = next else { return };
-                        job();
+                        // A job that panics loses its answer (the caller gets
+                        // `TaskFailed`) and its permit, not the thread: the pool keeps
+                        // one thread per core, as the blocking pool would.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     }
                 })
                 .map_err(|_| HashError::TaskFailed)?;
@@ -621,7 +625,9 @@ impl PasswordHasher {
     pub fn with_offload(mut self, offload: Offload) -> Result<Self, HashError> {
         self.pinned = match offload {
             Offload::BlockingPool => None,
-            Offload::PinnedThreads => PinnedThreads::start()?.map(Arc::new),
+            Offload::PinnedThreads => {
+                PinnedThreads::start(self.inner.max_concurrent)?.map(Arc::new)
+            }
         };
         Ok(self)
     }
@@ -733,7 +739,11 @@ impl PasswordHasher {
             let (answer, answered) = tokio::sync::oneshot::channel();
             let job: Job = Box::new(move || {
                 let _permit = permit;
-                let _ = answer.send(f(&inner));
+                // A caller gone while this waited in the queue (a dropped request) is not
+                // worth an Argon2 computation; its permit frees at once.
+                if !answer.is_closed() {
+                    let _ = answer.send(f(&inner));
+                }
             });
             pinned.jobs.send(job).map_err(|_| HashError::TaskFailed)?;
             return answered.await.map_err(|_| HashError::TaskFailed)?;
@@ -1437,6 +1447,25 @@ mod tests {
         );
     }
 
+    // A computation that panics answers `TaskFailed` and costs the pool no thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_computation_keeps_the_pinned_threads() {
+        let h = hasher(MIN, None, vec![])
+            .with_offload(Offload::PinnedThreads)
+            .unwrap();
+        let queue = h.pinned.as_ref().unwrap().queue.clone();
+        let cores = queue.strong_count();
+        let r: Result<(), HashError> = h
+            .run_blocking(|_| -> Result<(), HashError> { panic!("a computation panics") })
+            .await;
+        assert_eq!(r, Err(HashError::TaskFailed));
+        assert_eq!(queue.strong_count(), cores, "no thread lost");
+        assert_eq!(
+            h.verify_dummy(&pw("x")).await.unwrap(),
+            Verification::Mismatch
+        );
+    }
+
     // SEC-22 on the pinned threads: the permits still bound the computations in flight,
     // whatever the number of threads.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1457,8 +1486,12 @@ mod tests {
             .with_offload(Offload::PinnedThreads)
             .unwrap();
         let queue = h.pinned.as_ref().unwrap().queue.clone();
-        let cores = core_affinity::get_core_ids().unwrap().len();
-        assert_eq!(queue.strong_count(), cores, "one thread per core");
+        let cores = core_affinity::get_core_ids().unwrap().len().min(4);
+        assert_eq!(
+            queue.strong_count(),
+            cores,
+            "one thread per core, at most the permits"
+        );
         let copy = h.clone();
         assert_eq!(
             rt.block_on(copy.verify_dummy(&pw("x"))).unwrap(),

@@ -851,10 +851,68 @@ async fn sec_28_an_l1_after_closing_the_screen_mails_a_new_code() {
         .unwrap();
 }
 
-/// #14: a screen whose code was tried, or an L1 past the repeat window, is not repeated:
-/// the member gets a new screen and a new mail.
+/// SEC-28 with #14: under a heartbeat shorter than the repeat window, a screen that
+/// never loaded (the lost response a repeat is for) dies a heartbeat after it opened; an
+/// L1 after that opens a new screen and mails a new code instead of answering the dead
+/// one.
 #[tokio::test]
-async fn a_tried_screen_or_a_late_l1_is_not_repeated() {
+async fn sec_28_a_repeat_never_answers_a_screen_its_heartbeat_ended() {
+    let f = registered().await;
+    let mut policy = f.portal.policy().clone();
+    policy.otp_screen_heartbeat = Some(Duration::seconds(10));
+    policy.repeat_window = Duration::seconds(60);
+    let portal = with_policy(&f, policy);
+    let first = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    f.clock.advance(Duration::seconds(5));
+    let again = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    assert_eq!(
+        again.challenge.expose_secret(),
+        first.challenge.expose_secret(),
+        "within the heartbeat: the same screen"
+    );
+    f.clock.advance(Duration::seconds(10));
+    let mails = otp_mails(&f);
+    let next = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    assert_ne!(
+        next.challenge.expose_secret(),
+        first.challenge.expose_secret(),
+        "past the heartbeat: a new screen"
+    );
+    assert_eq!(otp_mails(&f), mails + 1, "with a new code");
+    portal
+        .verify_otp(&next.challenge, &f.otp(TARO))
+        .await
+        .expect("the new code");
+}
+
+/// SEC-30 with #14: a wrong code on an older screen (a second device) does not spend
+/// the recent screen's repeat: an L1 moments later still answers the recent screen.
+#[tokio::test]
+async fn sec_30_a_wrong_code_elsewhere_keeps_the_recent_screen() {
+    let f = registered().await;
+    let older = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    let older_code = f.otp(TARO);
+    f.clock
+        .advance(f.portal.policy().repeat_window + Duration::seconds(1));
+    let recent = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    f.clock.advance(Duration::seconds(2));
+    f.portal
+        .verify_otp(&older.challenge, &wrong(&older_code))
+        .await
+        .unwrap_err();
+    let mails = otp_mails(&f);
+    let again = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    assert_eq!(
+        again.challenge.expose_secret(),
+        recent.challenge.expose_secret()
+    );
+    assert_eq!(otp_mails(&f), mails, "nothing mailed");
+}
+
+/// SEC-28 with #14: a screen whose code was tried, or an L1 past the repeat window, is
+/// not repeated: the member gets a new screen and a new mail.
+#[tokio::test]
+async fn sec_28_a_tried_screen_or_a_late_l1_is_not_repeated() {
     let f = registered().await;
     let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     let code = f.otp(TARO);

@@ -147,11 +147,13 @@ impl Model {
         }
     }
 
-    /// A code was tried on `i` and its state changed (an attempt counted, or a lapsed
-    /// screen ended): no L1 repeats the recent screen after that.
-    fn tried(&mut self, i: usize, before: &Challenge) {
+    /// A code was tried on `i`: when it made the login, or changed the recent screen's
+    /// state (an attempt counted, or a lapsed screen ended), no L1 repeats the recent
+    /// screen after that. A code tried on another screen leaves it.
+    fn tried(&mut self, i: usize, before: &Challenge, logged_in: bool) {
         let c = &self.challenges[i];
-        if c.open != before.open || c.attempts != before.attempts {
+        let changed = c.open != before.open || c.attempts != before.attempts;
+        if logged_in || (changed && self.recent.is_some_and(|(r, _)| r == i)) {
             self.recent = None;
         }
     }
@@ -196,7 +198,7 @@ impl Model {
                 let out = self.challenge_step(step);
                 let repeated = !before.open && out == Outcome::Ok;
                 if !repeated {
-                    self.tried(i, &before);
+                    self.tried(i, &before, out == Outcome::Ok);
                 }
                 out
             }

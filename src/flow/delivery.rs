@@ -208,6 +208,32 @@ pub fn refund(current: Option<&Versioned<Counter>>, refund: &Refund) -> Option<C
     })
 }
 
+/// Every refund of one recording, as one write per counter: refunds charged to the same
+/// counter (a 暗証キー and its resend, both given up in one pass) are taken back from it
+/// together, in order. `loaded` pairs each refund with its counter as read.
+pub fn refunds(loaded: &[(&Refund, Option<&Versioned<Counter>>)]) -> Vec<CounterHit> {
+    let mut hits: Vec<CounterHit> = Vec::new();
+    for &(r, current) in loaded {
+        match hits.iter_mut().find(|h| h.counter.key == r.key) {
+            Some(hit) => {
+                // Refund from what the earlier refund left, at the version it expects.
+                let Expect::At(version) = hit.expect else {
+                    continue;
+                };
+                let pending = Versioned {
+                    version,
+                    value: hit.counter.clone(),
+                };
+                if let Some(next) = refund(Some(&pending), r) {
+                    hit.counter = next.counter;
+                }
+            }
+            None => hits.extend(refund(current, r)),
+        }
+    }
+    hits
+}
+
 /// What a host may tell the member about one mail
 /// ([`Portal::mail_status`](crate::Portal::mail_status)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -375,6 +401,40 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    // SEC-13/SEC-30: two mails charged to one counter and given up in one pass (a
+    // 暗証キー and its resend during an outage) are refunded in one write, not two
+    // writes to the same record (which a SQL store refuses as a conflict, every time).
+    #[test]
+    fn sec_13_two_refunds_of_one_counter_are_one_write() {
+        let first = t0() - Duration::seconds(70);
+        let second = t0();
+        let counter = Versioned {
+            version: Version(7),
+            value: Counter {
+                key: "otp:a".into(),
+                window_start: t0() - Duration::minutes(10),
+                count: 3,
+                last_at: second,
+                expires_at: t0() + Duration::minutes(50),
+            },
+        };
+        let refund_of = |at, last_before| Refund {
+            key: "otp:a".into(),
+            window_start: counter.value.window_start,
+            at,
+            last_before,
+        };
+        let (r2, r1) = (
+            refund_of(second, first),
+            refund_of(first, t0() - Duration::minutes(5)),
+        );
+        let hits = refunds(&[(&r2, Some(&counter)), (&r1, Some(&counter))]);
+        assert_eq!(hits.len(), 1, "one write per counter");
+        assert_eq!(hits[0].expect, Expect::At(Version(7)));
+        assert_eq!(hits[0].counter.count, 1);
+        assert_eq!(hits[0].counter.last_at, t0() - Duration::minutes(5));
     }
 
     #[test]

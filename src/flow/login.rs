@@ -818,7 +818,13 @@ fn repeat_of_recent(
     env: Env<'_>,
 ) -> Option<OtpChallenge> {
     let recent = account.recent_login.as_ref()?;
-    if !recent.repeatable(env.now, env.policy.repeat_window, &account.security_stamp) {
+    // With a heartbeat policy a screen that never loaded (the lost response a repeat is
+    // for) sends none and dies a heartbeat after it opened: repeat it no longer than that.
+    let window = match env.policy.otp_screen_heartbeat {
+        Some(hb) => env.policy.repeat_window.min(hb),
+        None => env.policy.repeat_window,
+    };
+    if !recent.repeatable(env.now, window, &account.security_stamp) {
         return None;
     }
     let handle = verifiers
@@ -905,9 +911,11 @@ pub fn verify(
     }
     let mut updated = account.value.clone();
     updated.otp_failures = verdict.account_failures;
-    if verdict.state != *state && !verdict.repeated {
-        // The screen was tried (a code compared, or the login made): an L1 from now on
-        // opens a new one.
+    let logged_in = verdict.outcome.is_ok() && !verdict.repeated;
+    let tried = verdict.state != *state && account.value.recent_login_on(digest).is_some();
+    if logged_in || tried {
+        // The login made ends every screen of the account; a code compared on the recent
+        // screen spends it for repeats. Either way an L1 from now on opens a new one.
         updated.recent_login = None;
     }
     if verdict.account_limit_reached {
@@ -1048,12 +1056,7 @@ pub fn resend<R: rand::CryptoRng + ?Sized>(
         );
     // An L1 repeated after this resend (a repeat window longer than the cooldown) answers
     // this screen as it now is: the new code's expiry and mail, not the first ones.
-    if let Some(recent) = account
-        .value
-        .recent_login
-        .as_ref()
-        .filter(|r| r.challenge == *digest)
-    {
+    if let Some(recent) = account.value.recent_login_on(digest) {
         let mut updated = account.value.clone();
         updated.recent_login = Some(RecentLogin {
             expires_at,
@@ -1093,13 +1096,9 @@ pub fn close(
                         .flow(&record.value.id),
                 );
             // A closed screen is not one an L1 repeat may answer with: its code is dead.
-            match owner.filter(|a| {
-                a.value.id == account
-                    && a.value
-                        .recent_login
-                        .as_ref()
-                        .is_some_and(|r| r.challenge == *digest)
-            }) {
+            match owner
+                .filter(|a| a.value.id == account && a.value.recent_login_on(digest).is_some())
+            {
                 Some(a) => {
                     let mut cleared = a.value.clone();
                     cleared.recent_login = None;

@@ -89,6 +89,16 @@ pub struct RecentLogin {
     pub receipt: super::MailId,
 }
 
+impl Account {
+    /// The screen the last L1 opened ([`Account::recent_login`]), when it is the
+    /// challenge `digest` names.
+    pub fn recent_login_on(&self, digest: &crate::token::TokenDigest) -> Option<&RecentLogin> {
+        self.recent_login
+            .as_ref()
+            .filter(|r| r.challenge == *digest)
+    }
+}
+
 impl RecentLogin {
     /// Whether an L1 at `now` repeats this one: within `window` of it, its code alive,
     /// and the account unchanged since (`stamp`).

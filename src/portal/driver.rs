@@ -436,15 +436,18 @@ impl Portal {
                     .iter()
                     .fold(ports::Load::new(), |load, r| load.counter(r.key.clone()));
                 let loaded = self.inner.store.load(&load).await?;
-                for (i, r) in refunds.iter().enumerate() {
-                    let current = loaded.counters.get(i).and_then(Option::as_ref);
-                    if let Some(hit) = delivery::refund(current, r) {
-                        commit.counters.push(CounterWrite {
-                            expect: hit.expect,
-                            counter: hit.counter,
-                        });
-                    }
-                }
+                let read: Vec<_> = refunds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (*r, loaded.counters.get(i).and_then(Option::as_ref)))
+                    .collect();
+                commit.counters = delivery::refunds(&read)
+                    .into_iter()
+                    .map(|hit| CounterWrite {
+                        expect: hit.expect,
+                        counter: hit.counter,
+                    })
+                    .collect();
             }
             for (claimed, settled) in &tried {
                 commit.mails.push(MailWrite {
