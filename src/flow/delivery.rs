@@ -403,6 +403,26 @@ mod tests {
         ));
     }
 
+    /// A counter of `count` events in a window opened ten minutes before `t0`, the last
+    /// at `last_at`.
+    fn charged(
+        key: &str,
+        version: Version,
+        count: u32,
+        last_at: OffsetDateTime,
+    ) -> Versioned<Counter> {
+        Versioned {
+            version,
+            value: Counter {
+                key: key.into(),
+                window_start: t0() - Duration::minutes(10),
+                count,
+                last_at,
+                expires_at: t0() + Duration::minutes(50),
+            },
+        }
+    }
+
     // SEC-13/SEC-30: two mails charged to one counter and given up in one pass (a
     // 暗証キー and its resend during an outage) are refunded in one write, not two
     // writes to the same record (which a SQL store refuses as a conflict, every time).
@@ -410,16 +430,7 @@ mod tests {
     fn sec_13_two_refunds_of_one_counter_are_one_write() {
         let first = t0() - Duration::seconds(70);
         let second = t0();
-        let counter = Versioned {
-            version: Version(7),
-            value: Counter {
-                key: "otp:a".into(),
-                window_start: t0() - Duration::minutes(10),
-                count: 3,
-                last_at: second,
-                expires_at: t0() + Duration::minutes(50),
-            },
-        };
+        let counter = charged("otp:a", Version(7), 3, second);
         let refund_of = |at, last_before| Refund {
             key: "otp:a".into(),
             window_start: counter.value.window_start,
@@ -441,16 +452,7 @@ mod tests {
     fn a_refund_takes_back_the_charge_and_its_spacing() {
         let before = t0() - Duration::minutes(5);
         let charged_at = t0();
-        let counter = Versioned {
-            version: Version(3),
-            value: Counter {
-                key: "mail:x".into(),
-                window_start: t0() - Duration::minutes(10),
-                count: 2,
-                last_at: charged_at,
-                expires_at: t0() + Duration::minutes(50),
-            },
-        };
+        let counter = charged("mail:x", Version(3), 2, charged_at);
         let r = Refund {
             key: "mail:x".into(),
             window_start: counter.value.window_start,
