@@ -37,7 +37,7 @@
 //! `--cycles N` (default 400), `--concurrency 1,4`, `--floor-secs S` (default 6: per
 //! implementation and thread count, over the whole run), `--slices K` (default 4),
 //! `--outbox`, `--permits N` (Argon2 computations at once; default the example portal's
-//! `AppConfig::argon2_permits`, cores + 1), `--offload pool|pinned` (where Argon2 runs;
+//! `AppConfig::argon2_permits`, cores + 1), `--offload pool|pinned|inplace` (where Argon2 runs;
 //! default the example portal's pinned threads).
 
 #[allow(dead_code)]
@@ -78,9 +78,9 @@ struct Options {
     outbox: bool,
     /// `AppConfig::argon2_permits`; `None` keeps the example portal's (cores + 1).
     permits: Option<usize>,
-    /// `--offload pool`: Argon2 on Tokio's blocking pool instead of the example portal's
-    /// pinned threads.
-    blocking_pool: bool,
+    /// `--offload pool|pinned|inplace`: where Argon2 runs; `None` keeps the example
+    /// portal's choice.
+    offload: Option<kenpo_auth::password_hash::Offload>,
 }
 
 fn options() -> Options {
@@ -91,7 +91,7 @@ fn options() -> Options {
         slices: 4,
         outbox: false,
         permits: None,
-        blocking_pool: false,
+        offload: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -110,11 +110,13 @@ fn options() -> Options {
             "--outbox" => o.outbox = true,
             "--permits" => o.permits = Some(args.next().and_then(|v| v.parse().ok()).expect("N")),
             "--offload" => {
-                o.blocking_pool = match args.next().as_deref() {
-                    Some("pool") => true,
-                    Some("pinned") => false,
-                    other => panic!("--offload pool|pinned, not {other:?}"),
-                }
+                use kenpo_auth::password_hash::Offload;
+                o.offload = Some(match args.next().as_deref() {
+                    Some("pool") => Offload::BlockingPool,
+                    Some("pinned") => Offload::PinnedThreads,
+                    Some("inplace") => Offload::InPlace,
+                    other => panic!("--offload pool|pinned|inplace, not {other:?}"),
+                })
             }
             // `cargo bench` passes `--bench`; anything else is a mistake.
             "--bench" => {}
@@ -590,8 +592,8 @@ fn main() {
     if let Some(permits) = o.permits {
         config.argon2_permits = permits;
     }
-    if o.blocking_pool {
-        config.hash_offload = kenpo_auth::password_hash::Offload::BlockingPool;
+    if let Some(offload) = o.offload {
+        config.hash_offload = offload;
     }
     println!(
         "Argon2 permits: {}, on {:?}",

@@ -4,7 +4,9 @@
 //! `PasswordHasher::verify_blocking` (and, interleaved, its async `verify`: the same work
 //! plus the hop to Tokio's blocking pool and back), and one full `start_login` +
 //! `verify_otp` cycle
-//! through `Portal` with `MemoryStore`. At the end it prints every figure as a ratio to
+//! through `Portal` with `MemoryStore` — with Argon2 on the blocking pool (the default),
+//! on pinned threads, and in place on the calling thread (`Offload::InPlace`, interleaved
+//! and parts tables). At the end it prints every figure as a ratio to
 //! the **fastest raw verify measured in the run** (issue target: cycle ≤ 1.03 × that).
 
 //!
@@ -229,6 +231,8 @@ fn login_cycle(c: &mut Criterion) {
     let s = rt.block_on(setup(Policy::default(), Offload::BlockingPool));
     // The same on the hasher's pinned threads (`Offload::PinnedThreads`).
     let pinned = rt.block_on(setup(Policy::default(), Offload::PinnedThreads));
+    // The same computing on the calling thread (`Offload::InPlace`).
+    let in_place = rt.block_on(setup(Policy::default(), Offload::InPlace));
     // The same portal at the test-minimum cost (m = 8 KiB, t = 1): what the library does
     // around the hash, for the interleaved table.
     let cheap = rt.block_on(setup(
@@ -462,6 +466,10 @@ fn login_cycle(c: &mut Criterion) {
         Box::new(|| timed_cycle(&rt, &pinned)),
     ));
     arms.push((
+        "cycle/same_in_place",
+        Box::new(|| timed_cycle(&rt, &in_place)),
+    ));
+    arms.push((
         "cycle/same_at_test_minimum_cost",
         Box::new(|| timed_cycle(&rt, &cheap)),
     ));
@@ -498,6 +506,10 @@ fn login_cycle(c: &mut Criterion) {
         (
             "start_login through Portal, pinned threads",
             Box::new(|| timed_start_login(&rt, &pinned)),
+        ),
+        (
+            "start_login through Portal, in place",
+            Box::new(|| timed_start_login(&rt, &in_place)),
         ),
         (
             "verify_otp through Portal (after its start_login)",

@@ -26,6 +26,14 @@
 //!   dedicated VM or a container with a cpuset); under a CPU quota shared with other
 //!   work, pinning can only hurt. Where the platform cannot pin (no affinity support),
 //!   the hasher uses the blocking pool.
+//! - [`Offload::InPlace`]: the thread that awaits the hash, under
+//!   [`tokio::task::block_in_place`] (Tokio hands that worker's other tasks to another
+//!   thread meanwhile). It saves the two thread hand-offs of the others, which cost a
+//!   virtual machine most: on the 2-vCPU guest of BENCHMARKS.md a login's `start_login`
+//!   took 1.05 ms longer than its hash on the blocking pool, 0.56 ms on pinned threads and
+//!   0.20 ms in place. The futures the calling task runs beside the step (`join!`,
+//!   `select!`, a timeout in the same task) wait for the hash. On a current-thread
+//!   runtime, where blocking in place is not allowed, it uses the blocking pool.
 //!
 //! # Implementation
 //!
@@ -422,8 +430,10 @@ impl Parsed {
 #[derive(Clone)]
 pub struct PasswordHasher {
     inner: Arc<Inner>,
-    /// The pinned threads of [`Offload::PinnedThreads`]; `None` on the blocking pool.
+    /// The pinned threads of [`Offload::PinnedThreads`]; `None` otherwise.
     pinned: Option<Arc<PinnedThreads>>,
+    /// [`Offload::InPlace`].
+    in_place: bool,
 }
 
 /// Where the `async` methods of [`PasswordHasher`] run Argon2 (see the
@@ -438,6 +448,13 @@ pub enum Offload {
     /// The hasher's own threads, one per core of the process's affinity mask, each
     /// pinned to its core. They end when the last clone of the hasher is dropped.
     PinnedThreads,
+    /// The calling thread, under [`tokio::task::block_in_place`]: no hand-off to another
+    /// thread and back, so the member waits for Argon2 and nothing else. Tokio moves the
+    /// worker's other tasks to another thread for the computation, but the futures of
+    /// the calling task itself (those it `join!`s or `select!`s with the step) wait for
+    /// it. Where `block_in_place` is not allowed (a current-thread runtime), the hasher
+    /// uses the blocking pool.
+    InPlace,
 }
 
 /// A computation for the pinned threads.
@@ -612,6 +629,7 @@ impl PasswordHasher {
                 probe: probe::Probe::default(),
             }),
             pinned: None,
+            in_place: false,
         })
     }
 
@@ -624,11 +642,12 @@ impl PasswordHasher {
     /// [`HashError::TaskFailed`] if a thread cannot be started.
     pub fn with_offload(mut self, offload: Offload) -> Result<Self, HashError> {
         self.pinned = match offload {
-            Offload::BlockingPool => None,
             Offload::PinnedThreads => {
                 PinnedThreads::start(self.inner.max_concurrent)?.map(Arc::new)
             }
+            Offload::BlockingPool | Offload::InPlace => None,
         };
+        self.in_place = offload == Offload::InPlace;
         Ok(self)
     }
 
@@ -637,6 +656,8 @@ impl PasswordHasher {
     pub fn offload(&self) -> Offload {
         if self.pinned.is_some() {
             Offload::PinnedThreads
+        } else if self.in_place {
+            Offload::InPlace
         } else {
             Offload::BlockingPool
         }
@@ -747,6 +768,14 @@ impl PasswordHasher {
             });
             pinned.jobs.send(job).map_err(|_| HashError::TaskFailed)?;
             return answered.await.map_err(|_| HashError::TaskFailed)?;
+        }
+        if self.in_place && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
+            // A panicking computation answers `TaskFailed`, as on the other offloads.
+            let computed = tokio::task::block_in_place(|| {
+                let _permit = permit;
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&inner)))
+            });
+            return computed.map_err(|_| HashError::TaskFailed)?;
         }
         handle
             .spawn_blocking(move || {
@@ -1471,6 +1500,87 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sec_22_pinned_threads_keep_the_bound() {
         assert_eq!(peak_in_flight_on(Offload::PinnedThreads, 1, 4).await, 1);
+    }
+
+    // #18: `Offload::InPlace` computes on the thread that awaits it — no hand-off to
+    // another thread and back — with the same answers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_place_computes_on_the_calling_thread() {
+        let h = hasher(MIN, None, vec![])
+            .with_offload(Offload::InPlace)
+            .unwrap();
+        assert_eq!(h.offload(), Offload::InPlace);
+        let password = pw("その場で計算するパスワード");
+        let stored = h.hash(&password).await.unwrap();
+        let caller = std::thread::current().name().map(str::to_owned);
+        assert_eq!(Some(computed_on(&h)), caller);
+        assert_eq!(
+            h.verify(&password, &stored).await.unwrap(),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            h.verify(&pw("wrong"), &stored).await.unwrap(),
+            Verification::Mismatch
+        );
+        assert_eq!(
+            h.verify_dummy(&password).await.unwrap(),
+            Verification::Mismatch
+        );
+        // On a worker of the runtime too (Tokio hands the worker's other tasks on).
+        let on_worker = h.clone();
+        let (verdict, worker) = tokio::spawn(async move {
+            let verdict = on_worker.verify(&password, &stored).await.unwrap();
+            (verdict, std::thread::current().name().map(str::to_owned))
+        })
+        .await
+        .unwrap();
+        assert!(matches!(verdict, Verification::Match { .. }));
+        assert_eq!(Some(computed_on(&h)), worker);
+    }
+
+    // Where `block_in_place` is not allowed (a current-thread runtime) `InPlace` computes
+    // on the blocking pool instead of panicking.
+    #[tokio::test(flavor = "current_thread")]
+    async fn in_place_on_a_current_thread_runtime_uses_the_blocking_pool() {
+        let h = hasher(MIN, None, vec![])
+            .with_offload(Offload::InPlace)
+            .unwrap();
+        let password = pw("現在のスレッドのみ");
+        let stored = h.hash(&password).await.unwrap();
+        assert!(matches!(
+            h.verify(&password, &stored).await.unwrap(),
+            Verification::Match { .. }
+        ));
+        let caller = std::thread::current().name().map(str::to_owned);
+        assert_ne!(Some(computed_on(&h)), caller);
+    }
+
+    // In place, a panicking computation answers `TaskFailed`, as on the other offloads,
+    // and gives back its permit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_place_a_panicking_computation_answers_task_failed() {
+        let h = PasswordHasher::new(MIN, None, vec![], 1)
+            .unwrap()
+            .with_offload(Offload::InPlace)
+            .unwrap();
+        let r: Result<(), HashError> = h
+            .run_blocking(|_| -> Result<(), HashError> { panic!("a computation panics") })
+            .await;
+        assert_eq!(r, Err(HashError::TaskFailed));
+        assert_eq!(
+            h.verify_dummy(&pw("x")).await.unwrap(),
+            Verification::Mismatch,
+            "its one permit is free again"
+        );
+    }
+
+    // SEC-22 in place: the permits still bound the computations in flight.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sec_22_in_place_keeps_the_bound() {
+        assert_eq!(peak_in_flight_on(Offload::InPlace, 1, 4).await, 1);
+        assert_eq!(peak_in_flight_on(Offload::InPlace, 2, 4).await, 2);
     }
 
     // The pinned threads end with the last clone of their hasher: a host that rebuilds

@@ -150,6 +150,42 @@ async fn member_logs_in_with_password_and_otp() {
     assert_eq!(f.audit.count(AuditKind::LoginSucceeded), 1);
 }
 
+/// #18: a portal whose Argon2 runs in place (on the request's own thread) logs a member
+/// in, refuses a wrong password alike (SEC-23), and keeps working on a runtime worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portal_hashing_in_place_logs_in() {
+    use kenpo_auth::password_hash::Offload;
+    let f = registered().await;
+    let portal = kenpo_auth::testkit::fixtures::portal_builder()
+        .store(f.store.clone())
+        .shared_mailer(Arc::new(f.mailer.clone()))
+        .directory(f.directory.clone())
+        .clock(Arc::new(f.clock.clone()))
+        .hash_offload(Offload::InPlace)
+        .build()
+        .unwrap();
+    let r = portal
+        .start_login(LOGIN, &pw("not-the-password"))
+        .await
+        .unwrap_err();
+    assert_eq!(rejection(r), Rejection::LoginFailed);
+    let on_worker = portal.clone();
+    let challenge = tokio::spawn(async move { on_worker.start_login(LOGIN, &pw(PASSWORD)).await })
+        .await
+        .unwrap()
+        .unwrap();
+    let auth = portal
+        .verify_otp(&challenge.challenge, &f.otp(TARO))
+        .await
+        .unwrap();
+    assert!(
+        portal
+            .check_security_stamp(&auth.account_id, &auth.security_stamp)
+            .await
+            .unwrap()
+    );
+}
+
 #[tokio::test]
 async fn login_id_is_case_and_width_insensitive() {
     let f = registered().await;

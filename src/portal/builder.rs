@@ -141,7 +141,8 @@ impl PortalBuilder {
     }
 
     /// Where Argon2 runs while a request awaits it (default [`Offload::BlockingPool`];
-    /// [`Offload::PinnedThreads`] for a process that has its cores to itself — see
+    /// [`Offload::PinnedThreads`] for a process that has its cores to itself,
+    /// [`Offload::InPlace`] for the least latency per login — see
     /// [`crate::password_hash#runtime`]).
     pub fn hash_offload(mut self, offload: Offload) -> Self {
         self.hash_offload = offload;
