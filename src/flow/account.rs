@@ -210,6 +210,15 @@ pub struct FreshLogin<'a> {
     pub stamp: &'a SecurityStamp,
 }
 
+impl<'a> From<&'a super::login::Authenticated> for FreshLogin<'a> {
+    fn from(login: &'a super::login::Authenticated) -> Self {
+        FreshLogin {
+            proof: login.proof(),
+            stamp: &login.security_stamp,
+        }
+    }
+}
+
 /// メールアドレス変更: needs a fresh login of this account (SEC-36) — a consumed
 /// 暗証キー no older than the re-authentication window, whose stamp is still current —
 /// and mails a confirmation link to the new address, ending earlier pending changes.

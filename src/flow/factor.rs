@@ -40,7 +40,7 @@ use crate::error::Rejection;
 use crate::mail::MailMessage;
 use crate::model::{
     Account, AccountId, AuditEvent, AuditKind, Counter, CounterKey, Expect, FactorKind, FlowId,
-    RecoveryCodeSet, RecoveryCodeSlot, SecurityStamp, TotpFactor, Versioned,
+    RecoveryCodeSet, RecoveryCodeSlot, TotpFactor, Versioned,
 };
 use crate::policy::FactorRequirement;
 use crate::seal::{SealKeyring, SealPurpose, Sealed};
@@ -1004,7 +1004,7 @@ pub fn verify(
     (input, failures_today): (FactorInput<'_>, Option<&Versioned<Counter>>),
     verifiers: &Verifiers<'_>,
     env: Env<'_>,
-) -> Step<(OtpConsumed, SecurityStamp)> {
+) -> Step<super::login::Authenticated> {
     let seals = verifiers.seals;
     let (Some((record, digest)), Some(account)) = (found, held.active()) else {
         return Step::reject(Rejection::OtpInvalid);
@@ -1089,15 +1089,18 @@ pub fn verify(
     if let Some(factor) = accepted {
         updated.otp_failures = 0;
         let consumed = OtpConsumed::by_factor(id.clone(), now, factor, false);
-        let mut step = Step::answer((consumed, updated.security_stamp.clone()))
-            .advance(record, end_with(LoginEndReason::Authenticated))
-            .writes(Ends::login(LoginEndReason::Superseded).writes(held.flows, now, Some(flow_id)))
-            .audit(
-                AuditEvent::new(AuditKind::LoginSucceeded, now)
-                    .account(id)
-                    .flow(flow_id)
-                    .detail(factor.code()),
-            );
+        let mut step = Step::answer(super::login::Authenticated::from_consumed(
+            consumed,
+            updated.security_stamp.clone(),
+        ))
+        .advance(record, end_with(LoginEndReason::Authenticated))
+        .writes(Ends::login(LoginEndReason::Superseded).writes(held.flows, now, Some(flow_id)))
+        .audit(
+            AuditEvent::new(AuditKind::LoginSucceeded, now)
+                .account(id)
+                .flow(flow_id)
+                .detail(factor.code()),
+        );
         if factor == LoginFactor::RecoveryCode {
             let remaining = updated
                 .factors

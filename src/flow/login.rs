@@ -252,6 +252,76 @@ impl OtpConsumed {
     }
 }
 
+/// The answer to L2: the member is logged in. Start the host's session now, with a new
+/// session ID (SEC-32), and keep the security stamp in it.
+///
+/// Only the library makes one, from the core's [`OtpConsumed`], so holding one proves a
+/// login (password + 暗証キー) at `authenticated_at`; changing the e-mail address needs
+/// one no older than the policy's re-authentication window (SEC-36).
+///
+/// ```compile_fail
+/// // A host cannot make one up: there is no `Authenticated` without a consumed code.
+/// # use kenpo_auth::portal::Authenticated;
+/// # use kenpo_auth::ports::{AccountId, SecurityStamp};
+/// let forged = Authenticated {
+///     account_id: AccountId::from_stored("a"),
+///     security_stamp: SecurityStamp::from_session("s"),
+///     authenticated_at: time::OffsetDateTime::now_utc(),
+/// };
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Authenticated {
+    /// Who logged in.
+    pub account_id: AccountId,
+    /// Compare it with [`Portal::check_security_stamp`](crate::Portal::check_security_stamp) on later requests to end this
+    /// session after a password, e-mail or login-ID change (SEC-34).
+    pub security_stamp: SecurityStamp,
+    /// When the 暗証キー was accepted.
+    pub authenticated_at: OffsetDateTime,
+    /// The consumed code this login stands on.
+    proof: OtpConsumed,
+}
+
+impl Authenticated {
+    /// The only way to make one: from the core's proof that a 暗証キー was consumed.
+    pub(in crate::flow) fn from_consumed(
+        proof: OtpConsumed,
+        security_stamp: SecurityStamp,
+    ) -> Self {
+        Authenticated {
+            account_id: proof.account().clone(),
+            security_stamp,
+            authenticated_at: proof.at(),
+            proof,
+        }
+    }
+
+    /// The proof of the consumed 暗証キー.
+    pub fn proof(&self) -> &OtpConsumed {
+        &self.proof
+    }
+
+    /// Which factor this login stood on (the 暗証キー, the 認証アプリ or a リカバリーコード).
+    pub fn factor(&self) -> LoginFactor {
+        self.proof.factor()
+    }
+
+    /// Whether the policy requires a second factor and this member has none: send them
+    /// to 2段階認証の設定 before anything else.
+    pub fn must_set_up_factor(&self) -> bool {
+        self.proof.must_set_up_factor()
+    }
+
+    /// Whether this answers a repeat of a login already made (the same code sent again
+    /// within [`Policy::repeat_window`](crate::Policy::repeat_window)): the host keeps
+    /// (or re-issues) the session it made for the first answer rather than counting a
+    /// second login.
+    pub fn is_repeat(&self) -> bool {
+        self.proof.is_repeat()
+    }
+}
+
 /// What a 暗証キー submission did. Store `state` (and apply `account_failures`) in one
 /// commit before telling the member `outcome`.
 #[derive(Debug)]
@@ -854,7 +924,7 @@ pub fn verify(
     held: AccountView<'_>,
     (code, failures_today): (&OtpCode, Option<&Versioned<Counter>>),
     env: Env<'_>,
-) -> Step<(OtpConsumed, SecurityStamp)> {
+) -> Step<Authenticated> {
     let (Some((record, digest)), Some(account)) = (found, held.account) else {
         return Step::reject(Rejection::OtpInvalid);
     };
@@ -941,7 +1011,10 @@ pub fn verify(
             let ev = AuditEvent::new(kind, now)
                 .account(&updated.id)
                 .flow(flow_id);
-            let mut step = Step::answer((consumed, updated.security_stamp.clone()));
+            let mut step = Step::answer(Authenticated::from_consumed(
+                consumed,
+                updated.security_stamp.clone(),
+            ));
             if !verdict.repeated {
                 // The login is made: the account's other open challenges end.
                 step = step.writes(Ends::login(LoginEndReason::Superseded).writes(

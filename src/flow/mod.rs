@@ -60,8 +60,8 @@ pub use account::{
 pub use ends::Ends;
 pub use factor::{FactorInput, FactorSetupState, FactorSummary};
 pub use login::{
-    AwaitingFactor, AwaitingOtp, LoginEnd, LoginEndReason, LoginFactor, LoginState, OtpConsumed,
-    OtpVerdict, SecondStep,
+    Authenticated, AwaitingFactor, AwaitingOtp, LoginEnd, LoginEndReason, LoginFactor, LoginState,
+    OtpConsumed, OtpVerdict, SecondStep,
 };
 pub use recovery::{
     AwaitingNewPassword, AwaitingResetLink, ResetEnd, ResetEndReason, ResetState, ResetStep,

@@ -517,7 +517,7 @@ pub fn finish_discoverable(
     credential: &PublicKeyCredential,
     webauthn: Option<&Webauthn>,
     env: Env<'_>,
-) -> Step<(super::login::OtpConsumed, crate::model::SecurityStamp)> {
+) -> Step<super::login::Authenticated> {
     let now = env.now;
     let Some((record, digest)) = found else {
         return Step::reject(Rejection::OtpInvalid);
@@ -586,16 +586,19 @@ pub fn finish_discoverable(
         super::login::LoginFactor::Passkey,
         false,
     );
-    Step::answer((consumed, updated.security_stamp.clone()))
-        .advance(record, ended)
-        .writes(Ends::login(LoginEndReason::Superseded).writes(held.flows, now, None))
-        .audit(
-            AuditEvent::new(AuditKind::LoginSucceeded, now)
-                .account(&id)
-                .flow(&record.value.id)
-                .detail("passkey_only"),
-        )
-        .account(Expect::At(account.version), updated)
+    Step::answer(super::login::Authenticated::from_consumed(
+        consumed,
+        updated.security_stamp.clone(),
+    ))
+    .advance(record, ended)
+    .writes(Ends::login(LoginEndReason::Superseded).writes(held.flows, now, None))
+    .audit(
+        AuditEvent::new(AuditKind::LoginSucceeded, now)
+            .account(&id)
+            .flow(&record.value.id)
+            .detail("passkey_only"),
+    )
+    .account(Expect::At(account.version), updated)
 }
 
 /// The WebAuthn relying party of `profile`: its base URL's host as the RP ID, its origin

@@ -12,7 +12,7 @@
 
 use time::OffsetDateTime;
 
-use super::driver::{Load, Memo};
+use super::driver::{Load, Memo, account_with_flows, rendered};
 use super::login::Authenticated;
 use super::{Portal, typed_email};
 use crate::domain::{
@@ -21,6 +21,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Rejection};
 use crate::flow::account as account_flow;
+use crate::flow::account::FreshLogin;
 use crate::flow::{AccountView, Decision};
 use crate::model::CounterKey;
 use crate::observe::StepName;
@@ -138,7 +139,7 @@ impl Portal {
         new: Password,
         confirmation: Password,
     ) -> Result<CredentialsChanged, Error> {
-        let load = Load::account_with_flows(AccountLookup::Id(account_id.clone()));
+        let load = account_with_flows(AccountLookup::Id(account_id.clone()));
         let cache = &Memo::new();
         let hashed: &Memo<PasswordHashString> = &Memo::new();
         let (current, new, confirmation) = (&current, &new, &confirmation);
@@ -191,10 +192,10 @@ impl Portal {
     ) -> Result<EmailChangeRequested, Error> {
         let new_email = typed_email(new_email)?;
         let load = Load {
-            counters: CounterKey::mails_to_all(&new_email, &self.inner.keys),
-            ..Load::account_with_flows(AccountLookup::Id(account_id.clone()))
+            counters: rendered(CounterKey::mails_to_all(&new_email, &self.inner.keys)),
+            ..account_with_flows(AccountLookup::Id(account_id.clone()))
         };
-        let fresh = Self::fresh(fresh_auth);
+        let fresh = FreshLogin::from(fresh_auth);
         let new_email = &new_email;
         self.decide(StepName::ChangeEmail, &load, |loaded, env, rng| {
             account_flow::request_email_change(
@@ -267,7 +268,7 @@ impl Portal {
             .map_err(InputError::from)
             .map_err(Rejection::from)?;
         let password_hash = self.inner.hasher.hash(&as_password).await?;
-        let load = Load::account_with_flows(AccountLookup::Member(member.clone()));
+        let load = account_with_flows(AccountLookup::Member(member.clone()));
         let password_hash = &password_hash;
         let issued = self
             .decide(StepName::ProvisionAccount, &load, |loaded, env, rng| {
@@ -288,7 +289,7 @@ impl Portal {
     /// kept (it still holds the member and the address); [`Portal::provision_account`]
     /// re-issues credentials if the member re-joins.
     pub async fn disable_account(&self, account_id: &AccountId) -> Result<DisableOutcome, Error> {
-        let load = Load::account_with_flows(AccountLookup::Id(account_id.clone()));
+        let load = account_with_flows(AccountLookup::Id(account_id.clone()));
         self.decide(StepName::DisableAccount, &load, |loaded, env, rng| {
             account_flow::disable(loaded.view(), env, rng)
         })

@@ -94,34 +94,18 @@ pub(super) fn by_login_id(login_id: &str) -> Option<AccountLoad> {
         .map(|id| AccountLoad::By(AccountLookup::LoginId(id)))
 }
 
-/// What one step reads before it decides.
-#[derive(Clone, Debug, Default)]
-pub(super) struct Load {
-    /// Candidate digests of the secret the member holds (current key first).
-    pub(super) flow: Vec<TokenDigest>,
-    /// The account to read.
-    pub(super) account: Option<AccountLoad>,
-    /// Also read the account's flows (to end its open challenges).
-    pub(super) account_flows: bool,
-    /// Counters by key.
-    pub(super) counters: Vec<CounterKey>,
-    /// Counters of the loaded account, by key prefix (e.g.
-    /// [`CounterKey::OTP_MAILS_PREFIX`]).
-    pub(super) account_counters: Vec<&'static str>,
-    /// Whether any account holds this address.
-    pub(super) address_taken: Option<EmailAddress>,
+/// What one step reads before it decides: the store's own request, one round trip.
+pub(super) use crate::ports::Load;
+
+/// The account `by` finds and its flows: what a step on an account that no flow names
+/// reads (a logged-in member's change, the insurer's side).
+pub(super) fn account_with_flows(by: AccountLookup) -> Load {
+    Load::new().account(AccountLoad::By(by)).account_flows()
 }
 
-impl Load {
-    /// The account `by` finds and its flows: what a step on an account that no flow
-    /// names reads (a logged-in member's change, the insurer's side).
-    pub(super) fn account_with_flows(by: AccountLookup) -> Load {
-        Load {
-            account: Some(AccountLoad::By(by)),
-            account_flows: true,
-            ..Load::default()
-        }
-    }
+/// Counter keys as the store reads them.
+pub(super) fn rendered(keys: impl IntoIterator<Item = CounterKey>) -> Vec<String> {
+    keys.into_iter().map(|k| k.render()).collect()
 }
 
 /// What [`Load`] read: the store's answer, with the accessors the steps' decisions
@@ -210,10 +194,8 @@ impl Portal {
 
     /// The start budgets' counters, to read first in a flow-starting step's load: the
     /// portal's, then the requester's (`requester` from [`Portal::requester_counter`]).
-    pub(super) fn start_counters(requester: Option<&CounterKey>) -> Vec<CounterKey> {
-        let mut keys = vec![CounterKey::FlowStarts];
-        keys.extend(requester.cloned());
-        keys
+    pub(super) fn start_counters(requester: Option<&CounterKey>) -> Vec<String> {
+        rendered(std::iter::once(CounterKey::FlowStarts).chain(requester.cloned()))
     }
 
     /// The load of a step that starts a flow for a typed address (R1, the forgot-ID
@@ -222,7 +204,7 @@ impl Portal {
     pub(super) fn address_start_load(&self, email: &EmailAddress) -> (Load, Option<CounterKey>) {
         let requester = self.requester_counter();
         let mut counters = Self::start_counters(requester.as_ref());
-        counters.extend(CounterKey::mails_to_all(email, &self.inner.keys));
+        counters.extend(rendered(CounterKey::mails_to_all(email, &self.inner.keys)));
         let load = Load {
             account: Some(AccountLoad::By(AccountLookup::Email(email.clone()))),
             counters,
@@ -237,7 +219,7 @@ impl Portal {
     pub(super) fn password_load(&self, login_id: &str, mut load: Load) -> (Load, CounterKey) {
         let refused = CounterKey::refused_logins(login_id, &self.inner.keys);
         load.account = by_login_id(login_id);
-        load.counters.push(refused.clone());
+        load.counters.push(refused.render());
         (load, refused)
     }
 
@@ -263,17 +245,7 @@ impl Portal {
     /// Reads what `load` names, in one [`Store::load`](crate::ports::Store::load): one
     /// round trip on the SQL stores.
     pub(super) async fn load(&self, load: &Load) -> Result<Loaded, Error> {
-        let mut request = ports::Load::new().flow(load.flow.iter().copied());
-        request.account = load.account.clone();
-        request.account_flows = load.account_flows;
-        request.counters = load.counters.iter().map(CounterKey::render).collect();
-        request.account_counters = load
-            .account_counters
-            .iter()
-            .map(|p| (*p).to_owned())
-            .collect();
-        request.address_taken = load.address_taken.clone();
-        Ok(self.inner.store.load(&request).await?)
+        Ok(self.inner.store.load(load).await?)
     }
 
     /// Runs one step: reads `load`, asks `decide`, and carries the step out, reading and

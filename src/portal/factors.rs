@@ -20,15 +20,7 @@ use rand::rngs::ThreadRng;
 impl Portal {
     /// The load of a step a freshly logged-in member takes on their own account.
     pub(super) fn fresh_load(fresh_auth: &Authenticated) -> Load {
-        Load::account_with_flows(AccountLookup::Id(fresh_auth.account_id.clone()))
-    }
-
-    /// The core's view of a fresh login (SEC-36).
-    pub(super) fn fresh(fresh_auth: &Authenticated) -> FreshLogin<'_> {
-        FreshLogin {
-            proof: fresh_auth.proof(),
-            stamp: &fresh_auth.security_stamp,
-        }
+        super::driver::account_with_flows(AccountLookup::Id(fresh_auth.account_id.clone()))
     }
 
     /// Decides a step a freshly logged-in member takes on their own account (SEC-36):
@@ -41,7 +33,7 @@ impl Portal {
         mut decide: impl FnMut(AccountView<'_>, FreshLogin<'_>, Env<'_>, &mut ThreadRng) -> Step<T>,
     ) -> Result<T, Error> {
         let load = Self::fresh_load(fresh_auth);
-        let fresh = Self::fresh(fresh_auth);
+        let fresh = FreshLogin::from(fresh_auth);
         self.decide(name, &load, |loaded, env, rng| {
             decide(loaded.view(), fresh, env, rng)
         })
@@ -89,7 +81,7 @@ impl Portal {
         code: &TotpCode,
     ) -> Result<TotpEnrolled, Error> {
         let load = self.flow_with_account_load(handle);
-        let fresh = Self::fresh(fresh_auth);
+        let fresh = FreshLogin::from(fresh_auth);
         let confirmed = self
             .decide(StepName::ConfirmTotpSetup, &load, |loaded, env, rng| {
                 factor::confirm_totp_setup(

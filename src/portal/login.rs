@@ -1,14 +1,12 @@
 //! Login (L1–L4) through the portal.
 
-use time::OffsetDateTime;
-
 use super::Portal;
 use super::driver::{Load, Loaded, Memo};
 use crate::domain::{EmailAddress, LoginId, Nickname, Password};
 use crate::error::Error;
 use crate::flow::Env;
 use crate::flow::gate::PasswordCheck;
-use crate::flow::login::{self, LoginFactor, OtpConsumed, SecondStep};
+use crate::flow::login::{self, SecondStep};
 use crate::flow::step::Step;
 use crate::model::{Counter, CounterKey};
 use crate::observe::StepName;
@@ -19,78 +17,17 @@ use crate::ports::{
 };
 use crate::token::{OtpChallengeId, OtpCode};
 
-pub use crate::flow::login::OtpChallenge;
+pub use crate::flow::login::{Authenticated, OtpChallenge};
 
-/// The answer to L2: the member is logged in. Start the host's session now, with a new
-/// session ID (SEC-32), and keep the security stamp in it.
-///
-/// Only the library makes one, from the core's [`OtpConsumed`], so holding one proves a
-/// login (password + 暗証キー) at `authenticated_at`; changing the e-mail address needs
-/// one no older than the policy's re-authentication window (SEC-36).
-///
-/// ```compile_fail
-/// // A host cannot make one up: there is no `Authenticated` without a consumed code.
-/// # use kenpo_auth::portal::Authenticated;
-/// # use kenpo_auth::ports::{AccountId, SecurityStamp};
-/// let forged = Authenticated {
-///     account_id: AccountId::from_stored("a"),
-///     security_stamp: SecurityStamp::from_session("s"),
-///     authenticated_at: time::OffsetDateTime::now_utc(),
-/// };
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub struct Authenticated {
-    /// Who logged in.
-    pub account_id: AccountId,
-    /// Compare it with [`Portal::check_security_stamp`] on later requests to end this
-    /// session after a password, e-mail or login-ID change (SEC-34).
-    pub security_stamp: SecurityStamp,
-    /// When the 暗証キー was accepted.
-    pub authenticated_at: OffsetDateTime,
-    /// The consumed code this login stands on.
-    proof: OtpConsumed,
+/// The loaded account's 暗証キー counters: mails this hour, wrong entries today.
+fn otp_counters() -> Vec<String> {
+    [
+        CounterKey::OTP_MAILS_PREFIX,
+        CounterKey::OTP_FAILURES_PREFIX,
+    ]
+    .map(String::from)
+    .to_vec()
 }
-
-impl Authenticated {
-    /// The only way to make one: from the core's proof that a 暗証キー was consumed.
-    pub(super) fn from_consumed(proof: OtpConsumed, security_stamp: SecurityStamp) -> Self {
-        Authenticated {
-            account_id: proof.account().clone(),
-            security_stamp,
-            authenticated_at: proof.at(),
-            proof,
-        }
-    }
-
-    /// The proof of the consumed 暗証キー.
-    pub fn proof(&self) -> &OtpConsumed {
-        &self.proof
-    }
-
-    /// Which factor this login stood on (the 暗証キー, the 認証アプリ or a リカバリーコード).
-    pub fn factor(&self) -> LoginFactor {
-        self.proof.factor()
-    }
-
-    /// Whether the policy requires a second factor and this member has none: send them
-    /// to 2段階認証の設定 before anything else.
-    pub fn must_set_up_factor(&self) -> bool {
-        self.proof.must_set_up_factor()
-    }
-
-    /// Whether this answers a repeat of a login already made (the same code sent again
-    /// within [`Policy::repeat_window`](crate::Policy::repeat_window)): the host keeps
-    /// (or re-issues) the session it made for the first answer rather than counting a
-    /// second login.
-    pub fn is_repeat(&self) -> bool {
-        self.proof.is_repeat()
-    }
-}
-
-/// What a step that logs in decides: the consumed code (or factor) and the account's
-/// security stamp.
-type LoginStep = Step<(OtpConsumed, SecurityStamp)>;
 
 /// The hourly 暗証キー-mail counter of the loaded account.
 fn otp_mails(loaded: &Loaded) -> Option<&Versioned<Counter>> {
@@ -185,10 +122,7 @@ impl Portal {
         let (load, refused) = &self.password_load(
             login_id,
             Load {
-                account_counters: vec![
-                    CounterKey::OTP_MAILS_PREFIX,
-                    CounterKey::OTP_FAILURES_PREFIX,
-                ],
+                account_counters: otp_counters(),
                 ..Load::default()
             },
         );
@@ -215,14 +149,7 @@ impl Portal {
     fn challenge_load(&self, challenge: &OtpChallengeId, account: bool) -> Load {
         Load {
             account: account.then_some(AccountLoad::OfFlow),
-            account_counters: if account {
-                vec![
-                    CounterKey::OTP_MAILS_PREFIX,
-                    CounterKey::OTP_FAILURES_PREFIX,
-                ]
-            } else {
-                Vec::new()
-            },
+            account_counters: if account { otp_counters() } else { Vec::new() },
             ..self.flow_load(challenge)
         }
     }
@@ -241,21 +168,6 @@ impl Portal {
         .await
     }
 
-    /// Decides an L2 step that logs in: `decide` answers with the consumed code (or
-    /// factor) and the account's security stamp, which become the session's
-    /// [`Authenticated`].
-    pub(super) async fn decide_login(
-        &self,
-        name: StepName,
-        load: &Load,
-        mut decide: impl FnMut(&Loaded, Env<'_>) -> LoginStep,
-    ) -> Result<Authenticated, Error> {
-        let (consumed, security_stamp) = self
-            .decide(name, load, |loaded, env, _| decide(loaded, env))
-            .await?;
-        Ok(Authenticated::from_consumed(consumed, security_stamp))
-    }
-
     /// Decides L2 on `challenge`, whatever the factor: reads the challenge, its account
     /// with the account's flows (a login ends the others) and its 暗証キー counters;
     /// `decide` gets them and the account's wrong entries today (SEC-29).
@@ -263,13 +175,13 @@ impl Portal {
         &self,
         name: StepName,
         challenge: &OtpChallengeId,
-        mut decide: impl FnMut(&Loaded, Option<&Versioned<Counter>>, Env<'_>) -> LoginStep,
+        mut decide: impl FnMut(&Loaded, Option<&Versioned<Counter>>, Env<'_>) -> Step<Authenticated>,
     ) -> Result<Authenticated, Error> {
         let load = Load {
             account_flows: true,
             ..self.challenge_load(challenge, true)
         };
-        self.decide_login(name, &load, |loaded, env| {
+        self.decide(name, &load, |loaded, env, _| {
             decide(loaded, otp_failures_today(loaded), env)
         })
         .await

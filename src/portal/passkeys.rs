@@ -8,6 +8,7 @@ use super::Portal;
 use super::driver::Load;
 use super::login::Authenticated;
 use crate::error::Error;
+use crate::flow::account::FreshLogin;
 use crate::flow::factor::FactorInput;
 use crate::flow::passkey::{self, PasskeyName};
 pub use crate::flow::passkey::{PasskeyAdded, PasskeyLogin, PasskeyRegistration};
@@ -50,7 +51,7 @@ impl Portal {
         credential: &RegisterPublicKeyCredential,
     ) -> Result<PasskeyAdded, Error> {
         let load = self.flow_with_account_load(handle);
-        let fresh = Self::fresh(fresh_auth);
+        let fresh = FreshLogin::from(fresh_auth);
         let webauthn = self.inner.webauthn.as_ref();
         let registered = self
             .decide(
@@ -126,7 +127,7 @@ impl Portal {
             account_flows: true,
             ..self.flow_load(challenge)
         };
-        self.decide_login(StepName::FinishPasskeyLogin, &load, |loaded, env| {
+        self.decide(StepName::FinishPasskeyLogin, &load, |loaded, env, _| {
             passkey::finish_discoverable(loaded.found(), loaded.view(), credential, webauthn, env)
         })
         .await

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 
 use super::driver::by_login_id;
-use super::driver::{Load, Memo};
+use super::driver::{Load, Memo, rendered};
 use super::{Portal, typed_email};
 use crate::domain::Password;
 use crate::error::{Error, Rejection};
@@ -126,7 +126,7 @@ impl Portal {
         let requester = &self.requester_counter();
         let mail_keys = &CounterKey::mails_for_login_id_all(login_id, &self.inner.keys);
         let mut counters = Self::start_counters(requester.as_ref());
-        counters.extend(mail_keys.iter().cloned());
+        counters.extend(rendered(mail_keys.iter().cloned()));
         let load = Load {
             account: by_login_id(login_id),
             counters,

@@ -159,7 +159,7 @@ impl Portal {
                     let member = self
                         .load(&Load {
                             account: Some(AccountLoad::By(AccountLookup::Member(member_id))),
-                            counters: vec![budget.clone()],
+                            counters: vec![budget.render()],
                             address_taken: loaded
                                 .registration()
                                 .and_then(RegistrationState::email)
