@@ -1414,6 +1414,25 @@ mod tests {
         assert_eq!(h.inner.probe.max_in_flight.load(Ordering::SeqCst), 1);
     }
 
+    /// `h` accepts `password` against `stored` (no rehash), refuses a wrong one and the
+    /// dummy: what every offload must answer.
+    async fn answers_right(h: &PasswordHasher, password: &Password, stored: &PasswordHashString) {
+        assert_eq!(
+            h.verify(password, stored).await.unwrap(),
+            Verification::Match {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            h.verify(&pw("wrong"), stored).await.unwrap(),
+            Verification::Mismatch
+        );
+        assert_eq!(
+            h.verify_dummy(password).await.unwrap(),
+            Verification::Mismatch
+        );
+    }
+
     /// The name of the thread the hasher's last computation ran on.
     fn computed_on(h: &PasswordHasher) -> String {
         h.inner
@@ -1440,20 +1459,7 @@ mod tests {
             "{}",
             computed_on(&h)
         );
-        assert_eq!(
-            h.verify(&password, &stored).await.unwrap(),
-            Verification::Match {
-                needs_rehash: false
-            }
-        );
-        assert_eq!(
-            h.verify(&pw("wrong"), &stored).await.unwrap(),
-            Verification::Mismatch
-        );
-        assert_eq!(
-            h.verify_dummy(&password).await.unwrap(),
-            Verification::Mismatch
-        );
+        answers_right(&h, &password, &stored).await;
         assert!(computed_on(&h).starts_with("kenpo-argon2-"));
         let pool = hasher(MIN, None, vec![]);
         assert_eq!(pool.offload(), Offload::BlockingPool);
@@ -1514,20 +1520,7 @@ mod tests {
         let stored = h.hash(&password).await.unwrap();
         let caller = std::thread::current().name().map(str::to_owned);
         assert_eq!(Some(computed_on(&h)), caller);
-        assert_eq!(
-            h.verify(&password, &stored).await.unwrap(),
-            Verification::Match {
-                needs_rehash: false
-            }
-        );
-        assert_eq!(
-            h.verify(&pw("wrong"), &stored).await.unwrap(),
-            Verification::Mismatch
-        );
-        assert_eq!(
-            h.verify_dummy(&password).await.unwrap(),
-            Verification::Mismatch
-        );
+        answers_right(&h, &password, &stored).await;
         // On a worker of the runtime too (Tokio hands the worker's other tasks on).
         let on_worker = h.clone();
         let (verdict, worker) = tokio::spawn(async move {

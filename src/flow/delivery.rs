@@ -86,6 +86,38 @@ pub fn stand_in(last_real_try_failed: bool) -> Attempt {
     }
 }
 
+/// A step that answers with a mail receipt which must read the same whatever the step
+/// found: its mail, or the stand-in in its place (SEC-07, SEC-37, SEC-40).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Receipted {
+    /// R1: link 1 to a new address, the notice to a registered one, or a stand-in.
+    Registration,
+    /// パスワードを忘れた方: the reset link, or a stand-in.
+    PasswordReset,
+    /// ログインIDを忘れた方: the reminder, or a stand-in.
+    LoginIdReminder,
+    /// A step whose receipt always names the mail it sends (R3's link 2).
+    Mailed,
+}
+
+/// Until when the row a receipt names is useful — tried, then given up, then its status
+/// kept for [`DeliverySchedule::keep_status`] — decided by the step, never by what it
+/// found: the deadline of the mail it sends when everything matches. A notice to a
+/// registered address, or a stand-in, thus lives exactly as long as the link it stands
+/// beside, and neither the status an outage shows nor the moment the receipt is purged
+/// says which path was taken. `None`: the mail's own deadline.
+pub fn receipt_useful_until(step: Receipted, env: super::Env<'_>) -> Option<OffsetDateTime> {
+    let policy = env.policy;
+    match step {
+        Receipted::Registration => Some(super::deadline(env.now, policy.registration_link_ttl)),
+        Receipted::PasswordReset => Some(super::deadline(env.now, policy.password_reset_link_ttl)),
+        // The reminder is a notice, and so is its stand-in: both get the notice
+        // patience.
+        Receipted::LoginIdReminder | Receipted::Mailed => None,
+    }
+}
+
 /// A mail as the step that causes it commits it: pending, due now, and leased until
 /// `now + lease` to the request that commits it, which tries it first.
 #[allow(clippy::too_many_arguments)]

@@ -25,35 +25,42 @@ pub(super) struct Queued {
 
 impl Portal {
     /// The outbox rows of a step's `mails`: the first takes `receipt` (when the step
-    /// answers with one) and the allowance it was charged; with a receipt and no mail, a
-    /// stand-in row takes them, so the request writes what a mailing one does.
+    /// answers with one, with the deadline the core gave it) and the allowance it was
+    /// charged; with a receipt and no mail, a stand-in row takes them, so the request
+    /// writes what a mailing one does.
     pub(super) fn queue(
         &self,
         mails: Vec<Mail>,
         refunds: Vec<Refund>,
-        receipt: Option<MailId>,
+        receipt: Option<(MailId, Option<OffsetDateTime>)>,
         now: OffsetDateTime,
     ) -> Vec<Queued> {
         let mut rng = Self::rng();
         let mut refunds = Some(refunds);
-        let mut row = |id: MailId, mail: Option<OutgoingMail>| {
-            let sealed = sealed::seal(&self.inner.seals, &id, mail.as_ref(), &mut rng);
-            let (kind, useful_until) = mail.as_ref().map_or(("stand_in", None), |m| {
-                (m.message.kind(), m.message.useful_until())
-            });
-            let refunds = refunds.take().unwrap_or_default();
-            let schedule = &self.inner.delivery;
-            let row = delivery::enqueue(id, kind, sealed, useful_until, refunds, now, schedule);
-            Queued { row, mail }
-        };
-        let mut ids = receipt.into_iter();
+        let mut row =
+            |id: MailId, mail: Option<OutgoingMail>, receipted: Option<OffsetDateTime>| {
+                let sealed = sealed::seal(&self.inner.seals, &id, mail.as_ref(), &mut rng);
+                let (kind, useful_until) = mail.as_ref().map_or(("stand_in", None), |m| {
+                    (m.message.kind(), m.message.useful_until())
+                });
+                let useful_until = receipted.or(useful_until);
+                let refunds = refunds.take().unwrap_or_default();
+                let schedule = &self.inner.delivery;
+                let row = delivery::enqueue(id, kind, sealed, useful_until, refunds, now, schedule);
+                Queued { row, mail }
+            };
+        let mut receipts = receipt.into_iter();
         let mut queued: Vec<Queued> = Vec::with_capacity(mails.len() + 1);
         for Mail { to, message, id } in mails {
-            let id = id.or_else(|| ids.next());
-            let id = id.unwrap_or_else(|| MailId::generate(&mut Self::rng()));
-            queued.push(row(id, Some(self.render(to, message))));
+            let (id, receipted) = match id {
+                Some(id) => (id, None),
+                None => receipts
+                    .next()
+                    .unwrap_or_else(|| (MailId::generate(&mut Self::rng()), None)),
+            };
+            queued.push(row(id, Some(self.render(to, message)), receipted));
         }
-        queued.extend(ids.next().map(|id| row(id, None)));
+        queued.extend(receipts.next().map(|(id, until)| row(id, None, until)));
         queued
     }
 

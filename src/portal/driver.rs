@@ -11,7 +11,7 @@
 use super::Portal;
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::{Error, Rejection};
-use crate::flow::delivery::{self, Settled};
+use crate::flow::delivery::{self, Receipted, Settled};
 use crate::flow::step::{Step, Write};
 use crate::observe::{self, StepName};
 use std::future::Future;
@@ -266,15 +266,17 @@ impl Portal {
     /// [`drive`](Self::drive) for a step that answers with a mail receipt: its first
     /// mail gets the receipt's identifier, and when it mails nothing (an address with
     /// no account, a spent budget) a stand-in row does, so the receipt answers
-    /// [`Portal::mail_status`] like any other.
+    /// [`Portal::mail_status`] like any other; `kind` says how long that row lives
+    /// ([`delivery::receipt_useful_until`]).
     pub(super) async fn drive_receipted<'a, T>(
         &'a self,
         name: StepName,
-        load: &Load,
+        (load, kind): (&Load, Receipted),
         decide: impl FnMut(Loaded, OffsetDateTime) -> Deciding<'a, T>,
     ) -> Result<(T, MailId), Error> {
         let receipt = MailId::generate(&mut Self::rng());
-        let answer = observe::step(name, self.attempts(load, decide, Some(receipt))).await?;
+        let answer =
+            observe::step(name, self.attempts(load, decide, Some((receipt, kind)))).await?;
         Ok((answer, receipt))
     }
 
@@ -283,7 +285,7 @@ impl Portal {
     pub(super) async fn decide_receipted<'a, T: Send + 'a>(
         &'a self,
         name: StepName,
-        load: &Load,
+        load: (&Load, Receipted),
         mut decide: impl FnMut(&Loaded, Env<'_>, &mut ThreadRng) -> Step<T>,
     ) -> Result<(T, MailId), Error> {
         self.drive_receipted(name, load, move |loaded, now| {
@@ -298,7 +300,7 @@ impl Portal {
         &'a self,
         load: &Load,
         mut decide: impl FnMut(Loaded, OffsetDateTime) -> Deciding<'a, T>,
-        receipt: Option<MailId>,
+        receipt: Option<(MailId, Receipted)>,
     ) -> Result<T, Error> {
         for retries in 0..MAX_CAS_RETRIES {
             if retries > 0 {
@@ -338,10 +340,13 @@ impl Portal {
     pub(super) async fn carry_out<T>(
         &self,
         step: Step<T>,
-        receipt: Option<MailId>,
+        receipt: Option<(MailId, Receipted)>,
     ) -> Result<Option<Result<T, Error>>, Error> {
-        let receipt = receipt.filter(|_| step.answer.is_ok());
-        let queued = self.queue(step.mails, step.refunds, receipt, self.now());
+        let now = self.now();
+        let receipt = receipt
+            .filter(|_| step.answer.is_ok())
+            .map(|(id, kind)| (id, delivery::receipt_useful_until(kind, self.env(now))));
+        let queued = self.queue(step.mails, step.refunds, receipt, now);
         if !step.writes.is_empty() || !queued.is_empty() {
             let mut commit = commit_of(step.writes).ok_or_else(busy)?;
             commit.mails = queued

@@ -13,6 +13,7 @@ use super::driver::{Load, Memo, rendered};
 use super::{Portal, typed_email};
 use crate::domain::Password;
 use crate::error::{Error, Rejection};
+use crate::flow::delivery::Receipted;
 use crate::flow::recovery::{self, ReminderFacts, ResetMails};
 use crate::flow::{Decision, IdentityClaim};
 use crate::lang::Lang;
@@ -72,39 +73,43 @@ impl Portal {
         let roster = &Memo::new();
         let (email, identity) = (&email, &identity);
         let step_name = StepName::RequestLoginIdReminder;
-        let step = self.drive_receipted(step_name, load, move |loaded, now| {
-            Box::pin(async move {
-                let env = self.env(now);
-                if let Some(refused) = recovery::reminder_gate(identity.as_ref(), env) {
-                    return Ok(refused);
-                }
-                // The roster is asked for the typed card whether or not the address has
-                // an account, so its latency says nothing (SEC-40); the core checks the
-                // entry belongs to the account's member.
-                let record = match identity {
-                    Some(claim) => {
-                        let directory = &self.inner.directory;
-                        roster
-                            .get_or_try(|| directory.find(&claim.card_number))
-                            .await?
+        let step = self.drive_receipted(
+            step_name,
+            (load, Receipted::LoginIdReminder),
+            move |loaded, now| {
+                Box::pin(async move {
+                    let env = self.env(now);
+                    if let Some(refused) = recovery::reminder_gate(identity.as_ref(), env) {
+                        return Ok(refused);
                     }
-                    None => None,
-                };
-                let (starts, mails) = loaded.start_budgets(requester.as_ref());
-                let facts = ReminderFacts {
-                    account: loaded.account.as_ref(),
-                    record: record.as_ref(),
-                    mails,
-                    starts,
-                };
-                Ok(recovery::remind_login_id(
-                    email,
-                    identity.as_ref(),
-                    facts,
-                    env,
-                ))
-            })
-        });
+                    // The roster is asked for the typed card whether or not the address has
+                    // an account, so its latency says nothing (SEC-40); the core checks the
+                    // entry belongs to the account's member.
+                    let record = match identity {
+                        Some(claim) => {
+                            let directory = &self.inner.directory;
+                            roster
+                                .get_or_try(|| directory.find(&claim.card_number))
+                                .await?
+                        }
+                        None => None,
+                    };
+                    let (starts, mails) = loaded.start_budgets(requester.as_ref());
+                    let facts = ReminderFacts {
+                        account: loaded.account.as_ref(),
+                        record: record.as_ref(),
+                        mails,
+                        starts,
+                    };
+                    Ok(recovery::remind_login_id(
+                        email,
+                        identity.as_ref(),
+                        facts,
+                        env,
+                    ))
+                })
+            },
+        );
         let ((), receipt) = self.floored(step).await?;
         Ok(RecoveryRequested { receipt })
     }
@@ -133,20 +138,24 @@ impl Portal {
             ..Load::default()
         };
         let step_name = StepName::RequestPasswordReset;
-        let step = self.decide_receipted(step_name, &load, move |loaded, env, rng| {
-            let (starts, mails) = loaded.start_budgets(requester.as_ref());
-            let mails = ResetMails {
-                keys: mail_keys,
-                counters: mails,
-            };
-            recovery::request_reset(
-                loaded.account.as_ref(),
-                (mails, starts),
-                &self.inner.urls,
-                env,
-                rng,
-            )
-        });
+        let step = self.decide_receipted(
+            step_name,
+            (&load, Receipted::PasswordReset),
+            move |loaded, env, rng| {
+                let (starts, mails) = loaded.start_budgets(requester.as_ref());
+                let mails = ResetMails {
+                    keys: mail_keys,
+                    counters: mails,
+                };
+                recovery::request_reset(
+                    loaded.account.as_ref(),
+                    (mails, starts),
+                    &self.inner.urls,
+                    env,
+                    rng,
+                )
+            },
+        );
         let ((), receipt) = self.floored(step).await?;
         Ok(RecoveryRequested { receipt })
     }

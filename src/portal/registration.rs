@@ -9,6 +9,7 @@ use crate::domain::{
     check_new_password,
 };
 use crate::error::{Error, Rejection};
+use crate::flow::delivery::Receipted;
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkResent};
 use crate::flow::{Decision, IdentityClaim, RegistrationState};
 use crate::observe::StepName;
@@ -82,18 +83,22 @@ impl Portal {
         let email = &email;
         let step_name = StepName::StartRegistration;
         let ((), receipt) = self
-            .floored(self.decide_receipted(step_name, &load, |loaded, env, rng| {
-                let (starts, mails) = loaded.start_budgets(requester.as_ref());
-                let registered = loaded.account.is_some();
-                registration::begin(
-                    email.clone(),
-                    registered,
-                    (mails, starts),
-                    &self.inner.urls,
-                    env,
-                    rng,
-                )
-            }))
+            .floored(self.decide_receipted(
+                step_name,
+                (&load, Receipted::Registration),
+                |loaded, env, rng| {
+                    let (starts, mails) = loaded.start_budgets(requester.as_ref());
+                    let registered = loaded.account.is_some();
+                    registration::begin(
+                        email.clone(),
+                        registered,
+                        (mails, starts),
+                        &self.inner.urls,
+                        env,
+                        rng,
+                    )
+                },
+            ))
             .await?;
         Ok(RegistrationStarted {
             carrier: email.carrier(),
@@ -137,57 +142,64 @@ impl Portal {
         let roster: &Memo<Option<MemberRecord>> = &Memo::new();
         let claim = &claim;
         let ((auth_key, expires_at), receipt) = self
-            .drive_receipted(StepName::VerifyIdentity, &load, move |loaded, now| {
-                Box::pin(async move {
-                    let env = self.env(now);
-                    // The roster is asked only once the handle is known to belong to a live
-                    // flow at this step, so a forged handle cannot probe card numbers (SEC-09).
-                    if let Some(stop) = registration::identity_gate(loaded.found(), env) {
-                        return Ok(stop);
-                    }
-                    let directory = &self.inner.directory;
-                    let record = roster
-                        .get_or_try(|| directory.find(&claim.card_number))
-                        .await?;
-                    let record = record.as_ref();
-                    // What to read next depends on the roster's answer (the core says
-                    // what): the budget and the member's account, in one more load.
-                    let (budget, member_id) =
-                        registration::identity_budget(record, &claim.card_number, &self.inner.keys);
-                    // Whether the flow's address was taken meanwhile (a family member's
-                    // account) is read in the same load.
-                    let member = self
-                        .load(&Load {
-                            account: Some(AccountLoad::By(AccountLookup::Member(member_id))),
-                            counters: vec![budget.render()],
-                            address_taken: loaded
-                                .registration()
-                                .and_then(RegistrationState::email)
-                                .cloned(),
-                            ..Load::default()
-                        })
-                        .await?;
-                    let member_checks = member.counter(0).cloned();
-                    let member_has_account = member.account.is_some();
-                    let email_taken = member.address_taken;
-                    let facts = IdentityFacts {
-                        record,
-                        budget: &budget,
-                        member_checks: member_checks.as_ref(),
-                        member_has_account,
-                        email_taken,
-                    };
-                    let mut rng = Self::rng();
-                    Ok(registration::confirm_identity(
-                        loaded.found(),
-                        claim,
-                        facts,
-                        &self.inner.urls,
-                        env,
-                        &mut rng,
-                    ))
-                })
-            })
+            .drive_receipted(
+                StepName::VerifyIdentity,
+                (&load, Receipted::Mailed),
+                move |loaded, now| {
+                    Box::pin(async move {
+                        let env = self.env(now);
+                        // The roster is asked only once the handle is known to belong to a live
+                        // flow at this step, so a forged handle cannot probe card numbers (SEC-09).
+                        if let Some(stop) = registration::identity_gate(loaded.found(), env) {
+                            return Ok(stop);
+                        }
+                        let directory = &self.inner.directory;
+                        let record = roster
+                            .get_or_try(|| directory.find(&claim.card_number))
+                            .await?;
+                        let record = record.as_ref();
+                        // What to read next depends on the roster's answer (the core says
+                        // what): the budget and the member's account, in one more load.
+                        let (budget, member_id) = registration::identity_budget(
+                            record,
+                            &claim.card_number,
+                            &self.inner.keys,
+                        );
+                        // Whether the flow's address was taken meanwhile (a family member's
+                        // account) is read in the same load.
+                        let member = self
+                            .load(&Load {
+                                account: Some(AccountLoad::By(AccountLookup::Member(member_id))),
+                                counters: vec![budget.render()],
+                                address_taken: loaded
+                                    .registration()
+                                    .and_then(RegistrationState::email)
+                                    .cloned(),
+                                ..Load::default()
+                            })
+                            .await?;
+                        let member_checks = member.counter(0).cloned();
+                        let member_has_account = member.account.is_some();
+                        let email_taken = member.address_taken;
+                        let facts = IdentityFacts {
+                            record,
+                            budget: &budget,
+                            member_checks: member_checks.as_ref(),
+                            member_has_account,
+                            email_taken,
+                        };
+                        let mut rng = Self::rng();
+                        Ok(registration::confirm_identity(
+                            loaded.found(),
+                            claim,
+                            facts,
+                            &self.inner.urls,
+                            env,
+                            &mut rng,
+                        ))
+                    })
+                },
+            )
             .await?;
         Ok(AuthKeyShown {
             auth_key,
