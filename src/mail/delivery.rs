@@ -25,10 +25,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
+use super::dispatch::Dispatch;
 use crate::error::Error;
-use crate::portal::Portal;
 
-/// Delivers the outbox's due mails ([`Portal::delivery_worker`]).
+/// Delivers the outbox's due mails ([`Portal::delivery_worker`](crate::Portal::delivery_worker)).
 ///
 /// Each pass claims up to [`batch`](Self::batch) due mails with a lease (so several
 /// workers, on one server or many, never hold one mail at once), opens each, hands it to
@@ -38,16 +38,16 @@ use crate::portal::Portal;
 #[derive(Clone, Debug)]
 #[must_use = "a worker does nothing until it runs"]
 pub struct DeliveryWorker {
-    portal: Portal,
+    dispatch: Dispatch,
     batch: usize,
     poll: StdDuration,
 }
 
 impl DeliveryWorker {
-    /// A worker for `portal`'s outbox: 50 mails a pass, polling every 500 ms when idle.
-    pub(crate) fn new(portal: Portal) -> Self {
+    /// A worker for a portal's outbox: 50 mails a pass, polling every 500 ms when idle.
+    pub(crate) fn new(dispatch: Dispatch) -> Self {
         DeliveryWorker {
-            portal,
+            dispatch,
             batch: 50,
             poll: StdDuration::from_millis(500),
         }
@@ -70,7 +70,7 @@ impl DeliveryWorker {
     /// One pass: claims what is due now, tries it, records the outcomes.
     pub async fn run_once(&self) -> Result<DeliveryPass, Error> {
         let span = tracing::info_span!("kenpo.deliver", batch = self.batch);
-        self.portal.deliver_due(self.batch).instrument(span).await
+        self.dispatch.deliver_due(self.batch).instrument(span).await
     }
 
     /// Runs passes until [`DeliveryHandle::shutdown`]: back to back while there is work,

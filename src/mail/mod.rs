@@ -2,6 +2,7 @@
 //! ones (outbox, recording), SMTP (feature `smtp`) and a background queue (feature `queue`).
 
 pub mod delivery;
+pub(crate) mod dispatch;
 pub mod message;
 pub mod outbox;
 #[cfg(feature = "queue")]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::{Inner, Portal};
 use crate::flow::delivery::DeliverySchedule;
 use crate::flow::{LinkPaths, Urls};
+use crate::mail::dispatch::{Dispatch, Parts};
 use crate::mail::{DefaultTemplates, MailTemplates};
 use crate::password_hash::{HashError, Offload, PasswordHasher, Pepper};
 use crate::policy::{InsurerProfile, Policy, PolicyError, ProfileError};
@@ -196,23 +197,35 @@ impl PortalBuilder {
         .with_offload(self.hash_offload)?;
         #[cfg(feature = "passkeys")]
         let webauthn = crate::flow::passkey::relying_party(&profile);
+        let store: Arc<dyn Store> = store;
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let audit = self.audit.unwrap_or_else(|| Arc::new(TracingAudit));
+        let seals = Arc::new(seals);
+        let dispatch = Dispatch::new(Parts {
+            store: Arc::clone(&store),
+            mailer,
+            clock: Arc::clone(&clock),
+            audit: Arc::clone(&audit),
+            templates: self.templates.unwrap_or_else(|| Arc::new(DefaultTemplates)),
+            profile: profile.clone(),
+            seals: Arc::clone(&seals),
+            schedule: self.delivery.unwrap_or_default(),
+            transport: Default::default(),
+        });
         Ok(Portal {
             requester: None,
             inner: Arc::new(Inner {
                 store,
-                mailer,
                 directory,
-                clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-                audit: self.audit.unwrap_or_else(|| Arc::new(TracingAudit)),
-                templates: self.templates.unwrap_or_else(|| Arc::new(DefaultTemplates)),
+                clock,
+                audit,
+                dispatch,
                 policy,
                 report,
                 urls: Urls::new(&profile, self.paths.unwrap_or_default()),
                 profile,
                 keys,
                 seals,
-                delivery: self.delivery.unwrap_or_default(),
-                transport: Default::default(),
                 hasher,
                 #[cfg(feature = "passkeys")]
                 webauthn,

@@ -1,6 +1,5 @@
 //! The one driver every step goes through: load → decide → commit with compare-and-set
-//! → retry on a lost race → mail → audit → answer. It also holds the outbox's one other
-//! compare-and-set loop: recording how deliveries went.
+//! → retry on a lost race → mail → audit → answer.
 //!
 //! Policy lives in [`crate::flow`]: a step's decision function gets what [`Load`]
 //! read, and returns a [`Step`] that says everything the action does. This module only
@@ -11,7 +10,7 @@
 use super::Portal;
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::{Error, Rejection};
-use crate::flow::delivery::{self, Receipted, Settled};
+use crate::flow::delivery::{self, Receipted};
 use crate::flow::step::{Step, Write};
 use crate::observe::{self, StepName};
 use std::future::Future;
@@ -25,11 +24,9 @@ use rand::rngs::ThreadRng;
 use crate::flow::gate::Refusals;
 use crate::flow::throttle::StartBudgets;
 use crate::flow::{AccountView, Env, FlowRecord, FlowState, RegistrationState};
-use crate::model::{
-    Account, Counter, CounterKey, Expect, MailId, OutboxMail, Refund, Version, Versioned,
-};
+use crate::model::{Account, Counter, CounterKey, Expect, MailId, Version, Versioned};
 use crate::ports::{
-    self, AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite,
+    AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite,
     MailWrite,
 };
 use crate::token::{Bearer, TokenDigest};
@@ -37,9 +34,6 @@ use crate::token::{Bearer, TokenDigest};
 /// How often a request re-reads and re-decides after losing a compare-and-set race
 /// before it answers [`Rejection::Busy`].
 const MAX_CAS_RETRIES: usize = 16;
-
-/// Compare-and-set rounds when recording deliveries races with a refunded counter.
-const MAX_RECORD_ROUNDS: usize = 8;
 
 /// Maps a failed commit of a member's step to what the member is told.
 fn busy() -> Error {
@@ -346,7 +340,8 @@ impl Portal {
         let receipt = receipt
             .filter(|_| step.answer.is_ok())
             .map(|(id, kind)| (id, delivery::receipt_useful_until(kind, self.env(now))));
-        let queued = self.queue(step.mails, step.refunds, receipt, now);
+        let dispatch = &self.inner.dispatch;
+        let queued = dispatch.queue(step.mails, step.refunds, receipt, now);
         if !step.writes.is_empty() || !queued.is_empty() {
             let mut commit = commit_of(step.writes).ok_or_else(busy)?;
             commit.mails = queued
@@ -387,76 +382,11 @@ impl Portal {
                 return Ok(Some(Err(rejection.into())));
             }
         }
-        self.deliver_committed(queued).await;
+        dispatch.deliver_committed(queued).await;
         for event in step.audit {
             self.audit(event);
         }
         Ok(Some(step.answer.map_err(Error::from)))
-    }
-
-    /// Records tries (and give-ups) in one commit with compare-and-set: each row at the
-    /// version its claim left, and for a mail given up, its refunded allowance. A row
-    /// another claimant moved meanwhile (its lease ended) is theirs now and left out.
-    pub(super) async fn record(
-        &self,
-        mut tried: Vec<(Versioned<OutboxMail>, Settled)>,
-    ) -> Result<(), Error> {
-        for _ in 0..MAX_RECORD_ROUNDS {
-            let refunds: Vec<&Refund> = tried
-                .iter()
-                .filter(|(_, s)| s.refund)
-                .flat_map(|(_, s)| s.mail.refunds.iter())
-                .collect();
-            let mut commit = Commit::default();
-            if !refunds.is_empty() {
-                let load = refunds
-                    .iter()
-                    .fold(ports::Load::new(), |load, r| load.counter(r.key.clone()));
-                let loaded = self.inner.store.load(&load).await?;
-                let read: Vec<_> = refunds
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| (*r, loaded.counters.get(i).and_then(Option::as_ref)))
-                    .collect();
-                commit.counters = delivery::refunds(&read)
-                    .into_iter()
-                    .map(|hit| CounterWrite {
-                        expect: hit.expect,
-                        counter: hit.counter,
-                    })
-                    .collect();
-            }
-            for (claimed, settled) in &tried {
-                commit.mails.push(MailWrite {
-                    expect: Expect::At(claimed.version),
-                    mail: settled.mail.clone(),
-                });
-            }
-            match self.inner.store.commit(commit).await? {
-                CommitOutcome::Committed => {
-                    for (_, settled) in &tried {
-                        self.audit_settled(&settled.mail);
-                    }
-                    return Ok(());
-                }
-                _ => {
-                    // Keep the rows still at the version we hold; a counter that moved
-                    // is simply re-read next round.
-                    let mut still = Vec::with_capacity(tried.len());
-                    for (claimed, settled) in tried {
-                        let now = self.inner.store.find_mail(&claimed.value.id).await?;
-                        if now.is_some_and(|n| n.version == claimed.version) {
-                            still.push((claimed, settled));
-                        }
-                    }
-                    tried = still;
-                    if tried.is_empty() {
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        Err(busy())
     }
 }
 

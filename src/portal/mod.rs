@@ -42,10 +42,9 @@ pub use registration::{AuthKeyShown, NewCredentials, Registered, RegistrationSta
 
 use crate::flow::{Env, Urls};
 use crate::lang::Lang;
-use crate::mail::MailTemplates;
 use crate::password_hash::PasswordHasher;
 use crate::policy::{DeviationReport, InsurerProfile, Policy};
-use crate::ports::{AuditEvent, AuditSink, Clock, Mailer, MemberDirectory, Store};
+use crate::ports::{AuditEvent, AuditSink, Clock, MemberDirectory, Store};
 use crate::token::DigestKeyring;
 
 /// The library's front door: every step of the member journeys.
@@ -60,19 +59,17 @@ pub struct Portal {
 
 struct Inner {
     store: Arc<dyn Store>,
-    mailer: Arc<dyn Mailer>,
     directory: Arc<dyn MemberDirectory>,
     clock: Arc<dyn Clock>,
     audit: Arc<dyn AuditSink>,
-    templates: Arc<dyn MailTemplates>,
+    /// The outbox: what sends, retries and records the steps' mails.
+    dispatch: crate::mail::dispatch::Dispatch,
     policy: Policy,
     report: DeviationReport,
     profile: InsurerProfile,
     urls: Urls,
     keys: DigestKeyring,
-    seals: crate::seal::SealKeyring,
-    delivery: crate::flow::delivery::DeliverySchedule,
-    transport: crate::mail::transport::Transport,
+    seals: Arc<crate::seal::SealKeyring>,
     hasher: PasswordHasher,
     /// The WebAuthn relying party, from the insurer profile's base URL.
     #[cfg(feature = "passkeys")]
@@ -180,8 +177,7 @@ impl Portal {
     }
 
     fn audit(&self, event: AuditEvent) {
-        crate::observe::audited(&event);
-        self.inner.audit.record(event);
+        crate::mail::dispatch::audit(&*self.inner.audit, event);
     }
 
     fn rng() -> rand::rngs::ThreadRng {
