@@ -18,7 +18,9 @@ use super::login::OtpConsumed;
 use super::registration::{Found, LinkStatus, address_mail_hit};
 use super::step::{NewAccount, Step as Decision, Write};
 use super::{AccountView, Env, FlowState, TOMBSTONE_TTL, Urls, deadline};
-use crate::domain::{EmailAddress, LoginId, Nickname, PasswordContext};
+use crate::domain::{
+    EmailAddress, InputError, LoginId, Nickname, Password, PasswordContext, PasswordRules,
+};
 use crate::error::Rejection;
 use crate::mail::{MailLink, MailMessage};
 use crate::model::{
@@ -470,6 +472,22 @@ pub fn disable<R: rand::CryptoRng + ?Sized>(
         .writes(Ends::ALL.writes(held.flows, now, None))
         .audit(AuditEvent::new(AuditKind::AccountDisabled, now).account(&a.value.id))
         .account(Expect::At(a.version), updated)
+}
+
+/// 新パスワード and 新パスワード(確認) under the full policy, with the member's context
+/// words (SEC-14, SEC-17): the confirmation first, then the policy's rules. The same
+/// check for R5, a reset and a change.
+pub fn check_new_password(
+    (new, confirmation): (&Password, &Password),
+    context: &PasswordContext,
+    policy: &PasswordRules,
+) -> Result<(), Rejection> {
+    if crate::domain::check_confirmation(new, confirmation).is_err() {
+        return Err(Rejection::PasswordConfirmationMismatch);
+    }
+    crate::domain::check_new_password(new, policy, context)
+        .map_err(InputError::from)
+        .map_err(Rejection::from)
 }
 
 /// The words a member's new password must not contain (SEC-17) — login ID, address and

@@ -1298,6 +1298,36 @@ pub fn provisioned_still_valid(
     unexpired && same_stamp
 }
 
+/// The ニックネーム as typed at R5: none when left blank, otherwise one the rules accept,
+/// or the field error to show.
+pub fn read_nickname(typed: Option<&str>) -> Result<Option<Nickname>, Rejection> {
+    match typed.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(n) => Nickname::parse(n)
+            .map(Some)
+            .map_err(crate::domain::InputError::from)
+            .map_err(Rejection::from),
+    }
+}
+
+/// R5's choice of login ID and password, once the roster's words are known: the
+/// password and its confirmation (SEC-14, SEC-17), and a login ID that is not the
+/// address, the card number or the birth date (SEC-42).
+pub fn check_chosen(
+    (login_id, email, identifying): (&LoginId, &EmailAddress, &[String]),
+    password: (&crate::domain::Password, &crate::domain::Password),
+    context: &crate::domain::PasswordContext,
+    policy: &crate::domain::PasswordRules,
+) -> Result<(), Rejection> {
+    if crate::domain::check_confirmation(password.0, password.1).is_err() {
+        return Err(Rejection::PasswordConfirmationMismatch);
+    }
+    if login_is_identifying(login_id, email, identifying) {
+        return Err(Rejection::LoginIdIdentifying);
+    }
+    super::account::check_new_password(password, context, policy)
+}
+
 /// SEC-42: a chosen login ID may not be the e-mail address (or its local part), the
 /// card number in any spelling, or the birth date. `identifying` holds the roster's
 /// spellings; [`LoginId::ensure_not_identifying`] ignores case, width and separators, so
@@ -1418,4 +1448,67 @@ pub fn complete<R: rand::CryptoRng + ?Sized>(
             .member(proof.member()),
     );
     decision
+}
+
+#[cfg(test)]
+mod chosen_tests {
+    use super::{check_chosen, read_nickname};
+    use crate::domain::{EmailAddress, LoginId, Password, PasswordContext, PasswordRules};
+    use crate::error::Rejection;
+
+    fn chosen(login_id: &str, password: &str, confirmation: &str) -> Result<(), Rejection> {
+        let email = EmailAddress::parse("hanakoyamada@example.jp").unwrap();
+        let identifying = ["99912345600".to_owned()];
+        let mut context = PasswordContext::new();
+        context.add_word("さくら健康保険組合");
+        check_chosen(
+            (&LoginId::parse(login_id).unwrap(), &email, &identifying),
+            (
+                &Password::new(password).unwrap(),
+                &Password::new(confirmation).unwrap(),
+            ),
+            &context,
+            &PasswordRules::default(),
+        )
+    }
+
+    // R5's answers come in the order the member fixes them: the confirmation, then the
+    // login ID (SEC-42), then the password's rules (SEC-14, SEC-17).
+    #[test]
+    fn sec_42_r5_checks_confirmation_then_login_id_then_password() {
+        let good = "correct horse battery staple";
+        assert_eq!(chosen("taro-sakura", good, good), Ok(()));
+        assert_eq!(
+            chosen("hanakoyamada", "short", "shorter"),
+            Err(Rejection::PasswordConfirmationMismatch)
+        );
+        assert_eq!(
+            chosen("hanakoyamada", "short", "short"),
+            Err(Rejection::LoginIdIdentifying),
+            "the address's local part"
+        );
+        assert_eq!(
+            chosen("999-123456-00", good, good),
+            Err(Rejection::LoginIdIdentifying),
+            "the card number in another spelling"
+        );
+        assert!(matches!(
+            chosen("taro-sakura", "short", "short"),
+            Err(Rejection::InvalidInput { .. })
+        ));
+    }
+
+    #[test]
+    fn a_blank_nickname_is_none_and_a_bad_one_a_field_error() {
+        assert_eq!(read_nickname(None), Ok(None));
+        assert_eq!(read_nickname(Some("  ")), Ok(None));
+        assert_eq!(
+            read_nickname(Some(" たろう ")).unwrap().unwrap().as_str(),
+            "たろう"
+        );
+        assert!(matches!(
+            read_nickname(Some(&"あ".repeat(200))),
+            Err(Rejection::InvalidInput { .. })
+        ));
+    }
 }

@@ -15,10 +15,7 @@ use time::OffsetDateTime;
 use super::driver::{Load, Memo, account_with_flows, rendered};
 use super::login::Authenticated;
 use super::{Portal, typed_email};
-use crate::domain::{
-    EmailAddress, InputError, LoginId, Nickname, Password, PasswordContext, check_confirmation,
-    check_new_password,
-};
+use crate::domain::{EmailAddress, InputError, LoginId, Nickname, Password, PasswordContext};
 use crate::error::{Error, Rejection};
 use crate::flow::account as account_flow;
 use crate::flow::account::FreshLogin;
@@ -104,9 +101,6 @@ impl Portal {
         new: &Password,
         confirmation: &Password,
     ) -> Result<(), Error> {
-        if check_confirmation(new, confirmation).is_err() {
-            return Err(Rejection::PasswordConfirmationMismatch.into());
-        }
         let (context, _) = self
             .password_context(
                 &account.login_id,
@@ -115,10 +109,12 @@ impl Portal {
                 &account.member,
             )
             .await?;
-        check_new_password(new, &self.inner.policy.password, &context)
-            .map_err(InputError::from)
-            .map_err(Rejection::from)?;
-        Ok(())
+        let policy = &self.inner.policy.password;
+        Ok(account_flow::check_new_password(
+            (new, confirmation),
+            &context,
+            policy,
+        )?)
     }
 
     /// パスワード変更 for a logged-in member: 現在のパスワード, 新パスワード and

@@ -24,7 +24,7 @@ use rand::rngs::ThreadRng;
 use crate::flow::gate::Refusals;
 use crate::flow::throttle::StartBudgets;
 use crate::flow::{AccountView, Env, FlowRecord, FlowState, RegistrationState};
-use crate::model::{Account, Counter, CounterKey, Expect, MailId, Version, Versioned};
+use crate::model::{Counter, CounterKey, Expect, MailId, Versioned};
 use crate::ports::{
     AccountLoad, AccountLookup, AccountWrite, Commit, CommitOutcome, CounterWrite, FlowWrite,
     MailWrite,
@@ -351,7 +351,7 @@ impl Portal {
                     mail: q.row.clone(),
                 })
                 .collect();
-            let probe = Probe::of(&commit);
+            let probe = crate::store::CommitProbe::of(&commit);
             let outcome = match self.inner.store.commit(commit).await {
                 Ok(outcome) => outcome,
                 // The connection was lost or timed out during the commit: its outcome is
@@ -360,7 +360,9 @@ impl Portal {
                 // member with an error for a step that happened (an R3 whose 認証キー
                 // would never be shown).
                 Err(e) if e.is_retryable() => match &probe {
-                    Some(probe) if self.took_effect(probe).await => CommitOutcome::Committed,
+                    Some(probe) if probe.took_effect(&*self.inner.store).await => {
+                        CommitOutcome::Committed
+                    }
                     _ => return Err(e.into()),
                 },
                 Err(e) => return Err(e.into()),
@@ -387,70 +389,6 @@ impl Portal {
             self.audit(event);
         }
         Ok(Some(step.answer.map_err(Error::from)))
-    }
-}
-
-/// One write of a commit, and what the store holds if the commit took effect: commits
-/// are atomic, so one write shows whether all did.
-// One probe lives briefly, only after a commit whose outcome is unknown: the size of its
-// largest record (the account) costs nothing worth a box.
-#[allow(clippy::large_enum_variant)]
-enum Probe {
-    Flow(TokenDigest, Versioned<FlowRecord>),
-    Account(Versioned<Account>),
-    Counter(Versioned<Counter>),
-}
-
-impl Probe {
-    /// The commit's first write that can be read back, with the version it leaves.
-    fn of(commit: &Commit) -> Option<Probe> {
-        let after = |expect: Expect| match expect {
-            Expect::Absent => Version::FIRST,
-            Expect::At(v) => v.next(),
-        };
-        if let Some(w) = commit.flows.first() {
-            let digest = *w.record.state.lookup_keys().last()?;
-            return Some(Probe::Flow(
-                digest,
-                Versioned {
-                    version: after(w.expect),
-                    value: w.record.clone(),
-                },
-            ));
-        }
-        if let Some(w) = commit.accounts.first() {
-            return Some(Probe::Account(Versioned {
-                version: after(w.expect),
-                value: w.account.clone(),
-            }));
-        }
-        commit.counters.first().map(|w| {
-            Probe::Counter(Versioned {
-                version: after(w.expect),
-                value: w.counter.clone(),
-            })
-        })
-    }
-}
-
-impl Portal {
-    /// Whether the commit `probe` stands for took effect: the record is at the version
-    /// the commit gave it, holding what it wrote. A store still failing counts as no.
-    async fn took_effect(&self, probe: &Probe) -> bool {
-        let store = &self.inner.store;
-        match probe {
-            Probe::Flow(digest, written) => {
-                matches!(store.find_flow(digest).await, Ok(Some(ref r)) if r == written)
-            }
-            Probe::Account(written) => matches!(
-                store.find_account(AccountLookup::Id(written.value.id.clone())).await,
-                Ok(Some(ref a)) if a == written
-            ),
-            Probe::Counter(written) => matches!(
-                store.load_counter(&written.value.key).await,
-                Ok(Some(ref c)) if c == written
-            ),
-        }
     }
 }
 

@@ -4,10 +4,7 @@ use time::OffsetDateTime;
 
 use super::driver::{Load, Memo};
 use super::{Portal, typed_email};
-use crate::domain::{
-    Carrier, EmailAddress, InputError, LoginId, Nickname, Password, check_confirmation,
-    check_new_password,
-};
+use crate::domain::{Carrier, EmailAddress, InputError, LoginId, Password};
 use crate::error::{Error, Rejection};
 use crate::flow::delivery::Receipted;
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkResent};
@@ -306,19 +303,7 @@ impl Portal {
                         Err(stop) => return Ok(*stop),
                     };
                 let login_id = typed.map_err(InputError::from).map_err(Rejection::from)?;
-                let nickname = match credentials.nickname.as_deref().map(str::trim) {
-                    None | Some("") => None,
-                    Some(n) => Some(
-                        Nickname::parse(n)
-                            .map_err(InputError::from)
-                            .map_err(Rejection::from)?,
-                    ),
-                };
-                if check_confirmation(&credentials.password, &credentials.password_confirmation)
-                    .is_err()
-                {
-                    return Err(Rejection::PasswordConfirmationMismatch.into());
-                }
+                let nickname = registration::read_nickname(credentials.nickname.as_deref())?;
                 let (context, identifying) = self
                     .password_context(
                         &login_id,
@@ -327,12 +312,12 @@ impl Portal {
                         ready.proof.member(),
                     )
                     .await?;
-                if registration::login_is_identifying(&login_id, &ready.email, &identifying) {
-                    return Err(Rejection::LoginIdIdentifying.into());
-                }
-                check_new_password(&credentials.password, &self.inner.policy.password, &context)
-                    .map_err(InputError::from)
-                    .map_err(Rejection::from)?;
+                registration::check_chosen(
+                    (&login_id, &ready.email, &identifying),
+                    (&credentials.password, &credentials.password_confirmation),
+                    &context,
+                    &self.inner.policy.password,
+                )?;
                 let provisioned = match ready.proof.provisioned_account() {
                     None => None,
                     Some(id) => {

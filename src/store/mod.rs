@@ -58,6 +58,7 @@ impl Default for Timeouts {
         )
     }
 }
+pub(crate) use port::CommitProbe;
 #[cfg(test)]
 pub use port::MockStore;
 pub use port::{

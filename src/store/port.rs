@@ -6,7 +6,9 @@ use time::OffsetDateTime;
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::BoxError;
 use crate::flow::FlowRecord;
-use crate::model::{Account, AccountId, Counter, Expect, MailId, MemberId, OutboxMail, Versioned};
+use crate::model::{
+    Account, AccountId, Counter, Expect, MailId, MemberId, OutboxMail, Version, Versioned,
+};
 use crate::token::TokenDigest;
 
 /// How to find an account.
@@ -527,4 +529,65 @@ pub trait Store: Send + Sync {
     ///   carries on. Nothing a member needs is lost: only records already past their time
     ///   are ever removed.
     async fn purge_expired(&self, now: OffsetDateTime, limit: usize) -> Result<usize, StoreError>;
+}
+
+/// One write of a commit, and what the store holds if the commit took effect: commits
+/// are atomic, so one write shows whether all did.
+// One probe lives briefly, only after a commit whose outcome is unknown: the size of its
+// largest record (the account) costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum CommitProbe {
+    Flow(TokenDigest, Versioned<FlowRecord>),
+    Account(Versioned<Account>),
+    Counter(Versioned<Counter>),
+}
+
+impl CommitProbe {
+    /// The commit's first write that can be read back, with the version it leaves.
+    pub(crate) fn of(commit: &Commit) -> Option<CommitProbe> {
+        let after = |expect: Expect| match expect {
+            Expect::Absent => Version::FIRST,
+            Expect::At(v) => v.next(),
+        };
+        if let Some(w) = commit.flows.first() {
+            let digest = *w.record.state.lookup_keys().last()?;
+            return Some(CommitProbe::Flow(
+                digest,
+                Versioned {
+                    version: after(w.expect),
+                    value: w.record.clone(),
+                },
+            ));
+        }
+        if let Some(w) = commit.accounts.first() {
+            return Some(CommitProbe::Account(Versioned {
+                version: after(w.expect),
+                value: w.account.clone(),
+            }));
+        }
+        commit.counters.first().map(|w| {
+            CommitProbe::Counter(Versioned {
+                version: after(w.expect),
+                value: w.counter.clone(),
+            })
+        })
+    }
+
+    /// Whether the commit `probe` stands for took effect: the record is at the version
+    /// the commit gave it, holding what it wrote. A store still failing counts as no.
+    pub(crate) async fn took_effect(&self, store: &dyn Store) -> bool {
+        match self {
+            CommitProbe::Flow(digest, written) => {
+                matches!(store.find_flow(digest).await, Ok(Some(ref r)) if r == written)
+            }
+            CommitProbe::Account(written) => matches!(
+                store.find_account(AccountLookup::Id(written.value.id.clone())).await,
+                Ok(Some(ref a)) if a == written
+            ),
+            CommitProbe::Counter(written) => matches!(
+                store.load_counter(&written.value.key).await,
+                Ok(Some(ref c)) if c == written
+            ),
+        }
+    }
 }
