@@ -142,7 +142,7 @@ impl TokenDigest {
 
     /// Lower-case hex, for text columns and map keys.
     pub fn to_hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
+        crate::model::hex(&self.0)
     }
 }
 
@@ -169,28 +169,9 @@ impl From<TokenDigest> for String {
 impl TryFrom<String> for TokenDigest {
     type Error = MalformedDigest;
     fn try_from(s: String) -> Result<Self, MalformedDigest> {
-        let bytes = s.as_bytes();
-        if bytes.len() != 64 {
-            return Err(MalformedDigest);
-        }
-        let mut out = [0u8; 32];
-        for (slot, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            let [hi, lo] = pair else {
-                return Err(MalformedDigest);
-            };
-            let hi = hex_value(*hi).ok_or(MalformedDigest)?;
-            let lo = hex_value(*lo).ok_or(MalformedDigest)?;
-            *slot = (hi << 4) | lo;
-        }
-        Ok(TokenDigest(out))
-    }
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+        crate::model::unhex(&s, false)
+            .map(TokenDigest)
+            .ok_or(MalformedDigest)
     }
 }
 
@@ -1051,6 +1032,9 @@ mod tests {
         assert_eq!(TokenDigest::try_from(d.to_hex()).unwrap(), d);
         assert!(TokenDigest::try_from("zz".repeat(32)).is_err());
         assert!(TokenDigest::try_from("ab".to_owned()).is_err());
+        // Stored digests are lower case: an upper-case row is a corrupted one.
+        assert!(TokenDigest::try_from(d.to_hex().to_uppercase()).is_err());
+        assert!(TokenDigest::try_from(format!("{}00", d.to_hex())).is_err());
     }
 
     proptest::proptest! {

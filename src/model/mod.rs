@@ -23,12 +23,19 @@ pub use member::{MemberId, MemberRecord, Relation};
 pub use outbox::{Delivery, MailId, MalformedMailId, OutboxMail, Refund, Undeliverable};
 pub use record::{Counter, CounterKey, Expect, Version, Versioned};
 
-/// Lower-case hex of `bytes`.
+/// Lower-case hex of `bytes` (constant-time, [`base16ct`]).
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
+    base16ct::lower::encode_string(bytes)
+}
+
+/// The `N` bytes that `text` spells in hex — lower case, or either case when `mixed` —
+/// or `None` for anything else (constant-time, [`base16ct`]).
+pub(crate) fn unhex<const N: usize>(text: &str, mixed: bool) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    let decoded = if mixed {
+        base16ct::mixed::decode(text, &mut out)
+    } else {
+        base16ct::lower::decode(text, &mut out)
+    };
+    (decoded.ok()?.len() == N).then_some(out)
 }

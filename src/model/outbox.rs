@@ -55,16 +55,10 @@ impl FromStr for MailId {
     type Err = MalformedMailId;
 
     fn from_str(s: &str) -> Result<Self, MalformedMailId> {
-        let s = s.trim();
-        if s.len() != 32 || !s.is_ascii() {
-            return Err(MalformedMailId);
-        }
-        let mut bytes = [0u8; 16];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            let pair = s.get(2 * i..2 * i + 2).ok_or(MalformedMailId)?;
-            *b = u8::from_str_radix(pair, 16).map_err(|_| MalformedMailId)?;
-        }
-        Ok(MailId(bytes))
+        // Receipts come back from hosts' pages and URLs: either case, spaces trimmed.
+        super::unhex(s.trim(), true)
+            .map(MailId)
+            .ok_or(MalformedMailId)
     }
 }
 
@@ -172,5 +166,28 @@ impl OutboxMail {
         self.delivery == Delivery::Pending
             && self.due_at <= now
             && self.leased_until.is_none_or(|until| until <= now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MailId, MalformedMailId};
+
+    // A receipt reads back from a host's page in either case, trimmed; nothing else is
+    // a receipt (a sign before a digit pair used to pass `from_str_radix`).
+    #[test]
+    fn a_receipt_reads_back_in_either_case_and_nothing_else_does() {
+        let id: MailId = "00112233445566778899aabbccddeeff".parse().unwrap();
+        assert_eq!(id.to_hex(), "00112233445566778899aabbccddeeff");
+        assert_eq!(" 00112233445566778899AABBCCDDEEFF\n".parse(), Ok(id));
+        for bad in [
+            "+0112233445566778899aabbccddeeff",
+            "00112233445566778899aabbccddeef",
+            "00112233445566778899aabbccddeeff00",
+            "00112233445566778899aabbccddeefg",
+            "",
+        ] {
+            assert_eq!(bad.parse::<MailId>(), Err(MalformedMailId), "{bad:?}");
+        }
     }
 }
