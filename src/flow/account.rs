@@ -241,11 +241,7 @@ pub fn request_email_change<R: rand::CryptoRng + ?Sized>(
     let Some(account) = held.active() else {
         return stale();
     };
-    let same_stamp: bool = subtle::ConstantTimeEq::ct_eq(
-        account.value.security_stamp.as_str().as_bytes(),
-        stamp.as_str().as_bytes(),
-    )
-    .into();
+    let same_stamp = account.value.security_stamp == *stamp;
     if proof.account() != &account.value.id
         || age.is_negative()
         || age > env.policy.reauth_window

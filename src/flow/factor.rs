@@ -487,13 +487,7 @@ pub(crate) fn fresh_account<'a>(
     let FreshLogin { proof, stamp } = fresh;
     let account = held.active().ok_or(Rejection::ReauthenticationRequired)?;
     let age = env.now - proof.at();
-    let same_stamp: bool = account
-        .value
-        .security_stamp
-        .as_str()
-        .as_bytes()
-        .ct_eq(stamp.as_str().as_bytes())
-        .into();
+    let same_stamp = account.value.security_stamp == *stamp;
     if proof.account() != &account.value.id
         || proof.is_repeat()
         || age.is_negative()

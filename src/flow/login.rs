@@ -26,7 +26,6 @@ use super::throttle::{self, Window};
 use super::{AccountView, Env, FlowRecord, FlowState, TOMBSTONE_TTL, deadline};
 use crate::error::Rejection;
 use crate::mail::MailMessage;
-use subtle::ConstantTimeEq as _;
 
 use crate::model::{
     Account, AccountId, AccountStatus, AuditEvent, AuditKind, Counter, CounterKey, Expect, FlowId,
@@ -962,13 +961,7 @@ pub fn verify(
             // SEC-34: a repeat stands on the login made then; a password reset, address
             // change or disable since ends it like every other session.
             let unchanged = matches!(account.value.status, AccountStatus::Active)
-                && e.stamp.as_ref().is_some_and(|made| {
-                    bool::from(
-                        made.as_str()
-                            .as_bytes()
-                            .ct_eq(account.value.security_stamp.as_str().as_bytes()),
-                    )
-                });
+                && e.stamp.as_ref() == Some(&account.value.security_stamp);
             if !unchanged {
                 return Step::reject(Rejection::OtpInvalid);
             }

@@ -1288,13 +1288,7 @@ pub fn provisioned_still_valid(
         account.status,
         AccountStatus::Provisioned { temporary_expires_at } if now < temporary_expires_at
     );
-    let same_stamp = stamp.is_some_and(|s| {
-        bool::from(
-            s.as_str()
-                .as_bytes()
-                .ct_eq(account.security_stamp.as_str().as_bytes()),
-        )
-    });
+    let same_stamp = stamp == Some(&account.security_stamp);
     unexpired && same_stamp
 }
 

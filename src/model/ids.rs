@@ -58,9 +58,20 @@ opaque_id!(
 /// Changes whenever the password, e-mail address or login ID changes. Hosts keep it in
 /// their session and compare it ([`crate::Portal::check_security_stamp`]) to end other
 /// sessions after such a change (SEC-34).
-#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Equality is constant-time: comparing a session's stamp with the account's says
+/// nothing, through its timing, about how much of it was right.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct SecurityStamp(String);
+
+impl PartialEq for SecurityStamp {
+    fn eq(&self, other: &Self) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.0.as_bytes(), other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for SecurityStamp {}
 
 impl SecurityStamp {
     /// A fresh random stamp.
@@ -84,5 +95,24 @@ impl SecurityStamp {
 impl fmt::Debug for SecurityStamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecurityStamp(…)")
+    }
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    use super::SecurityStamp;
+
+    // SEC-34: a session's stamp is the account's only when it is the same text; the
+    // comparison is constant-time, and a prefix or a longer text is another stamp.
+    #[test]
+    fn sec_34_a_stamp_equals_only_itself() {
+        let stamp = SecurityStamp::generate(&mut rand::rng());
+        let copy = SecurityStamp::from_session(stamp.as_str());
+        assert_eq!(stamp, copy);
+        let prefix = SecurityStamp::from_session(&stamp.as_str()[..31]);
+        let longer = SecurityStamp::from_session(format!("{}0", stamp.as_str()));
+        assert_ne!(stamp, prefix);
+        assert_ne!(stamp, longer);
+        assert_ne!(stamp, SecurityStamp::generate(&mut rand::rng()));
     }
 }

@@ -12,9 +12,7 @@ use crate::model::{Counter, CounterKey};
 use crate::observe::StepName;
 use crate::password_hash::{PasswordHashString, Verification};
 use crate::ports::AccountLoad;
-use crate::ports::{
-    Account, AccountId, AccountLookup, AccountStatus, MemberId, SecurityStamp, Versioned,
-};
+use crate::ports::{Account, AccountId, AccountLookup, MemberId, SecurityStamp, Versioned};
 use crate::token::{OtpChallengeId, OtpCode};
 
 pub use crate::flow::login::{Authenticated, OtpChallenge};
@@ -263,15 +261,8 @@ impl Portal {
         account: &AccountId,
         stamp: &SecurityStamp,
     ) -> Result<bool, Error> {
-        let Some(a) = self.active_account(account).await? else {
-            return Ok(false);
-        };
-        let same: bool = subtle::ConstantTimeEq::ct_eq(
-            a.value.security_stamp.as_str().as_bytes(),
-            stamp.as_str().as_bytes(),
-        )
-        .into();
-        Ok(same)
+        let current = self.active_account(account).await?;
+        Ok(current.is_some_and(|a| a.value.security_stamp == *stamp))
     }
 
     /// The account `account` names when it is active: what a logged-in member's pages
@@ -285,6 +276,6 @@ impl Portal {
             .store
             .find_account(AccountLookup::Id(account.clone()))
             .await?;
-        Ok(found.filter(|a| matches!(a.value.status, AccountStatus::Active)))
+        Ok(found.filter(|a| crate::flow::active(Some(a)).is_some()))
     }
 }
