@@ -86,6 +86,16 @@ pub fn stand_in(last_real_try_failed: bool) -> Attempt {
     }
 }
 
+/// The `kind` of an outbox row that carries no mail (a stand-in).
+pub const STAND_IN: &str = "stand_in";
+
+/// The order a worker tries the rows of one pass in: real mails first, so the stand-ins
+/// of the pass come to what the transport did in it, and a stand-in and a mail claimed
+/// together settle alike (SEC-37, SEC-40).
+pub fn stand_ins_last(rows: &mut [Versioned<OutboxMail>]) {
+    rows.sort_by_key(|row| row.value.kind == STAND_IN);
+}
+
 /// A step that answers with a mail receipt which must read the same whatever the step
 /// found: its mail, or the stand-in in its place (SEC-07, SEC-37, SEC-40).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -505,6 +515,29 @@ mod tests {
         moved.value.window_start = t0() + Duration::hours(1);
         assert_eq!(refund(Some(&moved), &r), None);
         assert_eq!(refund(None, &r), None);
+    }
+
+    // SEC-40: in a worker's pass the real mails go first and the stand-ins after them,
+    // each group in the order it was claimed.
+    #[test]
+    fn sec_40_a_pass_tries_the_stand_ins_last() {
+        let row = |kind: &str| Versioned {
+            version: Version::FIRST,
+            value: OutboxMail {
+                kind: kind.to_owned(),
+                ..mail(Duration::minutes(10))
+            },
+        };
+        let mut rows = vec![
+            row(STAND_IN),
+            row("login_otp"),
+            row(STAND_IN),
+            row("registration_link"),
+        ];
+        let ids: Vec<MailId> = rows.iter().map(|r| r.value.id).collect();
+        stand_ins_last(&mut rows);
+        let order: Vec<MailId> = rows.iter().map(|r| r.value.id).collect();
+        assert_eq!(order, [ids[1], ids[3], ids[0], ids[2]]);
     }
 
     // SEC-40: a stand-in settles as a real mail would have.

@@ -98,7 +98,7 @@ impl Dispatch {
         let mut row =
             |id: MailId, mail: Option<OutgoingMail>, receipted: Option<OffsetDateTime>| {
                 let sealed = sealed::seal(&self.0.seals, &id, mail.as_ref(), &mut rng);
-                let (kind, useful_until) = mail.as_ref().map_or(("stand_in", None), |m| {
+                let (kind, useful_until) = mail.as_ref().map_or((delivery::STAND_IN, None), |m| {
                     (m.message.kind(), m.message.useful_until())
                 });
                 let useful_until = receipted.or(useful_until);
@@ -211,19 +211,11 @@ impl Dispatch {
             claimed: claimed.len(),
             ..DeliveryPass::default()
         };
-        // Real mails first: the stand-ins of the pass then follow what the transport did
-        // in it, so a stand-in and a mail claimed together settle alike.
-        let mut opened: Vec<_> = claimed
-            .into_iter()
-            .map(|row| {
-                let mail = sealed::open(&self.0.seals, &row.value.id, &row.value.sealed);
-                (row, mail)
-            })
-            .collect();
-        opened.sort_by_key(|(_, mail)| matches!(mail, Ok(None)));
-        let mut tried = Vec::with_capacity(opened.len());
-        for (row, mail) in opened {
-            let settled = self.try_claimed(&row.value, mail).await;
+        let mut claimed = claimed;
+        delivery::stand_ins_last(&mut claimed);
+        let mut tried = Vec::with_capacity(claimed.len());
+        for row in claimed {
+            let settled = self.try_claimed(&row.value).await;
             match settled.mail.delivery {
                 Delivery::Delivered { .. } => pass.delivered += 1,
                 Delivery::Failed { .. } => pass.given_up += 1,
@@ -237,17 +229,13 @@ impl Dispatch {
         Ok(pass)
     }
 
-    /// One claimed row: given up if what it carries expired or it no longer opens,
-    /// otherwise tried.
-    async fn try_claimed(
-        &self,
-        row: &OutboxMail,
-        opened: Result<Option<OutgoingMail>, sealed::Unreadable>,
-    ) -> Settled {
+    /// One claimed row: given up if what it carries expired — unopened: a dead code is
+    /// never decrypted again — or if it no longer opens; otherwise tried.
+    async fn try_claimed(&self, row: &OutboxMail) -> Settled {
         if let Some(expired) = delivery::before_try(row, self.now()) {
             return expired;
         }
-        match opened {
+        match sealed::open(&self.0.seals, &row.id, &row.sealed) {
             Ok(mail) => {
                 let attempt = self.try_send(row, mail.as_ref()).await;
                 delivery::after_try(row, attempt, self.now(), &self.0.schedule)
