@@ -73,33 +73,58 @@ impl SealPurpose {
     }
 }
 
-/// One of the host's seal keys, with an identifier for rotation.
-pub struct SealKey {
-    id: u8,
+/// A host secret key with an identifier for rotation: at least
+/// [`KeyMaterial::MIN_LEN`] bytes, wiped when dropped, never printed. The one type under
+/// [`SealKey`] and [`DigestKey`](crate::token::DigestKey).
+pub(crate) struct KeyMaterial {
+    pub(crate) id: u8,
     key: Zeroizing<Vec<u8>>,
 }
 
-crate::redact::debug_redacted!(SealKey { id, key });
+crate::redact::debug_redacted!(KeyMaterial { id, key });
+
+impl KeyMaterial {
+    /// Minimum key length: 32 bytes, the HMAC-SHA-256 block-size guidance.
+    pub(crate) const MIN_LEN: usize = 32;
+
+    /// `key` taken over (wiped when dropped), or refused when shorter than
+    /// [`MIN_LEN`](Self::MIN_LEN).
+    pub(crate) fn new(id: u8, key: impl Into<Vec<u8>>) -> Result<Self, WeakKey> {
+        let key = Zeroizing::new(key.into());
+        if key.len() < Self::MIN_LEN {
+            return Err(WeakKey { len: key.len() });
+        }
+        Ok(KeyMaterial { id, key })
+    }
+
+    /// HMAC-SHA-256 of the concatenated `parts` under this key.
+    pub(crate) fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        hmac_sha256(&self.key, parts)
+    }
+}
+
+/// One of the host's seal keys, with an identifier for rotation.
+#[derive(Debug)]
+pub struct SealKey(KeyMaterial);
 
 impl SealKey {
     /// Minimum key length: 32 bytes.
-    pub const MIN_LEN: usize = 32;
+    pub const MIN_LEN: usize = KeyMaterial::MIN_LEN;
 
     /// Wraps a key loaded from the host's secret store — never from the database the
     /// sealed values live in.
     pub fn new(id: u8, key: impl Into<Vec<u8>>) -> Result<Self, WeakKey> {
-        let key = WeakKey::refuse_shorter(key, Self::MIN_LEN)?;
-        Ok(SealKey { id, key })
+        KeyMaterial::new(id, key).map(SealKey)
     }
 
     /// The key's identifier.
     pub fn id(&self) -> u8 {
-        self.id
+        self.0.id
     }
 
     /// The cipher for one purpose: HMAC-SHA-256 of the purpose's label under this key.
     fn cipher(&self, purpose: SealPurpose) -> XChaCha20Poly1305 {
-        let sub = Zeroizing::new(hmac_sha256(&self.key, &[purpose.label()]));
+        let sub = Zeroizing::new(self.0.mac(&[purpose.label()]));
         XChaCha20Poly1305::new(&Key::from(*sub))
     }
 }
@@ -144,10 +169,9 @@ impl SealKeyring {
     /// (`DigestKeyring::seal_material`), one seal key per digest key, with the same
     /// identifiers.
     pub(crate) fn derived(keys: impl IntoIterator<Item = (u8, [u8; 32])>) -> Option<Self> {
-        let mut derived = keys.into_iter().map(|(id, material)| SealKey {
-            id,
-            key: Zeroizing::new(material.to_vec()),
-        });
+        let mut derived = keys
+            .into_iter()
+            .filter_map(|(id, material)| SealKey::new(id, material.to_vec()).ok());
         let current = derived.next()?;
         Some(SealKeyring {
             current,
@@ -166,7 +190,7 @@ impl SealKeyring {
     ) -> Sealed {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill_bytes(&mut nonce);
-        let aad = associated_data(purpose, self.current.id, context);
+        let aad = associated_data(purpose, self.current.id(), context);
         let sealed = self.current.cipher(purpose).encrypt(
             &XNonce::from(nonce),
             Payload {
@@ -176,7 +200,7 @@ impl SealKeyring {
         );
         let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
         out.push(FORMAT);
-        out.push(self.current.id);
+        out.push(self.current.id());
         out.extend_from_slice(&nonce);
         // Encryption fails only for messages over 256 GiB; an empty body would not open,
         // so the failure cannot pass unnoticed.
@@ -205,7 +229,7 @@ impl SealKeyring {
         }
         let key = std::iter::once(&self.current)
             .chain(self.previous.iter())
-            .find(|k| k.id == key_id)
+            .find(|k| k.id() == key_id)
             .ok_or(SealError::UnknownKey(key_id))?;
         let aad = associated_data(purpose, key_id, context);
         key.cipher(purpose)

@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::seal::KeyMaterial;
+
 use crate::error::Rejection;
 
 /// Random bytes in every link token and bearer handle: 256 bits (SEC-02 asks ≥ 128).
@@ -181,35 +183,30 @@ impl TryFrom<String> for TokenDigest {
 pub struct MalformedDigest;
 
 /// One HMAC key of the host's, with an identifier for rotation.
-pub struct DigestKey {
-    id: u8,
-    key: Zeroizing<Vec<u8>>,
-}
+#[derive(Debug)]
+pub struct DigestKey(KeyMaterial);
 
 impl DigestKey {
     /// Minimum key length: 32 bytes, the HMAC-SHA-256 block-size guidance.
-    pub const MIN_LEN: usize = 32;
+    pub const MIN_LEN: usize = KeyMaterial::MIN_LEN;
 
     /// Wraps a key loaded from the host's secret store (never from the database the
     /// digests live in: a leaked database must not be enough to test guesses).
     pub fn new(id: u8, key: impl Into<Vec<u8>>) -> Result<Self, WeakKey> {
-        let key = WeakKey::refuse_shorter(key, Self::MIN_LEN)?;
-        Ok(DigestKey { id, key })
+        KeyMaterial::new(id, key).map(DigestKey)
     }
 
     /// The key's identifier.
     pub fn id(&self) -> u8 {
-        self.id
+        self.0.id
     }
 
     fn digest(&self, purpose: Purpose, context: &[u8], secret: &[u8]) -> TokenDigest {
         let context_len = (context.len() as u64).to_be_bytes();
         let parts = [purpose.label(), &[0], &context_len, context, secret];
-        TokenDigest(crate::seal::hmac_sha256(&self.key, &parts))
+        TokenDigest(self.0.mac(&parts))
     }
 }
-
-crate::redact::debug_redacted!(DigestKey { id, key });
 
 /// A digest key shorter than [`DigestKey::MIN_LEN`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -217,22 +214,6 @@ crate::redact::debug_redacted!(DigestKey { id, key });
 pub struct WeakKey {
     /// Length that was given.
     pub len: usize,
-}
-
-impl WeakKey {
-    /// `key` taken over as key material (wiped when dropped), or refused when shorter
-    /// than `min` bytes: the one check behind [`DigestKey::new`] and
-    /// [`SealKey::new`](crate::seal::SealKey::new).
-    pub(crate) fn refuse_shorter(
-        key: impl Into<Vec<u8>>,
-        min: usize,
-    ) -> Result<Zeroizing<Vec<u8>>, WeakKey> {
-        let key = Zeroizing::new(key.into());
-        if key.len() < min {
-            return Err(WeakKey { len: key.len() });
-        }
-        Ok(key)
-    }
 }
 
 /// The host's digest keys: the current one, which makes every new digest, and previous
@@ -281,9 +262,8 @@ impl DigestKeyring {
         std::iter::once(&self.current)
             .chain(self.previous.iter())
             .map(|k| {
-                let material =
-                    crate::seal::hmac_sha256(&k.key, &[b"kenpo-auth/v1/seal-key-from-digest-key"]);
-                (k.id, material)
+                let material = k.0.mac(&[b"kenpo-auth/v1/seal-key-from-digest-key"]);
+                (k.id(), material)
             })
             .collect()
     }
