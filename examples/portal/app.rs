@@ -125,7 +125,9 @@ pub(crate) struct AppConfig {
     /// hashing; on the blocking pool the hash threads can pile up on one core while
     /// another idles (BENCHMARKS.md, #18: 4 clients on 2 cores, 0.86–0.90 × the Argon2
     /// floor pinned, 0.73–0.80 on the pool). Behind a CPU quota shared with other work,
-    /// use `Offload::BlockingPool`.
+    /// use `Offload::BlockingPool`. `Offload::InPlace` (no hand-off between threads)
+    /// measured the same at one client over HTTP and less at four (0.81–0.84, the cores
+    /// 87–93 % busy), so the portal stays on pinned threads.
     pub hash_offload: Offload,
 }
 
