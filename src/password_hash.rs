@@ -71,6 +71,8 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use argon2::password_hash as ph;
@@ -80,7 +82,7 @@ use rand_core::TryRng;
 use secrecy::{ExposeSecret, SecretBox};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::domain::Password;
@@ -434,10 +436,13 @@ pub struct PasswordHasher {
     pinned: Option<Arc<PinnedThreads>>,
     /// [`Offload::InPlace`].
     in_place: bool,
+    /// Set once Tokio refused to block in place (see [`Offload::InPlace`]): from then on
+    /// this hasher (and its clones) uses the blocking pool.
+    in_place_refused: Arc<AtomicBool>,
 }
 
 /// Where the `async` methods of [`PasswordHasher`] run Argon2 (see the
-/// [module docs](self#runtime)). Both hold one of the `max_concurrent` permits for the
+/// [module docs](self#runtime)). Each holds one of the `max_concurrent` permits for the
 /// whole computation (SEC-22).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -452,8 +457,12 @@ pub enum Offload {
     /// thread and back, so the member waits for Argon2 and nothing else. Tokio moves the
     /// worker's other tasks to another thread for the computation, but the futures of
     /// the calling task itself (those it `join!`s or `select!`s with the step) wait for
-    /// it. Where `block_in_place` is not allowed (a current-thread runtime), the hasher
-    /// uses the blocking pool.
+    /// it. Where `block_in_place` is not allowed, the hasher uses the blocking pool: on a
+    /// current-thread runtime always, and inside a `LocalSet` (`spawn_local`,
+    /// `run_until`) of a multi-thread runtime from the first refusal on (Tokio's refusal
+    /// is a panic it prints, caught before anything ran, and logged once as a warning).
+    /// Under `panic = "abort"` that refusal would abort: there, do not use it from a
+    /// `LocalSet`.
     InPlace,
 }
 
@@ -630,6 +639,7 @@ impl PasswordHasher {
             }),
             pinned: None,
             in_place: false,
+            in_place_refused: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -769,14 +779,21 @@ impl PasswordHasher {
             pinned.jobs.send(job).map_err(|_| HashError::TaskFailed)?;
             return answered.await.map_err(|_| HashError::TaskFailed)?;
         }
-        if self.in_place && handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread {
-            // A panicking computation answers `TaskFailed`, as on the other offloads.
-            let computed = tokio::task::block_in_place(|| {
-                let _permit = permit;
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&inner)))
-            });
-            return computed.map_err(|_| HashError::TaskFailed)?;
-        }
+        let multi_thread = handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread;
+        let (permit, f) = if self.in_place && multi_thread && !self.in_place_refused.load(Relaxed) {
+            match in_place(permit, f, &inner) {
+                Ok(computed) => return computed,
+                Err(job) => {
+                    // Tokio does not block in place here (a `LocalSet`): the computation
+                    // never started; the blocking pool takes it, and every later one.
+                    self.in_place_refused.store(true, Relaxed);
+                    tracing::warn!(target: "kenpo_auth::password_hash", "Offload::InPlace is not possible on this thread (a LocalSet?); Argon2 runs on the blocking pool");
+                    job
+                }
+            }
+        } else {
+            (permit, f)
+        };
         handle
             .spawn_blocking(move || {
                 let _permit = permit;
@@ -784,6 +801,35 @@ impl PasswordHasher {
             })
             .await
             .map_err(|_| HashError::TaskFailed)?
+    }
+}
+
+/// Runs `f` on this thread under [`tokio::task::block_in_place`], holding `permit`.
+/// A computation that panics answers `TaskFailed`, as on the other offloads. Where Tokio
+/// refuses to block in place (it panics before running anything: a `LocalSet` on a
+/// multi-thread runtime), the untouched job comes back.
+fn in_place<T, F>(
+    permit: OwnedSemaphorePermit,
+    f: F,
+    inner: &Inner,
+) -> Result<Result<T, HashError>, (OwnedSemaphorePermit, F)>
+where
+    F: FnOnce(&Inner) -> Result<T, HashError>,
+{
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    let mut job = Some((permit, f));
+    let ran = catch_unwind(AssertUnwindSafe(|| {
+        tokio::task::block_in_place(|| {
+            job.take().map(|(permit, f)| {
+                let _permit = permit;
+                catch_unwind(AssertUnwindSafe(|| f(inner)))
+            })
+        })
+    }));
+    match (ran, job) {
+        (Ok(Some(computed)), _) => Ok(computed.unwrap_or(Err(HashError::TaskFailed))),
+        (_, Some(job)) => Err(job),
+        _ => Ok(Err(HashError::TaskFailed)),
     }
 }
 
@@ -1433,6 +1479,25 @@ mod tests {
         );
     }
 
+    /// An `InPlace` hasher, `text` as a password and its hash made by it (in place or
+    /// not, as the runtime allows), and the name of the calling thread.
+    async fn in_place_hashed(
+        text: &str,
+    ) -> (PasswordHasher, Password, PasswordHashString, Option<String>) {
+        let h = hasher(MIN, None, vec![])
+            .with_offload(Offload::InPlace)
+            .unwrap();
+        assert_eq!(h.offload(), Offload::InPlace);
+        let password = pw(text);
+        let stored = h.hash(&password).await.unwrap();
+        (
+            h,
+            password,
+            stored,
+            std::thread::current().name().map(str::to_owned),
+        )
+    }
+
     /// The name of the thread the hasher's last computation ran on.
     fn computed_on(h: &PasswordHasher) -> String {
         h.inner
@@ -1512,13 +1577,7 @@ mod tests {
     // another thread and back — with the same answers.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn in_place_computes_on_the_calling_thread() {
-        let h = hasher(MIN, None, vec![])
-            .with_offload(Offload::InPlace)
-            .unwrap();
-        assert_eq!(h.offload(), Offload::InPlace);
-        let password = pw("その場で計算するパスワード");
-        let stored = h.hash(&password).await.unwrap();
-        let caller = std::thread::current().name().map(str::to_owned);
+        let (h, password, stored, caller) = in_place_hashed("その場で計算するパスワード").await;
         assert_eq!(Some(computed_on(&h)), caller);
         answers_right(&h, &password, &stored).await;
         // On a worker of the runtime too (Tokio hands the worker's other tasks on).
@@ -1537,17 +1596,37 @@ mod tests {
     // on the blocking pool instead of panicking.
     #[tokio::test(flavor = "current_thread")]
     async fn in_place_on_a_current_thread_runtime_uses_the_blocking_pool() {
-        let h = hasher(MIN, None, vec![])
-            .with_offload(Offload::InPlace)
-            .unwrap();
-        let password = pw("現在のスレッドのみ");
-        let stored = h.hash(&password).await.unwrap();
+        let (h, password, stored, caller) = in_place_hashed("現在のスレッドのみ").await;
         assert!(matches!(
             h.verify(&password, &stored).await.unwrap(),
             Verification::Match { .. }
         ));
-        let caller = std::thread::current().name().map(str::to_owned);
         assert_ne!(Some(computed_on(&h)), caller);
+    }
+
+    // Inside a `LocalSet` Tokio refuses to block in place: `InPlace` then computes on the
+    // blocking pool (the request gets its answer, not Tokio's panic), from then on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_place_inside_a_local_set_uses_the_blocking_pool() {
+        let (h, password, stored, caller) = in_place_hashed("ローカルセットの中").await;
+        assert_eq!(
+            Some(computed_on(&h)),
+            caller,
+            "in place outside the LocalSet"
+        );
+        let local = tokio::task::LocalSet::new();
+        let in_local = h.clone();
+        let (first, second) = local
+            .run_until(async move {
+                let first = in_local.verify(&password, &stored).await.unwrap();
+                let second = in_local.verify(&pw("wrong"), &stored).await.unwrap();
+                (first, second)
+            })
+            .await;
+        assert!(matches!(first, Verification::Match { .. }));
+        assert_eq!(second, Verification::Mismatch);
+        assert_ne!(Some(computed_on(&h)), caller, "on the blocking pool");
+        assert!(h.in_place_refused.load(Ordering::SeqCst));
     }
 
     // In place, a panicking computation answers `TaskFailed`, as on the other offloads,

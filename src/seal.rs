@@ -169,9 +169,13 @@ impl SealKeyring {
     /// (`DigestKeyring::seal_material`), one seal key per digest key, with the same
     /// identifiers.
     pub(crate) fn derived(keys: impl IntoIterator<Item = (u8, [u8; 32])>) -> Option<Self> {
-        let mut derived = keys
+        // Every derived key is 32 bytes; were one ever refused, no keyring (the builder
+        // then asks for seal keys) rather than one whose current key moved.
+        let derived: Option<Vec<SealKey>> = keys
             .into_iter()
-            .filter_map(|(id, material)| SealKey::new(id, material.to_vec()).ok());
+            .map(|(id, material)| SealKey::new(id, material.to_vec()).ok())
+            .collect();
+        let mut derived = derived?.into_iter();
         let current = derived.next()?;
         Some(SealKeyring {
             current,

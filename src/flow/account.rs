@@ -470,17 +470,21 @@ pub fn disable<R: rand::CryptoRng + ?Sized>(
         .account(Expect::At(a.version), updated)
 }
 
-/// 新パスワード and 新パスワード(確認) under the full policy, with the member's context
-/// words (SEC-14, SEC-17): the confirmation first, then the policy's rules. The same
+/// 新パスワード(確認) is 新パスワード: checked first, before anything is read for the
+/// policy's rules, so a typo is answered as one even when the roster is down. The same
 /// check for R5, a reset and a change.
+pub fn check_confirmation(new: &Password, confirmation: &Password) -> Result<(), Rejection> {
+    crate::domain::check_confirmation(new, confirmation)
+        .map_err(|_| Rejection::PasswordConfirmationMismatch)
+}
+
+/// 新パスワード under the full policy, with the member's context words (SEC-14,
+/// SEC-17). The same check for R5, a reset and a change.
 pub fn check_new_password(
-    (new, confirmation): (&Password, &Password),
+    new: &Password,
     context: &PasswordContext,
     policy: &PasswordRules,
 ) -> Result<(), Rejection> {
-    if crate::domain::check_confirmation(new, confirmation).is_err() {
-        return Err(Rejection::PasswordConfirmationMismatch);
-    }
     crate::domain::check_new_password(new, policy, context)
         .map_err(InputError::from)
         .map_err(Rejection::from)

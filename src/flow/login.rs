@@ -254,9 +254,13 @@ impl OtpConsumed {
 /// The answer to L2: the member is logged in. Start the host's session now, with a new
 /// session ID (SEC-32), and keep the security stamp in it.
 ///
-/// Only the library makes one, from the core's [`OtpConsumed`], so holding one proves a
-/// login (password + 暗証キー) at `authenticated_at`; changing the e-mail address needs
-/// one no older than the policy's re-authentication window (SEC-36).
+/// Only the core's L2 decisions make one, from an [`OtpConsumed`]: one the portal hands
+/// out proves a login (password + 暗証キー) at `authenticated_at` that was committed to
+/// the store. Changing the e-mail address or a factor needs one no older than the
+/// policy's re-authentication window, whose account and stamp are still the stored ones
+/// (SEC-36). A host that calls the core's decisions itself, on flow state it made up,
+/// gets one that proves only what it made up — the portal's checks still compare it with
+/// the stored account.
 ///
 /// ```compile_fail
 /// // A host cannot make one up: there is no `Authenticated` without a consumed code.

@@ -1304,18 +1304,16 @@ pub fn read_nickname(typed: Option<&str>) -> Result<Option<Nickname>, Rejection>
     }
 }
 
-/// R5's choice of login ID and password, once the roster's words are known: the
-/// password and its confirmation (SEC-14, SEC-17), and a login ID that is not the
-/// address, the card number or the birth date (SEC-42).
+/// R5's choice of login ID and password once the roster's words are known (after
+/// [`check_confirmation`](super::account::check_confirmation)): a login ID that is not
+/// the address, the card number or the birth date (SEC-42), then the password's rules
+/// (SEC-14, SEC-17).
 pub fn check_chosen(
     (login_id, email, identifying): (&LoginId, &EmailAddress, &[String]),
-    password: (&crate::domain::Password, &crate::domain::Password),
+    password: &crate::domain::Password,
     context: &crate::domain::PasswordContext,
     policy: &crate::domain::PasswordRules,
 ) -> Result<(), Rejection> {
-    if crate::domain::check_confirmation(password.0, password.1).is_err() {
-        return Err(Rejection::PasswordConfirmationMismatch);
-    }
     if login_is_identifying(login_id, email, identifying) {
         return Err(Rejection::LoginIdIdentifying);
     }
@@ -1449,18 +1447,20 @@ mod chosen_tests {
     use super::{check_chosen, read_nickname};
     use crate::domain::{EmailAddress, LoginId, Password, PasswordContext, PasswordRules};
     use crate::error::Rejection;
+    use crate::flow::account::check_confirmation;
 
+    /// What R5 answers: the confirmation (checked before the roster is read), then the
+    /// choice.
     fn chosen(login_id: &str, password: &str, confirmation: &str) -> Result<(), Rejection> {
         let email = EmailAddress::parse("hanakoyamada@example.jp").unwrap();
         let identifying = ["99912345600".to_owned()];
         let mut context = PasswordContext::new();
         context.add_word("さくら健康保険組合");
+        let password = Password::new(password).unwrap();
+        check_confirmation(&password, &Password::new(confirmation).unwrap())?;
         check_chosen(
             (&LoginId::parse(login_id).unwrap(), &email, &identifying),
-            (
-                &Password::new(password).unwrap(),
-                &Password::new(confirmation).unwrap(),
-            ),
+            &password,
             &context,
             &PasswordRules::default(),
         )

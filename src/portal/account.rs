@@ -101,6 +101,7 @@ impl Portal {
         new: &Password,
         confirmation: &Password,
     ) -> Result<(), Error> {
+        account_flow::check_confirmation(new, confirmation)?;
         let (context, _) = self
             .password_context(
                 &account.login_id,
@@ -110,11 +111,7 @@ impl Portal {
             )
             .await?;
         let policy = &self.inner.policy.password;
-        Ok(account_flow::check_new_password(
-            (new, confirmation),
-            &context,
-            policy,
-        )?)
+        Ok(account_flow::check_new_password(new, &context, policy)?)
     }
 
     /// パスワード変更 for a logged-in member: 現在のパスワード, 新パスワード and

@@ -303,7 +303,7 @@ impl Portal {
             let now = self.now();
             let loaded = self.load(load).await?;
             let step = decide(loaded, now).await?;
-            if let Some(answer) = self.carry_out(step, receipt).await? {
+            if let Some(answer) = self.carry_out(step, receipt, now).await? {
                 return answer;
             }
         }
@@ -330,13 +330,14 @@ impl Portal {
     /// race: nothing was written, and the step must be decided again from a fresh read.
     ///
     /// `receipt` names the step's first mail (or a stand-in, when it mails nothing) if
-    /// the step answers with a receipt and succeeds.
+    /// the step answers with a receipt and succeeds; its row lives as the step decided
+    /// at `now`, the instant the decision was made at.
     pub(super) async fn carry_out<T>(
         &self,
         step: Step<T>,
         receipt: Option<(MailId, Receipted)>,
+        now: OffsetDateTime,
     ) -> Result<Option<Result<T, Error>>, Error> {
-        let now = self.now();
         let receipt = receipt
             .filter(|_| step.answer.is_ok())
             .map(|(id, kind)| (id, delivery::receipt_useful_until(kind, self.env(now))));

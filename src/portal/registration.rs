@@ -304,6 +304,9 @@ impl Portal {
                     };
                 let login_id = typed.map_err(InputError::from).map_err(Rejection::from)?;
                 let nickname = registration::read_nickname(credentials.nickname.as_deref())?;
+                let (password, confirmation) =
+                    (&credentials.password, &credentials.password_confirmation);
+                crate::flow::account::check_confirmation(password, confirmation)?;
                 let (context, identifying) = self
                     .password_context(
                         &login_id,
@@ -314,7 +317,7 @@ impl Portal {
                     .await?;
                 registration::check_chosen(
                     (&login_id, &ready.email, &identifying),
-                    (&credentials.password, &credentials.password_confirmation),
+                    password,
                     &context,
                     &self.inner.policy.password,
                 )?;
