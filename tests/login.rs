@@ -10,6 +10,7 @@ use kenpo_auth::mail::MailMessage;
 use kenpo_auth::model::Expect;
 use kenpo_auth::password_hash::{HashParams, PasswordHashString};
 use kenpo_auth::policy::Deviation;
+use kenpo_auth::portal::{Authenticated, OtpChallenge};
 use kenpo_auth::ports::{AccountLookup, AccountWrite, AuditKind, Commit, CommitOutcome, Store};
 use kenpo_auth::testkit::{FaultyStore, StoreCall, When};
 use kenpo_auth::token::{OtpChallengeId, OtpCode};
@@ -114,6 +115,35 @@ fn with_policy(f: &Fixture, policy: Policy) -> Portal {
         .unwrap()
 }
 
+/// Logs in on `challenge` with the 暗証キー last mailed to Taro.
+async fn with_mailed_code(
+    f: &Fixture,
+    portal: &Portal,
+    challenge: &OtpChallengeId,
+) -> Authenticated {
+    portal
+        .verify_otp(challenge, &f.otp(TARO))
+        .await
+        .expect("the mailed code logs in")
+}
+
+/// Whether two L1 answers are the same code screen.
+fn same_screen(a: &OtpChallenge, b: &OtpChallenge) -> bool {
+    a.challenge.expose_secret() == b.challenge.expose_secret()
+}
+
+/// Two L1s of Taro's, the second past the repeat window (a second device): each code
+/// screen with the code mailed for it.
+async fn two_screens(f: &Fixture) -> ((OtpChallenge, OtpCode), (OtpChallenge, OtpCode)) {
+    let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    let first_code = f.otp(TARO);
+    f.clock
+        .advance(f.portal.policy().repeat_window + Duration::seconds(1));
+    let second = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    let second_code = f.otp(TARO);
+    ((first, first_code), (second, second_code))
+}
+
 fn wrong(code: &OtpCode) -> OtpCode {
     let c = code.expose_secret();
     let last = c.as_bytes()[c.len() - 1];
@@ -174,10 +204,7 @@ async fn a_portal_hashing_in_place_logs_in() {
         .await
         .unwrap()
         .unwrap();
-    let auth = portal
-        .verify_otp(&challenge.challenge, &f.otp(TARO))
-        .await
-        .unwrap();
+    let auth = with_mailed_code(&f, &portal, &challenge.challenge).await;
     assert!(
         portal
             .check_security_stamp(&auth.account_id, &auth.security_stamp)
@@ -214,10 +241,7 @@ async fn sec_28_code_accepted_at_9_59_and_rejected_at_10_00() {
             assert_eq!(r, Rejection::OtpExpired);
             assert!(!r.starts_over());
             f.portal.resend_otp(&ch.challenge).await.unwrap();
-            f.portal
-                .verify_otp(&ch.challenge, &f.otp(TARO))
-                .await
-                .expect("the resent code works");
+            with_mailed_code(&f, &f.portal, &ch.challenge).await;
         }
     }
 }
@@ -269,10 +293,7 @@ async fn otp_rejected_after_screen_closed() {
     // The member starts again at L1.
     f.clock.advance(Duration::seconds(1));
     let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    f.portal
-        .verify_otp(&ch.challenge, &f.otp(TARO))
-        .await
-        .unwrap();
+    with_mailed_code(&f, &f.portal, &ch.challenge).await;
 }
 
 #[tokio::test]
@@ -411,12 +432,7 @@ async fn sec_27_code_of_challenge_a_does_not_work_on_challenge_b() {
 #[tokio::test]
 async fn a_completed_login_ends_the_other_open_challenges() {
     let f = registered().await;
-    let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    let first_code = f.otp(TARO);
-    f.clock
-        .advance(f.portal.policy().repeat_window + Duration::seconds(1));
-    let second = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    let second_code = f.otp(TARO);
+    let ((first, first_code), (second, second_code)) = two_screens(&f).await;
     f.portal
         .verify_otp(&first.challenge, &first_code)
         .await
@@ -522,10 +538,7 @@ async fn sec_29_wrong_codes_are_capped_per_day_across_cooldowns() {
     // After the day's window the account can log in again with its 暗証キー.
     f.clock.advance(Duration::hours(24));
     let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    f.portal
-        .verify_otp(&ch.challenge, &f.otp(TARO))
-        .await
-        .unwrap();
+    with_mailed_code(&f, &f.portal, &ch.challenge).await;
 }
 
 /// SEC-46 with #14's repeat: a hundred tasks sending the right code at once (a storm of
@@ -768,11 +781,7 @@ async fn otp_typed_full_width_is_accepted() {
 async fn logged_in_pages_read_the_account_summary() {
     let f = registered().await;
     let ch = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    let auth = f
-        .portal
-        .verify_otp(&ch.challenge, &f.otp(TARO))
-        .await
-        .unwrap();
+    let auth = with_mailed_code(&f, &f.portal, &ch.challenge).await;
     let summary = f
         .portal
         .account_summary(&auth.account_id)
@@ -804,18 +813,11 @@ async fn sec_30_a_repeated_l1_answers_the_same_screen_and_mails_nothing() {
     let first = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     f.clock.advance(Duration::seconds(3));
     let again = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    assert_eq!(
-        again.challenge.expose_secret(),
-        first.challenge.expose_secret(),
-        "the same screen"
-    );
+    assert!(same_screen(&again, &first), "the same screen");
     assert_eq!(again.receipt, first.receipt);
     assert_eq!(again.expires_at, first.expires_at);
     assert_eq!(otp_mails(&f), before + 1, "one mail");
-    f.portal
-        .verify_otp(&again.challenge, &f.otp(TARO))
-        .await
-        .expect("the code of the one mail");
+    with_mailed_code(&f, &f.portal, &again.challenge).await;
     // A wrong password is no repeat: it is refused as ever (SEC-23).
     let r = f.portal.start_login(LOGIN, &pw(OTHER_PASSWORD)).await;
     assert_eq!(rejection(r.unwrap_err()), Rejection::LoginFailed);
@@ -838,11 +840,7 @@ async fn sec_30_a_repeat_after_a_resend_answers_the_resent_screen() {
     let mails = otp_mails(&f);
     f.clock.advance(Duration::seconds(5));
     let again = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    assert_eq!(
-        again.challenge.expose_secret(),
-        first.challenge.expose_secret(),
-        "the same screen"
-    );
+    assert!(same_screen(&again, &first), "the same screen");
     assert_eq!(
         again.expires_at, resent.expires_at,
         "the resent code's expiry"
@@ -881,10 +879,7 @@ async fn sec_28_an_l1_after_closing_the_screen_mails_a_new_code() {
         ),
         Rejection::OtpInvalid
     );
-    f.portal
-        .verify_otp(&next.challenge, &f.otp(TARO))
-        .await
-        .unwrap();
+    with_mailed_code(&f, &f.portal, &next.challenge).await;
 }
 
 /// SEC-28 with #14: under a heartbeat shorter than the repeat window, a screen that
@@ -901,24 +896,19 @@ async fn sec_28_a_repeat_never_answers_a_screen_its_heartbeat_ended() {
     let first = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
     f.clock.advance(Duration::seconds(5));
     let again = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    assert_eq!(
-        again.challenge.expose_secret(),
-        first.challenge.expose_secret(),
+    assert!(
+        same_screen(&again, &first),
         "within the heartbeat: the same screen"
     );
     f.clock.advance(Duration::seconds(10));
     let mails = otp_mails(&f);
     let next = portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    assert_ne!(
-        next.challenge.expose_secret(),
-        first.challenge.expose_secret(),
+    assert!(
+        !same_screen(&next, &first),
         "past the heartbeat: a new screen"
     );
     assert_eq!(otp_mails(&f), mails + 1, "with a new code");
-    portal
-        .verify_otp(&next.challenge, &f.otp(TARO))
-        .await
-        .expect("the new code");
+    with_mailed_code(&f, &portal, &next.challenge).await;
 }
 
 /// SEC-30 with #14: a wrong code on an older screen (a second device) does not spend
@@ -926,11 +916,7 @@ async fn sec_28_a_repeat_never_answers_a_screen_its_heartbeat_ended() {
 #[tokio::test]
 async fn sec_30_a_wrong_code_elsewhere_keeps_the_recent_screen() {
     let f = registered().await;
-    let older = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
-    let older_code = f.otp(TARO);
-    f.clock
-        .advance(f.portal.policy().repeat_window + Duration::seconds(1));
-    let recent = f.portal.start_login(LOGIN, &pw(PASSWORD)).await.unwrap();
+    let ((older, older_code), (recent, _)) = two_screens(&f).await;
     f.clock.advance(Duration::seconds(2));
     f.portal
         .verify_otp(&older.challenge, &wrong(&older_code))

@@ -96,13 +96,7 @@ fn user_handle(account: &AccountId) -> Uuid {
 /// The account a user handle names, when it is one [`user_handle`] made from an
 /// identifier of 32 hex digits.
 fn account_of(handle: Uuid) -> AccountId {
-    AccountId::from_stored(
-        handle
-            .as_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>(),
-    )
+    AccountId::from_stored(crate::model::hex(handle.as_bytes()))
 }
 
 /// 32 hex digits as 16 bytes.

@@ -393,8 +393,7 @@ fn jst_date(now: OffsetDateTime) -> Result<String, SmtpError> {
 fn message_id(domain: &str) -> String {
     let mut bytes = [0u8; 16];
     rand::fill(&mut bytes);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("<{hex}@{domain}>")
+    format!("<{}@{domain}>", crate::model::hex(&bytes))
 }
 
 /// Builds the message: headers from the insurer, subject and body from the rendering.

@@ -16,7 +16,7 @@ macro_rules! opaque_id {
             pub fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
                 let mut b = [0u8; 16];
                 rng.fill_bytes(&mut b);
-                $name(b.iter().map(|x| format!("{x:02x}")).collect())
+                $name(crate::model::hex(&b))
             }
 
             /// Rebuilds an identifier read back from storage.
@@ -78,7 +78,7 @@ impl SecurityStamp {
     pub fn generate<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let mut b = [0u8; 16];
         rng.fill_bytes(&mut b);
-        SecurityStamp(b.iter().map(|x| format!("{x:02x}")).collect())
+        SecurityStamp(super::hex(&b))
     }
 
     /// The stamp's text, to keep in the host's session.

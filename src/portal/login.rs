@@ -61,12 +61,8 @@ impl Portal {
         password: &Password,
         memo: &Memo<PasswordHashString>,
     ) -> Result<PasswordHashString, Error> {
-        if let Some(hash) = memo.get() {
-            return Ok(hash);
-        }
-        let hash = self.inner.hasher.hash(password).await?;
-        memo.set(hash.clone());
-        Ok(hash)
+        let hasher = &self.inner.hasher;
+        Ok(memo.get_or_try(|| hasher.hash(password)).await?)
     }
 
     /// Runs Argon2 for a login ID and password: against the account's hash, or the dummy
