@@ -149,6 +149,7 @@
     clippy::indexing_slicing
 )]
 
+mod catalog;
 pub mod domain;
 pub mod error;
 pub mod flow;

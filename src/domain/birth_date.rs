@@ -5,7 +5,6 @@
 //! digits, and checks the calendar and the era boundaries. Sensitive (SEC-45): `Debug` is
 //! masked, equality is constant-time.
 
-use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
@@ -14,7 +13,6 @@ use time::{Date, Month};
 
 use crate::domain::normalize;
 use crate::domain::password::birth_date_forms;
-use crate::lang::Lang;
 
 /// Why a date of birth was rejected. Never contains the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -39,51 +37,6 @@ pub enum BirthDateError {
     /// than a failed identity check.
     #[error("date of birth is in the future")]
     InFuture,
-}
-
-impl BirthDateError {
-    /// Stable dotted code for hosts and logs (DOM-25).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Empty => "birth_date.empty",
-            Self::Format => "birth_date.format",
-            Self::InvalidDate => "birth_date.invalid_date",
-            Self::EraRange => "birth_date.era_range",
-            Self::TooEarly => "birth_date.too_early",
-            Self::InFuture => "birth_date.in_future",
-        }
-    }
-
-    /// Text shown to the member (DOM-25).
-    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
-        let en = matches!(lang, Lang::En);
-        Cow::Borrowed(match self {
-            Self::Empty if en => "Please enter your date of birth.",
-            Self::Empty => "生年月日を入力してください。",
-            Self::Format if en => {
-                "Please enter your date of birth as 8 half-width digits (e.g. 19900401) or as \
-                 YYYY-MM-DD."
-            }
-            Self::Format => {
-                "生年月日は、西暦の半角数字8桁（例: 19900401）または和暦（例: 平成2年4月1日）で入力してください。"
-            }
-            Self::InvalidDate if en => "This date does not exist. Please check your date of birth.",
-            Self::InvalidDate => "存在しない日付です。生年月日をご確認ください。",
-            Self::EraRange if en => {
-                "The era and year do not match (e.g. Heisei ends on 30 April 2019). Please check \
-                 your date of birth."
-            }
-            Self::EraRange => {
-                "元号と年月日の組み合わせが正しくありません（例: 平成は31年4月30日まで）。生年月日をご確認ください。"
-            }
-            Self::TooEarly if en => "Please enter a date of birth from 1900 onwards.",
-            Self::TooEarly => "1900年以降の生年月日を入力してください。",
-            Self::InFuture if en => {
-                "This date is in the future. Please check your date of birth (e.g. the year)."
-            }
-            Self::InFuture => "未来の日付です。生年月日（特に年）をご確認ください。",
-        })
-    }
 }
 
 /// A Japanese era with its first and last day.
@@ -471,7 +424,7 @@ crate::redact::debug_masked!(BirthDate, "****-**-**");
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::test_support::{assert_codes_and_messages, from_stored};
+    use crate::domain::test_support::from_stored;
     use proptest::prelude::*;
 
     fn iso(input: &str) -> Result<String, &'static str> {
@@ -630,21 +583,6 @@ mod tests {
         let b = BirthDate::parse("1990-04-01").unwrap();
         assert_eq!(format!("{b:?}"), "BirthDate(****-**-**)");
         assert!(!format!("{b:#?}").contains("1990"));
-    }
-
-    // DOM-25: codes and messages.
-    #[test]
-    fn dom_25_error_codes_and_messages() {
-        use BirthDateError as E;
-        let all = [
-            E::Empty,
-            E::Format,
-            E::InvalidDate,
-            E::EraRange,
-            E::TooEarly,
-            E::InFuture,
-        ];
-        assert_codes_and_messages(&all, "birth_date.");
     }
 
     // Conventions: serde as ISO through the parser.

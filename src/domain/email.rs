@@ -27,7 +27,6 @@
 //! that is what mails are sent to — hosts must log [`EmailAddress::masked`], never
 //! `Display`. Error messages never echo the input.
 
-use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 
 use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
@@ -225,119 +224,6 @@ pub enum EmailError {
     /// [`EmailMode::Rfc5322Strict`] (DOM-16).
     #[error("e-mail local part is not RFC 5322 (consecutive, leading or trailing dot)")]
     LegacyNotAllowed,
-}
-
-impl EmailError {
-    /// Stable dotted code for hosts and translations, e.g. `"email.missing_at"`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Empty => "email.empty",
-            Self::TooLong => "email.too_long",
-            Self::ControlCharacter => "email.control_char",
-            Self::DisplayName => "email.display_name",
-            Self::Comment => "email.comment",
-            Self::Quoted => "email.quoted",
-            Self::Whitespace => "email.whitespace",
-            Self::MissingAt => "email.missing_at",
-            Self::MultipleAt => "email.multiple_at",
-            Self::LocalPartEmpty => "email.local_part_empty",
-            Self::LocalPartInvalid => "email.local_part_invalid",
-            Self::LocalPartNonAscii => "email.local_part_non_ascii",
-            Self::LocalPartTooLong => "email.local_part_too_long",
-            Self::DomainEmpty => "email.domain_empty",
-            Self::DomainInvalid => "email.domain_invalid",
-            Self::DomainNotDotted => "email.domain_not_dotted",
-            Self::DomainLabelTooLong => "email.domain_label_too_long",
-            Self::LegacyNotAllowed => "email.legacy_not_allowed",
-        }
-    }
-
-    /// The text the member sees, in the words of Japanese sign-up forms
-    /// (半角英数字, 「@」, 「.」（ドット）). Never contains the input.
-    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
-        let (ja, en) = match self {
-            Self::Empty => {
-                return Cow::Borrowed(lang.pick(
-                    "メールアドレスを入力してください。",
-                    "Please enter your e-mail address.",
-                ));
-            }
-            Self::TooLong => (
-                "メールアドレスは254文字以内で入力してください。",
-                "An e-mail address can be at most 254 characters long.",
-            ),
-            Self::ControlCharacter => (
-                "使用できない制御文字や見えない文字が含まれています。メールアドレスを直接入力してください。",
-                "It contains control or invisible characters. Please type the address directly.",
-            ),
-            Self::DisplayName => (
-                "お名前や「<」「>」を含めず、メールアドレスだけを入力してください。",
-                "Please enter only the address itself, without a name or \"<\" and \">\".",
-            ),
-            Self::Comment => (
-                "「(」「)」（かっこ）は使用できません。",
-                "Parentheses \"(\" and \")\" cannot be used.",
-            ),
-            Self::Quoted => (
-                "「\"」（ダブルクォーテーション）は使用できません。「\"」を外して入力してください。",
-                "Double quotes (\") cannot be used. Please enter the address without them.",
-            ),
-            Self::Whitespace => (
-                "空白（スペース）を含めずに入力してください。",
-                "Please enter the address without spaces.",
-            ),
-            Self::MissingAt => (
-                "「@」（アットマーク）が入っていません。",
-                "The \"@\" is missing.",
-            ),
-            Self::MultipleAt => (
-                "「@」（アットマーク）は1つだけ入力してください。メールアドレスは1つだけ登録できます。",
-                "Please use exactly one \"@\"; only one address can be registered.",
-            ),
-            Self::LocalPartEmpty => (
-                "「@」の前の部分を入力してください。",
-                "Please enter the part before the \"@\".",
-            ),
-            Self::LocalPartInvalid => (
-                "「@」の前に使用できない文字が含まれています。半角英数字と記号 . ! # $ % & ' * + / = ? ^ _ ` { | } ~ - で入力してください。",
-                "The part before the \"@\" contains a character that is not allowed. Use letters, digits and . ! # $ % & ' * + / = ? ^ _ ` { | } ~ -",
-            ),
-            Self::LocalPartNonAscii => (
-                "「@」の前は半角英数字と記号で入力してください（ひらがな・カタカナ・漢字は使用できません）。",
-                "The part before the \"@\" must use Latin letters, digits and symbols only.",
-            ),
-            Self::LocalPartTooLong => (
-                "「@」の前は64文字以内で入力してください。",
-                "The part before the \"@\" can be at most 64 characters long.",
-            ),
-            Self::DomainEmpty => (
-                "「@」の後にドメインを入力してください。",
-                "Please enter the domain after the \"@\".",
-            ),
-            Self::DomainInvalid => (
-                "「@」の後のドメインが正しくありません。「example.jp」のような形式で入力してください。",
-                "The domain after the \"@\" is not valid. Please enter it like \"example.jp\".",
-            ),
-            Self::DomainNotDotted => (
-                "「@」の後には「example.jp」のように「.」（ドット）を含むドメインを入力してください。",
-                "The domain after the \"@\" needs a dot, like \"example.jp\".",
-            ),
-            Self::DomainLabelTooLong => (
-                "「@」の後のドメインの「.」で区切られた各部分は63文字以内で入力してください。",
-                "Each dot-separated part of the domain can be at most 63 characters long.",
-            ),
-            Self::LegacyNotAllowed => (
-                "「.」（ドット）が連続している、または「@」の直前や先頭に「.」があるメールアドレスはご利用いただけません。別のメールアドレスをご登録ください。",
-                "Addresses with two dots in a row, or a dot at the start or right before the \"@\", cannot be used. Please register another address.",
-            ),
-        };
-        let lead = lang.pick(
-            "メールアドレスの形式が正しくありません。",
-            "The e-mail address is not valid. ",
-        );
-        let specific = lang.pick(ja, en);
-        Cow::Owned(format!("{lead}{specific}"))
-    }
 }
 
 /// A parsed, normalised member e-mail address.

@@ -3,12 +3,9 @@
 //! Unlike 記号・番号 it identifies the insurer, not the member, so it has a plain `Display`
 //! and serde support; it is still kept as a string so leading zeros survive (DOM-7).
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 
 use crate::domain::normalize;
-use crate::lang::Lang;
 
 /// Why an insurer number was rejected. Never contains the input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -26,37 +23,6 @@ pub enum InsurerNumberError {
     /// The last digit does not match the MHLW check digit.
     #[error("insurer number check digit does not match")]
     CheckDigit,
-}
-
-impl InsurerNumberError {
-    /// Stable dotted code for hosts and logs (DOM-25).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Empty => "insurer_number.empty",
-            Self::NonDigit => "insurer_number.non_digit",
-            Self::Length => "insurer_number.length",
-            Self::CheckDigit => "insurer_number.check_digit",
-        }
-    }
-
-    /// Text shown to the member (DOM-25).
-    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
-        let en = matches!(lang, Lang::En);
-        Cow::Borrowed(match self {
-            Self::Empty if en => "Please enter the insurer number.",
-            Self::Empty => "保険者番号を入力してください。",
-            Self::NonDigit | Self::Length if en => {
-                "Please enter the insurer number as 8 half-width digits."
-            }
-            Self::NonDigit | Self::Length => "保険者番号は半角数字8桁で入力してください。",
-            Self::CheckDigit if en => {
-                "This insurer number is not valid. Please check the 8-digit number on your card."
-            }
-            Self::CheckDigit => {
-                "保険者番号が正しくありません。保険証等に記載の8桁の番号をご確認ください。"
-            }
-        })
-    }
 }
 
 /// A validated 保険者番号, always 8 ASCII digits (DOM-10).
@@ -149,7 +115,8 @@ crate::domain::text_conversions! { InsurerNumber, InsurerNumberError;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::test_support::{assert_codes_and_messages, from_stored};
+    use crate::domain::test_support::from_stored;
+    use crate::lang::Lang;
     use proptest::prelude::*;
 
     // DOM-10: published numbers pass, spec examples that are not check-digit valid fail.
@@ -229,13 +196,11 @@ mod tests {
         }
     }
 
-    // DOM-25: codes and messages.
+    // DOM-25: every refusal names the field.
     #[test]
-    fn dom_25_error_codes_and_messages() {
+    fn dom_25_refusals_name_the_insurer_number() {
         use InsurerNumberError as E;
-        let all = [E::Empty, E::NonDigit, E::Length, E::CheckDigit];
-        assert_codes_and_messages(&all, "insurer_number.");
-        for e in all {
+        for e in [E::Empty, E::NonDigit, E::Length, E::CheckDigit] {
             assert!(e.message(Lang::Ja).contains("保険者番号"));
         }
     }

@@ -5,13 +5,10 @@
 //! one full-width katakana form so equality works. Kanji are rejected rather than matched
 //! loosely (髙/高 and 﨑/崎 are not folded by NFKC, DOMAIN.md §3.4).
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
 use crate::domain::normalize;
-use crate::lang::Lang;
 
 /// Longest accepted input before normalisation, in bytes (bounds NFKC expansion).
 const MAX_INPUT_BYTES: usize = 1024;
@@ -37,43 +34,6 @@ pub enum KanaNameError {
     /// Longer than 100 characters.
     #[error("kana name is too long")]
     TooLong,
-}
-
-impl KanaNameError {
-    /// Stable dotted code for hosts and logs (DOM-25).
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::Empty => "kana_name.empty",
-            Self::Kanji => "kana_name.kanji",
-            Self::Latin => "kana_name.latin",
-            Self::InvalidChar => "kana_name.invalid_char",
-            Self::TooLong => "kana_name.too_long",
-        }
-    }
-
-    /// Text shown to the member (DOM-25).
-    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
-        let en = matches!(lang, Lang::En);
-        Cow::Borrowed(match self {
-            Self::Empty if en => "Please enter your name in full-width katakana.",
-            Self::Empty => "氏名（カナ）を全角カナで入力してください。",
-            Self::Kanji if en => {
-                "Kanji cannot be used. Please enter your name in full-width katakana."
-            }
-            Self::Kanji => "漢字は使えません。氏名は全角カナで入力してください。",
-            Self::Latin if en => {
-                "Latin letters cannot be used. Please enter your name in full-width katakana."
-            }
-            Self::Latin => "英字は使えません。氏名は全角カナで入力してください。",
-            Self::InvalidChar if en => {
-                "Your name contains a character that cannot be used. Please enter it in \
-                 full-width katakana."
-            }
-            Self::InvalidChar => "使えない文字が含まれています。氏名は全角カナで入力してください。",
-            Self::TooLong if en => "Your name is too long.",
-            Self::TooLong => "氏名（カナ）が長すぎます。",
-        })
-    }
 }
 
 /// A name in normalised full-width katakana (DOM-14); equality is on this form.
@@ -153,7 +113,8 @@ crate::redact::debug_masked!(KanaName, "***");
 mod tests {
     use super::*;
     use crate::domain::normalize::HYPHEN_LOOKALIKES;
-    use crate::domain::test_support::{assert_codes_and_messages, from_stored};
+    use crate::domain::test_support::from_stored;
+    use crate::lang::Lang;
     use proptest::prelude::*;
 
     fn norm(input: &str) -> Result<String, &'static str> {
@@ -255,14 +216,6 @@ mod tests {
         assert_eq!(norm(&"ア".repeat(101)), Err("kana_name.too_long"));
         assert_eq!(norm(&"ア".repeat(100)), Ok("ア".repeat(100)));
         assert_eq!(norm(&"ア".repeat(10_000)), Err("kana_name.too_long"));
-    }
-
-    // DOM-25: codes and messages.
-    #[test]
-    fn dom_25_error_codes_and_messages() {
-        use KanaNameError as E;
-        let all = [E::Empty, E::Kanji, E::Latin, E::InvalidChar, E::TooLong];
-        assert_codes_and_messages(&all, "kana_name.");
     }
 
     // Personal data: Debug is masked.

@@ -1,13 +1,10 @@
 //! ログインID: the name a member logs in with, chosen by the member (新ログインID) or
 //! pre-issued by the insurer (SEC-42).
 
-use std::borrow::Cow;
-
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::lang::Lang;
 use crate::token::uniform_index;
 
 /// A login ID in canonical form: ASCII, lower case, 6–32 characters of letters, digits
@@ -188,51 +185,10 @@ pub enum LoginIdError {
     Identifying,
 }
 
-impl LoginIdError {
-    /// Stable code for hosts, logs and tests.
-    pub fn code(&self) -> &'static str {
-        match self {
-            LoginIdError::TooShort => "login_id.too_short",
-            LoginIdError::TooLong => "login_id.too_long",
-            LoginIdError::InvalidChar => "login_id.invalid_char",
-            LoginIdError::NoLetterOrDigit => "login_id.no_letter_or_digit",
-            LoginIdError::Identifying => "login_id.identifying",
-        }
-    }
-
-    /// The text shown to the member.
-    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
-        let (min, max) = (LoginId::MIN_CHARS, LoginId::MAX_CHARS);
-        Cow::Borrowed(match self {
-            LoginIdError::TooShort | LoginIdError::TooLong => {
-                return Cow::Owned(lang.pick(
-                    format!("ログインIDは半角英数字{min}〜{max}文字で入力してください。"),
-                    format!(
-                        "Please enter a login ID of {min} to {max} half-width letters and digits."
-                    ),
-                ));
-            }
-            LoginIdError::InvalidChar => lang.pick(
-                "ログインIDに使用できない文字が含まれています。半角英数字と記号（. _ - @）で入力してください。",
-                "The login ID may only contain half-width letters, digits and . _ - @.",
-            ),
-            LoginIdError::NoLetterOrDigit => lang.pick(
-                "ログインIDには半角英字または数字を1文字以上含めてください。",
-                "The login ID needs at least one half-width letter or digit.",
-            ),
-            LoginIdError::Identifying => lang.pick(
-                "メールアドレス、記号・番号、生年月日はログインIDに使用できません。",
-                "Your e-mail address, insurance card symbol/number or date of birth \
-                 cannot be used as a login ID.",
-            ),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::test_support::{assert_codes_and_messages, from_stored};
+    use crate::domain::test_support::from_stored;
     use proptest::prelude::*;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
@@ -314,21 +270,6 @@ mod tests {
         assert_eq!(b, c);
         let set: HashSet<_> = [a, b, c].into_iter().collect();
         assert_eq!(set.len(), 1);
-    }
-
-    #[test]
-    fn login_id_messages_and_codes() {
-        assert_eq!(
-            LoginIdError::TooShort.message(Lang::Ja),
-            "ログインIDは半角英数字6〜32文字で入力してください。"
-        );
-        let all = [
-            LoginIdError::TooShort,
-            LoginIdError::TooLong,
-            LoginIdError::InvalidChar,
-            LoginIdError::Identifying,
-        ];
-        assert_codes_and_messages(&all, "login_id.");
     }
 
     #[test]

@@ -161,31 +161,12 @@ input_error! {
 /// Checks shared by the tests of the field types.
 #[cfg(test)]
 pub(crate) mod test_support {
-    use std::collections::HashSet;
-
     use serde::de::value::{Error as DeError, StringDeserializer};
     use serde::de::{DeserializeOwned, IntoDeserializer};
-
-    use super::InputError;
-    use crate::lang::Lang;
 
     /// Deserialises `stored` the way a store hands a string column to serde.
     pub(crate) fn from_stored<T: DeserializeOwned>(stored: &str) -> Result<T, DeError> {
         let de: StringDeserializer<DeError> = stored.to_owned().into_deserializer();
         T::deserialize(de)
-    }
-
-    /// Every error in `all` has its own code under `prefix` and a message in both
-    /// languages.
-    pub(crate) fn assert_codes_and_messages<E: Clone + Into<InputError>>(all: &[E], prefix: &str) {
-        let all: Vec<InputError> = all.iter().cloned().map(Into::into).collect();
-        let codes: HashSet<_> = all.iter().map(InputError::code).collect();
-        assert_eq!(codes.len(), all.len());
-        for e in all {
-            assert!(e.code().starts_with(prefix));
-            assert!(!e.message(Lang::En).is_empty());
-            assert!(e.message(Lang::En).is_ascii(), "{}", e.code());
-            assert!(!e.message(Lang::Ja).is_empty());
-        }
     }
 }

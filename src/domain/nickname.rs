@@ -1,11 +1,7 @@
 //! ニックネーム: the name the portal and its mails greet the member by.
 
-use std::borrow::Cow;
-
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
-
-use crate::lang::Lang;
 
 /// A nickname: 1–20 code points of any script, after NFKC, trimming and collapsing runs
 /// of spaces into one.
@@ -177,42 +173,10 @@ pub enum NicknameError {
     InvalidChar,
 }
 
-impl NicknameError {
-    /// Stable code for hosts, logs and tests.
-    pub fn code(&self) -> &'static str {
-        match self {
-            NicknameError::Empty => "nickname.empty",
-            NicknameError::TooLong => "nickname.too_long",
-            NicknameError::InvalidChar => "nickname.invalid_char",
-        }
-    }
-
-    /// The text shown to the member.
-    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
-        let max = Nickname::MAX_CHARS;
-        Cow::Borrowed(match self {
-            NicknameError::Empty => {
-                lang.pick("ニックネームを入力してください。", "Please enter a nickname.")
-            }
-            NicknameError::TooLong => {
-                return Cow::Owned(lang.pick(
-                    format!("ニックネームは{max}文字以内で入力してください。"),
-                    format!("Please enter a nickname of at most {max} characters."),
-                ));
-            }
-            NicknameError::InvalidChar => lang.pick(
-                "ニックネームに使用できない文字（改行、見えない文字、「<」「>」など）が含まれています。",
-                "The nickname contains characters that cannot be used \
-                 (line breaks, invisible characters, < or >).",
-            ),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::test_support::{assert_codes_and_messages, from_stored};
+    use crate::domain::test_support::from_stored;
     use proptest::prelude::*;
 
     // Nickname rules (DESIGN §3): NFKC, trim, collapse spaces, any script.
@@ -282,20 +246,6 @@ mod tests {
             Nickname::parse(&"あ".repeat(500_000)),
             Err(NicknameError::TooLong)
         );
-    }
-
-    #[test]
-    fn nickname_messages_and_codes() {
-        assert_eq!(
-            NicknameError::TooLong.message(Lang::Ja),
-            "ニックネームは20文字以内で入力してください。"
-        );
-        let all = [
-            NicknameError::Empty,
-            NicknameError::TooLong,
-            NicknameError::InvalidChar,
-        ];
-        assert_codes_and_messages(&all, "nickname.");
     }
 
     #[test]
