@@ -427,30 +427,14 @@ crate::domain::text_conversions! { EmailAddress, EmailError;
     Into<String> |value| value.for_sending;
 }
 
-/// Invisible formatting characters (soft hyphen, zero-width and bidi controls, BOM)
-/// that must not hide inside an address: UTS-46 would silently drop some of them from
-/// the domain, and bidi controls can make a displayed address lie.
+/// Characters that must not hide inside an address: everything invisible
+/// ([`normalize::is_invisible`]: UTS-46 would silently drop some of them from the
+/// domain, and bidi controls can make a displayed address lie), variation selectors,
+/// and the unassigned code points of the blocks those live in.
 fn is_invisible(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{034F}'
-            | '\u{061C}'
-            | '\u{115F}'
-            | '\u{1160}'
-            | '\u{17B4}'
-            | '\u{17B5}'
-            | '\u{180B}'..='\u{180F}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{206F}'
-            | '\u{3164}'
-            | '\u{FE00}'..='\u{FE0F}'
-            | '\u{FEFF}'
-            | '\u{FFA0}'
-            | '\u{FFF0}'..='\u{FFFB}'
-            | '\u{E0000}'..='\u{E0FFF}'
-    )
+    normalize::is_invisible(c)
+        || normalize::is_variation_selector(c)
+        || matches!(c, '\u{2065}' | '\u{FFF0}'..='\u{FFF8}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Rejects characters that make the input something other than a bare address

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
+use super::normalize;
+
 /// A nickname: 1–20 code points of any script, after NFKC, trimming and collapsing runs
 /// of spaces into one.
 ///
@@ -48,15 +50,15 @@ impl Nickname {
         let mut out = String::with_capacity(normalised.len());
         let mut prev: Option<char> = None;
         // DOM-4: zero-width characters at the ends go too.
-        for c in super::normalize::trim(&normalised).chars() {
+        for c in normalize::trim(&normalised).chars() {
             if c == ' ' {
                 if prev != Some(' ') {
                     out.push(' ');
                 }
-            } else if is_variation_selector(c) {
+            } else if normalize::is_variation_selector(c) {
                 // Only right after a visible character, and only one.
                 match prev {
-                    Some(p) if p != ' ' && !is_variation_selector(p) => out.push(c),
+                    Some(p) if p != ' ' && !normalize::is_variation_selector(p) => out.push(c),
                     _ => return Err(NicknameError::InvalidChar),
                 }
             } else if is_refused(c) {
@@ -81,10 +83,6 @@ impl Nickname {
     }
 }
 
-fn is_variation_selector(c: char) -> bool {
-    matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
-}
-
 /// Characters a nickname may not contain (after NFKC and space handling).
 fn is_refused(c: char) -> bool {
     c == '<'
@@ -93,51 +91,8 @@ fn is_refused(c: char) -> bool {
         || c.is_control()
         // Any whitespace other than U+0020: line/paragraph separators, ogham space …
         || c.is_whitespace()
-        || is_format_char(c)
-        || is_invisible_filler(c)
+        || normalize::is_invisible(c)
         || is_private_use_or_noncharacter(c)
-}
-
-/// Unicode general category Cf (format characters), Unicode 15.1: soft hyphen, Arabic
-/// number signs, zero-width space/joiners, LRM/RLM, bidi embeddings, overrides and
-/// isolates, word joiner and invisible operators, BOM, interlinear annotation, shorthand
-/// format controls, musical format controls, tag characters.
-fn is_format_char(c: char) -> bool {
-    matches!(
-        c,
-        '\u{00AD}'
-            | '\u{0600}'..='\u{0605}'
-            | '\u{061C}'
-            | '\u{06DD}'
-            | '\u{070F}'
-            | '\u{0890}'..='\u{0891}'
-            | '\u{08E2}'
-            | '\u{180E}'
-            | '\u{200B}'..='\u{200F}'
-            | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2064}'
-            | '\u{2066}'..='\u{206F}'
-            | '\u{FEFF}'
-            | '\u{FFF9}'..='\u{FFFB}'
-            | '\u{110BD}'
-            | '\u{110CD}'
-            | '\u{13430}'..='\u{1343F}'
-            | '\u{1BCA0}'..='\u{1BCA3}'
-            | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0001}'
-            | '\u{E0020}'..='\u{E007F}'
-    )
-}
-
-/// Characters that are not format characters but render as nothing or as a blank:
-/// combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian free
-/// variation selectors, the braille blank, the Hangul half-width filler.
-fn is_invisible_filler(c: char) -> bool {
-    matches!(
-        c,
-        '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'
-            ..='\u{180D}' | '\u{180F}' | '\u{2800}' | '\u{3164}' | '\u{FFA0}'
-    )
 }
 
 /// Private-use code points (shown differently on every device, or as tofu) and

@@ -154,9 +154,88 @@ pub(crate) fn widen_digit(c: char) -> char {
     }
 }
 
+/// Characters that render as nothing or as a blank, which no field may hide (DOM-4,
+/// DOM-17): Unicode's format characters and the blank fillers that are not. The one
+/// list behind the e-mail address's and the nickname's refusals.
+pub(crate) fn is_invisible(c: char) -> bool {
+    is_format_char(c) || is_invisible_filler(c)
+}
+
+/// Variation selectors: they choose a glyph for the character before them (an emoji's
+/// colour form, an ideographic variant).
+pub(crate) fn is_variation_selector(c: char) -> bool {
+    matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{E0100}'..='\u{E01EF}')
+}
+
+/// Unicode general category Cf (format characters), Unicode 15.1: soft hyphen, Arabic
+/// number signs, zero-width space/joiners, LRM/RLM, bidi embeddings, overrides and
+/// isolates, word joiner and invisible operators, BOM, interlinear annotation, shorthand
+/// format controls, musical format controls, tag characters.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// Characters that are not format characters but render as nothing or as a blank:
+/// combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian free
+/// variation selectors, the braille blank, the Hangul half-width filler.
+fn is_invisible_filler(c: char) -> bool {
+    matches!(
+        c,
+        '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}' | '\u{180B}'
+            ..='\u{180D}' | '\u{180F}' | '\u{2800}' | '\u{3164}' | '\u{FFA0}'
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // DOM-17: one list of invisible characters. Whatever it holds, an e-mail address
+    // and a nickname both refuse, in the middle of the text where trimming cannot help.
+    #[test]
+    fn dom_17_the_address_and_the_nickname_refuse_the_same_invisibles() {
+        use crate::domain::{EmailAddress, EmailError, Nickname, NicknameError};
+        let invisible: Vec<char> = ('\0'..=char::MAX).filter(|&c| is_invisible(c)).collect();
+        assert!(invisible.len() > 150, "{}", invisible.len());
+        for c in invisible {
+            let address = format!("taro{c}yamada@example.jp");
+            assert_eq!(
+                EmailAddress::parse(&address).map(|_| ()),
+                Err(EmailError::ControlCharacter),
+                "U+{:04X}",
+                u32::from(c)
+            );
+            assert_eq!(
+                Nickname::parse(&format!("たろう{c}さん")).map(|_| ()),
+                Err(NicknameError::InvalidChar),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+    }
 
     // DOM-4: leading/trailing whitespace incl. U+3000 and zero-width characters is trimmed.
     #[test]
