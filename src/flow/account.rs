@@ -351,6 +351,15 @@ pub struct Provisioned {
     pub expires_at: time::OffsetDateTime,
 }
 
+/// Who may be provisioned (SEC-41, SEC-47): a member the roster lists as eligible.
+/// Checked before the temporary password is drawn and hashed.
+pub fn check_provisionable(record: Option<&MemberRecord>) -> Result<(), Rejection> {
+    match record {
+        Some(r) if r.eligible => Ok(()),
+        _ => Err(Rejection::UnknownMember),
+    }
+}
+
 /// 事前登録 for an eligible roster member (the driver checked the roster): a new
 /// provisioned account with a random login ID, or — for a member whose account is still
 /// provisioned or disabled — a re-issue on the same account that revokes the previous
@@ -533,6 +542,26 @@ mod tests {
     use crate::flow::test_support::{T0, keys};
     use crate::policy::Policy;
     use time::Duration;
+
+    // SEC-41, SEC-47: only a member the roster lists as eligible gets credentials; one
+    // who has left (資格喪失) or is not listed is told so before anything is drawn.
+    #[test]
+    fn sec_41_only_an_eligible_member_is_provisioned() {
+        let record = |eligible| {
+            MemberRecord::new(
+                MemberId::new("M1"),
+                crate::domain::CardNumber::parse("999-123456-00").unwrap(),
+                crate::domain::BirthDate::parse("1985-04-12").unwrap(),
+                None,
+                crate::model::Relation::Insured,
+                eligible,
+            )
+        };
+        assert_eq!(check_provisionable(Some(&record(true))), Ok(()));
+        for unknown in [Some(&record(false)), None] {
+            assert_eq!(check_provisionable(unknown), Err(Rejection::UnknownMember));
+        }
+    }
 
     // SEC-36: the confirmation link lives email_change_link_ttl (30 min): usable at
     // expires_at - 1 s, refused at expires_at, and once confirmed it says "used".

@@ -1292,6 +1292,32 @@ pub fn provisioned_still_valid(
     unexpired && same_stamp
 }
 
+/// SEC-41: the stored hash of the temporary password that R5's new password must differ
+/// from — the provisioned account's, while the flow's R2' proof still holds for it
+/// (same account, same stamp, unexpired). `None` on the R3–R4 path, and when the proof
+/// no longer holds (then [`complete`] refuses anyway).
+pub fn temporary_to_differ_from<'a>(
+    ready: &AwaitingCredentials,
+    provisioned: Option<&'a Account>,
+    now: OffsetDateTime,
+) -> Option<&'a PasswordHashString> {
+    let id = ready.proof.provisioned_account()?;
+    provisioned
+        .filter(|a| a.id == *id)
+        .filter(|a| provisioned_still_valid(a, ready.proof.provisioned_stamp(), now))
+        .map(|a| &a.password_hash)
+}
+
+/// SEC-41: the temporary password cannot become the long-term one. `is_temporary` is
+/// whether the new password verified against [`temporary_to_differ_from`]'s hash.
+pub fn check_not_temporary(is_temporary: bool) -> Result<(), Rejection> {
+    if is_temporary {
+        Err(Rejection::PasswordSameAsTemporary)
+    } else {
+        Ok(())
+    }
+}
+
 /// The ニックネーム as typed at R5: none when left blank, otherwise one the rules accept,
 /// or the field error to show.
 pub fn read_nickname(typed: Option<&str>) -> Result<Option<Nickname>, Rejection> {
@@ -1444,10 +1470,18 @@ pub fn complete<R: rand::CryptoRng + ?Sized>(
 
 #[cfg(test)]
 mod chosen_tests {
-    use super::{check_chosen, read_nickname};
+    use time::OffsetDateTime;
+
+    use super::{
+        AwaitingCredentials, ProofKind, RegistrationProof, check_chosen, check_not_temporary,
+        read_nickname, temporary_to_differ_from,
+    };
     use crate::domain::{EmailAddress, LoginId, Password, PasswordContext, PasswordRules};
     use crate::error::Rejection;
     use crate::flow::account::check_confirmation;
+    use crate::model::{AccountId, AccountStatus, MemberId, SecurityStamp};
+    use crate::password_hash::PasswordHashString;
+    use crate::token::TokenDigest;
 
     /// What R5 answers: the confirmation (checked before the roster is read), then the
     /// choice.
@@ -1490,6 +1524,85 @@ mod chosen_tests {
             chosen("taro-sakura", "short", "short"),
             Err(Rejection::InvalidInput { .. })
         ));
+    }
+
+    /// A provisioned account with `stamp`, its temporary password valid until `until`.
+    fn provisioned(
+        id: &AccountId,
+        stamp: &SecurityStamp,
+        until: OffsetDateTime,
+    ) -> crate::model::Account {
+        crate::model::Account {
+            id: id.clone(),
+            login_id: LoginId::parse("kenpo-0001").unwrap(),
+            email: None,
+            member: MemberId::new("M0001"),
+            nickname: None,
+            password_hash: PasswordHashString::parse(
+                "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaGhhc2hoYXNoaGFzaGhhc2g",
+            )
+            .unwrap(),
+            security_stamp: stamp.clone(),
+            status: AccountStatus::Provisioned {
+                temporary_expires_at: until,
+            },
+            password_failures: 0,
+            last_password_failure_at: None,
+            otp_failures: 0,
+            otp_cooldown_until: None,
+            created_at: until - time::Duration::days(21),
+            factors: Default::default(),
+            recent_login: None,
+        }
+    }
+
+    // SEC-41: R5 compares the new password with the temporary one only while the R2'
+    // proof holds for that very account; a match is refused.
+    #[test]
+    fn sec_41_the_new_password_must_differ_from_a_live_temporary_one() {
+        let mut rng = rand::rng();
+        let (id, other) = (AccountId::generate(&mut rng), AccountId::generate(&mut rng));
+        let stamp = SecurityStamp::generate(&mut rng);
+        let now = time::macros::datetime!(2026-12-07 10:00 UTC);
+        let until = now + time::Duration::days(1);
+        let ready = |account: &AccountId, proof_stamp: &SecurityStamp| AwaitingCredentials {
+            email: EmailAddress::parse("ichiro@example.jp").unwrap(),
+            proof: RegistrationProof(ProofKind::TemporaryCredentials {
+                account: account.clone(),
+                member: MemberId::new("M0001"),
+                stamp: Some(proof_stamp.clone()),
+            }),
+            spent: Vec::new(),
+            handle: TokenDigest::from_bytes([7; 32]),
+            expires_at: until,
+        };
+        let live = provisioned(&id, &stamp, until);
+        let held = ready(&id, &stamp);
+        assert_eq!(
+            temporary_to_differ_from(&held, Some(&live), now),
+            Some(&live.password_hash)
+        );
+        let reissued = ready(&id, &SecurityStamp::generate(&mut rng));
+        for (ready, account, at) in [
+            (&reissued, Some(&live), now),
+            (&ready(&other, &stamp), Some(&live), now),
+            (&held, Some(&live), until),
+            (&held, None, now),
+        ] {
+            assert_eq!(temporary_to_differ_from(ready, account, at), None);
+        }
+        let verified = AwaitingCredentials {
+            proof: RegistrationProof(ProofKind::IdentityVerified {
+                member: MemberId::new("M0001"),
+            }),
+            ..held.clone()
+        };
+        assert_eq!(temporary_to_differ_from(&verified, Some(&live), now), None);
+        assert_eq!(
+            check_not_temporary(true),
+            Err(Rejection::PasswordSameAsTemporary)
+        );
+        assert_eq!(check_not_temporary(false), Ok(()));
     }
 
     #[test]

@@ -247,15 +247,8 @@ impl Portal {
     /// This is the only insurer-side credential operation: no API sets or shows a
     /// member's own password (SEC-47).
     pub async fn provision_account(&self, member: &MemberId) -> Result<ProvisionedAccount, Error> {
-        let eligible = self
-            .inner
-            .directory
-            .get(member)
-            .await?
-            .is_some_and(|r| r.eligible);
-        if !eligible {
-            return Err(Rejection::UnknownMember.into());
-        }
+        let record = self.inner.directory.get(member).await?;
+        account_flow::check_provisionable(record.as_ref())?;
         let temporary_password = TemporaryPassword::generate(&mut Self::rng());
         let as_password = Password::new(temporary_password.expose_secret())
             .map_err(InputError::from)

@@ -324,29 +324,25 @@ impl Portal {
                 let provisioned = match ready.proof.provisioned_account() {
                     None => None,
                     Some(id) => {
-                        let found = self
-                            .inner
+                        self.inner
                             .store
                             .find_account(AccountLookup::Id(id.clone()))
-                            .await?;
-                        if let Some(acc) = &found
-                        && registration::provisioned_still_valid(
-                            &acc.value,
-                            ready.proof.provisioned_stamp(),
-                            env.now,
-                        )
-                        // SEC-41: the temporary password cannot become the long-term one.
-                        && let Verification::Match { .. } = self
-                            .inner
-                            .hasher
-                            .verify(&credentials.password, &acc.value.password_hash)
                             .await?
-                        {
-                            return Err(Rejection::PasswordSameAsTemporary.into());
-                        }
-                        found
                     }
                 };
+                let temporary = registration::temporary_to_differ_from(
+                    ready,
+                    provisioned.as_ref().map(|a| &a.value),
+                    env.now,
+                );
+                let is_temporary = match temporary {
+                    None => false,
+                    Some(stored) => matches!(
+                        self.inner.hasher.verify(password, stored).await?,
+                        Verification::Match { .. }
+                    ),
+                };
+                registration::check_not_temporary(is_temporary)?;
                 let password_hash = self.hash_once(&credentials.password, hashed).await?;
                 let chosen = ChosenCredentials {
                     login_id,
