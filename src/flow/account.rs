@@ -14,8 +14,9 @@ use time::OffsetDateTime;
 
 use super::ends::Ends;
 use super::gate::{self, Gate, PasswordCheck};
+use super::link::{self, LinkStatus};
 use super::login::OtpConsumed;
-use super::registration::{Found, LinkStatus, address_mail_hit};
+use super::registration::{Found, address_mail_hit};
 use super::step::{NewAccount, Step as Decision, Write};
 use super::{AccountView, Env, FlowState, TOMBSTONE_TTL, Urls, deadline};
 use crate::domain::{
@@ -28,7 +29,7 @@ use crate::model::{
     MemberRecord, SecurityStamp, Versioned,
 };
 use crate::password_hash::PasswordHashString;
-use crate::token::{EmailChangeLinkToken, MailedLink, TokenDigest};
+use crate::token::{EmailChangeLinkToken, TokenDigest};
 
 /// The confirmation link was mailed to the new address; waiting for it to come back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,17 +88,14 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> (AwaitingEmailConfirmation, EmailChangeLinkToken) {
-    let (token, link) = EmailChangeLinkToken::issue(env.keys, rng);
-
-    (
-        AwaitingEmailConfirmation {
-            account,
-            new_email,
-            link,
-            expires_at: deadline(env.now, env.policy.email_change_link_ttl),
-        },
-        token,
-    )
+    let (token, link, expires_at) = link::issue(env.policy.email_change_link_ttl, env, rng);
+    let awaiting = AwaitingEmailConfirmation {
+        account,
+        new_email,
+        link,
+        expires_at,
+    };
+    (awaiting, token)
 }
 
 impl EmailChangeState {

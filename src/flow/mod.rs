@@ -38,6 +38,7 @@ pub mod delivery;
 pub mod ends;
 pub mod factor;
 pub mod gate;
+pub mod link;
 pub mod login;
 #[cfg(feature = "passkeys")]
 pub mod passkey;
@@ -59,6 +60,7 @@ pub use account::{
 };
 pub use ends::Ends;
 pub use factor::{FactorInput, FactorSetupState, FactorSummary};
+pub use link::LinkStatus;
 pub use login::{
     Authenticated, AwaitingFactor, AwaitingOtp, LoginEnd, LoginEndReason, LoginFactor, LoginState,
     OtpConsumed, OtpVerdict, SecondStep,
@@ -69,8 +71,7 @@ pub use recovery::{
 };
 pub use registration::{
     AwaitingAuthKey, AwaitingCredentials, AwaitingIdentity, AwaitingLinkOpen, Completed, Dead,
-    DeadReason, IdentityClaim, IdentityVerified, LinkStatus, RegistrationProof, RegistrationState,
-    Step,
+    DeadReason, IdentityClaim, IdentityVerified, RegistrationProof, RegistrationState, Step,
 };
 pub use step::{Mail, Step as Decision, Write};
 pub use urls::{LinkPaths, Urls};

@@ -28,9 +28,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::ends::Ends;
+use super::link::{self, LinkStatus};
 use super::registration::{
-    Found, IdentityClaim, LinkStatus, RosterCheck, address_mail_hit, address_mail_window,
-    failed_attempt, identity_member_window,
+    Found, IdentityClaim, RosterCheck, address_mail_hit, address_mail_window, failed_attempt,
+    identity_member_window,
 };
 use super::step::{Step as Decision, Write};
 use super::throttle::{self, CounterHit, StartBudgets};
@@ -149,16 +150,13 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> (AwaitingResetLink, PasswordResetLinkToken) {
-    let (token, link) = PasswordResetLinkToken::issue(env.keys, rng);
-
-    (
-        AwaitingResetLink {
-            account,
-            link,
-            expires_at: deadline(env.now, env.policy.password_reset_link_ttl),
-        },
-        token,
-    )
+    let (token, link, expires_at) = link::issue(env.policy.password_reset_link_ttl, env, rng);
+    let awaiting = AwaitingResetLink {
+        account,
+        link,
+        expires_at,
+    };
+    (awaiting, token)
 }
 
 impl ResetState {
@@ -188,11 +186,10 @@ impl ResetState {
         env: Env<'_>,
         rng: &mut R,
     ) -> Result<(ResetState, FlowHandle), Rejection> {
-        self.link_status(link, env.now).openable()?;
+        let (handle, bound) = link::open(self.link_status(link, env.now), env, rng)?;
         let ResetState::AwaitingLinkOpen(s) = self else {
             return Err(Rejection::LinkInvalid);
         };
-        let (handle, bound) = FlowHandle::issue(env.keys, rng);
         let next = AwaitingNewPassword {
             handle: bound,
             account: s.account,

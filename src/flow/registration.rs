@@ -17,6 +17,9 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use super::gate::{self, Gate, PasswordCheck, Refusals};
+use super::link;
+/// Kept at its old path too.
+pub use super::link::LinkStatus;
 use super::step::{NewAccount, Step as Decision, Write};
 use super::throttle::{self, CounterHit, StartBudgets, Window};
 use super::{Env, FlowRecord, FlowState, TOMBSTONE_TTL, Urls, deadline};
@@ -301,68 +304,13 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> (AwaitingLinkOpen, RegistrationLinkToken) {
-    let (token, link) = RegistrationLinkToken::issue(env.keys, rng);
-
-    (
-        AwaitingLinkOpen {
-            email,
-            link,
-            expires_at: deadline(env.now, env.policy.registration_link_ttl),
-        },
-        token,
-    )
-}
-
-/// What a link's landing page (GET) may say, without consuming anything.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LinkStatus {
-    /// The link works: show the page with the button that POSTs it.
-    Valid {
-        /// When it stops working.
-        expires_at: OffsetDateTime,
-    },
-    /// The link was used already.
-    Used,
-    /// The link has expired.
-    Expired,
-    /// Not a link of ours.
-    Invalid,
-}
-
-impl LinkStatus {
-    /// The status of `link` on a flow: valid or expired when it is the link the current
-    /// step waits for (`live` is that step's deadline), used when the flow spent it,
-    /// otherwise not ours.
-    pub(crate) fn on(
-        waiting: Option<(&TokenDigest, OffsetDateTime)>,
-        keys: &[TokenDigest],
-        link: &TokenDigest,
-        now: OffsetDateTime,
-    ) -> Self {
-        let live = waiting.and_then(|(l, at)| (l == link).then_some(at));
-        Self::of(live, keys.contains(link), now)
-    }
-
-    pub(crate) fn of(live: Option<OffsetDateTime>, spent: bool, now: OffsetDateTime) -> Self {
-        match live {
-            Some(expires_at) if expired(now, expires_at) => LinkStatus::Expired,
-            Some(expires_at) => LinkStatus::Valid { expires_at },
-            None if spent => LinkStatus::Used,
-            None => LinkStatus::Invalid,
-        }
-    }
-
-    /// The POST of the link: `Ok` when it may be consumed now, otherwise what the member
-    /// is told.
-    pub(crate) fn openable(self) -> Result<(), Rejection> {
-        match self {
-            LinkStatus::Valid { .. } => Ok(()),
-            LinkStatus::Used => Err(Rejection::LinkUsed),
-            LinkStatus::Expired => Err(Rejection::Expired),
-            LinkStatus::Invalid => Err(Rejection::LinkInvalid),
-        }
-    }
+    let (token, link, expires_at) = link::issue(env.policy.registration_link_ttl, env, rng);
+    let awaiting = AwaitingLinkOpen {
+        email,
+        link,
+        expires_at,
+    };
+    (awaiting, token)
 }
 
 impl RegistrationState {
@@ -410,11 +358,10 @@ impl RegistrationState {
         env: Env<'_>,
         rng: &mut R,
     ) -> Result<(RegistrationState, FlowHandle), Rejection> {
-        self.link1_status(link, env.now).openable()?;
+        let (handle, bound) = link::open(self.link1_status(link, env.now), env, rng)?;
         let RegistrationState::AwaitingLinkOpen(s) = self else {
             return Err(Rejection::LinkInvalid);
         };
-        let (handle, bound) = FlowHandle::issue(env.keys, rng);
         let next = AwaitingIdentity {
             handle: bound,
             email: s.email,
