@@ -5,7 +5,7 @@
 //! English (DOM-25). The texts follow the seed's words (記号・番号・枝番, 暗証キー,
 //! 「@」（アットマーク）) and say what to do next; none ever carries what the member
 //! typed (SEC-17). The `code` and `message` methods of the field errors in
-//! [`crate::domain`] and of [`Rejection`] are generated from these tables, so a reviewer
+//! [`crate::domain`], of [`Rejection`] and of [`HashError`] are generated from these tables, so a reviewer
 //! or a translator reads every member-facing refusal here, and a new variant does not
 //! compile until it has both texts.
 //!
@@ -21,6 +21,7 @@ use crate::domain::{
 };
 use crate::error::Rejection;
 use crate::lang::Lang;
+use crate::password_hash::HashError;
 
 /// Generates `code` and `message` for each type from its rows
 /// `pattern => code, japanese, english;`. A text is a `&'static str` or a `String` (for
@@ -62,6 +63,18 @@ macro_rules! not_an_address {
     };
     (en) => {
         "The e-mail address is not valid. "
+    };
+}
+
+/// What a member reads when the password cannot be hashed or checked: every
+/// [`HashError`] is a server fault, so the text is the same and says nothing about the
+/// account (SEC-23).
+macro_rules! cannot_hash_now {
+    (ja) => {
+        "ただいまパスワードの処理ができません。しばらくしてから、もう一度お試しください。"
+    };
+    (en) => {
+        "We cannot process your password right now. Please try again later."
     };
 }
 
@@ -369,6 +382,40 @@ catalog! {
         Self::PasskeyNameInvalid => "factor.passkey_name_invalid",
             "パスキーの名前は1〜32文字で入力してください。",
             "Give the passkey a name of 1 to 32 characters.";
+    }
+
+    // Server faults: one text for all (SEC-23); the codes tell operators apart.
+    HashError {
+        Self::MalformedStoredHash(_) => "password_hash.malformed_stored_hash",
+            cannot_hash_now!(ja),
+            cannot_hash_now!(en);
+        Self::UnknownPepperId { .. } => "password_hash.unknown_pepper_id",
+            cannot_hash_now!(ja),
+            cannot_hash_now!(en);
+        Self::DuplicatePepperId { .. } => "password_hash.duplicate_pepper_id",
+            cannot_hash_now!(ja),
+            cannot_hash_now!(en);
+        Self::InvalidParams(_) => "password_hash.invalid_params",
+            cannot_hash_now!(ja),
+            cannot_hash_now!(en);
+        Self::ParamsAboveCeiling => "password_hash.params_above_ceiling",
+            cannot_hash_now!(ja),
+            cannot_hash_now!(en);
+        Self::InvalidConcurrency => "password_hash.invalid_concurrency",
+            cannot_hash_now!(ja),
+            cannot_hash_now!(en);
+        Self::Argon2(_) => "password_hash.argon2",
+            cannot_hash_now!(ja),
+            cannot_hash_now!(en);
+        Self::Rng(_) => "password_hash.rng",
+            cannot_hash_now!(ja),
+            cannot_hash_now!(en);
+        Self::NoRuntime => "password_hash.no_runtime",
+            cannot_hash_now!(ja),
+            cannot_hash_now!(en);
+        Self::TaskFailed => "password_hash.task_failed",
+            cannot_hash_now!(ja),
+            cannot_hash_now!(en);
     }
 }
 

@@ -67,7 +67,6 @@
 //! be the same generic login failure as for a wrong password or an unknown ID; log
 //! [`HashError::code`] for operators.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -86,7 +85,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::domain::Password;
-use crate::lang::Lang;
 
 /// Salt length in bytes (SEC-19: ≥16 bytes, the PHC recommendation).
 const SALT_LEN: usize = 16;
@@ -319,39 +317,6 @@ pub enum HashError {
     /// The blocking task running Argon2 panicked or was cancelled (runtime shutdown).
     #[error("the password hashing task did not complete")]
     TaskFailed,
-}
-
-impl HashError {
-    /// A stable dotted code for logs and metrics.
-    #[must_use]
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::MalformedStoredHash(_) => "password_hash.malformed_stored_hash",
-            Self::UnknownPepperId { .. } => "password_hash.unknown_pepper_id",
-            Self::DuplicatePepperId { .. } => "password_hash.duplicate_pepper_id",
-            Self::InvalidParams(_) => "password_hash.invalid_params",
-            Self::ParamsAboveCeiling => "password_hash.params_above_ceiling",
-            Self::InvalidConcurrency => "password_hash.invalid_concurrency",
-            Self::Argon2(_) => "password_hash.argon2",
-            Self::Rng(_) => "password_hash.rng",
-            Self::NoRuntime => "password_hash.no_runtime",
-            Self::TaskFailed => "password_hash.task_failed",
-        }
-    }
-
-    /// The text a member sees. All variants are server faults, so the text is the same
-    /// generic "try again later" and says nothing about the account (SEC-23).
-    #[must_use]
-    pub fn message(&self, lang: Lang) -> Cow<'static, str> {
-        match lang {
-            Lang::En => {
-                Cow::Borrowed("We cannot process your password right now. Please try again later.")
-            }
-            _ => Cow::Borrowed(
-                "ただいまパスワードの処理ができません。しばらくしてから、もう一度お試しください。",
-            ),
-        }
-    }
 }
 
 /// What this module needs from a parsed stored hash.
@@ -2144,7 +2109,9 @@ mod tests {
     }
 
     #[test]
-    fn error_codes_are_distinct_and_messages_generic() {
+    fn sec_23_error_codes_are_distinct_and_messages_generic() {
+        use crate::lang::Lang;
+
         let all = [
             HashError::MalformedStoredHash(ph::Error::SaltInvalid),
             HashError::UnknownPepperId { id: 1 },
@@ -2159,12 +2126,18 @@ mod tests {
         ];
         let codes: HashSet<_> = all.iter().map(HashError::code).collect();
         assert_eq!(codes.len(), all.len());
+        // SEC-23: one text for every fault, so a member learns nothing about the account.
         for e in &all {
             assert!(e.code().starts_with("password_hash."));
-            assert!(!e.message(Lang::Ja).is_empty());
-            assert!(e.message(Lang::En).is_ascii());
-            assert!(!e.to_string().is_empty());
+            for lang in [Lang::Ja, Lang::En] {
+                assert_eq!(e.message(lang), HashError::TaskFailed.message(lang));
+            }
         }
+        assert!(
+            HashError::TaskFailed
+                .message(Lang::Ja)
+                .contains("しばらくしてから")
+        );
     }
 
     proptest! {

@@ -162,19 +162,11 @@ impl fmt::Debug for TokenDigest {
     }
 }
 
-impl From<TokenDigest> for String {
-    fn from(d: TokenDigest) -> String {
-        d.to_hex()
-    }
-}
-
-impl TryFrom<String> for TokenDigest {
-    type Error = MalformedDigest;
-    fn try_from(s: String) -> Result<Self, MalformedDigest> {
-        crate::model::unhex(&s, false)
-            .map(TokenDigest)
-            .ok_or(MalformedDigest)
-    }
+crate::domain::text_conversions! { TokenDigest, MalformedDigest;
+    /// Reads a stored digest: exactly 64 lower-case hex characters.
+    TryFrom<String> |s| crate::model::unhex(&s, false).map(TokenDigest).ok_or(MalformedDigest);
+    /// Lower-case hex, as stored.
+    Into<String> |d| d.to_hex();
 }
 
 /// A stored digest was not 64 lower-case hex characters (a corrupted store row).

@@ -28,10 +28,11 @@ pub use password::{
 
 use crate::lang::Lang;
 
-/// The string conversions of a value that is only ever made by its `parse`: `FromStr` and
-/// `TryFrom<String>` go through `$ty::parse` (so `str::parse` and serde's
-/// `try_from = "String"` check a stored value again when it is read), and `From<$ty> for
-/// String`, `AsRef<str>` and `Display` give the spelling the closure names.
+/// The string conversions of a value read from text (the field types here, and the
+/// stored identifiers of [`crate::model`] and [`crate::token`]): `FromStr` and
+/// `TryFrom<String>` go through `$ty::parse` or the body given (so `str::parse` and
+/// serde's `try_from = "String"` check a stored value again when it is read), and
+/// `From<$ty> for String`, `AsRef<str>` and `Display` give the spelling the closure names.
 ///
 /// Each line is one impl, with its doc comment above it:
 ///

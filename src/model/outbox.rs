@@ -1,7 +1,6 @@
 //! The outbox: mails a step committed, waiting for (or done with) delivery.
 
 use std::fmt;
-use std::str::FromStr;
 
 use rand::CryptoRng;
 use serde::{Deserialize, Serialize};
@@ -32,11 +31,13 @@ impl MailId {
     pub fn to_hex(&self) -> String {
         crate::model::hex(&self.0)
     }
-}
 
-impl fmt::Display for MailId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+    /// Reads a receipt as it comes back from a host's page or URL: 32 hex digits in
+    /// either case, spaces around them trimmed.
+    pub fn parse(s: &str) -> Result<Self, MalformedMailId> {
+        super::unhex(s.trim(), true)
+            .map(MailId)
+            .ok_or(MalformedMailId)
     }
 }
 
@@ -51,29 +52,15 @@ impl fmt::Debug for MailId {
 #[error("not a mail receipt")]
 pub struct MalformedMailId;
 
-impl FromStr for MailId {
-    type Err = MalformedMailId;
-
-    fn from_str(s: &str) -> Result<Self, MalformedMailId> {
-        // Receipts come back from hosts' pages and URLs: either case, spaces trimmed.
-        super::unhex(s.trim(), true)
-            .map(MailId)
-            .ok_or(MalformedMailId)
-    }
-}
-
-impl From<MailId> for String {
-    fn from(id: MailId) -> String {
-        id.to_hex()
-    }
-}
-
-impl TryFrom<String> for MailId {
-    type Error = MalformedMailId;
-
-    fn try_from(s: String) -> Result<Self, MalformedMailId> {
-        s.parse()
-    }
+crate::domain::text_conversions! { MailId, MalformedMailId;
+    /// The 32 hex digits.
+    Display |id| &id.to_hex();
+    /// Same as [`MailId::parse`].
+    FromStr;
+    /// Same as [`MailId::parse`].
+    TryFrom<String>;
+    /// The 32 hex digits, as stored.
+    Into<String> |id| id.to_hex();
 }
 
 /// Where a mail is in its delivery.
