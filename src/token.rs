@@ -36,6 +36,8 @@ pub const TOKEN_CHARS: usize = 43;
 /// not trip over look-alikes. 32 symbols = 5 bits per character.
 pub const UNAMBIGUOUS_ALPHABET: &[u8; 32] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
 const KEY_ALPHABET: &[u8; 32] = UNAMBIGUOUS_ALPHABET;
+/// Alphabet of the 暗証キー and the 確認コード.
+const DIGITS: &[u8; 10] = b"0123456789";
 
 /// Draws a uniform index in `0..n` (1 ≤ n ≤ 256) from `rng` by rejection sampling:
 /// bytes at or above the largest multiple of `n` that fits in 256 are drawn again, so
@@ -358,6 +360,29 @@ fn retyped(s: &str) -> Zeroizing<String> {
     )
 }
 
+/// A short code the member types back (認証キー, 暗証キー, 確認コード, リカバリーコード),
+/// read the same way for each: [`retyped`], the separators in `drop` removed, letters
+/// upper-cased; refused unless it then has a length in `len` and only symbols of
+/// `alphabet`.
+fn typed_code(
+    s: &str,
+    alphabet: &[u8],
+    len: std::ops::RangeInclusive<usize>,
+    drop: &[char],
+) -> Result<Zeroizing<String>, MalformedToken> {
+    let folded: Zeroizing<String> = Zeroizing::new(
+        retyped(s)
+            .chars()
+            .filter(|c| !drop.contains(c))
+            .map(|c| c.to_ascii_uppercase())
+            .collect(),
+    );
+    if !len.contains(&folded.len()) || !folded.bytes().all(|b| alphabet.contains(&b)) {
+        return Err(MalformedToken);
+    }
+    Ok(folded)
+}
+
 /// Equality of two secrets' text in time that depends only on their lengths.
 fn ct_eq(a: &str, b: &str) -> bool {
     bool::from(subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()))
@@ -541,14 +566,7 @@ impl AuthKey {
     /// Reads what the member typed: trims, folds full-width letters and digits and lower
     /// case. Any other character is refused.
     pub fn parse(s: &str) -> Result<Self, MalformedToken> {
-        let folded = Zeroizing::new(retyped(s).to_ascii_uppercase());
-        let n = folded.chars().count();
-        if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&n)
-            || !folded.bytes().all(|b| KEY_ALPHABET.contains(&b))
-        {
-            return Err(MalformedToken);
-        }
-        Ok(AuthKey(folded))
+        typed_code(s, KEY_ALPHABET, Self::MIN_LEN..=Self::MAX_LEN, &[]).map(AuthKey)
     }
 
     /// The key's text, to show once on the R3 screen.
@@ -587,7 +605,7 @@ impl OtpCode {
     pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R, digits: usize) -> Self {
         OtpCode(random_string(
             rng,
-            b"0123456789",
+            DIGITS,
             digits.clamp(Self::MIN_DIGITS, Self::MAX_DIGITS),
         ))
     }
@@ -595,13 +613,7 @@ impl OtpCode {
     /// Reads what the member typed: trims, folds full-width digits (０–９). Any other
     /// character, or a length outside 4..=10, is refused.
     pub fn parse(s: &str) -> Result<Self, MalformedToken> {
-        let folded = retyped(s);
-        if !(Self::MIN_DIGITS..=Self::MAX_DIGITS).contains(&folded.len())
-            || !folded.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(MalformedToken);
-        }
-        Ok(OtpCode(folded))
+        typed_code(s, DIGITS, Self::MIN_DIGITS..=Self::MAX_DIGITS, &[]).map(OtpCode)
     }
 
     /// The code's digits, for the 「暗証キーのご案内」 mail.
@@ -636,12 +648,7 @@ impl TotpCode {
     /// Reads what the member typed: trims, drops the space some apps show in the middle
     /// (`123 456`), folds full-width digits. Anything but six digits is refused.
     pub fn parse(s: &str) -> Result<Self, MalformedToken> {
-        let folded: Zeroizing<String> =
-            Zeroizing::new(retyped(s).chars().filter(|c| *c != ' ').collect());
-        if folded.len() != Self::DIGITS || !folded.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(MalformedToken);
-        }
-        Ok(TotpCode(folded))
+        typed_code(s, DIGITS, Self::DIGITS..=Self::DIGITS, &[' ']).map(TotpCode)
     }
 
     /// Wraps the digits an authenticator computed (tests, the example's demo helper).
@@ -680,17 +687,8 @@ impl RecoveryCode {
     /// Reads what the member typed: trims, drops hyphens and spaces, folds full-width
     /// letters and digits and lower case. Anything else is refused.
     pub fn parse(s: &str) -> Result<Self, MalformedToken> {
-        let folded: Zeroizing<String> = Zeroizing::new(
-            retyped(s)
-                .chars()
-                .filter(|c| !matches!(c, '-' | ' ' | 'ー' | '－'))
-                .map(|c| c.to_ascii_uppercase())
-                .collect(),
-        );
-        if folded.len() != Self::LEN || !folded.bytes().all(|b| KEY_ALPHABET.contains(&b)) {
-            return Err(MalformedToken);
-        }
-        Ok(RecoveryCode(folded))
+        let separators = ['-', ' ', 'ー', '－'];
+        typed_code(s, KEY_ALPHABET, Self::LEN..=Self::LEN, &separators).map(RecoveryCode)
     }
 
     /// The code as shown to the member once: `ABCD-EFGH-JKLM`.
