@@ -64,6 +64,26 @@ async fn change_password_end_to_end() {
     assert_eq!(f.audit.count(AuditKind::PasswordChanged), 1);
 }
 
+// SEC-18, SEC-34: a disabled account's password cannot be changed, even with the right
+// password; the answer is the one every refusal of the current password gets, and
+// nothing is written or mailed.
+#[tokio::test]
+async fn sec_18_a_disabled_account_cannot_change_its_password() {
+    let (f, id) = registered().await;
+    f.portal.disable_account(&id).await.unwrap();
+    let before = f.account(&id);
+    let mails = f.mailer.count();
+    let r = f
+        .portal
+        .change_password(&id, pw(PASSWORD), pw(NEW_PASSWORD), pw(NEW_PASSWORD))
+        .await
+        .unwrap_err();
+    assert_eq!(rejection(r), Rejection::CurrentPasswordIncorrect);
+    assert_eq!(f.account(&id), before);
+    assert_eq!(f.mailer.count(), mails);
+    assert_eq!(f.audit.count(AuditKind::PasswordChanged), 0);
+}
+
 #[tokio::test]
 async fn sec_18_wrong_current_password_is_refused_and_throttled_like_login() {
     let (f, id) = registered().await;

@@ -164,6 +164,16 @@ flow_index! { EmailChangeState;
 
 // ── The journeys of a logged-in member and of the insurer ─────────────────────────
 
+/// パスワード変更 before anything is checked: the active account whose password changes,
+/// or — for an account that is gone or no longer active — the answer every refusal of
+/// the current password gets, [`Rejection::CurrentPasswordIncorrect`].
+pub fn password_change_gate<'a>(
+    held: AccountView<'a>,
+) -> Result<&'a Versioned<Account>, Box<Decision<SecurityStamp>>> {
+    held.active()
+        .ok_or_else(|| Box::new(Decision::reject(Rejection::CurrentPasswordIncorrect)))
+}
+
 /// パスワード変更: the current password goes through the login's gate — a wrong one
 /// counts on the account and the SEC-24 delays and cap apply (SEC-18) — and every
 /// refusal is [`Rejection::CurrentPasswordIncorrect`]. On success the new hash, a new

@@ -747,14 +747,14 @@ impl ResetChecked {
 /// The first half of completing a reset: the flow is at its new-password step for an
 /// active account, and — when the policy asks — the claim matches the account's roster
 /// entry, counted on the flow and the member before anything is compared (SEC-09).
-pub fn check_reset_claim(
+pub fn check_reset_claim<'a>(
     found: Option<Found<'_>>,
-    account: Option<&Versioned<Account>>,
+    account: Option<&'a Versioned<Account>>,
     claim: Option<&IdentityClaim>,
     record: Option<&MemberRecord>,
     member_checks: Option<&Versioned<Counter>>,
     env: Env<'_>,
-) -> Result<ResetChecked, Box<Decision<()>>> {
+) -> Result<(ResetChecked, &'a Versioned<Account>), Box<Decision<()>>> {
     let (Some((record_f, digest, stored)), Some(account)) = (reset_of(found), active(account))
     else {
         return Err(Box::new(Decision::reject(Rejection::WrongStep)));
@@ -812,11 +812,12 @@ pub fn check_reset_claim(
     if let Err(r) = state.ready_to_complete(digest, env) {
         return Err(Box::new(Decision::reject(r)));
     }
-    Ok(ResetChecked {
+    let checked = ResetChecked {
         changed: state != *stored,
         state,
         hits,
-    })
+    };
+    Ok((checked, account))
 }
 
 /// The second half: the new password (checked and hashed by the driver), the cleared

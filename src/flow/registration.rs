@@ -851,12 +851,18 @@ pub fn identity_gate<T>(found: Option<Found<'_>>, env: Env<'_>) -> Option<Decisi
     }
 }
 
-/// R2' without the password: whether the handle is not at the identity step (or that
-/// step expired), so the member is answered [`Rejection::WrongStep`] before any Argon2
-/// work.
-pub fn credentials_entry_refused(found: Option<Found<'_>>, now: OffsetDateTime) -> bool {
-    !matches!(registration_of(found), Some((_, digest, RegistrationState::AwaitingIdentity(s)))
-        if s.handle == *digest && now < s.expires_at)
+/// R2' without the password: a handle that is not at the identity step (or whose step
+/// expired) is answered [`Rejection::WrongStep`] before any Argon2 work.
+pub fn credentials_entry_refused<T>(
+    found: Option<Found<'_>>,
+    now: OffsetDateTime,
+) -> Option<Decision<T>> {
+    let at_identity = matches!(
+        registration_of(found),
+        Some((_, digest, RegistrationState::AwaitingIdentity(s)))
+            if s.handle == *digest && now < s.expires_at
+    );
+    (!at_identity).then(|| Decision::reject(Rejection::WrongStep))
 }
 
 /// What R3 learned beyond the flow: the roster entry for the typed card number, the
@@ -1178,12 +1184,19 @@ pub fn credentials_gate<'a, T>(
     found: Option<Found<'a>>,
     now: OffsetDateTime,
 ) -> Result<&'a AwaitingCredentials, Decision<T>> {
+    credentials_step(found, now).map_err(Decision::reject)
+}
+
+/// The R5 step `found` is at, or why it is not: [`Rejection::WrongStep`] for a handle
+/// at any other step, [`Rejection::Expired`] for an expired one.
+pub fn credentials_step<'a>(
+    found: Option<Found<'a>>,
+    now: OffsetDateTime,
+) -> Result<&'a AwaitingCredentials, Rejection> {
     let Some((_, digest, state)) = registration_of(found) else {
-        return Err(Decision::reject(Rejection::WrongStep));
+        return Err(Rejection::WrongStep);
     };
-    state
-        .ready_to_complete(digest, now)
-        .map_err(Decision::reject)
+    state.ready_to_complete(digest, now)
 }
 
 /// R5's gate: [`credentials_gate`], except that the holder of the R5 handle sending R5

@@ -17,9 +17,9 @@ use super::login::Authenticated;
 use super::{Portal, typed_email};
 use crate::domain::{EmailAddress, InputError, LoginId, Nickname, Password, PasswordContext};
 use crate::error::{Error, Rejection};
+use crate::flow::AccountView;
 use crate::flow::account as account_flow;
 use crate::flow::account::FreshLogin;
-use crate::flow::{AccountView, Decision};
 use crate::model::CounterKey;
 use crate::observe::StepName;
 use crate::password_hash::PasswordHashString;
@@ -140,10 +140,11 @@ impl Portal {
             .drive(StepName::ChangePassword, &load, move |loaded, now| {
                 Box::pin(async move {
                     let env = self.env(now);
-                    let account = loaded.account.as_ref();
-                    let Some(a) = account else {
-                        return Ok(Decision::reject(Rejection::CurrentPasswordIncorrect));
+                    let a = match account_flow::password_change_gate(loaded.view()) {
+                        Ok(a) => a,
+                        Err(stop) => return Ok(*stop),
                     };
+                    let account = Some(a);
                     // The new password is checked first, so a typo in it costs no attempt.
                     self.check_account_password(&a.value, new, confirmation)
                         .await?;

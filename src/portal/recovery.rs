@@ -12,10 +12,10 @@ use super::driver::by_login_id;
 use super::driver::{Load, Memo, rendered};
 use super::{Portal, typed_email};
 use crate::domain::Password;
-use crate::error::{Error, Rejection};
+use crate::error::Error;
+use crate::flow::IdentityClaim;
 use crate::flow::delivery::Receipted;
 use crate::flow::recovery::{self, ReminderFacts, ResetMails};
-use crate::flow::{Decision, IdentityClaim};
 use crate::lang::Lang;
 use crate::model::{Counter, CounterKey, MemberId, Versioned};
 use crate::observe::StepName;
@@ -199,7 +199,7 @@ impl Portal {
                     None => None,
                 };
                 let record = roster.get().flatten();
-                let checked = match recovery::check_reset_claim(
+                let (checked, a) = match recovery::check_reset_claim(
                     loaded.found(),
                     account,
                     claim.as_ref(),
@@ -209,9 +209,6 @@ impl Portal {
                 ) {
                     Ok(checked) => checked,
                     Err(stop) => return Ok(*stop),
-                };
-                let Some(a) = account else {
-                    return Ok(Decision::reject(Rejection::WrongStep));
                 };
                 // The new password, under the full policy.
                 match self

@@ -8,7 +8,7 @@ use crate::domain::{Carrier, EmailAddress, InputError, LoginId, Password};
 use crate::error::{Error, Rejection};
 use crate::flow::delivery::Receipted;
 use crate::flow::registration::{self, ChosenCredentials, IdentityFacts, LinkResent};
-use crate::flow::{Decision, IdentityClaim, RegistrationState};
+use crate::flow::{IdentityClaim, RegistrationState};
 use crate::observe::StepName;
 use crate::password_hash::Verification;
 use crate::ports::AccountLoad;
@@ -250,8 +250,9 @@ impl Portal {
             Box::pin(async move {
                 let env = self.env(now);
                 // A handle that is not at the identity step costs no Argon2 work.
-                if registration::credentials_entry_refused(loaded.found(), env.now) {
-                    return Ok(Decision::reject(Rejection::WrongStep));
+                if let Some(stop) = registration::credentials_entry_refused(loaded.found(), env.now)
+                {
+                    return Ok(stop);
                 }
                 let account = loaded.account.as_ref();
                 let check = self.check_password_hash(account, password, cache).await?;
@@ -275,10 +276,8 @@ impl Portal {
     pub async fn registration_email(&self, handle: &FlowHandle) -> Result<EmailAddress, Error> {
         let load = self.flow_load(handle);
         let loaded = self.load(&load).await?;
-        match registration::credentials_gate::<()>(loaded.found(), self.now()) {
-            Ok(ready) => Ok(ready.email.clone()),
-            Err(stop) => Err(stop.answer.err().unwrap_or(Rejection::WrongStep).into()),
-        }
+        let ready = registration::credentials_step(loaded.found(), self.now())?;
+        Ok(ready.email.clone())
     }
 
     /// R5 (利用者情報入力 → 登録): validates 新ログインID, 新パスワード (+確認) and
