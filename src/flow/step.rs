@@ -236,4 +236,89 @@ impl<T> Step<T> {
             answer: self.answer.map(f),
         }
     }
+
+    /// What the step comes to when its commit was refused because `taken` already
+    /// belongs to another account: a login ID the core drew at random is drawn again
+    /// (decide again from a fresh read); otherwise the member is told — a taken login ID
+    /// 「このログインIDは使用できません」, a taken address a family member's (with the
+    /// step's audit events for that case), a member with an account already registered.
+    pub fn on_taken(self, taken: Taken) -> OnTaken {
+        let (rejection, audit) = match taken {
+            Taken::LoginId if self.redraw_on_login_id_taken => return OnTaken::DecideAgain,
+            Taken::LoginId => (Rejection::LoginIdTaken, Vec::new()),
+            Taken::Email => (Rejection::FamilyEmailInUse, self.audit_if_email_taken),
+            Taken::Member => (Rejection::AlreadyRegistered, Vec::new()),
+        };
+        OnTaken::Refuse { rejection, audit }
+    }
+}
+
+/// Which of an account's unique values a commit found already another account's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Taken {
+    /// The login ID.
+    LoginId,
+    /// The e-mail address (canonical form).
+    Email,
+    /// The roster member.
+    Member,
+}
+
+/// What a step whose commit found a unique value taken comes to ([`Step::on_taken`]).
+#[derive(Debug)]
+pub enum OnTaken {
+    /// Nothing was written: decide again from a fresh read.
+    DecideAgain,
+    /// Nothing was written: record `audit` and tell the member `rejection`.
+    Refuse {
+        /// What the member is told.
+        rejection: Rejection,
+        /// What is recorded.
+        audit: Vec<AuditEvent>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::model::AuditKind;
+
+    fn refused<T>(step: Step<T>, taken: Taken) -> (Rejection, Vec<AuditEvent>) {
+        match step.on_taken(taken) {
+            OnTaken::Refuse { rejection, audit } => (rejection, audit),
+            OnTaken::DecideAgain => panic!("{taken:?}: decided again"),
+        }
+    }
+
+    // R5 and the insurer's provisioning meet the same unique values with different
+    // answers: a login ID the core drew is drawn again; one the member chose is theirs
+    // to change (SEC-42); a taken address is a family member's, recorded as such.
+    #[test]
+    fn a_taken_value_is_drawn_again_or_told() {
+        let at = datetime!(2026-12-07 10:00 UTC);
+        let mut drawn = Step::answer(());
+        drawn.redraw_on_login_id_taken = true;
+        assert!(matches!(
+            drawn.on_taken(Taken::LoginId),
+            OnTaken::DecideAgain
+        ));
+        let mut chosen = Step::answer(());
+        chosen
+            .audit_if_email_taken
+            .push(AuditEvent::new(AuditKind::FamilyEmailRefused, at));
+        let (rejection, audit) = refused(chosen, Taken::Email);
+        assert_eq!(rejection, Rejection::FamilyEmailInUse);
+        assert_eq!(audit.len(), 1);
+        assert_eq!(
+            refused(Step::answer(()), Taken::LoginId),
+            (Rejection::LoginIdTaken, Vec::new())
+        );
+        assert_eq!(
+            refused(Step::answer(()), Taken::Member),
+            (Rejection::AlreadyRegistered, Vec::new())
+        );
+    }
 }

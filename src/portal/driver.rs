@@ -11,7 +11,7 @@ use super::Portal;
 use crate::domain::{EmailAddress, LoginId};
 use crate::error::{Error, Rejection};
 use crate::flow::delivery::{self, Receipted};
-use crate::flow::step::{Step, Write};
+use crate::flow::step::{OnTaken, Step, Taken, Write};
 use crate::observe::{self, StepName};
 use std::future::Future;
 use std::pin::Pin;
@@ -334,7 +334,7 @@ impl Portal {
     /// at `now`, the instant the decision was made at.
     pub(super) async fn carry_out<T>(
         &self,
-        step: Step<T>,
+        mut step: Step<T>,
         receipt: Option<(MailId, Receipted)>,
         now: OffsetDateTime,
     ) -> Result<Option<Result<T, Error>>, Error> {
@@ -342,9 +342,10 @@ impl Portal {
             .filter(|_| step.answer.is_ok())
             .map(|(id, kind)| (id, delivery::receipt_useful_until(kind, self.env(now))));
         let dispatch = &self.inner.dispatch;
-        let queued = dispatch.queue(step.mails, step.refunds, receipt, now);
+        let mails = std::mem::take(&mut step.mails);
+        let queued = dispatch.queue(mails, std::mem::take(&mut step.refunds), receipt, now);
         if !step.writes.is_empty() || !queued.is_empty() {
-            let mut commit = commit_of(step.writes).ok_or_else(busy)?;
+            let mut commit = commit_of(std::mem::take(&mut step.writes)).ok_or_else(busy)?;
             commit.mails = queued
                 .iter()
                 .map(|q| MailWrite {
@@ -370,19 +371,21 @@ impl Portal {
             };
             let taken = match outcome {
                 CommitOutcome::Committed => None,
-                CommitOutcome::LoginIdTaken if step.redraw_on_login_id_taken => return Ok(None),
-                CommitOutcome::LoginIdTaken => Some(Rejection::LoginIdTaken),
-                CommitOutcome::EmailTaken => Some(Rejection::FamilyEmailInUse),
-                CommitOutcome::MemberTaken => Some(Rejection::AlreadyRegistered),
+                CommitOutcome::LoginIdTaken => Some(Taken::LoginId),
+                CommitOutcome::EmailTaken => Some(Taken::Email),
+                CommitOutcome::MemberTaken => Some(Taken::Member),
                 _ => return Ok(None),
             };
-            if let Some(rejection) = taken {
-                if rejection == Rejection::FamilyEmailInUse {
-                    for event in step.audit_if_email_taken {
-                        self.audit(event);
+            if let Some(taken) = taken {
+                return Ok(match step.on_taken(taken) {
+                    OnTaken::DecideAgain => None,
+                    OnTaken::Refuse { rejection, audit } => {
+                        for event in audit {
+                            self.audit(event);
+                        }
+                        Some(Err(rejection.into()))
                     }
-                }
-                return Ok(Some(Err(rejection.into())));
+                });
             }
         }
         dispatch.deliver_committed(queued).await;
