@@ -427,16 +427,6 @@ crate::domain::text_conversions! { EmailAddress, EmailError;
     Into<String> |value| value.for_sending;
 }
 
-/// Characters that must not hide inside an address: everything invisible
-/// ([`normalize::is_invisible`]: UTS-46 would silently drop some of them from the
-/// domain, and bidi controls can make a displayed address lie), variation selectors,
-/// and the unassigned code points of the blocks those live in.
-fn is_invisible(c: char) -> bool {
-    normalize::is_invisible(c)
-        || normalize::is_variation_selector(c)
-        || matches!(c, '\u{2065}' | '\u{FFF0}'..='\u{FFF8}' | '\u{E0000}'..='\u{E0FFF}')
-}
-
 /// Rejects characters that make the input something other than a bare address
 /// (DOM-17), most specific reason first.
 fn check_forbidden_chars(s: &str) -> Result<(), EmailError> {
@@ -452,7 +442,9 @@ fn check_forbidden_chars(s: &str) -> Result<(), EmailError> {
     if s.chars().any(char::is_whitespace) {
         return Err(EmailError::Whitespace);
     }
-    if s.chars().any(|c| c.is_control() || is_invisible(c)) {
+    if s.chars()
+        .any(|c| c.is_control() || normalize::is_invisible(c))
+    {
         return Err(EmailError::ControlCharacter);
     }
     Ok(())

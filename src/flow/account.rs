@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::ends::Ends;
 use super::gate::{self, Gate, PasswordCheck};
-use super::link::{self, LinkStatus};
+use super::link::LinkStatus;
 use super::login::OtpConsumed;
 use super::registration::{Found, address_mail_hit};
 use super::step::{NewAccount, Step as Decision, Write};
@@ -29,7 +29,7 @@ use crate::model::{
     MemberRecord, SecurityStamp, Versioned,
 };
 use crate::password_hash::PasswordHashString;
-use crate::token::{EmailChangeLinkToken, TokenDigest};
+use crate::token::{EmailChangeLinkToken, MailedLink, TokenDigest};
 
 /// The confirmation link was mailed to the new address; waiting for it to come back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,14 +88,17 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> (AwaitingEmailConfirmation, EmailChangeLinkToken) {
-    let (token, link, expires_at) = link::issue(env.policy.email_change_link_ttl, env, rng);
-    let awaiting = AwaitingEmailConfirmation {
-        account,
-        new_email,
-        link,
-        expires_at,
-    };
-    (awaiting, token)
+    let (token, link) = EmailChangeLinkToken::issue(env.keys, rng);
+
+    (
+        AwaitingEmailConfirmation {
+            account,
+            new_email,
+            link,
+            expires_at: deadline(env.now, env.policy.email_change_link_ttl),
+        },
+        token,
+    )
 }
 
 impl EmailChangeState {

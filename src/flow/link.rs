@@ -1,14 +1,14 @@
 //! The mailed links three journeys wait on — link 1 and link 2 of 新規利用登録, the
-//! password-reset link and the address-change link — and what is common to them: a
-//! link is drawn with its deadline, a GET of its landing says what a POST would do
-//! without consuming anything (mail scanners follow links), and a POST consumes it and
-//! binds the flow to the browser that posted.
+//! password-reset link and the address-change link — and what is common to them: a GET
+//! of a link's landing says what a POST would do without consuming anything (mail
+//! scanners follow links), and a POST consumes it and binds the flow to the browser that
+//! posted.
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
-use super::{Env, deadline};
+use super::Env;
 use crate::error::Rejection;
-use crate::token::{FlowHandle, MailedLink, TokenDigest};
+use crate::token::{FlowHandle, TokenDigest};
 
 /// What a link's landing page (GET) may say, without consuming anything.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,17 +60,6 @@ impl LinkStatus {
             LinkStatus::Invalid => Err(Rejection::LinkInvalid),
         }
     }
-}
-
-/// A fresh link of kind `T` to mail, the digest its flow keeps, and the instant it stops
-/// working (`ttl` from now).
-pub(crate) fn issue<T: MailedLink, R: rand::CryptoRng + ?Sized>(
-    ttl: Duration,
-    env: Env<'_>,
-    rng: &mut R,
-) -> (T, TokenDigest, OffsetDateTime) {
-    let (token, digest) = T::issue(env.keys, rng);
-    (token, digest, deadline(env.now, ttl))
 }
 
 /// The POST of a link whose landing says `status`: what the member is told when it may

@@ -150,13 +150,16 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> (AwaitingResetLink, PasswordResetLinkToken) {
-    let (token, link, expires_at) = link::issue(env.policy.password_reset_link_ttl, env, rng);
-    let awaiting = AwaitingResetLink {
-        account,
-        link,
-        expires_at,
-    };
-    (awaiting, token)
+    let (token, link) = PasswordResetLinkToken::issue(env.keys, rng);
+
+    (
+        AwaitingResetLink {
+            account,
+            link,
+            expires_at: deadline(env.now, env.policy.password_reset_link_ttl),
+        },
+        token,
+    )
 }
 
 impl ResetState {

@@ -304,13 +304,16 @@ pub fn start<R: rand::CryptoRng + ?Sized>(
     env: Env<'_>,
     rng: &mut R,
 ) -> (AwaitingLinkOpen, RegistrationLinkToken) {
-    let (token, link, expires_at) = link::issue(env.policy.registration_link_ttl, env, rng);
-    let awaiting = AwaitingLinkOpen {
-        email,
-        link,
-        expires_at,
-    };
-    (awaiting, token)
+    let (token, link) = RegistrationLinkToken::issue(env.keys, rng);
+
+    (
+        AwaitingLinkOpen {
+            email,
+            link,
+            expires_at: deadline(env.now, env.policy.registration_link_ttl),
+        },
+        token,
+    )
 }
 
 impl RegistrationState {
