@@ -167,13 +167,15 @@ flow_index! { EmailChangeState;
 
 // ── The journeys of a logged-in member and of the insurer ─────────────────────────
 
-/// パスワード変更 before anything is checked: the active account whose password changes,
-/// or — for an account that is gone or no longer active — the answer every refusal of
-/// the current password gets, [`Rejection::CurrentPasswordIncorrect`].
+/// パスワード変更 before anything is checked: the account whose password changes, or —
+/// when it is gone — the answer every refusal of the current password gets,
+/// [`Rejection::CurrentPasswordIncorrect`]. An account that exists but is not active
+/// passes here and is refused by [`change_password`] after the same checks and the same
+/// Argon2 work as a wrong password, so its answer costs the same time.
 pub fn password_change_gate<'a>(
     held: AccountView<'a>,
 ) -> Result<&'a Versioned<Account>, Box<Decision<SecurityStamp>>> {
-    held.active()
+    held.account
         .ok_or_else(|| Box::new(Decision::reject(Rejection::CurrentPasswordIncorrect)))
 }
 
@@ -554,10 +556,11 @@ mod tests {
     use crate::policy::Policy;
     use time::Duration;
 
-    // SEC-41, SEC-47: only a member the roster lists as eligible gets credentials; one
-    // who has left (資格喪失) or is not listed is told so before anything is drawn.
+    // SEC-41, SEC-47: credentials are issued only to a member the roster lists as
+    // eligible; one who has left (資格喪失) or is not listed is told so before anything
+    // is drawn.
     #[test]
-    fn sec_41_only_an_eligible_member_is_provisioned() {
+    fn sec_47_only_an_eligible_member_is_provisioned() {
         let record = |eligible| {
             MemberRecord::new(
                 MemberId::new("M1"),

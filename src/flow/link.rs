@@ -1,8 +1,10 @@
 //! The mailed links three journeys wait on — link 1 and link 2 of 新規利用登録, the
 //! password-reset link and the address-change link — and what is common to them: a GET
 //! of a link's landing says what a POST would do without consuming anything (mail
-//! scanners follow links), and a POST consumes it and binds the flow to the browser that
-//! posted.
+//! scanners follow links) — [`LinkStatus`] — and a POST may consume it only when that
+//! status is valid. Link 1 and the reset link then bind the flow to the browser that
+//! posted (`open`); link 2 and the address-change link need more than the link (the
+//! 認証キー, the session) and check their status themselves.
 
 use time::OffsetDateTime;
 

@@ -267,6 +267,7 @@ pub enum Taken {
 
 /// What a step whose commit found a unique value taken comes to ([`Step::on_taken`]).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum OnTaken {
     /// Nothing was written: decide again from a fresh read.
     DecideAgain,
