@@ -1261,14 +1261,23 @@ pub fn provisioned_still_valid(
 /// no longer holds (then [`complete`] refuses anyway).
 pub fn temporary_to_differ_from<'a>(
     ready: &AwaitingCredentials,
-    provisioned: Option<&'a Account>,
+    provisioned: Option<&'a Versioned<Account>>,
     now: OffsetDateTime,
 ) -> Option<&'a PasswordHashString> {
-    let id = ready.proof.provisioned_account()?;
-    provisioned
-        .filter(|a| a.id == *id)
-        .filter(|a| provisioned_still_valid(a, ready.proof.provisioned_stamp(), now))
-        .map(|a| &a.password_hash)
+    proven_provisioned(&ready.proof, provisioned, now).map(|a| &a.value.password_hash)
+}
+
+/// The provisioned account the R2' `proof` still holds for: the account it names, with
+/// the stamp it saw, its temporary password unexpired (SEC-41).
+fn proven_provisioned<'a>(
+    proof: &RegistrationProof,
+    provisioned: Option<&'a Versioned<Account>>,
+    now: OffsetDateTime,
+) -> Option<&'a Versioned<Account>> {
+    let id = proof.provisioned_account()?;
+    provisioned.filter(|a| {
+        a.value.id == *id && provisioned_still_valid(&a.value, proof.provisioned_stamp(), now)
+    })
 }
 
 /// SEC-41: the temporary password cannot become the long-term one. `is_temporary` is
@@ -1364,16 +1373,11 @@ pub fn complete<R: rand::CryptoRng + ?Sized>(
     let proof = &ready.proof;
     let provisioned = match proof.provisioned_account() {
         None => None,
-        Some(id) => match provisioned {
-            Some(a)
-                if a.value.id == *id
-                    && provisioned_still_valid(&a.value, proof.provisioned_stamp(), now) =>
-            {
-                Some(a)
-            }
+        Some(_) => match proven_provisioned(proof, provisioned, now) {
+            Some(a) => Some(a),
             // SEC-41: a re-issue (new temporary password), a disable or the temporary
             // password's expiry since R2' revokes this flow's proof.
-            _ => return Decision::reject(Rejection::WrongStep),
+            None => return Decision::reject(Rejection::WrongStep),
         },
     };
     let account = Account {
@@ -1442,7 +1446,7 @@ mod chosen_tests {
     use crate::domain::{EmailAddress, LoginId, Password, PasswordContext, PasswordRules};
     use crate::error::Rejection;
     use crate::flow::account::check_confirmation;
-    use crate::model::{AccountId, AccountStatus, MemberId, SecurityStamp};
+    use crate::model::{AccountId, AccountStatus, MemberId, SecurityStamp, Version, Versioned};
     use crate::password_hash::PasswordHashString;
     use crate::token::TokenDigest;
 
@@ -1539,11 +1543,14 @@ mod chosen_tests {
             handle: TokenDigest::from_bytes([7; 32]),
             expires_at: until,
         };
-        let live = provisioned(&id, &stamp, until);
+        let live = Versioned {
+            version: Version::FIRST,
+            value: provisioned(&id, &stamp, until),
+        };
         let held = ready(&id, &stamp);
         assert_eq!(
             temporary_to_differ_from(&held, Some(&live), now),
-            Some(&live.password_hash)
+            Some(&live.value.password_hash)
         );
         let reissued = ready(&id, &SecurityStamp::generate(&mut rng));
         for (ready, account, at) in [

@@ -144,11 +144,10 @@ impl Portal {
                         Ok(a) => a,
                         Err(stop) => return Ok(*stop),
                     };
-                    let account = Some(a);
                     // The new password is checked first, so a typo in it costs no attempt.
                     self.check_account_password(&a.value, new, confirmation)
                         .await?;
-                    let current = self.check_password_hash(account, current, cache).await?;
+                    let current = self.check_password_hash(Some(a), current, cache).await?;
                     let new_hash = self.hash_once(new, hashed).await?;
                     let mut rng = Self::rng();
                     Ok(account_flow::change_password(

@@ -329,11 +329,8 @@ impl Portal {
                             .await?
                     }
                 };
-                let temporary = registration::temporary_to_differ_from(
-                    ready,
-                    provisioned.as_ref().map(|a| &a.value),
-                    env.now,
-                );
+                let temporary =
+                    registration::temporary_to_differ_from(ready, provisioned.as_ref(), env.now);
                 let is_temporary = match temporary {
                     None => false,
                     Some(stored) => matches!(
